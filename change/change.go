@@ -1,0 +1,148 @@
+// Package change defines what flows between meshd's stages: the typed leaf
+// changes and discrete events that sources hand to the merge core, and the
+// batches of really-changed leaves the merge core hands to sinks. Sources
+// and sinks import this package and never each other.
+package change
+
+import (
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+)
+
+// Source says where a value came from. Its rank decides which value wins
+// for a leaf that more than one source feeds.
+type Source uint8
+
+// The sources, in no particular order; see Rank for precedence.
+const (
+	SourceUnknown Source = iota
+	SourceGNMI           // the router's own gNMI telemetry
+	SourceBMP            // derived from the router's BMP stream
+	SourceProbe          // the on-box keepalive probe
+	SourceMeshd          // computed by meshd itself (the verdict)
+)
+
+var sourceNames = [...]string{"unknown", "gnmi", "bmp", "probe", "meshd"}
+
+func (s Source) String() string {
+	if int(s) < len(sourceNames) {
+		return sourceNames[s]
+	}
+	return "unknown"
+}
+
+// Rank orders sources for one leaf: a higher rank overrides a lower one
+// while its session is live. A router's own gNMI value is authoritative;
+// the probe only writes its own paths; BMP-derived values fill in for
+// routers (or leaves) that gNMI does not cover.
+func (s Source) Rank() int {
+	switch s {
+	case SourceGNMI:
+		return 3
+	case SourceProbe, SourceMeshd:
+		return 2
+	case SourceBMP:
+		return 1
+	}
+	return 0
+}
+
+// Change is one leaf (or, with a nil Value, one subtree to delete) for one
+// router. Path is a schema path without target: an OpenConfig path such as
+// /network-instances/network-instance[name=default]/.../state/session-state,
+// or a meshd model path under /meshd.
+type Change struct {
+	Router string
+	Path   *gpb.Path
+	Value  *gpb.TypedValue // nil deletes Path and everything below it
+	Time   time.Time
+	Source Source
+}
+
+// Update is a leaf whose value really changed in the merged state, as
+// published to sinks. A nil Value means the leaf was deleted.
+type Update struct {
+	Router string
+	Path   *gpb.Path
+	Key    string // canonical string form of Path, see PathKey
+	Value  *gpb.TypedValue
+	Time   time.Time
+	Source Source
+}
+
+// Batch is what a sink receives: the updates of one Apply call and the
+// events emitted with it, in order.
+type Batch struct {
+	Updates []Update
+	Events  []Event
+}
+
+// EventKind names a discrete event. Kinds are a small fixed set so they can
+// be used as tags and metric labels.
+type EventKind string
+
+// Event kinds.
+const (
+	EventPeerUp       EventKind = "peer_up"
+	EventPeerDown     EventKind = "peer_down"
+	EventRoute        EventKind = "route"
+	EventOriginChange EventKind = "origin_change"
+	EventHopChange    EventKind = "hop_change"
+	EventMessage      EventKind = "bgp_message" // verbose OPEN/NOTIFICATION details
+	EventStats        EventKind = "bmp_stats"
+	EventProbeSample  EventKind = "probe_sample"
+	EventRouterUp     EventKind = "router_up"   // a BMP session was initiated
+	EventRouterDown   EventKind = "router_down" // a BMP session terminated or was lost
+)
+
+// Event is a discrete happening attributed to a router and, where it has
+// one, a neighbor. Fields carries the event's typed values (int64, uint64,
+// float64, string, bool); Route carries a route event's details without a
+// map allocation on the hot path.
+type Event struct {
+	Time            time.Time
+	Router          string
+	NetworkInstance string
+	Neighbor        string
+	Kind            EventKind
+	Source          Source
+	Fields          map[string]any
+	Route           *Route
+}
+
+// RouteAction says what happened to a route.
+type RouteAction uint8
+
+// Route actions.
+const (
+	Announce RouteAction = iota + 1
+	Withdraw
+)
+
+func (a RouteAction) String() string {
+	switch a {
+	case Announce:
+		return "announce"
+	case Withdraw:
+		return "withdraw"
+	}
+	return "unknown"
+}
+
+// Route is one route event from a RIB view.
+type Route struct {
+	Action           RouteAction
+	AfiSafi          string // e.g. IPV4_UNICAST, as OpenConfig names AFI-SAFIs
+	RIB              string // e.g. ADJ_RIB_IN_PRE, as the meshd model names RIB views
+	Prefix           string
+	PathID           uint32
+	OriginAS         uint32
+	ASPath           string
+	NextHop          string
+	MED              *uint32
+	LocalPref        *uint32
+	Communities      []string
+	ExtCommunities   map[string][]string
+	LargeCommunities []string
+}

@@ -1,0 +1,126 @@
+// Package testenv starts the real things meshd's integration tests talk to
+// (influxd, network namespaces, BGP speakers) and fails a test with a clear
+// message, never a silent skip, when one of them is missing.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Install is the command that puts every tool the tests need in place.
+const Install = "make tools (or: bash scripts/install-tools.sh)"
+
+// Binary finds a tool on PATH, in GOPATH/bin or in FRR's libexec folder and
+// fails the test naming the install command when it is not there.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := LookBinary(name)
+	if err != nil {
+		t.Fatalf("%v; install it with %s", err, Install)
+	}
+	return p
+}
+
+// LookBinary finds a tool like Binary, returning an error instead.
+func LookBinary(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	var dirs []string
+	if gp := goPath(); gp != "" {
+		dirs = append(dirs, filepath.Join(gp, "bin"))
+	}
+	dirs = append(dirs, "/usr/lib/frr", "/usr/sbin", "/sbin")
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found on PATH, in GOPATH/bin or /usr/lib/frr", name)
+}
+
+func goPath() string {
+	if gp := os.Getenv("GOPATH"); gp != "" {
+		return strings.Split(gp, string(os.PathListSeparator))[0]
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		return strings.TrimSpace(string(out))
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, "go")
+	}
+	return ""
+}
+
+// RequireRoot fails the test unless it runs as root, which namespaces,
+// veth links and raw sockets need.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test needs root (network namespaces, veth, raw sockets); run it as root, e.g. sudo make test")
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Run runs a command and fails the test with its output if it fails.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := Exec(name, args...)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return out
+}
+
+// Exec runs a command and returns its combined output, with the output in
+// the error when it fails.
+func Exec(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var buf bytes.Buffer
+	cmd.Stdout = &buf
+	cmd.Stderr = &buf
+	err := cmd.Run()
+	if err != nil {
+		return buf.String(), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, buf.String())
+	}
+	return buf.String(), nil
+}
+
+// WaitFor polls cond every 50 ms until it returns true or the timeout
+// passes, then fails the test with what.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
