@@ -76,6 +76,10 @@ type Update struct {
 type Batch struct {
 	Updates []Update
 	Events  []Event
+	// Lost counts the updates and events this consumer missed since its
+	// previous batch because its queue was full; a consumer that keeps a
+	// copy of the state resynchronises from the merge core's snapshot.
+	Lost uint64
 }
 
 // EventKind names a discrete event. Kinds are a small fixed set so they can

@@ -1,0 +1,254 @@
+package merge
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ondatra/gnmi/oc"
+
+	"github.com/meshd/meshd/change"
+	mygot "github.com/meshd/meshd/ygot"
+)
+
+func newCore(t testing.TB, opts ...Option) *Core {
+	t.Helper()
+	c, err := New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var t0 = time.Unix(1_700_000_000, 0)
+
+func ch(src change.Source, at time.Duration, p *gnmi.Path, v *gnmi.TypedValue) change.Change {
+	return change.Change{Router: "r1", Path: p, Value: v, Time: t0.Add(at), Source: src}
+}
+
+func TestApplyFillsOpenConfigTree(t *testing.T) {
+	c := newCore(t)
+	res := c.Apply([]change.Change{
+		ch(change.SourceBMP, 0, change.NeighborPath("default", "10.0.0.2", "state", "session-state"), change.String("ESTABLISHED")),
+		ch(change.SourceBMP, 0, change.NeighborPath("default", "10.0.0.2", "state", "peer-as"), change.Uint(42009012)),
+		ch(change.SourceProbe, 0, change.MeshdNeighborPath("default", "10.0.0.2", "probe", "state", "rtt-last"), change.Decimal(20123.456, 3)),
+	})
+	if res.Err != nil || res.Applied != 3 {
+		t.Fatalf("Apply = %+v", res)
+	}
+	ok := c.View("r1", func(o *oc.Root, m *mygot.Root) {
+		n := o.GetNetworkInstance("default").GetProtocol(oc.PolicyTypes_INSTALL_PROTOCOL_TYPE_BGP, "BGP").GetBgp().GetNeighbor("10.0.0.2")
+		if n.GetSessionState() != oc.Bgp_Neighbor_SessionState_ESTABLISHED {
+			t.Errorf("session-state = %v", n.GetSessionState())
+		}
+		if n.GetPeerAs() != 42009012 {
+			t.Errorf("peer-as = %d", n.GetPeerAs())
+		}
+		rtt := m.GetMeshd().GetNetworkInstance("default").GetNeighbor("10.0.0.2").GetProbe().GetRttLast()
+		if rtt != 20123.456 {
+			t.Errorf("rtt-last = %v", rtt)
+		}
+	})
+	if !ok {
+		t.Fatal("router r1 missing")
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	state := change.NeighborPath("default", "10.0.0.2", "state", "session-state")
+	tests := []struct {
+		name    string
+		first   change.Change
+		second  change.Change
+		release bool
+		want    string
+	}{
+		{"gnmi beats bmp", ch(change.SourceGNMI, 0, state, change.String("ESTABLISHED")), ch(change.SourceBMP, time.Second, state, change.String("IDLE")), false, "ESTABLISHED"},
+		{"bmp yields to gnmi", ch(change.SourceBMP, 0, state, change.String("IDLE")), ch(change.SourceGNMI, -time.Second, state, change.String("ESTABLISHED")), false, "ESTABLISHED"},
+		{"newer beats older", ch(change.SourceGNMI, 0, state, change.String("ACTIVE")), ch(change.SourceGNMI, time.Second, state, change.String("ESTABLISHED")), false, "ESTABLISHED"},
+		{"older loses", ch(change.SourceGNMI, time.Second, state, change.String("ACTIVE")), ch(change.SourceGNMI, 0, state, change.String("ESTABLISHED")), false, "ACTIVE"},
+		{"released gnmi yields to bmp", ch(change.SourceGNMI, 0, state, change.String("ESTABLISHED")), ch(change.SourceBMP, time.Second, state, change.String("IDLE")), true, "IDLE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCore(t, WithoutVerdict())
+			c.Apply([]change.Change{tc.first})
+			if tc.release {
+				c.ReleaseSource("r1", tc.first.Source)
+			}
+			c.Apply([]change.Change{tc.second})
+			v, _, _, ok := c.Leaf("r1", state)
+			if !ok || v.GetStringVal() != tc.want {
+				t.Fatalf("session-state = %v, want %s", v, tc.want)
+			}
+		})
+	}
+}
+
+func TestInvalidChangesAreCountedNotApplied(t *testing.T) {
+	c := newCore(t)
+	res := c.Apply([]change.Change{
+		ch(change.SourceGNMI, 0, change.MustPath("/network-instances/network-instance[name=default]/no-such-leaf"), change.String("x")),
+		ch(change.SourceGNMI, 0, change.NeighborPath("default", "10.0.0.2", "state", "peer-as"), change.String("not a number")),
+		{Path: change.NeighborPath("default", "10.0.0.2", "state", "peer-as"), Value: change.Uint(1)},
+	})
+	if res.Invalid != 3 || res.Applied != 0 {
+		t.Fatalf("Apply = %+v, want 3 invalid", res)
+	}
+	if !errors.Is(res.Err, ErrSchema) || !errors.Is(res.Err, ErrNoRouter) {
+		t.Fatalf("Err = %v, want ErrSchema and ErrNoRouter", res.Err)
+	}
+}
+
+func TestOnlyChangedLeavesArePublished(t *testing.T) {
+	c := newCore(t, WithoutVerdict())
+	sub := c.Subscribe("t", 16)
+	p := change.NeighborPath("default", "10.0.0.2", "state", "peer-as")
+	c.Apply([]change.Change{ch(change.SourceBMP, 0, p, change.Uint(65001))})
+	c.Apply([]change.Change{ch(change.SourceBMP, time.Second, p, change.Uint(65001))})
+	c.Apply([]change.Change{ch(change.SourceBMP, 2*time.Second, p, change.Uint(65002))})
+	var got []uint64
+	for len(got) < 2 {
+		b := <-sub.C()
+		for _, u := range b.Updates {
+			got = append(got, u.Value.GetUintVal())
+		}
+	}
+	select {
+	case b := <-sub.C():
+		t.Fatalf("unexpected extra batch %+v", b)
+	default:
+	}
+	if got[0] != 65001 || got[1] != 65002 {
+		t.Fatalf("published %v", got)
+	}
+}
+
+func TestDeleteNeighborRemovesSubtree(t *testing.T) {
+	c := newCore(t)
+	c.Apply([]change.Change{
+		ch(change.SourceGNMI, 0, change.NeighborPath("default", "10.0.0.2", "state", "session-state"), change.String("ESTABLISHED")),
+		ch(change.SourceGNMI, 0, change.NeighborPath("default", "10.0.0.3", "state", "session-state"), change.String("ESTABLISHED")),
+	})
+	sub := c.Subscribe("t", 16)
+	c.Apply([]change.Change{{Router: "r1", Path: change.NeighborPath("default", "10.0.0.2"), Time: t0.Add(time.Second), Source: change.SourceGNMI}})
+	b := <-sub.C()
+	deleted := 0
+	for _, u := range b.Updates {
+		if u.Value == nil {
+			deleted++
+		}
+	}
+	if deleted == 0 {
+		t.Fatalf("no deletes published: %+v", b.Updates)
+	}
+	c.View("r1", func(o *oc.Root, _ *mygot.Root) {
+		nb := o.GetNetworkInstance("default").GetProtocol(oc.PolicyTypes_INSTALL_PROTOCOL_TYPE_BGP, "BGP").GetBgp()
+		if nb.GetNeighbor("10.0.0.2") != nil {
+			t.Error("withdrawn neighbor still in the tree")
+		}
+		if nb.GetNeighbor("10.0.0.3") == nil {
+			t.Error("other neighbor was removed too")
+		}
+	})
+	for _, u := range c.Snapshot("r1") {
+		if ni, addr, _, ok := change.NeighborOf(u.Path); ok && ni == "default" && addr == "10.0.0.2" {
+			t.Errorf("leaf of deleted neighbor remains: %s", u.Key)
+		}
+	}
+}
+
+func TestSlowConsumerDoesNotBlockOthers(t *testing.T) {
+	c := newCore(t, WithoutVerdict())
+	slow := c.Subscribe("slow", 1)
+	fast := c.Subscribe("fast", 1024)
+	const n = 500
+	var wg sync.WaitGroup
+	got := 0
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for b := range fast.C() {
+			got += len(b.Updates)
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c.Apply([]change.Change{ch(change.SourceBMP, time.Duration(i), change.NeighborPath("default", "10.0.0.2", "state", "peer-as"), change.Uint(uint64(i+1)))})
+	}
+	fast.Close()
+	wg.Wait()
+	if got != n {
+		t.Errorf("fast consumer got %d updates, want %d", got, n)
+	}
+	if slow.Dropped() != n-1 {
+		t.Errorf("slow consumer dropped %d, want %d", slow.Dropped(), n-1)
+	}
+	<-slow.C()
+	c.Apply([]change.Change{ch(change.SourceBMP, time.Hour, change.NeighborPath("default", "10.0.0.2", "state", "peer-as"), change.Uint(7))})
+	if b := <-slow.C(); b.Lost != n-1 {
+		t.Errorf("Lost = %d, want %d", b.Lost, n-1)
+	}
+}
+
+func TestVerdict(t *testing.T) {
+	c := newCore(t)
+	health := change.MeshdNeighborPath("default", "10.0.0.2", "verdict", "state", "health")
+	c.Apply([]change.Change{ch(change.SourceBMP, 0, change.NeighborPath("default", "10.0.0.2", "state", "session-state"), change.String("ESTABLISHED"))})
+	if v, _, _, _ := c.Leaf("r1", health); v.GetStringVal() != "HEALTHY" {
+		t.Fatalf("health = %v, want HEALTHY", v)
+	}
+	c.Apply([]change.Change{ch(change.SourceBMP, time.Second, change.NeighborPath("default", "10.0.0.2", "state", "session-state"), change.String("IDLE"))})
+	if v, _, _, _ := c.Leaf("r1", health); v.GetStringVal() != "DOWN" {
+		t.Fatalf("health = %v, want DOWN", v)
+	}
+	c.Apply([]change.Change{
+		ch(change.SourceBMP, 2*time.Second, change.NeighborPath("default", "10.0.0.2", "state", "session-state"), change.String("ESTABLISHED")),
+		ch(change.SourceProbe, 2*time.Second, change.MeshdNeighborPath("default", "10.0.0.2", "probe", "state", "last-hop-change"), change.Uint(uint64(t0.Add(2*time.Second).UnixNano()))),
+	})
+	if v, _, _, _ := c.Leaf("r1", health); v.GetStringVal() != "DEGRADED" {
+		t.Fatalf("health = %v, want DEGRADED", v)
+	}
+	src, _, _, _ := c.Leaf("r1", change.MeshdNeighborPath("default", "10.0.0.2", "verdict", "state", "sources"))
+	if n := len(src.GetLeaflistVal().GetElement()); n != 2 {
+		t.Fatalf("sources = %v, want bmp and probe", src)
+	}
+}
+
+func TestConcurrentApply(t *testing.T) {
+	c := newCore(t)
+	sub := c.Subscribe("drain", 64)
+	go func() {
+		for range sub.C() {
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				c.Apply([]change.Change{{Router: "r1", Path: change.NeighborPath("default", "10.0.0.2", "state", "peer-as"), Value: change.Uint(uint64(i)), Time: t0.Add(time.Duration(i)), Source: change.SourceGNMI}})
+				_ = c.Snapshot("")
+				c.View("r1", func(*oc.Root, *mygot.Root) {})
+			}
+		}(w)
+	}
+	wg.Wait()
+	sub.Close()
+}
+
+func BenchmarkApply(b *testing.B) {
+	c := newCore(b, WithoutVerdict())
+	paths := make([]*gnmi.Path, 100)
+	for i := range paths {
+		paths[i] = change.NeighborPath("default", "10.0.0."+string(rune('0'+i%10))+string(rune('0'+i/10)), "state", "messages", "received", "UPDATE")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Apply([]change.Change{{Router: "r1", Path: paths[i%len(paths)], Value: change.Uint(uint64(i)), Time: t0.Add(time.Duration(i)), Source: change.SourceGNMI}})
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+}

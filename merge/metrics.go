@@ -1,0 +1,48 @@
+package merge
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	changes *prometheus.CounterVec
+	dropped *prometheus.CounterVec
+	leaves  prometheus.Gauge
+	routers prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshd_merge_changes_total",
+			Help: "Changes handed to the merge core, by what became of them.",
+		}, []string{"result"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshd_merge_dropped_total",
+			Help: "Updates and events a consumer missed because its queue was full.",
+		}, []string{"consumer"}),
+		leaves: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshd_merge_leaves",
+			Help: "Leaves held in the merged state.",
+		}),
+		routers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshd_merge_routers",
+			Help: "Routers held in the merged state.",
+		}),
+	}
+}
+
+func (m *metrics) register(reg prometheus.Registerer) {
+	reg.MustRegister(m.changes, m.dropped, m.leaves, m.routers)
+}
+
+func (m *metrics) observe(r *Result) {
+	add := func(label string, n int) {
+		if n > 0 {
+			m.changes.WithLabelValues(label).Add(float64(n))
+		}
+	}
+	add("applied", r.Applied)
+	add("unchanged", r.Unchanged)
+	add("outranked", r.Outranked)
+	add("stale", r.Stale)
+	add("invalid", r.Invalid)
+}

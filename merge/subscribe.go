@@ -1,0 +1,78 @@
+package merge
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/meshd/meshd/change"
+)
+
+// Subscription is one consumer's bounded queue of batches. When the queue
+// is full a batch is dropped and counted rather than blocking the core;
+// the next batch delivered carries the count in Lost.
+type Subscription struct {
+	name    string
+	ch      chan change.Batch
+	c       *Core
+	lost    atomic.Uint64 // since the last delivered batch
+	dropped atomic.Uint64 // in all
+	once    sync.Once
+}
+
+// Subscribe adds a consumer with a queue of depth batches.
+func (c *Core) Subscribe(name string, depth int) *Subscription {
+	if depth < 1 {
+		depth = 1
+	}
+	s := &Subscription{name: name, ch: make(chan change.Batch, depth), c: c}
+	c.subMu.Lock()
+	c.subs = append(c.subs, s)
+	c.subMu.Unlock()
+	return s
+}
+
+// C is the channel batches arrive on; it is closed by Close.
+func (s *Subscription) C() <-chan change.Batch { return s.ch }
+
+// Name is the consumer's name.
+func (s *Subscription) Name() string { return s.name }
+
+// Dropped is the number of updates and events this consumer has missed.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Close removes the consumer and closes its channel.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		s.c.subMu.Lock()
+		for i, o := range s.c.subs {
+			if o == s {
+				s.c.subs = append(s.c.subs[:i:i], s.c.subs[i+1:]...)
+				break
+			}
+		}
+		s.c.subMu.Unlock()
+		// Publishing happens under the core's write lock, so taking it
+		// here guarantees no send races the close.
+		s.c.mu.Lock()
+		close(s.ch)
+		s.c.mu.Unlock()
+	})
+}
+
+// publish runs under c.mu, which orders batches the same for everyone.
+func (c *Core) publish(b change.Batch) {
+	c.subMu.RLock()
+	defer c.subMu.RUnlock()
+	n := uint64(len(b.Updates) + len(b.Events))
+	for _, s := range c.subs {
+		b.Lost = s.lost.Load()
+		select {
+		case s.ch <- b:
+			s.lost.Store(0)
+		default:
+			s.lost.Add(n)
+			s.dropped.Add(n)
+			c.m.dropped.WithLabelValues(s.name).Add(float64(n))
+		}
+	}
+}

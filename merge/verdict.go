@@ -1,0 +1,151 @@
+package merge
+
+import (
+	"sort"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/change"
+)
+
+type nbrKey struct{ router, ni, addr string }
+
+// recentChange is how long a flap or a path change keeps a session
+// DEGRADED after it happened.
+const recentChange = 5 * time.Minute
+
+// lastSeenStep bounds how often last-seen leaves are rewritten, so a
+// steady stream of samples does not double the update rate.
+const lastSeenStep = 10 * time.Second
+
+// verdictLocked recomputes the joined verdict of every neighbor touched by
+// a batch and appends the verdict leaves that changed.
+func (c *Core) verdictLocked(touched map[nbrKey]bool, ups []change.Update) []change.Update {
+	if len(touched) == 0 {
+		return ups
+	}
+	keys := make([]nbrKey, 0, len(touched))
+	for k := range touched {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.router != b.router {
+			return a.router < b.router
+		}
+		if a.ni != b.ni {
+			return a.ni < b.ni
+		}
+		return a.addr < b.addr
+	})
+	for _, k := range keys {
+		r := c.routers[k.router]
+		if r == nil {
+			continue
+		}
+		ups = c.verdictOne(r, k, ups)
+	}
+	return ups
+}
+
+func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Update {
+	get := func(p *gnmi.Path) *leaf { return r.leaves[change.PathKey(p)] }
+	now := time.Time{}
+	seen := map[change.Source]time.Time{}
+	prefixes := []string{
+		change.PathKey(change.NeighborPath(k.ni, k.addr)) + "/",
+		change.PathKey(change.MeshdNeighborPath(k.ni, k.addr)) + "/",
+	}
+	verdictPrefix := change.PathKey(change.MeshdNeighborPath(k.ni, k.addr, "verdict"))
+	for key, l := range r.leaves {
+		if !hasAnyPrefix(key, prefixes) || hasAnyPrefix(key, []string{verdictPrefix}) {
+			continue
+		}
+		if l.ts.After(seen[l.src]) {
+			seen[l.src] = l.ts
+		}
+		if l.ts.After(now) {
+			now = l.ts
+		}
+	}
+	if len(seen) == 0 {
+		// The neighbor is gone: drop its verdict too.
+		ch := change.Change{Router: r.name, Path: change.MeshdNeighborPath(k.ni, k.addr), Time: time.Now(), Source: change.SourceMeshd}
+		var res Result
+		return c.deleteLocked(r, &ch, ups, &res)
+	}
+
+	health, reason := "UNKNOWN", "no session state reported yet"
+	if st := get(change.NeighborPath(k.ni, k.addr, "state", "session-state")); st != nil {
+		s := st.val.GetStringVal()
+		if s != "ESTABLISHED" {
+			health, reason = "DOWN", "session-state "+s
+			if rs := get(change.MeshdNeighborPath(k.ni, k.addr, "bmp", "state", "last-down-reason")); rs != nil && rs.ts.Before(st.ts.Add(time.Second)) == false {
+				reason += ": " + rs.val.GetStringVal()
+			}
+		} else {
+			health, reason = "HEALTHY", "established"
+			if hc := get(change.MeshdNeighborPath(k.ni, k.addr, "probe", "state", "last-hop-change")); hc != nil {
+				if at := time.Unix(0, int64(hc.val.GetUintVal())); now.Sub(at) < recentChange {
+					health, reason = "DEGRADED", "path (hop count) changed recently"
+				}
+			}
+			tr := get(change.NeighborPath(k.ni, k.addr, "state", "established-transitions"))
+			le := get(change.NeighborPath(k.ni, k.addr, "state", "last-established"))
+			if tr != nil && le != nil && tr.val.GetUintVal() > 1 {
+				if at := lastEstablished(le.val); now.Sub(at) < recentChange {
+					health, reason = "DEGRADED", "session flapped recently"
+				}
+			}
+		}
+	}
+	var srcs []string
+	for s := range seen {
+		srcs = append(srcs, s.String())
+	}
+	sort.Strings(srcs)
+
+	set := func(v *gnmi.TypedValue, elems ...string) {
+		p := change.MeshdNeighborPath(k.ni, k.addr, append([]string{"verdict", "state"}, elems...)...)
+		ch := change.Change{Router: r.name, Path: p, Value: v, Time: now, Source: change.SourceMeshd}
+		var res Result
+		ups, _ = c.setLocked(r, &ch, ups, &res)
+	}
+	set(change.String(health), "health")
+	set(change.String(reason), "reason")
+	set(change.StringList(srcs), "sources")
+	for src, name := range map[change.Source]string{change.SourceGNMI: "last-seen-gnmi", change.SourceBMP: "last-seen-bmp", change.SourceProbe: "last-seen-probe"} {
+		t, ok := seen[src]
+		if !ok {
+			continue
+		}
+		if cur := get(change.MeshdNeighborPath(k.ni, k.addr, "verdict", "state", name)); cur != nil {
+			if t.Sub(time.Unix(0, int64(cur.val.GetUintVal()))) < lastSeenStep {
+				continue
+			}
+		}
+		set(change.Uint(uint64(t.UnixNano())), name)
+	}
+	return ups
+}
+
+func hasAnyPrefix(s string, ps []string) bool {
+	for _, p := range ps {
+		if len(s) >= len(p) && s[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// lastEstablished reads OpenConfig's last-established, which devices send
+// in seconds or nanoseconds since the epoch (the model says ns; some
+// implementations send seconds).
+func lastEstablished(v *gnmi.TypedValue) time.Time {
+	u := v.GetUintVal()
+	if u < 1e12 {
+		return time.Unix(int64(u), 0)
+	}
+	return time.Unix(0, int64(u))
+}
