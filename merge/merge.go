@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ondatra/gnmi/oc"
 	"github.com/openconfig/ygot/ygot"
 	"github.com/openconfig/ygot/ytypes"
@@ -55,6 +56,25 @@ type router struct {
 	meshd    *mygot.Root
 	leaves   map[string]*leaf
 	released map[change.Source]bool
+	// nodes caches the Go structs (containers and list entries) already in
+	// the trees by the key of their path, so a change is set relative to its
+	// nearest known ancestor instead of being walked from the root: the walk
+	// through the OpenConfig schema costs ~100x the set itself.
+	nodes map[string]nodeRef
+	nbrs  map[nbrID]*nbrInfo
+}
+
+type nodeRef struct {
+	schema *yang.Entry
+	data   ygot.GoStruct
+}
+
+type nbrID struct{ ni, addr string }
+
+// nbrInfo keeps what the verdict needs without scanning the leaves.
+type nbrInfo struct {
+	leaves   int
+	lastSeen [8]time.Time // by change.Source
 }
 
 type leaf struct {
@@ -200,7 +220,8 @@ func appendErr(errs []error, err error) []error {
 func (c *Core) routerLocked(name string) *router {
 	r := c.routers[name]
 	if r == nil {
-		r = &router{name: name, oc: &oc.Root{}, meshd: &mygot.Root{}, leaves: map[string]*leaf{}, released: map[change.Source]bool{}}
+		r = &router{name: name, oc: &oc.Root{}, meshd: &mygot.Root{}, leaves: map[string]*leaf{},
+			released: map[change.Source]bool{}, nodes: map[string]nodeRef{}, nbrs: map[nbrID]*nbrInfo{}}
 		c.routers[name] = r
 	}
 	return r
@@ -226,7 +247,7 @@ func (c *Core) schemaFor(r *router, p *gnmi.Path) (*ytypes.Schema, ygot.GoStruct
 
 func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res *Result) ([]change.Update, error) {
 	p := normalise(ch.Path)
-	key := change.PathKey(p)
+	key, offs := keyOffsets(p)
 	cur := r.leaves[key]
 	if cur != nil {
 		if !r.outranks(ch.Source, cur) {
@@ -239,22 +260,99 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		}
 		if proto.Equal(cur.val, ch.Value) {
 			cur.ts, cur.src = ch.Time, ch.Source
+			r.seen(p, ch.Source, ch.Time, 0)
 			res.Unchanged++
 			return ups, nil
 		}
 	}
-	sch, root := c.schemaFor(r, p)
-	if err := ytypes.SetNode(sch.RootSchema(), root, p, ch.Value, &ytypes.InitMissingElements{}); err != nil {
+	if err := c.setNode(r, p, key, offs, ch.Value); err != nil {
 		res.Invalid++
 		return ups, fmt.Errorf("%w: %v", ErrSchema, err)
 	}
+	added := 0
 	if cur == nil {
 		cur = &leaf{path: p}
 		r.leaves[key] = cur
+		added = 1
 	}
+	r.seen(p, ch.Source, ch.Time, added)
 	cur.val, cur.ts, cur.src = ch.Value, ch.Time, ch.Source
 	res.Applied++
 	return append(ups, change.Update{Router: r.name, Path: p, Key: key, Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
+}
+
+// seen records a change for a neighbor's verdict bookkeeping.
+func (r *router) seen(p *gnmi.Path, src change.Source, at time.Time, added int) {
+	ni, addr, _, ok := change.NeighborOf(p)
+	if !ok {
+		return
+	}
+	id := nbrID{ni, addr}
+	n := r.nbrs[id]
+	if n == nil {
+		n = &nbrInfo{}
+		r.nbrs[id] = n
+	}
+	n.leaves += added
+	if src != change.SourceMeshd && int(src) < len(n.lastSeen) && at.After(n.lastSeen[src]) {
+		n.lastSeen[src] = at
+	}
+}
+
+// setNode sets a value in the router's tree, starting from the nearest
+// cached ancestor, and caches the leaf's nearest struct for next time.
+func (c *Core) setNode(r *router, p *gnmi.Path, key string, offs []int, v *gnmi.TypedValue) error {
+	elems := p.GetElem()
+	sch, root := c.schemaFor(r, p)
+	base := nodeRef{schema: sch.RootSchema(), data: root}
+	from := 0
+	for i := len(elems) - 1; i >= 1; i-- {
+		if n, ok := r.nodes[key[:offs[i-1]]]; ok {
+			base, from = n, i
+			break
+		}
+	}
+	rel := p
+	if from > 0 {
+		rel = &gnmi.Path{Elem: elems[from:]}
+	}
+	if err := ytypes.SetNode(base.schema, base.data, rel, v, &ytypes.InitMissingElements{}); err != nil {
+		return err
+	}
+	// Cache the deepest struct above the leaf that is not cached yet.
+	for j := len(elems) - 1; j > from; j-- {
+		nodes, err := ytypes.GetNode(base.schema, base.data, &gnmi.Path{Elem: elems[from:j]})
+		if err != nil || len(nodes) != 1 {
+			continue
+		}
+		gs, ok := nodes[0].Data.(ygot.GoStruct)
+		if !ok || nodes[0].Schema == nil {
+			continue
+		}
+		r.nodes[key[:offs[j-1]]] = nodeRef{schema: nodes[0].Schema, data: gs}
+		break
+	}
+	return nil
+}
+
+// keyOffsets returns the path's key and, for each element, the length of
+// the key of the path up to and including it: prefixes of the key are the
+// keys of the path's ancestors.
+func keyOffsets(p *gnmi.Path) (string, []int) {
+	elems := p.GetElem()
+	offs := make([]int, len(elems))
+	var b strings.Builder
+	b.Grow(160)
+	one := &gnmi.Path{Elem: make([]*gnmi.PathElem, 1)}
+	for i, e := range elems {
+		one.Elem[0] = e
+		b.WriteString(change.PathKey(one))
+		offs[i] = b.Len()
+	}
+	if b.Len() == 0 {
+		return "/", offs
+	}
+	return b.String(), offs
 }
 
 // deleteLocked removes every leaf at or below the change's path that the
@@ -276,9 +374,23 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 		gone = append(gone, k)
 	}
 	sort.Strings(gone)
+	if len(gone) > 0 || !kept {
+		for k := range r.nodes {
+			if k == key || strings.HasPrefix(k, key+"/") || key == "/" {
+				delete(r.nodes, k)
+			}
+		}
+	}
 	for _, k := range gone {
 		l := r.leaves[k]
 		delete(r.leaves, k)
+		if ni, addr, _, ok := change.NeighborOf(l.path); ok {
+			if n := r.nbrs[nbrID{ni, addr}]; n != nil {
+				if n.leaves--; n.leaves <= 0 {
+					delete(r.nbrs, nbrID{ni, addr})
+				}
+			}
+		}
 		sch, root := c.schemaFor(r, l.path)
 		_ = ytypes.DeleteNode(sch.RootSchema(), root, l.path)
 		res.Applied++

@@ -51,29 +51,23 @@ func (c *Core) verdictLocked(touched map[nbrKey]bool, ups []change.Update) []cha
 
 func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Update {
 	get := func(p *gnmi.Path) *leaf { return r.leaves[change.PathKey(p)] }
-	now := time.Time{}
-	seen := map[change.Source]time.Time{}
-	prefixes := []string{
-		change.PathKey(change.NeighborPath(k.ni, k.addr)) + "/",
-		change.PathKey(change.MeshdNeighborPath(k.ni, k.addr)) + "/",
-	}
-	verdictPrefix := change.PathKey(change.MeshdNeighborPath(k.ni, k.addr, "verdict"))
-	for key, l := range r.leaves {
-		if !hasAnyPrefix(key, prefixes) || hasAnyPrefix(key, []string{verdictPrefix}) {
-			continue
-		}
-		if l.ts.After(seen[l.src]) {
-			seen[l.src] = l.ts
-		}
-		if l.ts.After(now) {
-			now = l.ts
-		}
-	}
-	if len(seen) == 0 {
+	n := r.nbrs[nbrID{k.ni, k.addr}]
+	verdictOnly := n != nil && n.leaves <= countVerdictLeaves(r, k)
+	if n == nil || verdictOnly {
 		// The neighbor is gone: drop its verdict too.
-		ch := change.Change{Router: r.name, Path: change.MeshdNeighborPath(k.ni, k.addr), Time: time.Now(), Source: change.SourceMeshd}
+		ch := change.Change{Router: r.name, Path: change.MeshdNeighborPath(k.ni, k.addr, "verdict"), Time: time.Now(), Source: change.SourceMeshd}
 		var res Result
 		return c.deleteLocked(r, &ch, ups, &res)
+	}
+	var now time.Time
+	seen := map[change.Source]time.Time{}
+	for src, t := range n.lastSeen {
+		if !t.IsZero() {
+			seen[change.Source(src)] = t
+			if t.After(now) {
+				now = t
+			}
+		}
 	}
 
 	health, reason := "UNKNOWN", "no session state reported yet"
@@ -130,14 +124,19 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 	return ups
 }
 
-func hasAnyPrefix(s string, ps []string) bool {
-	for _, p := range ps {
-		if len(s) >= len(p) && s[:len(p)] == p {
-			return true
+// countVerdictLeaves counts the verdict's own leaves of a neighbor, so a
+// neighbor with nothing else left is seen as gone.
+func countVerdictLeaves(r *router, k nbrKey) int {
+	n := 0
+	for _, name := range verdictLeaves {
+		if r.leaves[change.PathKey(change.MeshdNeighborPath(k.ni, k.addr, "verdict", "state", name))] != nil {
+			n++
 		}
 	}
-	return false
+	return n
 }
+
+var verdictLeaves = []string{"health", "reason", "sources", "last-seen-gnmi", "last-seen-bmp", "last-seen-probe"}
 
 // lastEstablished reads OpenConfig's last-established, which devices send
 // in seconds or nanoseconds since the epoch (the model says ns; some

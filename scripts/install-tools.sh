@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs, at pinned versions, what meshd's lab and tests need on a machine
+# that has only Go and gcc. Idempotent: what is already there at the right
+# version is left alone, so a second run takes seconds.
+set -euo pipefail
+
+INFLUXDB_VERSION=v1.8.10
+GOBGP_VERSION=v4.8.0
+GOBIN=${GOBIN:-$(go env GOPATH)/bin}
+export GOBIN
+mkdir -p "$GOBIN"
+stamp_dir=${XDG_CACHE_HOME:-$HOME/.cache}/meshd-tools
+mkdir -p "$stamp_dir"
+
+log() { printf '[install-tools] %s\n' "$*"; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages: FRR (its package ships the BMP module, bgpd -M bmp),
+# iproute2 (namespaces, veth, tc netem), tcpdump and tshark for captures.
+debs=(frr iproute2 tcpdump tshark procps psmisc)
+missing=()
+for p in "${debs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "apt-get install ${missing[*]}"
+	as_root apt-get update -qq
+	# tshark asks whether non-root users may capture; answer for it.
+	echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# The frr service is not wanted: the lab and tests run their own bgpd.
+	as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now frr >/dev/null 2>&1 || true'
+else
+	log "Debian packages present: ${debs[*]}"
+fi
+
+go_tool() { # name version-stamp package@version...
+	local name=$1 stamp=$2
+	shift 2
+	if [ -x "$GOBIN/$name" ] && [ "$(cat "$stamp_dir/$name" 2>/dev/null)" = "$stamp" ]; then
+		log "$name $stamp present"
+		return
+	fi
+	log "go install $* (first time only)"
+	go install "$@"
+	echo "$stamp" >"$stamp_dir/$name"
+}
+
+go_tool gobgpd "$GOBGP_VERSION" "github.com/osrg/gobgp/v4/cmd/gobgpd@$GOBGP_VERSION" "github.com/osrg/gobgp/v4/cmd/gobgp@$GOBGP_VERSION"
+# influxd 1.8.10 speaks the v2 write API that influxdb-client-go/v2 uses;
+# building it takes about two minutes the first time.
+go_tool influxd "$INFLUXDB_VERSION" "github.com/influxdata/influxdb/cmd/influxd@$INFLUXDB_VERSION"
+
+for b in influxd gobgpd gobgp; do
+	[ -x "$GOBIN/$b" ] || { echo "install-tools: $b missing after install" >&2; exit 1; }
+done
+[ -x /usr/lib/frr/bgpd ] || { echo "install-tools: /usr/lib/frr/bgpd missing after install" >&2; exit 1; }
+log "ready: influxd gobgpd gobgp in $GOBIN; FRR in /usr/lib/frr"
