@@ -1,0 +1,202 @@
+package netlab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/meshd/meshd/internal/netns"
+)
+
+func (l *Lab) startInflux() error {
+	bin, err := l.bin("influxd")
+	if err != nil {
+		return fmt.Errorf("influxd: %w (install with make tools)", err)
+	}
+	dir := filepath.Join(l.State.Dir, "influxdb")
+	conf := filepath.Join(l.State.Dir, "influxdb.conf")
+	cfg := fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:8088"
+[meta]
+  dir = %q
+  logging-enabled = false
+[data]
+  dir = %q
+  wal-dir = %q
+  query-log-enabled = false
+[http]
+  bind-address = "%s:%d"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[logging]
+  level = "warn"
+`, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), MgmtAddr, InfluxPort)
+	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	if err := l.start("influxd", MgmtNS, bin, "run", "-config", conf); err != nil {
+		return err
+	}
+	l.State.Addrs["influxdb"] = fmt.Sprintf("http://%s:%d", MgmtAddr, InfluxPort)
+	return waitHTTP(MgmtNS, fmt.Sprintf("%s:%d", MgmtAddr, InfluxPort), "/ping", 30*time.Second)
+}
+
+// MeshdConfig is the config the lab gives meshd.
+func (l *Lab) MeshdConfig() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Written by 'meshd lab up'.
+log:
+  level: info
+http:
+  listen: "127.0.0.1:%d"
+bmp:
+  listen: ["%s:%d"]
+influxdb:
+  url: "http://%s:%d"
+  database: meshd
+  create-database: true
+  spool-dir: %q
+gnmi-server:
+  listen: "127.0.0.1:%d"
+`, HTTPPort, MgmtAddr, BMPPort, MgmtAddr, InfluxPort, filepath.Join(l.State.Dir, "spool"), GNMIPort)
+	return b.String()
+}
+
+func (l *Lab) startMeshd() error {
+	conf := filepath.Join(l.State.Dir, "meshd.yaml")
+	if err := os.WriteFile(conf, []byte(l.MeshdConfig()), 0o644); err != nil {
+		return err
+	}
+	bin := l.opts.Meshd
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	if err := l.start("meshd", MgmtNS, bin, "run", "-c", conf); err != nil {
+		return err
+	}
+	l.State.Addrs["meshd-http"] = fmt.Sprintf("127.0.0.1:%d", HTTPPort)
+	l.State.Addrs["gnmi"] = fmt.Sprintf("127.0.0.1:%d", GNMIPort)
+	if err := waitHTTP(MgmtNS, fmt.Sprintf("127.0.0.1:%d", HTTPPort), "/healthz", 30*time.Second); err != nil {
+		log, _ := os.ReadFile(filepath.Join(l.State.Dir, "meshd.log"))
+		return fmt.Errorf("%w; meshd's log:\n%s", err, log)
+	}
+	return nil
+}
+
+func (l *Lab) gobgpConfig(r Router) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[global.config]\n  as = %d\n  router-id = %q\n  port = 179\n\n", r.ASN, r.ID)
+	for _, p := range l.Topo.Peers(r) {
+		afi := "ipv4-unicast"
+		if p.PeerAddr.Is6() {
+			afi = "ipv6-unicast"
+		}
+		fmt.Fprintf(&b, `[[neighbors]]
+  [neighbors.config]
+    neighbor-address = %q
+    peer-as = %d
+  [neighbors.transport.config]
+    local-address = %q
+  [neighbors.timers.config]
+    hold-time = 9
+    keepalive-interval = 3
+    connect-retry = 1
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = %q
+
+`, p.PeerAddr, p.PeerASN, p.LocalAddr, afi)
+	}
+	fmt.Fprintf(&b, `[[bmp-servers]]
+  [bmp-servers.config]
+    address = %q
+    port = %d
+    route-monitoring-policy = "all"
+    statistics-timeout = 15
+    sys-name = %q
+`, MgmtAddr, BMPPort, r.Name)
+	return b.String()
+}
+
+func (l *Lab) startGobgpd(ctx context.Context, r Router) error {
+	bin, err := l.bin("gobgpd")
+	if err != nil {
+		return fmt.Errorf("gobgpd: %w (install with make tools)", err)
+	}
+	cli, err := l.bin("gobgp")
+	if err != nil {
+		return fmt.Errorf("gobgp: %w (install with make tools)", err)
+	}
+	conf := filepath.Join(l.State.Dir, r.Name+"-gobgpd.toml")
+	if err := os.WriteFile(conf, []byte(l.gobgpConfig(r)), 0o644); err != nil {
+		return err
+	}
+	api := fmt.Sprintf("127.0.0.1:%d", gobgpAPIPort)
+	if err := l.start(r.Name+"-gobgpd", r.NS, bin, "-f", conf, "-t", "toml", "-l", "warn", "-p",
+		"--api-hosts", api, "--pprof-disable", "--metrics-path", ""); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := nsRun(r.NS, cli, "-u", "127.0.0.1", "-p", fmt.Sprint(gobgpAPIPort), "global")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("gobgpd on %s did not answer its API: %w", r.Name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Each router originates an IPv4 and an IPv6 prefix of its own.
+	for _, args := range [][]string{
+		{"global", "rib", "add", fmt.Sprintf("10.200.%d.0/24", r.Index), "-a", "ipv4"},
+		{"global", "rib", "add", fmt.Sprintf("2001:db8:%x::/48", r.Index), "-a", "ipv6"},
+	} {
+		if err := nsRun(r.NS, cli, append([]string{"-u", "127.0.0.1", "-p", fmt.Sprint(gobgpAPIPort)}, args...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitHTTP polls an HTTP endpoint inside a namespace until it answers 2xx.
+func waitHTTP(ns, addr, path string, timeout time.Duration) error {
+	client := NSHTTPClient(ns)
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := client.Get("http://" + addr + path)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%s%s in %s did not answer within %v: %v", addr, path, ns, timeout, last)
+}
+
+// NSHTTPClient returns an HTTP client whose connections are made inside a
+// namespace.
+func NSHTTPClient(ns string) *http.Client {
+	return &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return netns.Dial(ctx, ns, addr)
+			},
+		},
+	}
+}

@@ -1,0 +1,310 @@
+package netlab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options configure a lab.
+type Options struct {
+	Routers int
+	Dir     string // state, configs and logs
+	// Meshd is the meshd binary to run in the management namespace.
+	Meshd string
+	// Bin finds a tool (gobgpd, gobgp, influxd, ...).
+	Bin func(name string) (string, error)
+	// Progress receives one line per step.
+	Progress io.Writer
+}
+
+// State is what Up leaves on disk so that Status, Fault and Down work from
+// another process, and Down works after a crash.
+type State struct {
+	Dir        string            `json:"dir"`
+	Routers    int               `json:"routers"`
+	Namespaces []string          `json:"namespaces"`
+	PIDs       map[string]int    `json:"pids"`
+	Addrs      map[string]string `json:"addrs"`
+}
+
+// Lab is a running lab.
+type Lab struct {
+	Topo  *Topology
+	State State
+	opts  Options
+}
+
+func (o *Options) progress(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}
+
+func run(name string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+func nsRun(ns string, name string, args ...string) error {
+	return run("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+// Up builds the lab and starts everything in it. On error, what was
+// built is torn down again.
+func Up(ctx context.Context, o Options) (l *Lab, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the namespace lab needs root (network namespaces, veth links): run it with sudo")
+	}
+	topo, err := NewTopology(o.Routers)
+	if err != nil {
+		return nil, err
+	}
+	if o.Dir == "" {
+		o.Dir = DefaultDir
+	}
+	if _, err := os.Stat(filepath.Join(o.Dir, stateFile)); err == nil {
+		return nil, fmt.Errorf("a lab is already up (state in %s): run 'meshd lab down' first", o.Dir)
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	l = &Lab{Topo: topo, opts: o, State: State{Dir: o.Dir, Routers: o.Routers, PIDs: map[string]int{}, Addrs: map[string]string{}}}
+	defer func() {
+		if err != nil {
+			_ = Down(o.Dir, o.Progress)
+		}
+	}()
+	// Remove leftovers of a crashed lab before building anew.
+	_ = cleanNamespaces()
+
+	o.progress("creating %d router namespaces and the management namespace", len(topo.Routers))
+	if err := l.addNS(MgmtNS); err != nil {
+		return l, err
+	}
+	if err := nsRun(MgmtNS, "ip", "link", "add", "br0", "type", "bridge"); err != nil {
+		return l, err
+	}
+	if err := nsRun(MgmtNS, "ip", "addr", "add", MgmtAddr+"/24", "dev", "br0"); err != nil {
+		return l, err
+	}
+	if err := nsRun(MgmtNS, "ip", "link", "set", "br0", "up"); err != nil {
+		return l, err
+	}
+	for _, r := range topo.Routers {
+		if err := l.addRouter(r); err != nil {
+			return l, err
+		}
+	}
+	o.progress("linking routers: %d veth links, IPv4 and IPv6", len(topo.Links))
+	for _, lk := range topo.Links {
+		if err := l.addLink(lk); err != nil {
+			return l, err
+		}
+	}
+	if err := l.save(); err != nil {
+		return l, err
+	}
+
+	o.progress("starting InfluxDB 1.8 in %s on %s:%d", MgmtNS, MgmtAddr, InfluxPort)
+	if err := l.startInflux(); err != nil {
+		return l, err
+	}
+	o.progress("starting meshd in %s (BMP %s:%d, gNMI target :%d, HTTP :%d)", MgmtNS, MgmtAddr, BMPPort, GNMIPort, HTTPPort)
+	if err := l.startMeshd(); err != nil {
+		return l, err
+	}
+	for _, r := range topo.Routers {
+		o.progress("starting %s on %s (AS %d)", r.Daemon, r.Name, r.ASN)
+		if err := l.startGobgpd(ctx, r); err != nil {
+			return l, err
+		}
+	}
+	return l, l.save()
+}
+
+func (l *Lab) addNS(name string) error {
+	if err := run("ip", "netns", "add", name); err != nil {
+		return err
+	}
+	l.State.Namespaces = append(l.State.Namespaces, name)
+	return nsRun(name, "ip", "link", "set", "lo", "up")
+}
+
+func (l *Lab) addRouter(r Router) error {
+	if err := l.addNS(r.NS); err != nil {
+		return err
+	}
+	// The management link: one end in the router, the other on br0.
+	rIf, mIf := "mgmt0", "m-"+r.Name
+	if err := run("ip", "link", "add", rIf, "netns", r.NS, "type", "veth", "peer", "name", mIf, "netns", MgmtNS); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{r.NS, "ip", "addr", "add", r.Mgmt + "/24", "dev", rIf},
+		{r.NS, "ip", "addr", "add", r.ID + "/32", "dev", "lo"},
+		{r.NS, "ip", "link", "set", rIf, "up"},
+		{MgmtNS, "ip", "link", "set", mIf, "master", "br0"},
+		{MgmtNS, "ip", "link", "set", mIf, "up"},
+		{r.NS, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		{r.NS, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
+	}
+	for _, s := range steps {
+		if err := nsRun(s[0], s[1], s[2:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Lab) addLink(lk Link) error {
+	a, b := l.Topo.Routers[lk.A-1], l.Topo.Routers[lk.B-1]
+	if err := run("ip", "link", "add", lk.AIf, "netns", a.NS, "type", "veth", "peer", "name", lk.BIf, "netns", b.NS); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{a.NS, "ip", "addr", "add", lk.A4.String() + "/30", "dev", lk.AIf},
+		{b.NS, "ip", "addr", "add", lk.B4.String() + "/30", "dev", lk.BIf},
+		{a.NS, "ip", "addr", "add", lk.A6.String() + "/64", "dev", lk.AIf, "nodad"},
+		{b.NS, "ip", "addr", "add", lk.B6.String() + "/64", "dev", lk.BIf, "nodad"},
+		{a.NS, "ip", "link", "set", lk.AIf, "up"},
+		{b.NS, "ip", "link", "set", lk.BIf, "up"},
+	}
+	for _, s := range steps {
+		if err := nsRun(s[0], s[1], s[2:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// start runs a daemon in a namespace, detached from the lab command so it
+// outlives it, with its output in the lab folder.
+func (l *Lab) start(key, ns, bin string, args ...string) error {
+	logf, err := os.OpenFile(filepath.Join(l.State.Dir, key+".log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", key, err)
+	}
+	l.State.PIDs[key] = cmd.Process.Pid
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
+
+func (l *Lab) bin(name string) (string, error) {
+	if l.opts.Bin != nil {
+		return l.opts.Bin(name)
+	}
+	return exec.LookPath(name)
+}
+
+func (l *Lab) save() error {
+	b, err := json.MarshalIndent(l.State, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(l.State.Dir, stateFile), b, 0o644)
+}
+
+// DefaultDir is where the lab keeps its state unless told otherwise.
+const DefaultDir = "/tmp/meshd-lab"
+
+const stateFile = "state.json"
+
+// Load reads the state of a running lab.
+func Load(dir string) (*Lab, error) {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, fmt.Errorf("no lab is up (%w)", err)
+	}
+	l := &Lab{}
+	if err := json.Unmarshal(b, &l.State); err != nil {
+		return nil, fmt.Errorf("lab state %s: %w", dir, err)
+	}
+	if l.Topo, err = NewTopology(l.State.Routers); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Down stops every process and removes every namespace and link the lab
+// made, using the state file when there is one and the name prefix when
+// there is not (after a crash).
+func Down(dir string, progress io.Writer) error {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	say := func(f string, a ...any) {
+		if progress != nil {
+			fmt.Fprintf(progress, f+"\n", a...)
+		}
+	}
+	if l, err := Load(dir); err == nil {
+		for key, pid := range l.State.PIDs {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = syscall.Kill(-pid, syscall.SIGTERM)
+				_ = p.Signal(syscall.SIGTERM)
+			}
+			say("stopped %s (pid %d)", key, pid)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	err := cleanNamespaces()
+	say("removed lab namespaces")
+	_ = os.Remove(filepath.Join(dir, stateFile))
+	return err
+}
+
+// cleanNamespaces kills what runs in every lab namespace and deletes them;
+// veth links go with their namespaces.
+func cleanNamespaces() error {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return fmt.Errorf("ip netns list: %w", err)
+	}
+	var errs []error
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], Prefix) {
+			continue
+		}
+		ns := f[0]
+		if pids, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, p := range strings.Fields(string(pids)) {
+				if pid, err := strconv.Atoi(p); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		if err := run("ip", "netns", "del", ns); err != nil {
+			errs = append(errs, err)
+			slog.Warn("lab down", slog.String("netns", ns), slog.Any("err", err))
+		}
+	}
+	return errors.Join(errs...)
+}

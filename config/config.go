@@ -1,0 +1,126 @@
+// Package config reads meshd's YAML configuration: ${ENV} expansion, strict
+// field names, defaults, and validation that names the field at fault, so a
+// wrong config stops meshd before anything starts.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// HTTP is the operator HTTP listener (/metrics, /healthz, /readyz).
+type HTTP struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log sets logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Merge tunes the merge core's consumer queues.
+type Merge struct {
+	// QueueDepth is the number of batches each sink may fall behind by
+	// before batches are dropped (and counted) for it.
+	QueueDepth int `yaml:"queue-depth"`
+}
+
+// Validate checks the section.
+func (h *HTTP) Validate() error {
+	if h.Listen == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
+		return fieldErr("http.listen", "%q is not host:port: %v", h.Listen, err)
+	}
+	return nil
+}
+
+// Validate checks the section.
+func (l *Log) Validate() error {
+	switch strings.ToLower(l.Level) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fieldErr("log.level", "%q: want debug, info, warn or error", l.Level)
+	}
+	switch strings.ToLower(l.Format) {
+	case "", "text", "json":
+	default:
+		return fieldErr("log.format", "%q: want text or json", l.Format)
+	}
+	return nil
+}
+
+// FieldError is a config error tied to one field.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// ExpandEnv replaces ${VAR} and ${VAR:-default} in text. A lone $ is left
+// alone (passwords contain them); a ${VAR} that is unset and has no
+// default is an error naming the variable and its line.
+func ExpandEnv(text []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var errs []error
+	out := envRef.ReplaceAllFunc(text, func(m []byte) []byte {
+		sub := envRef.FindSubmatch(m)
+		name := string(sub[1])
+		if v, ok := lookup(name); ok {
+			return []byte(v)
+		}
+		if sub[2] != nil {
+			return sub[3]
+		}
+		line := 1 + bytes.Count(text[:bytes.Index(text, m)], []byte("\n"))
+		errs = append(errs, fmt.Errorf("line %d: environment variable %s is not set (use ${%s:-default} for a default)", line, name, name))
+		return m
+	})
+	return out, errors.Join(errs...)
+}
+
+// decodeStrict decodes YAML into v, refusing unknown fields so a typo is
+// an error and not a silently ignored setting.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// readFile reads, expands and decodes a config file into v.
+func readFile(path string, v any) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	text, err := ExpandEnv(raw, os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := decodeStrict(text, v); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+// Package sessions renders the merged state as one row per BGP session,
+// the operator's table behind `meshd lab up`, `meshd status` and the
+// /api/sessions endpoint.
+package sessions
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/change"
+)
+
+// Row is one session as meshd sees it.
+type Row struct {
+	Router          string  `json:"router"`
+	NetworkInstance string  `json:"network_instance"`
+	Neighbor        string  `json:"neighbor"`
+	PeerAS          uint64  `json:"peer_as,omitempty"`
+	State           string  `json:"session_state,omitempty"`
+	Transitions     uint64  `json:"established_transitions,omitempty"`
+	RTTus           float64 `json:"rtt_us,omitempty"`
+	JitterUS        float64 `json:"jitter_us,omitempty"`
+	Hops            uint64  `json:"hops,omitempty"`
+	Losses          uint64  `json:"losses,omitempty"`
+	Prefixes        uint64  `json:"prefixes_received,omitempty"`
+	Health          string  `json:"health,omitempty"`
+	Reason          string  `json:"reason,omitempty"`
+	Sources         string  `json:"sources,omitempty"`
+}
+
+// Snapshotter is the part of the merge core the table reads.
+type Snapshotter interface {
+	Snapshot(router string) []change.Update
+}
+
+// Build turns a snapshot of leaves into rows, sorted.
+func Build(ups []change.Update) []Row {
+	type key struct{ r, ni, a string }
+	rows := map[key]*Row{}
+	for _, u := range ups {
+		ni, addr, rest, ok := change.NeighborOf(u.Path)
+		if !ok || len(rest) == 0 {
+			continue
+		}
+		k := key{u.Router, ni, addr}
+		row := rows[k]
+		if row == nil {
+			row = &Row{Router: u.Router, NetworkInstance: ni, Neighbor: addr}
+			rows[k] = row
+		}
+		apply(row, rest, u.Value)
+	}
+	out := make([]Row, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Router != b.Router {
+			return a.Router < b.Router
+		}
+		if a.NetworkInstance != b.NetworkInstance {
+			return a.NetworkInstance < b.NetworkInstance
+		}
+		return a.Neighbor < b.Neighbor
+	})
+	return out
+}
+
+func names(elems []*gnmi.PathElem) string {
+	s := make([]string, len(elems))
+	for i, e := range elems {
+		s[i] = e.GetName()
+	}
+	return strings.Join(s, "/")
+}
+
+func num(v *gnmi.TypedValue) float64 {
+	switch x := v.GetValue().(type) {
+	case *gnmi.TypedValue_UintVal:
+		return float64(x.UintVal)
+	case *gnmi.TypedValue_IntVal:
+		return float64(x.IntVal)
+	case *gnmi.TypedValue_DoubleVal:
+		return x.DoubleVal
+	case *gnmi.TypedValue_FloatVal:
+		return float64(x.FloatVal)
+	case *gnmi.TypedValue_DecimalVal:
+		d := float64(x.DecimalVal.GetDigits())
+		for i := uint32(0); i < x.DecimalVal.GetPrecision(); i++ {
+			d /= 10
+		}
+		return d
+	}
+	return 0
+}
+
+func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
+	switch p := names(rest); p {
+	case "state/peer-as":
+		r.PeerAS = uint64(num(v))
+	case "state/session-state":
+		r.State = v.GetStringVal()
+	case "state/established-transitions":
+		r.Transitions = uint64(num(v))
+	case "probe/state/rtt-last":
+		r.RTTus = num(v)
+	case "probe/state/jitter":
+		r.JitterUS = num(v)
+	case "probe/state/hops":
+		r.Hops = uint64(num(v))
+	case "probe/state/losses":
+		r.Losses = uint64(num(v))
+	case "verdict/state/health":
+		r.Health = v.GetStringVal()
+	case "verdict/state/reason":
+		r.Reason = v.GetStringVal()
+	case "verdict/state/sources":
+		var s []string
+		for _, e := range v.GetLeaflistVal().GetElement() {
+			s = append(s, e.GetStringVal())
+		}
+		r.Sources = strings.Join(s, ",")
+	default:
+		if strings.HasPrefix(p, "afi-safis/afi-safi/state/prefixes/received") {
+			r.Prefixes += uint64(num(v))
+		}
+	}
+}
+
+// WriteTable prints rows as an aligned text table.
+func WriteTable(w io.Writer, rows []Row) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTER\tNEIGHBOR\tPEER-AS\tSTATE\tFLAPS\tRTT(ms)\tJITTER(ms)\tHOPS\tLOSS\tPFX\tHEALTH\tSOURCES")
+	for _, r := range rows {
+		nb := r.Neighbor
+		if r.NetworkInstance != "default" {
+			nb = r.NetworkInstance + "/" + nb
+		}
+		rtt, jit, hops := "-", "-", "-"
+		if r.RTTus > 0 {
+			rtt = fmt.Sprintf("%.2f", r.RTTus/1000)
+			jit = fmt.Sprintf("%.2f", r.JitterUS/1000)
+		}
+		if r.Hops > 0 {
+			hops = fmt.Sprint(r.Hops)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Router, nb, r.PeerAS, r.State, r.Transitions, rtt, jit, hops, r.Losses, r.Prefixes, r.Health, r.Sources)
+	}
+	tw.Flush()
+}
+
+// Handler serves the rows as JSON.
+func Handler(s Snapshotter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rows := Build(s.Snapshot(r.URL.Query().Get("router")))
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(rows)
+	})
+}
