@@ -10,10 +10,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshd/meshd/internal/tools"
 )
 
 // Install is the command that puts every tool the tests need in place.
@@ -31,37 +32,7 @@ func Binary(t testing.TB, name string) string {
 }
 
 // LookBinary finds a tool like Binary, returning an error instead.
-func LookBinary(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	var dirs []string
-	if gp := goPath(); gp != "" {
-		dirs = append(dirs, filepath.Join(gp, "bin"))
-	}
-	dirs = append(dirs, "/usr/lib/frr", "/usr/sbin", "/sbin")
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found on PATH, in GOPATH/bin or /usr/lib/frr", name)
-}
-
-func goPath() string {
-	if gp := os.Getenv("GOPATH"); gp != "" {
-		return strings.Split(gp, string(os.PathListSeparator))[0]
-	}
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		return strings.TrimSpace(string(out))
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, "go")
-	}
-	return ""
-}
+func LookBinary(name string) (string, error) { return tools.Look(name) }
 
 // RequireRoot fails the test unless it runs as root, which namespaces,
 // veth links and raw sockets need.
