@@ -82,6 +82,7 @@ type leaf struct {
 	val  *gnmi.TypedValue
 	ts   time.Time
 	src  change.Source
+	set  setter // fast path for the next value, nil if none
 }
 
 // Option configures a Core.
@@ -265,13 +266,20 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			return ups, nil
 		}
 	}
-	if err := c.setNode(r, p, key, offs, ch.Value); err != nil {
-		res.Invalid++
-		return ups, fmt.Errorf("%w: %v", ErrSchema, err)
+	if cur == nil || cur.set == nil || !cur.set(ch.Value) {
+		set, err := c.setNode(r, p, key, offs, ch.Value)
+		if err != nil {
+			res.Invalid++
+			return ups, fmt.Errorf("%w: %v", ErrSchema, err)
+		}
+		if cur != nil {
+			cur.set = set
+		} else {
+			cur = &leaf{path: p, set: set}
+		}
 	}
 	added := 0
-	if cur == nil {
-		cur = &leaf{path: p}
+	if r.leaves[key] == nil {
 		r.leaves[key] = cur
 		added = 1
 	}
@@ -300,8 +308,9 @@ func (r *router) seen(p *gnmi.Path, src change.Source, at time.Time, added int) 
 }
 
 // setNode sets a value in the router's tree, starting from the nearest
-// cached ancestor, and caches the leaf's nearest struct for next time.
-func (c *Core) setNode(r *router, p *gnmi.Path, key string, offs []int, v *gnmi.TypedValue) error {
+// cached ancestor, caches the leaf's nearest struct for next time, and
+// returns a fast setter for the leaf when its type allows one.
+func (c *Core) setNode(r *router, p *gnmi.Path, key string, offs []int, v *gnmi.TypedValue) (setter, error) {
 	elems := p.GetElem()
 	sch, root := c.schemaFor(r, p)
 	base := nodeRef{schema: sch.RootSchema(), data: root}
@@ -317,8 +326,9 @@ func (c *Core) setNode(r *router, p *gnmi.Path, key string, offs []int, v *gnmi.
 		rel = &gnmi.Path{Elem: elems[from:]}
 	}
 	if err := ytypes.SetNode(base.schema, base.data, rel, v, &ytypes.InitMissingElements{}); err != nil {
-		return err
+		return nil, err
 	}
+	parent, pfrom := base, from
 	// Cache the deepest struct above the leaf that is not cached yet.
 	for j := len(elems) - 1; j > from; j-- {
 		nodes, err := ytypes.GetNode(base.schema, base.data, &gnmi.Path{Elem: elems[from:j]})
@@ -329,10 +339,21 @@ func (c *Core) setNode(r *router, p *gnmi.Path, key string, offs []int, v *gnmi.
 		if !ok || nodes[0].Schema == nil {
 			continue
 		}
-		r.nodes[key[:offs[j-1]]] = nodeRef{schema: nodes[0].Schema, data: gs}
+		parent, pfrom = nodeRef{schema: nodes[0].Schema, data: gs}, j
+		r.nodes[key[:offs[j-1]]] = parent
 		break
 	}
-	return nil
+	if pfrom == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(elems)-pfrom)
+	for _, e := range elems[pfrom:] {
+		if len(e.GetKey()) > 0 {
+			return nil, nil
+		}
+		names = append(names, e.GetName())
+	}
+	return fieldSetter(parent.data, strings.Join(names, "/")), nil
 }
 
 // keyOffsets returns the path's key and, for each element, the length of
