@@ -14,7 +14,7 @@ import (
 
 	"github.com/meshd/meshd/clab/netlab"
 	"github.com/meshd/meshd/internal/sessions"
-	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/internal/tools"
 )
 
 func init() { register(newLabCmd) }
@@ -37,7 +37,7 @@ func newLabCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()
-			l, err := netlab.Up(ctx, netlab.Options{Routers: routers, Dir: dir, Bin: testenv.LookBinary, Progress: out})
+			l, err := netlab.Up(ctx, netlab.Options{Routers: routers, Dir: dir, Bin: tools.Look, Progress: out})
 			if err != nil {
 				return err
 			}
@@ -95,7 +95,7 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
 			if err != nil {
 				return err
 			}
-			l.SetBin(testenv.LookBinary)
+			l.SetBin(tools.Look)
 			arg := ""
 			if len(args) == 4 {
 				arg = args[3]
