@@ -20,7 +20,7 @@ as_root() {
 
 # Debian packages: FRR (its package ships the BMP module, bgpd -M bmp),
 # iproute2 (namespaces, veth, tc netem), tcpdump and tshark for captures.
-debs=(frr iproute2 tcpdump tshark procps psmisc)
+debs=(frr iproute2 ethtool tcpdump tshark procps psmisc)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
