@@ -25,6 +25,7 @@ type Check func() error
 // Server is the operator HTTP server.
 type Server struct {
 	srv *http.Server
+	mux *http.ServeMux
 	lis net.Listener
 
 	mu     sync.RWMutex
@@ -41,8 +42,12 @@ func New(g prometheus.Gatherer) *Server {
 	})
 	mux.HandleFunc("/readyz", s.readyz)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.mux = mux
 	return s
 }
+
+// Handle adds an endpoint; call it before Serve.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // AddCheck registers a readiness check under a name shown in /readyz.
 func (s *Server) AddCheck(name string, c Check) {

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/meshd/meshd/bmpbridge"
+	"github.com/meshd/meshd/config"
+	"github.com/meshd/meshd/gnmiclient"
+	"github.com/meshd/meshd/internal/ops"
+	"github.com/meshd/meshd/internal/sessions"
+	"github.com/meshd/meshd/merge"
+)
+
+func init() { register(newRunCmd) }
+
+func newRunCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run meshd: collect gNMI and BMP, merge, write to InfluxDB, serve gNMI",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			// The config's log settings apply unless given on the command line.
+			if !cmd.Flags().Changed("log-level") && !cmd.Flags().Changed("log-format") {
+				l, err := newLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
+				if err != nil {
+					return err
+				}
+				slog.SetDefault(l)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cfg)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "meshd.yaml", "config file")
+	return cmd
+}
+
+// component is a running part of meshd that stops when its context ends.
+type component struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// run builds every part the config asks for, checks that each can start
+// (listeners bound) before any runs, and runs them until ctx ends; then it
+// stops sources first and drains sinks last.
+func run(ctx context.Context, cfg *config.Config) error {
+	log := slog.Default()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	core, err := merge.New(merge.WithRegisterer(reg), merge.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	opsSrv := ops.New(reg)
+	opsSrv.Handle("/api/sessions", sessions.Handler(core))
+	if err := opsSrv.Listen(cfg.HTTP.Listen); err != nil {
+		return err
+	}
+
+	var sources, sinks []component
+
+	if len(cfg.GNMI.Targets) > 0 || cfg.GNMI.TargetsFile != "" {
+		gc, err := gnmiclient.New(cfg.GNMI, core, gnmiclient.WithLogger(log.With("part", "gnmi")), gnmiclient.WithRegisterer(reg))
+		if err != nil {
+			return err
+		}
+		sources = append(sources, component{"gnmi client", gc.Run})
+	}
+
+	if len(cfg.BMP.Listen) > 0 {
+		targets := make([]string, 0, len(cfg.GNMI.Targets))
+		for name := range cfg.GNMI.Targets {
+			targets = append(targets, name)
+		}
+		br, err := bmpbridge.New(core, bmpbridge.WithConfig(cfg.BMP), bmpbridge.WithLogger(log.With("part", "bmp")),
+			bmpbridge.WithRegisterer(reg), bmpbridge.WithTargets(targets...))
+		if err != nil {
+			return err
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if err := br.Listen(lctx); err != nil {
+			return err
+		}
+		sources = append(sources, component{"bmp listener", func(ctx context.Context) error {
+			<-ctx.Done()
+			cancel()
+			br.Close()
+			return nil
+		}})
+	}
+
+	sinkComps, err := buildSinks(ctx, cfg, core, reg, opsSrv)
+	if err != nil {
+		return err
+	}
+	sinks = append(sinks, sinkComps...)
+
+	log.Info("meshd running", slog.String("http", opsSrv.Addr()), slog.Int("sources", len(sources)), slog.Int("sinks", len(sinks)))
+	var errs []error
+	var mu sync.Mutex
+	fail := func(name string, err error) {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			mu.Unlock()
+		}
+	}
+	go func() { fail("http", opsSrv.Serve()) }()
+
+	// Sinks get their own context so they keep draining while sources stop.
+	sinkCtx, stopSinks := context.WithCancel(context.Background())
+	var sinkWG, srcWG sync.WaitGroup
+	for _, c := range sinks {
+		sinkWG.Add(1)
+		go func(c component) { defer sinkWG.Done(); fail(c.name, c.run(sinkCtx)) }(c)
+	}
+	srcCtx, stopSources := context.WithCancel(ctx)
+	for _, c := range sources {
+		srcWG.Add(1)
+		go func(c component) { defer srcWG.Done(); fail(c.name, c.run(srcCtx)) }(c)
+	}
+	<-ctx.Done()
+	log.Info("shutting down: stopping sources, then draining sinks")
+	stopSources()
+	srcWG.Wait()
+	stopSinks()
+	done := make(chan struct{})
+	go func() { sinkWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		errs = append(errs, errors.New("sinks did not drain within 30s"))
+	}
+	shCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = opsSrv.Shutdown(shCtx)
+	mu.Lock()
+	defer mu.Unlock()
+	return errors.Join(errs...)
+}

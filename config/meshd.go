@@ -1,0 +1,65 @@
+package config
+
+import (
+	"errors"
+
+	"github.com/meshd/meshd/bmpbridge"
+	"github.com/meshd/meshd/gnmiclient"
+)
+
+// Config is meshd's whole configuration. A part whose section is absent
+// (no bmp.listen, no influxdb.url, no gnmi-server.listen, no targets) is
+// not started.
+type Config struct {
+	Log   Log   `yaml:"log"`
+	HTTP  HTTP  `yaml:"http"`
+	Merge Merge `yaml:"merge"`
+	// The gNMI collector's keys (targets, targets-file, subscriptions,
+	// defaults) sit at the top level, as in gnmic's config.
+	GNMI         gnmiclient.Config `yaml:",inline"`
+	BMP          bmpbridge.Config  `yaml:"bmp"`
+	sinkSections `yaml:",inline"`
+}
+
+// Load reads a config file, expands ${ENV}, applies defaults and
+// validates it. Every problem found is reported, each naming its field.
+func Load(path string) (*Config, error) {
+	c := &Config{}
+	if err := readFile(path, c); err != nil {
+		return nil, err
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, errors.Join(errors.New("config "+path+":"), err)
+	}
+	return c, nil
+}
+
+// SetDefaults fills in what the file leaves out.
+func (c *Config) SetDefaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = "127.0.0.1:9100"
+	}
+	if c.Merge.QueueDepth == 0 {
+		c.Merge.QueueDepth = 4096
+	}
+	c.GNMI.SetDefaults()
+	c.BMP.SetDefaults()
+	c.sinkSections.setDefaults()
+}
+
+// Validate checks every section.
+func (c *Config) Validate() error {
+	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate()}
+	if c.Merge.QueueDepth < 1 {
+		errs = append(errs, fieldErr("merge.queue-depth", "must be >= 1"))
+	}
+	errs = append(errs, c.sinkSections.validate()...)
+	return errors.Join(errs...)
+}
