@@ -1,0 +1,258 @@
+// Package bmpbridge is meshd's BMP listener: it accepts BMP sessions from
+// routers, decodes them, and feeds the merge core with neighbor state,
+// counters and route events.
+package bmpbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/merge"
+)
+
+// Sink is what the bridge needs of the merge core; *merge.Core has it.
+type Sink interface {
+	Apply(changes []change.Change, events ...change.Event) merge.Result
+	Emit(events ...change.Event)
+	ReleaseSource(router string, src change.Source)
+}
+
+// Option configures a Bridge.
+type Option func(*Bridge)
+
+// WithConfig sets the configuration (defaults fill what is unset).
+func WithConfig(c Config) Option { return func(b *Bridge) { b.cfg = c } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(b *Bridge) { b.log = l } }
+
+// WithRegisterer registers the bridge's metrics.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(b *Bridge) { b.reg = reg } }
+
+// WithTargets names the routers meshd knows (gNMI target names), so a BMP
+// session whose sysName or address equals one is given that name.
+func WithTargets(names ...string) Option {
+	return func(b *Bridge) {
+		for _, n := range names {
+			b.targets[n] = true
+		}
+	}
+}
+
+// Bridge accepts BMP sessions and feeds a Sink.
+type Bridge struct {
+	cfg     Config
+	core    Sink
+	log     *slog.Logger
+	reg     prometheus.Registerer
+	m       *metrics
+	targets map[string]bool
+	alias   map[string]string // sysName or address -> router name
+
+	mu      sync.Mutex
+	routers map[string]*routerState
+	active  int
+	lns     []net.Listener
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+	closed  bool
+
+	routeTotal atomic.Int64
+}
+
+// New returns a bridge feeding core.
+func New(core Sink, opts ...Option) (*Bridge, error) {
+	if core == nil {
+		return nil, errors.New("bmpbridge: nil sink")
+	}
+	b := &Bridge{core: core, log: slog.Default(), targets: map[string]bool{}, alias: map[string]string{},
+		routers: map[string]*routerState{}, conns: map[net.Conn]struct{}{}, m: newMetrics()}
+	for _, o := range opts {
+		o(b)
+	}
+	b.cfg.SetDefaults()
+	if err := b.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	for name, as := range b.cfg.Aliases {
+		for _, a := range as {
+			b.alias[a] = name
+		}
+	}
+	if b.reg != nil {
+		b.m.register(b.reg)
+	}
+	b.log = b.log.With(slog.String("component", "bmp"))
+	return b, nil
+}
+
+// Listen opens every configured listen address and serves them until ctx
+// ends or Close is called. It returns once the listeners are open.
+func (b *Bridge) Listen(ctx context.Context) error {
+	var lc net.ListenConfig
+	for _, addr := range b.cfg.Listen {
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			b.Close()
+			return fmt.Errorf("bmp.listen %s: %w", addr, err)
+		}
+		go func() { _ = b.Serve(ctx, ln) }()
+	}
+	return nil
+}
+
+// Serve accepts BMP sessions on ln until ctx ends or Close is called.
+func (b *Bridge) Serve(ctx context.Context, ln net.Listener) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	b.lns = append(b.lns, ln)
+	b.mu.Unlock()
+	b.log.Info("listening", slog.String("address", ln.Addr().String()))
+	stop := context.AfterFunc(ctx, func() { b.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		if b.cfg.MaxRouters > 0 && b.active >= b.cfg.MaxRouters {
+			b.mu.Unlock()
+			b.m.accepted.WithLabelValues("rejected").Inc()
+			b.m.errors.WithLabelValues("too_many_routers").Inc()
+			b.log.Warn("refusing BMP session: max-routers reached", slog.String("address", c.RemoteAddr().String()), slog.Int("max_routers", b.cfg.MaxRouters))
+			c.Close()
+			continue
+		}
+		b.active++
+		b.conns[c] = struct{}{}
+		b.wg.Add(1)
+		b.mu.Unlock()
+		b.m.accepted.WithLabelValues("accepted").Inc()
+		b.m.sessions.Inc()
+		go func() {
+			defer b.wg.Done()
+			b.serveConn(ctx, c)
+			b.mu.Lock()
+			b.active--
+			delete(b.conns, c)
+			b.mu.Unlock()
+			b.m.sessions.Dec()
+		}()
+	}
+}
+
+// Addrs returns the addresses the bridge listens on.
+func (b *Bridge) Addrs() []net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]net.Addr, 0, len(b.lns))
+	for _, ln := range b.lns {
+		out = append(out, ln.Addr())
+	}
+	return out
+}
+
+// Close stops the listeners, ends every session and waits for them.
+func (b *Bridge) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		b.wg.Wait()
+		return nil
+	}
+	b.closed = true
+	for _, ln := range b.lns {
+		ln.Close()
+	}
+	for c := range b.conns {
+		c.Close()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+	return nil
+}
+
+// routerName resolves a BMP session's router name: an alias of its
+// sysName or address, a known target named like either, else the sysName,
+// else the address.
+func (b *Bridge) routerName(sysName, addr string) string {
+	if n, ok := b.alias[sysName]; ok && sysName != "" {
+		return n
+	}
+	if n, ok := b.alias[addr]; ok {
+		return n
+	}
+	if b.targets[sysName] && sysName != "" {
+		return sysName
+	}
+	if b.targets[addr] {
+		return addr
+	}
+	if sysName != "" {
+		return sysName
+	}
+	return addr
+}
+
+func (b *Bridge) router(name string) *routerState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.routers[name]
+	if r == nil {
+		r = newRouterState(name)
+		b.routers[name] = r
+	}
+	return r
+}
+
+// RouteCount returns the routes held for a router in one RIB view of one
+// neighbor (all views when view is ""), for tests and diagnostics.
+func (b *Bridge) RouteCount(router, ni, neighbor, view string) int {
+	b.mu.Lock()
+	r := b.routers[router]
+	b.mu.Unlock()
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.peers {
+		if p.ni != ni || p.addr != neighbor {
+			continue
+		}
+		for v, vs := range p.views {
+			if view == "" || v == view {
+				n += vs.t.Len()
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,249 @@
+//go:build integration
+
+package bmpbridge_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshd/meshd/bmpbridge"
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/merge"
+)
+
+var hostNetSeq atomic.Uint32
+
+// hostNet returns a /30 for a veth between the test process and a
+// namespace: the host address, the namespace address (both CIDR) and the
+// bare host IP.
+func hostNet() (host, ns, hostIP string) {
+	n := hostNetSeq.Add(1)
+	b := (os.Getpid()%60)*4 + int(n%4)
+	hostIP = fmt.Sprintf("100.127.%d.%d", b, 1)
+	return hostIP + "/30", fmt.Sprintf("100.127.%d.%d/30", b, 2), hostIP
+}
+
+// harness is a merge core with a bridge listening where a namespace can
+// reach it, recording every event the core publishes.
+type harness struct {
+	core   *merge.Core
+	bridge *bmpbridge.Bridge
+	ip     string
+	port   int
+	mu     sync.Mutex
+	events []change.Event
+}
+
+func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness {
+	t.Helper()
+	hostCIDR, nsCIDR, hostIP := hostNet()
+	testenv.HostVeth(t, ns, hostCIDR, nsCIDR)
+	core, err := merge.New(merge.WithRegisterer(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bmpbridge.New(core, bmpbridge.WithConfig(cfg), bmpbridge.WithRegisterer(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(hostIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{core: core, bridge: b, ip: hostIP, port: ln.Addr().(*net.TCPAddr).Port}
+	sub := core.Subscribe("test", 4096)
+	go func() {
+		for batch := range sub.C() {
+			h.mu.Lock()
+			h.events = append(h.events, batch.Events...)
+			h.mu.Unlock()
+		}
+	}()
+	go func() { _ = b.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); b.Close(); sub.Close() })
+	return h
+}
+
+// value returns a leaf's value as text, or "" when it is not set.
+func (h *harness) value(router string, path string) string {
+	v, _, _, ok := h.core.Leaf(router, change.MustPath(path))
+	if !ok || v == nil {
+		return ""
+	}
+	if b, ok := v.GetValue().(*gpb.TypedValue_BoolVal); ok {
+		return fmt.Sprint(b.BoolVal)
+	}
+	if s := v.GetStringVal(); s != "" {
+		return s
+	}
+	if v.GetLeaflistVal() != nil {
+		var out []string
+		for _, e := range v.GetLeaflistVal().GetElement() {
+			out = append(out, e.GetStringVal())
+		}
+		return strings.Join(out, ",")
+	}
+	return fmt.Sprint(v.GetUintVal() + uint64(v.GetIntVal()))
+}
+
+func (h *harness) countEvents(kind change.EventKind, match func(change.Event) bool) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, e := range h.events {
+		if e.Kind == kind && (match == nil || match(e)) {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *harness) dumpRoutes() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	for _, e := range h.events {
+		fmt.Fprintf(&b, "%s %v\n", e.Kind, e.Fields)
+		if e.Route != nil {
+			fmt.Fprintf(&b, "%s %s/%s %+v\n", e.Router, e.NetworkInstance, e.Neighbor, *e.Route)
+		}
+	}
+	return b.String()
+}
+
+func nbr(ni, addr, leaf string) string {
+	return fmt.Sprintf("/network-instances/network-instance[name=%s]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=%s]/%s", ni, addr, leaf)
+}
+
+func gobgpdConf(as uint32, id, peer string, peerAS uint32, bmpHost string, bmpPort int, sysName string) string {
+	c := fmt.Sprintf(`[global.config]
+  as = %d
+  router-id = %q
+  local-address-list = [%q]
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = %q
+    peer-as = %d
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 9
+    keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+`, as, id, id, peer, peerAS)
+	if bmpHost != "" {
+		c += fmt.Sprintf(`
+[[bmp-servers]]
+  [bmp-servers.config]
+    address = %q
+    port = %d
+    route-monitoring-policy = "pre-policy"
+    statistics-timeout = 15
+    sys-name = %q
+    sys-descr = "gobgpd test speaker"
+`, bmpHost, bmpPort, sysName)
+	}
+	return c
+}
+
+// TestGobgpdPeerEstablished is the end-to-end path: two gobgpd in two
+// namespaces establish eBGP with 4-byte ASNs; one exports BMP to the
+// bridge, and the merge core shows the neighbor ESTABLISHED with the
+// right peer-as, then its routes, then the session going down.
+func TestGobgpdPeerEstablished(t *testing.T) {
+	a := testenv.NewNetns(t, "bmpa")
+	bns := testenv.NewNetns(t, "bmpb")
+	testenv.Veth(t, a, bns, []string{"10.0.0.1/30"}, []string{"10.0.0.2/30"})
+	h := newHarness(t, a, bmpbridge.Config{})
+
+	testenv.StartGobgpd(t, a, gobgpdConf(4200000001, "10.0.0.1", "10.0.0.2", 4200000002, h.ip, h.port, "spk-a"))
+	spkB := testenv.StartGobgpd(t, bns, gobgpdConf(4200000002, "10.0.0.2", "10.0.0.1", 4200000001, "", 0, ""))
+
+	const router = "spk-a"
+	testenv.WaitFor(t, 30*time.Second, "neighbor 10.0.0.2 ESTABLISHED in the core", func() bool {
+		return h.value(router, nbr("default", "10.0.0.2", "state/session-state")) == "ESTABLISHED"
+	})
+	if got := h.value(router, nbr("default", "10.0.0.2", "state/peer-as")); got != "4200000002" {
+		t.Errorf("peer-as = %s, want 4200000002", got)
+	}
+	if got := h.value(router, nbr("default", "10.0.0.2", "state/local-as")); got != "4200000001" {
+		t.Errorf("local-as = %s, want 4200000001", got)
+	}
+	if got := h.value(router, nbr("default", "10.0.0.2", "timers/state/negotiated-hold-time")); got != "9" {
+		t.Errorf("negotiated-hold-time = %s, want 9", got)
+	}
+	if got := h.value(router, nbr("default", "10.0.0.2", "state/supported-capabilities")); !strings.Contains(got, "ASN32") || !strings.Contains(got, "MPBGP") {
+		t.Errorf("supported-capabilities = %q, want ASN32 and MPBGP", got)
+	}
+	if got := h.value(router, "/meshd/router/state/sys-descr"); got != "gobgpd test speaker" {
+		t.Errorf("sys-descr = %q", got)
+	}
+	if got := h.value(router, "/meshd/router/state/bmp-connected"); got != "true" {
+		t.Errorf("bmp-connected = %q, want true", got)
+	}
+
+	// Routes from B arrive in A's pre-policy Adj-RIB-In.
+	spkB.Gobgp(t, "global", "rib", "add", "10.99.0.0/24", "community", "65000:100", "large-community", "4200000002:1:2")
+	spkB.Gobgp(t, "global", "rib", "-a", "ipv6", "add", "2001:db8:99::/48")
+	testenv.WaitFor(t, 20*time.Second, "two routes in the BMP RIB", func() bool {
+		return h.bridge.RouteCount(router, "default", "10.0.0.2", "ADJ_RIB_IN_PRE") == 2
+	})
+	isOurs := func(e change.Event) bool {
+		r := e.Route
+		return r.Action == change.Announce && r.Prefix == "10.99.0.0/24" && r.OriginAS == 4200000002 &&
+			r.ASPath == "4200000002" && len(r.Communities) == 1 && r.Communities[0] == "65000:100" &&
+			len(r.LargeCommunities) == 1 && r.LargeCommunities[0] == "4200000002:1:2" && r.RIB == "ADJ_RIB_IN_PRE" &&
+			r.NextHop == "10.0.0.2" && e.Neighbor == "10.0.0.2" && e.NetworkInstance == "default"
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.countEvents(change.EventRoute, isOurs) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if found := h.countEvents(change.EventRoute, isOurs); found != 1 {
+		t.Errorf("announce events for 10.99.0.0/24 with origin AS 4200000002 = %d, want 1; events:\n%s", found, h.dumpRoutes())
+	}
+	testenv.WaitFor(t, 10*time.Second, "prefix counter in the meshd model", func() bool {
+		return h.value(router, "/meshd/network-instances/network-instance[name=default]/neighbors/neighbor[neighbor-address=10.0.0.2]/bmp/ribs/rib[view=ADJ_RIB_IN_PRE]/state/prefixes") == "2"
+	})
+	spkB.Gobgp(t, "global", "rib", "del", "10.99.0.0/24")
+	testenv.WaitFor(t, 10*time.Second, "withdraw", func() bool {
+		return h.bridge.RouteCount(router, "default", "10.0.0.2", "ADJ_RIB_IN_PRE") == 1
+	})
+
+	// Stats reports arrive every 15 s (gobgpd's minimum).
+	testenv.WaitFor(t, 25*time.Second, "a stats report", func() bool {
+		return h.countEvents(change.EventStats, nil) > 0
+	})
+
+	// B goes away: the core shows the session down with its reason.
+	spkB.Stop()
+	testenv.WaitFor(t, 30*time.Second, "neighbor 10.0.0.2 down in the core", func() bool {
+		s := h.value(router, nbr("default", "10.0.0.2", "state/session-state"))
+		return s == "IDLE" || s == "ACTIVE"
+	})
+	if h.countEvents(change.EventPeerDown, nil) == 0 {
+		t.Error("no peer_down event")
+	}
+	if got := h.value(router, "/meshd/network-instances/network-instance[name=default]/neighbors/neighbor[neighbor-address=10.0.0.2]/bmp/state/last-down-reason"); got == "" {
+		t.Error("last-down-reason is empty")
+	} else {
+		t.Logf("last-down-reason: %s", got)
+	}
+}

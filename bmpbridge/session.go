@@ -1,0 +1,731 @@
+package bmpbridge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/bmpbridge/decode"
+	"github.com/meshd/meshd/bmpbridge/rib"
+	"github.com/meshd/meshd/change"
+)
+
+// routerState is what meshd holds for one router across its BMP sessions:
+// the RIBs stay so that a full re-send after a reconnect is recognised.
+type routerState struct {
+	mu       sync.Mutex
+	name     string
+	in       *rib.Interner
+	peers    map[decode.PeerKey]*peerState
+	messages uint64
+	errors   uint64
+	sessions int
+
+	lastMessages, lastErrors uint64
+	lastTotal                int64
+}
+
+type peerState struct {
+	ni, addr    string
+	up          bool
+	upTime      time.Time
+	upCount     uint64
+	downCount   uint64
+	histSeq     uint64
+	views       map[string]*viewState
+	afiCounts   map[string]bool // afi-safis written to the core
+	statsSeen   map[uint16]bool
+	countsDirty bool
+}
+
+type viewState struct {
+	t                                  *rib.Table
+	ann, wd, dup, origin, missing      uint64
+	lastAnn, lastWd, lastDup, lastOrig uint64
+	written                            bool
+}
+
+func newRouterState(name string) *routerState {
+	return &routerState{name: name, in: rib.NewInterner(), peers: map[decode.PeerKey]*peerState{}}
+}
+
+func (r *routerState) peer(p *decode.Peer) *peerState {
+	ps := r.peers[p.Key]
+	if ps == nil {
+		ps = &peerState{ni: p.NetworkInstance, addr: p.Address, views: map[string]*viewState{}, afiCounts: map[string]bool{}, statsSeen: map[uint16]bool{}}
+		r.peers[p.Key] = ps
+	}
+	return ps
+}
+
+func (r *routerState) view(ps *peerState, v string) *viewState {
+	vs := ps.views[v]
+	if vs == nil {
+		vs = &viewState{t: rib.NewTable(r.in)}
+		ps.views[v] = vs
+	}
+	return vs
+}
+
+// session is one BMP TCP connection.
+type session struct {
+	b       *Bridge
+	conn    net.Conn
+	addr    string
+	log     *slog.Logger
+	dec     *decode.Decoder
+	r       *routerState
+	changes []change.Change
+	events  []change.Event
+	now     time.Time
+	badLogs int
+	bad     int
+	msgs    uint64
+}
+
+const (
+	maxEventBatch = 1024
+	badLogLimit   = 5
+)
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
+	host := c.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	s := &session{b: b, conn: c, addr: host, log: b.log.With(slog.String("address", host)), dec: decode.NewDecoder(b.cfg.VRFs)}
+	defer c.Close()
+
+	// The reader frames messages and hands them over a small channel: when
+	// the core is slow the channel fills, the reader stops reading and TCP
+	// flow control slows the router. Nothing is buffered without bound.
+	frames := make(chan *[]byte, 64)
+	done := make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(frames)
+		sc := bufio.NewScanner(c)
+		sc.Buffer(make([]byte, 64<<10), b.cfg.MaxMessageSize)
+		sc.Split(decode.Split(b.cfg.MaxMessageSize))
+		for sc.Scan() {
+			bp := framePool.Get().(*[]byte)
+			*bp = append((*bp)[:0], sc.Bytes()...)
+			select {
+			case frames <- bp:
+			case <-done:
+				return
+			}
+		}
+		readErr = sc.Err()
+	}()
+	defer close(done)
+
+	tick := time.NewTicker(b.cfg.FlushInterval)
+	defer tick.Stop()
+loop:
+	for {
+		select {
+		case bp, ok := <-frames:
+			if !ok {
+				break loop
+			}
+			keep := s.handle(*bp)
+			if cap(*bp) <= 1<<16 {
+				framePool.Put(bp)
+			}
+			if !keep {
+				c.Close()
+				for range frames { // let the reader finish
+				}
+				break loop
+			}
+		case <-tick.C:
+			s.flush(true)
+		case <-ctx.Done():
+			c.Close()
+			for range frames {
+			}
+			break loop
+		}
+	}
+	switch {
+	case readErr == nil || errors.Is(readErr, net.ErrClosed):
+	case errors.Is(readErr, decode.ErrFraming) || errors.Is(readErr, bufio.ErrTooLong):
+		b.m.errors.WithLabelValues("framing").Inc()
+		s.log.Warn("closing BMP session: stream cannot be framed", slog.String("router", s.name()), slog.Int64("offset", s.dec.Offset()), slog.Any("error", readErr))
+		if s.r != nil {
+			s.r.mu.Lock()
+			s.r.errors++
+			s.r.mu.Unlock()
+		}
+	default:
+		s.log.Info("BMP session read ended", slog.String("router", s.name()), slog.Any("error", readErr))
+	}
+	s.end()
+}
+
+func (s *session) name() string {
+	if s.r == nil {
+		return ""
+	}
+	return s.r.name
+}
+
+// handle processes one framed message; false closes the session.
+func (s *session) handle(raw []byte) bool {
+	s.now = time.Now()
+	m, err := s.dec.Decode(raw)
+	s.b.m.messages.WithLabelValues(m.Type).Inc()
+	s.msgs++
+	if s.r == nil {
+		if err != nil || m.Initiation == nil {
+			s.b.m.errors.WithLabelValues("no_initiation").Inc()
+			s.log.Warn("closing BMP session: first message is not an Initiation", slog.String("type", m.Type), slog.Any("error", err))
+			return false
+		}
+		s.start(m.Initiation)
+		return true
+	}
+	r := s.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.messages++
+	if err != nil {
+		r.errors++
+		s.bad++
+		s.b.m.errors.WithLabelValues("malformed").Inc()
+		if s.badLogs < badLogLimit {
+			s.badLogs++
+			s.log.Warn("malformed BMP message skipped", slog.String("router", r.name), slog.String("type", m.Type), slog.Int64("offset", m.Offset), slog.Any("error", err))
+		}
+		return true
+	}
+	switch {
+	case m.Initiation != nil:
+		s.routerLeaves(m.Initiation)
+	case m.PeerUp != nil:
+		s.peerUp(m)
+	case m.PeerDown != nil:
+		s.peerDown(m)
+	case m.Update != nil:
+		s.routes(m)
+	case m.Stats != nil:
+		s.stats(m)
+	case m.Termination != nil:
+		s.b.m.terminations.WithLabelValues(strconv.Itoa(int(m.Termination.ReasonCode))).Inc()
+		s.log.Info("BMP Termination", slog.String("router", r.name), slog.Int("reason_code", int(m.Termination.ReasonCode)), slog.String("reason", m.Termination.Reason), slog.Any("info", m.Termination.Strings))
+		s.set(change.MeshdRouterPath("last-termination-reason"), change.String(m.Termination.Reason))
+	case m.Mirroring != nil:
+		s.b.m.mirrored.Inc()
+	}
+	if len(s.changes) > 0 || len(s.events) >= maxEventBatch {
+		s.flushLocked(false)
+	}
+	return true
+}
+
+func (s *session) start(in *decode.Initiation) {
+	name := s.b.routerName(in.SysName, s.addr)
+	s.r = s.b.router(name)
+	s.dec.Interner = s.r.in
+	s.log = s.log.With(slog.String("router", name))
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	s.r.sessions++
+	if s.r.sessions > 1 {
+		s.log.Warn("router has another BMP session open", slog.Int("sessions", s.r.sessions))
+	}
+	s.r.messages++
+	s.log.Info("BMP session up", slog.String("sys_name", in.SysName), slog.String("sys_descr", in.SysDescr))
+	s.set(change.MeshdRouterPath("name"), change.String(name))
+	s.set(change.MeshdRouterPath("bmp-address"), change.String(s.addr))
+	s.set(change.MeshdRouterPath("bmp-connected"), change.Bool(true))
+	s.routerLeaves(in)
+	s.event(change.Event{Kind: change.EventRouterUp, Fields: map[string]any{"sys_name": in.SysName, "sys_descr": in.SysDescr, "address": s.addr}})
+	s.flushLocked(false)
+}
+
+func (s *session) routerLeaves(in *decode.Initiation) {
+	if in.SysName != "" {
+		s.set(change.MeshdRouterPath("sys-name"), change.String(in.SysName))
+	}
+	if in.SysDescr != "" {
+		s.set(change.MeshdRouterPath("sys-descr"), change.String(in.SysDescr))
+	}
+}
+
+// end finishes a session: last counters, bmp-connected false, and the
+// core told that BMP's values for this router are no longer live.
+func (s *session) end() {
+	if s.r == nil {
+		return
+	}
+	r := s.r
+	r.mu.Lock()
+	r.sessions--
+	s.set(change.MeshdRouterPath("bmp-connected"), change.Bool(false))
+	s.event(change.Event{Kind: change.EventRouterDown, Fields: map[string]any{"address": s.addr, "messages": int64(s.msgs), "errors": int64(s.bad)}})
+	s.flushLocked(true)
+	last := r.sessions == 0
+	r.mu.Unlock()
+	if last {
+		s.b.core.ReleaseSource(r.name, change.SourceBMP)
+	}
+	if s.bad > 0 {
+		s.log.Warn("BMP session had malformed messages", slog.Int("malformed", s.bad), slog.Uint64("messages", s.msgs))
+	}
+	s.log.Info("BMP session down", slog.Uint64("messages", s.msgs))
+}
+
+func (s *session) set(p *gpb.Path, v *gpb.TypedValue) {
+	s.changes = append(s.changes, change.Change{Router: s.r.name, Path: p, Value: v, Time: s.now, Source: change.SourceBMP})
+}
+
+// setList sets a leaf-list, deleting it when empty: the schema refuses
+// an empty leaf-list value.
+func (s *session) setList(p *gpb.Path, ss []string) {
+	if len(ss) == 0 {
+		s.del(p)
+		return
+	}
+	s.set(p, change.StringList(ss))
+}
+
+func (s *session) del(p *gpb.Path) {
+	s.changes = append(s.changes, change.Change{Router: s.r.name, Path: p, Time: s.now, Source: change.SourceBMP})
+}
+
+func (s *session) event(e change.Event) {
+	e.Router = s.r.name
+	e.Source = change.SourceBMP
+	if e.Time.IsZero() {
+		e.Time = s.now
+	}
+	s.events = append(s.events, e)
+}
+
+func (s *session) flush(counters bool) {
+	if s.r == nil {
+		return
+	}
+	s.r.mu.Lock()
+	s.now = time.Now()
+	s.flushLocked(counters)
+	s.r.mu.Unlock()
+}
+
+// flushLocked hands pending changes and events to the core; with counters
+// it first adds the route counters that changed since the last time.
+func (s *session) flushLocked(counters bool) {
+	if counters {
+		s.counterChanges()
+	}
+	if len(s.changes) == 0 && len(s.events) == 0 {
+		return
+	}
+	if len(s.changes) == 0 {
+		s.b.core.Emit(s.events...)
+	} else {
+		res := s.b.core.Apply(s.changes, s.events...)
+		if res.Invalid > 0 {
+			s.b.m.invalid.Add(float64(res.Invalid))
+			s.log.Warn("merge core refused BMP changes", slog.Int("invalid", res.Invalid), slog.Any("error", res.Err))
+		}
+	}
+	s.changes = s.changes[:0]
+	// Events were handed over; the core's subscribers may hold the slice.
+	s.events = nil
+}
+
+// keyed sets a list key on the named element of p.
+func keyed(p *gpb.Path, elem, key, val string) *gpb.Path {
+	for _, e := range p.Elem {
+		if e.Name == elem {
+			e.Key = map[string]string{key: val}
+		}
+	}
+	return p
+}
+
+func (s *session) peerUp(m *decode.Message) {
+	p, u := m.Peer, m.PeerUp
+	r := s.r
+	ps := r.peer(p)
+	ps.ni = p.NetworkInstance
+	// A Peer Up for a session already known up with the same time is a
+	// re-send after a BMP reconnect, not a new establishment.
+	resend := ps.up && ps.upTime.Equal(p.Time)
+	ps.up = true
+	ps.upTime = p.Time
+	ni, addr := ps.ni, ps.addr
+	ts := p.Time
+	if ts.IsZero() {
+		ts = s.now
+	}
+	isLoc := p.TypeCode == 3
+	if !resend {
+		ps.upCount++
+	}
+	if !isLoc {
+		np := func(e ...string) *gpb.Path { return change.NeighborPath(ni, addr, e...) }
+		s.set(np("state", "session-state"), change.String("ESTABLISHED"))
+		s.set(np("state", "peer-as"), change.Uint(uint64(u.PeerAS)))
+		s.set(np("state", "local-as"), change.Uint(uint64(u.LocalAS)))
+		s.set(np("state", "last-established"), change.Uint(uint64(ts.UnixNano())))
+		s.set(np("state", "established-transitions"), change.Uint(ps.upCount))
+		s.setList(np("state", "supported-capabilities"), u.OCCapabilities)
+		s.set(np("timers", "state", "hold-time"), change.Uint(uint64(u.Sent.HoldTime)))
+		s.set(np("timers", "state", "negotiated-hold-time"), change.Uint(uint64(u.NegotiatedHoldTime)))
+	}
+	bp := func(e ...string) *gpb.Path {
+		return change.MeshdNeighborPath(ni, addr, append([]string{"bmp", "state"}, e...)...)
+	}
+	s.set(bp("peer-type"), change.String(p.Type))
+	if p.Distinguisher != "" {
+		s.set(bp("peer-distinguisher"), change.String(p.Distinguisher))
+	}
+	if p.BGPID != "" {
+		s.set(bp("peer-bgp-id"), change.String(p.BGPID))
+	}
+	if u.Sent.BGPID != "" {
+		s.set(bp("local-bgp-id"), change.String(u.Sent.BGPID))
+	}
+	if u.LocalAddress != "" {
+		s.set(bp("local-address"), change.String(u.LocalAddress))
+	}
+	s.set(bp("local-port"), change.Uint(uint64(u.LocalPort)))
+	s.set(bp("remote-port"), change.Uint(uint64(u.RemotePort)))
+	s.set(bp("sent-hold-time"), change.Uint(uint64(u.Sent.HoldTime)))
+	s.set(bp("received-hold-time"), change.Uint(uint64(u.Received.HoldTime)))
+	s.setList(bp("capabilities"), u.Capabilities)
+	s.setList(bp("add-path"), u.AddPathIn)
+	s.set(bp("four-octet-as"), change.Bool(u.FourOctetAS))
+	s.set(bp("up-count"), change.Uint(ps.upCount))
+	s.set(bp("last-up"), change.Uint(uint64(ts.UnixNano())))
+	if resend {
+		return
+	}
+	s.history(ps, "UP", ts, nil)
+	s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventPeerUp, Fields: map[string]any{
+		"peer_as": int64(u.PeerAS), "local_as": int64(u.LocalAS), "peer_type": p.Type, "rib": p.RIB,
+		"capabilities": joinComma(u.Capabilities), "add_path": joinComma(u.AddPathIn), "hold_time": int64(u.NegotiatedHoldTime),
+		"local_address": u.LocalAddress, "four_octet_as": u.FourOctetAS,
+	}})
+	for _, o := range []struct {
+		dir string
+		o   *decode.Open
+	}{{"sent", u.Sent}, {"received", u.Received}} {
+		s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventMessage, Fields: map[string]any{
+			"type": "OPEN", "direction": o.dir, "as": int64(o.o.AS), "hold_time": int64(o.o.HoldTime), "bgp_id": o.o.BGPID,
+			"capabilities": joinComma(o.o.Capabilities), "families": joinComma(o.o.Families),
+		}})
+	}
+}
+
+func (s *session) peerDown(m *decode.Message) {
+	p, d := m.Peer, m.PeerDown
+	ps := s.r.peer(p)
+	ni, addr := ps.ni, ps.addr
+	ps.up = false
+	ps.downCount++
+	ts := p.Time
+	if ts.IsZero() {
+		ts = s.now
+	}
+	if p.TypeCode != 3 {
+		state := "IDLE"
+		if d.ReasonCode == 2 || d.ReasonCode == 4 {
+			// Closed without a NOTIFICATION: the speaker goes back to
+			// trying to connect.
+			state = "ACTIVE"
+		}
+		s.set(change.NeighborPath(ni, addr, "state", "session-state"), change.String(state))
+	}
+	bp := func(e ...string) *gpb.Path {
+		return change.MeshdNeighborPath(ni, addr, append([]string{"bmp", "state"}, e...)...)
+	}
+	s.set(bp("down-count"), change.Uint(ps.downCount))
+	s.set(bp("last-down"), change.Uint(uint64(ts.UnixNano())))
+	s.set(bp("last-down-reason-code"), change.Uint(uint64(d.ReasonCode)))
+	reason := d.Reason
+	fields := map[string]any{"reason_code": int64(d.ReasonCode), "reason": d.Reason, "peer_type": p.Type}
+	if n := d.Notification; n != nil {
+		reason += ": " + n.CodeName + " / " + n.SubcodeName
+		if n.Data != "" && n.Code == 6 {
+			reason += " (" + n.Data + ")"
+		}
+		s.set(bp("last-notification-code"), change.Uint(uint64(n.Code)))
+		s.set(bp("last-notification-subcode"), change.Uint(uint64(n.Subcode)))
+		fields["notification_code"] = int64(n.Code)
+		fields["notification_subcode"] = int64(n.Subcode)
+		fields["notification"] = n.CodeName
+		fields["notification_subcode_name"] = n.SubcodeName
+		dir := "received"
+		if d.ReasonCode == 1 {
+			dir = "sent"
+		}
+		s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventMessage, Fields: map[string]any{
+			"type": "NOTIFICATION", "direction": dir, "code": int64(n.Code), "subcode": int64(n.Subcode),
+			"code_name": n.CodeName, "subcode_name": n.SubcodeName, "data": n.Data,
+		}})
+	}
+	if d.FSMEvent != 0 {
+		fields["fsm_event"] = int64(d.FSMEvent)
+	}
+	s.set(bp("last-down-reason"), change.String(reason))
+	s.history(ps, "DOWN", ts, d)
+	s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventPeerDown, Fields: fields})
+	// The peer's routes are gone with the session; counts drop to zero
+	// without a withdraw event per route.
+	for _, vs := range ps.views {
+		vs.t.Clear()
+	}
+	ps.countsDirty = true
+}
+
+func (s *session) history(ps *peerState, kind string, ts time.Time, d *decode.PeerDown) {
+	ps.histSeq++
+	seq := strconv.FormatUint(ps.histSeq, 10)
+	hp := func(leaf string) *gpb.Path {
+		return keyed(change.MeshdNeighborPath(ps.ni, ps.addr, "bmp", "history", "event", "state", leaf), "event", "sequence", seq)
+	}
+	s.set(hp("sequence"), change.Uint(ps.histSeq))
+	s.set(hp("time"), change.Uint(uint64(ts.UnixNano())))
+	s.set(hp("kind"), change.String(kind))
+	if d != nil {
+		s.set(hp("reason-code"), change.Uint(uint64(d.ReasonCode)))
+		s.set(hp("reason"), change.String(d.Reason))
+	}
+	if n := uint64(s.b.cfg.History); ps.histSeq > n {
+		old := strconv.FormatUint(ps.histSeq-n, 10)
+		s.del(keyed(change.MeshdNeighborPath(ps.ni, ps.addr, "bmp", "history", "event"), "event", "sequence", old))
+	}
+}
+
+func (s *session) stats(m *decode.Message) {
+	ps := s.r.peer(m.Peer)
+	sums := map[uint16]uint64{}
+	var order []uint16
+	fields := map[string]any{"peer_type": m.Peer.Type, "rib": m.Peer.RIB}
+	for _, st := range m.Stats {
+		if _, ok := sums[st.Type]; !ok {
+			order = append(order, st.Type)
+		}
+		sums[st.Type] += st.Value
+		k := st.Name
+		if st.AfiSafi != "" {
+			k += "." + st.AfiSafi
+		}
+		fields[k] = int64(st.Value)
+	}
+	for _, t := range order {
+		ts := strconv.Itoa(int(t))
+		cp := func(leaf string) *gpb.Path {
+			return keyed(change.MeshdNeighborPath(ps.ni, ps.addr, "bmp", "stats", "counter", "state", leaf), "counter", "type", ts)
+		}
+		if !ps.statsSeen[t] {
+			ps.statsSeen[t] = true
+			s.set(cp("type"), change.Uint(uint64(t)))
+			s.set(cp("name"), change.String(decode.StatName(t)))
+		}
+		s.set(cp("value"), change.Uint(sums[t]))
+		s.set(cp("last-report"), change.Uint(uint64(s.now.UnixNano())))
+	}
+	s.event(change.Event{NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventStats, Fields: fields})
+}
+
+func (s *session) routes(m *decode.Message) {
+	u := m.Update
+	for _, sk := range u.Skipped {
+		s.b.m.skipped.WithLabelValues(skippedLabel(sk.AfiSafi)).Inc()
+	}
+	if len(u.Announce) == 0 && len(u.Withdraw) == 0 {
+		return
+	}
+	ps := s.r.peer(m.Peer)
+	vs := s.r.view(ps, m.Peer.RIB)
+	ps.countsDirty = true
+	withEvents := *s.b.cfg.RouteEvents
+	ts := m.Peer.Time
+	if ts.IsZero() {
+		ts = s.now
+	}
+	var nAnn, nWd, nDup, nMiss, nOrig int
+	for i := range u.Withdraw {
+		n := &u.Withdraw[i]
+		o, old := vs.t.Withdraw(n)
+		if o == rib.Missing {
+			nMiss++
+			continue
+		}
+		nWd++
+		if withEvents {
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: route(change.Withdraw, n, m.Peer.RIB, old)})
+		}
+	}
+	for i := range u.Announce {
+		n := &u.Announce[i]
+		o, old := vs.t.Announce(n, u.Attrs)
+		switch o {
+		case rib.Duplicate:
+			nDup++
+			continue
+		case rib.Changed:
+			if old != nil && u.Attrs != nil && old.OriginAS != u.Attrs.OriginAS {
+				nOrig++
+				s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: map[string]any{
+					"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Prefix, "old_origin_as": int64(old.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
+				}})
+			}
+		case rib.Added:
+			if u.Attrs != nil && u.Attrs.OriginAS != 0 {
+				if cp, ca, ok := vs.t.Covering(n); ok && ca != nil && ca.OriginAS != 0 && ca.OriginAS != u.Attrs.OriginAS {
+					nOrig++
+					s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: map[string]any{
+						"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Prefix, "old_origin_as": int64(ca.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
+						"more_specific_of": cp.String(),
+					}})
+				}
+			}
+		}
+		nAnn++
+		if withEvents {
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: route(change.Announce, n, m.Peer.RIB, u.Attrs)})
+		}
+	}
+	vs.ann += uint64(nAnn)
+	vs.wd += uint64(nWd)
+	vs.dup += uint64(nDup)
+	vs.origin += uint64(nOrig)
+	vs.missing += uint64(nMiss)
+	met := s.b.m.routeEvents
+	if nAnn > 0 {
+		met.WithLabelValues("announce").Add(float64(nAnn))
+	}
+	if nWd > 0 {
+		met.WithLabelValues("withdraw").Add(float64(nWd))
+	}
+	if nDup > 0 {
+		met.WithLabelValues("duplicate").Add(float64(nDup))
+	}
+	if nMiss > 0 {
+		met.WithLabelValues("missing_withdraw").Add(float64(nMiss))
+	}
+	if nOrig > 0 {
+		met.WithLabelValues("origin_change").Add(float64(nOrig))
+	}
+}
+
+func route(a change.RouteAction, n *decode.NLRI, view string, at *decode.Attrs) *change.Route {
+	r := &change.Route{Action: a, AfiSafi: n.AfiSafi, RIB: view, Prefix: n.Prefix, PathID: n.PathID}
+	if at != nil {
+		r.OriginAS = at.OriginAS
+		r.ASPath = at.ASPath
+		r.NextHop = at.NextHop
+		r.MED = at.MED
+		r.LocalPref = at.LocalPref
+		r.Communities = at.Communities
+		r.ExtCommunities = at.ExtCommunities
+		r.LargeCommunities = at.LargeCommunities
+	}
+	return r
+}
+
+// counterChanges writes the route counters of peers whose RIBs changed.
+func (s *session) counterChanges() {
+	r := s.r
+	if r.messages != r.lastMessages {
+		r.lastMessages = r.messages
+		s.set(change.MeshdRouterPath("bmp-messages"), change.Uint(r.messages))
+	}
+	if r.errors != r.lastErrors {
+		r.lastErrors = r.errors
+		s.set(change.MeshdRouterPath("bmp-errors"), change.Uint(r.errors))
+	}
+	var total int
+	for _, ps := range r.peers {
+		for _, vs := range ps.views {
+			total += vs.t.Len()
+		}
+		if !ps.countsDirty {
+			continue
+		}
+		ps.countsDirty = false
+		afi := map[string]uint64{}
+		for view, vs := range ps.views {
+			rp := func(leaf string) *gpb.Path {
+				return keyed(change.MeshdNeighborPath(ps.ni, ps.addr, "bmp", "ribs", "rib", "state", leaf), "rib", "view", view)
+			}
+			if !vs.written {
+				vs.written = true
+				s.set(rp("view"), change.String(view))
+			}
+			s.set(rp("prefixes"), change.Uint(uint64(vs.t.Len())))
+			s.set(rp("announcements"), change.Uint(vs.ann))
+			s.set(rp("withdrawals"), change.Uint(vs.wd))
+			s.set(rp("duplicates"), change.Uint(vs.dup))
+			s.set(rp("origin-changes"), change.Uint(vs.origin))
+			leaf := ""
+			switch view {
+			case "ADJ_RIB_IN_PRE":
+				leaf = "received-pre-policy"
+			case "ADJ_RIB_IN_POST":
+				leaf = "received"
+			case "ADJ_RIB_OUT_POST":
+				leaf = "sent"
+			}
+			if leaf == "" || ps.addr == "0.0.0.0" {
+				continue
+			}
+			for f, n := range vs.t.Counts() {
+				afi[decode.AfiSafiName(f)+"/"+leaf] += n
+				ps.afiCounts[decode.AfiSafiName(f)] = true
+			}
+			for name := range ps.afiCounts {
+				if _, ok := afi[name+"/"+leaf]; !ok {
+					afi[name+"/"+leaf] = 0
+				}
+			}
+		}
+		for k, n := range afi {
+			i := len(k) - 1
+			for k[i] != '/' {
+				i--
+			}
+			if !isOCFamily(k[:i]) {
+				continue
+			}
+			s.set(change.AfiSafiPath(ps.ni, ps.addr, k[:i], "state", "prefixes", k[i+1:]), change.Uint(min(n, 1<<32-1)))
+		}
+	}
+	s.b.m.routes.Set(float64(s.b.routeTotal.Add(int64(total) - r.lastTotal)))
+	r.lastTotal = int64(total)
+}
+
+func isOCFamily(name string) bool {
+	switch name {
+	case "IPV4_UNICAST", "IPV6_UNICAST", "IPV4_LABELED_UNICAST", "IPV6_LABELED_UNICAST", "L3VPN_IPV4_UNICAST", "L3VPN_IPV6_UNICAST", "L2VPN_EVPN":
+		return true
+	}
+	return false
+}
+
+func joinComma(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
