@@ -40,7 +40,7 @@ integration: build
 	$(GO) test -tags integration -count=1 -p 1 -timeout 40m ./...
 
 lab: tools build
-	sudo -E $(BIN) lab up || $(BIN) lab up
+	$(BIN) lab up
 
 lab-down: build
 	$(BIN) lab down

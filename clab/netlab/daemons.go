@@ -47,6 +47,9 @@ bind-address = "127.0.0.1:8088"
 	return waitHTTP(MgmtNS, fmt.Sprintf("%s:%d", MgmtAddr, InfluxPort), "/ping", 30*time.Second)
 }
 
+// sinkConfig is the sinks' part of the lab's meshd config.
+var sinkConfig = func(influxHost string, influxPort int, spool string, gnmiPort int) string { return "" }
+
 // MeshdConfig is the config the lab gives meshd.
 func (l *Lab) MeshdConfig() string {
 	var b strings.Builder
@@ -57,14 +60,8 @@ http:
   listen: "127.0.0.1:%d"
 bmp:
   listen: ["%s:%d"]
-influxdb:
-  url: "http://%s:%d"
-  database: meshd
-  create-database: true
-  spool-dir: %q
-gnmi-server:
-  listen: "127.0.0.1:%d"
-`, HTTPPort, MgmtAddr, BMPPort, MgmtAddr, InfluxPort, filepath.Join(l.State.Dir, "spool"), GNMIPort)
+`, HTTPPort, MgmtAddr, BMPPort)
+	fmt.Fprint(&b, sinkConfig(MgmtAddr, InfluxPort, filepath.Join(l.State.Dir, "spool"), GNMIPort))
 	return b.String()
 }
 
