@@ -197,3 +197,74 @@ func NSHTTPClient(ns string) *http.Client {
 		},
 	}
 }
+
+func (l *Lab) frrConfig(r Router) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "frr defaults datacenter\nhostname %s\n!\nrouter bgp %d\n bgp router-id %s\n", r.Name, r.ASN, r.ID)
+	b.WriteString(" no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n no bgp network import-check\n timers bgp 3 9\n")
+	peers := l.Topo.Peers(r)
+	for _, p := range peers {
+		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n", p.PeerAddr, p.PeerASN, p.PeerAddr)
+	}
+	for _, af := range []struct {
+		name   string
+		v6     bool
+		prefix string
+	}{{"ipv4", false, fmt.Sprintf("10.200.%d.0/24", r.Index)}, {"ipv6", true, fmt.Sprintf("2001:db8:%x::/48", r.Index)}} {
+		fmt.Fprintf(&b, " address-family %s unicast\n  network %s\n", af.name, af.prefix)
+		for _, p := range peers {
+			if p.PeerAddr.Is6() == af.v6 {
+				fmt.Fprintf(&b, "  neighbor %s activate\n", p.PeerAddr)
+			}
+		}
+		b.WriteString(" exit-address-family\n")
+	}
+	fmt.Fprintf(&b, ` bmp targets meshd
+  bmp monitor ipv4 unicast pre-policy
+  bmp monitor ipv6 unicast pre-policy
+  bmp monitor ipv4 unicast post-policy
+  bmp stats interval 15000
+  bmp connect %s port %d min-retry 500 max-retry 2000
+ exit
+!
+`, MgmtAddr, BMPPort)
+	return b.String()
+}
+
+// FRRDir is where a lab router's FRR keeps its config and vty socket.
+func (l *Lab) FRRDir(r Router) string { return filepath.Join(l.State.Dir, r.Name+"-frr") }
+
+func (l *Lab) startFRR(ctx context.Context, r Router) error {
+	bin, err := l.bin("bgpd")
+	if err != nil {
+		return fmt.Errorf("FRR bgpd: %w (install with make tools)", err)
+	}
+	dir := l.FRRDir(r)
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	conf := filepath.Join(dir, "bgpd.conf")
+	if err := os.WriteFile(conf, []byte(l.frrConfig(r)), 0o644); err != nil {
+		return err
+	}
+	// No zebra: the lab needs BGP sessions and BMP, not a FIB.
+	if err := l.start(r.Name+"-bgpd", r.NS, bin, "-f", conf, "-M", "bmp", "-Z", "-S", "-i", filepath.Join(dir, "bgpd.pid"),
+		"--vty_socket", dir, "-z", filepath.Join(dir, "zserv.api"), "--log", "stdout", "-u", "root", "-g", "root"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := l.vtysh(r, "show bgp summary")
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("FRR on %s did not answer vtysh: %w", r.Name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (l *Lab) vtysh(r Router, cmd string) error {
+	return nsRun(r.NS, "vtysh", "--vty_socket", l.FRRDir(r), "-d", "bgpd", "-c", cmd)
+}

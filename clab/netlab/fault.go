@@ -35,6 +35,12 @@ func (l *Lab) Fault(kind, a, b, arg string) error {
 			if p.PeerName != b {
 				continue
 			}
+			if ra.Daemon == "frr" {
+				if err := l.vtysh(ra, "clear bgp "+p.PeerAddr.String()); err != nil {
+					return err
+				}
+				continue
+			}
 			cli, err := l.bin("gobgp")
 			if err != nil {
 				return err

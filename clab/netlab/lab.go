@@ -132,7 +132,11 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	for _, r := range topo.Routers {
 		o.progress("starting %s on %s (AS %d)", r.Daemon, r.Name, r.ASN)
-		if err := l.startGobgpd(ctx, r); err != nil {
+		start := l.startGobgpd
+		if r.Daemon == "frr" {
+			start = l.startFRR
+		}
+		if err := start(ctx, r); err != nil {
 			return l, err
 		}
 	}

@@ -69,7 +69,7 @@ func NewTopology(n int) (*Topology, error) {
 		t.Routers = append(t.Routers, Router{
 			Index: i, Name: fmt.Sprintf("r%d", i), NS: fmt.Sprintf("%sr%d", Prefix, i),
 			ASN: BaseASN + uint32(i), ID: fmt.Sprintf("10.255.0.%d", i),
-			Mgmt: fmt.Sprintf("10.77.0.%d", 10+i), Daemon: "gobgpd",
+			Mgmt: fmt.Sprintf("10.77.0.%d", 10+i), Daemon: daemonFor(i),
 		})
 	}
 	add := func(a, b int) {
@@ -91,6 +91,15 @@ func NewTopology(n int) (*Topology, error) {
 		add(i, i+2)
 	}
 	return t, nil
+}
+
+// daemonFor puts gobgpd on odd routers and FRR on even ones, so every
+// link but the ring's closing one joins the two implementations.
+func daemonFor(i int) string {
+	if i%2 == 0 {
+		return "frr"
+	}
+	return "gobgpd"
 }
 
 // Router returns the router with a name, such as "r2".
