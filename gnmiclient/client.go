@@ -1,0 +1,233 @@
+// Package gnmiclient is meshd's gNMI fan-in: one Subscribe session per
+// target (from config and a watched gnmic-format targets file), each
+// reconnecting on its own, turning what arrives into typed changes for the
+// merge core.
+package gnmiclient
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/gnmiclient/translate"
+	"github.com/meshd/meshd/merge"
+)
+
+// Merger is what the client needs of the merge core (*merge.Core).
+type Merger interface {
+	Apply(changes []change.Change, events ...change.Event) merge.Result
+	ReleaseSource(router string, src change.Source)
+}
+
+// Client runs the gNMI sessions. Create it with New, start it with Run.
+type Client struct {
+	cfg    Config
+	merger Merger
+	tr     *translate.Translator
+	log    *slog.Logger
+	m      *metrics
+
+	mu       sync.Mutex
+	ctx      context.Context // set by Run
+	sessions map[string]*session
+	static   map[string]*Target // from the config
+	fromFile map[string]*Target // from the targets file
+	wg       sync.WaitGroup
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
+
+// WithRegisterer registers the client's metrics with reg.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(c *Client) { c.m.register(reg) }
+}
+
+// WithTranslator sets the translator (to add mapping tables).
+func WithTranslator(t *translate.Translator) Option { return func(c *Client) { c.tr = t } }
+
+// New returns a client for cfg feeding m. It applies the config's
+// defaults and validates it.
+func New(cfg Config, m Merger, opts ...Option) (*Client, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		cfg: cfg, merger: m, log: slog.Default(), m: newMetrics(),
+		sessions: map[string]*session{}, static: cfg.Targets, fromFile: map[string]*Target{},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.tr == nil {
+		tr, err := translate.New()
+		if err != nil {
+			return nil, err
+		}
+		c.tr = tr
+	}
+	return c, nil
+}
+
+// Run starts a session per target and keeps them going until ctx ends;
+// with a targets file it follows the file's changes. It returns when
+// every session has stopped.
+func (c *Client) Run(ctx context.Context) error {
+	c.mu.Lock()
+	c.ctx = ctx
+	c.mu.Unlock()
+	if c.cfg.TargetsFile != "" {
+		ts, err := c.loadFile()
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.fromFile = ts
+		c.mu.Unlock()
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.watch(ctx)
+		}()
+	}
+	c.reconcile()
+	<-ctx.Done()
+	c.wg.Wait()
+	return nil
+}
+
+// loadFile reads and validates the targets file.
+func (c *Client) loadFile() (map[string]*Target, error) {
+	raw, err := ReadTargetsFile(c.cfg.TargetsFile)
+	if err != nil {
+		return nil, err
+	}
+	probe := Config{Targets: raw, Subscriptions: c.cfg.Subscriptions, Defaults: c.cfg.Defaults}
+	probe.SetDefaults()
+	if err := probe.Validate(); err != nil {
+		return nil, fmt.Errorf("targets file %s: %w", c.cfg.TargetsFile, err)
+	}
+	return probe.Targets, nil
+}
+
+// SetTargets replaces the file-sourced targets (what a reload does), for
+// callers that learn targets elsewhere. Config targets stay.
+func (c *Client) SetTargets(ts map[string]*Target) error {
+	probe := Config{Targets: ts, Subscriptions: c.cfg.Subscriptions, Defaults: c.cfg.Defaults}
+	probe.SetDefaults()
+	if err := probe.Validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.fromFile = probe.Targets
+	c.mu.Unlock()
+	c.reconcile()
+	return nil
+}
+
+// reconcile starts, restarts and stops sessions so that exactly the
+// wanted targets run; an unchanged target's session is left alone.
+func (c *Client) reconcile() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil || c.ctx.Err() != nil {
+		return
+	}
+	want := map[string]*Target{}
+	for _, t := range c.static {
+		want[t.Name] = t
+	}
+	for _, t := range c.fromFile {
+		if _, dup := want[t.Name]; dup {
+			c.log.Warn("gnmi: target in both config and targets file; the file's settings win", slog.String("router", t.Name))
+		}
+		want[t.Name] = t
+	}
+	for name, s := range c.sessions {
+		if t, ok := want[name]; ok && reflect.DeepEqual(*t, *s.t) {
+			continue
+		}
+		s.stop()
+		delete(c.sessions, name)
+		if _, still := want[name]; !still {
+			c.m.forget(name)
+			c.log.Info("gnmi: target removed", slog.String("router", name))
+		}
+	}
+	for name, t := range want {
+		if _, ok := c.sessions[name]; ok {
+			continue
+		}
+		s, err := c.newSession(t)
+		if err != nil {
+			c.log.Error("gnmi: target not started", slog.String("router", name), slog.Any("err", err))
+			continue
+		}
+		c.sessions[name] = s
+		ctx, cancel := context.WithCancel(c.ctx)
+		s.cancel = cancel
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			s.run(ctx)
+		}()
+	}
+	c.m.targets.Set(float64(len(c.sessions)))
+}
+
+// Status returns every target's session state, sorted by name.
+func (c *Client) Status() []TargetStatus {
+	c.mu.Lock()
+	ss := make([]*session, 0, len(c.sessions))
+	for _, s := range c.sessions {
+		ss = append(ss, s)
+	}
+	c.mu.Unlock()
+	out := make([]TargetStatus, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, s.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// State is a target session's state.
+type State string
+
+// Session states.
+const (
+	StateConnecting State = "connecting"
+	StateSyncing    State = "syncing" // subscribed, before sync_response
+	StateSynced     State = "synced"
+	StateFailed     State = "failed" // waiting to reconnect; LastError says why
+)
+
+var allStates = []State{StateConnecting, StateSyncing, StateSynced, StateFailed}
+
+// TargetStatus is what the status command shows for a target.
+type TargetStatus struct {
+	Name          string    `json:"name"`
+	Address       string    `json:"address"`
+	State         State     `json:"state"`
+	Since         time.Time `json:"since"`
+	LastError     string    `json:"last-error,omitempty"`
+	LastErrorTime time.Time `json:"last-error-time,omitzero"`
+	Connects      uint64    `json:"connects"`
+	Failures      uint64    `json:"failures"`
+	Notifications uint64    `json:"notifications"`
+	Leaves        uint64    `json:"leaves"`
+	Unknown       uint64    `json:"unknown"`
+	Invalid       uint64    `json:"invalid"`
+	LastUpdate    time.Time `json:"last-update,omitzero"`
+}
