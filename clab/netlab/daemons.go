@@ -62,6 +62,12 @@ bmp:
   listen: ["%s:%d"]
 `, HTTPPort, MgmtAddr, BMPPort)
 	fmt.Fprint(&b, sinkConfig(MgmtAddr, InfluxPort, filepath.Join(l.State.Dir, "spool"), GNMIPort))
+	// Every router's probe agent is a gNMI target; its name is the
+	// router's, so its samples join the BMP data of the same sessions.
+	b.WriteString("targets:\n")
+	for _, r := range l.Topo.Routers {
+		fmt.Fprintf(&b, "  %s:\n    address: \"%s:%d\"\n    insecure: true\n    subscriptions: [meshd-probe]\n", r.Name, r.Mgmt, ProbePort)
+	}
 	return b.String()
 }
 
@@ -267,4 +273,19 @@ func (l *Lab) startFRR(ctx context.Context, r Router) error {
 
 func (l *Lab) vtysh(r Router, cmd string) error {
 	return nsRun(r.NS, "vtysh", "--vty_socket", l.FRRDir(r), "-d", "bgpd", "-c", cmd)
+}
+
+// startProbe runs meshd's keepalive probe in a router's namespace, serving
+// gNMI on the router's management address.
+func (l *Lab) startProbe(r Router) error {
+	bin := l.opts.Meshd
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	// The management network is private to the lab, hence no TLS there.
+	return l.start(r.Name+"-probe", r.NS, bin, "probe", "--router", r.Name,
+		"--listen", fmt.Sprintf("%s:%d", r.Mgmt, ProbePort), "--allow-insecure", "--window", "20")
 }

@@ -126,6 +126,12 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := l.startInflux(); err != nil {
 		return l, err
 	}
+	for _, r := range topo.Routers {
+		if err := l.startProbe(r); err != nil {
+			return l, err
+		}
+	}
+	o.progress("started a keepalive probe in every router namespace (gNMI on :%d)", ProbePort)
 	o.progress("starting meshd in %s (BMP %s:%d, gNMI target :%d, HTTP :%d)", MgmtNS, MgmtAddr, BMPPort, GNMIPort, HTTPPort)
 	if err := l.startMeshd(); err != nil {
 		return l, err

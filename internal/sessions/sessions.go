@@ -149,7 +149,7 @@ func WriteTable(w io.Writer, rows []Row) {
 			rtt = fmt.Sprintf("%.2f", r.RTTus/1000)
 			jit = fmt.Sprintf("%.2f", r.JitterUS/1000)
 		}
-		if r.Hops > 0 {
+		if r.RTTus > 0 || r.Hops > 0 {
 			hops = fmt.Sprint(r.Hops)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Router, nb, r.PeerAS, r.State, r.Transitions, rtt, jit, hops, r.Losses, r.Prefixes, r.Health, r.Sources)
