@@ -1,18 +1,18 @@
 package netlab
 
 import (
-	"errors"
 	"fmt"
-	"os/exec"
+	"net/netip"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/meshd/meshd/internal/wire"
 )
 
-// ErrNoNetem is returned for delay and loss faults on kernels built
-// without the netem queueing discipline.
-var ErrNoNetem = errors.New("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM), so delay and loss cannot be injected here")
-
 // Fault injects a fault between two routers: "down", "up", "reset",
-// "delay" (arg: e.g. 20ms) or "loss" (arg: e.g. 5%).
+// "delay" (arg: e.g. 20ms), "loss" (arg: e.g. 5%) or "clear" (no delay or
+// loss). Delay and loss apply to frames from a to b.
 func (l *Lab) Fault(kind, a, b, arg string) error {
 	lk, ok := l.Topo.LinkBetween(a, b)
 	if !ok {
@@ -50,22 +50,60 @@ func (l *Lab) Fault(kind, a, b, arg string) error {
 			}
 		}
 		return nil
-	case "delay", "loss":
-		if arg == "" {
-			return fmt.Errorf("%s needs a value, e.g. 'meshd lab fault %s %s %s %s'", kind, kind, a, b, map[string]string{"delay": "20ms", "loss": "5%"}[kind])
-		}
-		args := []string{"tc", "qdisc", "replace", "dev", aIf, "root", "netem", kind, arg}
-		if arg == "0" || arg == "0ms" || arg == "0%" {
-			args = []string{"tc", "qdisc", "del", "dev", aIf, "root"}
-		}
-		out, err := exec.Command("ip", append([]string{"netns", "exec", ra.NS}, args...)...).CombinedOutput()
+	case "delay", "loss", "clear":
+		// Faults shape frames leaving a, like netem on a's egress would.
+		all, err := l.loadImpairments()
 		if err != nil {
-			if strings.Contains(string(out), "unknown") {
-				return ErrNoNetem
-			}
-			return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
+			return err
 		}
-		return nil
+		imp := all[lk.Index][a]
+		switch kind {
+		case "clear":
+			imp = wire.Impairment{}
+		case "delay":
+			d, err := time.ParseDuration(arg)
+			if err != nil || d < 0 || d > 10*time.Second {
+				return fmt.Errorf("delay %q: want a duration such as 20ms (0 to 10s)", arg)
+			}
+			imp.Delay = d
+		case "loss":
+			p, err := strconv.ParseFloat(strings.TrimSuffix(arg, "%"), 64)
+			if err != nil || p < 0 || p > 100 {
+				return fmt.Errorf("loss %q: want a percentage such as 5%%", arg)
+			}
+			imp.Loss = p / 100
+		}
+		return l.setImpairment(lk, a, imp)
 	}
 	return fmt.Errorf("unknown fault %q: want down, up, reset, delay or loss", kind)
+}
+
+// Hijack makes router r originate prefix (a prefix it does not own, or a
+// more-specific of another router's), as a hijack or a leak would.
+func (l *Lab) Hijack(name, prefix string) error {
+	r, ok := l.Topo.Router(name)
+	if !ok {
+		return fmt.Errorf("no router %s", name)
+	}
+	p, err := netip.ParsePrefix(prefix)
+	if err != nil {
+		return fmt.Errorf("hijack %q: %w", prefix, err)
+	}
+	if r.Daemon == "frr" {
+		af := "ipv4"
+		if p.Addr().Is6() {
+			af = "ipv6"
+		}
+		return nsRun(r.NS, "vtysh", "--vty_socket", l.FRRDir(r), "-d", "bgpd", "-c", "configure terminal",
+			"-c", fmt.Sprintf("router bgp %d", r.ASN), "-c", "address-family "+af+" unicast", "-c", "network "+p.String())
+	}
+	cli, err := l.bin("gobgp")
+	if err != nil {
+		return err
+	}
+	fam := "ipv4"
+	if p.Addr().Is6() {
+		fam = "ipv6"
+	}
+	return nsRun(r.NS, cli, "-u", "127.0.0.1", "-p", fmt.Sprint(gobgpAPIPort), "global", "rib", "add", p.String(), "-a", fam)
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/meshd/meshd/internal/wire"
 )
 
 // Options configure a lab.
@@ -98,6 +100,9 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := l.addNS(MgmtNS); err != nil {
 		return l, err
 	}
+	if err := l.addNS(WireNS); err != nil {
+		return l, err
+	}
 	if err := nsRun(MgmtNS, "ip", "link", "add", "br0", "type", "bridge"); err != nil {
 		return l, err
 	}
@@ -119,6 +124,9 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		}
 	}
 	if err := l.save(); err != nil {
+		return l, err
+	}
+	if err := l.startWire(); err != nil {
 		return l, err
 	}
 
@@ -183,12 +191,27 @@ func (l *Lab) addRouter(r Router) error {
 	return nil
 }
 
+// addLink joins two routers through the wire namespace: each router's end
+// is a veth whose peer sits in WireNS, where `meshd lab wire` bridges the
+// two in user space and adds the delay and loss faults ask for (this
+// kernel family has no netem).
 func (l *Lab) addLink(lk Link) error {
 	a, b := l.Topo.Routers[lk.A-1], l.Topo.Routers[lk.B-1]
-	if err := run("ip", "link", "add", lk.AIf, "netns", a.NS, "type", "veth", "peer", "name", lk.BIf, "netns", b.NS); err != nil {
+	wa, wb := lk.WireIfs()
+	if err := run("ip", "link", "add", lk.AIf, "netns", a.NS, "type", "veth", "peer", "name", wa, "netns", WireNS); err != nil {
 		return err
 	}
+	if err := run("ip", "link", "add", lk.BIf, "netns", b.NS, "type", "veth", "peer", "name", wb, "netns", WireNS); err != nil {
+		return err
+	}
+	for _, x := range [][2]string{{a.NS, lk.AIf}, {b.NS, lk.BIf}, {WireNS, wa}, {WireNS, wb}} {
+		if err := wire.DisableOffloads(x[0], x[1]); err != nil {
+			return err
+		}
+	}
 	steps := [][]string{
+		{WireNS, "ip", "link", "set", wa, "up"},
+		{WireNS, "ip", "link", "set", wb, "up"},
 		{a.NS, "ip", "addr", "add", lk.A4.String() + "/30", "dev", lk.AIf},
 		{b.NS, "ip", "addr", "add", lk.B4.String() + "/30", "dev", lk.BIf},
 		{a.NS, "ip", "addr", "add", lk.A6.String() + "/64", "dev", lk.AIf, "nodad"},
@@ -221,6 +244,24 @@ func (l *Lab) start(key, ns, bin string, args ...string) error {
 	l.State.PIDs[key] = cmd.Process.Pid
 	go func() { _ = cmd.Wait() }()
 	return nil
+}
+
+// startHere runs a lab daemon in the root namespace, detached.
+func (l *Lab) startHere(key, bin string, args ...string) error {
+	logf, err := os.OpenFile(filepath.Join(l.State.Dir, key+".log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", key, err)
+	}
+	l.State.PIDs[key] = cmd.Process.Pid
+	go func() { _ = cmd.Wait() }()
+	return l.save()
 }
 
 func (l *Lab) bin(name string) (string, error) {

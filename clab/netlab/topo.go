@@ -17,6 +17,9 @@ const Prefix = "mlab-"
 // InfluxDB it writes to live there; routers reach it over a bridge.
 const MgmtNS = Prefix + "mgmt"
 
+// WireNS holds the middle of every link, where delay and loss are added.
+const WireNS = Prefix + "wire"
+
 // Addresses and ports inside the lab. All of them are inside namespaces
 // the lab creates.
 const (
@@ -49,6 +52,12 @@ type Link struct {
 	BIf    string
 	A4, B4 netip.Addr
 	A6, B6 netip.Addr
+}
+
+// WireIfs names the link's two interfaces in the wire namespace: wa faces
+// router A, wb router B.
+func (l Link) WireIfs() (wa, wb string) {
+	return fmt.Sprintf("w%da", l.Index), fmt.Sprintf("w%db", l.Index)
 }
 
 // Topology is the lab's routers and links.

@@ -53,7 +53,8 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
   metrics        http://127.0.0.1:%d/metrics   sessions http://127.0.0.1:%d/api/sessions
   dashboards     dashboards/ (Grafana and Chronograf, InfluxQL)
   logs, configs  %s
-  faults         meshd lab fault reset r1 r2 | down r1 r2 | up r1 r2
+  faults         meshd lab fault reset r1 r2 | down r1 r2 | up r1 r2 | delay r1 r2 20ms |
+                 loss r1 r2 5%% | clear r1 r2 | hijack r3 10.200.1.0/25
   tear down      meshd lab down
 `, routers, netlab.MgmtNS, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
 			return watchTable(ctx, out, watch)
@@ -87,20 +88,37 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
 		},
 	}
 	fault := &cobra.Command{
-		Use:   "fault KIND R1 R2 [VALUE]",
-		Short: "Inject a fault between two routers: down, up, reset, delay 20ms, loss 5%",
-		Args:  cobra.RangeArgs(3, 4),
+		Use:   "fault KIND R1 R2 [VALUE] | fault hijack R PREFIX",
+		Short: "Inject a fault: down, up, reset, delay R1 R2 20ms, loss R1 R2 5%, clear R1 R2, hijack R3 PREFIX",
+		Long: `Faults between two directly linked routers: down and up (the link), reset (the BGP
+sessions), delay and loss (frames from R1 to R2; 'delay R1 R2 0' or 'clear R1 R2' removes
+them). hijack R PREFIX makes router R originate PREFIX.`,
+		Args: cobra.RangeArgs(3, 4),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := netlab.Load(dir)
 			if err != nil {
 				return err
 			}
 			l.SetBin(tools.Look)
+			if args[0] == "hijack" {
+				return l.Hijack(args[1], args[2])
+			}
 			arg := ""
 			if len(args) == 4 {
 				arg = args[3]
 			}
 			return l.Fault(args[0], args[1], args[2], arg)
+		},
+	}
+	wireCmd := &cobra.Command{
+		Use:    "wire",
+		Hidden: true,
+		Short:  "Bridge the lab's links in user space, with delay and loss (started by lab up)",
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return netlab.RunWire(ctx, dir)
 		},
 	}
 	forward := &cobra.Command{
@@ -114,7 +132,7 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
 			return netlab.Forward(ctx)
 		},
 	}
-	cmd.AddCommand(up, down, status, fault, forward)
+	cmd.AddCommand(up, down, status, fault, forward, wireCmd)
 	return cmd
 }
 
