@@ -79,8 +79,9 @@ type Half struct {
 	ts  [tsRing]tsSeen
 	tsN int
 
-	TTL    uint8
-	hasTTL bool
+	TTL      uint8
+	hasTTL   bool
+	sentData bool // this side has sent payload: its TTL is the session's
 
 	// Diagnostics, per direction.
 	Gaps        uint64 // bytes missing from the capture forced a resync
@@ -259,7 +260,11 @@ func (t *Tracker) Packet(p *packet.Packet, now int64) {
 	f.Last = now
 	h, o := &f.Half[d], &f.Half[1-d]
 
-	if !h.hasTTL || h.TTL != p.TTL {
+	// Speakers set the session's TTL (1 for single-hop eBGP, 255 for
+	// GTSM) on the socket only once connected, so the handshake and any
+	// segment before the sender's first byte of BGP would report a path
+	// change that is none.
+	if (h.sentData || len(p.Payload) > 0) && p.Flags&(packet.FlagSYN|packet.FlagRST) == 0 && (!h.hasTTL || h.TTL != p.TTL) {
 		e := t.event(TTL, f, d, now)
 		e.TTL, e.OldTTL = p.TTL, h.TTL
 		h.TTL, h.hasTTL = p.TTL, true
@@ -294,7 +299,7 @@ func (t *Tracker) Packet(p *packet.Packet, now int64) {
 }
 
 func (h *Half) reset() {
-	*h = Half{TTL: h.TTL, hasTTL: h.hasTTL, Gaps: h.Gaps, Desyncs: h.Desyncs,
+	*h = Half{TTL: h.TTL, hasTTL: h.hasTTL, sentData: h.sentData, Gaps: h.Gaps, Desyncs: h.Desyncs,
 		Retransmits: h.Retransmits, Ambiguous: h.Ambiguous, TSMismatch: h.TSMismatch}
 }
 
@@ -398,6 +403,7 @@ func (t *Tracker) data(f *Flow, h *Half, d Dir, p *packet.Packet, now int64) {
 		}
 		pl, seq = pl[-rel:], h.next
 	}
+	h.sentData = true
 	segEnd := seq + uint32(len(pl))
 	t.frame(f, h, d, pl, seq, segEnd, p, now)
 	h.next = segEnd

@@ -119,8 +119,13 @@ func rank(sorted []int64, p int) int64 {
 // from the nearest one at or above the observed TTL.
 var InitialTTLs = [...]uint8{64, 128, 255}
 
-// Hops returns the hop count implied by a received TTL.
+// Hops returns the hop count implied by a received TTL. A TTL of 1 counts
+// as 0 hops: single-hop eBGP speakers send exactly 1 (so do FRR and
+// gobgp), and nothing sent with 1 crosses a router.
 func Hops(ttl uint8) uint8 {
+	if ttl == 1 {
+		return 0
+	}
 	for _, init := range InitialTTLs {
 		if ttl <= init {
 			return init - ttl

@@ -76,7 +76,7 @@ func TestWindowReset(t *testing.T) {
 
 func TestHops(t *testing.T) {
 	tests := []struct{ ttl, hops uint8 }{
-		{64, 0}, {63, 1}, {1, 63}, {65, 63}, {128, 0}, {120, 8}, {255, 0}, {250, 5}, {129, 126},
+		{64, 0}, {63, 1}, {1, 0}, {2, 62}, {65, 63}, {128, 0}, {120, 8}, {255, 0}, {250, 5}, {129, 126},
 	}
 	for _, tc := range tests {
 		if got := Hops(tc.ttl); got != tc.hops {

@@ -1,0 +1,197 @@
+//go:build integration
+
+package probe
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/probe/internal/netemu"
+)
+
+// delayLab is two gobgpd speakers, A (AS 65001) and B (AS 65002), with an
+// IPv4 and an IPv6 session, and the probe running in A. Between them sits
+// an impairment box E: with tc netem (when the kernel has it) on B's side
+// of the path, otherwise netemu's userspace bridge in its own namespace.
+// Direction 1 of the returned impairment is B towards A, so a delay there
+// delays the peer's ACKs, after the probe's tap on A's keepalives.
+type impair interface {
+	delay(t *testing.T, d time.Duration)
+	loss(t *testing.T, p float64)
+}
+
+type emuImpair struct{ l *netemu.Link }
+
+func (e emuImpair) delay(t *testing.T, d time.Duration) { e.l.SetDelay(1, time.Millisecond+d) }
+func (e emuImpair) loss(t *testing.T, p float64)        { e.l.SetLoss(1, p) }
+
+func delayLab(t *testing.T) (imp impair, pr *probeRun, dump string) {
+	testenv.RequireRoot(t)
+	a, e, b := testenv.NewNetns(t, "pa"), testenv.NewNetns(t, "pe"), testenv.NewNetns(t, "pb")
+	testenv.Binary(t, "ethtool")
+	aDev, e0 := testenv.Veth(t, a, e, []string{"10.71.0.1/24", "fd71::1/64"}, nil)
+	e1, bDev := testenv.Veth(t, e, b, nil, []string{"10.71.0.2/24", "fd71::2/64"})
+	// The bridge re-sends frames as they were captured: they must carry
+	// finished checksums, not offload placeholders.
+	a.Run(t, "ethtool", "-K", aDev, "tx", "off")
+	b.Run(t, "ethtool", "-K", bDev, "tx", "off")
+	quickack(t, a, aDev, "10.71.0.0/24", "fd71::/64")
+	quickack(t, b, bDev, "10.71.0.0/24", "fd71::/64")
+	l, err := netemu.Start(e.Name, e0, e1)
+	if err != nil {
+		t.Fatalf("impairment bridge: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	// A fixed 1 ms each way: the bridge then forwards on its schedule, not
+	// whenever its reader wakes, which keeps the baseline steady.
+	l.SetDelay(0, time.Millisecond)
+	l.SetDelay(1, time.Millisecond)
+	dir := os.Getenv("MESHD_PROBE_TCPDUMP")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	dump = filepath.Join(dir, t.Name()+".pcap")
+	tcpdump(t, a, dump)
+	startGoBGP(t, a, 65001, "10.71.0.1", []neighbor{{addr: "10.71.0.2", local: "10.71.0.1", as: 65002}, {addr: "fd71::2", local: "fd71::1", as: 65002}})
+	startGoBGP(t, b, 65002, "10.71.0.2", []neighbor{{addr: "10.71.0.1", local: "10.71.0.2", as: 65001}, {addr: "fd71::1", local: "fd71::2", as: 65001}})
+	pr = startProbe(t, Config{Router: "pa", Netns: a.Name, Window: 3})
+	return emuImpair{l}, pr, dump
+}
+
+// TestNetemDelay checks the measured RTT against a netem delay on the
+// peer's egress (the peer's ACKs are delayed), for IPv4 and IPv6, and that
+// the window follows a change of the delay.
+func TestNetemDelay(t *testing.T) {
+	imp, pr, dump := delayLab(t)
+	peers := []netip.Addr{netip.MustParseAddr("10.71.0.2"), netip.MustParseAddr("fd71::2")}
+
+	base := map[netip.Addr]time.Duration{}
+	for _, p := range peers {
+		ss := pr.waitSamples(t, p, 3, 30*time.Second)
+		base[p] = min(ss[0].RTT, ss[1].RTT, ss[2].RTT)
+		t.Logf("%s baseline RTTs %v", p, rttsOf(ss))
+	}
+
+	for _, delay := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond} {
+		imp.delay(t, delay)
+		for _, p := range peers {
+			// Three samples fill the 3-sample window with the new delay.
+			ss := pr.waitSamples(t, p, 4, 30*time.Second)[1:] // the first may straddle the change
+			want := delay + base[p]
+			for _, s := range ss {
+				err := s.RTT - want
+				t.Logf("%s netem %v: rtt %v (want %v, error %v, ts-rtt %v, %s)", p, delay, s.RTT, want, err, s.TSRTT, s.Method)
+			}
+			// The emulator is a Go program on a busy 2-core machine and now
+			// and then forwards a frame late; the window's min and median
+			// carry the verdict, every sample is logged above.
+			last := ss[len(ss)-1].Peer
+			// A min within 0.2 ms of the new delay also shows the window
+			// let go of the old one.
+			t.Logf("%s delay %v: window min %v (error %v), p50 %v (error %v)", p, delay, time.Duration(last.Min),
+				time.Duration(last.Min)-want, time.Duration(last.P50), time.Duration(last.P50)-want)
+			if d := time.Duration(last.Min) - want; d < -200*time.Microsecond || d > 200*time.Microsecond {
+				t.Errorf("%s: window min %v with delay %v, want %v ± 0.2 ms", p, time.Duration(last.Min), delay, want)
+			}
+			if last.N != 3 {
+				t.Errorf("%s: window holds %d samples, want 3", p, last.N)
+			}
+		}
+	}
+	checkAgainstPcap(t, pr, dump, netip.MustParseAddr("10.71.0.1"), netip.MustParseAddr("fd71::1"))
+}
+
+// checkAgainstPcap reads tcpdump's nanosecond capture of the same run and
+// requires the live probe's samples to match the pcap reader's exactly:
+// both are timed by the kernel's receive timestamps.
+func checkAgainstPcap(t *testing.T, pr *probeRun, dump string, local ...netip.Addr) {
+	t.Helper()
+	pr.cancel()
+	time.Sleep(300 * time.Millisecond) // tcpdump's -U writes are on disk by now
+	var fromPcap []Sample
+	_, err := FromPcap(context.Background(), Config{Pcap: dump, LocalAddrs: local, OnSample: func(s Sample) { fromPcap = append(fromPcap, s) }})
+	if err != nil {
+		t.Fatalf("reading tcpdump's capture: %v", err)
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	byKey := map[string]time.Duration{}
+	for _, s := range fromPcap {
+		byKey[s.PeerKey.Peer.String()+s.Time.Format(time.RFC3339Nano)] = s.RTT
+	}
+	matched := 0
+	for _, s := range pr.samples {
+		rtt, ok := byKey[s.PeerKey.Peer.String()+s.Time.Format(time.RFC3339Nano)]
+		if !ok {
+			continue // tcpdump started a moment after the probe, or stopped before
+		}
+		matched++
+		if rtt != s.RTT {
+			t.Errorf("%s at %v: live %v, tcpdump %v", s.PeerKey.Peer, s.Time, s.RTT, rtt)
+		}
+	}
+	t.Logf("%d of %d live samples found in tcpdump's capture (%d there), all equal", matched, len(pr.samples), len(fromPcap))
+	if matched < len(pr.samples)/2 {
+		t.Errorf("only %d of %d live samples found in the capture", matched, len(pr.samples))
+	}
+}
+
+// TestNetemLoss drops everything B sends for a while: A's keepalive goes
+// unacknowledged and is retransmitted, which must count as a loss and not
+// as a (long) sample.
+func TestNetemLoss(t *testing.T) {
+	imp, pr, _ := delayLab(t)
+	p := netip.MustParseAddr("10.71.0.2")
+	pr.waitSamples(t, p, 1, 30*time.Second)
+	imp.loss(t, 1)
+	time.Sleep(4 * time.Second) // one keepalive interval and some, well inside the 9 s hold time
+	imp.loss(t, 0)
+	ss := pr.waitSamples(t, p, 1, 30*time.Second)
+	s := ss[len(ss)-1]
+	t.Logf("after loss: losses %d samples %d max %v", s.Peer.Losses, s.Peer.Samples, time.Duration(s.Peer.Max))
+	if s.Peer.Losses < 1 {
+		t.Fatalf("no loss counted after 4 s of 100%% loss on the peer's egress")
+	}
+	if time.Duration(s.Peer.Max) > 100*time.Millisecond {
+		t.Errorf("a retransmitted keepalive made a sample of %v", time.Duration(s.Peer.Max))
+	}
+}
+
+// quickack makes the namespace's TCP acknowledge at once on the connected
+// routes given. Without it Linux delays the ACK of a lone keepalive by
+// 40-200 ms whenever the connection is in its interactive (pingpong) mode,
+// and the measured time is the peer's ACK policy, not the path. The
+// route attribute is read when a connection picks its route, so this runs
+// before the speakers start.
+func quickack(t *testing.T, ns *testenv.Netns, dev string, prefixes ...string) {
+	t.Helper()
+	for _, p := range prefixes {
+		args := []string{"route", "replace", p, "dev", dev, "proto", "kernel", "scope", "link", "quickack", "1"}
+		if strings.Contains(p, ":") {
+			// The kernel's own IPv6 connected route has metric 256;
+			// replace it rather than adding a second one.
+			args = []string{"-6", "route", "replace", p, "dev", dev, "proto", "kernel", "metric", "256", "quickack", "1"}
+		}
+		ns.Run(t, "ip", args...)
+	}
+}
+
+// tcpdump records the namespace's BGP traffic to file for the length of
+// the test (set MESHD_PROBE_TCPDUMP=dir to get one per test).
+func tcpdump(t *testing.T, ns *testenv.Netns, file string) {
+	t.Helper()
+	cmd := ns.Command(testenv.Binary(t, "tcpdump"), "-i", "any", "-s", "0", "-U", "--time-stamp-precision=nano", "-w", file, "tcp port 179")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("tcpdump: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+}
