@@ -103,8 +103,7 @@ func startFRR(t *testing.T, ns *testenv.Netns, as int, routerID string, nbrs []n
 		t.Fatal(err)
 	}
 	cmd := ns.Command(bin, "-Z", "-n", "-S", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"),
-		"--vty_socket", dir, "-P", "0", "-M", "")
-	cmd.Args = cmd.Args[:len(cmd.Args)-2] // no module flag: keep the call minimal
+		"--vty_socket", dir, "-P", "0")
 	log, err := os.Create(filepath.Join(dir, "bgpd.log"))
 	if err != nil {
 		t.Fatal(err)
