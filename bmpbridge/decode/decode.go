@@ -257,6 +257,9 @@ func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
 			err = fmt.Errorf("%w: %s at offset %d: decoder panic: %v", ErrMessage, m.Type, m.Offset, r)
 		}
 	}()
+	if len(raw) < bmp.BMP_HEADER_SIZE || raw[0] != bmp.BMP_VERSION || int(binary.BigEndian.Uint32(raw[1:5])) != len(raw) {
+		return m, fmt.Errorf("%w: %s at offset %d: bad common header", ErrMessage, m.Type, m.Offset)
+	}
 	msg, perr := bmp.ParseBMPMessageWithOptions(raw, d.options)
 	if msg == nil {
 		if perr == nil {

@@ -1,0 +1,249 @@
+package bmpbridge
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/meshd/meshd/bmpbridge/bmpgen"
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/merge"
+)
+
+type rig struct {
+	core   *merge.Core
+	b      *Bridge
+	addr   string
+	mu     sync.Mutex
+	events []change.Event
+}
+
+func newRig(t *testing.T, cfg Config) *rig {
+	t.Helper()
+	core, err := merge.New(merge.WithRegisterer(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(core, WithConfig(cfg), WithRegisterer(prometheus.NewRegistry()), WithTargets("edge1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{core: core, b: b, addr: ln.Addr().String()}
+	sub := core.Subscribe("t", 1<<14)
+	go func() {
+		for batch := range sub.C() {
+			r.mu.Lock()
+			r.events = append(r.events, batch.Events...)
+			r.mu.Unlock()
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = b.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); b.Close(); sub.Close() })
+	return r
+}
+
+func (r *rig) send(t *testing.T, stream []byte) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(stream); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (r *rig) count(kind change.EventKind, f func(change.Event) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e.Kind == kind && (f == nil || f(e)) {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *rig) val(router string, p *gpb.Path) *gpb.TypedValue {
+	v, _, _, _ := r.core.Leaf(router, p)
+	return v
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+var (
+	t0    = time.Unix(1_700_000_000, 0)
+	pAddr = netip.MustParseAddr("192.0.2.2")
+	rID   = netip.MustParseAddr("10.255.0.1")
+	pID   = netip.MustParseAddr("10.255.0.2")
+)
+
+func peer() *bmpgen.Peer {
+	return &bmpgen.Peer{Addr: pAddr, AS: 42009012, BGPID: pID, Time: t0}
+}
+
+func upStream(sysName string) []byte {
+	fams := []uint32{1<<16 | 1, 2<<16 | 1}
+	sent := bmpgen.Open{AS: 65001, HoldTime: 90, ID: rID, Families: fams, FourOctet: true}
+	recv := bmpgen.Open{AS: 42009012, HoldTime: 30, ID: pID, Families: fams, FourOctet: true}
+	b := bmpgen.AppendInitiation(nil, sysName, "unit test")
+	return bmpgen.AppendPeerUp(b, peer(), netip.MustParseAddr("192.0.2.1"), 179, 50000, sent, recv, "")
+}
+
+func table(n int, origin uint32) []byte {
+	var b []byte
+	for i := 0; i < n; i++ {
+		pf := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24)
+		b = bmpgen.AppendRouteMonitoring(b, peer(), &bmpgen.Route{Prefixes: []netip.Prefix{pf}, ASPath: []uint32{42009012, origin}, NextHop: pAddr})
+	}
+	return b
+}
+
+func TestBridgeSessionFlow(t *testing.T) {
+	r := newRig(t, Config{})
+	stream := upStream("edge1")
+	stream = append(stream, table(100, 4200000001)...)
+	c := r.send(t, stream)
+	n := change.NeighborPath("default", "192.0.2.2", "state", "session-state")
+	waitFor(t, "ESTABLISHED", func() bool { return r.val("edge1", n).GetStringVal() == "ESTABLISHED" })
+	if as := r.val("edge1", change.NeighborPath("default", "192.0.2.2", "state", "peer-as")).GetUintVal(); as != 42009012 {
+		t.Errorf("peer-as = %d", as)
+	}
+	waitFor(t, "100 announce events", func() bool { return r.count(change.EventRoute, nil) == 100 })
+	prefixes := keyed(change.MeshdNeighborPath("default", "192.0.2.2", "bmp", "ribs", "rib", "state", "prefixes"), "rib", "view", "ADJ_RIB_IN_PRE")
+	waitFor(t, "prefix counter 100", func() bool { return r.val("edge1", prefixes).GetUintVal() == 100 })
+	c.Close()
+	waitFor(t, "bmp-connected false", func() bool {
+		v := r.val("edge1", change.MeshdRouterPath("bmp-connected"))
+		return v != nil && !v.GetBoolVal()
+	})
+
+	// The router reconnects and re-sends its whole table: no new route
+	// events, duplicates counted; one origin change and one more-specific
+	// with another origin are reported.
+	stream = upStream("edge1")
+	stream = append(stream, table(100, 4200000001)...)
+	stream = bmpgen.AppendRouteMonitoring(stream, peer(), &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.5.0/24")}, ASPath: []uint32{42009012, 64666}, NextHop: pAddr})
+	stream = bmpgen.AppendRouteMonitoring(stream, peer(), &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.7.128/25")}, ASPath: []uint32{42009012, 64777}, NextHop: pAddr})
+	stream = bmpgen.AppendStats(stream, peer(), []bmpgen.Stat{{Type: 7, Value: 101}, {Type: 200, Value: 5, Len: 4}})
+	c = r.send(t, stream)
+	defer c.Close()
+	waitFor(t, "two origin changes", func() bool { return r.count(change.EventOriginChange, nil) == 2 })
+	waitFor(t, "route events", func() bool { return r.count(change.EventRoute, nil) == 102 })
+	dups := keyed(change.MeshdNeighborPath("default", "192.0.2.2", "bmp", "ribs", "rib", "state", "duplicates"), "rib", "view", "ADJ_RIB_IN_PRE")
+	waitFor(t, "100 duplicates", func() bool { return r.val("edge1", dups).GetUintVal() == 100 })
+	if got := r.count(change.EventOriginChange, func(e change.Event) bool {
+		return e.Fields["more_specific_of"] == "10.0.7.0/24" && e.Fields["new_origin_as"] == int64(64777) && e.Fields["old_origin_as"] == int64(4200000001)
+	}); got != 1 {
+		t.Errorf("more-specific origin change events = %d", got)
+	}
+	unknown := keyed(change.MeshdNeighborPath("default", "192.0.2.2", "bmp", "stats", "counter", "state", "value"), "counter", "type", "200")
+	waitFor(t, "unknown stat type kept by number", func() bool { return r.val("edge1", unknown).GetUintVal() == 5 })
+	// The re-sent Peer Up (same time) is not a new establishment.
+	if tr := r.val("edge1", change.NeighborPath("default", "192.0.2.2", "state", "established-transitions")).GetUintVal(); tr != 1 {
+		t.Errorf("established-transitions = %d, want 1", tr)
+	}
+
+	// Peer down with a Cease.
+	if _, err := c.Write(bmpgen.AppendPeerDown(nil, peer(), 3, 6, 2, nil, 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "IDLE", func() bool { return r.val("edge1", n).GetStringVal() == "IDLE" })
+	reason := r.val("edge1", change.MeshdNeighborPath("default", "192.0.2.2", "bmp", "state", "last-down-reason")).GetStringVal()
+	if reason != "remote system closed the session with a NOTIFICATION: Cease / Administrative Shutdown" {
+		t.Errorf("last-down-reason = %q", reason)
+	}
+	waitFor(t, "prefixes 0 after peer down", func() bool { return r.val("edge1", prefixes).GetUintVal() == 0 })
+}
+
+func TestFirstMessageMustBeInitiation(t *testing.T) {
+	r := newRig(t, Config{})
+	c := r.send(t, bmpgen.AppendStats(nil, peer(), []bmpgen.Stat{{Type: 0, Value: 1}}))
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection not closed")
+	}
+	waitFor(t, "no_initiation counted", func() bool {
+		return testutil.ToFloat64(r.b.m.errors.WithLabelValues("no_initiation")) == 1
+	})
+	if len(r.core.Routers()) != 0 {
+		t.Errorf("routers = %v", r.core.Routers())
+	}
+}
+
+func TestMalformedMessageSkipped(t *testing.T) {
+	r := newRig(t, Config{Aliases: map[string][]string{"core1": {"sys-core1"}}})
+	stream := upStream("sys-core1")
+	bad := bmpgen.AppendRouteMonitoring(nil, peer(), &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, ASPath: []uint32{1}, NextHop: pAddr})
+	bad[6+42+19+2], bad[6+42+19+3] = 0xff, 0xf0
+	stream = append(stream, bad...)
+	stream = append(stream, table(3, 65000)...)
+	c := r.send(t, stream)
+	defer c.Close()
+	waitFor(t, "3 routes after the bad message", func() bool { return r.b.RouteCount("core1", "default", "192.0.2.2", "") == 3 })
+	waitFor(t, "bmp-errors 1", func() bool { return r.val("core1", change.MeshdRouterPath("bmp-errors")).GetUintVal() == 1 })
+	// Bad framing closes the session cleanly.
+	if _, err := c.Write([]byte{9, 9, 9, 9, 9, 9}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "framing error counted", func() bool {
+		return testutil.ToFloat64(r.b.m.errors.WithLabelValues("framing")) == 1
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Listen: []string{"nohost"}}, "bmp.listen[0]"},
+		{Config{MaxRouters: -1}, "bmp.max-routers"},
+		{Config{Aliases: map[string][]string{"a": {"x"}, "b": {"x"}}}, "bmp.aliases"},
+		{Config{VRFs: map[string]string{"65000:1": ""}}, "bmp.vrfs[65000:1]"},
+		{Config{MaxMessageSize: 10}, "bmp.max-message-size"},
+	}
+	for _, tc := range tests {
+		err := tc.cfg.Validate()
+		if err == nil || !contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want an error naming %s", tc.cfg, err, tc.want)
+		}
+	}
+	ok := Config{Listen: []string{":11019", "[::]:11019"}}
+	ok.SetDefaults()
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
