@@ -60,7 +60,7 @@ func delayLab(t *testing.T) (imp impair, pr *probeRun, dump string) {
 	tcpdump(t, a, dump)
 	startGoBGP(t, a, 65001, "10.71.0.1", []neighbor{{addr: "10.71.0.2", local: "10.71.0.1", as: 65002}, {addr: "fd71::2", local: "fd71::1", as: 65002}})
 	startGoBGP(t, b, 65002, "10.71.0.2", []neighbor{{addr: "10.71.0.1", local: "10.71.0.2", as: 65001}, {addr: "fd71::1", local: "fd71::2", as: 65001}})
-	pr = startProbe(t, Config{Router: "pa", Netns: a.Name, Window: 3})
+	pr = startProbe(t, Config{Router: "pa", Netns: a.Name, Window: 5})
 	return emuImpair{l}, pr, dump
 }
 
@@ -73,7 +73,7 @@ func TestNetemDelay(t *testing.T) {
 
 	base := map[netip.Addr]time.Duration{}
 	for _, p := range peers {
-		ss := pr.waitSamples(t, p, 3, 30*time.Second)
+		ss := pr.waitSamples(t, p, 3, 60*time.Second) // session set-up included
 		base[p] = min(ss[0].RTT, ss[1].RTT, ss[2].RTT)
 		t.Logf("%s baseline RTTs %v", p, rttsOf(ss))
 	}
@@ -81,8 +81,8 @@ func TestNetemDelay(t *testing.T) {
 	for _, delay := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond} {
 		imp.delay(t, delay)
 		for _, p := range peers {
-			// Three samples fill the 3-sample window with the new delay.
-			ss := pr.waitSamples(t, p, 4, 30*time.Second)[1:] // the first may straddle the change
+			// Five samples fill the 5-sample window with the new delay.
+			ss := pr.waitSamples(t, p, 6, 40*time.Second)[1:] // the first may straddle the change
 			want := delay + base[p]
 			for _, s := range ss {
 				err := s.RTT - want
@@ -99,8 +99,8 @@ func TestNetemDelay(t *testing.T) {
 			if d := time.Duration(last.Min) - want; d < -200*time.Microsecond || d > 200*time.Microsecond {
 				t.Errorf("%s: window min %v with delay %v, want %v ± 0.2 ms", p, time.Duration(last.Min), delay, want)
 			}
-			if last.N != 3 {
-				t.Errorf("%s: window holds %d samples, want 3", p, last.N)
+			if last.N != 5 {
+				t.Errorf("%s: window holds %d samples, want 5", p, last.N)
 			}
 		}
 	}

@@ -32,6 +32,16 @@
 // therefore not seen (it happens before the tap); the same on the peer's
 // side, or anywhere on the path, is.
 //
+// # The peer's ACK policy
+//
+// The earliest sign that the peer got a keepalive is its ACK, so the RTT
+// includes however long the peer's TCP holds that ACK back. Linux ACKs a
+// lone segment at once in quick-ack mode but delays it 40-200 ms in its
+// interactive (pingpong) mode, which a BGP session enters now and then.
+// Such samples show up as p50/p99/jitter above a steady minimum; the
+// window's minimum is the path's RTT. A peer under the operator's control
+// can be told to ACK at once with `ip route ... quickack 1`.
+//
 // # Config for the CLI (meshd probe)
 //
 //	Router           --router      target name for gNMI, "router" in JSON (default: host name)
