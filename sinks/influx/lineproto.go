@@ -1,0 +1,205 @@
+package influx
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// kind is a field's one type, fixed per measurement and field forever.
+type kind uint8
+
+const (
+	kInt kind = iota + 1
+	kFloat
+	kString
+	kBool
+)
+
+func (k kind) String() string {
+	switch k {
+	case kInt:
+		return "integer"
+	case kFloat:
+		return "float"
+	case kString:
+		return "string"
+	case kBool:
+		return "boolean"
+	}
+	return "?"
+}
+
+// value is a typed field value.
+type value struct {
+	k kind
+	i int64
+	f float64
+	s string
+	b bool
+}
+
+func intV(i int64) value     { return value{k: kInt, i: i} }
+func floatV(f float64) value { return value{k: kFloat, f: f} }
+func strV(s string) value    { return value{k: kString, s: s} }
+func boolV(b bool) value     { return value{k: kBool, b: b} }
+
+type tag struct{ k, v string }
+
+type field struct {
+	k string
+	v value
+}
+
+// point is one line before encoding. Tags and fields are sorted by key
+// when encoded.
+type point struct {
+	meas   string
+	tags   []tag
+	fields []field
+	ts     int64 // ns since the epoch
+}
+
+// encoder turns points into line protocol and keeps every series'
+// timestamps strictly increasing (see uniqueTime).
+type encoder struct {
+	last map[string]int64 // series key -> last timestamp written
+	key  []byte
+}
+
+func newEncoder() *encoder { return &encoder{last: map[string]int64{}} }
+
+// collisionWindow is how far back a timestamp may be and still be moved
+// forward to stay unique in its series. Within a burst many points share
+// a timestamp (a BMP message carries one for all its routes); InfluxDB
+// would merge them into one point, so each is moved 1 ns past the
+// previous one. Older, out-of-order points keep their time.
+const collisionWindow = int64(1e9)
+
+// uniqueTime returns ts, moved past the last timestamp of the series when
+// it would collide with it.
+func (e *encoder) uniqueTime(series []byte, ts int64) int64 {
+	last, ok := e.last[string(series)]
+	if ok && ts <= last && last-ts < collisionWindow {
+		ts = last + 1
+	}
+	if !ok || ts > last {
+		e.last[string(series)] = ts
+	}
+	return ts
+}
+
+// forget drops the series memory (it grows with the series count, which
+// the schema bounds, but a long-running sink trims it now and then).
+func (e *encoder) forget() { clear(e.last) }
+
+// appendPoint encodes p as one line (with '\n') onto dst. A point
+// without fields is skipped.
+func (e *encoder) appendPoint(dst []byte, p *point) ([]byte, bool) {
+	if len(p.fields) == 0 {
+		return dst, false
+	}
+	sortTags(p.tags)
+	sortFields(p.fields)
+	start := len(dst)
+	dst = appendEscaped(dst, p.meas, measEsc)
+	for _, t := range p.tags {
+		if t.v == "" {
+			continue
+		}
+		dst = append(dst, ',')
+		dst = appendEscaped(dst, t.k, keyEsc)
+		dst = append(dst, '=')
+		dst = appendEscaped(dst, t.v, keyEsc)
+	}
+	ts := e.uniqueTime(dst[start:], p.ts)
+	dst = append(dst, ' ')
+	for i, f := range p.fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendEscaped(dst, f.k, keyEsc)
+		dst = append(dst, '=')
+		switch f.v.k {
+		case kInt:
+			dst = strconv.AppendInt(dst, f.v.i, 10)
+			dst = append(dst, 'i')
+		case kFloat:
+			dst = strconv.AppendFloat(dst, f.v.f, 'g', -1, 64)
+		case kBool:
+			dst = strconv.AppendBool(dst, f.v.b)
+		default:
+			dst = append(dst, '"')
+			dst = appendEscaped(dst, f.v.s, strEsc)
+			dst = append(dst, '"')
+		}
+	}
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, ts, 10)
+	return append(dst, '\n'), true
+}
+
+type escaper uint8
+
+const (
+	measEsc escaper = iota // comma, space
+	keyEsc                 // comma, equals, space
+	strEsc                 // double quote, backslash
+)
+
+func appendEscaped(dst []byte, s string, how escaper) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\n' || c == '\r':
+			// Line protocol has no newline escape; a newline would end
+			// the point. Keep the text readable instead.
+			if how == strEsc {
+				dst = append(dst, '\\', 'n')
+			} else {
+				dst = append(dst, ' ')
+			}
+			continue
+		case how == strEsc && (c == '"' || c == '\\'):
+			dst = append(dst, '\\')
+		case how != strEsc && (c == ',' || c == ' '):
+			dst = append(dst, '\\')
+		case how == keyEsc && c == '=':
+			dst = append(dst, '\\')
+		case how != strEsc && c == '\\' && i == len(s)-1:
+			// A trailing backslash would escape the separator after it.
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func sortTags(ts []tag) {
+	cmp := func(a, b tag) int { return strings.Compare(a.k, b.k) }
+	if !slices.IsSortedFunc(ts, cmp) {
+		slices.SortFunc(ts, cmp)
+	}
+}
+
+func sortFields(fs []field) {
+	cmp := func(a, b field) int { return strings.Compare(a.k, b.k) }
+	if !slices.IsSortedFunc(fs, cmp) {
+		slices.SortFunc(fs, cmp)
+	}
+}
+
+// clampUint turns a uint64 counter into an int64 field; values past
+// MaxInt64 are clamped and reported.
+func clampUint(u uint64) (int64, bool) {
+	if u > math.MaxInt64 {
+		return math.MaxInt64, true
+	}
+	return int64(u), false
+}
+
+// fieldName turns a YANG leaf name into a field key: lower snake case.
+func fieldName(s string) string {
+	return strings.ToLower(strings.ReplaceAll(s, "-", "_"))
+}

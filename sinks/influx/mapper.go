@@ -1,0 +1,494 @@
+package influx
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/change"
+)
+
+// mapStats counts what the mapper could not write as given.
+type mapStats struct {
+	unmapped      uint64 // leaves the schema leaves out
+	overflows     uint64 // uint64 values clamped into int64
+	typeConflicts uint64 // values that did not fit their field's type
+}
+
+type nbrKey struct{ router, ni, addr string }
+
+type seriesKey struct {
+	meas  string
+	extra tag
+}
+
+// series is the cached state of one state series (a neighbor's
+// bgp_neighbor, one of its AFIs, ...), for snapshots, and the fields a
+// batch changed in it.
+type series struct {
+	seriesKey
+	nbr      *nbr
+	fields   map[string]value
+	pending  map[string]value
+	pendTime int64
+}
+
+type nbr struct {
+	nbrKey
+	peerAS string
+	series map[seriesKey]*series
+}
+
+// mapper turns batches into line protocol. It keeps the last value of
+// every state field per neighbor, for tags such as peer_as and for the
+// periodic snapshot. It is used by one goroutine.
+type mapper struct {
+	enc     *encoder
+	kinds   map[string]kind // measurement "\x00" field -> pinned kind
+	nbrs    map[nbrKey]*nbr
+	touched []*series
+	stats   mapStats
+	pt      point
+}
+
+func newMapper() *mapper {
+	m := &mapper{enc: newEncoder(), kinds: map[string]kind{}, nbrs: map[nbrKey]*nbr{}}
+	for meas, fs := range fixedKinds {
+		for f, k := range fs {
+			m.kinds[meas+"\x00"+f] = k
+		}
+	}
+	return m
+}
+
+// kindOf returns the field's pinned kind, pinning natural if it has none.
+func (m *mapper) kindOf(meas, f string, natural kind) kind {
+	key := meas + "\x00" + f
+	if k, ok := m.kinds[key]; ok {
+		return k
+	}
+	m.kinds[key] = natural
+	return natural
+}
+
+func (m *mapper) neighbor(k nbrKey) *nbr {
+	n := m.nbrs[k]
+	if n == nil {
+		n = &nbr{nbrKey: k, series: map[seriesKey]*series{}}
+		m.nbrs[k] = n
+	}
+	return n
+}
+
+func (n *nbr) get(k seriesKey) *series {
+	s := n.series[k]
+	if s == nil {
+		s = &series{seriesKey: k, nbr: n, fields: map[string]value{}}
+		n.series[k] = s
+	}
+	return s
+}
+
+func ns(t time.Time, now time.Time) int64 {
+	if t.IsZero() {
+		return now.UnixNano()
+	}
+	return t.UnixNano()
+}
+
+// batch appends the points of one batch to dst and returns the number of
+// points appended.
+func (m *mapper) batch(dst []byte, b *change.Batch, now time.Time) ([]byte, int) {
+	n := 0
+	for i := range b.Updates {
+		m.update(&b.Updates[i], now)
+	}
+	var ok bool
+	for _, s := range m.touched {
+		dst, ok = m.appendSeries(dst, s, s.pending, s.pendTime)
+		if ok {
+			n++
+		}
+		s.pending = nil
+	}
+	m.touched = m.touched[:0]
+	for i := range b.Events {
+		var k int
+		dst, k = m.event(dst, &b.Events[i], now)
+		n += k
+	}
+	return dst, n
+}
+
+// update applies one leaf change to the cache and marks what changed.
+func (m *mapper) update(u *change.Update, now time.Time) {
+	ni, addr, rest, ok := change.NeighborOf(u.Path)
+	elems := u.Path.GetElem()
+	meshd := len(elems) > 0 && elems[0].GetName() == "meshd"
+	if !ok {
+		m.routerLeaf(u, meshd, now)
+		return
+	}
+	key := nbrKey{u.Router, ni, addr}
+	if u.Value == nil {
+		m.deleteBelow(key, meshd, rest)
+		return
+	}
+	if !meshd && len(rest) == 2 && rest[0].GetName() == "state" && rest[1].GetName() == "peer-as" {
+		nb := m.neighbor(key)
+		nb.peerAS = peerAS(u)
+		return
+	}
+	t, ok := mapNeighborLeaf(meshd, rest)
+	if !ok {
+		m.stats.unmapped++
+		return
+	}
+	s := m.neighbor(key).get(seriesKey{t.meas, t.extra})
+	if !m.set(s, t.field, u, now) {
+		return
+	}
+	switch {
+	case t.field == "session_state":
+		v := int64(0)
+		if s.fields["session_state"].s == "ESTABLISHED" {
+			v = 1
+		}
+		s.fields["established"] = intV(v)
+		s.pending["established"] = intV(v)
+	case t.field == "health":
+		if c, ok := healthCodes[s.fields["health"].s]; ok {
+			s.fields["health_code"] = intV(c)
+			s.pending["health_code"] = intV(c)
+		}
+	}
+}
+
+func peerAS(u *change.Update) string {
+	v, _, ok := convert(u.Value, kInt)
+	if !ok || v.i <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(v.i, 10)
+}
+
+// set stores a leaf's value in a series under its pinned type.
+func (m *mapper) set(s *series, f string, u *change.Update, now time.Time) bool {
+	k := m.kindOf(s.meas, f, naturalKind(u.Value))
+	v, overflow, ok := convert(u.Value, k)
+	if !ok {
+		m.stats.typeConflicts++
+		return false
+	}
+	if overflow {
+		m.stats.overflows++
+	}
+	s.fields[f] = v
+	if s.pending == nil {
+		s.pending = map[string]value{}
+		s.pendTime = 0
+		m.touched = append(m.touched, s)
+	}
+	s.pending[f] = v
+	s.pendTime = max(s.pendTime, ns(u.Time, now))
+	return true
+}
+
+// routerLeaf handles leaves not below a neighbor: meshd's router state,
+// and deletes of a whole router.
+func (m *mapper) routerLeaf(u *change.Update, meshd bool, now time.Time) {
+	elems := u.Path.GetElem()
+	if u.Value == nil && (len(elems) <= 1 || meshd && len(elems) <= 2) {
+		for k := range m.nbrs {
+			if k.router == u.Router {
+				delete(m.nbrs, k)
+			}
+		}
+		return
+	}
+	if !meshd || len(elems) != 4 || elems[1].GetName() != "router" || elems[2].GetName() != "state" {
+		m.stats.unmapped++
+		return
+	}
+	key := nbrKey{router: u.Router}
+	if u.Value == nil {
+		if n := m.nbrs[key]; n != nil {
+			delete(n.get(seriesKey{meas: mRouter}).fields, fieldName(elems[3].GetName()))
+		}
+		return
+	}
+	m.set(m.neighbor(key).get(seriesKey{meas: mRouter}), fieldName(elems[3].GetName()), u, now)
+}
+
+// deleteBelow forgets a neighbor, one of its list entries, or a leaf.
+func (m *mapper) deleteBelow(key nbrKey, meshd bool, rest []*gpb.PathElem) {
+	n := m.nbrs[key]
+	if n == nil {
+		return
+	}
+	if len(rest) == 0 {
+		if meshd {
+			for sk := range n.series {
+				switch sk.meas {
+				case mKeepalive, mBMPPeer, mBMPStats, mBMPRib:
+					delete(n.series, sk)
+				}
+			}
+		} else {
+			delete(m.nbrs, key)
+			return
+		}
+		if len(n.series) == 0 {
+			delete(m.nbrs, key)
+		}
+		return
+	}
+	if !meshd && len(rest) == 2 && rest[0].GetName() == "afi-safis" {
+		delete(n.series, seriesKey{mNeighborAfi, tag{"afi_safi", stripModule(rest[1].GetKey()["afi-safi-name"])}})
+		return
+	}
+	if t, ok := mapNeighborLeaf(meshd, rest); ok {
+		if s := n.series[seriesKey{t.meas, t.extra}]; s != nil {
+			delete(s.fields, t.field)
+		}
+	}
+}
+
+// seriesTags are the tags of a cached series.
+func (m *mapper) seriesTags(tags []tag, s *series) []tag {
+	n := s.nbr
+	tags = append(tags[:0], tag{"router", n.router})
+	if n.addr != "" {
+		tags = append(tags, tag{"network_instance", n.ni}, tag{"neighbor", n.addr})
+	}
+	if s.meas == mNeighbor || s.meas == mNeighborAfi {
+		tags = append(tags, tag{"peer_as", n.peerAS})
+	}
+	if s.extra.k != "" {
+		tags = append(tags, s.extra)
+	}
+	return tags
+}
+
+func (m *mapper) appendSeries(dst []byte, s *series, fields map[string]value, ts int64) ([]byte, bool) {
+	p := &m.pt
+	p.meas = s.meas
+	p.tags = m.seriesTags(p.tags, s)
+	p.fields = p.fields[:0]
+	for k, v := range fields {
+		p.fields = append(p.fields, field{k, v})
+	}
+	p.ts = ts
+	return m.enc.appendPoint(dst, p)
+}
+
+// snapshot appends every cached series in full, at now.
+func (m *mapper) snapshot(dst []byte, now time.Time) ([]byte, int) {
+	n := 0
+	ts := now.UnixNano()
+	var ok bool
+	for _, nb := range m.nbrs {
+		for _, s := range nb.series {
+			if s.meas == mNeighbor {
+				delete(s.fields, "uptime_s")
+				if s.fields["established"].i == 1 {
+					if le := s.fields["last_established_ns"].i; le > 0 && le < ts {
+						s.fields["uptime_s"] = intV((ts - le) / 1e9)
+					}
+				}
+			}
+			dst, ok = m.appendSeries(dst, s, s.fields, ts)
+			if ok {
+				n++
+			}
+		}
+	}
+	return dst, n
+}
+
+// resync replaces the cache with the merge core's current state.
+func (m *mapper) resync(ups []change.Update, now time.Time) {
+	clear(m.nbrs)
+	for i := range ups {
+		m.update(&ups[i], now)
+	}
+	for _, s := range m.touched {
+		s.pending = nil
+	}
+	m.touched = m.touched[:0]
+}
+
+// event appends the points of one event.
+func (m *mapper) event(dst []byte, ev *change.Event, now time.Time) ([]byte, int) {
+	p := &m.pt
+	p.ts = ns(ev.Time, now)
+	p.tags = append(p.tags[:0], tag{"router", ev.Router}, tag{"network_instance", ev.NetworkInstance}, tag{"neighbor", ev.Neighbor})
+	p.fields = p.fields[:0]
+	var ok bool
+	switch ev.Kind {
+	case change.EventRoute:
+		if ev.Route == nil {
+			m.stats.unmapped++
+			return dst, 0
+		}
+		p.meas = mBMPRoute
+		m.routeFields(p, ev.Route)
+		dst, ok = m.enc.appendPoint(dst, p)
+		return dst, b2i(ok)
+	case change.EventPeerUp, change.EventPeerDown, change.EventHopChange:
+		p.meas = mSessionEvent
+		p.tags = append(p.tags, tag{"event", string(ev.Kind)}, tag{"source", ev.Source.String()}, tag{"peer_as", m.eventPeerAS(ev)})
+		m.eventFields(p, ev.Fields, "peer_as")
+	case change.EventMessage:
+		p.meas = mMessage
+		typ := strings.ToUpper(str(ev.Fields["type"]))
+		if typ == "" {
+			typ = "UNKNOWN"
+		}
+		p.tags = append(p.tags, tag{"type", typ}, tag{"direction", str(ev.Fields["direction"])})
+		m.eventFields(p, ev.Fields, "type", "direction")
+		dst, ok = m.enc.appendPoint(dst, p)
+		n := b2i(ok)
+		// A Cease NOTIFICATION ends a session: record it as a session
+		// event too, so one query lists every session end with reason.
+		if typ == "NOTIFICATION" && intOf(ev.Fields["code"]) == 6 {
+			p.meas = mSessionEvent
+			p.tags = append(p.tags[:0], tag{"router", ev.Router}, tag{"network_instance", ev.NetworkInstance}, tag{"neighbor", ev.Neighbor}, tag{"event", "cease"}, tag{"source", ev.Source.String()}, tag{"peer_as", m.eventPeerAS(ev)})
+			p.fields = p.fields[:0]
+			p.fields = append(p.fields, field{"n", intV(1)}, field{"notification_code", intV(6)})
+			if sub := intOf(ev.Fields["subcode"]); sub >= 0 {
+				p.fields = append(p.fields, field{"notification_subcode", intV(sub)})
+			}
+			if r := str(ev.Fields["reason"]); r != "" {
+				p.fields = append(p.fields, field{"reason", strV(r)})
+			}
+			dst, ok = m.enc.appendPoint(dst, p)
+			n += b2i(ok)
+		}
+		return dst, n
+	case change.EventOriginChange:
+		p.meas = mOrigin
+		p.tags = append(p.tags, tag{"afi_safi", stripModule(str(ev.Fields["afi_safi"]))})
+		m.eventFields(p, ev.Fields, "afi_safi")
+	case change.EventStats:
+		p.meas = mBMPStats
+		m.eventFields(p, ev.Fields)
+	case change.EventProbeSample:
+		p.meas = mKeepalive
+		m.eventFields(p, ev.Fields)
+	case change.EventRouterUp, change.EventRouterDown:
+		p.meas = mRouterEvent
+		p.tags = append(p.tags[:1], tag{"event", string(ev.Kind)})
+		m.eventFields(p, ev.Fields)
+	default:
+		m.stats.unmapped++
+		return dst, 0
+	}
+	dst, ok = m.enc.appendPoint(dst, p)
+	return dst, b2i(ok)
+}
+
+func (m *mapper) eventPeerAS(ev *change.Event) string {
+	if v, ok := goValue(ev.Fields["peer_as"]); ok && v.k == kInt && v.i > 0 {
+		return strconv.FormatInt(v.i, 10)
+	}
+	if n := m.nbrs[nbrKey{ev.Router, ev.NetworkInstance, ev.Neighbor}]; n != nil {
+		return n.peerAS
+	}
+	return ""
+}
+
+// eventFields adds an event's fields under their pinned kinds, skipping
+// the keys used as tags. Session, message and router events get n=1 so
+// that every one of them has a field to count.
+func (m *mapper) eventFields(p *point, fs map[string]any, skip ...string) {
+	if _, ok := fixedKinds[p.meas]["n"]; ok {
+		p.fields = append(p.fields, field{"n", intV(1)})
+	}
+next:
+	for k, x := range fs {
+		for _, s := range skip {
+			if k == s {
+				continue next
+			}
+		}
+		v, ok := goValue(x)
+		if !ok {
+			m.stats.typeConflicts++
+			continue
+		}
+		if u, isU := x.(uint64); isU && u > 1<<63-1 {
+			m.stats.overflows++
+		}
+		f := fieldName(k)
+		if f == "n" {
+			continue
+		}
+		want := m.kindOf(p.meas, f, v.k)
+		if v, ok = coerce(v, want); !ok {
+			m.stats.typeConflicts++
+			continue
+		}
+		p.fields = append(p.fields, field{f, v})
+	}
+}
+
+func (m *mapper) routeFields(p *point, r *change.Route) {
+	p.tags = append(p.tags, tag{"afi_safi", stripModule(r.AfiSafi)}, tag{"rib", r.RIB}, tag{"action", r.Action.String()})
+	p.fields = append(p.fields, field{"prefix", strV(r.Prefix)}, field{"origin_as", intV(int64(r.OriginAS))})
+	if r.PathID != 0 {
+		p.fields = append(p.fields, field{"path_id", intV(int64(r.PathID))})
+	}
+	if r.ASPath != "" {
+		p.fields = append(p.fields, field{"as_path", strV(r.ASPath)})
+	}
+	if r.NextHop != "" {
+		p.fields = append(p.fields, field{"next_hop", strV(r.NextHop)})
+	}
+	if r.MED != nil {
+		p.fields = append(p.fields, field{"med", intV(int64(*r.MED))})
+	}
+	if r.LocalPref != nil {
+		p.fields = append(p.fields, field{"local_pref", intV(int64(*r.LocalPref))})
+	}
+	if len(r.Communities) > 0 {
+		p.fields = append(p.fields, field{"communities", strV(strings.Join(r.Communities, " "))})
+	}
+	if len(r.LargeCommunities) > 0 {
+		p.fields = append(p.fields, field{"large_communities", strV(strings.Join(r.LargeCommunities, " "))})
+	}
+	if len(r.ExtCommunities) > 0 {
+		var parts []string
+		for typ, vs := range r.ExtCommunities {
+			for _, v := range vs {
+				parts = append(parts, typ+":"+v)
+			}
+		}
+		slices.Sort(parts)
+		p.fields = append(p.fields, field{"ext_communities", strV(strings.Join(parts, " "))})
+	}
+}
+
+func str(x any) string {
+	if s, ok := x.(string); ok {
+		return s
+	}
+	return ""
+}
+
+func intOf(x any) int64 {
+	if v, ok := goValue(x); ok && v.k == kInt {
+		return v.i
+	}
+	return -1
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

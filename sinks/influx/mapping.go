@@ -1,0 +1,389 @@
+package influx
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+)
+
+// Measurements.
+const (
+	mNeighbor     = "bgp_neighbor"
+	mNeighborAfi  = "bgp_neighbor_afi"
+	mKeepalive    = "bgp_keepalive"
+	mSessionEvent = "bgp_session_event"
+	mMessage      = "bgp_message_verbose"
+	mOrigin       = "bgp_origin_change"
+	mBMPPeer      = "bmp_peer"
+	mBMPStats     = "bmp_stats"
+	mBMPRib       = "bmp_rib"
+	mBMPRoute     = "bmp_route"
+	mRouter       = "meshd_router"
+	mRouterEvent  = "bmp_router_event"
+)
+
+// fixedKinds pins the type of every field the schema names (see
+// docs/influx-schema.md). Fields not listed take the type of their first
+// value and keep it; a later value of another type is converted when
+// that loses nothing, else dropped and counted.
+var fixedKinds = map[string]map[string]kind{
+	mNeighbor: {
+		"session_state": kString, "established": kInt, "established_transitions": kInt,
+		"last_established_ns": kInt, "uptime_s": kInt, "local_as": kInt, "peer_type": kString,
+		"updates_rx": kInt, "updates_tx": kInt, "notifications_rx": kInt, "notifications_tx": kInt,
+		"queue_input": kInt, "queue_output": kInt, "capabilities": kString, "enabled": kBool,
+		"hold_time": kFloat, "keepalive_interval": kFloat, "negotiated_hold_time": kFloat,
+		"local_port": kInt, "remote_port": kInt, "local_address": kString, "remote_address": kString,
+		"health": kString, "health_code": kInt, "health_reason": kString, "sources": kString,
+		"last_seen_gnmi_ns": kInt, "last_seen_bmp_ns": kInt, "last_seen_probe_ns": kInt,
+	},
+	mNeighborAfi: {
+		"prefixes_received": kInt, "prefixes_received_pre_policy": kInt, "prefixes_accepted": kInt,
+		"prefixes_installed": kInt, "prefixes_sent": kInt, "active": kBool, "enabled": kBool,
+	},
+	mKeepalive: {
+		"rtt_us": kFloat, "rtt_min_us": kFloat, "rtt_max_us": kFloat, "rtt_mean_us": kFloat,
+		"rtt_p50_us": kFloat, "rtt_p99_us": kFloat, "jitter_us": kFloat, "window_samples": kInt,
+		"samples": kInt, "loss": kInt, "keepalives_sent": kInt, "keepalives_received": kInt,
+		"messages_seen": kInt, "ttl": kInt, "hops": kInt, "hop_changes": kInt,
+		"last_hop_change_ns": kInt, "last_sample_ns": kInt,
+	},
+	mSessionEvent: {
+		"n": kInt, "reason_code": kInt, "reason": kString, "notification_code": kInt,
+		"notification_subcode": kInt, "capabilities": kString, "local_as": kInt,
+		"old_hops": kInt, "new_hops": kInt, "hops": kInt, "ttl": kInt, "hold_time": kInt,
+	},
+	mMessage: {
+		"n": kInt, "code": kInt, "subcode": kInt, "version": kInt, "my_as": kInt, "hold_time": kInt,
+		"bgp_id": kString, "capabilities": kString, "data": kString, "reason": kString,
+	},
+	mOrigin: {
+		"prefix": kString, "old_origin_as": kInt, "new_origin_as": kInt, "more_specific_of": kString,
+	},
+	mBMPRoute: {
+		"prefix": kString, "path_id": kInt, "origin_as": kInt, "as_path": kString, "next_hop": kString,
+		"med": kInt, "local_pref": kInt, "communities": kString, "ext_communities": kString,
+		"large_communities": kString,
+	},
+	mBMPRib: {
+		"announcements": kInt, "withdrawals": kInt, "duplicates": kInt, "prefixes": kInt, "origin_changes": kInt,
+	},
+	mRouterEvent: {"n": kInt, "reason": kString},
+}
+
+// ocNeighborLeaf maps the OpenConfig leaves under a neighbor (path below
+// the neighbor, list keys left out) to bgp_neighbor fields.
+var ocNeighborLeaf = map[string]string{
+	"state/session-state":                                  "session_state",
+	"state/established-transitions":                        "established_transitions",
+	"state/last-established":                               "last_established_ns",
+	"state/local-as":                                       "local_as",
+	"state/peer-type":                                      "peer_type",
+	"state/enabled":                                        "enabled",
+	"state/supported-capabilities":                         "capabilities",
+	"state/messages/sent/UPDATE":                           "updates_tx",
+	"state/messages/sent/NOTIFICATION":                     "notifications_tx",
+	"state/messages/received/UPDATE":                       "updates_rx",
+	"state/messages/received/NOTIFICATION":                 "notifications_rx",
+	"state/messages/sent/last-notification-error-code":     "last_notification_code_tx",
+	"state/messages/received/last-notification-error-code": "last_notification_code_rx",
+	"state/queues/input":                                   "queue_input",
+	"state/queues/output":                                  "queue_output",
+	"timers/state/hold-time":                               "hold_time",
+	"timers/state/keepalive-interval":                      "keepalive_interval",
+	"timers/state/negotiated-hold-time":                    "negotiated_hold_time",
+	"transport/state/local-address":                        "local_address",
+	"transport/state/local-port":                           "local_port",
+	"transport/state/remote-address":                       "remote_address",
+	"transport/state/remote-port":                          "remote_port",
+	"verdict/state/health":                                 "health",
+	"verdict/state/reason":                                 "health_reason",
+	"verdict/state/sources":                                "sources",
+	"verdict/state/last-seen-gnmi":                         "last_seen_gnmi_ns",
+	"verdict/state/last-seen-bmp":                          "last_seen_bmp_ns",
+	"verdict/state/last-seen-probe":                        "last_seen_probe_ns",
+}
+
+// probeLeaf maps meshd's probe leaves to bgp_keepalive fields.
+var probeLeaf = map[string]string{
+	"rtt-last": "rtt_us", "rtt-min": "rtt_min_us", "rtt-max": "rtt_max_us", "rtt-mean": "rtt_mean_us",
+	"rtt-p50": "rtt_p50_us", "rtt-p99": "rtt_p99_us", "jitter": "jitter_us", "losses": "loss",
+	"last-hop-change": "last_hop_change_ns", "last-sample": "last_sample_ns",
+}
+
+// bmpStatNames names the RFC 7854/8671/9069 statistics types.
+var bmpStatNames = map[uint64]string{
+	0: "prefixes_rejected", 1: "duplicate_prefix_advertisements", 2: "duplicate_withdraws",
+	3: "invalid_cluster_list_loop", 4: "invalid_as_path_loop", 5: "invalid_originator_id",
+	6: "invalid_as_confed_loop", 7: "routes_adj_rib_in", 8: "routes_loc_rib",
+	9: "routes_adj_rib_in_afi_safi", 10: "routes_loc_rib_afi_safi", 11: "updates_treat_as_withdraw",
+	12: "prefixes_treat_as_withdraw", 13: "duplicate_update_messages", 14: "routes_adj_rib_out_pre",
+	15: "routes_adj_rib_out_post", 16: "routes_adj_rib_out_pre_afi_safi", 17: "routes_adj_rib_out_post_afi_safi",
+}
+
+var healthCodes = map[string]int64{"UNKNOWN": 0, "HEALTHY": 1, "DEGRADED": 2, "DOWN": 3, "STALE": 4}
+
+// target says where a leaf goes.
+type target struct {
+	meas  string
+	extra tag // afi_safi or rib, for per-AFI and per-RIB series
+	field string
+}
+
+// mapNeighborLeaf maps the path below a neighbor (OpenConfig or meshd
+// model) to its measurement and field; ok is false for leaves the schema
+// leaves out.
+func mapNeighborLeaf(meshd bool, rest []*gpb.PathElem) (target, bool) {
+	var b strings.Builder
+	for i, e := range rest {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(e.GetName())
+	}
+	rel := b.String()
+	n := len(rest)
+	if n == 0 {
+		return target{}, false
+	}
+	leaf := rest[n-1].GetName()
+	if meshd {
+		switch {
+		case n == 3 && strings.HasPrefix(rel, "probe/state/"):
+			f, ok := probeLeaf[leaf]
+			if !ok {
+				f = fieldName(leaf)
+			}
+			return target{meas: mKeepalive, field: f}, true
+		case n == 3 && strings.HasPrefix(rel, "verdict/state/"):
+			f, ok := ocNeighborLeaf[rel]
+			return target{meas: mNeighbor, field: f}, ok
+		case n == 3 && strings.HasPrefix(rel, "bmp/state/"):
+			return target{meas: mBMPPeer, field: fieldName(leaf)}, true
+		case rel == "bmp/stats/counter/state/value":
+			t, err := strconv.ParseUint(rest[2].GetKey()["type"], 10, 16)
+			if err != nil {
+				return target{}, false
+			}
+			f, ok := bmpStatNames[t]
+			if !ok {
+				f = "type_" + strconv.FormatUint(t, 10)
+			}
+			return target{meas: mBMPStats, field: f}, true
+		case n == 5 && strings.HasPrefix(rel, "bmp/ribs/rib/state/") && leaf != "view":
+			return target{meas: mBMPRib, extra: tag{"rib", rest[2].GetKey()["view"]}, field: fieldName(leaf)}, true
+		}
+		return target{}, false
+	}
+	if n >= 4 && rest[0].GetName() == "afi-safis" && rest[1].GetName() == "afi-safi" && rest[2].GetName() == "state" {
+		afi := stripModule(rest[1].GetKey()["afi-safi-name"])
+		switch {
+		case n == 5 && rest[3].GetName() == "prefixes":
+			return target{meas: mNeighborAfi, extra: tag{"afi_safi", afi}, field: "prefixes_" + fieldName(leaf)}, true
+		case n == 4 && (leaf == "active" || leaf == "enabled"):
+			return target{meas: mNeighborAfi, extra: tag{"afi_safi", afi}, field: leaf}, true
+		}
+		return target{}, false
+	}
+	f, ok := ocNeighborLeaf[rel]
+	return target{meas: mNeighbor, field: f}, ok
+}
+
+// stripModule drops a YANG module prefix from an identity
+// ("openconfig-bgp-types:IPV4_UNICAST" -> "IPV4_UNICAST").
+func stripModule(s string) string {
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// convert turns a gNMI value into a field value of kind k. ok is false
+// when the value cannot be had as k without inventing data.
+func convert(tv *gpb.TypedValue, k kind) (v value, overflow, ok bool) {
+	switch x := tv.GetValue().(type) {
+	case *gpb.TypedValue_UintVal:
+		i, of := clampUint(x.UintVal)
+		if k == kString {
+			return strV(strconv.FormatUint(x.UintVal, 10)), false, true
+		}
+		return numeric(float64(x.UintVal), i, k), of && k == kInt, true
+	case *gpb.TypedValue_IntVal:
+		return numeric(float64(x.IntVal), x.IntVal, k), false, true
+	case *gpb.TypedValue_DoubleVal:
+		return numericFloat(x.DoubleVal, k)
+	case *gpb.TypedValue_FloatVal: //nolint:staticcheck // some targets still send it
+		return numericFloat(float64(x.FloatVal), k)
+	case *gpb.TypedValue_DecimalVal: //nolint:staticcheck // the YANG decimal64 leaves
+		f := float64(x.DecimalVal.GetDigits()) / math.Pow10(int(x.DecimalVal.GetPrecision()))
+		return numericFloat(f, k)
+	case *gpb.TypedValue_BoolVal:
+		switch k {
+		case kBool:
+			return boolV(x.BoolVal), false, true
+		case kInt:
+			if x.BoolVal {
+				return intV(1), false, true
+			}
+			return intV(0), false, true
+		case kString:
+			return strV(strconv.FormatBool(x.BoolVal)), false, true
+		}
+	case *gpb.TypedValue_StringVal:
+		return fromString(stripModule(x.StringVal), k)
+	case *gpb.TypedValue_LeaflistVal:
+		if k != kString {
+			return value{}, false, false
+		}
+		var parts []string
+		for _, e := range x.LeaflistVal.GetElement() {
+			if s, ok := e.GetValue().(*gpb.TypedValue_StringVal); ok {
+				parts = append(parts, stripModule(s.StringVal))
+			} else {
+				parts = append(parts, fmt.Sprint(e.GetValue()))
+			}
+		}
+		return strV(strings.Join(parts, ",")), false, true
+	}
+	return value{}, false, false
+}
+
+func numeric(f float64, i int64, k kind) value {
+	switch k {
+	case kFloat:
+		return floatV(f)
+	case kString:
+		return strV(strconv.FormatInt(i, 10))
+	case kBool:
+		return boolV(i != 0)
+	}
+	return intV(i)
+}
+
+func numericFloat(f float64, k kind) (value, bool, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return value{}, false, false
+	}
+	switch k {
+	case kFloat:
+		return floatV(f), false, true
+	case kInt:
+		if f > math.MaxInt64 || f < math.MinInt64 {
+			return intV(int64(math.Copysign(math.MaxInt64, f))), true, true
+		}
+		return intV(int64(math.Round(f))), false, true
+	case kString:
+		return strV(strconv.FormatFloat(f, 'g', -1, 64)), false, true
+	}
+	return value{}, false, false
+}
+
+func fromString(s string, k kind) (value, bool, bool) {
+	switch k {
+	case kString:
+		return strV(s), false, true
+	case kInt:
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return intV(i), false, true
+		}
+		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+			i, of := clampUint(u)
+			return intV(i), of, true
+		}
+	case kFloat:
+		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return floatV(f), false, true
+		}
+	case kBool:
+		if b, err := strconv.ParseBool(s); err == nil {
+			return boolV(b), false, true
+		}
+	}
+	return value{}, false, false
+}
+
+// naturalKind is the kind a gNMI value has by itself.
+func naturalKind(tv *gpb.TypedValue) kind {
+	switch tv.GetValue().(type) {
+	case *gpb.TypedValue_UintVal, *gpb.TypedValue_IntVal:
+		return kInt
+	case *gpb.TypedValue_DoubleVal, *gpb.TypedValue_FloatVal, *gpb.TypedValue_DecimalVal: //nolint:staticcheck
+		return kFloat
+	case *gpb.TypedValue_BoolVal:
+		return kBool
+	}
+	return kString
+}
+
+// goValue converts an event field to a value of its natural kind.
+func goValue(x any) (value, bool) {
+	switch v := x.(type) {
+	case int:
+		return intV(int64(v)), true
+	case int8:
+		return intV(int64(v)), true
+	case int16:
+		return intV(int64(v)), true
+	case int32:
+		return intV(int64(v)), true
+	case int64:
+		return intV(v), true
+	case uint:
+		i, _ := clampUint(uint64(v))
+		return intV(i), true
+	case uint8:
+		return intV(int64(v)), true
+	case uint16:
+		return intV(int64(v)), true
+	case uint32:
+		return intV(int64(v)), true
+	case uint64:
+		i, _ := clampUint(v)
+		return intV(i), true
+	case float32:
+		return floatV(float64(v)), !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
+	case float64:
+		return floatV(v), !math.IsNaN(v) && !math.IsInf(v, 0)
+	case bool:
+		return boolV(v), true
+	case string:
+		return strV(v), true
+	case []string:
+		return strV(strings.Join(v, ",")), true
+	case time.Time:
+		return intV(v.UnixNano()), true
+	case time.Duration:
+		return intV(int64(v)), true
+	case nil:
+		return value{}, false
+	}
+	return strV(fmt.Sprint(x)), true
+}
+
+// coerce converts an event value to kind k where nothing is lost.
+func coerce(v value, k kind) (value, bool) {
+	if v.k == k {
+		return v, true
+	}
+	switch {
+	case v.k == kInt && k == kFloat:
+		return floatV(float64(v.i)), true
+	case v.k == kFloat && k == kInt && v.f == math.Trunc(v.f) && math.Abs(v.f) < 1<<62:
+		return intV(int64(v.f)), true
+	case v.k == kString:
+		nv, _, ok := fromString(v.s, k)
+		return nv, ok
+	case v.k == kInt && k == kString:
+		return strV(strconv.FormatInt(v.i, 10)), true
+	case v.k == kBool && k == kInt:
+		if v.b {
+			return intV(1), true
+		}
+		return intV(0), true
+	}
+	return value{}, false
+}

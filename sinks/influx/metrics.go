@@ -1,0 +1,49 @@
+package influx
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	pointsSpooled prometheus.Counter
+	pointsWritten prometheus.Counter
+	pointsDropped *prometheus.CounterVec // reason
+	batches       *prometheus.CounterVec // result
+	retries       prometheus.Counter
+	latency       prometheus.Histogram
+	queuePoints   prometheus.GaugeFunc
+	spoolBytes    prometheus.GaugeFunc
+	lost          prometheus.Counter
+	unmapped      prometheus.Counter
+	overflows     prometheus.Counter
+	typeConflicts prometheus.Counter
+	blocked       prometheus.Counter
+	up            prometheus.Gauge
+}
+
+func newMetrics(queue, bytes func() float64) *metrics {
+	return &metrics{
+		pointsSpooled: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_points_spooled_total", Help: "Points encoded and appended to the spool."}),
+		pointsWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_points_written_total", Help: "Points InfluxDB acknowledged."}),
+		pointsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_influx_points_dropped_total", Help: "Points lost, by reason: spool_full (drop-oldest), rejected (HTTP 400 from InfluxDB), spool_error (the spool could not be written)."}, []string{"reason"}),
+		batches:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_influx_batches_total", Help: "Write requests by result: ok, retry (5xx, timeout, network), rejected (400), refused (401/403/404)."}, []string{"result"}),
+		retries:       prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_write_retries_total", Help: "Write requests retried after a failure."}),
+		latency:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meshd_influx_write_duration_seconds", Help: "Duration of write requests.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}),
+		queuePoints:   prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshd_influx_queue_points", Help: "Points spooled and not yet acknowledged by InfluxDB."}, queue),
+		spoolBytes:    prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshd_influx_spool_bytes", Help: "Bytes of spool segment files on disk."}, bytes),
+		lost:          prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_source_lost_total", Help: "Updates and events the merge core dropped for this sink because its queue was full."}),
+		unmapped:      prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_unmapped_total", Help: "Leaves and events the schema does not store."}),
+		overflows:     prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_field_overflows_total", Help: "uint64 values above 2^63-1 clamped into an int64 field."}),
+		typeConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_type_conflicts_total", Help: "Values dropped because they do not fit their field's fixed type."}),
+		blocked:       prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_blocked_seconds_total", Help: "Time the consumer spent blocked on a full spool."}),
+		up:            prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_influx_up", Help: "1 when the last write succeeded, 0 when InfluxDB is failing or refusing writes."}),
+	}
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.pointsSpooled, m.pointsWritten, m.pointsDropped, m.batches, m.retries,
+		m.latency, m.queuePoints, m.spoolBytes, m.lost, m.unmapped, m.overflows, m.typeConflicts, m.blocked, m.up} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

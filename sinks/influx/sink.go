@@ -1,0 +1,519 @@
+package influx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/influxdata/influxdb-client-go/v2/api"
+	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/sinks/influx/spool"
+)
+
+// ErrRefused wraps a write InfluxDB refused for a reason retrying cannot
+// fix (no such database, bad credentials, no permission). The points stay
+// in the spool for the next start with a corrected configuration.
+var ErrRefused = errors.New("influx: InfluxDB refused the write")
+
+// Subscription is the part of the merge core's subscription the sink
+// reads; *merge.Subscription implements it.
+type Subscription interface {
+	C() <-chan change.Batch
+	Dropped() uint64
+}
+
+// Snapshotter gives the merged state to resynchronise from after the
+// merge core dropped batches; *merge.Core implements it.
+type Snapshotter interface {
+	Snapshot(router string) []change.Update
+}
+
+// Option configures a Sink.
+type Option func(*options)
+
+type options struct {
+	reg  prometheus.Registerer
+	log  *slog.Logger
+	snap Snapshotter
+}
+
+// WithRegisterer registers the sink's metrics with reg.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithSnapshotter lets the sink prime its neighbor cache at start and
+// resynchronise it after lost batches.
+func WithSnapshotter(s Snapshotter) Option { return func(o *options) { o.snap = s } }
+
+// Sink writes the merged change stream to InfluxDB through an on-disk
+// spool. See the package documentation for the design.
+type Sink struct {
+	cfg    Config
+	o      options
+	log    *slog.Logger
+	m      *metrics
+	sp     *spool.Spool
+	client influxdb2.Client
+	wapi   api.WriteAPIBlocking
+
+	// Owned by the consumer (Run, then Close).
+	mu        sync.Mutex
+	mp        *mapper
+	buf       []byte
+	bufPoints int
+	maxBuf    int
+	seen      mapStats
+
+	writerCancel context.CancelFunc
+	writerDone   chan struct{}
+	fatalOnce    sync.Once
+	fatal        chan struct{}
+	fatalErr     error
+	closeOnce    sync.Once
+}
+
+// New validates cfg (after SetDefaults), opens the spool (replaying what
+// an earlier run left in it) and starts the writer.
+func New(cfg Config, opts ...Option) (*Sink, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := options{log: slog.New(slog.DiscardHandler)}
+	for _, f := range opts {
+		f(&o)
+	}
+	s := &Sink{cfg: cfg, o: o, log: o.log.With(slog.String("sink", "influx")), mp: newMapper(),
+		fatal: make(chan struct{}), writerDone: make(chan struct{})}
+	policy := spool.Block
+	if cfg.SpoolFullPolicy == PolicyDropOldest {
+		policy = spool.DropOldest
+	}
+	sync := cfg.SpoolSyncInterval
+	if sync < 0 {
+		sync = 0
+	}
+	sp, err := spool.Open(spool.Options{Dir: cfg.SpoolDir, MaxBytes: cfg.SpoolMaxBytes, Policy: policy, SyncInterval: sync, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("influxdb.spool-dir: %w", err)
+	}
+	s.sp = sp
+	s.maxBuf = int(min(1<<20, cfg.SpoolMaxBytes/8))
+	s.m = newMetrics(func() float64 { return float64(sp.Stats().Points) }, func() float64 { return float64(sp.Stats().Bytes) })
+	if o.reg != nil {
+		if err := s.m.register(o.reg); err != nil {
+			sp.Close()
+			return nil, fmt.Errorf("influx: metrics: %w", err)
+		}
+	}
+	copts := influxdb2.DefaultOptions().
+		SetUseGZip(cfg.Gzip).
+		SetHTTPRequestTimeout(uint(cfg.Timeout/time.Second) + 1).
+		SetLogLevel(0)
+	s.client = influxdb2.NewClientWithOptions(cfg.URL, cfg.token(), copts)
+	s.wapi = s.client.WriteAPIBlocking(cfg.Org, cfg.bucket())
+	ctx, cancel := context.WithCancel(context.Background())
+	s.writerCancel = cancel
+	go s.writeLoop(ctx)
+	return s, nil
+}
+
+// Err returns the error that stopped the writer, if any.
+func (s *Sink) Err() error {
+	select {
+	case <-s.fatal:
+		return s.fatalErr
+	default:
+		return nil
+	}
+}
+
+func (s *Sink) setFatal(err error) {
+	s.fatalOnce.Do(func() {
+		s.fatalErr = err
+		s.m.up.Set(0)
+		s.log.Error("influx: writes stopped; points stay in the spool until meshd restarts with a fixed configuration",
+			slog.String("url", s.cfg.URL), slog.String("bucket", s.cfg.bucket()), slog.String("error", err.Error()))
+		close(s.fatal)
+	})
+}
+
+// Run consumes batches until ctx is done or the subscription closes,
+// mapping them to points and appending them to the spool. It returns nil
+// then, or an ErrRefused error when InfluxDB refuses writes for good.
+func (s *Sink) Run(ctx context.Context, sub Subscription) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.o.snap != nil {
+		s.mp.resync(s.o.snap.Snapshot(""), time.Now())
+	}
+	var snapC <-chan time.Time
+	if s.cfg.SnapshotInterval > 0 {
+		t := time.NewTicker(s.cfg.SnapshotInterval)
+		defer t.Stop()
+		snapC = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return s.flush(ctx)
+		case <-s.fatal:
+			_ = s.flush(ctx)
+			return s.fatalErr
+		case <-snapC:
+			var n int
+			s.buf, n = s.mp.snapshot(s.buf, time.Now())
+			s.bufPoints += n
+			if err := s.flush(ctx); err != nil {
+				return nil
+			}
+		case b, ok := <-sub.C():
+			if !ok {
+				return s.flush(ctx)
+			}
+			if err := s.consume(ctx, sub, &b); err != nil {
+				return nil // ctx done while blocked; Close retries the buffer
+			}
+			// Drain what is queued before touching the disk, so a burst
+			// becomes few large spool records.
+			for more := true; more && len(s.buf) < s.maxBuf; {
+				select {
+				case b, ok = <-sub.C():
+					if !ok {
+						return s.flush(ctx)
+					}
+					if err := s.consume(ctx, sub, &b); err != nil {
+						return nil
+					}
+				default:
+					more = false
+				}
+			}
+			if err := s.flush(ctx); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// consume maps one batch into the buffer, flushing as it fills.
+func (s *Sink) consume(ctx context.Context, sub Subscription, b *change.Batch) error {
+	now := time.Now()
+	if b.Lost > 0 {
+		s.m.lost.Add(float64(b.Lost))
+		s.log.Warn("influx: the merge core dropped updates for this sink (its queue was full); history has a gap",
+			slog.Uint64("lost", b.Lost), slog.Uint64("lost_total", sub.Dropped()))
+		if s.o.snap != nil {
+			s.mp.resync(s.o.snap.Snapshot(""), now)
+			var n int
+			s.buf, n = s.mp.snapshot(s.buf, now)
+			s.bufPoints += n
+		}
+	}
+	var n int
+	s.buf, n = s.mp.batch(s.buf, &change.Batch{Updates: b.Updates}, now)
+	s.bufPoints += n
+	for i := range b.Events {
+		s.buf, n = s.mp.event(s.buf, &b.Events[i], now)
+		s.bufPoints += n
+		if len(s.buf) >= s.maxBuf {
+			if err := s.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	s.syncStats()
+	return nil
+}
+
+func (s *Sink) syncStats() {
+	st := s.mp.stats
+	s.m.unmapped.Add(float64(st.unmapped - s.seen.unmapped))
+	s.m.overflows.Add(float64(st.overflows - s.seen.overflows))
+	s.m.typeConflicts.Add(float64(st.typeConflicts - s.seen.typeConflicts))
+	s.seen = st
+}
+
+// flush appends the buffer to the spool. With the block policy a full
+// spool blocks here, and so the merge core drops (and counts) batches for
+// this sink; that is logged when it starts and when it ends. It returns
+// an error only when ctx ended first; the buffer is kept for Close.
+func (s *Sink) flush(ctx context.Context) error {
+	if s.bufPoints == 0 {
+		s.buf = s.buf[:0]
+		return nil
+	}
+	backoff := 100 * time.Millisecond
+	var blockedAt time.Time
+	for {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		err := s.sp.Append(actx, s.buf, s.bufPoints)
+		cancel()
+		switch {
+		case err == nil:
+			s.m.pointsSpooled.Add(float64(s.bufPoints))
+			s.buf, s.bufPoints = s.buf[:0], 0
+			if cap(s.buf) > 4*s.maxBuf {
+				s.buf = nil
+			}
+			if !blockedAt.IsZero() {
+				s.log.Warn("influx: spool has room again; consuming resumed", slog.Duration("blocked", time.Since(blockedAt)))
+			}
+			return nil
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			if blockedAt.IsZero() {
+				blockedAt = time.Now()
+				s.log.Error("influx: spool full (policy block): consumer blocked, the merge core now DROPS batches for this sink until InfluxDB catches up",
+					slog.String("dir", s.cfg.SpoolDir), slog.Int64("max_bytes", s.cfg.SpoolMaxBytes))
+			}
+			s.m.blocked.Add(1)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			// The disk failed us (full, read-only, ...).
+			s.log.Error("influx: cannot append to the spool", slog.String("dir", s.cfg.SpoolDir), slog.String("error", err.Error()))
+			if s.cfg.SpoolFullPolicy == PolicyDropOldest || errors.Is(err, spool.ErrFull) {
+				s.m.pointsDropped.WithLabelValues("spool_error").Add(float64(s.bufPoints))
+				s.buf, s.bufPoints = s.buf[:0], 0
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}
+}
+
+// writeLoop sends spooled points in order, acknowledging each batch once
+// InfluxDB took it.
+func (s *Sink) writeLoop(ctx context.Context) {
+	defer close(s.writerDone)
+	if s.cfg.CreateDatabase {
+		if err := s.retry(ctx, "create database", s.createDatabase); err != nil {
+			if ctx.Err() == nil {
+				s.setFatal(err)
+			}
+			return
+		}
+	}
+	var buf []byte
+	lastDropped := uint64(0)
+	for {
+		b, err := s.sp.Read(ctx, buf, s.cfg.BatchSize, 32<<20, s.cfg.FlushInterval)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
+				return
+			}
+			s.log.Error("influx: spool read", slog.String("error", err.Error()))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		buf = b.Data
+		err = s.retry(ctx, "write", func(ctx context.Context) error { return s.write(ctx, b) })
+		if err != nil {
+			if ctx.Err() == nil {
+				s.setFatal(err)
+			}
+			return
+		}
+		if err := s.sp.Ack(b); err != nil {
+			s.log.Error("influx: spool ack", slog.String("error", err.Error()))
+		}
+		if d := s.sp.Stats().DroppedPoints; d != lastDropped {
+			s.m.pointsDropped.WithLabelValues("spool_full").Add(float64(d - lastDropped))
+			s.log.Warn("influx: spool full (policy drop-oldest): oldest points deleted", slog.Uint64("dropped_total", d))
+			lastDropped = d
+		}
+	}
+}
+
+// errRejected marks a batch InfluxDB will never take (bad data).
+var errRejected = errors.New("rejected")
+
+// write sends one batch; HTTP 400 drops it (counted).
+func (s *Sink) write(ctx context.Context, b spool.Batch) error {
+	if b.Points == 0 || len(b.Data) == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	// The spool's buffer is not touched until this returns.
+	err := s.wapi.WriteRecord(wctx, unsafe.String(&b.Data[0], len(b.Data)))
+	s.m.latency.Observe(time.Since(start).Seconds())
+	if err == nil {
+		s.m.batches.WithLabelValues("ok").Inc()
+		s.m.pointsWritten.Add(float64(b.Points))
+		s.m.up.Set(1)
+		return nil
+	}
+	return s.classify(err, b.Points)
+}
+
+// classify turns a client error into nil (dropped, counted), a retryable
+// error or a fatal ErrRefused one.
+func (s *Sink) classify(err error, points int) error {
+	var he *ihttp.Error
+	code := 0
+	if errors.As(err, &he) {
+		code = he.StatusCode
+	}
+	switch {
+	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge || code == http.StatusUnprocessableEntity:
+		// Bad points (e.g. a field type conflict): InfluxDB kept the good
+		// ones of a partial write; retrying cannot help.
+		s.m.batches.WithLabelValues("rejected").Inc()
+		s.m.pointsDropped.WithLabelValues("rejected").Add(float64(points))
+		s.log.Error("influx: InfluxDB rejected points of a batch; they are dropped", slog.Int("status", code), slog.Int("points", points), slog.String("error", err.Error()))
+		return nil
+	case code == http.StatusTooManyRequests || code >= 500 || code == 0:
+		s.m.batches.WithLabelValues("retry").Inc()
+		s.m.up.Set(0)
+		return fmt.Errorf("%w: %v", errRetry, err)
+	default:
+		s.m.batches.WithLabelValues("refused").Inc()
+		return refused(code, err, s.cfg)
+	}
+}
+
+var errRetry = errors.New("retryable")
+
+func refused(code int, err error, cfg Config) error {
+	hint := ""
+	switch code {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		hint = " (check influxdb.username/password or influxdb.token)"
+	case http.StatusNotFound:
+		hint = " (check influxdb.database/retention-policy, or set influxdb.create-database)"
+	}
+	return fmt.Errorf("%w: %s bucket %q: HTTP %d: %v%s", ErrRefused, cfg.URL, cfg.bucket(), code, err, hint)
+}
+
+// retry runs op until it succeeds, fails for good or ctx ends, backing
+// off exponentially (with jitter) on retryable errors.
+func (s *Sink) retry(ctx context.Context, what string, op func(context.Context) error) error {
+	backoff := 100 * time.Millisecond
+	var failingSince time.Time
+	for {
+		err := op(ctx)
+		if err == nil {
+			if !failingSince.IsZero() {
+				s.log.Info("influx: InfluxDB is back", slog.String("op", what), slog.Duration("after", time.Since(failingSince)))
+			}
+			return nil
+		}
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+			s.log.Warn("influx: InfluxDB unavailable; points are kept in the spool and retried", slog.String("op", what), slog.String("url", s.cfg.URL), slog.String("error", err.Error()))
+		}
+		s.m.retries.Inc()
+		d := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// createDatabase runs CREATE DATABASE through the 1.x query endpoint.
+func (s *Sink) createDatabase(ctx context.Context) error {
+	q := url.Values{"q": {fmt.Sprintf("CREATE DATABASE %q", s.cfg.Database)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(s.cfg.URL, "/")+"/query", strings.NewReader(q.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if tok := s.cfg.token(); tok != "" {
+		if u, p, ok := strings.Cut(tok, ":"); ok {
+			req.SetBasicAuth(u, p)
+		} else {
+			req.Header.Set("Authorization", "Token "+tok)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("%w: create database: %v", errRetry, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	switch {
+	case resp.StatusCode >= 500:
+		return fmt.Errorf("%w: create database: HTTP %d: %s", errRetry, resp.StatusCode, body)
+	case resp.StatusCode != http.StatusOK:
+		return refused(resp.StatusCode, fmt.Errorf("create database: %s", strings.TrimSpace(string(body))), s.cfg)
+	case strings.Contains(string(body), `"error"`):
+		return fmt.Errorf("%w: create database %q: %s", ErrRefused, s.cfg.Database, strings.TrimSpace(string(body)))
+	}
+	s.log.Info("influx: database ready", slog.String("database", s.cfg.Database))
+	return nil
+}
+
+// Close flushes: it spools what Run left buffered, waits until InfluxDB
+// has acknowledged everything spooled or ctx ends, and stops the writer.
+// What is not delivered stays in the spool for the next start.
+func (s *Sink) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ferr := s.flush(ctx); ferr != nil {
+			s.m.pointsDropped.WithLabelValues("shutdown").Add(float64(s.bufPoints))
+			err = fmt.Errorf("influx: close: %d points could not be spooled: %w", s.bufPoints, ferr)
+		}
+		t := time.NewTicker(20 * time.Millisecond)
+	wait:
+		for s.sp.Stats().Points > 0 {
+			select {
+			case <-ctx.Done():
+				break wait
+			case <-s.fatal:
+				break wait
+			case <-t.C:
+			}
+		}
+		t.Stop()
+		s.writerCancel()
+		<-s.writerDone
+		left := s.sp.Stats().Points
+		if cerr := s.sp.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("influx: close spool: %w", cerr)
+		}
+		s.client.Close()
+		if left > 0 && err == nil {
+			err = fmt.Errorf("influx: close: %d points not yet written stay in %s for the next start", left, s.cfg.SpoolDir)
+			if ferr := s.Err(); ferr != nil {
+				err = fmt.Errorf("%w; %w", err, ferr)
+			}
+		}
+	})
+	return err
+}
