@@ -3,13 +3,18 @@
 package bmpbridge_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/bmpbridge"
+	"github.com/meshd/meshd/bmpbridge/decode"
+	"github.com/meshd/meshd/bmpbridge/pcapstream"
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
@@ -41,6 +48,8 @@ type harness struct {
 	bridge *bmpbridge.Bridge
 	ip     string
 	port   int
+	nsIf   string
+	ns     *testenv.Netns
 	mu     sync.Mutex
 	events []change.Event
 }
@@ -48,7 +57,7 @@ type harness struct {
 func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness {
 	t.Helper()
 	hostCIDR, nsCIDR, hostIP := hostNet()
-	testenv.HostVeth(t, ns, hostCIDR, nsCIDR)
+	_, nsIf := testenv.HostVeth(t, ns, hostCIDR, nsCIDR)
 	core, err := merge.New(merge.WithRegisterer(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +71,7 @@ func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{core: core, bridge: b, ip: hostIP, port: ln.Addr().(*net.TCPAddr).Port}
+	h := &harness{core: core, bridge: b, ip: hostIP, port: ln.Addr().(*net.TCPAddr).Port, nsIf: nsIf, ns: ns}
 	sub := core.Subscribe("test", 4096)
 	go func() {
 		for batch := range sub.C() {
@@ -123,6 +132,64 @@ func (h *harness) dumpRoutes() string {
 	return b.String()
 }
 
+// capture starts tcpdump on the namespace's side of the bridge link and
+// returns a function that stops it and returns the pcap bytes.
+func (h *harness) capture(t *testing.T) func() []byte {
+	t.Helper()
+	testenv.Binary(t, "tcpdump")
+	file := filepath.Join(t.TempDir(), "bmp.pcap")
+	cmd := h.ns.Command("tcpdump", "--immediate-mode", "-i", h.nsIf, "-U", "-s", "0", "-w", file, "tcp", "port", strconv.Itoa(h.port))
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("tcpdump: %v", err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "tcpdump listening", func() bool { return strings.Contains(errb.String(), "listening") })
+	stopped := false
+	stop := func() []byte {
+		if !stopped {
+			stopped = true
+			time.Sleep(200 * time.Millisecond)
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			_ = cmd.Wait()
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("capture: %v", err)
+		}
+		return b
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// decodeCapture runs what `meshd bmp decode` runs on a pcap and returns
+// the decoded lines.
+func decodeCapture(t *testing.T, pcap []byte) []decode.Line {
+	t.Helper()
+	flows, err := pcapstream.Read(bytes.NewReader(pcap))
+	if err != nil {
+		t.Fatalf("pcap: %v", err)
+	}
+	var out bytes.Buffer
+	for _, f := range flows {
+		if len(f.Data) > 0 && f.Data[0] == 3 {
+			if err := decode.WriteJSON(&out, f.String(), f.Data, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var lines []decode.Line
+	for _, l := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
+		var d decode.Line
+		if err := json.Unmarshal(l, &d); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		lines = append(lines, d)
+	}
+	return lines
+}
+
 func nbr(ni, addr, leaf string) string {
 	return fmt.Sprintf("/network-instances/network-instance[name=%s]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=%s]/%s", ni, addr, leaf)
 }
@@ -172,6 +239,7 @@ func TestGobgpdPeerEstablished(t *testing.T) {
 	bns := testenv.NewNetns(t, "bmpb")
 	testenv.Veth(t, a, bns, []string{"10.0.0.1/30"}, []string{"10.0.0.2/30"})
 	h := newHarness(t, a, bmpbridge.Config{})
+	stopCapture := h.capture(t)
 
 	testenv.StartGobgpd(t, a, gobgpdConf(4200000001, "10.0.0.1", "10.0.0.2", 4200000002, h.ip, h.port, "spk-a"))
 	spkB := testenv.StartGobgpd(t, bns, gobgpdConf(4200000002, "10.0.0.2", "10.0.0.1", 4200000001, "", 0, ""))
@@ -226,6 +294,27 @@ func TestGobgpdPeerEstablished(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "withdraw", func() bool {
 		return h.bridge.RouteCount(router, "default", "10.0.0.2", "ADJ_RIB_IN_PRE") == 1
 	})
+
+	// The same stream, captured with tcpdump and decoded offline as
+	// `meshd bmp decode` does, shows the Peer Up and the route.
+	lines := decodeCapture(t, stopCapture())
+	var sawUp, sawRoute bool
+	for _, l := range lines {
+		if l.Error != "" {
+			t.Errorf("decode error in capture: %s", l.Error)
+		}
+		if l.PeerUp != nil && l.PeerUp.PeerAS == 4200000002 && l.Peer.Address == "10.0.0.2" {
+			sawUp = true
+		}
+		if l.Update != nil && l.Update.Attrs != nil && l.Update.Attrs.OriginAS == 4200000002 {
+			for _, n := range l.Update.Announce {
+				sawRoute = sawRoute || n.Prefix == "10.99.0.0/24"
+			}
+		}
+	}
+	if !sawUp || !sawRoute || lines[0].Initiation == nil || lines[0].Initiation.SysName != "spk-a" {
+		t.Errorf("capture decode: initiation first=%v peer up=%v route=%v (%d lines)", lines[0].Initiation, sawUp, sawRoute, len(lines))
+	}
 
 	// Stats reports arrive every 15 s (gobgpd's minimum).
 	testenv.WaitFor(t, 25*time.Second, "a stats report", func() bool {

@@ -261,6 +261,13 @@ func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
 		return m, fmt.Errorf("%w: %s at offset %d: bad common header", ErrMessage, m.Type, m.Offset)
 	}
 	msg, perr := bmp.ParseBMPMessageWithOptions(raw, d.options)
+	if perr != nil && m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && msg != nil && d.peers[keyOf(&msg.PeerHeader)] == nil {
+		// No Peer Up seen for this peer (a capture or session joined late):
+		// the routes may carry ADD-PATH IDs; try that before giving up.
+		if m2, err2 := bmp.ParseBMPMessageWithOptions(raw, guessAddPath); err2 == nil {
+			msg, perr = m2, nil
+		}
+	}
 	if msg == nil {
 		if perr == nil {
 			perr = errors.New("no message")
@@ -318,6 +325,20 @@ func (d *Decoder) options(h bmp.BMPPeerHeader) []*bgp.MarshallingOption {
 		o = ps.in
 	}
 	return []*bgp.MarshallingOption{o}
+}
+
+var guessAddPathOpt = []*bgp.MarshallingOption{{AddPath: map[bgp.Family]bgp.BGPAddPathMode{
+	bgp.RF_IPv4_UC: bgp.BGP_ADD_PATH_RECEIVE, bgp.RF_IPv6_UC: bgp.BGP_ADD_PATH_RECEIVE,
+	bgp.RF_IPv4_MPLS: bgp.BGP_ADD_PATH_RECEIVE, bgp.RF_IPv6_MPLS: bgp.BGP_ADD_PATH_RECEIVE,
+}}}
+
+func guessAddPath(h bmp.BMPPeerHeader) []*bgp.MarshallingOption {
+	if h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0 && h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB {
+		o := *guessAddPathOpt[0]
+		o.Use2ByteAS = true
+		return []*bgp.MarshallingOption{&o}
+	}
+	return guessAddPathOpt
 }
 
 func keyOf(h *bmp.BMPPeerHeader) PeerKey {

@@ -1,0 +1,264 @@
+// Package pcapstream reads a classic pcap file and reassembles the payload
+// of each TCP flow in sequence order, so a captured BMP session can be
+// decoded offline. Pure Go, no libpcap.
+package pcapstream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+)
+
+// Flow is one direction of a TCP connection and its reassembled bytes.
+type Flow struct {
+	Src, Dst netip.AddrPort
+	Data     []byte
+	Gaps     int // holes left where segments were never captured
+	next     uint32
+	started  bool
+	pending  map[uint32][]byte
+}
+
+func (f *Flow) String() string { return f.Src.String() + ">" + f.Dst.String() }
+
+type flowKey struct{ src, dst netip.AddrPort }
+
+// ErrNotPcap says the input is not a classic pcap file.
+var ErrNotPcap = errors.New("not a pcap file")
+
+// IsPcap reports whether b starts with a classic pcap magic number.
+func IsPcap(b []byte) bool {
+	if len(b) < 4 {
+		return false
+	}
+	switch binary.LittleEndian.Uint32(b) {
+	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
+		return true
+	}
+	return false
+}
+
+// Read reads a pcap file and returns its TCP flows with payload, in the
+// order they first carried data.
+func Read(r io.Reader) ([]*Flow, error) {
+	var gh [24]byte
+	if _, err := io.ReadFull(r, gh[:]); err != nil {
+		return nil, fmt.Errorf("pcap header: %w", err)
+	}
+	var bo binary.ByteOrder
+	switch binary.LittleEndian.Uint32(gh[:]) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		bo = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		bo = binary.BigEndian
+	default:
+		return nil, ErrNotPcap
+	}
+	link := bo.Uint32(gh[20:]) & 0x0fffffff
+	flows := map[flowKey]*Flow{}
+	var order []*Flow
+	var ph [16]byte
+	buf := make([]byte, 0, 65536)
+	for {
+		if _, err := io.ReadFull(r, ph[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return order, fmt.Errorf("pcap record header: %w", err)
+		}
+		n := bo.Uint32(ph[8:])
+		if n > 1<<20 {
+			return order, fmt.Errorf("pcap record of %d bytes", n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return order, fmt.Errorf("pcap record: %w", err)
+		}
+		ip, ok := network(link, buf)
+		if !ok {
+			continue
+		}
+		src, dst, seq, flags, payload, ok := tcp(ip)
+		if !ok {
+			continue
+		}
+		k := flowKey{src, dst}
+		f := flows[k]
+		if f == nil {
+			f = &Flow{Src: src, Dst: dst, pending: map[uint32][]byte{}}
+			flows[k] = f
+		}
+		if flags&0x02 != 0 { // SYN: data (if any, as with TCP Fast Open) starts after it
+			if !f.started || len(f.Data) == 0 {
+				f.next, f.started = seq+1, true
+			}
+			seq++
+		}
+		if len(payload) == 0 {
+			continue
+		}
+		if !f.started {
+			f.next, f.started = seq, true
+		}
+		if len(f.Data) == 0 && len(f.pending) == 0 {
+			order = append(order, f)
+		}
+		f.add(seq, append([]byte(nil), payload...))
+	}
+	for _, f := range order {
+		f.drain(true)
+	}
+	return order, nil
+}
+
+// add places a segment, trimming what was already received (retransmits)
+// and keeping early segments until the gap before them fills.
+func (f *Flow) add(seq uint32, p []byte) {
+	if d := int32(f.next - seq); d > 0 {
+		if int(d) >= len(p) {
+			return
+		}
+		p, seq = p[d:], f.next
+	}
+	if old, ok := f.pending[seq]; !ok || len(old) < len(p) {
+		f.pending[seq] = p
+	}
+	f.drain(false)
+}
+
+func (f *Flow) drain(final bool) {
+	for {
+		if p, ok := f.pending[f.next]; ok {
+			delete(f.pending, f.next)
+			f.Data = append(f.Data, p...)
+			f.next += uint32(len(p))
+			// Later segments may now overlap what was appended.
+			for s, q := range f.pending {
+				if d := int32(f.next - s); d > 0 {
+					delete(f.pending, s)
+					if int(d) < len(q) {
+						f.pending[f.next] = q[d:]
+					}
+				}
+			}
+			continue
+		}
+		if !final || len(f.pending) == 0 {
+			return
+		}
+		// At the end, skip a hole that was never captured.
+		seqs := make([]uint32, 0, len(f.pending))
+		for s := range f.pending {
+			seqs = append(seqs, s)
+		}
+		sort.Slice(seqs, func(i, j int) bool { return int32(seqs[i]-f.next) < int32(seqs[j]-f.next) })
+		f.next = seqs[0]
+		f.Gaps++
+	}
+}
+
+// network strips the link layer and returns the IP packet.
+func network(link uint32, b []byte) ([]byte, bool) {
+	switch link {
+	case 1: // Ethernet
+		if len(b) < 14 {
+			return nil, false
+		}
+		et, off := binary.BigEndian.Uint16(b[12:]), 14
+		for et == 0x8100 || et == 0x88a8 {
+			if len(b) < off+4 {
+				return nil, false
+			}
+			et, off = binary.BigEndian.Uint16(b[off+2:]), off+4
+		}
+		return b[off:], et == 0x0800 || et == 0x86dd
+	case 113: // Linux cooked v1
+		if len(b) < 16 {
+			return nil, false
+		}
+		et := binary.BigEndian.Uint16(b[14:])
+		return b[16:], et == 0x0800 || et == 0x86dd
+	case 276: // Linux cooked v2
+		if len(b) < 20 {
+			return nil, false
+		}
+		et := binary.BigEndian.Uint16(b[0:])
+		return b[20:], et == 0x0800 || et == 0x86dd
+	case 0, 108: // BSD loopback
+		if len(b) < 4 {
+			return nil, false
+		}
+		return b[4:], true
+	case 101, 12, 14: // raw IP
+		return b, true
+	}
+	return nil, false
+}
+
+// tcp parses an IPv4 or IPv6 packet carrying TCP.
+func tcp(ip []byte) (src, dst netip.AddrPort, seq uint32, flags uint8, payload []byte, ok bool) {
+	if len(ip) < 1 {
+		return
+	}
+	var sa, da netip.Addr
+	var t []byte
+	switch ip[0] >> 4 {
+	case 4:
+		if len(ip) < 20 {
+			return
+		}
+		ihl := int(ip[0]&0x0f) * 4
+		total := int(binary.BigEndian.Uint16(ip[2:]))
+		if ip[9] != 6 || ihl < 20 || total < ihl || len(ip) < ihl {
+			return
+		}
+		if total > len(ip) {
+			total = len(ip)
+		}
+		if binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
+			return // fragments are not reassembled
+		}
+		sa, da = netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
+		t = ip[ihl:total]
+	case 6:
+		if len(ip) < 40 {
+			return
+		}
+		plen := int(binary.BigEndian.Uint16(ip[4:]))
+		next, off := ip[6], 40
+		// Skip extension headers (hop-by-hop, routing, destination).
+		for next == 0 || next == 43 || next == 60 {
+			if len(ip) < off+8 {
+				return
+			}
+			next, off = ip[off], off+8*(int(ip[off+1])+1)
+		}
+		if next != 6 || len(ip) < off {
+			return
+		}
+		end := 40 + plen
+		if end > len(ip) {
+			end = len(ip)
+		}
+		if off > end {
+			return
+		}
+		sa, da = netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
+		t = ip[off:end]
+	default:
+		return
+	}
+	if len(t) < 20 {
+		return
+	}
+	doff := int(t[12]>>4) * 4
+	if doff < 20 || len(t) < doff {
+		return
+	}
+	src = netip.AddrPortFrom(sa, binary.BigEndian.Uint16(t[0:]))
+	dst = netip.AddrPortFrom(da, binary.BigEndian.Uint16(t[2:]))
+	return src, dst, binary.BigEndian.Uint32(t[4:]), t[13], t[doff:], true
+}
