@@ -121,7 +121,7 @@ func (c *Config) Validate() error {
 		return fieldErr("flush-timer", "%s: must be > 0", c.FlushInterval)
 	case c.Timeout <= 0:
 		return fieldErr("timeout", "%s: must be > 0", c.Timeout)
-	case c.SnapshotInterval != 0 && c.SnapshotInterval < time.Second:
+	case c.SnapshotInterval > 0 && c.SnapshotInterval < time.Second:
 		return fieldErr("snapshot-interval", "%s: must be >= 1s, or negative to turn it off", c.SnapshotInterval)
 	case c.SpoolDir == "":
 		return fieldErr("spool-dir", "required")
@@ -129,9 +129,6 @@ func (c *Config) Validate() error {
 		return fieldErr("spool-max-bytes", "%d: must be >= 1048576", c.SpoolMaxBytes)
 	case c.SpoolFullPolicy != PolicyBlock && c.SpoolFullPolicy != PolicyDropOldest:
 		return fieldErr("spool-full-policy", "%q: want %q or %q", c.SpoolFullPolicy, PolicyBlock, PolicyDropOldest)
-	}
-	if c.SnapshotInterval < 0 && c.SnapshotInterval > -time.Second {
-		return fieldErr("snapshot-interval", "%s: must be >= 1s, or negative to turn it off", c.SnapshotInterval)
 	}
 	return nil
 }
