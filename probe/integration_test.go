@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/meshd/meshd/internal/testenv"
-	"github.com/meshd/meshd/probe/internal/netemu"
+	"github.com/meshd/meshd/internal/wire"
 )
 
 // delayLab is two gobgpd speakers, A (AS 65001) and B (AS 65002), with an
 // IPv4 and an IPv6 session, and the probe running in A. Between them sits
-// an impairment box E: with tc netem (when the kernel has it) on B's side
-// of the path, otherwise netemu's userspace bridge in its own namespace.
+// an impairment box E: internal/wire's user-space bridge in its own
+// namespace (the kernels meshd is tested on have no netem).
 // Direction 1 of the returned impairment is B towards A, so a delay there
 // delays the peer's ACKs, after the probe's tap on A's keepalives.
 type impair interface {
@@ -26,10 +26,24 @@ type impair interface {
 	loss(t *testing.T, p float64)
 }
 
-type emuImpair struct{ l *netemu.Link }
+// wireImpair impairs frames from B (entering the wire on its b-side
+// interface) towards A.
+type wireImpair struct {
+	l    *wire.Link
+	from string
+}
 
-func (e emuImpair) delay(t *testing.T, d time.Duration) { e.l.SetDelay(1, time.Millisecond+d) }
-func (e emuImpair) loss(t *testing.T, p float64)        { e.l.SetLoss(1, p) }
+func (e wireImpair) delay(t *testing.T, d time.Duration) {
+	if err := e.l.Set(e.from, wire.Impairment{Delay: time.Millisecond + d}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e wireImpair) loss(t *testing.T, p float64) {
+	if err := e.l.Set(e.from, wire.Impairment{Delay: time.Millisecond, Loss: p}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func delayLab(t *testing.T) (imp impair, pr *probeRun, dump string) {
 	testenv.RequireRoot(t)
@@ -43,15 +57,21 @@ func delayLab(t *testing.T) (imp impair, pr *probeRun, dump string) {
 	b.Run(t, "ethtool", "-K", bDev, "tx", "off")
 	quickack(t, a, aDev, "10.71.0.0/24", "fd71::/64")
 	quickack(t, b, bDev, "10.71.0.0/24", "fd71::/64")
-	l, err := netemu.Start(e.Name, e0, e1)
+	l, err := wire.Open(e.Name, e0, e1)
 	if err != nil {
 		t.Fatalf("impairment bridge: %v", err)
 	}
-	t.Cleanup(func() { l.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 	// A fixed 1 ms each way: the bridge then forwards on its schedule, not
 	// whenever its reader wakes, which keeps the baseline steady.
-	l.SetDelay(0, time.Millisecond)
-	l.SetDelay(1, time.Millisecond)
+	for _, ifn := range []string{e0, e1} {
+		if err := l.Set(ifn, wire.Impairment{Delay: time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dir := os.Getenv("MESHD_PROBE_TCPDUMP")
 	if dir == "" {
 		dir = t.TempDir()
@@ -61,7 +81,7 @@ func delayLab(t *testing.T) (imp impair, pr *probeRun, dump string) {
 	startGoBGP(t, a, 65001, "10.71.0.1", []neighbor{{addr: "10.71.0.2", local: "10.71.0.1", as: 65002}, {addr: "fd71::2", local: "fd71::1", as: 65002}})
 	startGoBGP(t, b, 65002, "10.71.0.2", []neighbor{{addr: "10.71.0.1", local: "10.71.0.2", as: 65001}, {addr: "fd71::1", local: "fd71::2", as: 65001}})
 	pr = startProbe(t, Config{Router: "pa", Netns: a.Name, Window: 5})
-	return emuImpair{l}, pr, dump
+	return wireImpair{l: l, from: e1}, pr, dump
 }
 
 // TestNetemDelay checks the measured RTT against a netem delay on the
