@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/meshd/meshd/internal/netns"
 	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/sinks/influx"
 )
 
 const (
@@ -94,4 +96,67 @@ func TestFirstPathBMPToMergeCore(t *testing.T) {
 	if src != change.SourceBMP {
 		t.Errorf("peer-as source = %v, want bmp", src)
 	}
+}
+
+// TestFirstPathIntoInfluxDB follows the first path on into a real InfluxDB
+// 1.8.10 and reads the neighbor's point back with InfluxQL.
+func TestFirstPathIntoInfluxDB(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := testenv.StartInfluxd(t)
+	core, err := merge.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := influx.Config{URL: in.URL, Database: "meshd", CreateDatabase: true, SpoolDir: t.TempDir(), FlushInterval: 200 * time.Millisecond}
+	cfg.SetDefaults()
+	sink, err := influx.New(cfg, influx.WithSnapshotter(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := core.Subscribe("influx", 1024)
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(ctx, sub) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		_ = sink.Close(cctx)
+	})
+	startFirstPath(t, ctx, core)
+
+	q := `SELECT last("session_state") FROM "bgp_neighbor" WHERE "router" = 'r1' AND "neighbor" = '10.90.0.2' AND "peer_as" = '4200000002'`
+	var last string
+	testenv.WaitFor(t, 60*time.Second, "r1's neighbor ESTABLISHED in InfluxDB", func() bool {
+		body, err := in.Query("meshd", q)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		var res struct {
+			Results []struct {
+				Series []struct {
+					Values [][]any `json:"values"`
+				} `json:"series"`
+			} `json:"results"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			last = err.Error()
+			return false
+		}
+		last = string(body)
+		for _, r := range res.Results {
+			for _, s := range r.Series {
+				for _, v := range s.Values {
+					if len(v) > 1 && fmt.Sprint(v[1]) == "ESTABLISHED" {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+	t.Logf("InfluxDB: %s", last)
 }

@@ -48,7 +48,15 @@ bind-address = "127.0.0.1:8088"
 }
 
 // sinkConfig is the sinks' part of the lab's meshd config.
-var sinkConfig = func(influxHost string, influxPort int, spool string, gnmiPort int) string { return "" }
+func sinkConfig(influxHost string, influxPort int, spool string, gnmiPort int) string {
+	return fmt.Sprintf(`influxdb:
+  url: "http://%s:%d"
+  database: meshd
+  create-database: true
+  spool-dir: %q
+  snapshot-interval: 10s
+`, influxHost, influxPort, spool)
+}
 
 // MeshdConfig is the config the lab gives meshd.
 func (l *Lab) MeshdConfig() string {
