@@ -126,6 +126,7 @@ func TestBridgeSessionFlow(t *testing.T) {
 	r := newRig(t, Config{})
 	stream := upStream("edge1")
 	stream = append(stream, table(100, 4200000001)...)
+	stream = bmpgen.AppendEndOfRIB(stream, peer())
 	c := r.send(t, stream)
 	n := change.NeighborPath("default", "192.0.2.2", "state", "session-state")
 	waitFor(t, "ESTABLISHED", func() bool { return r.val("edge1", n).GetStringVal() == "ESTABLISHED" })

@@ -1,6 +1,10 @@
 package bmpbridge
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshd/meshd/bmpbridge/decode"
+)
 
 type metrics struct {
 	sessions     prometheus.Gauge
@@ -13,10 +17,14 @@ type metrics struct {
 	mirrored     prometheus.Counter
 	routes       prometheus.Gauge
 	invalid      prometheus.Counter
+
+	// Children resolved once, for the hot path.
+	outcomes [5]prometheus.Counter // announce, withdraw, duplicate, missing_withdraw, origin_change
+	byType   [7]prometheus.Counter // by BMP message type code
 }
 
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_bmp_sessions", Help: "BMP sessions currently open."}),
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_sessions_total",
 			Help: "BMP connections by outcome (accepted, rejected)."}, []string{"result"}),
@@ -34,6 +42,17 @@ func newMetrics() *metrics {
 		routes:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_bmp_routes", Help: "Routes held in the BMP RIBs."}),
 		invalid: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_bmp_invalid_changes_total",
 			Help: "Changes the merge core refused as not fitting the schema."}),
+	}
+	m.resolve()
+	return m
+}
+
+func (m *metrics) resolve() {
+	for i, o := range []string{"announce", "withdraw", "duplicate", "missing_withdraw", "origin_change"} {
+		m.outcomes[i] = m.routeEvents.WithLabelValues(o)
+	}
+	for i := range m.byType {
+		m.byType[i] = m.messages.WithLabelValues(decode.MsgTypeName(uint8(i)))
 	}
 }
 

@@ -46,7 +46,11 @@ type peerState struct {
 }
 
 type viewState struct {
-	t                                  *rib.Table
+	t *rib.Table
+	// warmAt is when the initial table transfer counts as done (End-of-RIB
+	// or originCheckDelay after the first route): only then is a new
+	// more-specific prefix news rather than part of the dump.
+	warmAt                             time.Time
 	ann, wd, dup, origin, missing      uint64
 	lastAnn, lastWd, lastDup, lastOrig uint64
 	written                            bool
@@ -90,12 +94,21 @@ type session struct {
 	msgs    uint64
 }
 
+// originCheckDelay is how long after a view's first route meshd starts
+// reporting new more-specifics with another origin, for routers that send
+// no End-of-RIB over BMP.
+const originCheckDelay = 30 * time.Second
+
 const (
 	maxEventBatch = 1024
 	badLogLimit   = 5
 )
 
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// decoded is one message as the reader hands it over.
+type decoded struct {
+	m   *decode.Message
+	err error
+}
 
 func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	host := c.RemoteAddr().String()
@@ -105,10 +118,13 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	s := &session{b: b, conn: c, addr: host, log: b.log.With(slog.String("address", host)), dec: decode.NewDecoder(b.cfg.VRFs)}
 	defer c.Close()
 
-	// The reader frames messages and hands them over a small channel: when
-	// the core is slow the channel fills, the reader stops reading and TCP
-	// flow control slows the router. Nothing is buffered without bound.
-	frames := make(chan *[]byte, 64)
+	// The reader frames and decodes messages (the decoder's state is its
+	// own) and hands them over a small channel to this goroutine, which
+	// owns the router state: two stages, so two cores share the work.
+	// When the core is slow the channel fills, the reader stops reading
+	// and TCP flow control slows the router; nothing is buffered without
+	// bound.
+	frames := make(chan decoded, 256)
 	done := make(chan struct{})
 	var readErr error
 	go func() {
@@ -117,10 +133,9 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 		sc.Buffer(make([]byte, 64<<10), b.cfg.MaxMessageSize)
 		sc.Split(decode.Split(b.cfg.MaxMessageSize))
 		for sc.Scan() {
-			bp := framePool.Get().(*[]byte)
-			*bp = append((*bp)[:0], sc.Bytes()...)
+			m, err := s.dec.Decode(sc.Bytes())
 			select {
-			case frames <- bp:
+			case frames <- decoded{m, err}:
 			case <-done:
 				return
 			}
@@ -134,15 +149,11 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 loop:
 	for {
 		select {
-		case bp, ok := <-frames:
+		case d, ok := <-frames:
 			if !ok {
 				break loop
 			}
-			keep := s.handle(*bp)
-			if cap(*bp) <= 1<<16 {
-				framePool.Put(bp)
-			}
-			if !keep {
+			if keep := s.handle(d.m, d.err); !keep {
 				c.Close()
 				for range frames { // let the reader finish
 				}
@@ -161,7 +172,7 @@ loop:
 	case readErr == nil || errors.Is(readErr, net.ErrClosed):
 	case errors.Is(readErr, decode.ErrFraming) || errors.Is(readErr, bufio.ErrTooLong):
 		b.m.errors.WithLabelValues("framing").Inc()
-		s.log.Warn("closing BMP session: stream cannot be framed", slog.String("router", s.name()), slog.Int64("offset", s.dec.Offset()), slog.Any("error", readErr))
+		s.log.Warn("closing BMP session: stream cannot be framed", slog.String("router", s.name()), slog.Int64("offset", s.dec.Offset()) /* the reader has ended */, slog.Any("error", readErr))
 		if s.r != nil {
 			s.r.mu.Lock()
 			s.r.errors++
@@ -181,10 +192,13 @@ func (s *session) name() string {
 }
 
 // handle processes one framed message; false closes the session.
-func (s *session) handle(raw []byte) bool {
+func (s *session) handle(m *decode.Message, err error) bool {
 	s.now = time.Now()
-	m, err := s.dec.Decode(raw)
-	s.b.m.messages.WithLabelValues(m.Type).Inc()
+	if int(m.TypeCode) < len(s.b.m.byType) {
+		s.b.m.byType[m.TypeCode].Inc()
+	} else {
+		s.b.m.messages.WithLabelValues(m.Type).Inc()
+	}
 	s.msgs++
 	if s.r == nil {
 		if err != nil || m.Initiation == nil {
@@ -236,7 +250,6 @@ func (s *session) handle(raw []byte) bool {
 func (s *session) start(in *decode.Initiation) {
 	name := s.b.routerName(in.SysName, s.addr)
 	s.r = s.b.router(name)
-	s.dec.Interner = s.r.in
 	s.log = s.log.With(slog.String("router", name))
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
@@ -363,11 +376,11 @@ func (s *session) peerUp(m *decode.Message) {
 	ps.ni = p.NetworkInstance
 	// A Peer Up for a session already known up with the same time is a
 	// re-send after a BMP reconnect, not a new establishment.
-	resend := ps.up && ps.upTime.Equal(p.Time)
+	resend := ps.up && ps.upTime.Equal(m.Time)
 	ps.up = true
-	ps.upTime = p.Time
+	ps.upTime = m.Time
 	ni, addr := ps.ni, ps.addr
-	ts := p.Time
+	ts := m.Time
 	if ts.IsZero() {
 		ts = s.now
 	}
@@ -437,7 +450,7 @@ func (s *session) peerDown(m *decode.Message) {
 	ni, addr := ps.ni, ps.addr
 	ps.up = false
 	ps.downCount++
-	ts := p.Time
+	ts := m.Time
 	if ts.IsZero() {
 		ts = s.now
 	}
@@ -548,14 +561,24 @@ func (s *session) routes(m *decode.Message) {
 	for _, sk := range u.Skipped {
 		s.b.m.skipped.WithLabelValues(skippedLabel(sk.AfiSafi)).Inc()
 	}
+	if u.EndOfRIB != "" {
+		vs := s.r.view(s.r.peer(m.Peer), m.Peer.RIB)
+		if vs.warmAt.IsZero() || vs.warmAt.After(s.now) {
+			vs.warmAt = s.now
+		}
+	}
 	if len(u.Announce) == 0 && len(u.Withdraw) == 0 {
 		return
 	}
 	ps := s.r.peer(m.Peer)
 	vs := s.r.view(ps, m.Peer.RIB)
+	if vs.warmAt.IsZero() {
+		vs.warmAt = s.now.Add(originCheckDelay)
+	}
+	warm := !s.now.Before(vs.warmAt)
 	ps.countsDirty = true
 	withEvents := *s.b.cfg.RouteEvents
-	ts := m.Peer.Time
+	ts := m.Time
 	if ts.IsZero() {
 		ts = s.now
 	}
@@ -587,7 +610,7 @@ func (s *session) routes(m *decode.Message) {
 				}})
 			}
 		case rib.Added:
-			if u.Attrs != nil && u.Attrs.OriginAS != 0 {
+			if warm && u.Attrs != nil && u.Attrs.OriginAS != 0 {
 				if cp, ca, ok := vs.t.Covering(n); ok && ca != nil && ca.OriginAS != 0 && ca.OriginAS != u.Attrs.OriginAS {
 					nOrig++
 					s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: map[string]any{
@@ -607,21 +630,11 @@ func (s *session) routes(m *decode.Message) {
 	vs.dup += uint64(nDup)
 	vs.origin += uint64(nOrig)
 	vs.missing += uint64(nMiss)
-	met := s.b.m.routeEvents
-	if nAnn > 0 {
-		met.WithLabelValues("announce").Add(float64(nAnn))
-	}
-	if nWd > 0 {
-		met.WithLabelValues("withdraw").Add(float64(nWd))
-	}
-	if nDup > 0 {
-		met.WithLabelValues("duplicate").Add(float64(nDup))
-	}
-	if nMiss > 0 {
-		met.WithLabelValues("missing_withdraw").Add(float64(nMiss))
-	}
-	if nOrig > 0 {
-		met.WithLabelValues("origin_change").Add(float64(nOrig))
+	met := &s.b.m.outcomes
+	for i, n := range [...]int{nAnn, nWd, nDup, nMiss, nOrig} {
+		if n > 0 {
+			met[i].Add(float64(n))
+		}
 	}
 }
 

@@ -400,3 +400,16 @@ func AppendUpdate(b []byte, r *Route) []byte {
 	}
 	return finishBGP(b, s)
 }
+
+// AppendEndOfRIB appends a Route Monitoring message with the IPv4 unicast
+// End-of-RIB marker (an UPDATE with nothing in it, RFC 4724).
+func AppendEndOfRIB(b []byte, p *Peer) []byte {
+	s := len(b)
+	b = header(b, RouteMonitoring)
+	b = p.append(b)
+	ns := len(b)
+	b = marker(b, 2)
+	b = append(b, 0, 0, 0, 0)
+	b = finishBGP(b, ns)
+	return finish(b, s)
+}

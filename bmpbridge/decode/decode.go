@@ -26,6 +26,7 @@ const MaxMessage = 1 << 20
 var (
 	ErrFraming = errors.New("bmp framing")   // the stream cannot be split any further
 	ErrMessage = errors.New("bmp malformed") // one message is bad; the stream goes on
+	errShort   = errors.New("NLRI truncated")
 )
 
 // Message is one decoded BMP message.
@@ -34,6 +35,7 @@ type Message struct {
 	Length      int          `json:"length"`
 	Type        string       `json:"type"`
 	TypeCode    uint8        `json:"-"`
+	Time        time.Time    `json:"time,omitzero"` // the per-peer header's timestamp
 	Peer        *Peer        `json:"peer,omitempty"`
 	Initiation  *Initiation  `json:"initiation,omitempty"`
 	PeerUp      *PeerUp      `json:"peer_up,omitempty"`
@@ -44,19 +46,20 @@ type Message struct {
 	Mirroring   *Mirroring   `json:"mirroring,omitempty"`
 }
 
-// Peer is a normalised BMP per-peer header.
+// Peer is a normalised BMP per-peer header (without its timestamp, which
+// is the Message's Time). The decoder shares one Peer between messages:
+// treat it as read-only.
 type Peer struct {
-	Type            string    `json:"type"`
-	TypeCode        uint8     `json:"-"`
-	Flags           uint8     `json:"flags"`
-	Distinguisher   string    `json:"distinguisher,omitempty"`
-	Address         string    `json:"address"`
-	AS              uint32    `json:"as"`
-	BGPID           string    `json:"bgp_id"`
-	Time            time.Time `json:"time"`
-	RIB             string    `json:"rib"`
-	NetworkInstance string    `json:"network_instance"`
-	Key             PeerKey   `json:"-"`
+	Type            string  `json:"type"`
+	TypeCode        uint8   `json:"-"`
+	Flags           uint8   `json:"flags"`
+	Distinguisher   string  `json:"distinguisher,omitempty"`
+	Address         string  `json:"address"`
+	AS              uint32  `json:"as"`
+	BGPID           string  `json:"bgp_id"`
+	RIB             string  `json:"rib"`
+	NetworkInstance string  `json:"network_instance"`
+	Key             PeerKey `json:"-"`
 }
 
 // PeerKey identifies a monitored peer within a session.
@@ -146,12 +149,11 @@ type Mirroring struct {
 
 // Update is a Route Monitoring message's BGP UPDATE.
 type Update struct {
-	Attrs    *Attrs       `json:"attrs,omitempty"`
-	Announce []NLRI       `json:"announce,omitempty"`
-	Withdraw []NLRI       `json:"withdraw,omitempty"`
-	Skipped  []Skipped    `json:"skipped,omitempty"`
-	EndOfRIB string       `json:"end_of_rib,omitempty"`
-	families []bgp.Family // scratch
+	Attrs    *Attrs    `json:"attrs,omitempty"`
+	Announce []NLRI    `json:"announce,omitempty"`
+	Withdraw []NLRI    `json:"withdraw,omitempty"`
+	Skipped  []Skipped `json:"skipped,omitempty"`
+	EndOfRIB string    `json:"end_of_rib,omitempty"`
 }
 
 // Skipped counts NLRI of a family meshd does not decode.
@@ -208,14 +210,20 @@ type Decoder struct {
 	Interner Interner
 
 	peers  map[PeerKey]*peerState
+	pcache map[peerCacheKey]*Peer
 	offset int64
 	keyBuf []byte
-	noOpt  *bgp.MarshallingOption
+	famBuf []bgp.Family
+	// attrCache holds attribute sets decoded without an Interner (the
+	// offline decoder), bounded.
+	attrCache map[string]*Attrs
+	noFast    bool // tests compare the fast path with gobgp's
+	noOpt     *bgp.MarshallingOption
 }
 
 // NewDecoder returns a decoder for one session.
 func NewDecoder(vrfs map[string]string) *Decoder {
-	return &Decoder{VRFs: vrfs, peers: map[PeerKey]*peerState{}, noOpt: &bgp.MarshallingOption{}}
+	return &Decoder{VRFs: vrfs, peers: map[PeerKey]*peerState{}, pcache: map[peerCacheKey]*Peer{}, noOpt: &bgp.MarshallingOption{}}
 }
 
 // Offset returns the stream offset of the next message.
@@ -260,6 +268,11 @@ func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
 	if len(raw) < bmp.BMP_HEADER_SIZE || raw[0] != bmp.BMP_VERSION || int(binary.BigEndian.Uint32(raw[1:5])) != len(raw) {
 		return m, fmt.Errorf("%w: %s at offset %d: bad common header", ErrMessage, m.Type, m.Offset)
 	}
+	if m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && !d.noFast {
+		if ok := d.fastRoute(raw, m); ok {
+			return m, nil
+		}
+	}
 	msg, perr := bmp.ParseBMPMessageWithOptions(raw, d.options)
 	if perr != nil && m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && msg != nil && d.peers[keyOf(&msg.PeerHeader)] == nil {
 		// No Peer Up seen for this peer (a capture or session joined late):
@@ -276,6 +289,7 @@ func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
 	}
 	if msg.Header.Type != bmp.BMP_MSG_INITIATION && msg.Header.Type != bmp.BMP_MSG_TERMINATION {
 		m.Peer = d.peer(&msg.PeerHeader)
+		m.Time = stamp(msg.PeerHeader.Timestamp)
 	}
 	switch body := msg.Body.(type) {
 	case *bmp.BMPInitiation:
@@ -283,10 +297,14 @@ func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
 	case *bmp.BMPTermination:
 		m.Termination = termination(body)
 	case *bmp.BMPPeerUpNotification:
+		clear(d.pcache) // the network instance may change with the table name
+		p := *m.Peer
+		m.Peer = &p
 		m.PeerUp, err = d.peerUp(m.Peer, body)
 	case *bmp.BMPPeerDownNotification:
 		m.PeerDown = peerDown(body)
 		delete(d.peers, m.Peer.Key)
+		clear(d.pcache)
 	case *bmp.BMPStatisticsReport:
 		m.Stats = stats(body)
 	case *bmp.BMPRouteMirroring:
@@ -345,7 +363,35 @@ func keyOf(h *bmp.BMPPeerHeader) PeerKey {
 	return PeerKey{Type: h.PeerType, RD: h.PeerDistinguisher, Addr: h.PeerAddress}
 }
 
+type peerCacheKey struct {
+	PeerKey
+	flags uint8
+}
+
+func stamp(ts float64) time.Time {
+	if ts <= 0 {
+		return time.Time{}
+	}
+	sec, frac := math.Modf(ts)
+	return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1000).UTC()
+}
+
+// peer returns the normalised peer header, cached per peer and flags so
+// the hot path formats no addresses.
 func (d *Decoder) peer(h *bmp.BMPPeerHeader) *Peer {
+	ck := peerCacheKey{keyOf(h), h.Flags}
+	if p := d.pcache[ck]; p != nil && p.AS == h.PeerAS {
+		return p
+	}
+	p := d.newPeer(h)
+	if len(d.pcache) > 4096 {
+		clear(d.pcache)
+	}
+	d.pcache[ck] = p
+	return p
+}
+
+func (d *Decoder) newPeer(h *bmp.BMPPeerHeader) *Peer {
 	p := &Peer{
 		Type:     PeerTypeName(h.PeerType),
 		TypeCode: h.PeerType,
@@ -363,10 +409,6 @@ func (d *Decoder) peer(h *bmp.BMPPeerHeader) *Peer {
 	}
 	if h.PeerBGPID.IsValid() {
 		p.BGPID = h.PeerBGPID.String()
-	}
-	if h.Timestamp > 0 {
-		sec, frac := math.Modf(h.Timestamp)
-		p.Time = time.Unix(int64(sec), int64(math.Round(frac*1e6))*1000).UTC()
 	}
 	p.RIB = RIBView(h.PeerType, h.Flags)
 	p.NetworkInstance = d.networkInstance(h)

@@ -3,6 +3,7 @@ package decode
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"strings"
@@ -94,7 +95,7 @@ func TestPeerUpAndRoutes(t *testing.T) {
 		t.Errorf("OC capabilities = %s", got)
 	}
 	p := msgs[1].Peer
-	if p.AS != 42009012 || p.Address != "192.0.2.2" || p.NetworkInstance != "default" || p.RIB != "ADJ_RIB_IN_PRE" || !p.Time.Equal(t0) {
+	if p.AS != 42009012 || p.Address != "192.0.2.2" || p.NetworkInstance != "default" || p.RIB != "ADJ_RIB_IN_PRE" || !msgs[1].Time.Equal(t0) {
 		t.Errorf("peer = %+v", p)
 	}
 	u := msgs[2].Update
@@ -266,5 +267,35 @@ func TestSplitRejectsBadFraming(t *testing.T) {
 		if !errors.Is(sc.Err(), ErrFraming) {
 			t.Errorf("%s: err = %v, want ErrFraming", name, sc.Err())
 		}
+	}
+}
+
+// TestFastPathMatchesGobgp decodes the same stream with and without the
+// fast path and wants identical results.
+func TestFastPathMatchesGobgp(t *testing.T) {
+	sent, recv := opens(true)
+	s := bmpgen.AppendPeerUp(nil, gpeer(0), localV4, 179, 1, sent, recv, "")
+	nh6 := netip.MustParseAddr("2001:db8::2")
+	for i := 0; i < 50; i++ {
+		a := []uint32{42009012, uint32(65000 + i%3)}
+		v4 := []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16), netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(i), 128}), 25)}
+		v6 := []netip.Prefix{netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i)}), 40)}
+		s = bmpgen.AppendRouteMonitoring(s, gpeer(0), &bmpgen.Route{Prefixes: v4, PathIDs: []uint32{uint32(i), 9}, ASPath: a, NextHop: peerV4})
+		s = bmpgen.AppendRouteMonitoring(s, gpeer(0), &bmpgen.Route{Prefixes: v6, ASPath: a, NextHop: nh6})
+		if i%5 == 0 {
+			s = bmpgen.AppendRouteMonitoring(s, gpeer(0), &bmpgen.Route{Prefixes: v4[:1], PathIDs: []uint32{uint32(i)}, Withdraw: true})
+			s = bmpgen.AppendRouteMonitoring(s, gpeer(0), &bmpgen.Route{Prefixes: v6, Withdraw: true})
+		}
+	}
+	fast, slow := NewDecoder(nil), NewDecoder(nil)
+	slow.noFast = true
+	a, b := decodeAll(t, fast, s), decodeAll(t, slow, s)
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if !bytes.Equal(ja, jb) {
+		t.Fatalf("fast and gobgp paths differ:\nfast %s\nslow %s", ja[:min(len(ja), 2000)], jb[:min(len(jb), 2000)])
+	}
+	if len(fast.attrCache) == 0 {
+		t.Fatal("fast path not used")
 	}
 }

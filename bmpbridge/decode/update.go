@@ -91,8 +91,8 @@ func rawAttrs(raw []byte, twoByte bool, key []byte, fams []bgp.Family) ([]byte, 
 func (d *Decoder) update(raw []byte, h *bmp.BMPPeerHeader, body *bmp.BMPRouteMonitoring, perr error) (*Update, error) {
 	u := &Update{}
 	twoByte := h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB && h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0
-	key, fams, hasAttrs, kerr := rawAttrs(raw, twoByte, d.keyBuf[:0], u.families[:0])
-	d.keyBuf = key
+	key, fams, hasAttrs, kerr := rawAttrs(raw, twoByte, d.keyBuf[:0], d.famBuf[:0])
+	d.keyBuf, d.famBuf = key, fams
 	var unknown []bgp.Family
 	for _, f := range fams {
 		if !decoded(f) {
@@ -121,7 +121,16 @@ func (d *Decoder) update(raw []byte, h *bmp.BMPPeerHeader, body *bmp.BMPRouteMon
 			u.Attrs = d.Interner.Lookup(key)
 		}
 		if u.Attrs == nil {
+			u.Attrs = d.attrCache[string(key)]
+		}
+		if u.Attrs == nil {
 			u.Attrs = attrs(upd, string(key))
+			if d.Interner == nil {
+				if d.attrCache == nil || len(d.attrCache) > 1<<16 {
+					d.attrCache = map[string]*Attrs{}
+				}
+				d.attrCache[u.Attrs.Key] = u.Attrs
+			}
 		}
 	}
 	for _, p := range upd.NLRI {

@@ -1,0 +1,145 @@
+package decode
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/packet/bmp"
+)
+
+// fastRoute decodes the common Route Monitoring message without gobgp:
+// IPv4/IPv6 unicast whose attribute set was seen before (the interner or
+// the decoder's cache has it), so only the NLRI need reading. Anything
+// else, or anything odd, returns false and takes gobgp's full path, which
+// also produces the proper error.
+func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
+	if len(raw) < bmp.BMP_HEADER_SIZE+bmp.BMP_PEER_HEADER_SIZE+bgpHeaderLen+4 {
+		return false
+	}
+	var h bmp.BMPPeerHeader
+	if h.DecodeFromBytes(raw[bmp.BMP_HEADER_SIZE:]) != nil {
+		return false
+	}
+	twoByte := h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB && h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0
+	key, fams, hasAttrs, err := rawAttrs(raw, twoByte, d.keyBuf[:0], d.famBuf[:0])
+	d.keyBuf, d.famBuf = key, fams
+	if err != nil {
+		return false
+	}
+	for _, f := range fams {
+		if f != bgp.RF_IPv4_UC && f != bgp.RF_IPv6_UC {
+			return false
+		}
+	}
+	var attrs *Attrs
+	if hasAttrs {
+		if d.Interner != nil {
+			attrs = d.Interner.Lookup(key)
+		}
+		if attrs == nil {
+			attrs = d.attrCache[string(key)]
+		}
+		if attrs == nil {
+			return false
+		}
+	}
+	var o *bgp.MarshallingOption
+	if opts := d.options(h); len(opts) > 0 {
+		o = opts[0]
+	}
+	ap4, ap6 := addPathOn(o, bgp.RF_IPv4_UC), addPathOn(o, bgp.RF_IPv6_UC)
+
+	u := &Update{}
+	b := raw[bmp.BMP_HEADER_SIZE+bmp.BMP_PEER_HEADER_SIZE+bgpHeaderLen:]
+	wl := int(binary.BigEndian.Uint16(b))
+	if u.Withdraw, err = prefixes(u.Withdraw, b[2:2+wl], bgp.RF_IPv4_UC, ap4); err != nil {
+		return false
+	}
+	b = b[2+wl:]
+	al := int(binary.BigEndian.Uint16(b))
+	as, nlri := b[2:2+al], b[2+al:]
+	if u.Announce, err = prefixes(u.Announce, nlri, bgp.RF_IPv4_UC, ap4); err != nil {
+		return false
+	}
+	for len(as) > 0 {
+		flags, typ := as[0], as[1]
+		hl, l := 3, int(as[2])
+		if flags&0x10 != 0 {
+			hl, l = 4, int(binary.BigEndian.Uint16(as[2:4]))
+		}
+		v := as[hl : hl+l]
+		as = as[hl+l:]
+		switch typ {
+		case 14:
+			if len(v) < 5 || binary.BigEndian.Uint16(v) != bgp.AFI_IP6 {
+				return false
+			}
+			off := 4 + int(v[3])
+			if off >= len(v) {
+				return false
+			}
+			if u.Announce, err = prefixes(u.Announce, v[off+1:], bgp.RF_IPv6_UC, ap6); err != nil {
+				return false
+			}
+		case 15:
+			if len(v) < 3 || binary.BigEndian.Uint16(v) != bgp.AFI_IP6 {
+				return false
+			}
+			if len(v) == 3 && len(u.Announce) == 0 && len(u.Withdraw) == 0 {
+				return false // End-of-RIB: let the full path name it
+			}
+			if u.Withdraw, err = prefixes(u.Withdraw, v[3:], bgp.RF_IPv6_UC, ap6); err != nil {
+				return false
+			}
+		}
+	}
+	if len(u.Announce) == 0 && len(u.Withdraw) == 0 {
+		return false
+	}
+	if len(u.Announce) > 0 {
+		u.Attrs = attrs
+	}
+	m.Peer = d.peer(&h)
+	m.Time = stamp(h.Timestamp)
+	m.Update = u
+	return true
+}
+
+func addPathOn(o *bgp.MarshallingOption, f bgp.Family) bool {
+	return o != nil && o.AddPath != nil && o.AddPath[f]&bgp.BGP_ADD_PATH_RECEIVE != 0
+}
+
+// prefixes reads RFC 4271 prefix encodings (with RFC 7911 path IDs).
+func prefixes(out []NLRI, b []byte, f bgp.Family, addPath bool) ([]NLRI, error) {
+	maxBits, name := 32, "IPV4_UNICAST"
+	if f == bgp.RF_IPv6_UC {
+		maxBits, name = 128, "IPV6_UNICAST"
+	}
+	for len(b) > 0 {
+		var id uint32
+		if addPath {
+			if len(b) < 5 {
+				return out, errShort
+			}
+			id, b = binary.BigEndian.Uint32(b), b[4:]
+		}
+		bits := int(b[0])
+		n := (bits + 7) / 8
+		if bits > maxBits || len(b) < 1+n {
+			return out, errShort
+		}
+		var a [16]byte
+		copy(a[:], b[1:1+n])
+		var addr netip.Addr
+		if maxBits == 32 {
+			addr = netip.AddrFrom4([4]byte(a[:4]))
+		} else {
+			addr = netip.AddrFrom16(a)
+		}
+		p := netip.PrefixFrom(addr, bits).Masked()
+		out = append(out, NLRI{AfiSafi: name, Family: f, PathID: id, IP: p, Prefix: p.String()})
+		b = b[1+n:]
+	}
+	return out, nil
+}
