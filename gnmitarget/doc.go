@@ -1,0 +1,41 @@
+// Package gnmitarget is a gNMI target (Capabilities, Get, Subscribe) over
+// an in-memory leaf store keyed by target name, fed by its owner through
+// Update and DeleteTarget.
+//
+// Why a lean store of its own and not openconfig/gnmi's cache+subscribe:
+// that cache keeps whole notifications per target in a ctree and calls its
+// client back synchronously, and its subscribe package has no SAMPLE,
+// heartbeat or suppress_redundant, so the Subscribe handler would have to
+// be rewritten anyway. Here the store is a tree of immutable leaf values
+// (one lock per target, so a walk of one router never blocks another),
+// every leaf carries a change sequence number (suppress_redundant needs no
+// per-subscriber memory: a leaf is redundant when its sequence is not
+// newer than the last sample), and each subscriber owns a bounded
+// coalescing queue:
+//
+//   - a leaf already queued is replaced in place by its newer value; the
+//     replaced value is counted as dropped (latest value wins);
+//   - when the queue holds WithQueueSize distinct leaves and another one
+//     comes, the queue is emptied and counted, and the subscriber is
+//     resynchronised from the store when it reads again: for every target
+//     that lost leaves meanwhile a delete of the subscribed paths, then the
+//     current values. Memory per subscriber is bounded by the queue size,
+//     never by the change rate, and a slow subscriber never delays the
+//     store or another subscriber (only its own sender goroutine blocks).
+//
+// Encodings: Get answers JSON and JSON_IETF by rendering the subtree of
+// each matched node from its leaves (64-bit integers and decimal64 as
+// strings in JSON_IETF when a schema is given with WithSchema), and PROTO
+// with one scalar TypedValue per leaf. Subscribe always sends leaves; their
+// values are scalar JSON for JSON/JSON_IETF and TypedValues for PROTO.
+//
+// Subscribe modes: ONCE, POLL and STREAM; in STREAM, ON_CHANGE,
+// TARGET_DEFINED (served as ON_CHANGE: the store only learns of changes),
+// and SAMPLE (sample_interval, raised to WithMinSampleInterval; 0 means the
+// minimum), suppress_redundant (only leaves changed since the previous
+// sample, plus all of them once per heartbeat_interval), heartbeat_interval
+// for ON_CHANGE (the current values of the path resent every interval),
+// updates_only and sync_response. Prefix target selects a target; "*" or
+// an empty target selects all. Deletes are sent per leaf for every leaf
+// removed by Update (nil Value) or DeleteTarget.
+package gnmitarget

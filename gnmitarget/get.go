@@ -1,0 +1,165 @@
+package gnmitarget
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Get answers from the store: PROTO gives one scalar update per leaf,
+// JSON and JSON_IETF one update per matched node holding its subtree.
+// Type CONFIG keeps leaves under a "config" container, STATE and
+// OPERATIONAL the others, ALL everything.
+func (s *Server) Get(_ context.Context, req *gpb.GetRequest) (resp *gpb.GetResponse, err error) {
+	defer func() { s.m.rpcs.WithLabelValues("Get", status.Code(err).String()).Inc() }()
+	enc := req.GetEncoding()
+	if !encodingOK(enc) {
+		return nil, status.Errorf(codes.Unimplemented, "encoding %v not supported; use JSON, JSON_IETF or PROTO", enc)
+	}
+	if len(req.GetUseModels()) > 0 {
+		return nil, status.Error(codes.Unimplemented, "use_models is not supported")
+	}
+	keep, err := typeFilter(req.GetType())
+	if err != nil {
+		return nil, err
+	}
+	pre := req.GetPrefix()
+	tname := pre.GetTarget()
+	targets := s.selectTargets(tname)
+	if len(targets) == 0 {
+		if tname != "" && tname != "*" {
+			return nil, status.Errorf(codes.NotFound, "target %q not found", tname)
+		}
+		return nil, status.Error(codes.NotFound, "no targets")
+	}
+	paths := req.GetPath()
+	if len(paths) == 0 {
+		paths = []*gpb.Path{{}}
+	}
+	resp = &gpb.GetResponse{}
+	for _, p := range paths {
+		if len(p.GetElement()) > 0 {
+			return nil, status.Error(codes.InvalidArgument, "path element strings (deprecated) are not supported; use elem")
+		}
+		elems := joinElems(pre, p)
+		found := false
+		for _, t := range targets {
+			n := s.getTarget(t, elems, enc, keep)
+			if n != nil {
+				found = true
+				resp.Notification = append(resp.Notification, n)
+			}
+		}
+		if !found {
+			return nil, status.Errorf(codes.NotFound, "no data at %s for target %q", pathString(elems), tname)
+		}
+	}
+	return resp, nil
+}
+
+func typeFilter(t gpb.GetRequest_DataType) (func(*leafVal) bool, error) {
+	switch t {
+	case gpb.GetRequest_ALL:
+		return nil, nil
+	case gpb.GetRequest_CONFIG:
+		return func(l *leafVal) bool { return underConfig(l.path) }, nil
+	case gpb.GetRequest_STATE, gpb.GetRequest_OPERATIONAL:
+		return func(l *leafVal) bool { return !underConfig(l.path) }, nil
+	}
+	return nil, status.Errorf(codes.InvalidArgument, "unknown data type %v", t)
+}
+
+func underConfig(p *gpb.Path) bool {
+	for _, e := range p.GetElem() {
+		if e.GetName() == "config" {
+			return true
+		}
+	}
+	return false
+}
+
+// getTarget builds one target's notification for one path, nil if nothing
+// matched.
+func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, keep func(*leafVal) bool) *gpb.Notification {
+	n := &gpb.Notification{Prefix: &gpb.Path{Target: t.name}}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	matchNodes(&t.root, elems, func(nd *node) {
+		if enc == gpb.Encoding_PROTO {
+			var ls []*leafVal
+			eachLeaf(nd, func(l *leafVal) {
+				if keep == nil || keep(l) {
+					ls = append(ls, l)
+				}
+			})
+			sort.Slice(ls, func(i, j int) bool { return ls[i].key < ls[j].key })
+			for _, l := range ls {
+				n.Update = append(n.Update, &gpb.Update{Path: l.path, Val: l.val})
+				n.Timestamp = max(n.Timestamp, l.ts)
+			}
+			return
+		}
+		r := renderer{s: s, ietf: enc == gpb.Encoding_JSON_IETF, keep: keep}
+		path := nodePath(nd)
+		v := r.render(nd, s.entryFor(path.GetElem()), nd == &t.root)
+		if v == nil {
+			return
+		}
+		b, err := marshalJSON(v)
+		if err != nil {
+			return
+		}
+		tv := &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: b}}
+		if r.ietf {
+			tv = &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: b}}
+		}
+		n.Update = append(n.Update, &gpb.Update{Path: path, Val: tv})
+		n.Timestamp = max(n.Timestamp, r.latest)
+	})
+	if len(n.Update) == 0 {
+		return nil
+	}
+	return n
+}
+
+func nodePath(n *node) *gpb.Path {
+	if n.leaf != nil {
+		return n.leaf.path
+	}
+	var elems []*gpb.PathElem
+	for c := n; c.parent != nil; c = c.parent {
+		elems = append(elems, c.elem)
+	}
+	for i, j := 0, len(elems)-1; i < j; i, j = i+1, j-1 {
+		elems[i], elems[j] = elems[j], elems[i]
+	}
+	return &gpb.Path{Elem: elems}
+}
+
+func pathString(elems []*gpb.PathElem) string {
+	if len(elems) == 0 {
+		return "/"
+	}
+	var b strings.Builder
+	for _, e := range elems {
+		b.WriteByte('/')
+		b.WriteString(e.GetName())
+		ks := make([]string, 0, len(e.GetKey()))
+		for k := range e.GetKey() {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		for _, k := range ks {
+			b.WriteString("[" + k + "=" + e.GetKey()[k] + "]")
+		}
+	}
+	return b.String()
+}
+
+func sortTargets(ts []*target) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].name < ts[j].name })
+}

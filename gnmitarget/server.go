@@ -1,0 +1,421 @@
+package gnmitarget
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshd/meshd/change"
+)
+
+// GNMIVersion is the gNMI specification version served.
+const GNMIVersion = "0.10.0"
+
+// Option configures a Server.
+type Option func(*options)
+
+type options struct {
+	certFile, keyFile, caFile string
+	user, pass                string
+	models                    []*gpb.ModelData
+	schemas                   []*yang.Entry
+	reg                       prometheus.Registerer
+	log                       *slog.Logger
+	maxSubs                   int
+	queueSize                 int
+	minSample                 time.Duration
+}
+
+// WithTLS serves over TLS with the given certificate and key files; when
+// clientCA is not empty, clients must present a certificate it signed
+// (mutual TLS).
+func WithTLS(certFile, keyFile, clientCA string) Option {
+	return func(o *options) { o.certFile, o.keyFile, o.caFile = certFile, keyFile, clientCA }
+}
+
+// WithCredentials requires every RPC to carry "username" and "password"
+// metadata equal to these.
+func WithCredentials(user, pass string) Option {
+	return func(o *options) { o.user, o.pass = user, pass }
+}
+
+// WithModels sets the models Capabilities reports.
+func WithModels(models ...*gpb.ModelData) Option {
+	return func(o *options) { o.models = append(o.models, models...) }
+}
+
+// WithSchema gives the schema roots (a generated package's root
+// yang.Entry) used to type JSON_IETF values and qualify top-level names.
+func WithSchema(roots ...*yang.Entry) Option {
+	return func(o *options) { o.schemas = append(o.schemas, roots...) }
+}
+
+// WithRegisterer registers the server's metrics with reg.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithMaxSubscriptionsPerClient caps the concurrent Subscribe RPCs of one
+// client (its username, or its address without credentials); 0 is no cap.
+func WithMaxSubscriptionsPerClient(n int) Option { return func(o *options) { o.maxSubs = n } }
+
+// WithQueueSize sets how many distinct leaves a subscriber's queue holds
+// before it overflows into a resynchronisation (default 65536).
+func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
+
+// WithMinSampleInterval sets the shortest SAMPLE interval served (default
+// 1s); shorter requests, and 0, are served at this interval.
+func WithMinSampleInterval(d time.Duration) Option { return func(o *options) { o.minSample = d } }
+
+// Server is a gNMI target over a leaf store. It is safe for concurrent use.
+type Server struct {
+	gpb.UnimplementedGNMIServer
+	o   options
+	m   *metrics
+	log *slog.Logger
+
+	mu      sync.RWMutex
+	targets map[string]*target
+
+	seq  atomic.Uint64
+	subs atomic.Pointer[[]*subscription]
+	subM sync.Mutex // serialises writers of subs
+
+	clientsMu sync.Mutex
+	clients   map[string]int
+
+	ctx    context.Context // cancelled by Stop/GracefulStop: ends streams
+	cancel context.CancelFunc
+
+	grpcMu sync.Mutex
+	grpc   *grpc.Server
+}
+
+// New returns a server; it loads the TLS files given with WithTLS.
+func New(opts ...Option) (*Server, error) {
+	o := options{queueSize: 1 << 16, minSample: time.Second, log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.queueSize < 1 {
+		return nil, errors.New("gnmitarget: queue size must be > 0")
+	}
+	if (o.user == "") != (o.pass == "") {
+		return nil, errors.New("gnmitarget: credentials need both a username and a password")
+	}
+	s := &Server{o: o, m: newMetrics(), log: o.log, targets: map[string]*target{}, clients: map[string]int{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.subs.Store(&[]*subscription{})
+	if o.reg != nil {
+		if err := s.m.register(o.reg); err != nil {
+			return nil, fmt.Errorf("gnmitarget: metrics: %w", err)
+		}
+	}
+	gopts := []grpc.ServerOption{
+		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.StreamInterceptor(s.streamAuth),
+	}
+	if o.certFile != "" || o.keyFile != "" {
+		tc, err := loadTLS(o.certFile, o.keyFile, o.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("gnmitarget: %w", err)
+		}
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(tc)))
+	} else if o.caFile != "" {
+		return nil, errors.New("gnmitarget: a client CA needs a server certificate and key")
+	}
+	s.grpc = grpc.NewServer(gopts...)
+	gpb.RegisterGNMIServer(s.grpc, s)
+	return s, nil
+}
+
+func loadTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls certificate: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls client CA %s: no certificate found", caFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// Serve accepts gNMI connections on lis until Stop or GracefulStop.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+
+// GracefulStop ends every subscription with codes.Unavailable, then waits
+// for the RPCs in flight to finish.
+func (s *Server) GracefulStop() {
+	s.cancel()
+	s.grpc.GracefulStop()
+}
+
+// Stop closes every connection at once.
+func (s *Server) Stop() {
+	s.cancel()
+	s.grpc.Stop()
+}
+
+// Update applies leaves to a target's tree (a nil Value deletes the path
+// and everything below it) and hands the changed leaves to subscribers.
+// Unchanged values are not sent again.
+func (s *Server) Update(targetName string, ups []change.Update) {
+	if len(ups) == 0 || targetName == "" {
+		return
+	}
+	for {
+		t := s.target(targetName, true)
+		t.mu.Lock()
+		if t.dead {
+			t.mu.Unlock()
+			continue
+		}
+		evs := make([]event, 0, len(ups))
+		delta := t.leaves
+		for i := range ups {
+			u := &ups[i]
+			p := normalise(u.Path)
+			ts := u.Time.UnixNano()
+			if u.Value == nil {
+				evs = t.remove(p, ts, evs)
+				continue
+			}
+			if l, changed := t.set(p, leafKey(u, p), u.Value, ts, s.nextSeq); changed {
+				evs = append(evs, event{key: l.key, path: l.path, val: l.val, ts: ts, seq: l.seq, group: l.group, depth: l.depth})
+			}
+		}
+		delta = t.leaves - delta
+		s.fanout(targetName, evs)
+		if t.leaves == 0 {
+			s.dropTargetLocked(t)
+		}
+		t.mu.Unlock()
+		s.m.leaves.Add(float64(delta))
+		return
+	}
+}
+
+func (s *Server) nextSeq() uint64 { return s.seq.Add(1) }
+
+// DeleteTarget removes a target and sends a delete for each of its leaves.
+func (s *Server) DeleteTarget(name string) {
+	s.mu.RLock()
+	t := s.targets[name]
+	s.mu.RUnlock()
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dead {
+		return
+	}
+	n := t.leaves
+	evs := t.remove(&gpb.Path{}, time.Now().UnixNano(), nil)
+	s.fanout(name, evs)
+	s.dropTargetLocked(t)
+	s.m.leaves.Sub(float64(n))
+}
+
+// dropTargetLocked removes an emptied target; the caller holds t.mu.
+func (s *Server) dropTargetLocked(t *target) {
+	t.dead = true
+	s.mu.Lock()
+	if s.targets[t.name] == t {
+		delete(s.targets, t.name)
+	}
+	s.m.targets.Set(float64(len(s.targets)))
+	s.mu.Unlock()
+}
+
+// Targets returns the names of the targets held.
+func (s *Server) Targets() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.targets))
+	for n := range s.targets {
+		out = append(out, n)
+	}
+	return out
+}
+
+func (s *Server) target(name string, create bool) *target {
+	s.mu.RLock()
+	t := s.targets[name]
+	s.mu.RUnlock()
+	if t != nil || !create {
+		return t
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t = s.targets[name]; t == nil {
+		t = &target{name: name}
+		s.targets[name] = t
+		s.m.targets.Set(float64(len(s.targets)))
+	}
+	return t
+}
+
+// selectTargets returns the targets a request's prefix target selects:
+// all of them for "*" or "", else the named one if it exists.
+func (s *Server) selectTargets(name string) []*target {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if name != "" && name != "*" {
+		if t := s.targets[name]; t != nil {
+			return []*target{t}
+		}
+		return nil
+	}
+	out := make([]*target, 0, len(s.targets))
+	for _, t := range s.targets {
+		out = append(out, t)
+	}
+	sortTargets(out)
+	return out
+}
+
+// Capabilities reports the models given with WithModels and the encodings
+// served.
+func (s *Server) Capabilities(context.Context, *gpb.CapabilityRequest) (*gpb.CapabilityResponse, error) {
+	s.m.rpcs.WithLabelValues("Capabilities", codes.OK.String()).Inc()
+	return &gpb.CapabilityResponse{
+		SupportedModels:    s.o.models,
+		SupportedEncodings: []gpb.Encoding{gpb.Encoding_JSON, gpb.Encoding_JSON_IETF, gpb.Encoding_PROTO},
+		GNMIVersion:        GNMIVersion,
+	}, nil
+}
+
+// Set is refused: the tree is derived state, owned by its sources.
+func (s *Server) Set(context.Context, *gpb.SetRequest) (*gpb.SetResponse, error) {
+	s.m.rpcs.WithLabelValues("Set", codes.Unimplemented.String()).Inc()
+	return nil, status.Error(codes.Unimplemented, "Set is not supported: this target re-serves state collected from its sources")
+}
+
+// Authentication. Credentials are compared as SHA-256 digests in constant
+// time, so neither content nor length leaks through timing; they are
+// never logged.
+
+var errMissingCreds = status.Error(codes.Unauthenticated, "missing username/password metadata")
+var errBadCreds = status.Error(codes.Unauthenticated, "invalid username or password")
+
+func (s *Server) authenticate(ctx context.Context) error {
+	if s.o.user == "" {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	u, p := md.Get("username"), md.Get("password")
+	if len(u) == 0 || len(p) == 0 {
+		s.m.authFailures.WithLabelValues("missing").Inc()
+		s.log.Debug("gnmi target: RPC without credentials refused", slog.String("client", peerAddr(ctx)))
+		return errMissingCreds
+	}
+	wu, wp := sha256.Sum256([]byte(s.o.user)), sha256.Sum256([]byte(s.o.pass))
+	gu, gp := sha256.Sum256([]byte(u[0])), sha256.Sum256([]byte(p[0]))
+	okU := subtle.ConstantTimeCompare(wu[:], gu[:])
+	okP := subtle.ConstantTimeCompare(wp[:], gp[:])
+	if okU&okP != 1 {
+		s.m.authFailures.WithLabelValues("invalid").Inc()
+		s.log.Debug("gnmi target: RPC with wrong credentials refused", slog.String("client", peerAddr(ctx)))
+		return errBadCreds
+	}
+	return nil
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := s.authenticate(ctx); err != nil {
+		s.m.rpcs.WithLabelValues(rpcName(info.FullMethod), codes.Unauthenticated.String()).Inc()
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := s.authenticate(ss.Context()); err != nil {
+		s.m.rpcs.WithLabelValues(rpcName(info.FullMethod), codes.Unauthenticated.String()).Inc()
+		return err
+	}
+	return h(srv, ss)
+}
+
+func rpcName(full string) string {
+	for i := len(full) - 1; i >= 0; i-- {
+		if full[i] == '/' {
+			return full[i+1:]
+		}
+	}
+	return full
+}
+
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// clientID names a client for the per-client subscription cap: its user
+// name when credentials are in use, else its address without the port.
+func (s *Server) clientID(ctx context.Context) string {
+	if s.o.user != "" {
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if u := md.Get("username"); len(u) > 0 {
+				return "user:" + u[0]
+			}
+		}
+	}
+	a := peerAddr(ctx)
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		return "addr:" + h
+	}
+	return "addr:" + a
+}
+
+func (s *Server) acquireClient(id string) bool {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if s.o.maxSubs > 0 && s.clients[id] >= s.o.maxSubs {
+		return false
+	}
+	s.clients[id]++
+	return true
+}
+
+func (s *Server) releaseClient(id string) {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if s.clients[id]--; s.clients[id] <= 0 {
+		delete(s.clients, id)
+	}
+}

@@ -1,0 +1,328 @@
+package gnmitarget
+
+import (
+	"sort"
+	"strings"
+	"sync"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshd/meshd/change"
+)
+
+// leafVal is one leaf's value as published; it is never modified after it
+// is stored, so walkers may keep it after releasing the target's lock.
+type leafVal struct {
+	path *gpb.Path
+	key  string
+	val  *gpb.TypedValue
+	ts   int64
+	seq  uint64
+	// group is the leaf's deepest list entry (or the root); the leaves of
+	// one list entry share a notification prefix of depth elements.
+	group *node
+	depth int
+}
+
+// node is a point in a target's tree. Children are indexed by element name
+// and then by the canonical string of the element's keys, so a query with a
+// concrete name and concrete keys needs no scan.
+type node struct {
+	name   string
+	kstr   string
+	elem   *gpb.PathElem
+	parent *node
+	kids   map[string]map[string]*node
+	leaf   *leafVal
+}
+
+type target struct {
+	name   string
+	mu     sync.RWMutex
+	root   node
+	leaves int
+	dead   bool // removed from the server's map; writers must look it up again
+}
+
+// event is one leaf change handed to subscribers; val nil is a delete.
+type event struct {
+	key   string
+	path  *gpb.Path
+	val   *gpb.TypedValue
+	ts    int64
+	seq   uint64
+	group *node
+	depth int
+}
+
+func keyString(keys map[string]string) string {
+	switch len(keys) {
+	case 0:
+		return ""
+	case 1:
+		for k, v := range keys {
+			return k + "=" + v
+		}
+	}
+	ks := make([]string, 0, len(keys))
+	for k := range keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var b strings.Builder
+	for i, k := range ks {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(keys[k])
+	}
+	return b.String()
+}
+
+// stripModule removes a YANG module prefix from an element name.
+func stripModule(name string) string {
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// normalise returns p without origin, target and module prefixes; p itself
+// when it has none of them.
+func normalise(p *gpb.Path) *gpb.Path {
+	needs := p.GetOrigin() != "" || p.GetTarget() != ""
+	for _, e := range p.GetElem() {
+		if strings.IndexByte(e.GetName(), ':') >= 0 {
+			needs = true
+			break
+		}
+	}
+	if !needs {
+		return p
+	}
+	out := &gpb.Path{Elem: make([]*gpb.PathElem, len(p.GetElem()))}
+	for i, e := range p.GetElem() {
+		out.Elem[i] = &gpb.PathElem{Name: stripModule(e.GetName()), Key: e.GetKey()}
+	}
+	return out
+}
+
+// set stores a leaf; it reports false when the value is unchanged.
+func (t *target) set(p *gpb.Path, key string, v *gpb.TypedValue, ts int64, seq func() uint64) (*leafVal, bool) {
+	n := &t.root
+	group, depth := n, 0
+	for i, e := range p.GetElem() {
+		byKey := n.kids[e.GetName()]
+		ks := keyString(e.GetKey())
+		c := byKey[ks]
+		if c == nil {
+			if n.kids == nil {
+				n.kids = map[string]map[string]*node{}
+			}
+			if byKey == nil {
+				byKey = map[string]*node{}
+				n.kids[e.GetName()] = byKey
+			}
+			c = &node{name: e.GetName(), kstr: ks, elem: e, parent: n}
+			byKey[ks] = c
+		}
+		n = c
+		if len(e.GetKey()) > 0 && i < len(p.GetElem())-1 {
+			group, depth = c, i+1
+		}
+	}
+	if n.leaf != nil && proto.Equal(n.leaf.val, v) {
+		return nil, false
+	}
+	if n.leaf == nil {
+		t.leaves++
+	}
+	n.leaf = &leafVal{path: p, key: key, val: v, ts: ts, seq: seq(), group: group, depth: depth}
+	return n.leaf, true
+}
+
+// remove deletes the node at p and everything below it, appending a delete
+// event per removed leaf.
+func (t *target) remove(p *gpb.Path, ts int64, evs []event) []event {
+	n := &t.root
+	for _, e := range p.GetElem() {
+		c := n.kids[e.GetName()][keyString(e.GetKey())]
+		if c == nil {
+			return evs
+		}
+		n = c
+	}
+	eachLeaf(n, func(l *leafVal) {
+		evs = append(evs, event{key: l.key, path: l.path, ts: ts, group: l.group, depth: l.depth})
+		t.leaves--
+	})
+	if n == &t.root {
+		t.root = node{}
+		return evs
+	}
+	// Prune the node and every ancestor it leaves empty.
+	for n.parent != nil {
+		par := n.parent
+		byKey := par.kids[n.name]
+		delete(byKey, n.kstr)
+		if len(byKey) == 0 {
+			delete(par.kids, n.name)
+		}
+		if len(par.kids) > 0 || par.leaf != nil || par.parent == nil {
+			break
+		}
+		n = par
+	}
+	return evs
+}
+
+// eachLeaf calls fn for every leaf at or below n, in no particular order.
+func eachLeaf(n *node, fn func(*leafVal)) {
+	if n.leaf != nil {
+		fn(n.leaf)
+	}
+	for _, byKey := range n.kids {
+		for _, c := range byKey {
+			eachLeaf(c, fn)
+		}
+	}
+}
+
+// matchNodes calls fn for every node matched by the pattern elems: "*" as a
+// name matches any one element, "..." any number (zero included), a key
+// value "*" or a key left out matches any value. A node is reported once
+// even when "..." lets the pattern match it in more than one way.
+func matchNodes(n *node, pat []*gpb.PathElem, fn func(*node)) {
+	var seen map[*node]bool
+	if hasEllipsis(pat) {
+		seen = map[*node]bool{}
+	}
+	matchFrom(n, pat, func(m *node) {
+		if seen != nil {
+			if seen[m] {
+				return
+			}
+			seen[m] = true
+		}
+		fn(m)
+	})
+}
+
+func hasEllipsis(pat []*gpb.PathElem) bool {
+	for _, e := range pat {
+		if e.GetName() == "..." {
+			return true
+		}
+	}
+	return false
+}
+
+func matchFrom(n *node, pat []*gpb.PathElem, fn func(*node)) {
+	if len(pat) == 0 {
+		fn(n)
+		return
+	}
+	e := pat[0]
+	name := stripModule(e.GetName())
+	switch name {
+	case "...":
+		if len(pat) == 1 {
+			fn(n)
+			return
+		}
+		matchFrom(n, pat[1:], fn)
+		for _, byKey := range n.kids {
+			for _, c := range byKey {
+				matchFrom(c, pat, fn)
+			}
+		}
+		return
+	case "*":
+		for _, byKey := range n.kids {
+			for _, c := range byKey {
+				if keysMatch(e.GetKey(), c.elem.GetKey()) {
+					matchFrom(c, pat[1:], fn)
+				}
+			}
+		}
+		return
+	}
+	byKey := n.kids[name]
+	if len(byKey) == 0 {
+		return
+	}
+	if len(e.GetKey()) > 0 && concreteKeys(e.GetKey()) {
+		if c := byKey[keyString(e.GetKey())]; c != nil {
+			matchFrom(c, pat[1:], fn)
+			return
+		}
+	}
+	// Wildcard keys, keys left out, or fewer keys than the list has.
+	for _, c := range byKey {
+		if keysMatch(e.GetKey(), c.elem.GetKey()) {
+			matchFrom(c, pat[1:], fn)
+		}
+	}
+}
+
+func concreteKeys(keys map[string]string) bool {
+	for _, v := range keys {
+		if v == "*" {
+			return false
+		}
+	}
+	return true
+}
+
+func keysMatch(pat, have map[string]string) bool {
+	for k, v := range pat {
+		if v == "*" {
+			continue
+		}
+		if hv, ok := have[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// matchPath reports whether a leaf path lies at or below something the
+// pattern matches.
+func matchPath(pat, elems []*gpb.PathElem) bool {
+	for i, e := range pat {
+		name := stripModule(e.GetName())
+		if name == "..." {
+			if i == len(pat)-1 {
+				return true
+			}
+			for j := 0; j <= len(elems); j++ {
+				if matchPath(pat[i+1:], elems[j:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(elems) == 0 {
+			return false
+		}
+		if name != "*" && name != elems[0].GetName() {
+			return false
+		}
+		if !keysMatch(e.GetKey(), elems[0].GetKey()) {
+			return false
+		}
+		elems = elems[1:]
+	}
+	return true
+}
+
+// leafKey returns the canonical key of an update's path.
+func leafKey(u *change.Update, p *gpb.Path) string {
+	if u.Key != "" && p == u.Path {
+		return u.Key
+	}
+	return change.PathKey(p)
+}

@@ -1,0 +1,518 @@
+package gnmitarget
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// maxPerNotification caps the updates packed into one notification.
+const maxPerNotification = 512
+
+// pathSub is one Subscription of a SubscriptionList, with its schedule.
+type pathSub struct {
+	elems     []*gpb.PathElem // prefix and path elements together
+	mode      gpb.SubscriptionMode
+	interval  time.Duration
+	heartbeat time.Duration
+	suppress  bool
+
+	next, nextHB time.Time
+	lastSeq      uint64
+}
+
+func (p *pathSub) onChange() bool { return p.mode != gpb.SubscriptionMode_SAMPLE }
+
+// subscription is one Subscribe RPC's view: which targets and paths it
+// wants, and its queue of live changes.
+type subscription struct {
+	target string // "" and "*" select every target
+	paths  []*pathSub
+	enc    gpb.Encoding
+	q      *queue
+	keepFn func(*event) bool
+
+	resyncs atomic.Int64
+}
+
+func (sub *subscription) wantsTarget(t string) bool {
+	return sub.target == "" || sub.target == "*" || sub.target == t
+}
+
+// keep decides whether a live change goes to this subscriber: every change
+// under an ON_CHANGE path, and only deletes under a SAMPLE path (a sample
+// cannot show that a leaf went away).
+func (sub *subscription) keep(ev *event) bool {
+	for _, p := range sub.paths {
+		if (p.onChange() || ev.val == nil) && matchPath(p.elems, ev.path.GetElem()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) newSubscription(sl *gpb.SubscriptionList) (*subscription, error) {
+	enc := sl.GetEncoding()
+	if !encodingOK(enc) {
+		return nil, status.Errorf(codes.Unimplemented, "encoding %v not supported; use JSON, JSON_IETF or PROTO", enc)
+	}
+	if len(sl.GetSubscription()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "subscription list has no subscription")
+	}
+	pre := sl.GetPrefix()
+	sub := &subscription{target: pre.GetTarget(), enc: enc, q: newQueue(s.o.queueSize)}
+	sub.keepFn = sub.keep
+	for _, sp := range sl.GetSubscription() {
+		if len(sp.GetPath().GetElement()) > 0 {
+			return nil, status.Error(codes.InvalidArgument, "path element strings (deprecated) are not supported; use elem")
+		}
+		ps := &pathSub{
+			elems:     joinElems(pre, sp.GetPath()),
+			mode:      sp.GetMode(),
+			interval:  time.Duration(sp.GetSampleInterval()),
+			heartbeat: time.Duration(sp.GetHeartbeatInterval()),
+			suppress:  sp.GetSuppressRedundant(),
+		}
+		if ps.mode == gpb.SubscriptionMode_SAMPLE && ps.interval < s.o.minSample {
+			ps.interval = s.o.minSample
+		}
+		if ps.heartbeat > 0 && ps.heartbeat < s.o.minSample {
+			ps.heartbeat = s.o.minSample
+		}
+		sub.paths = append(sub.paths, ps)
+	}
+	return sub, nil
+}
+
+func joinElems(pre, p *gpb.Path) []*gpb.PathElem {
+	out := make([]*gpb.PathElem, 0, len(pre.GetElem())+len(p.GetElem()))
+	for _, e := range pre.GetElem() {
+		out = append(out, &gpb.PathElem{Name: stripModule(e.GetName()), Key: e.GetKey()})
+	}
+	for _, e := range p.GetElem() {
+		out = append(out, &gpb.PathElem{Name: stripModule(e.GetName()), Key: e.GetKey()})
+	}
+	return out
+}
+
+func encodingOK(e gpb.Encoding) bool {
+	return e == gpb.Encoding_JSON || e == gpb.Encoding_JSON_IETF || e == gpb.Encoding_PROTO
+}
+
+// Subscribe serves ONCE, POLL and STREAM subscriptions.
+func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) (err error) {
+	defer func() { s.m.rpcs.WithLabelValues("Subscribe", status.Code(err).String()).Inc() }()
+	ctx := stream.Context()
+	id := s.clientID(ctx)
+	if !s.acquireClient(id) {
+		return status.Errorf(codes.ResourceExhausted, "limit of %d concurrent subscriptions per client reached", s.o.maxSubs)
+	}
+	defer s.releaseClient(id)
+	req, err := stream.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}
+	sl := req.GetSubscribe()
+	if sl == nil {
+		return status.Error(codes.InvalidArgument, "the first SubscribeRequest must carry a SubscriptionList")
+	}
+	sub, err := s.newSubscription(sl)
+	if err != nil {
+		return err
+	}
+	mode := sl.GetMode().String()
+	s.m.subscriptions.WithLabelValues(mode).Inc()
+	defer s.m.subscriptions.WithLabelValues(mode).Dec()
+
+	switch sl.GetMode() {
+	case gpb.SubscriptionList_ONCE:
+		if !sl.GetUpdatesOnly() {
+			if err := s.sendWalk(stream, sub, sub.paths, nil); err != nil {
+				return err
+			}
+		}
+		return sendSync(stream)
+	case gpb.SubscriptionList_POLL:
+		return s.poll(stream, sub, sl.GetUpdatesOnly())
+	case gpb.SubscriptionList_STREAM:
+		return s.stream(ctx, stream, sub, sl.GetUpdatesOnly())
+	}
+	return status.Errorf(codes.InvalidArgument, "unknown subscription mode %v", sl.GetMode())
+}
+
+func sendSync(stream gpb.GNMI_SubscribeServer) error {
+	return stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true}})
+}
+
+func (s *Server) poll(stream gpb.GNMI_SubscribeServer, sub *subscription, updatesOnly bool) error {
+	if !updatesOnly {
+		if err := s.sendWalk(stream, sub, sub.paths, nil); err != nil {
+			return err
+		}
+	}
+	if err := sendSync(stream); err != nil {
+		return err
+	}
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if req.GetPoll() == nil {
+			return status.Error(codes.InvalidArgument, "a POLL subscription takes only Poll requests after the SubscriptionList")
+		}
+		if err := s.sendWalk(stream, sub, sub.paths, nil); err != nil {
+			return err
+		}
+		if err := sendSync(stream); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Server) register(sub *subscription) {
+	s.subM.Lock()
+	defer s.subM.Unlock()
+	old := *s.subs.Load()
+	next := make([]*subscription, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, sub)
+	s.subs.Store(&next)
+}
+
+func (s *Server) unregister(sub *subscription) {
+	s.subM.Lock()
+	defer s.subM.Unlock()
+	old := *s.subs.Load()
+	next := make([]*subscription, 0, len(old))
+	for _, o := range old {
+		if o != sub {
+			next = append(next, o)
+		}
+	}
+	s.subs.Store(&next)
+}
+
+// fanout hands a target's changes to every subscriber that wants them. It
+// runs under the target's lock, so every subscriber sees one target's
+// changes in the order they were applied.
+func (s *Server) fanout(targetName string, evs []event) {
+	if len(evs) == 0 {
+		return
+	}
+	var coalesced, dropped int
+	for _, sub := range *s.subs.Load() {
+		if !sub.wantsTarget(targetName) {
+			continue
+		}
+		c, d := sub.q.push(targetName, evs, sub.keepFn)
+		coalesced += c
+		dropped += d
+	}
+	if coalesced > 0 {
+		s.m.dropped.WithLabelValues("coalesced").Add(float64(coalesced))
+	}
+	if dropped > 0 {
+		s.m.dropped.WithLabelValues("overflow").Add(float64(dropped))
+	}
+}
+
+func (s *Server) stream(ctx context.Context, stream gpb.GNMI_SubscribeServer, sub *subscription, updatesOnly bool) error {
+	// Registering before the initial walk means no change can fall between
+	// the two: one made before the walk is in it, one made after is queued.
+	s.register(sub)
+	defer s.unregister(sub)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				cancel(err)
+				return
+			}
+			// Nothing but the first request is meaningful in STREAM mode;
+			// later ones are read and ignored so the client can close.
+		}
+	}()
+
+	now := time.Now()
+	startSeq := s.seq.Load()
+	if !updatesOnly {
+		if err := s.sendWalk(stream, sub, sub.paths, nil); err != nil {
+			return err
+		}
+	}
+	for _, p := range sub.paths {
+		p.lastSeq = startSeq
+		if p.mode == gpb.SubscriptionMode_SAMPLE {
+			p.next = now.Add(p.interval)
+		}
+		if p.heartbeat > 0 {
+			p.nextHB = now.Add(p.heartbeat)
+		}
+	}
+	if err := sendSync(stream); err != nil {
+		return err
+	}
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var buf []*qent
+	for {
+		resetTimer(timer, sub.paths)
+		select {
+		case <-ctx.Done():
+			if s.ctx.Err() != nil {
+				return status.Error(codes.Unavailable, "server shutting down")
+			}
+			if c := context.Cause(ctx); c != nil && !errors.Is(c, io.EOF) && !errors.Is(c, context.Canceled) {
+				return c
+			}
+			return nil
+		case <-s.ctx.Done():
+			return status.Error(codes.Unavailable, "server shutting down")
+		case <-sub.q.ready:
+			var resync bool
+			var dirty []string
+			buf, resync, dirty = sub.q.drain(buf)
+			if resync {
+				if err := s.resync(stream, sub, dirty); err != nil {
+					return err
+				}
+			}
+			if err := s.sendEntries(stream, sub, buf); err != nil {
+				return err
+			}
+			clear(buf)
+		case now := <-timer.C:
+			if err := s.tick(stream, sub, now); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// resetTimer arms the timer for the earliest sample or heartbeat due.
+func resetTimer(t *time.Timer, paths []*pathSub) {
+	var next time.Time
+	for _, p := range paths {
+		if p.mode == gpb.SubscriptionMode_SAMPLE && (next.IsZero() || p.next.Before(next)) {
+			next = p.next
+		}
+		if p.heartbeat > 0 && (next.IsZero() || p.nextHB.Before(next)) {
+			next = p.nextHB
+		}
+	}
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+	if next.IsZero() {
+		t.Reset(time.Hour)
+		return
+	}
+	t.Reset(max(time.Until(next), 0))
+}
+
+// tick sends the samples and heartbeats that are due.
+func (s *Server) tick(stream gpb.GNMI_SubscribeServer, sub *subscription, now time.Time) error {
+	for _, p := range sub.paths {
+		hbDue := p.heartbeat > 0 && !now.Before(p.nextHB)
+		sampleDue := p.mode == gpb.SubscriptionMode_SAMPLE && !now.Before(p.next)
+		if !hbDue && !sampleDue {
+			continue
+		}
+		cur := s.seq.Load()
+		var filter func(*leafVal) bool
+		switch {
+		case hbDue:
+			// A heartbeat resends everything, changed or not.
+		case p.suppress:
+			last := p.lastSeq
+			filter = func(l *leafVal) bool { return l.seq > last }
+		}
+		if err := s.sendWalk(stream, sub, []*pathSub{p}, filter); err != nil {
+			return err
+		}
+		if sampleDue {
+			p.lastSeq = cur
+			p.next = p.next.Add(p.interval)
+			if p.next.Before(now) {
+				p.next = now.Add(p.interval)
+			}
+		}
+		if hbDue {
+			p.lastSeq = cur
+			p.nextHB = p.nextHB.Add(p.heartbeat)
+			if p.nextHB.Before(now) {
+				p.nextHB = now.Add(p.heartbeat)
+			}
+			if p.mode == gpb.SubscriptionMode_SAMPLE {
+				// The heartbeat was this interval's sample too.
+				p.next = now.Add(p.interval)
+			}
+		}
+	}
+	return nil
+}
+
+// resync follows a queue overflow: deletes of the subscribed paths for the
+// targets that lost leaves meanwhile, then the current values.
+func (s *Server) resync(stream gpb.GNMI_SubscribeServer, sub *subscription, dirty []string) error {
+	s.m.resyncs.Inc()
+	sub.resyncs.Add(1)
+	sort.Strings(dirty)
+	for _, t := range dirty {
+		n := &gpb.Notification{Timestamp: time.Now().UnixNano(), Prefix: &gpb.Path{Target: t}}
+		for _, p := range sub.paths {
+			n.Delete = append(n.Delete, &gpb.Path{Elem: p.elems})
+		}
+		if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}); err != nil {
+			return err
+		}
+	}
+	var onChange []*pathSub
+	for _, p := range sub.paths {
+		if p.onChange() {
+			onChange = append(onChange, p)
+		}
+	}
+	return s.sendWalk(stream, sub, onChange, nil)
+}
+
+// notifier packs leaves into notifications: a run of leaves of the same
+// list entry (with the same timestamp, unless anyTime) shares one
+// notification whose prefix is the entry's path, so list keys are encoded
+// once per entry rather than once per leaf.
+type notifier struct {
+	s      *Server
+	stream gpb.GNMI_SubscribeServer
+	enc    gpb.Encoding
+	n      *gpb.Notification
+	group  *node
+	count  int
+	// anyTime groups siblings whatever their timestamps, stamping the
+	// notification with the latest (for syncs, samples and heartbeats,
+	// which report current state rather than changes).
+	anyTime bool
+}
+
+func (w *notifier) add(target string, group *node, depth int, p *gpb.Path, v *gpb.TypedValue, ts int64) error {
+	elems := p.GetElem()
+	if len(elems) == 0 || depth >= len(elems) {
+		depth = 0
+	}
+	if w.n == nil || w.n.Prefix.Target != target || w.group != group || (!w.anyTime && w.n.Timestamp != ts) ||
+		len(w.n.Update)+len(w.n.Delete) >= maxPerNotification {
+		if err := w.flush(); err != nil {
+			return err
+		}
+		w.n = &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Target: target, Elem: elems[:depth]}}
+		w.group = group
+	}
+	w.n.Timestamp = max(w.n.Timestamp, ts)
+	rel := &gpb.Path{Elem: elems[depth:]}
+	if v == nil {
+		w.n.Delete = append(w.n.Delete, rel)
+	} else {
+		ev, err := w.s.encodeLeaf(p, v, w.enc)
+		if err != nil {
+			return nil
+		}
+		w.n.Update = append(w.n.Update, &gpb.Update{Path: rel, Val: ev})
+	}
+	w.count++
+	return nil
+}
+
+func (w *notifier) flush() error {
+	if w.n == nil {
+		return nil
+	}
+	n := w.n
+	w.n, w.group = nil, nil
+	w.s.m.sent.Add(float64(w.count))
+	w.count = 0
+	return w.stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+}
+
+// sendEntries sends queued changes in order.
+func (s *Server) sendEntries(stream gpb.GNMI_SubscribeServer, sub *subscription, ents []*qent) error {
+	w := notifier{s: s, stream: stream, enc: sub.enc}
+	for _, e := range ents {
+		if err := w.add(e.target, e.ev.group, e.ev.depth, e.ev.path, e.ev.val, e.ev.ts); err != nil {
+			return err
+		}
+	}
+	return w.flush()
+}
+
+// sendWalk sends the current leaves under paths (those filter keeps) for
+// every target the subscription selects, a target at a time so no lock is
+// held while sending.
+func (s *Server) sendWalk(stream gpb.GNMI_SubscribeServer, sub *subscription, paths []*pathSub, filter func(*leafVal) bool) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	var leaves []*leafVal
+	for _, t := range s.selectTargets(sub.target) {
+		leaves = collect(t, paths, filter, leaves[:0])
+		if err := s.sendLeaves(stream, t.name, leaves, sub.enc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collect gathers the leaves of a target under any of paths.
+func collect(t *target, paths []*pathSub, filter func(*leafVal) bool, out []*leafVal) []*leafVal {
+	var seen map[*leafVal]bool
+	if len(paths) > 1 {
+		seen = map[*leafVal]bool{}
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, p := range paths {
+		matchNodes(&t.root, p.elems, func(n *node) {
+			eachLeaf(n, func(l *leafVal) {
+				if filter != nil && !filter(l) {
+					return
+				}
+				if seen != nil {
+					if seen[l] {
+						return
+					}
+					seen[l] = true
+				}
+				out = append(out, l)
+			})
+		})
+	}
+	return out
+}
+
+// sendLeaves sends leaves sorted by path, so siblings share notifications.
+func (s *Server) sendLeaves(stream gpb.GNMI_SubscribeServer, targetName string, leaves []*leafVal, enc gpb.Encoding) error {
+	sort.Slice(leaves, func(i, j int) bool { return leaves[i].key < leaves[j].key })
+	w := notifier{s: s, stream: stream, enc: enc, anyTime: true}
+	for _, l := range leaves {
+		if err := w.add(targetName, l.group, l.depth, l.path, l.val, l.ts); err != nil {
+			return err
+		}
+	}
+	return w.flush()
+}
