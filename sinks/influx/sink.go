@@ -171,7 +171,20 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return s.flush(ctx)
+			// Take what is already queued: a graceful shutdown drains.
+			// The buffer is spooled by Close, under its deadline.
+			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer dcancel()
+			for range len(sub.C()) {
+				b, ok := <-sub.C()
+				if !ok {
+					break
+				}
+				if err := s.consume(dctx, sub, &b); err != nil {
+					break
+				}
+			}
+			return nil
 		case <-s.fatal:
 			_ = s.flush(ctx)
 			return s.fatalErr
@@ -314,40 +327,84 @@ func (s *Sink) writeLoop(ctx context.Context) {
 			return
 		}
 	}
-	var buf []byte
-	lastDropped := uint64(0)
+	// Up to inflight requests run at once: InfluxDB syncs its WAL per
+	// request, so one request at a time leaves both sides idle. Batches
+	// are still acknowledged to the spool strictly in order.
+	type job struct {
+		b    spool.Batch
+		done chan error
+	}
+	jobs := make(chan job, inflight)
+	acks := make(chan job, inflight)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	var wg sync.WaitGroup
+	for range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.done <- s.retry(wctx, "write", func(ctx context.Context) error { return s.write(ctx, j.b) })
+			}
+		}()
+	}
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		lastDropped := uint64(0)
+		for j := range acks {
+			if err := <-j.done; err != nil {
+				if wctx.Err() == nil {
+					s.setFatal(err)
+				}
+				wcancel()
+				continue // drain; nothing after a failed batch is acknowledged
+			}
+			if wctx.Err() != nil {
+				continue
+			}
+			if err := s.sp.Ack(j.b); err != nil {
+				s.log.Error("influx: spool ack", slog.String("error", err.Error()))
+			}
+			if d := s.sp.Stats().DroppedPoints; d != lastDropped {
+				s.m.pointsDropped.WithLabelValues("spool_full").Add(float64(d - lastDropped))
+				s.log.Warn("influx: spool full (policy drop-oldest): oldest points deleted", slog.Uint64("dropped_total", d))
+				lastDropped = d
+			}
+		}
+	}()
+	defer func() {
+		close(jobs)
+		close(acks)
+		wg.Wait()
+		<-ackDone
+	}()
 	for {
-		b, err := s.sp.Read(ctx, buf, s.cfg.BatchSize, 32<<20, s.cfg.FlushInterval)
+		b, err := s.sp.Read(wctx, nil, s.cfg.BatchSize, 32<<20, s.cfg.FlushInterval)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
+			if wctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
 				return
 			}
 			s.log.Error("influx: spool read", slog.String("error", err.Error()))
 			select {
-			case <-ctx.Done():
+			case <-wctx.Done():
 				return
 			case <-time.After(time.Second):
 			}
 			continue
 		}
-		buf = b.Data
-		err = s.retry(ctx, "write", func(ctx context.Context) error { return s.write(ctx, b) })
-		if err != nil {
-			if ctx.Err() == nil {
-				s.setFatal(err)
-			}
+		j := job{b: b, done: make(chan error, 1)}
+		select {
+		case acks <- j:
+		case <-wctx.Done():
 			return
 		}
-		if err := s.sp.Ack(b); err != nil {
-			s.log.Error("influx: spool ack", slog.String("error", err.Error()))
-		}
-		if d := s.sp.Stats().DroppedPoints; d != lastDropped {
-			s.m.pointsDropped.WithLabelValues("spool_full").Add(float64(d - lastDropped))
-			s.log.Warn("influx: spool full (policy drop-oldest): oldest points deleted", slog.Uint64("dropped_total", d))
-			lastDropped = d
-		}
+		jobs <- j
 	}
 }
+
+// inflight is the number of concurrent write requests.
+const inflight = 1
 
 // errRejected marks a batch InfluxDB will never take (bad data).
 var errRejected = errors.New("rejected")
