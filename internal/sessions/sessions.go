@@ -26,6 +26,7 @@ type Row struct {
 	State           string  `json:"session_state,omitempty"`
 	Transitions     uint64  `json:"established_transitions,omitempty"`
 	RTTus           float64 `json:"rtt_us,omitempty"`
+	RTTMinUS        float64 `json:"rtt_min_us,omitempty"`
 	JitterUS        float64 `json:"jitter_us,omitempty"`
 	Hops            uint64  `json:"hops,omitempty"`
 	Losses          uint64  `json:"losses,omitempty"`
@@ -112,6 +113,8 @@ func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 		r.Transitions = uint64(num(v))
 	case "probe/state/rtt-last":
 		r.RTTus = num(v)
+	case "probe/state/rtt-min":
+		r.RTTMinUS = num(v)
 	case "probe/state/jitter":
 		r.JitterUS = num(v)
 	case "probe/state/hops":
@@ -138,7 +141,7 @@ func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 // WriteTable prints rows as an aligned text table.
 func WriteTable(w io.Writer, rows []Row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTER\tNEIGHBOR\tPEER-AS\tSTATE\tFLAPS\tRTT(ms)\tJITTER(ms)\tHOPS\tLOSS\tPFX\tHEALTH\tSOURCES")
+	fmt.Fprintln(tw, "ROUTER\tNEIGHBOR\tPEER-AS\tSTATE\tFLAPS\tRTT MIN/LAST(ms)\tJITTER(ms)\tHOPS\tLOSS\tPFX\tHEALTH\tSOURCES")
 	for _, r := range rows {
 		nb := r.Neighbor
 		if r.NetworkInstance != "default" {
@@ -146,7 +149,7 @@ func WriteTable(w io.Writer, rows []Row) {
 		}
 		rtt, jit, hops := "-", "-", "-"
 		if r.RTTus > 0 {
-			rtt = fmt.Sprintf("%.2f", r.RTTus/1000)
+			rtt = fmt.Sprintf("%.2f/%.2f", r.RTTMinUS/1000, r.RTTus/1000)
 			jit = fmt.Sprintf("%.2f", r.JitterUS/1000)
 		}
 		if r.RTTus > 0 || r.Hops > 0 {

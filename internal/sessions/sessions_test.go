@@ -39,7 +39,7 @@ func TestBuildFromMergedState(t *testing.T) {
 	}
 	var b bytes.Buffer
 	WriteTable(&b, rows)
-	if !strings.Contains(b.String(), "20.15") || !strings.Contains(b.String(), "blue/10.9.0.1") {
+	if !strings.Contains(b.String(), "/20.15") || !strings.Contains(b.String(), "blue/10.9.0.1") {
 		t.Errorf("table:\n%s", b.String())
 	}
 }
