@@ -379,14 +379,14 @@ func TestConfigValidate(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		"bad address":   {Config{Targets: map[string]*Target{"r": {Address: "nohost"}}}, "gnmi.targets.r.address"},
-		"unknown sub":   {Config{Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", Subscriptions: []string{"zz"}}}}, "gnmi.targets.r.subscriptions"},
-		"cert w/o key":  {Config{Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", TLSCert: "x"}}}, "gnmi.targets.r.tls-key"},
-		"bad encoding":  {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, Encoding: "ascii"}}}, "gnmi.subscriptions.s.encoding"},
-		"sample w/o iv": {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, StreamMode: "sample"}}}, "gnmi.subscriptions.s.sample-interval"},
-		"bad mode":      {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, Mode: "often"}}}, "gnmi.subscriptions.s.mode"},
-		"no paths":      {Config{Subscriptions: map[string]*Subscription{"s": {}}}, "gnmi.subscriptions.s.paths"},
-		"once target":   {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, Mode: "once"}}, Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", Subscriptions: []string{"s"}}}}, "gnmi.targets.r.subscriptions"},
+		"bad address":   {Config{Targets: map[string]*Target{"r": {Address: "nohost"}}}, "targets.r.address"},
+		"unknown sub":   {Config{Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", Subscriptions: []string{"zz"}}}}, "targets.r.subscriptions"},
+		"cert w/o key":  {Config{Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", TLSCert: "x"}}}, "targets.r.tls-key"},
+		"bad encoding":  {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, Encoding: "ascii"}}}, "subscriptions.s.encoding"},
+		"sample w/o iv": {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, StreamMode: "sample"}}}, "subscriptions.s.sample-interval"},
+		"bad mode":      {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, Mode: "often"}}}, "subscriptions.s.mode"},
+		"no paths":      {Config{Subscriptions: map[string]*Subscription{"s": {}}}, "subscriptions.s.paths"},
+		"once target":   {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, Mode: "once"}}, Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", Subscriptions: []string{"s"}}}}, "targets.r.subscriptions"},
 	}
 	for name, tc := range cases {
 		tc.cfg.SetDefaults()

@@ -202,12 +202,12 @@ func isTrue(b *bool) bool { return b != nil && *b }
 func (c *Config) Validate() error {
 	var errs []error
 	for _, name := range sortedKeys(c.Subscriptions) {
-		if err := c.Subscriptions[name].validate("gnmi.subscriptions." + name); err != nil {
+		if err := c.Subscriptions[name].validate("subscriptions." + name); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for _, name := range sortedKeys(c.Targets) {
-		if err := c.Targets[name].validate("gnmi.targets."+name, c.Subscriptions); err != nil {
+		if err := c.Targets[name].validate("targets."+name, c.Subscriptions); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -122,6 +122,19 @@ func (t *Translator) Notification(router string, n *gpb.Notification, src change
 	}
 	prefix := n.GetPrefix()
 	pelems := stripElems(prefix.GetElem())
+	// Walk the prefix through the schema once, not once per update: most
+	// routers put the neighbor in the prefix and a few leaves below it.
+	var pw struct {
+		root, entry *yang.Entry
+		elems       []*gpb.PathElem
+	}
+	if len(pelems) > 0 {
+		if root := t.rootFor(prefix.GetOrigin(), pelems[0].GetName()); root != nil {
+			if e, out, ok := t.walk(root, pelems); ok && !e.IsLeaf() && !e.IsLeafList() {
+				pw.root, pw.entry, pw.elems = root, e, out
+			}
+		}
+	}
 	for _, d := range n.GetDelete() {
 		t.one(c, originOf(prefix, d), join(pelems, stripElems(d.GetElem())), nil)
 	}
@@ -131,8 +144,30 @@ func (t *Translator) Notification(router string, n *gpb.Notification, src change
 			c.res.invalid(fmt.Errorf("%s: update without a value", pathString(join(pelems, u.GetPath().GetElem()))))
 			continue
 		}
+		if pw.entry != nil && u.GetPath().GetOrigin() == "" {
+			rel := stripElems(u.GetPath().GetElem())
+			e, out, ok := t.walk(pw.entry, rel)
+			if !ok {
+				c.res.Unknown = append(c.res.Unknown, label(join(pelems, rel)))
+				continue
+			}
+			t.schemaValue(c, e, join(pw.elems, out), u.GetVal())
+			continue
+		}
 		t.one(c, originOf(prefix, u.GetPath()), join(pelems, stripElems(u.GetPath().GetElem())), u.GetVal())
 	}
+}
+
+// rootFor returns the schema root a path with this origin and first
+// element belongs to, or nil for a vendor-native path.
+func (t *Translator) rootFor(origin, first string) *yang.Entry {
+	switch {
+	case first == "meshd" && (origin == "" || origin == "meshd"):
+		return t.meshRoot
+	case (origin == "" || origin == "openconfig") && t.ocRoot.Dir[first] != nil:
+		return t.ocRoot
+	}
+	return nil
 }
 
 func originOf(prefix, p *gpb.Path) string {
@@ -171,15 +206,11 @@ func (t *Translator) one(c *ctx, origin string, elems []*gpb.PathElem, v *gpb.Ty
 		c.res.Unknown = append(c.res.Unknown, "/")
 		return
 	}
-	first := elems[0].GetName()
-	switch {
-	case first == "meshd" && (origin == "" || origin == "meshd"):
-		t.schemaPath(c, t.meshRoot, elems, v)
-	case (origin == "" || origin == "openconfig") && t.ocRoot.Dir[first] != nil:
-		t.schemaPath(c, t.ocRoot, elems, v)
-	default:
-		t.nativePath(c, elems, v)
+	if root := t.rootFor(origin, elems[0].GetName()); root != nil {
+		t.schemaPath(c, root, elems, v)
+		return
 	}
+	t.nativePath(c, elems, v)
 }
 
 // schemaPath handles a path of a schema meshd holds (OpenConfig or meshd's).
@@ -189,6 +220,11 @@ func (t *Translator) schemaPath(c *ctx, root *yang.Entry, elems []*gpb.PathElem,
 		c.res.Unknown = append(c.res.Unknown, label(elems))
 		return
 	}
+	t.schemaValue(c, e, out, v)
+}
+
+// schemaValue emits the leaves of a value at a schema entry.
+func (t *Translator) schemaValue(c *ctx, e *yang.Entry, out []*gpb.PathElem, v *gpb.TypedValue) {
 	if v == nil {
 		c.emit(out, nil)
 		return

@@ -1,0 +1,338 @@
+package gnmisim
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/gnmiclient"
+	"github.com/meshd/meshd/gnmiclient/translate"
+	"github.com/meshd/meshd/merge"
+)
+
+// The fleet benchmark runs the simulator in a child process (this test
+// binary re-executed), so the CPU and RSS it reports are the collector's
+// alone.
+func TestMain(m *testing.M) {
+	if os.Getenv("GNMISIM_CHILD") != "" {
+		os.Exit(child())
+	}
+	os.Exit(m.Run())
+}
+
+func child() int {
+	atoi := func(k string) int { v, _ := strconv.Atoi(os.Getenv(k)); return v }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := Start(ctx, Config{Targets: atoi("GNMISIM_TARGETS"), Neighbors: atoi("GNMISIM_NEIGHBORS"), Burst: atoi("GNMISIM_BURST")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := s.WriteTargetsFile(os.Getenv("GNMISIM_FILE")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	// Serve until the parent closes stdin, and never longer than 30 min.
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Minute):
+	}
+	return 0
+}
+
+func envInt(k string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// counting is a Merger that only counts: the decode-only figure.
+type counting struct{ n atomic.Uint64 }
+
+func (c *counting) Apply(ch []change.Change, _ ...change.Event) merge.Result {
+	c.n.Add(uint64(len(ch)))
+	return merge.Result{Applied: len(ch)}
+}
+func (c *counting) ReleaseSource(string, change.Source) {}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rssMB returns the process's current and peak RSS in MiB.
+func rssMB() (cur, peak float64) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(fs[1], 64)
+		switch fs[0] {
+		case "VmRSS:":
+			cur = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return cur, peak
+}
+
+// BenchmarkFleet: MESHD_BENCH_TARGETS targets (1000) × MESHD_BENCH_NEIGHBORS
+// neighbors (100) of 16 leaves each sync, then each target sends
+// MESHD_BENCH_BURST leaf updates (1000) as fast as the client takes them.
+// decode: translated and counted; merge: applied to a real merge core.
+func BenchmarkFleet(b *testing.B) {
+	for _, mode := range []string{"decode", "merge"} {
+		b.Run(mode, func(b *testing.B) { benchFleet(b, mode) })
+	}
+}
+
+func benchFleet(b *testing.B, mode string) {
+	targets := envInt("MESHD_BENCH_TARGETS", 1000)
+	nbrs := envInt("MESHD_BENCH_NEIGHBORS", 100)
+	burst := envInt("MESHD_BENCH_BURST", 1000)
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for i := 0; i < b.N; i++ {
+		file := filepath.Join(b.TempDir(), "targets.yaml")
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "GNMISIM_CHILD=1", "GNMISIM_FILE="+file,
+			fmt.Sprint("GNMISIM_TARGETS=", targets), fmt.Sprint("GNMISIM_NEIGHBORS=", nbrs), fmt.Sprint("GNMISIM_BURST=", burst))
+		stdin, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+			b.Fatalf("simulator did not start: %q %v", line, err)
+		}
+		func() {
+			defer func() { stdin.Close(); cmd.Wait() }()
+			runFleet(b, mode, file, targets, nbrs, burst)
+		}()
+	}
+}
+
+func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
+	var m gnmiclient.Merger
+	var count func() uint64
+	var core *merge.Core
+	cnt := &counting{}
+	reg := prometheus.NewRegistry()
+	if mode == "decode" {
+		m, count = cnt, cnt.n.Load
+	} else {
+		var err error
+		core, err = merge.New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m = core
+	}
+	cfg := gnmiclient.Config{TargetsFile: file, Subscriptions: map[string]*gnmiclient.Subscription{
+		"bgp-neighbors": {Paths: []string{"/network-instances/network-instance[name=*]/protocols/protocol[identifier=*][name=*]/bgp/neighbors/neighbor[neighbor-address=*]"},
+			StreamMode: "on-change", Encoding: "proto"},
+	}}
+	c, err := gnmiclient.New(cfg, m, gnmiclient.WithRegisterer(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	leaves := func() uint64 {
+		if count != nil {
+			return count()
+		}
+		mfs, _ := reg.Gather()
+		var sum float64
+		for _, mf := range mfs {
+			if mf.GetName() == "meshd_gnmi_leaves_total" {
+				for _, mt := range mf.GetMetric() {
+					sum += mt.GetCounter().GetValue()
+				}
+			}
+		}
+		return uint64(sum)
+	}
+	syncLeaves := uint64(targets * nbrs * LeavesPerNeighbor)
+	total := syncLeaves + uint64(targets*burst)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cpu0, t0 := cpuTime(), time.Now()
+	b.ResetTimer()
+	go c.Run(ctx)
+	wait := func(n uint64, limit time.Duration) bool {
+		deadline := time.Now().Add(limit)
+		for leaves() < n {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return true
+	}
+	if !wait(syncLeaves, 15*time.Minute) {
+		b.Fatalf("sync: %d of %d leaves", leaves(), syncLeaves)
+	}
+	cpu1, t1 := cpuTime(), time.Now()
+	got1 := leaves()
+	if !wait(total, 15*time.Minute) {
+		b.Fatalf("burst: %d of %d leaves", leaves(), total)
+	}
+	cpu2, t2 := cpuTime(), time.Now()
+	b.StopTimer()
+	cur, peak := rssMB()
+	streamed := float64(leaves() - got1)
+	b.ReportMetric(float64(got1)/t1.Sub(t0).Seconds(), "sync-updates/s")
+	b.ReportMetric(streamed/t2.Sub(t1).Seconds(), "stream-updates/s")
+	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(got1), "sync-cpu-µs/update")
+	b.ReportMetric(float64((cpu2-cpu1).Microseconds())/streamed, "stream-cpu-µs/update")
+	dec := testutil.ToFloat64(mustCounter(reg, "meshd_gnmi_decode_seconds_total"))
+	app := testutil.ToFloat64(mustCounter(reg, "meshd_gnmi_apply_seconds_total"))
+	all := float64(leaves())
+	b.ReportMetric(dec*1e6/all, "decode-µs/update")
+	b.ReportMetric(app*1e6/all, "apply-µs/update")
+	b.ReportMetric(cur, "rss-MiB")
+	b.ReportMetric(peak, "peak-rss-MiB")
+	st := c.Status()
+	synced := 0
+	for _, s := range st {
+		if s.State == gnmiclient.StateSynced {
+			synced++
+		}
+	}
+	if synced != targets {
+		b.Errorf("%d of %d targets synced", synced, targets)
+	}
+	cancel()
+}
+
+// mustCounter finds a registered counter's value through the registry.
+func mustCounter(reg *prometheus.Registry, name string) prometheus.Collector {
+	return counterFrom{reg: reg, name: name}
+}
+
+type counterFrom struct {
+	reg  *prometheus.Registry
+	name string
+}
+
+func (c counterFrom) Describe(ch chan<- *prometheus.Desc) {}
+func (c counterFrom) Collect(ch chan<- prometheus.Metric) {
+	mfs, _ := c.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == c.name {
+			v := mf.GetMetric()[0].GetCounter().GetValue()
+			ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(c.name, "", nil, nil), prometheus.CounterValue, v)
+		}
+	}
+}
+
+// BenchmarkTranslate is the decode cost alone, without gRPC: a neighbor's
+// full state and a typical change, PROTO and JSON_IETF.
+func BenchmarkTranslate(b *testing.B) {
+	tr, err := translate.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := &neighbor{addr: "10.0.0.1", peerAS: 65001, state: "ESTABLISHED", updRx: 10, pfxRx: 5}
+	cases := map[string]*gpb.Notification{
+		"full-proto":     n.full(gpb.Encoding_PROTO, 1),
+		"full-json_ietf": n.full(gpb.Encoding_JSON_IETF, 1),
+	}
+	for name, note := range cases {
+		b.Run(name, func(b *testing.B) {
+			var res translate.Result
+			leaves := 0
+			for i := 0; i < b.N; i++ {
+				res.Reset()
+				tr.Notification("r", note, change.SourceGNMI, time.Time{}, &res)
+				leaves += len(res.Changes)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(leaves), "ns/update")
+			b.ReportMetric(float64(leaves)/b.Elapsed().Seconds(), "updates/s")
+		})
+	}
+}
+
+// TestSimServes is a small real-gRPC check that the simulator syncs, streams
+// at its rate and answers ONCE, through gnmiclient into a merge core.
+func TestSimServes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := Start(ctx, Config{Targets: 3, Neighbors: 5, Rate: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "t.yaml")
+	if err := s.WriteTargetsFile(file); err != nil {
+		t.Fatal(err)
+	}
+	core, err := merge.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gnmiclient.New(gnmiclient.Config{TargetsFile: file}, core)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { c.Run(cctx); close(done) }()
+	defer func() { ccancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := c.Status()
+		ok := len(st) == 3
+		for _, x := range st {
+			ok = ok && x.State == gnmiclient.StateSynced && x.Leaves > 5*LeavesPerNeighbor
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet not synced and streaming: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	v, _, _, ok := core.Leaf("sim-0001", change.NeighborPath("default", "10.1.0.1", "state", "session-state"))
+	if !ok || (v.GetStringVal() != "ESTABLISHED" && v.GetStringVal() != "ACTIVE") {
+		t.Errorf("sim-0001 10.1.0.1 session-state = %v %v", v, ok)
+	}
+	var got []string
+	err = gnmiclient.Subscribe(ctx, &gnmiclient.Target{Name: "sim-0002", Address: s.Targets()["sim-0002"], Insecure: ptrTrue()},
+		&gnmiclient.Subscription{Paths: []string{"/"}, Mode: "once", Encoding: "json_ietf"}, 0, 0,
+		func(n *gpb.Notification) error { got = append(got, n.GetPrefix().String()); return nil })
+	if err != nil || len(got) != 5 {
+		t.Errorf("ONCE: %d notifications, %v", len(got), err)
+	}
+}
+
+func ptrTrue() *bool { v := true; return &v }

@@ -1,0 +1,390 @@
+// Package gnmisim serves a fleet of simulated gNMI targets on loopback,
+// each with BGP neighbors whose OpenConfig state changes at a set rate:
+// the load for gnmiclient's benchmark and a stand-in fleet for the lab.
+package gnmisim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshd/meshd/change"
+)
+
+// Config sizes the fleet.
+type Config struct {
+	Targets   int     // simulated routers
+	Neighbors int     // BGP neighbors per router
+	Rate      float64 // leaf updates per second per router after sync; 0 = none
+	// Burst, when > 0, makes each router send this many leaf updates as fast
+	// as the stream takes them after sync, then stop: a bounded load for
+	// throughput benchmarks.
+	Burst int
+	// Listen is the host to listen on (default 127.0.0.1); each router gets
+	// its own port, from BasePort upwards or the kernel's choice when 0.
+	Listen   string
+	BasePort int
+	// Prefix names the routers: Prefix-0001, ...
+	Prefix string
+}
+
+// Sim is a running fleet.
+type Sim struct {
+	cfg     Config
+	targets []*target
+	sent    atomic.Uint64
+	wg      sync.WaitGroup
+}
+
+type target struct {
+	sim  *Sim
+	name string
+	addr string
+	srv  *grpc.Server
+	lis  net.Listener
+	seed uint64
+}
+
+// neighbor is one simulated session's state.
+type neighbor struct {
+	addr        string
+	peerAS      uint32
+	state       string
+	transitions uint64
+	lastEst     uint64
+	updRx       uint64
+	updTx       uint64
+	notifRx     uint64
+	pfxRx       uint64
+	pfxTx       uint64
+}
+
+// Start opens every router's listener and serves until ctx ends.
+func Start(ctx context.Context, cfg Config) (*Sim, error) {
+	if cfg.Targets <= 0 || cfg.Neighbors <= 0 {
+		return nil, fmt.Errorf("gnmisim: targets and neighbors must be > 0")
+	}
+	if cfg.Neighbors > 60000 {
+		return nil, fmt.Errorf("gnmisim: at most 60000 neighbors per target")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1"
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "sim"
+	}
+	s := &Sim{cfg: cfg}
+	for i := 0; i < cfg.Targets; i++ {
+		port := 0
+		if cfg.BasePort > 0 {
+			port = cfg.BasePort + i
+		}
+		lis, err := net.Listen("tcp", net.JoinHostPort(cfg.Listen, fmt.Sprint(port)))
+		if err != nil {
+			s.stop()
+			return nil, fmt.Errorf("gnmisim: target %d: %w", i, err)
+		}
+		t := &target{sim: s, name: fmt.Sprintf("%s-%04d", cfg.Prefix, i+1), addr: lis.Addr().String(), lis: lis, seed: uint64(i + 1)}
+		t.srv = grpc.NewServer()
+		gpb.RegisterGNMIServer(t.srv, &server{t: t})
+		s.targets = append(s.targets, t)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			t.srv.Serve(lis)
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		s.stop()
+	}()
+	return s, nil
+}
+
+func (s *Sim) stop() {
+	for _, t := range s.targets {
+		t.srv.Stop()
+	}
+}
+
+// Wait returns when every server has stopped.
+func (s *Sim) Wait() { s.wg.Wait() }
+
+// Sent is the number of leaf updates sent so far, over all routers.
+func (s *Sim) Sent() uint64 { return s.sent.Load() }
+
+// LeavesPerNeighbor is the number of leaves a neighbor's full state has.
+const LeavesPerNeighbor = 16
+
+// Targets returns router name -> address.
+func (s *Sim) Targets() map[string]string {
+	out := make(map[string]string, len(s.targets))
+	for _, t := range s.targets {
+		out[t.name] = t.addr
+	}
+	return out
+}
+
+// WriteTargetsFile writes a gnmic-format targets file for the fleet.
+func (s *Sim) WriteTargetsFile(path string) error {
+	names := make([]string, 0, len(s.targets))
+	for _, t := range s.targets {
+		names = append(names, t.name)
+	}
+	sort.Strings(names)
+	addrs := s.Targets()
+	var b strings.Builder
+	b.WriteString("# gnmic-format targets file written by meshd sim\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s:\n  address: %s\n  insecure: true\n  subscriptions: [bgp-neighbors]\n", n, addrs[n])
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func (t *target) neighbors() []*neighbor {
+	r := rand.New(rand.NewPCG(t.seed, 7))
+	out := make([]*neighbor, t.sim.cfg.Neighbors)
+	for i := range out {
+		out[i] = &neighbor{
+			addr:        fmt.Sprintf("10.%d.%d.%d", t.seed%200, i/250, i%250+1),
+			peerAS:      64512 + uint32(i),
+			state:       "ESTABLISHED",
+			transitions: 1 + r.Uint64N(5),
+			lastEst:     uint64(time.Now().Add(-time.Duration(r.Int64N(int64(30 * 24 * time.Hour)))).UnixNano()),
+			updRx:       r.Uint64N(100000),
+			updTx:       r.Uint64N(100000),
+			pfxRx:       r.Uint64N(1000),
+			pfxTx:       r.Uint64N(100),
+		}
+	}
+	return out
+}
+
+// full is a neighbor's whole state as one notification.
+func (n *neighbor) full(enc gpb.Encoding, ts int64) *gpb.Notification {
+	prefix := change.NeighborPath("default", n.addr)
+	if enc == gpb.Encoding_JSON_IETF || enc == gpb.Encoding_JSON {
+		state := map[string]any{
+			"neighbor-address": n.addr, "peer-as": n.peerAS, "local-as": 65000,
+			"session-state": n.state, "established-transitions": fmt.Sprint(n.transitions),
+			"last-established": fmt.Sprint(n.lastEst),
+			"messages": map[string]any{
+				"received": map[string]any{"UPDATE": fmt.Sprint(n.updRx), "NOTIFICATION": fmt.Sprint(n.notifRx)},
+				"sent":     map[string]any{"UPDATE": fmt.Sprint(n.updTx), "NOTIFICATION": "0"},
+			},
+		}
+		af := map[string]any{"afi-safi": []any{map[string]any{
+			"afi-safi-name": "openconfig-bgp-types:IPV4_UNICAST",
+			"state":         map[string]any{"prefixes": map[string]any{"received": n.pfxRx, "sent": n.pfxTx, "installed": n.pfxRx}},
+		}}}
+		timers := map[string]any{"hold-time": 90, "keepalive-interval": 30, "negotiated-hold-time": 90}
+		js := func(v any) *gpb.TypedValue {
+			b, _ := json.Marshal(v)
+			if enc == gpb.Encoding_JSON {
+				return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: b}}
+			}
+			return &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: b}}
+		}
+		return &gpb.Notification{Timestamp: ts, Prefix: prefix, Update: []*gpb.Update{
+			{Path: elems("state"), Val: js(state)},
+			{Path: elems("afi-safis"), Val: js(af)},
+			{Path: elems("timers", "state"), Val: js(timers)},
+		}}
+	}
+	u := []*gpb.Update{
+		{Path: elems("state", "neighbor-address"), Val: change.String(n.addr)},
+		{Path: elems("state", "peer-as"), Val: change.Uint(uint64(n.peerAS))},
+		{Path: elems("state", "local-as"), Val: change.Uint(65000)},
+		{Path: elems("state", "session-state"), Val: change.String(n.state)},
+		{Path: elems("state", "established-transitions"), Val: change.Uint(n.transitions)},
+		{Path: elems("state", "last-established"), Val: change.Uint(n.lastEst)},
+		{Path: elems("state", "messages", "received", "UPDATE"), Val: change.Uint(n.updRx)},
+		{Path: elems("state", "messages", "received", "NOTIFICATION"), Val: change.Uint(n.notifRx)},
+		{Path: elems("state", "messages", "sent", "UPDATE"), Val: change.Uint(n.updTx)},
+		{Path: elems("state", "messages", "sent", "NOTIFICATION"), Val: change.Uint(0)},
+		{Path: afiPath("received"), Val: change.Uint(n.pfxRx)},
+		{Path: afiPath("sent"), Val: change.Uint(n.pfxTx)},
+		{Path: afiPath("installed"), Val: change.Uint(n.pfxRx)},
+		{Path: elems("timers", "state", "hold-time"), Val: change.Uint(90)},
+		{Path: elems("timers", "state", "keepalive-interval"), Val: change.Uint(30)},
+		{Path: elems("timers", "state", "negotiated-hold-time"), Val: change.Uint(90)},
+	}
+	return &gpb.Notification{Timestamp: ts, Prefix: prefix, Update: u}
+}
+
+// step changes a neighbor the way a busy session does: UPDATE counters
+// and prefix counts move; now and then the session flaps.
+func (n *neighbor) step(r *rand.Rand, ts int64) *gpb.Notification {
+	n.updRx += 1 + r.Uint64N(3)
+	if r.IntN(2) == 0 {
+		n.pfxRx++
+	} else if n.pfxRx > 0 {
+		n.pfxRx--
+	}
+	u := []*gpb.Update{
+		{Path: elems("state", "messages", "received", "UPDATE"), Val: change.Uint(n.updRx)},
+		{Path: afiPath("received"), Val: change.Uint(n.pfxRx)},
+		{Path: afiPath("installed"), Val: change.Uint(n.pfxRx)},
+	}
+	if r.IntN(500) == 0 {
+		if n.state == "ESTABLISHED" {
+			n.state, n.notifRx = "ACTIVE", n.notifRx+1
+			u = append(u, &gpb.Update{Path: elems("state", "messages", "received", "NOTIFICATION"), Val: change.Uint(n.notifRx)})
+		} else {
+			n.state, n.transitions, n.lastEst = "ESTABLISHED", n.transitions+1, uint64(ts)
+			u = append(u, &gpb.Update{Path: elems("state", "established-transitions"), Val: change.Uint(n.transitions)},
+				&gpb.Update{Path: elems("state", "last-established"), Val: change.Uint(n.lastEst)})
+		}
+		u = append(u, &gpb.Update{Path: elems("state", "session-state"), Val: change.String(n.state)})
+	}
+	return &gpb.Notification{Timestamp: ts, Prefix: change.NeighborPath("default", n.addr), Update: u}
+}
+
+func elems(names ...string) *gpb.Path {
+	p := &gpb.Path{Elem: make([]*gpb.PathElem, len(names))}
+	for i, n := range names {
+		p.Elem[i] = &gpb.PathElem{Name: n}
+	}
+	return p
+}
+
+func afiPath(leaf string) *gpb.Path {
+	return &gpb.Path{Elem: []*gpb.PathElem{
+		{Name: "afi-safis"}, {Name: "afi-safi", Key: map[string]string{"afi-safi-name": "IPV4_UNICAST"}},
+		{Name: "state"}, {Name: "prefixes"}, {Name: leaf},
+	}}
+}
+
+type server struct {
+	gpb.UnimplementedGNMIServer
+	t *target
+}
+
+func (s *server) Capabilities(context.Context, *gpb.CapabilityRequest) (*gpb.CapabilityResponse, error) {
+	return &gpb.CapabilityResponse{
+		SupportedModels:    []*gpb.ModelData{{Name: "openconfig-network-instance", Organization: "OpenConfig working group"}},
+		SupportedEncodings: []gpb.Encoding{gpb.Encoding_JSON_IETF, gpb.Encoding_JSON, gpb.Encoding_PROTO},
+		GNMIVersion:        "0.10.0",
+	}, nil
+}
+
+func (s *server) Get(_ context.Context, req *gpb.GetRequest) (*gpb.GetResponse, error) {
+	now := time.Now().UnixNano()
+	resp := &gpb.GetResponse{}
+	for _, n := range s.t.neighbors() {
+		resp.Notification = append(resp.Notification, n.full(req.GetEncoding(), now))
+	}
+	return resp, nil
+}
+
+func (s *server) Subscribe(stream gpb.GNMI_SubscribeServer) error {
+	req, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	list := req.GetSubscribe()
+	if list == nil {
+		return status.Error(codes.InvalidArgument, "first message must be a SubscriptionList")
+	}
+	enc := list.GetEncoding()
+	switch enc {
+	case gpb.Encoding_JSON_IETF, gpb.Encoding_JSON, gpb.Encoding_PROTO:
+	default:
+		return status.Errorf(codes.Unimplemented, "encoding %v not supported", enc)
+	}
+	nbrs := s.t.neighbors()
+	sendAll := func() error {
+		now := time.Now().UnixNano()
+		for _, n := range nbrs {
+			if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n.full(enc, now)}}); err != nil {
+				return err
+			}
+			s.t.sim.sent.Add(LeavesPerNeighbor)
+		}
+		return stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true}})
+	}
+	if !list.GetUpdatesOnly() {
+		if err := sendAll(); err != nil {
+			return err
+		}
+	} else if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true}}); err != nil {
+		return err
+	}
+	switch list.GetMode() {
+	case gpb.SubscriptionList_ONCE:
+		return nil
+	case gpb.SubscriptionList_POLL:
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				return nil
+			}
+			if r.GetPoll() == nil {
+				return status.Error(codes.InvalidArgument, "POLL subscription: want Poll messages")
+			}
+			if err := sendAll(); err != nil {
+				return err
+			}
+		}
+	}
+	return s.stream(stream, nbrs)
+}
+
+// stream sends changes at the configured rate (or a bounded burst).
+func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor) error {
+	cfg := s.t.sim.cfg
+	r := rand.New(rand.NewPCG(s.t.seed, uint64(time.Now().UnixNano())))
+	ctx := stream.Context()
+	if cfg.Burst > 0 {
+		for sent := 0; sent < cfg.Burst; {
+			n := nbrs[r.IntN(len(nbrs))].step(r, time.Now().UnixNano())
+			if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}); err != nil {
+				return err
+			}
+			sent += len(n.Update)
+			s.t.sim.sent.Add(uint64(len(n.Update)))
+		}
+		<-ctx.Done()
+		return nil
+	}
+	if cfg.Rate <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	// Tick at most every 10 ms; send as many notifications per tick as the
+	// rate asks for (each notification is ~3 leaf updates).
+	const tick = 10 * time.Millisecond
+	perTick := cfg.Rate * tick.Seconds() / 3
+	tk := time.NewTicker(tick)
+	defer tk.Stop()
+	var debt float64
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tk.C:
+		}
+		debt += perTick
+		now := time.Now().UnixNano()
+		for ; debt >= 1; debt-- {
+			n := nbrs[r.IntN(len(nbrs))].step(r, now)
+			if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}); err != nil {
+				return err
+			}
+			s.t.sim.sent.Add(uint64(len(n.Update)))
+		}
+	}
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/gnmi/value"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/meshd/meshd/bench/gnmisim"
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/gnmiclient"
+	"github.com/meshd/meshd/gnmiclient/translate"
+)
+
+func init() {
+	register(newSimCmd)
+	register(newGetCmd)
+	register(newSubscribeCmd)
+}
+
+func newSimCmd() *cobra.Command {
+	var cfg gnmisim.Config
+	var file string
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Serve a fleet of simulated gNMI targets with BGP neighbors (for benchmarks and the lab)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			s, err := gnmisim.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if file != "" {
+				if err := s.WriteTargetsFile(file); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "meshd sim: %d targets × %d neighbors, %.0f updates/s each; targets file %s\n",
+				cfg.Targets, cfg.Neighbors, cfg.Rate, file)
+			<-ctx.Done()
+			s.Wait()
+			fmt.Fprintf(cmd.ErrOrStderr(), "meshd sim: %d leaf updates sent\n", s.Sent())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Targets, "targets", 10, "simulated routers")
+	f.IntVar(&cfg.Neighbors, "neighbors", 10, "BGP neighbors per router")
+	f.Float64Var(&cfg.Rate, "rate", 10, "leaf updates per second per router after sync")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1", "address to listen on")
+	f.IntVar(&cfg.BasePort, "base-port", 0, "first port (one per router); 0 lets the kernel choose")
+	f.StringVar(&cfg.Prefix, "name-prefix", "sim", "router name prefix")
+	f.StringVar(&file, "targets-file", "sim-targets.yaml", "write a gnmic-format targets file for the fleet here")
+	return cmd
+}
+
+// targetFlags are the connection flags get and subscribe share, named as
+// gnmic names them.
+type targetFlags struct {
+	t        gnmiclient.Target
+	insecure bool
+	skip     bool
+	encoding string
+	raw      bool
+}
+
+func (tf *targetFlags) add(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVarP(&tf.t.Address, "address", "a", "", "target host:port")
+	f.StringVar(&tf.t.Name, "name", "", "router name for the output (default: the address)")
+	f.StringVarP(&tf.t.Username, "username", "u", "", "username (gNMI metadata)")
+	f.StringVarP(&tf.t.Password, "password", "p", "", "password (gNMI metadata)")
+	f.BoolVar(&tf.insecure, "insecure", false, "no TLS")
+	f.BoolVar(&tf.skip, "skip-verify", false, "TLS without verifying the server's certificate")
+	f.StringVar(&tf.t.TLSCA, "tls-ca", "", "CA certificate to verify the server")
+	f.StringVar(&tf.t.TLSCert, "tls-cert", "", "client certificate (mTLS)")
+	f.StringVar(&tf.t.TLSKey, "tls-key", "", "client key (mTLS)")
+	f.StringVar(&tf.t.TLSServerName, "tls-server-name", "", "server name to verify")
+	f.DurationVar(&tf.t.Timeout, "timeout", 10*time.Second, "RPC timeout")
+	f.StringVarP(&tf.encoding, "encoding", "e", "json_ietf", "json_ietf, json or proto")
+	f.BoolVar(&tf.raw, "raw", false, "print the notifications as received instead of meshd's translated leaves")
+	_ = cmd.MarkFlagRequired("address")
+}
+
+func (tf *targetFlags) target() *gnmiclient.Target {
+	t := tf.t
+	t.Insecure, t.SkipVerify = &tf.insecure, &tf.skip
+	if t.Name == "" {
+		t.Name = t.Address
+	}
+	return &t
+}
+
+// printer writes notifications as JSON lines: raw, or translated into the
+// leaves meshd would store (unknown paths and bad values listed apart).
+type printer struct {
+	w      io.Writer
+	router string
+	raw    bool
+	tr     *translate.Translator
+	res    translate.Result
+}
+
+func newPrinter(w io.Writer, router string, raw bool) (*printer, error) {
+	p := &printer{w: w, router: router, raw: raw}
+	if !raw {
+		tr, err := translate.New()
+		if err != nil {
+			return nil, err
+		}
+		p.tr = tr
+	}
+	return p, nil
+}
+
+type leafJSON struct {
+	Router  string    `json:"router"`
+	Time    time.Time `json:"time"`
+	Path    string    `json:"path"`
+	Value   any       `json:"value"`
+	Deleted bool      `json:"deleted,omitempty"`
+}
+
+func (p *printer) print(n *gpb.Notification) error {
+	enc := json.NewEncoder(p.w)
+	if p.raw {
+		b, err := protojson.Marshal(n)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(p.w, "%s\n", b)
+		return err
+	}
+	p.res.Reset()
+	p.tr.Notification(p.router, n, change.SourceGNMI, time.Now(), &p.res)
+	for _, c := range p.res.Changes {
+		l := leafJSON{Router: c.Router, Time: c.Time, Path: change.PathKey(c.Path), Deleted: c.Value == nil}
+		if c.Value != nil {
+			v, err := value.ToScalar(c.Value)
+			if err != nil {
+				v = c.Value.String()
+			}
+			l.Value = v
+		}
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	for _, u := range p.res.Unknown {
+		if err := enc.Encode(map[string]any{"router": p.router, "unknown-path": u}); err != nil {
+			return err
+		}
+	}
+	if p.res.Err != nil {
+		return enc.Encode(map[string]any{"router": p.router, "invalid": p.res.Invalid, "first-error": p.res.Err.Error()})
+	}
+	return nil
+}
+
+func newGetCmd() *cobra.Command {
+	var tf targetFlags
+	cmd := &cobra.Command{
+		Use:   "get [flags] PATH...",
+		Short: "gNMI Get from one target, printed as JSON lines",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			t := tf.target()
+			resp, err := gnmiclient.Get(cmd.Context(), t, paths, tf.encoding)
+			if err != nil {
+				return err
+			}
+			p, err := newPrinter(cmd.OutOrStdout(), t.Name, tf.raw)
+			if err != nil {
+				return err
+			}
+			for _, n := range resp.GetNotification() {
+				if err := p.print(n); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	tf.add(cmd)
+	return cmd
+}
+
+func newSubscribeCmd() *cobra.Command {
+	var tf targetFlags
+	var sub gnmiclient.Subscription
+	var count int
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "subscribe [flags] PATH...",
+		Short: "gNMI Subscribe to one target (once, poll or stream), printed as JSON lines",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, paths []string) error {
+			t := tf.target()
+			sub.Paths, sub.Encoding = paths, tf.encoding
+			p, err := newPrinter(cmd.OutOrStdout(), t.Name, tf.raw)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return gnmiclient.Subscribe(ctx, t, &sub, count, interval, p.print)
+		},
+	}
+	tf.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&sub.Mode, "mode", "once", "once, poll or stream")
+	f.StringVar(&sub.StreamMode, "stream-mode", "target-defined", "on-change, sample or target-defined (stream mode)")
+	f.DurationVar(&sub.SampleInterval, "sample-interval", 0, "sample interval (stream-mode sample)")
+	f.DurationVar(&sub.HeartbeatInterval, "heartbeat-interval", 0, "heartbeat interval")
+	f.StringVar(&sub.Prefix, "prefix", "", "common path prefix")
+	f.StringVar(&sub.Target, "target", "", "target name for the request prefix (servers serving several targets)")
+	f.BoolVar(&sub.UpdatesOnly, "updates-only", false, "no initial state")
+	f.IntVar(&count, "count", 0, "poll: number of polls (default 1); stream: stop after this many notifications")
+	f.DurationVar(&interval, "interval", 10*time.Second, "poll: time between polls")
+	return cmd
+}
