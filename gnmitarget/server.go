@@ -226,6 +226,30 @@ func (s *Server) Update(targetName string, ups []change.Update) {
 	}
 }
 
+// Replace makes a target's leaves exactly ups: leaves held but not in ups
+// are deleted, the others set as Update does (for a resynchronisation
+// from a full snapshot).
+func (s *Server) Replace(targetName string, ups []change.Update) {
+	if targetName == "" {
+		return
+	}
+	keep := make(map[string]bool, len(ups))
+	for i := range ups {
+		keep[leafKey(&ups[i], normalise(ups[i].Path))] = true
+	}
+	var gone []change.Update
+	if t := s.target(targetName, false); t != nil {
+		t.mu.RLock()
+		eachLeaf(&t.root, func(l *leafVal) {
+			if !keep[l.key] {
+				gone = append(gone, change.Update{Path: l.path, Key: l.key, Time: time.Now()})
+			}
+		})
+		t.mu.RUnlock()
+	}
+	s.Update(targetName, append(gone, ups...))
+}
+
 func (s *Server) nextSeq() uint64 { return s.seq.Add(1) }
 
 // DeleteTarget removes a target and sends a delete for each of its leaves.

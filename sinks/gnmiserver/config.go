@@ -1,0 +1,110 @@
+package gnmiserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is the gnmi-server section of meshd's configuration.
+type Config struct {
+	// Listen is the host:port to serve gNMI on.
+	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files of the server certificate and key.
+	TLSCert string `yaml:"tls-cert"`
+	TLSKey  string `yaml:"tls-key"`
+	// TLSCA, when set, is a PEM file of the CAs client certificates must
+	// chain to (mutual TLS).
+	TLSCA string `yaml:"tls-ca"`
+	// Username and Password, when set, are required on every RPC.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// AllowInsecure permits listening beyond loopback without TLS and
+	// credentials; without it such a configuration is refused.
+	AllowInsecure bool `yaml:"allow-insecure"`
+	// MaxSubscriptionsPerClient caps one client's concurrent Subscribe
+	// RPCs (0: no cap).
+	MaxSubscriptionsPerClient int `yaml:"max-subscriptions-per-client"`
+	// QueueSize is how many distinct leaves a subscriber's queue holds
+	// before it is resynchronised instead.
+	QueueSize int `yaml:"queue-size"`
+	// MinSampleInterval is the shortest SAMPLE interval served.
+	MinSampleInterval time.Duration `yaml:"min-sample-interval"`
+}
+
+// Defaults returns the configuration used for keys left out.
+func Defaults() Config {
+	c := Config{}
+	c.SetDefaults()
+	return c
+}
+
+// SetDefaults fills in keys left out.
+func (c *Config) SetDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:57400"
+	}
+	if c.MaxSubscriptionsPerClient == 0 {
+		c.MaxSubscriptionsPerClient = 64
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 1 << 16
+	}
+	if c.MinSampleInterval == 0 {
+		c.MinSampleInterval = time.Second
+	}
+}
+
+// Validate checks the configuration; beyond loopback it requires TLS and
+// credentials unless allow-insecure is set.
+func (c *Config) Validate() error {
+	var errs []error
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("gnmi-server.listen: %q is not host:port: %v", c.Listen, err))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("gnmi-server.tls-cert and gnmi-server.tls-key: set both or neither"))
+	}
+	if c.TLSCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("gnmi-server.tls-ca: client certificates need gnmi-server.tls-cert and gnmi-server.tls-key"))
+	}
+	if (c.Username == "") != (c.Password == "") {
+		errs = append(errs, errors.New("gnmi-server.username and gnmi-server.password: set both or neither"))
+	}
+	if c.MaxSubscriptionsPerClient < 0 {
+		errs = append(errs, errors.New("gnmi-server.max-subscriptions-per-client: must be >= 0"))
+	}
+	if c.QueueSize < 0 {
+		errs = append(errs, errors.New("gnmi-server.queue-size: must be > 0"))
+	}
+	if c.MinSampleInterval < 0 {
+		errs = append(errs, errors.New("gnmi-server.min-sample-interval: must be >= 0"))
+	}
+	if err == nil && !loopback(host) && !c.AllowInsecure {
+		var missing []string
+		if c.TLSCert == "" {
+			missing = append(missing, "tls-cert", "tls-key")
+		}
+		if c.Username == "" {
+			missing = append(missing, "username", "password")
+		}
+		if len(missing) > 0 {
+			errs = append(errs, fmt.Errorf("gnmi-server.listen: %q is reachable beyond loopback without TLS and credentials: set gnmi-server.%s, or gnmi-server.allow-insecure: true to accept the risk",
+				c.Listen, strings.Join(missing, ", gnmi-server.")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loopback reports whether a listen host only accepts local connections.
+// An empty host, or 0.0.0.0 / ::, listens on every interface.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,286 @@
+package gnmiserver
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/merge"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string // substring of the error; "" for none
+	}{
+		{"defaults", Config{}, ""},
+		{"loopback v6", Config{Listen: "[::1]:57400"}, ""},
+		{"all interfaces, nothing", Config{Listen: ":57400"}, "gnmi-server.tls-cert, gnmi-server.tls-key, gnmi-server.username, gnmi-server.password"},
+		{"public, TLS only", Config{Listen: "192.0.2.1:57400", TLSCert: "c", TLSKey: "k"}, "gnmi-server.username, gnmi-server.password"},
+		{"public, credentials only", Config{Listen: "0.0.0.0:57400", Username: "u", Password: "pw-Secret-1"}, "set gnmi-server.tls-cert, gnmi-server.tls-key"},
+		{"public, both", Config{Listen: "0.0.0.0:57400", TLSCert: "c", TLSKey: "k", Username: "u", Password: "p"}, ""},
+		{"public, explicit opt-in", Config{Listen: "0.0.0.0:57400", AllowInsecure: true}, ""},
+		{"host name", Config{Listen: "meshd.example:57400"}, "beyond loopback"},
+		{"cert without key", Config{TLSCert: "c"}, "gnmi-server.tls-cert and gnmi-server.tls-key"},
+		{"CA without cert", Config{TLSCA: "ca"}, "gnmi-server.tls-ca"},
+		{"user without password", Config{Username: "u"}, "gnmi-server.username and gnmi-server.password"},
+		{"bad listen", Config{Listen: "57400"}, "gnmi-server.listen"},
+		{"negative cap", Config{MaxSubscriptionsPerClient: -1}, "gnmi-server.max-subscriptions-per-client"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cfg
+			c.SetDefaults()
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate = %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), c.Password) && c.Password != "" {
+				t.Errorf("error shows the password: %v", err)
+			}
+		})
+	}
+	if _, err := New(Config{Listen: "0.0.0.0:0"}, &merge.Core{}); err == nil {
+		t.Error("New accepted an insecure public listener")
+	}
+}
+
+// fixture runs a merge core and the sink on a loopback port.
+type fixture struct {
+	core *merge.Core
+	sink *Sink
+	c    gpb.GNMIClient
+	reg  *prometheus.Registry
+}
+
+func start(t *testing.T, depth int) *fixture {
+	t.Helper()
+	core, err := merge.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	sink, err := New(Config{Listen: "127.0.0.1:0", MinSampleInterval: 50 * time.Millisecond}, core, WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := core.Subscribe("gnmi-server", depth)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(ctx, sub) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		sub.Close()
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for sink.Addr() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("sink not listening after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cc, err := grpc.NewClient(sink.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return &fixture{core: core, sink: sink, c: gpb.NewGNMIClient(cc), reg: reg}
+}
+
+// bmpPeerUp is what the BMP bridge applies for a Peer Up: OpenConfig
+// neighbor state, sourced from BMP only.
+func bmpPeerUp(router, ni, addr string, as uint64, at time.Time) []change.Change {
+	mk := func(p *gpb.Path, v *gpb.TypedValue) change.Change {
+		return change.Change{Router: router, Path: p, Value: v, Time: at, Source: change.SourceBMP}
+	}
+	return []change.Change{
+		mk(change.NeighborPath(ni, addr, "state", "session-state"), change.String("ESTABLISHED")),
+		mk(change.NeighborPath(ni, addr, "state", "peer-as"), change.Uint(as)),
+		mk(change.NeighborPath(ni, addr, "state", "local-as"), change.Uint(65000)),
+		mk(change.NeighborPath(ni, addr, "state", "neighbor-address"), change.String(addr)),
+	}
+}
+
+func (f *fixture) get(t *testing.T, target, path string, enc gpb.Encoding) (*gpb.GetResponse, error) {
+	t.Helper()
+	p, err := change.ParsePath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return f.c.Get(ctx, &gpb.GetRequest{Prefix: &gpb.Path{Target: target}, Path: []*gpb.Path{p}, Encoding: enc})
+}
+
+// waitGet polls Get until cond holds on the response.
+func (f *fixture) waitGet(t *testing.T, target, path string, enc gpb.Encoding, what string, cond func(*gpb.GetResponse, error) bool) *gpb.GetResponse {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := f.get(t, target, path, enc)
+		if cond(resp, err) {
+			return resp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s (last: %v, %v)", what, resp, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const nbrState = "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=192.0.2.1]/state"
+
+func TestBMPOnlyRouterServedAsOpenConfig(t *testing.T) {
+	f := start(t, 1024)
+	at := time.Now()
+	if res := f.core.Apply(bmpPeerUp("edge1", "default", "192.0.2.1", 64512, at)); res.Err != nil || res.Applied != 4 {
+		t.Fatalf("Apply: %+v", res)
+	}
+
+	// Get, PROTO: the OpenConfig leaves as they came from BMP.
+	resp := f.waitGet(t, "edge1", nbrState+"/session-state", gpb.Encoding_PROTO, "session-state", func(r *gpb.GetResponse, err error) bool { return err == nil })
+	u := resp.GetNotification()[0].GetUpdate()
+	if len(u) != 1 || u[0].GetVal().GetStringVal() != "ESTABLISHED" || resp.GetNotification()[0].GetPrefix().GetTarget() != "edge1" {
+		t.Fatalf("Get session-state = %v", resp)
+	}
+
+	// Get, JSON_IETF: the neighbor's state container, typed by the schema
+	// (peer-as is a uint32 number; module-qualified at the root).
+	resp, err := f.get(t, "edge1", nbrState, gpb.Encoding_JSON_IETF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(resp.GetNotification()[0].GetUpdate()[0].GetVal().GetJsonIetfVal(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st["session-state"] != "ESTABLISHED" || st["peer-as"] != float64(64512) || st["local-as"] != float64(65000) {
+		t.Errorf("JSON_IETF state = %v", st)
+	}
+	resp, err = f.get(t, "edge1", "/", gpb.Encoding_JSON_IETF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := string(resp.GetNotification()[0].GetUpdate()[0].GetVal().GetJsonIetfVal())
+	if !strings.Contains(root, `"openconfig-network-instance:network-instances"`) {
+		t.Errorf("root JSON_IETF not module-qualified: %.200s", root)
+	}
+
+	// Subscribe, STREAM: current state, then the BMP Peer Down.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st2, err := f.c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := change.ParsePath("/network-instances/network-instance/protocols/protocol/bgp/neighbors/neighbor/state/session-state")
+	if err := st2.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+		Prefix: &gpb.Path{Target: "*"}, Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO,
+		Subscription: []*gpb.Subscription{{Path: p, Mode: gpb.SubscriptionMode_ON_CHANGE}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	recv := func() *gpb.SubscribeResponse {
+		t.Helper()
+		r, err := st2.Recv()
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+		return r
+	}
+	if n := recv().GetUpdate(); n.GetPrefix().GetTarget() != "edge1" || n.GetUpdate()[0].GetVal().GetStringVal() != "ESTABLISHED" {
+		t.Fatalf("initial = %v", n)
+	}
+	if !recv().GetSyncResponse() {
+		t.Fatal("no sync_response after the initial state")
+	}
+	f.core.Apply([]change.Change{{Router: "edge1", Path: change.NeighborPath("default", "192.0.2.1", "state", "session-state"),
+		Value: change.String("IDLE"), Time: at.Add(time.Second), Source: change.SourceBMP}})
+	n := recv().GetUpdate()
+	if len(n.GetUpdate()) != 1 || n.GetUpdate()[0].GetVal().GetStringVal() != "IDLE" || n.GetTimestamp() != at.Add(time.Second).UnixNano() {
+		t.Fatalf("peer down = %v", n)
+	}
+
+	// The router goes away: a delete reaches the subscriber and Get
+	// reports NotFound. (Removed as meshd: a removal by the BMP source
+	// alone leaves the core's own verdict leaves, which outrank it.)
+	f.core.RemoveRouter("edge1", change.SourceMeshd, at.Add(2*time.Second))
+	for {
+		n := recv().GetUpdate()
+		if len(n.GetDelete()) > 0 {
+			full := append(append([]*gpb.PathElem{}, n.GetPrefix().GetElem()...), n.GetDelete()[0].GetElem()...)
+			if full[len(full)-1].GetName() != "session-state" {
+				t.Errorf("delete of %v", full)
+			}
+			break
+		}
+	}
+	f.waitGet(t, "edge1", "/", gpb.Encoding_PROTO, "router gone", func(r *gpb.GetResponse, err error) bool { return status.Code(err) == codes.NotFound })
+}
+
+func TestCapabilities(t *testing.T) {
+	f := start(t, 16)
+	resp, err := f.c.Capabilities(context.Background(), &gpb.CapabilityRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]string{}
+	for _, m := range resp.GetSupportedModels() {
+		names[m.GetName()] = m.GetVersion()
+	}
+	if _, ok := names["openconfig-network-instance"]; !ok || names["meshd-bgp"] != "2026-11-21" {
+		t.Errorf("models = %v", names)
+	}
+}
+
+func TestLostBatchesResyncFromSnapshot(t *testing.T) {
+	f := start(t, 1024)
+	at := time.Now()
+	f.core.Apply(append(bmpPeerUp("r1", "default", "192.0.2.1", 64512, at), bmpPeerUp("r2", "default", "192.0.2.9", 64513, at)...))
+	f.waitGet(t, "r2", "/", gpb.Encoding_PROTO, "r2 served", func(r *gpb.GetResponse, err error) bool { return err == nil })
+
+	// The served tree drifts from the core (as if batches were missed):
+	// the core loses r2 and a neighbor of r1 changes while the sink sees
+	// none of it, then a batch arrives saying some were lost.
+	other, err := merge.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Apply(bmpPeerUp("r1", "default", "192.0.2.1", 64512, at))
+	other.Apply([]change.Change{{Router: "r1", Path: change.NeighborPath("default", "192.0.2.1", "state", "session-state"),
+		Value: change.String("ACTIVE"), Time: at.Add(time.Second), Source: change.SourceBMP}})
+	f.sink.snap = other
+	f.sink.Apply(change.Batch{Lost: 3})
+
+	resp, err := f.get(t, "r1", nbrState+"/session-state", gpb.Encoding_PROTO)
+	if err != nil || resp.GetNotification()[0].GetUpdate()[0].GetVal().GetStringVal() != "ACTIVE" {
+		t.Errorf("after resync r1 = %v, %v", resp, err)
+	}
+	if _, err := f.get(t, "r2", "/", gpb.Encoding_PROTO); status.Code(err) != codes.NotFound {
+		t.Errorf("r2 after resync: %v, want NotFound", err)
+	}
+	if v := testutil.ToFloat64(f.sink.resyncs); v != 2 { // the start and this one
+		t.Errorf("resyncs = %v, want 2", v)
+	}
+}
