@@ -336,3 +336,83 @@ func TestGobgpdPeerEstablished(t *testing.T) {
 		t.Logf("last-down-reason: %s", got)
 	}
 }
+
+// TestFRRPeerEstablished has FRR's bgpd (-M bmp) export BMP for its eBGP
+// session with a gobgpd (4-byte ASNs on both sides), then checks the
+// neighbor, a route with its origin AS, and the session going down.
+func TestFRRPeerEstablished(t *testing.T) {
+	a := testenv.NewNetns(t, "frra")
+	bns := testenv.NewNetns(t, "frrb")
+	testenv.Veth(t, a, bns, []string{"10.0.1.1/30"}, []string{"10.0.1.2/30"})
+	h := newHarness(t, a, bmpbridge.Config{})
+	spkA := testenv.StartFRR(t, a, fmt.Sprintf(`frr defaults traditional
+hostname frr-a
+!
+router bgp 4200000003
+ bgp router-id 10.0.1.1
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ neighbor 10.0.1.2 remote-as 4200000002
+ neighbor 10.0.1.2 timers 3 9
+ neighbor 10.0.1.2 timers connect 1
+ !
+ ! FRR keeps an Adj-RIB-In, which BMP pre-policy monitoring reads, only
+ ! with soft-reconfiguration inbound.
+ address-family ipv4 unicast
+  neighbor 10.0.1.2 soft-reconfiguration inbound
+ exit-address-family
+ !
+ bmp targets meshd
+  bmp connect %s port %d min-retry 100 max-retry 1000
+  bmp monitor ipv4 unicast pre-policy
+  bmp monitor ipv4 unicast post-policy
+  bmp monitor ipv6 unicast pre-policy
+  bmp stats interval 1000
+ exit
+!
+`, h.ip, h.port))
+	spkB := testenv.StartGobgpd(t, bns, gobgpdConf(4200000002, "10.0.1.2", "10.0.1.1", 4200000003, "", 0, ""))
+
+	const router = "frr-a"
+	testenv.WaitFor(t, 40*time.Second, "FRR's neighbor 10.0.1.2 ESTABLISHED in the core", func() bool {
+		return h.value(router, nbr("default", "10.0.1.2", "state/session-state")) == "ESTABLISHED"
+	})
+	if got := h.value(router, nbr("default", "10.0.1.2", "state/peer-as")); got != "4200000002" {
+		t.Errorf("peer-as = %s, want 4200000002", got)
+	}
+	if got := h.value(router, nbr("default", "10.0.1.2", "state/local-as")); got != "4200000003" {
+		t.Errorf("local-as = %s, want 4200000003", got)
+	}
+	spkB.Gobgp(t, "global", "rib", "add", "10.77.0.0/24")
+	deadline := time.Now().Add(20 * time.Second)
+	for h.bridge.RouteCount(router, "default", "10.0.1.2", "ADJ_RIB_IN_PRE") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("route not in FRR's pre-policy Adj-RIB-In; events:\n%s\nFRR: %s", h.dumpRoutes(), spkA.Vtysh(t, "show bgp ipv4 unicast", "show bmp"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the route in FRR's post-policy Adj-RIB-In too", func() bool {
+		return h.bridge.RouteCount(router, "default", "10.0.1.2", "ADJ_RIB_IN_POST") == 1
+	})
+	for _, view := range []string{"ADJ_RIB_IN_PRE", "ADJ_RIB_IN_POST"} {
+		deadline := time.Now().Add(5 * time.Second)
+		match := func(e change.Event) bool {
+			// FRR 8.4 encodes the monitored UPDATE as it would send it on,
+			// with its own AS prepended; the origin AS is what counts.
+			return e.Route.RIB == view && e.Route.Prefix == "10.77.0.0/24" && e.Route.OriginAS == 4200000002 &&
+				strings.HasSuffix(e.Route.ASPath, "4200000002")
+		}
+		for h.countEvents(change.EventRoute, match) == 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := h.countEvents(change.EventRoute, match); n == 0 {
+			t.Errorf("%s: no announce event for 10.77.0.0/24 from AS 4200000002; events:\n%s", view, h.dumpRoutes())
+		}
+	}
+	testenv.WaitFor(t, 10*time.Second, "a stats report from FRR", func() bool { return h.countEvents(change.EventStats, nil) > 0 })
+	spkB.Stop()
+	testenv.WaitFor(t, 30*time.Second, "neighbor down", func() bool {
+		s := h.value(router, nbr("default", "10.0.1.2", "state/session-state"))
+		return s == "IDLE" || s == "ACTIVE"
+	})
+}
