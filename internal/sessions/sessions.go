@@ -60,6 +60,11 @@ func Build(ups []change.Update) []Row {
 	}
 	out := make([]Row, 0, len(rows))
 	for _, r := range rows {
+		// A row with no session state, peer AS or probe data is not a
+		// session (BMP's Loc-RIB pseudo-peers, for one).
+		if r.State == "" && r.PeerAS == 0 && r.RTTus == 0 {
+			continue
+		}
 		out = append(out, *r)
 	}
 	sort.Slice(out, func(i, j int) bool {
