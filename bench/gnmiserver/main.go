@@ -1,0 +1,307 @@
+// Command gnmiserver measures the re-serve path end to end: changes
+// applied to a merge core travel through the gNMI sink to many gRPC
+// subscribers on loopback; it reports source->subscriber latency, CPU and
+// memory.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/sinks/gnmiserver"
+)
+
+func main() {
+	routers := flag.Int("routers", 200, "routers in the fleet")
+	neighbors := flag.Int("neighbors", 100, "BGP neighbors per router")
+	subs := flag.Int("subscribers", 100, "gNMI subscribers on the whole tree, one connection each")
+	rate := flag.Int("rate", 2000, "leaf changes per second")
+	dur := flag.Duration("duration", 20*time.Second, "measurement time")
+	sync := flag.Bool("sync", false, "subscribers take the initial sync too (else updates_only)")
+	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the measurement to this file")
+	verdict := flag.Bool("verdict", false, "let the merge core compute its verdict leaves too")
+	flag.Parse()
+	useVerdict = *verdict
+	cpuProfile = *cpuprof
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err := run(*routers, *neighbors, *subs, *rate, *dur, *sync); err != nil {
+		fmt.Fprintln(os.Stderr, "gnmiserver bench:", err)
+		os.Exit(1)
+	}
+}
+
+// counters are the leaves that change; the others are static state.
+var counters = [][]string{
+	{"state", "messages", "received", "UPDATE"},
+	{"state", "messages", "sent", "UPDATE"},
+}
+
+func neighborLeaves(router string, i int, at time.Time) []change.Change {
+	addr := fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256)
+	mk := func(v *gpb.TypedValue, elems ...string) change.Change {
+		return change.Change{Router: router, Path: change.NeighborPath("default", addr, elems...), Value: v, Time: at, Source: change.SourceGNMI}
+	}
+	af := func(v *gpb.TypedValue, leaf string) change.Change {
+		return change.Change{Router: router, Path: change.AfiSafiPath("default", addr, "IPV4_UNICAST", "state", "prefixes", leaf), Value: v, Time: at, Source: change.SourceGNMI}
+	}
+	return []change.Change{
+		mk(change.String("ESTABLISHED"), "state", "session-state"),
+		mk(change.Uint(64512), "state", "peer-as"),
+		mk(change.Uint(65000), "state", "local-as"),
+		mk(change.Uint(1), "state", "established-transitions"),
+		mk(change.Uint(0), "state", "messages", "received", "UPDATE"),
+		mk(change.Uint(0), "state", "messages", "sent", "UPDATE"),
+		mk(change.Uint(0), "state", "messages", "received", "NOTIFICATION"),
+		mk(change.Uint(0), "state", "messages", "sent", "NOTIFICATION"),
+		af(change.Uint(1000), "received"),
+		af(change.Uint(900), "installed"),
+		af(change.Uint(10), "sent"),
+	}
+}
+
+// hist is a log-linear latency histogram in microseconds.
+type hist struct {
+	mu sync.Mutex
+	us []int64
+}
+
+func (h *hist) add(d time.Duration) {
+	h.mu.Lock()
+	h.us = append(h.us, d.Microseconds())
+	h.mu.Unlock()
+}
+
+func (h *hist) pct(p float64) time.Duration {
+	if len(h.us) == 0 {
+		return 0
+	}
+	sort.Slice(h.us, func(i, j int) bool { return h.us[i] < h.us[j] })
+	return time.Duration(h.us[int(p*float64(len(h.us)-1))]) * time.Microsecond
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func procStatus(key string) string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, key+":") {
+			return strings.TrimSpace(strings.TrimPrefix(l, key+":"))
+		}
+	}
+	return "?"
+}
+
+var (
+	useVerdict bool
+	cpuProfile string
+)
+
+func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) error {
+	mopts := []merge.Option{merge.WithRegisterer(prometheus.NewRegistry())}
+	if !useVerdict {
+		mopts = append(mopts, merge.WithoutVerdict())
+	}
+	core, err := merge.New(mopts...)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	sink, err := gnmiserver.New(gnmiserver.Config{Listen: "127.0.0.1:0", MaxSubscriptionsPerClient: nsubs + 1}, core, gnmiserver.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	start := time.Now()
+	t0 := time.Now()
+	for r := 0; r < routers; r++ {
+		name := fmt.Sprintf("router%03d", r)
+		var chs []change.Change
+		for i := 0; i < neighbors; i++ {
+			chs = append(chs, neighborLeaves(name, i, t0)...)
+		}
+		if res := core.Apply(chs); res.Err != nil {
+			return fmt.Errorf("apply: %w", res.Err)
+		}
+	}
+	leaves := len(core.Snapshot(""))
+	fmt.Printf("fleet: %d routers x %d neighbors, %d leaves in the merge core (built in %v)\n", routers, neighbors, leaves, time.Since(start).Round(time.Millisecond))
+
+	sub := core.Subscribe("gnmi-server", 4096)
+	go func() { _ = sink.Run(ctx, sub) }()
+	for sink.Addr() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	addr := sink.Addr().String()
+	// Run starts with a full resync from the core; wait until it is done.
+	for len(sink.Server().Targets()) < routers {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+
+	// One full-tree initial sync, timed on its own.
+	{
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		st, err := gpb.NewGNMIClient(cc).Subscribe(ctx)
+		if err != nil {
+			return err
+		}
+		c0, w0 := cpuTime(), time.Now()
+		_ = st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+			Prefix: &gpb.Path{Target: "*"}, Mode: gpb.SubscriptionList_ONCE, Encoding: gpb.Encoding_PROTO,
+			Subscription: []*gpb.Subscription{{Path: &gpb.Path{}}}}}})
+		n := 0
+		for {
+			r, err := st.Recv()
+			if err != nil {
+				return fmt.Errorf("sync: %w", err)
+			}
+			if r.GetSyncResponse() {
+				break
+			}
+			n += len(r.GetUpdate().GetUpdate())
+		}
+		fmt.Printf("one whole-tree ONCE sync: %d leaves in %v (%v CPU, client decode included)\n", n, time.Since(w0).Round(time.Millisecond), (cpuTime() - c0).Round(time.Millisecond))
+		_ = cc.Close()
+	}
+
+	var lat hist
+	var received atomic.Int64
+	measuring := atomic.Bool{}
+	var wg sync.WaitGroup
+	synced := make(chan struct{}, nsubs)
+	for i := 0; i < nsubs; i++ {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		st, err := gpb.NewGNMIClient(cc).Subscribe(ctx)
+		if err != nil {
+			return err
+		}
+		if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+			Prefix: &gpb.Path{Target: "*"}, Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO, UpdatesOnly: !withSync,
+			Subscription: []*gpb.Subscription{{Path: &gpb.Path{}, Mode: gpb.SubscriptionMode_ON_CHANGE}}}}}); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				r, err := st.Recv()
+				if err != nil {
+					return
+				}
+				if r.GetSyncResponse() {
+					synced <- struct{}{}
+					continue
+				}
+				n := r.GetUpdate()
+				if measuring.Load() && n.GetTimestamp() > t0.UnixNano() {
+					now := time.Now().UnixNano()
+					lat.add(time.Duration(now - n.GetTimestamp()))
+					received.Add(int64(len(n.GetUpdate())))
+				}
+			}
+		}()
+	}
+	w0 := time.Now()
+	for i := 0; i < nsubs; i++ {
+		<-synced
+	}
+	fmt.Printf("%d subscribers synced in %v (updates_only=%v)\n", nsubs, time.Since(w0).Round(time.Millisecond), !withSync)
+
+	// Changes: every 10 ms a batch of rate/100 counter increments on
+	// random neighbors, stamped just before Apply.
+	measuring.Store(true)
+	runtime.GC()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	c0, w0 := cpuTime(), time.Now()
+	per := max(rate/100, 1)
+	rng := rand.New(rand.NewPCG(1, 2))
+	vals := map[int]uint64{}
+	tick := time.NewTicker(10 * time.Millisecond)
+	applied := 0
+	for time.Since(w0) < dur {
+		<-tick.C
+		now := time.Now()
+		chs := make([]change.Change, 0, per)
+		for k := 0; k < per; k++ {
+			r, nb, c := rng.IntN(routers), rng.IntN(neighbors), rng.IntN(len(counters))
+			key := (r*neighbors+nb)*len(counters) + c
+			vals[key]++
+			chs = append(chs, change.Change{Router: fmt.Sprintf("router%03d", r),
+				Path:  change.NeighborPath("default", fmt.Sprintf("10.%d.%d.%d", nb/65536, nb/256%256, nb%256), counters[c]...),
+				Value: change.Uint(vals[key]), Time: now, Source: change.SourceGNMI})
+		}
+		core.Apply(chs)
+		applied += len(chs)
+	}
+	tick.Stop()
+	wall := time.Since(w0)
+	time.Sleep(500 * time.Millisecond)
+	measuring.Store(false)
+	cpu := cpuTime() - c0
+
+	var dropped, resyncs float64
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "meshd_gnmitarget_updates_dropped_total":
+			for _, m := range mf.GetMetric() {
+				dropped += m.GetCounter().GetValue()
+			}
+		case "meshd_gnmitarget_resyncs_total":
+			resyncs = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	fmt.Printf("changes: %d leaves applied in %v (%.0f/s); %d leaf updates received by %d subscribers (%.1f%% of %d expected)\n",
+		applied, wall.Round(time.Millisecond), float64(applied)/wall.Seconds(), received.Load(), nsubs,
+		100*float64(received.Load())/float64(applied*nsubs), applied*nsubs)
+	fmt.Printf("latency source->subscriber per notification: p50 %v  p99 %v  p99.9 %v  max %v  (%d notifications)\n",
+		lat.pct(0.5), lat.pct(0.99), lat.pct(0.999), lat.pct(1), len(lat.us))
+	fmt.Printf("CPU: %.2f cores (%v over %v; server, merge core and the %d client decoders in one process)\n",
+		cpu.Seconds()/wall.Seconds(), cpu.Round(time.Millisecond), wall.Round(time.Millisecond), nsubs)
+	fmt.Printf("memory: RSS %s, peak RSS %s; dropped (coalesced/overflow) %v, resyncs %v\n", procStatus("VmRSS"), procStatus("VmHWM"), dropped, resyncs)
+	cancel()
+	wg.Wait()
+	return nil
+}
