@@ -52,6 +52,8 @@ func influxdPid(b *testing.B, dir string) string {
 	return ""
 }
 
+// routes builds one batch of per route events, as a BMP Route Monitoring
+// message turns into.
 func routes(batch, per int, at time.Time) change.Batch {
 	evs := make([]change.Event, per)
 	for i := range evs {
@@ -65,22 +67,73 @@ func routes(batch, per int, at time.Time) change.Batch {
 	return change.Batch{Events: evs}
 }
 
-// BenchmarkRouteTable writes a full table of route events (1M by default,
-// MESHD_BENCH_ROUTES to change) through the sink into influxd and waits
-// until InfluxDB acknowledged every point.
-func BenchmarkRouteTable(b *testing.B) {
-	total := 1_000_000
-	if v, err := strconv.Atoi(os.Getenv("MESHD_BENCH_ROUTES")); err == nil && v > 0 {
-		total = v
+// ringLen batches are built before the clock starts and reused with new
+// timestamps, so the sink's CPU figure holds no event generation. It is
+// more than twice the subscription queue, so a batch is rewritten only
+// after the sink has finished with it (the channel orders that).
+const ringLen = 160
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
 	}
+	return def
+}
+
+// tuneInfluxd restarts influxd with another [data] wal-fsync-delay
+// (testenv's is "0s": an fsync per write request; "" keeps it) and, when
+// gogc is set, with that GOGC in its environment.
+func tuneInfluxd(b *testing.B, in *testenv.Influxd, delay, gogc string) {
+	if delay != "" && delay != "0s" {
+		conf := filepath.Join(in.Dir, "influxdb.conf")
+		raw, err := os.ReadFile(conf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		const key = `wal-fsync-delay = "0s"`
+		if !strings.Contains(string(raw), key) {
+			b.Fatalf("%s has no %s line to change", conf, key)
+		}
+		if err := os.WriteFile(conf, []byte(strings.Replace(string(raw), key, fmt.Sprintf("wal-fsync-delay = %q", delay), 1)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	in.Stop()
+	if gogc != "" {
+		// influxd inherits the environment; this process read its own
+		// GOGC at start and is not affected.
+		b.Setenv("GOGC", gogc)
+	}
+	in.Start()
+}
+
+// BenchmarkRouteTable writes a full table of route events through the
+// sink into influxd and waits until InfluxDB acknowledged every point.
+// Knobs (environment): MESHD_BENCH_ROUTES (1000000), MESHD_BENCH_BATCH
+// (sink batch-size, 20000), MESHD_BENCH_INFLIGHT (writes-in-flight, the
+// sink's default), MESHD_BENCH_GZIP=1, MESHD_BENCH_WAL_FSYNC_DELAY
+// (influxd's wal-fsync-delay, "0s" unless set), MESHD_BENCH_INFLUXD_GOGC
+// (influxd's GOGC, Go's default 100 unless set).
+func BenchmarkRouteTable(b *testing.B) {
+	total := envInt("MESHD_BENCH_ROUTES", 1_000_000)
 	const per = 100
+	total = (total + per - 1) / per * per
 	in := testenv.StartInfluxd(b)
+	delay, gogc := os.Getenv("MESHD_BENCH_WAL_FSYNC_DELAY"), os.Getenv("MESHD_BENCH_INFLUXD_GOGC")
+	if delay != "" && delay != "0s" || gogc != "" {
+		tuneInfluxd(b, in, delay, gogc)
+	}
 	ipid := influxdPid(b, in.Dir)
 	self := strconv.Itoa(os.Getpid())
+	ring := make([]change.Batch, min(ringLen, total/per))
+	for i := range ring {
+		ring[i] = routes(i, per, time.Time{})
+	}
 	for n := 0; n < b.N; n++ {
 		db := fmt.Sprintf("bench%d", n)
 		cfg := influx.Config{URL: in.URL, Database: db, CreateDatabase: true, SpoolDir: b.TempDir(),
-			BatchSize: 10000, FlushInterval: 200 * time.Millisecond, Timeout: 30 * time.Second, SnapshotInterval: -1,
+			BatchSize: envInt("MESHD_BENCH_BATCH", 20000), WritesInFlight: envInt("MESHD_BENCH_INFLIGHT", 0),
+			FlushInterval: 200 * time.Millisecond, Timeout: 30 * time.Second, SnapshotInterval: -1,
 			Gzip: os.Getenv("MESHD_BENCH_GZIP") == "1"}
 		s, err := influx.New(cfg)
 		if err != nil {
@@ -94,7 +147,12 @@ func BenchmarkRouteTable(b *testing.B) {
 		go func() { done <- s.Run(ctx, sub) }()
 		at := time.Now().Add(-time.Hour)
 		for i := 0; i < total/per; i++ {
-			sub.ch <- routes(i, per, at.Add(time.Duration(i)*time.Millisecond))
+			bt := ring[i%len(ring)]
+			ts := at.Add(time.Duration(i) * time.Millisecond)
+			for j := range bt.Events {
+				bt.Events[j].Time = ts
+			}
+			sub.ch <- bt
 		}
 		cancel()
 		if err := <-done; err != nil {

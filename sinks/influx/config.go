@@ -33,6 +33,9 @@ type Config struct {
 	CreateDatabase bool `yaml:"create-database"`
 	// BatchSize is the most points per write request.
 	BatchSize int `yaml:"batch-size"`
+	// WritesInFlight is how many write requests may be outstanding at
+	// once; batches are still acknowledged to the spool in order.
+	WritesInFlight int `yaml:"writes-in-flight"`
 	// FlushInterval is the longest a point waits for its batch to fill.
 	FlushInterval time.Duration `yaml:"flush-timer"`
 	// Timeout bounds one write request.
@@ -59,6 +62,7 @@ type Config struct {
 // Defaults for unset fields.
 const (
 	DefaultBatchSize         = 5000
+	DefaultWritesInFlight    = 3
 	DefaultFlushInterval     = time.Second
 	DefaultTimeout           = 10 * time.Second
 	DefaultSnapshotInterval  = time.Minute
@@ -73,6 +77,9 @@ const (
 func (c *Config) SetDefaults() {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.WritesInFlight == 0 {
+		c.WritesInFlight = DefaultWritesInFlight
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = DefaultFlushInterval
@@ -117,6 +124,8 @@ func (c *Config) Validate() error {
 		return fieldErr("create-database", "needs database (it is an InfluxDB 1.8 operation)")
 	case c.BatchSize <= 0 || c.BatchSize > 1_000_000:
 		return fieldErr("batch-size", "%d: must be > 0 and <= 1000000", c.BatchSize)
+	case c.WritesInFlight <= 0 || c.WritesInFlight > 16:
+		return fieldErr("writes-in-flight", "%d: must be > 0 and <= 16", c.WritesInFlight)
 	case c.FlushInterval <= 0:
 		return fieldErr("flush-timer", "%s: must be > 0", c.FlushInterval)
 	case c.Timeout <= 0:

@@ -64,11 +64,12 @@ type point struct {
 // encoder turns points into line protocol and keeps every series'
 // timestamps strictly increasing (see uniqueTime).
 type encoder struct {
-	last map[string]int64 // series key -> last timestamp written
-	key  []byte
+	// series key -> last timestamp written. A pointer value lets the hot
+	// path update an entry without allocating the key again.
+	last map[string]*int64
 }
 
-func newEncoder() *encoder { return &encoder{last: map[string]int64{}} }
+func newEncoder() *encoder { return &encoder{last: map[string]*int64{}} }
 
 // collisionWindow is how far back a timestamp may be and still be moved
 // forward to stay unique in its series. Within a burst many points share
@@ -80,12 +81,16 @@ const collisionWindow = int64(1e9)
 // uniqueTime returns ts, moved past the last timestamp of the series when
 // it would collide with it.
 func (e *encoder) uniqueTime(series []byte, ts int64) int64 {
-	last, ok := e.last[string(series)]
-	if ok && ts <= last && last-ts < collisionWindow {
-		ts = last + 1
+	last := e.last[string(series)] // no allocation for the lookup
+	if last == nil {
+		e.last[string(series)] = &ts
+		return ts
 	}
-	if !ok || ts > last {
-		e.last[string(series)] = ts
+	if ts <= *last && *last-ts < collisionWindow {
+		ts = *last + 1
+	}
+	if ts > *last {
+		*last = ts
 	}
 	return ts
 }
@@ -148,7 +153,31 @@ const (
 	strEsc                 // double quote, backslash
 )
 
+// needsEscape marks, per escaper, the bytes that appendEscaped rewrites.
+// Most tag values and strings (addresses, AS paths, enum names) have
+// none, and then they are copied whole.
+var needsEscape = func() (t [3][256]bool) {
+	for _, c := range []byte{'\n', '\r', '\\'} {
+		t[measEsc][c], t[keyEsc][c], t[strEsc][c] = true, true, true
+	}
+	t[measEsc][','], t[measEsc][' '] = true, true
+	t[keyEsc][','], t[keyEsc][' '], t[keyEsc]['='] = true, true, true
+	t[strEsc]['"'] = true
+	return t
+}()
+
 func appendEscaped(dst []byte, s string, how escaper) []byte {
+	tab := &needsEscape[how]
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if tab[s[i]] {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return append(dst, s...)
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {

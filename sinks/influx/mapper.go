@@ -335,7 +335,7 @@ func (m *mapper) event(dst []byte, ev *change.Event, now time.Time) ([]byte, int
 			return dst, 0
 		}
 		p.meas = mBMPRoute
-		m.routeFields(p, ev.Route)
+		m.routeFields(p, ev)
 		dst, ok = m.enc.appendPoint(dst, p)
 		return dst, b2i(ok)
 	case change.EventPeerUp, change.EventPeerDown, change.EventHopChange:
@@ -436,29 +436,17 @@ next:
 	}
 }
 
-func (m *mapper) routeFields(p *point, r *change.Route) {
-	p.tags = append(p.tags, tag{"afi_safi", stripModule(r.AfiSafi)}, tag{"rib", r.RIB}, tag{"action", r.Action.String()})
-	p.fields = append(p.fields, field{"prefix", strV(r.Prefix)}, field{"origin_as", intV(int64(r.OriginAS))})
-	if r.PathID != 0 {
-		p.fields = append(p.fields, field{"path_id", intV(int64(r.PathID))})
-	}
+// routeFields fills a route point. Tags and fields are appended in key
+// order, so encoding a route (the bulk of a table dump) sorts nothing.
+func (m *mapper) routeFields(p *point, ev *change.Event) {
+	r := ev.Route
+	p.tags = append(p.tags[:0], tag{"action", r.Action.String()}, tag{"afi_safi", stripModule(r.AfiSafi)},
+		tag{"neighbor", ev.Neighbor}, tag{"network_instance", ev.NetworkInstance}, tag{"rib", r.RIB}, tag{"router", ev.Router})
 	if r.ASPath != "" {
 		p.fields = append(p.fields, field{"as_path", strV(r.ASPath)})
 	}
-	if r.NextHop != "" {
-		p.fields = append(p.fields, field{"next_hop", strV(r.NextHop)})
-	}
-	if r.MED != nil {
-		p.fields = append(p.fields, field{"med", intV(int64(*r.MED))})
-	}
-	if r.LocalPref != nil {
-		p.fields = append(p.fields, field{"local_pref", intV(int64(*r.LocalPref))})
-	}
 	if len(r.Communities) > 0 {
 		p.fields = append(p.fields, field{"communities", strV(strings.Join(r.Communities, " "))})
-	}
-	if len(r.LargeCommunities) > 0 {
-		p.fields = append(p.fields, field{"large_communities", strV(strings.Join(r.LargeCommunities, " "))})
 	}
 	if len(r.ExtCommunities) > 0 {
 		var parts []string
@@ -470,6 +458,23 @@ func (m *mapper) routeFields(p *point, r *change.Route) {
 		slices.Sort(parts)
 		p.fields = append(p.fields, field{"ext_communities", strV(strings.Join(parts, " "))})
 	}
+	if len(r.LargeCommunities) > 0 {
+		p.fields = append(p.fields, field{"large_communities", strV(strings.Join(r.LargeCommunities, " "))})
+	}
+	if r.LocalPref != nil {
+		p.fields = append(p.fields, field{"local_pref", intV(int64(*r.LocalPref))})
+	}
+	if r.MED != nil {
+		p.fields = append(p.fields, field{"med", intV(int64(*r.MED))})
+	}
+	if r.NextHop != "" {
+		p.fields = append(p.fields, field{"next_hop", strV(r.NextHop)})
+	}
+	p.fields = append(p.fields, field{"origin_as", intV(int64(r.OriginAS))})
+	if r.PathID != 0 {
+		p.fields = append(p.fields, field{"path_id", intV(int64(r.PathID))})
+	}
+	p.fields = append(p.fields, field{"prefix", strV(r.Prefix)})
 }
 
 func str(x any) string {

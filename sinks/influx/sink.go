@@ -327,15 +327,21 @@ func (s *Sink) writeLoop(ctx context.Context) {
 			return
 		}
 	}
-	// Up to inflight requests run at once: InfluxDB syncs its WAL per
-	// request, so one request at a time leaves both sides idle. Batches
-	// are still acknowledged to the spool strictly in order.
+	// Up to WritesInFlight requests run at once: InfluxDB syncs its WAL
+	// per request, so one request at a time leaves both sides idle.
+	// Batches are still acknowledged to the spool strictly in order, so
+	// a failure acknowledges nothing after it (those are resent, and
+	// rewrite the same points: timestamps make writes idempotent).
+	inflight := s.cfg.WritesInFlight
 	type job struct {
 		b    spool.Batch
 		done chan error
 	}
 	jobs := make(chan job, inflight)
 	acks := make(chan job, inflight)
+	// Read buffers are reused once their batch is acknowledged: a batch
+	// is megabytes, and allocating one per request feeds the GC.
+	free := make(chan []byte, inflight+1)
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	var wg sync.WaitGroup
@@ -363,7 +369,12 @@ func (s *Sink) writeLoop(ctx context.Context) {
 			if wctx.Err() != nil {
 				continue
 			}
-			if err := s.sp.Ack(j.b); err != nil {
+			err := s.sp.Ack(j.b)
+			select {
+			case free <- j.b.Data[:0]:
+			default:
+			}
+			if err != nil {
 				s.log.Error("influx: spool ack", slog.String("error", err.Error()))
 			}
 			if d := s.sp.Stats().DroppedPoints; d != lastDropped {
@@ -380,7 +391,12 @@ func (s *Sink) writeLoop(ctx context.Context) {
 		<-ackDone
 	}()
 	for {
-		b, err := s.sp.Read(wctx, nil, s.cfg.BatchSize, 32<<20, s.cfg.FlushInterval)
+		var buf []byte
+		select {
+		case buf = <-free:
+		default:
+		}
+		b, err := s.sp.Read(wctx, buf, s.cfg.BatchSize, 32<<20, s.cfg.FlushInterval)
 		if err != nil {
 			if wctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
 				return
@@ -402,9 +418,6 @@ func (s *Sink) writeLoop(ctx context.Context) {
 		jobs <- j
 	}
 }
-
-// inflight is the number of concurrent write requests.
-const inflight = 1
 
 // errRejected marks a batch InfluxDB will never take (bad data).
 var errRejected = errors.New("rejected")

@@ -609,21 +609,36 @@ func (s *Spool) syncLoop() {
 	}
 }
 
-// Sync flushes the write segment and the ack cursor to disk.
+// Sync flushes the write segment and the ack cursor to disk. The fsync
+// runs outside the lock: it can take long with much dirty data, and
+// Append, Read and Ack must not stall behind it.
 func (s *Spool) Sync() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
 	if !s.dirty {
+		s.mu.Unlock()
 		return nil
 	}
 	s.dirty = false
-	if err := s.wf.Sync(); err != nil {
-		return err
+	wf, af := s.wf, s.ackFile
+	s.mu.Unlock()
+	err := wf.Sync()
+	if errors.Is(err, os.ErrClosed) {
+		// Rotated meanwhile; newSegment synced it before closing it.
+		err = nil
 	}
-	return s.ackFile.Sync()
+	if err == nil {
+		err = af.Sync()
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // Close syncs and closes the spool; unacknowledged records stay on disk
