@@ -137,7 +137,9 @@ func TestFRRReader(t *testing.T) {
 		t.Errorf("fd00:9::2 IPv6 installed not applied from the counts")
 	}
 
-	f.run = func(context.Context, ...string) ([]byte, error) { return nil, errors.New("exit status 1: vtysh: connect failed") }
+	f.run = func(context.Context, ...string) ([]byte, error) {
+		return nil, errors.New("exit status 1: vtysh: connect failed")
+	}
 	if _, err := f.Neighbors(context.Background()); err == nil {
 		t.Error("no error from a failing vtysh")
 	}
