@@ -46,6 +46,9 @@ func (s *Server) Get(_ context.Context, req *gpb.GetRequest) (resp *gpb.GetRespo
 			return nil, status.Error(codes.InvalidArgument, "path element strings (deprecated) are not supported; use elem")
 		}
 		elems := joinElems(pre, p)
+		if err := checkPattern(elems); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
 		found := false
 		for _, t := range targets {
 			n := s.getTarget(t, elems, enc, keep)

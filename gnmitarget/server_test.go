@@ -73,6 +73,7 @@ func TestGetProto(t *testing.T) {
 		{name: "module prefixed", target: "r1", path: "/openconfig-network-instance:network-instances/network-instance[name=default]/protocols/protocol/bgp/neighbors/neighbor[neighbor-address=192.0.2.2]/state/session-state",
 			want: []string{nkey("r1", "default", "192.0.2.2", "state", "session-state")}},
 		{name: "unknown target", target: "nope", path: "/", code: codes.NotFound},
+		{name: "two ellipses refused", target: "r1", path: "/.../neighbors/.../state", code: codes.InvalidArgument},
 		{name: "no such path", target: "r1", path: nb + "[neighbor-address=192.0.2.9]", code: codes.NotFound},
 	}
 	for _, tc := range tests {

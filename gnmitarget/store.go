@@ -1,6 +1,7 @@
 package gnmitarget
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -325,4 +326,23 @@ func leafKey(u *change.Update, p *gpb.Path) string {
 		return u.Key
 	}
 	return change.PathKey(p)
+}
+
+// checkPattern refuses request paths whose matching cost could explode:
+// "..." may appear once (each more multiplies the work), and paths are
+// kept to a sane depth.
+func checkPattern(elems []*gpb.PathElem) error {
+	if len(elems) > 64 {
+		return fmt.Errorf("path has %d elements, more than 64", len(elems))
+	}
+	n := 0
+	for _, e := range elems {
+		if e.GetName() == "..." {
+			n++
+		}
+	}
+	if n > 1 {
+		return fmt.Errorf("path has %d \"...\" elements; at most one is supported", n)
+	}
+	return nil
 }

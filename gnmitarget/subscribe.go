@@ -73,8 +73,12 @@ func (s *Server) newSubscription(sl *gpb.SubscriptionList) (*subscription, error
 		if len(sp.GetPath().GetElement()) > 0 {
 			return nil, status.Error(codes.InvalidArgument, "path element strings (deprecated) are not supported; use elem")
 		}
+		elems := joinElems(pre, sp.GetPath())
+		if err := checkPattern(elems); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
 		ps := &pathSub{
-			elems:     joinElems(pre, sp.GetPath()),
+			elems:     elems,
 			mode:      sp.GetMode(),
 			interval:  time.Duration(sp.GetSampleInterval()),
 			heartbeat: time.Duration(sp.GetHeartbeatInterval()),
