@@ -18,6 +18,8 @@ import (
 	"github.com/meshd/meshd/gnmitarget"
 	"github.com/meshd/meshd/merge"
 	"github.com/meshd/meshd/probe"
+	"github.com/meshd/meshd/probe/bgpstate"
+	"github.com/meshd/meshd/sinks/gnmiserver"
 	mygot "github.com/meshd/meshd/ygot"
 )
 
@@ -32,6 +34,7 @@ type probeFlags struct {
 	tlsCA              string
 	username, password string
 	allowInsecure      bool
+	bgp                bgpstate.Config
 }
 
 func newProbeCmd() *cobra.Command {
@@ -42,7 +45,11 @@ func newProbeCmd() *cobra.Command {
 		Long: `probe watches BGP keepalives and their ACKs on the wire (AF_PACKET with a kernel
 BPF filter for TCP port 179; needs CAP_NET_RAW, and CAP_SYS_ADMIN for --netns) or in a
 pcap file, and serves per-peer statistics over gNMI under meshd's probe model
-(/meshd/network-instances/network-instance/neighbors/neighbor/probe/state).`,
+(/meshd/network-instances/network-instance/neighbors/neighbor/probe/state).
+
+With --bgp frr|gobgp it also polls the local BGP daemon (FRR through vtysh, gobgpd
+through its gRPC API) and serves its neighbors' state as OpenConfig leaves
+(/network-instances/.../bgp/neighbors/neighbor/state and afi-safis/.../prefixes).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -69,6 +76,11 @@ pcap file, and serves per-peer statistics over gNMI under meshd's probe model
 	fl.StringVar(&f.username, "username", "", "gNMI username clients must send")
 	fl.StringVar(&f.password, "password", "", "gNMI password clients must send (default: $MESHD_PROBE_PASSWORD, which keeps it out of ps)")
 	fl.BoolVar(&f.allowInsecure, "allow-insecure", false, "serve gNMI beyond loopback without TLS and credentials")
+	fl.StringVar(&f.bgp.Daemon, "bgp", "", "also serve the local BGP daemon's neighbor state: frr or gobgp")
+	fl.StringVar(&f.bgp.VtySocket, "bgp-socket", "", "FRR's vty socket directory (vtysh --vty_socket; default: FRR's own)")
+	fl.StringVar(&f.bgp.Vtysh, "vtysh", "vtysh", "vtysh binary for --bgp frr")
+	fl.StringVar(&f.bgp.GoBGPAPI, "gobgp-api", "127.0.0.1:50051", "gobgpd's gRPC API address for --bgp gobgp")
+	fl.DurationVar(&f.bgp.Interval, "bgp-interval", 5*time.Second, "how often to poll the BGP daemon")
 	return cmd
 }
 
@@ -93,16 +105,28 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 		password = os.Getenv("MESHD_PROBE_PASSWORD")
 	}
 
+	f.bgp.SetDefaults()
+	if err := f.bgp.Validate(); err != nil {
+		return fmt.Errorf("--bgp: %w", err)
+	}
+	if f.bgp.Daemon != "" && (f.listen == "" || cfg.Pcap != "") {
+		return errors.New("--bgp needs a gNMI target to serve on (--listen) and a live capture (no --pcap)")
+	}
+	var poller *bgpstate.Poller
 	if f.listen != "" && cfg.Pcap == "" {
 		if err := checkExposure(f.listen, f.tlsCert != "", f.username != "", f.allowInsecure); err != nil {
 			return err
 		}
-		_, msch, err := merge.Schemas()
+		ocs, msch, err := merge.Schemas()
 		if err != nil {
 			return err
 		}
 		opts := []gnmitarget.Option{gnmitarget.WithModels(mygot.ΓModelData...), gnmitarget.WithSchema(msch.RootSchema()),
 			gnmitarget.WithLogger(slog.Default().With("part", "probe-gnmi"))}
+		if f.bgp.Daemon != "" {
+			// The daemon's neighbor state is served in OpenConfig terms.
+			opts = append(opts, gnmitarget.WithModels(gnmiserver.Models[:3]...), gnmitarget.WithSchema(ocs.RootSchema()))
+		}
 		if f.tlsCert != "" {
 			opts = append(opts, gnmitarget.WithTLS(f.tlsCert, f.tlsKey, f.tlsCA))
 		}
@@ -132,6 +156,19 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 			}
 			srv.Update(router, ups)
 		}
+		if f.bgp.Daemon != "" {
+			rd, err := bgpstate.NewReader(f.bgp, cfg.NetworkInstance)
+			if err != nil {
+				return err
+			}
+			if poller, err = bgpstate.NewPoller(f.bgp, rd, router, cfg.Publish,
+				bgpstate.WithLogger(slog.Default().With("part", "probe-bgp"))); err != nil {
+				return err
+			}
+		}
+	}
+	if poller != nil {
+		go func() { _ = poller.Run(ctx) }()
 	}
 	return probe.Run(ctx, cfg)
 }

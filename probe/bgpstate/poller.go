@@ -45,7 +45,9 @@ func (c *Config) SetDefaults() {
 		c.Interval = 5 * time.Second
 	}
 	if c.Timeout == 0 {
-		c.Timeout = c.Interval
+		// vtysh starts slowly on a busy box; a poll may overrun the
+		// interval (the next one then waits) rather than fail.
+		c.Timeout = max(c.Interval, 10*time.Second)
 	}
 	if c.StaleAfter == 0 {
 		c.StaleAfter = 3
