@@ -248,3 +248,43 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestReaderFraming feeds the batched reader a stream cut at awkward
+// places (inside headers, inside messages, many messages per write) and
+// then a stream that ends inside a message.
+func TestReaderFraming(t *testing.T) {
+	r := newRig(t, Config{})
+	stream := append(upStream("edge1"), table(700, 65000)...)
+	c, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, cut := 0, 0; cut < len(stream); i++ {
+		n := []int{1, 3, 5, 7, 40, 97, 4000, 70000}[i%8]
+		n = min(n, len(stream)-cut)
+		if _, err := c.Write(stream[cut : cut+n]); err != nil {
+			t.Fatal(err)
+		}
+		cut += n
+		if i%50 == 0 {
+			time.Sleep(time.Millisecond) // let the reader catch up and see partial messages
+		}
+	}
+	waitFor(t, "700 routes", func() bool { return r.b.RouteCount("edge1", "default", "192.0.2.2", "") == 700 })
+	if n := r.count(change.EventRoute, nil); n != 700 {
+		waitFor(t, "700 route events", func() bool { return r.count(change.EventRoute, nil) == 700 })
+	}
+	// A message cut short by the end of the stream is a framing error.
+	part := table(1, 65001)
+	if _, err := c.Write(part[:len(part)-3]); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	waitFor(t, "framing error counted", func() bool {
+		return testutil.ToFloat64(r.b.m.errors.WithLabelValues("framing")) == 1
+	})
+	if got := r.count(change.EventRoute, nil); got != 700 {
+		t.Fatalf("route events = %d, want 700", got)
+	}
+}

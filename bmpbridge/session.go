@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/osrg/gobgp/v4/pkg/packet/bmp"
 
 	"github.com/meshd/meshd/bmpbridge/decode"
 	"github.com/meshd/meshd/bmpbridge/rib"
@@ -92,6 +95,10 @@ type session struct {
 	badLogs int
 	bad     int
 	msgs    uint64
+	// routeSlab hands out the Routes of route events: one allocation per
+	// maxEventBatch routes instead of one per route. Routes handed out
+	// are never touched again; the slab lives as long as any of them.
+	routeSlab []change.Route
 }
 
 // originCheckDelay is how long after a view's first route meshd starts
@@ -104,11 +111,17 @@ const (
 	badLogLimit   = 5
 )
 
-// decoded is one message as the reader hands it over.
-type decoded struct {
-	m   *decode.Message
-	err error
+// readBatch is a run of decoded messages the reader hands over in one
+// channel send; batches go back to the reader to be reused.
+type readBatch struct {
+	msgs []decode.Message
+	errs []error
 }
+
+const (
+	readBatchSize = 256
+	readBufSize   = 64 << 10
+)
 
 func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	host := c.RemoteAddr().String()
@@ -116,31 +129,24 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 		host = h
 	}
 	s := &session{b: b, conn: c, addr: host, log: b.log.With(slog.String("address", host)), dec: decode.NewDecoder(b.cfg.VRFs)}
+	// Without route events the prefix text is needed only for the rare
+	// origin-change event.
+	s.dec.LazyPrefix = !*b.cfg.RouteEvents
 	defer c.Close()
 
 	// The reader frames and decodes messages (the decoder's state is its
-	// own) and hands them over a small channel to this goroutine, which
-	// owns the router state: two stages, so two cores share the work.
-	// When the core is slow the channel fills, the reader stops reading
-	// and TCP flow control slows the router; nothing is buffered without
-	// bound.
-	frames := make(chan decoded, 256)
+	// own) and hands them in batches over a small channel to this
+	// goroutine, which owns the router state: two stages, so two cores
+	// share the work. When the core is slow the channel fills, the reader
+	// stops reading and TCP flow control slows the router; nothing is
+	// buffered without bound.
+	frames := make(chan *readBatch, 4)
+	free := make(chan *readBatch, 8)
 	done := make(chan struct{})
 	var readErr error
 	go func() {
 		defer close(frames)
-		sc := bufio.NewScanner(c)
-		sc.Buffer(make([]byte, 64<<10), b.cfg.MaxMessageSize)
-		sc.Split(decode.Split(b.cfg.MaxMessageSize))
-		for sc.Scan() {
-			m, err := s.dec.Decode(sc.Bytes())
-			select {
-			case frames <- decoded{m, err}:
-			case <-done:
-				return
-			}
-		}
-		readErr = sc.Err()
+		readErr = s.read(c, frames, free, done)
 	}()
 	defer close(done)
 
@@ -149,11 +155,16 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 loop:
 	for {
 		select {
-		case d, ok := <-frames:
+		case rb, ok := <-frames:
 			if !ok {
 				break loop
 			}
-			if keep := s.handle(d.m, d.err); !keep {
+			keep := s.handleBatch(rb)
+			select {
+			case free <- rb:
+			default:
+			}
+			if !keep {
 				c.Close()
 				for range frames { // let the reader finish
 				}
@@ -170,7 +181,7 @@ loop:
 	}
 	switch {
 	case readErr == nil || errors.Is(readErr, net.ErrClosed):
-	case errors.Is(readErr, decode.ErrFraming) || errors.Is(readErr, bufio.ErrTooLong):
+	case errors.Is(readErr, decode.ErrFraming):
 		b.m.errors.WithLabelValues("framing").Inc()
 		s.log.Warn("closing BMP session: stream cannot be framed", slog.String("router", s.name()), slog.Int64("offset", s.dec.Offset()) /* the reader has ended */, slog.Any("error", readErr))
 		if s.r != nil {
@@ -184,6 +195,93 @@ loop:
 	s.end()
 }
 
+// read frames and decodes the stream until it ends or done closes. A
+// batch goes out when it is full or when the next message is not yet
+// buffered, so batching never holds a message back waiting for more.
+func (s *session) read(c net.Conn, out chan<- *readBatch, free chan *readBatch, done <-chan struct{}) error {
+	br := bufio.NewReaderSize(c, readBufSize)
+	maxLen := s.b.cfg.MaxMessageSize
+	var cur *readBatch
+	send := func() bool {
+		if cur == nil || len(cur.msgs) == 0 {
+			return true
+		}
+		select {
+		case out <- cur:
+			cur = nil
+			return true
+		case <-done:
+			return false
+		}
+	}
+	for {
+		if br.Buffered() < bmp.BMP_HEADER_SIZE && !send() {
+			return nil
+		}
+		hdr, err := br.Peek(bmp.BMP_HEADER_SIZE)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				send()
+				if len(hdr) == 0 {
+					return nil
+				}
+				return fmt.Errorf("%w: stream ends inside a message (%d bytes left)", decode.ErrFraming, len(hdr))
+			}
+			send()
+			return err
+		}
+		n, err := decode.FrameLength(hdr, maxLen)
+		if err != nil {
+			send()
+			return err
+		}
+		if br.Buffered() < n && !send() {
+			return nil
+		}
+		var raw []byte
+		if n <= br.Size() {
+			raw, err = br.Peek(n)
+		} else {
+			raw = make([]byte, n) // rare (large Route Mirroring): not kept
+			_, err = io.ReadFull(br, raw)
+		}
+		if err != nil {
+			send()
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("%w: stream ends inside a message (%d bytes left)", decode.ErrFraming, br.Buffered())
+			}
+			return err
+		}
+		if cur == nil {
+			select {
+			case cur = <-free:
+				cur.msgs, cur.errs = cur.msgs[:0], cur.errs[:0]
+			default:
+				cur = &readBatch{msgs: make([]decode.Message, 0, readBatchSize), errs: make([]error, 0, readBatchSize)}
+			}
+		}
+		cur.msgs = cur.msgs[:len(cur.msgs)+1]
+		cur.errs = append(cur.errs, s.dec.DecodeInto(&cur.msgs[len(cur.msgs)-1], raw))
+		if n <= br.Size() {
+			_, _ = br.Discard(n)
+		}
+		if len(cur.msgs) == cap(cur.msgs) && !send() {
+			return nil
+		}
+	}
+}
+
+// handleBatch handles a reader batch; false closes the session.
+func (s *session) handleBatch(rb *readBatch) bool {
+	s.now = time.Now()
+	for i := range rb.msgs {
+		if !s.handle(&rb.msgs[i], rb.errs[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *session) name() string {
 	if s.r == nil {
 		return ""
@@ -193,7 +291,6 @@ func (s *session) name() string {
 
 // handle processes one framed message; false closes the session.
 func (s *session) handle(m *decode.Message, err error) bool {
-	s.now = time.Now()
 	if int(m.TypeCode) < len(s.b.m.byType) {
 		s.b.m.byType[m.TypeCode].Inc()
 	} else {
@@ -578,6 +675,10 @@ func (s *session) routes(m *decode.Message) {
 	warm := !s.now.Before(vs.warmAt)
 	ps.countsDirty = true
 	withEvents := *s.b.cfg.RouteEvents
+	if withEvents && s.events == nil {
+		// Sized once per batch: growing it route by route costs more.
+		s.events = make([]change.Event, 0, maxEventBatch)
+	}
 	ts := m.Time
 	if ts.IsZero() {
 		ts = s.now
@@ -592,7 +693,7 @@ func (s *session) routes(m *decode.Message) {
 		}
 		nWd++
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: route(change.Withdraw, n, m.Peer.RIB, old)})
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Withdraw, n, m.Peer.RIB, old)})
 		}
 	}
 	for i := range u.Announce {
@@ -606,7 +707,7 @@ func (s *session) routes(m *decode.Message) {
 			if old != nil && u.Attrs != nil && old.OriginAS != u.Attrs.OriginAS {
 				nOrig++
 				s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: map[string]any{
-					"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Prefix, "old_origin_as": int64(old.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
+					"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Text(), "old_origin_as": int64(old.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
 				}})
 			}
 		case rib.Added:
@@ -614,7 +715,7 @@ func (s *session) routes(m *decode.Message) {
 				if cp, ca, ok := vs.t.Covering(n); ok && ca != nil && ca.OriginAS != 0 && ca.OriginAS != u.Attrs.OriginAS {
 					nOrig++
 					s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: map[string]any{
-						"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Prefix, "old_origin_as": int64(ca.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
+						"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Text(), "old_origin_as": int64(ca.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
 						"more_specific_of": cp.String(),
 					}})
 				}
@@ -622,7 +723,7 @@ func (s *session) routes(m *decode.Message) {
 		}
 		nAnn++
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: route(change.Announce, n, m.Peer.RIB, u.Attrs)})
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Announce, n, m.Peer.RIB, u.Attrs)})
 		}
 	}
 	vs.ann += uint64(nAnn)
@@ -638,8 +739,13 @@ func (s *session) routes(m *decode.Message) {
 	}
 }
 
-func route(a change.RouteAction, n *decode.NLRI, view string, at *decode.Attrs) *change.Route {
-	r := &change.Route{Action: a, AfiSafi: n.AfiSafi, RIB: view, Prefix: n.Prefix, PathID: n.PathID}
+func (s *session) route(a change.RouteAction, n *decode.NLRI, view string, at *decode.Attrs) *change.Route {
+	if len(s.routeSlab) == cap(s.routeSlab) {
+		s.routeSlab = make([]change.Route, 0, maxEventBatch)
+	}
+	s.routeSlab = s.routeSlab[:len(s.routeSlab)+1]
+	r := &s.routeSlab[len(s.routeSlab)-1]
+	*r = change.Route{Action: a, AfiSafi: n.AfiSafi, RIB: view, Prefix: n.Text(), PathID: n.PathID}
 	if at != nil {
 		r.OriginAS = at.OriginAS
 		r.ASPath = at.ASPath

@@ -200,6 +200,18 @@ func peakRSS() int64 {
 	return 0
 }
 
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 func heapInUse() uint64 {
 	runtime.GC()
 	var ms runtime.MemStats
@@ -254,6 +266,7 @@ func replay(path string, routes int, events bool, cpuProfile, memProfile string,
 	if err != nil {
 		return err
 	}
+	load0 := loadAvg()
 	c0, t0 := cpu(), time.Now()
 	go func() { _, _ = io.Copy(c, f) }()
 	deadline := time.Now().Add(timeout)
@@ -284,6 +297,9 @@ func replay(path string, routes int, events bool, cpuProfile, memProfile string,
 	fmt.Printf("events delivered: %d, lost by the consumer queue: %d\n", nEvents.Load(), lost.Load())
 	fmt.Printf("heap held after replay: %d MB, bytes/route: %.0f\n", (held-base)>>20, float64(held-base)/float64(routes))
 	fmt.Printf("peak RSS: %d MB\n", peakRSS()>>20)
+	// Other work on the machine takes CPU from the replay: msgs/s means
+	// little without it; cpu seconds are the steadier figure.
+	fmt.Printf("load average (1 5 15 min) before: %s, after: %s, CPUs: %d\n", load0, loadAvg(), runtime.NumCPU())
 	c.Close()
 	return nil
 }

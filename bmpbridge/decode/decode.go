@@ -44,6 +44,8 @@ type Message struct {
 	Update      *Update      `json:"update,omitempty"`
 	Termination *Termination `json:"termination,omitempty"`
 	Mirroring   *Mirroring   `json:"mirroring,omitempty"`
+
+	spare *Update // kept across DecodeInto calls so its NLRI storage is reused
 }
 
 // Peer is a normalised BMP per-peer header (without its timestamp, which
@@ -173,6 +175,15 @@ type NLRI struct {
 	Labels  []uint32     `json:"labels,omitempty"`
 }
 
+// Text returns the prefix as text, formatting it if the decoder left it
+// out (Decoder.LazyPrefix).
+func (n *NLRI) Text() string {
+	if n.Prefix == "" && n.IP.IsValid() {
+		return n.IP.String()
+	}
+	return n.Prefix
+}
+
 // Attrs are the path attributes of an UPDATE, shared by all its NLRI.
 // Key is the canonical bytes they were decoded from, so equal attribute
 // sets can be interned and compared without decoding.
@@ -187,6 +198,10 @@ type Attrs struct {
 	Communities      []string            `json:"communities,omitempty"`
 	ExtCommunities   map[string][]string `json:"ext_communities,omitempty"`
 	LargeCommunities []string            `json:"large_communities,omitempty"`
+
+	// Slot is the rib interner's index for this set, so the owner of the
+	// RIB finds it without hashing Key; only that owner touches it.
+	Slot uint32 `json:"-"`
 }
 
 // peerState is what a Peer Up told about a peer.
@@ -208,12 +223,18 @@ type Decoder struct {
 	VRFs map[string]string
 	// Interner, when set, supplies already-decoded attribute sets.
 	Interner Interner
+	// LazyPrefix leaves NLRI.Prefix empty on the fast path (IP unicast),
+	// for callers that need the text only now and then: NLRI.Text
+	// formats it on demand.
+	LazyPrefix bool
 
-	peers  map[PeerKey]*peerState
-	pcache map[peerCacheKey]*Peer
-	offset int64
-	keyBuf []byte
-	famBuf []bgp.Family
+	peers   map[PeerKey]*peerState
+	pcache  map[peerCacheKey]*Peer
+	last    *Peer // the last peer looked up, checked before pcache
+	lastKey peerCacheKey
+	offset  int64
+	keyBuf  []byte
+	famBuf  []bgp.Family
 	// attrCache holds attribute sets decoded without an Interner (the
 	// offline decoder), bounded.
 	attrCache map[string]*Attrs
@@ -229,18 +250,27 @@ func NewDecoder(vrfs map[string]string) *Decoder {
 // Offset returns the stream offset of the next message.
 func (d *Decoder) Offset() int64 { return d.offset }
 
+// FrameLength checks a BMP common header (at least its first 6 bytes) and
+// returns the message length: version 3 and a length in [6, maxLen].
+func FrameLength(hdr []byte, maxLen int) (int, error) {
+	if hdr[0] != bmp.BMP_VERSION {
+		return 0, fmt.Errorf("%w: version %d, want 3", ErrFraming, hdr[0])
+	}
+	n := binary.BigEndian.Uint32(hdr[1:5])
+	if n < bmp.BMP_HEADER_SIZE || n > uint32(maxLen) {
+		return 0, fmt.Errorf("%w: message length %d out of range [6, %d]", ErrFraming, n, maxLen)
+	}
+	return int(n), nil
+}
+
 // Split is a bufio.SplitFunc for BMP streams: it checks the common header
 // (version 3, a sane length) before handing to gobgp's SplitBMP, which on
 // its own would wait forever on a bad version or loop on a zero length.
 func Split(maxLen int) func(data []byte, atEOF bool) (int, []byte, error) {
 	return func(data []byte, atEOF bool) (int, []byte, error) {
 		if len(data) >= bmp.BMP_HEADER_SIZE {
-			if data[0] != bmp.BMP_VERSION {
-				return 0, nil, fmt.Errorf("%w: version %d, want 3", ErrFraming, data[0])
-			}
-			n := binary.BigEndian.Uint32(data[1:5])
-			if n < bmp.BMP_HEADER_SIZE || n > uint32(maxLen) {
-				return 0, nil, fmt.Errorf("%w: message length %d out of range [6, %d]", ErrFraming, n, maxLen)
+			if _, err := FrameLength(data, maxLen); err != nil {
+				return 0, nil, err
 			}
 		}
 		adv, tok, err := bmp.SplitBMP(data, atEOF)
@@ -253,8 +283,17 @@ func Split(maxLen int) func(data []byte, atEOF bool) (int, []byte, error) {
 
 // Decode decodes one whole BMP message (as Split returns it). A returned
 // error wraps ErrMessage; the message may still be partly filled.
-func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
-	m = &Message{Offset: d.offset, Length: len(raw)}
+func (d *Decoder) Decode(raw []byte) (*Message, error) {
+	m := &Message{}
+	return m, d.DecodeInto(m, raw)
+}
+
+// DecodeInto is Decode into a Message the caller recycles: m is reset, but
+// its route storage is reused, so a steady stream allocates little. Nothing
+// m held before is valid afterwards, except what it shared with others
+// (Peer, Attrs, strings).
+func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
+	*m = Message{Offset: d.offset, Length: len(raw), spare: m.spare}
 	d.offset += int64(len(raw))
 	if len(raw) >= bmp.BMP_HEADER_SIZE {
 		m.TypeCode = raw[5]
@@ -266,11 +305,11 @@ func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
 		}
 	}()
 	if len(raw) < bmp.BMP_HEADER_SIZE || raw[0] != bmp.BMP_VERSION || int(binary.BigEndian.Uint32(raw[1:5])) != len(raw) {
-		return m, fmt.Errorf("%w: %s at offset %d: bad common header", ErrMessage, m.Type, m.Offset)
+		return fmt.Errorf("%w: %s at offset %d: bad common header", ErrMessage, m.Type, m.Offset)
 	}
 	if m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && !d.noFast {
 		if ok := d.fastRoute(raw, m); ok {
-			return m, nil
+			return nil
 		}
 	}
 	msg, perr := bmp.ParseBMPMessageWithOptions(raw, d.options)
@@ -285,7 +324,7 @@ func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
 		if perr == nil {
 			perr = errors.New("no message")
 		}
-		return m, fmt.Errorf("%w: %s at offset %d: %v", ErrMessage, m.Type, m.Offset, perr)
+		return fmt.Errorf("%w: %s at offset %d: %v", ErrMessage, m.Type, m.Offset, perr)
 	}
 	if msg.Header.Type != bmp.BMP_MSG_INITIATION && msg.Header.Type != bmp.BMP_MSG_TERMINATION {
 		m.Peer = d.peer(&msg.PeerHeader)
@@ -305,6 +344,7 @@ func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
 		m.PeerDown = peerDown(body)
 		delete(d.peers, m.Peer.Key)
 		clear(d.pcache)
+		d.last = nil
 	case *bmp.BMPStatisticsReport:
 		m.Stats = stats(body)
 	case *bmp.BMPRouteMirroring:
@@ -315,9 +355,9 @@ func (d *Decoder) Decode(raw []byte) (m *Message, err error) {
 		err = fmt.Errorf("unsupported body %T", body)
 	}
 	if err != nil {
-		return m, fmt.Errorf("%w: %s at offset %d: %v", ErrMessage, m.Type, m.Offset, err)
+		return fmt.Errorf("%w: %s at offset %d: %v", ErrMessage, m.Type, m.Offset, err)
 	}
-	return m, nil
+	return nil
 }
 
 // options gives gobgp the per-peer decoding options for a message.
@@ -380,7 +420,11 @@ func stamp(ts float64) time.Time {
 // the hot path formats no addresses.
 func (d *Decoder) peer(h *bmp.BMPPeerHeader) *Peer {
 	ck := peerCacheKey{keyOf(h), h.Flags}
+	if p := d.last; p != nil && d.lastKey == ck && p.AS == h.PeerAS {
+		return p // a run of one peer's routes, the usual case
+	}
 	if p := d.pcache[ck]; p != nil && p.AS == h.PeerAS {
+		d.last, d.lastKey = p, ck
 		return p
 	}
 	p := d.newPeer(h)
@@ -388,6 +432,7 @@ func (d *Decoder) peer(h *bmp.BMPPeerHeader) *Peer {
 		clear(d.pcache)
 	}
 	d.pcache[ck] = p
+	d.last, d.lastKey = p, ck
 	return p
 }
 

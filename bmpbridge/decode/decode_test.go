@@ -298,4 +298,35 @@ func TestFastPathMatchesGobgp(t *testing.T) {
 	if len(fast.attrCache) == 0 {
 		t.Fatal("fast path not used")
 	}
+
+	// DecodeInto reusing one Message, with lazy prefix text, must give
+	// the same records once the text is filled in.
+	reuse := NewDecoder(nil)
+	reuse.LazyPrefix = true
+	sc := bufio.NewScanner(bytes.NewReader(s))
+	sc.Buffer(make([]byte, 4096), MaxMessage)
+	sc.Split(Split(MaxMessage))
+	var m Message
+	var js []byte
+	for i := 0; sc.Scan(); i++ {
+		if err := reuse.DecodeInto(&m, sc.Bytes()); err != nil {
+			t.Fatalf("DecodeInto message %d: %v", i, err)
+		}
+		if m.Update != nil {
+			for _, l := range [][]NLRI{m.Update.Announce, m.Update.Withdraw} {
+				for j := range l {
+					l[j].Prefix = l[j].Text()
+				}
+			}
+		}
+		j, _ := json.Marshal(&m)
+		want, _ := json.Marshal(b[i])
+		if !bytes.Equal(j, want) {
+			t.Fatalf("message %d with reuse:\n got %s\nwant %s", i, j, want)
+		}
+		js = j
+	}
+	if len(js) == 0 {
+		t.Fatal("no messages")
+	}
 }

@@ -50,16 +50,22 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 	}
 	ap4, ap6 := addPathOn(o, bgp.RF_IPv4_UC), addPathOn(o, bgp.RF_IPv6_UC)
 
-	u := &Update{}
+	u := m.spare
+	if u == nil {
+		u = &Update{}
+	} else {
+		*u = Update{Announce: u.Announce[:0], Withdraw: u.Withdraw[:0]}
+	}
 	b := raw[bmp.BMP_HEADER_SIZE+bmp.BMP_PEER_HEADER_SIZE+bgpHeaderLen:]
 	wl := int(binary.BigEndian.Uint16(b))
-	if u.Withdraw, err = prefixes(u.Withdraw, b[2:2+wl], bgp.RF_IPv4_UC, ap4); err != nil {
+	text := !d.LazyPrefix
+	if u.Withdraw, err = prefixes(u.Withdraw, b[2:2+wl], bgp.RF_IPv4_UC, ap4, text); err != nil {
 		return false
 	}
 	b = b[2+wl:]
 	al := int(binary.BigEndian.Uint16(b))
 	as, nlri := b[2:2+al], b[2+al:]
-	if u.Announce, err = prefixes(u.Announce, nlri, bgp.RF_IPv4_UC, ap4); err != nil {
+	if u.Announce, err = prefixes(u.Announce, nlri, bgp.RF_IPv4_UC, ap4, text); err != nil {
 		return false
 	}
 	for len(as) > 0 {
@@ -79,7 +85,7 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 			if off >= len(v) {
 				return false
 			}
-			if u.Announce, err = prefixes(u.Announce, v[off+1:], bgp.RF_IPv6_UC, ap6); err != nil {
+			if u.Announce, err = prefixes(u.Announce, v[off+1:], bgp.RF_IPv6_UC, ap6, text); err != nil {
 				return false
 			}
 		case 15:
@@ -89,11 +95,12 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 			if len(v) == 3 && len(u.Announce) == 0 && len(u.Withdraw) == 0 {
 				return false // End-of-RIB: let the full path name it
 			}
-			if u.Withdraw, err = prefixes(u.Withdraw, v[3:], bgp.RF_IPv6_UC, ap6); err != nil {
+			if u.Withdraw, err = prefixes(u.Withdraw, v[3:], bgp.RF_IPv6_UC, ap6, text); err != nil {
 				return false
 			}
 		}
 	}
+	m.spare = u
 	if len(u.Announce) == 0 && len(u.Withdraw) == 0 {
 		return false
 	}
@@ -110,8 +117,10 @@ func addPathOn(o *bgp.MarshallingOption, f bgp.Family) bool {
 	return o != nil && o.AddPath != nil && o.AddPath[f]&bgp.BGP_ADD_PATH_RECEIVE != 0
 }
 
-// prefixes reads RFC 4271 prefix encodings (with RFC 7911 path IDs).
-func prefixes(out []NLRI, b []byte, f bgp.Family, addPath bool) ([]NLRI, error) {
+// prefixes reads RFC 4271 prefix encodings (with RFC 7911 path IDs); text
+// fills NLRI.Prefix.
+func prefixes(out []NLRI, b []byte, f bgp.Family, addPath, text bool) ([]NLRI, error) {
+	var buf [64]byte
 	maxBits, name := 32, "IPV4_UNICAST"
 	if f == bgp.RF_IPv6_UC {
 		maxBits, name = 128, "IPV6_UNICAST"
@@ -138,7 +147,11 @@ func prefixes(out []NLRI, b []byte, f bgp.Family, addPath bool) ([]NLRI, error) 
 			addr = netip.AddrFrom16(a)
 		}
 		p := netip.PrefixFrom(addr, bits).Masked()
-		out = append(out, NLRI{AfiSafi: name, Family: f, PathID: id, IP: p, Prefix: p.String()})
+		r := NLRI{AfiSafi: name, Family: f, PathID: id, IP: p}
+		if text {
+			r.Prefix = string(p.AppendTo(buf[:0])) // one allocation, where String makes two
+		}
+		out = append(out, r)
 		b = b[1+n:]
 	}
 	return out, nil

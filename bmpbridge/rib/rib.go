@@ -43,6 +43,12 @@ func (in *Interner) ref(a *decode.Attrs) uint32 {
 	if a == nil {
 		return 0
 	}
+	// The decoder hands the same *Attrs for every route of a set, so the
+	// slot it carries saves hashing the key on nearly every route.
+	if id := a.Slot; id != 0 && int(id) < len(in.attrs) && in.attrs[id] == a {
+		in.refs[id]++
+		return id
+	}
 	if id, ok := in.ids[a.Key]; ok {
 		in.refs[id]++
 		return id
@@ -58,6 +64,7 @@ func (in *Interner) ref(a *decode.Attrs) uint32 {
 		in.refs = append(in.refs, 1)
 	}
 	in.ids[a.Key] = id
+	a.Slot = id
 	return id
 }
 
@@ -129,9 +136,13 @@ type Table struct {
 	other map[strKey]uint32
 	// lens counts routes per prefix length per IP family, so the search
 	// for a covering prefix only probes lengths that exist.
-	lens  [numIPFams][129]uint32
-	count map[bgp.Family]uint64
+	lens    [numIPFams][129]uint32
+	ipCount [numIPFams]uint64
+	count   map[bgp.Family]uint64 // other families
+	ipSeen  uint8                 // IP families that ever had a route
 }
+
+var ipFamilies = [numIPFams]bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC, bgp.RF_IPv4_MPLS, bgp.RF_IPv6_MPLS}
 
 // NewTable returns an empty table interning attributes in in.
 func NewTable(in *Interner) *Table {
@@ -153,7 +164,8 @@ func (t *Table) Announce(n *decode.NLRI, a *decode.Attrs) (o Outcome, old *decod
 		}
 		t.ip[k] = t.in.ref(a)
 		t.lens[fam][k.bits]++
-		t.count[n.Family]++
+		t.ipCount[fam]++
+		t.ipSeen |= 1 << fam
 		return Added, nil
 	}
 	k := strKey{s: n.Prefix, id: n.PathID}
@@ -169,7 +181,7 @@ func clone(s string) string { return string([]byte(s)) }
 
 func (t *Table) replace(cur uint32, a *decode.Attrs, set func(uint32)) (Outcome, *decode.Attrs) {
 	old := t.in.attrs[cur]
-	if (old == nil && a == nil) || (old != nil && a != nil && old.Key == a.Key) {
+	if old == a || (old != nil && a != nil && old.Key == a.Key) {
 		return Duplicate, old
 	}
 	id := t.in.ref(a)
@@ -190,7 +202,7 @@ func (t *Table) Withdraw(n *decode.NLRI) (Outcome, *decode.Attrs) {
 		delete(t.ip, k)
 		t.in.unref(cur)
 		t.lens[fam][k.bits]--
-		t.count[n.Family]--
+		t.ipCount[fam]--
 		return Removed, old
 	}
 	k := strKey{s: n.Prefix, id: n.PathID}
@@ -230,8 +242,20 @@ func (t *Table) Covering(n *decode.NLRI) (netip.Prefix, *decode.Attrs, bool) {
 // Len returns the number of routes in the table.
 func (t *Table) Len() int { return len(t.ip) + len(t.other) }
 
-// Counts returns the routes per family.
-func (t *Table) Counts() map[bgp.Family]uint64 { return t.count }
+// Counts returns the routes per family; families that had routes stay
+// listed with 0.
+func (t *Table) Counts() map[bgp.Family]uint64 {
+	out := make(map[bgp.Family]uint64, len(t.count)+numIPFams)
+	for f, n := range t.count {
+		out[f] = n
+	}
+	for i, n := range t.ipCount {
+		if n > 0 || t.ipSeen&(1<<i) != 0 {
+			out[ipFamilies[i]] = n
+		}
+	}
+	return out
+}
 
 // Clear drops every route, releasing its attributes.
 func (t *Table) Clear() {
@@ -244,5 +268,8 @@ func (t *Table) Clear() {
 	clear(t.ip)
 	clear(t.other)
 	t.lens = [numIPFams][129]uint32{}
-	clear(t.count)
+	t.ipCount = [numIPFams]uint64{}
+	for f := range t.count {
+		t.count[f] = 0
+	}
 }

@@ -59,6 +59,46 @@ func TestTableOutcomes(t *testing.T) {
 	}
 }
 
+// TestInternerSlotReuse checks the slot fast path: an attribute set whose
+// slot was freed and taken by another set must not be confused with it.
+func TestInternerSlotReuse(t *testing.T) {
+	in := NewInterner()
+	tb := NewTable(in)
+	a1 := &decode.Attrs{Key: "a1", OriginAS: 1}
+	a2 := &decode.Attrs{Key: "a2", OriginAS: 2}
+	tb.Announce(nlri("10.0.0.0/8", 0), a1)
+	if a1.Slot == 0 {
+		t.Fatal("a1 got no slot")
+	}
+	tb.Withdraw(nlri("10.0.0.0/8", 0))
+	if in.Len() != 0 {
+		t.Fatalf("interner holds %d sets after the last withdraw", in.Len())
+	}
+	tb.Announce(nlri("10.1.0.0/16", 0), a2) // takes a1's freed slot
+	if a2.Slot != a1.Slot {
+		t.Fatalf("slot not reused (a1 %d, a2 %d): test does not test", a1.Slot, a2.Slot)
+	}
+	if o, _ := tb.Announce(nlri("10.2.0.0/16", 0), a1); o != Added {
+		t.Fatalf("announce a1 = %v, want Added", o)
+	}
+	if o, old := tb.Announce(nlri("10.2.0.0/16", 0), a1); o != Duplicate || old != a1 {
+		t.Fatalf("re-announce a1 = %v %v, want Duplicate of a1", o, old)
+	}
+	if o, old := tb.Announce(nlri("10.1.0.0/16", 0), a1); o != Changed || old != a2 {
+		t.Fatalf("a2 -> a1 = %v, old %v; want Changed from a2", o, old)
+	}
+	if in.Len() != 1 {
+		t.Fatalf("interner holds %d sets, want 1", in.Len())
+	}
+	if c := tb.Counts(); c[bgp.RF_IPv4_UC] != 2 {
+		t.Fatalf("counts %v, want 2 IPv4 unicast", c)
+	}
+	tb.Clear()
+	if c, ok := tb.Counts()[bgp.RF_IPv4_UC]; !ok || c != 0 {
+		t.Fatalf("after Clear counts %v, want IPv4 unicast listed with 0", tb.Counts())
+	}
+}
+
 func TestCovering(t *testing.T) {
 	tb := NewTable(NewInterner())
 	tb.Announce(nlri("10.0.0.0/8", 0), &decode.Attrs{Key: "x", OriginAS: 1})
