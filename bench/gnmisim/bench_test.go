@@ -160,7 +160,7 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
 	}
 	// A fleet syncing at once takes a while; the stall watchdog must not
 	// count that as a stall.
-	cfg := gnmiclient.Config{TargetsFile: file, Defaults: gnmiclient.Target{SyncTimeout: 30 * time.Minute}, Subscriptions: map[string]*gnmiclient.Subscription{
+	cfg := gnmiclient.Config{TargetsFile: file, Defaults: gnmiclient.Target{SyncTimeout: 30 * time.Minute, Timeout: 2 * time.Minute}, Subscriptions: map[string]*gnmiclient.Subscription{
 		"bgp-neighbors": {Paths: []string{"/network-instances/network-instance[name=*]/protocols/protocol[identifier=*][name=*]/bgp/neighbors/neighbor[neighbor-address=*]"},
 			StreamMode: "on-change", Encoding: "proto"},
 	}}
@@ -225,7 +225,11 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
 	b.ReportMetric(peak, "peak-rss-MiB")
 	st := c.Status()
 	synced, failures := 0, uint64(0)
+	errs := map[string]int{}
 	for _, s := range st {
+		if s.LastError != "" {
+			errs[s.LastError]++
+		}
 		if s.State == gnmiclient.StateSynced {
 			synced++
 		}
@@ -233,7 +237,7 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
 	}
 	b.ReportMetric(float64(synced), "synced-targets")
 	if synced != targets || failures > 0 {
-		b.Errorf("%d of %d targets synced, %d session failures: the figures include re-sent data", synced, targets, failures)
+		b.Errorf("%d of %d targets synced, %d session failures (%v): the figures include re-sent data", synced, targets, failures, errs)
 	}
 	cancel()
 }
