@@ -217,11 +217,11 @@ func writeAllKinds(t *testing.T, core *merge.Core, at time.Time) {
 	events := []change.Event{
 		ev(change.EventPeerUp, map[string]any{"peer_as": uint32(65001), "hold_time": 90}),
 		ev(change.EventPeerDown, map[string]any{"reason_code": 1, "reason": "local admin shutdown", "notification_code": 6, "notification_subcode": 2}),
-		ev(change.EventMessage, map[string]any{"type": "OPEN", "direction": "received", "version": 4, "my_as": 65001, "hold_time": 90, "bgp_id": "192.0.2.1", "capabilities": "mp-bgp,4-octet-as"}),
+		ev(change.EventMessage, map[string]any{"type": "OPEN", "direction": "received", "as": int64(65001), "hold_time": int64(90), "bgp_id": "192.0.2.1", "capabilities": "mp-bgp,4-octet-as", "families": "IPV4_UNICAST"}),
 		ev(change.EventMessage, map[string]any{"type": "NOTIFICATION", "direction": "received", "code": 6, "subcode": 2, "reason": "administrative shutdown"}),
 		ev(change.EventHopChange, map[string]any{"old_hops": 1, "new_hops": 2}),
 		ev(change.EventOriginChange, map[string]any{"afi_safi": "IPV4_UNICAST", "prefix": "10.0.0.0/24", "old_origin_as": uint32(64512), "new_origin_as": uint32(64513)}),
-		ev(change.EventStats, map[string]any{"routes_adj_rib_in": uint64(900), "duplicate_prefix_advertisements": uint64(3)}),
+		ev(change.EventStats, map[string]any{"peer_type": "GLOBAL", "rib": "ADJ_RIB_IN_PRE", "adj-rib-in-routes": int64(900), "duplicate-prefix-advertisements": int64(3), "adj-rib-in-routes-per-afi-safi.IPV4_UNICAST": int64(900)}),
 		ev(change.EventProbeSample, map[string]any{"rtt_us": 251.0, "hops": 1, "ttl": 63}),
 		{Time: at, Router: "r1", Kind: change.EventRouterUp, Source: change.SourceBMP, Fields: map[string]any{"reason": "initiation"}},
 	}
@@ -258,9 +258,20 @@ func checkAllMeasurements(t *testing.T, in *testenv.Influxd, db string) {
 	if len(r.Results[0].Series) == 0 || r.Results[0].Series[0].Values[0][1].(float64) != 1 {
 		t.Errorf("bgp_neighbor with peer_as tag: %+v", r)
 	}
+	// BMP's Cease is one session end: the peer_down event carries it.
+	r = query(t, in, db, `SELECT "notification_code" FROM "bgp_session_event" WHERE "event" = 'peer_down'`)
+	if len(r.Results[0].Series) == 0 || r.Results[0].Series[0].Values[0][1].(float64) != 6 {
+		t.Errorf("peer_down without its Cease notification code: %+v", r)
+	}
 	r = query(t, in, db, `SELECT "reason" FROM "bgp_session_event" WHERE "event" = 'cease'`)
-	if len(r.Results[0].Series) == 0 {
-		t.Errorf("no cease session event")
+	if len(r.Results[0].Series) != 0 {
+		t.Errorf("a BMP Cease counted twice (peer_down and cease): %+v", r)
+	}
+	if n := count(t, in, db, mMessage, "my_as"); n != 1 {
+		t.Errorf("OPEN my_as points %d, want 1", n)
+	}
+	if n := count(t, in, db, mBMPStats, "routes_adj_rib_in_afi_safi_ipv4_unicast"); n != 1 {
+		t.Errorf("per-AFI stats points %d, want 1", n)
 	}
 }
 

@@ -39,6 +39,9 @@ type series struct {
 type nbr struct {
 	nbrKey
 	peerAS string
+	// locRIB marks a BMP Loc-RIB instance peer: not a BGP neighbor, so
+	// OpenConfig neighbor leaves for it are not written as bgp_neighbor.
+	locRIB bool
 	series map[seriesKey]*series
 }
 
@@ -103,6 +106,7 @@ func ns(t time.Time, now time.Time) int64 {
 // points appended.
 func (m *mapper) batch(dst []byte, b *change.Batch, now time.Time) ([]byte, int) {
 	n := 0
+	m.markLocRIB(b.Updates)
 	for i := range b.Updates {
 		m.update(&b.Updates[i], now)
 	}
@@ -123,6 +127,39 @@ func (m *mapper) batch(dst []byte, b *change.Batch, now time.Time) ([]byte, int)
 	return dst, n
 }
 
+// markLocRIB finds the neighbors a batch declares Loc-RIB instance peers
+// (meshd's bmp/state/peer-type) before their other leaves are mapped:
+// bmpbridge sends the OpenConfig leaves of a Peer Up first.
+func (m *mapper) markLocRIB(ups []change.Update) {
+	for i := range ups {
+		u := &ups[i]
+		if u.Value == nil {
+			continue
+		}
+		elems := u.Path.GetElem()
+		if len(elems) == 0 || elems[0].GetName() != "meshd" {
+			continue
+		}
+		ni, addr, rest, ok := change.NeighborOf(u.Path)
+		if !ok || len(rest) != 3 || rest[0].GetName() != "bmp" || rest[1].GetName() != "state" || rest[2].GetName() != "peer-type" {
+			continue
+		}
+		if !locRIBPeerType(u.Value.GetStringVal()) {
+			continue
+		}
+		nb := m.neighbor(nbrKey{u.Router, ni, addr})
+		if !nb.locRIB {
+			nb.locRIB = true
+			nb.peerAS = ""
+			for sk := range nb.series {
+				if sk.meas == mNeighbor || sk.meas == mNeighborAfi {
+					delete(nb.series, sk)
+				}
+			}
+		}
+	}
+}
+
 // update applies one leaf change to the cache and marks what changed.
 func (m *mapper) update(u *change.Update, now time.Time) {
 	ni, addr, rest, ok := change.NeighborOf(u.Path)
@@ -135,6 +172,12 @@ func (m *mapper) update(u *change.Update, now time.Time) {
 	key := nbrKey{u.Router, ni, addr}
 	if u.Value == nil {
 		m.deleteBelow(key, meshd, rest)
+		return
+	}
+	if !meshd && (unspecifiedPeer(addr) || m.nbrs[key] != nil && m.nbrs[key].locRIB) {
+		// A Loc-RIB or instance "peer" has no BGP session: OpenConfig
+		// neighbor leaves for it would be a bogus bgp_neighbor series.
+		m.stats.unmapped++
 		return
 	}
 	if !meshd && len(rest) == 2 && rest[0].GetName() == "state" && rest[1].GetName() == "peer-as" {
@@ -312,6 +355,7 @@ func (m *mapper) snapshot(dst []byte, now time.Time) ([]byte, int) {
 // resync replaces the cache with the merge core's current state.
 func (m *mapper) resync(ups []change.Update, now time.Time) {
 	clear(m.nbrs)
+	m.markLocRIB(ups)
 	for i := range ups {
 		m.update(&ups[i], now)
 	}
@@ -354,7 +398,9 @@ func (m *mapper) event(dst []byte, ev *change.Event, now time.Time) ([]byte, int
 		n := b2i(ok)
 		// A Cease NOTIFICATION ends a session: record it as a session
 		// event too, so one query lists every session end with reason.
-		if typ == "NOTIFICATION" && intOf(ev.Fields["code"]) == 6 {
+		// Not for BMP: bmpbridge sends a peer_down event with the same
+		// notification code for it, which would count the end twice.
+		if typ == "NOTIFICATION" && intOf(ev.Fields["code"]) == 6 && ev.Source != change.SourceBMP {
 			p.meas = mSessionEvent
 			p.tags = append(p.tags[:0], tag{"router", ev.Router}, tag{"network_instance", ev.NetworkInstance}, tag{"neighbor", ev.Neighbor}, tag{"event", "cease"}, tag{"source", ev.Source.String()}, tag{"peer_as", m.eventPeerAS(ev)})
 			p.fields = p.fields[:0]
@@ -371,11 +417,12 @@ func (m *mapper) event(dst []byte, ev *change.Event, now time.Time) ([]byte, int
 		return dst, n
 	case change.EventOriginChange:
 		p.meas = mOrigin
-		p.tags = append(p.tags, tag{"afi_safi", stripModule(str(ev.Fields["afi_safi"]))})
-		m.eventFields(p, ev.Fields, "afi_safi")
+		p.tags = append(p.tags, tag{"afi_safi", stripModule(str(ev.Fields["afi_safi"]))}, tag{"rib", str(ev.Fields["rib"])})
+		m.eventFields(p, ev.Fields, "afi_safi", "rib")
 	case change.EventStats:
 		p.meas = mBMPStats
-		m.eventFields(p, ev.Fields)
+		p.tags = append(p.tags, tag{"rib", str(ev.Fields["rib"])})
+		m.statsFields(p, ev.Fields)
 	case change.EventProbeSample:
 		p.meas = mKeepalive
 		m.eventFields(p, ev.Fields)
@@ -389,6 +436,48 @@ func (m *mapper) event(dst []byte, ev *change.Event, now time.Time) ([]byte, int
 	}
 	dst, ok = m.enc.appendPoint(dst, p)
 	return dst, b2i(ok)
+}
+
+// statsFields writes a Stats Report event under the field names the
+// counter leaves use (bmpStatNames). A per-AFI/SAFI type gets one field
+// per AFI/SAFI ("routes_adj_rib_in_afi_safi_ipv4_unicast") and one with
+// their sum, which is what the counter leaf holds.
+func (m *mapper) statsFields(p *point, fs map[string]any) {
+	var sums map[string]int64
+	for k, x := range fs {
+		switch k {
+		case "rib":
+			continue
+		case "peer_type":
+			if v := str(x); v != "" {
+				p.fields = append(p.fields, field{"peer_type", strV(v)})
+			}
+			continue
+		}
+		f, afi, ok := statField(k)
+		v, vok := goValue(x)
+		if !ok || !vok || v.k != kInt {
+			m.stats.unmapped++
+			continue
+		}
+		if u, isU := x.(uint64); isU && u > 1<<63-1 {
+			m.stats.overflows++
+		}
+		if afi == "" {
+			p.fields = append(p.fields, field{f, v})
+			continue
+		}
+		p.fields = append(p.fields, field{f + "_" + fieldName(afi), v})
+		if sums == nil {
+			sums = map[string]int64{}
+		}
+		sums[f] += v.i
+	}
+	for f, v := range sums {
+		if _, dup := fs[f]; !dup {
+			p.fields = append(p.fields, field{f, intV(v)})
+		}
+	}
 }
 
 func (m *mapper) eventPeerAS(ev *change.Event) string {
@@ -424,6 +513,9 @@ next:
 			m.stats.overflows++
 		}
 		f := fieldName(k)
+		if r, ok := eventFieldRenames[p.meas][f]; ok {
+			f = r
+		}
 		if f == "n" {
 			continue
 		}
@@ -438,6 +530,12 @@ next:
 
 // routeFields fills a route point. Tags and fields are appended in key
 // order, so encoding a route (the bulk of a table dump) sorts nothing.
+// eventFieldRenames maps event field keys to the schema's names where
+// the source's key differs (bmpbridge's OPEN "as" is the sender's AS).
+var eventFieldRenames = map[string]map[string]string{
+	mMessage: {"as": "my_as"},
+}
+
 func (m *mapper) routeFields(p *point, ev *change.Event) {
 	r := ev.Route
 	p.tags = append(p.tags[:0], tag{"action", r.Action.String()}, tag{"afi_safi", stripModule(r.AfiSafi)},

@@ -56,14 +56,20 @@ var fixedKinds = map[string]map[string]kind{
 		"n": kInt, "reason_code": kInt, "reason": kString, "notification_code": kInt,
 		"notification_subcode": kInt, "capabilities": kString, "local_as": kInt,
 		"old_hops": kInt, "new_hops": kInt, "hops": kInt, "ttl": kInt, "hold_time": kInt,
+		// As bmpbridge sends them with Peer Up / Peer Down.
+		"peer_type": kString, "rib": kString, "add_path": kString, "local_address": kString,
+		"four_octet_as": kBool, "notification": kString, "notification_subcode_name": kString,
+		"fsm_event": kInt,
 	},
 	mMessage: {
 		"n": kInt, "code": kInt, "subcode": kInt, "version": kInt, "my_as": kInt, "hold_time": kInt,
 		"bgp_id": kString, "capabilities": kString, "data": kString, "reason": kString,
+		"families": kString, "code_name": kString, "subcode_name": kString,
 	},
 	mOrigin: {
 		"prefix": kString, "old_origin_as": kInt, "new_origin_as": kInt, "more_specific_of": kString,
 	},
+	mBMPStats: {"peer_type": kString},
 	mBMPRoute: {
 		"prefix": kString, "path_id": kInt, "origin_as": kInt, "as_path": kString, "next_hop": kString,
 		"med": kInt, "local_pref": kInt, "communities": kString, "ext_communities": kString,
@@ -72,7 +78,10 @@ var fixedKinds = map[string]map[string]kind{
 	mBMPRib: {
 		"announcements": kInt, "withdrawals": kInt, "duplicates": kInt, "prefixes": kInt, "origin_changes": kInt,
 	},
-	mRouterEvent: {"n": kInt, "reason": kString},
+	mRouterEvent: {
+		"n": kInt, "reason": kString, "sys_name": kString, "sys_descr": kString, "address": kString,
+		"messages": kInt, "errors": kInt,
+	},
 }
 
 // ocNeighborLeaf maps the OpenConfig leaves under a neighbor (path below
@@ -124,6 +133,55 @@ var bmpStatNames = map[uint64]string{
 	12: "prefixes_treat_as_withdraw", 13: "duplicate_update_messages", 14: "routes_adj_rib_out_pre",
 	15: "routes_adj_rib_out_post", 16: "routes_adj_rib_out_pre_afi_safi", 17: "routes_adj_rib_out_post_afi_safi",
 }
+
+// bmpStatTypes maps the names bmpbridge gives stats types in its
+// Stats Report events (RFC 7854/8671/9069 wording, bmpbridge/decode's
+// StatName) to the type numbers, so events and counter leaves write the
+// same field names (bmpStatNames) into bmp_stats.
+var bmpStatTypes = map[string]uint64{
+	"rejected-prefixes": 0, "duplicate-prefix-advertisements": 1, "duplicate-withdraws": 2,
+	"invalid-cluster-list-loop": 3, "invalid-as-path-loop": 4, "invalid-originator-id": 5,
+	"invalid-as-confed-loop": 6, "adj-rib-in-routes": 7, "loc-rib-routes": 8,
+	"adj-rib-in-routes-per-afi-safi": 9, "loc-rib-routes-per-afi-safi": 10, "updates-treated-as-withdraw": 11,
+	"prefixes-treated-as-withdraw": 12, "duplicate-update-messages": 13, "adj-rib-out-pre-policy-routes": 14,
+	"adj-rib-out-post-policy-routes": 15, "adj-rib-out-pre-policy-routes-per-afi-safi": 16,
+	"adj-rib-out-post-policy-routes-per-afi-safi": 17,
+}
+
+var bmpStatFields = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range bmpStatNames {
+		m[f] = true
+	}
+	return m
+}()
+
+// statField names the bmp_stats field of a stats event key: the
+// bridge's "name" or "name.AFI_SAFI" (per-AFI types), or "type-N" for
+// types it does not know. ok is false for keys that are no statistic.
+func statField(key string) (f, afi string, ok bool) {
+	name, afi, _ := strings.Cut(key, ".")
+	if t, known := bmpStatTypes[name]; known {
+		return bmpStatNames[t], afi, true
+	}
+	if f := fieldName(name); bmpStatFields[f] {
+		return f, afi, true // already the schema's name
+	}
+	if n, found := strings.CutPrefix(name, "type-"); found {
+		if _, err := strconv.ParseUint(n, 10, 16); err == nil {
+			return "type_" + n, afi, true
+		}
+	}
+	return "", "", false
+}
+
+// unspecifiedPeer says whether a neighbor address is the all-zero one
+// BMP uses for Loc-RIB and instance peers, which are no BGP neighbors.
+func unspecifiedPeer(addr string) bool { return addr == "0.0.0.0" || addr == "::" || addr == "" }
+
+// locRIBPeerType is the bmp/state/peer-type value of a Loc-RIB instance
+// peer (RFC 9069), as bmpbridge names it; "LOC_RIB" is accepted too.
+func locRIBPeerType(s string) bool { return s == "LOC_RIB_INSTANCE" || s == "LOC_RIB" }
 
 var healthCodes = map[string]int64{"UNKNOWN": 0, "HEALTHY": 1, "DEGRADED": 2, "DOWN": 3, "STALE": 4}
 

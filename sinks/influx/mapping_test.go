@@ -103,14 +103,14 @@ func TestMapBatch(t *testing.T) {
 			want: []string{`bgp_session_event,event=peer_down,neighbor=192.0.2.1,network_instance=default,peer_as=65001,router=r\ 1,source=bmp n=1i,reason="local \"admin\"\nshutdown",reason_code=1i ` + ts},
 		},
 		{
-			name: "cease notification is also a session event",
+			name: "cease notification from a non-BMP source is also a session event",
 			batch: change.Batch{Events: []change.Event{{
-				Time: t0, Router: "r1", NetworkInstance: "default", Neighbor: "192.0.2.1", Kind: change.EventMessage, Source: change.SourceBMP,
+				Time: t0, Router: "r1", NetworkInstance: "default", Neighbor: "192.0.2.1", Kind: change.EventMessage, Source: change.SourceGNMI,
 				Fields: map[string]any{"type": "notification", "direction": "received", "code": 6, "subcode": 2},
 			}}},
 			want: []string{
 				`bgp_message_verbose,direction=received,neighbor=192.0.2.1,network_instance=default,router=r1,type=NOTIFICATION code=6i,n=1i,subcode=2i ` + ts,
-				`bgp_session_event,event=cease,neighbor=192.0.2.1,network_instance=default,router=r1,source=bmp n=1i,notification_code=6i,notification_subcode=2i ` + ts,
+				`bgp_session_event,event=cease,neighbor=192.0.2.1,network_instance=default,router=r1,source=gnmi n=1i,notification_code=6i,notification_subcode=2i ` + ts,
 			},
 		},
 		{
@@ -161,12 +161,12 @@ func TestFieldTypeStaysFixed(t *testing.T) {
 	// that is not a number: the second is dropped and counted, never
 	// written with another type.
 	ev := func(v any) change.Event {
-		return change.Event{Time: t0, Router: "r1", NetworkInstance: "default", Neighbor: "n", Kind: change.EventStats, Fields: map[string]any{"custom": v}}
+		return change.Event{Time: t0, Router: "r1", NetworkInstance: "default", Neighbor: "n", Kind: change.EventProbeSample, Fields: map[string]any{"custom": v}}
 	}
 	out, _ := m.batch(nil, &change.Batch{Events: []change.Event{ev(5), ev("oops"), ev("7"), ev(2.0)}}, t0)
-	want := "bmp_stats,neighbor=n,network_instance=default,router=r1 custom=5i 1700000000000000000\n" +
-		"bmp_stats,neighbor=n,network_instance=default,router=r1 custom=7i 1700000000000000001\n" +
-		"bmp_stats,neighbor=n,network_instance=default,router=r1 custom=2i 1700000000000000002\n"
+	want := "bgp_keepalive,neighbor=n,network_instance=default,router=r1 custom=5i 1700000000000000000\n" +
+		"bgp_keepalive,neighbor=n,network_instance=default,router=r1 custom=7i 1700000000000000001\n" +
+		"bgp_keepalive,neighbor=n,network_instance=default,router=r1 custom=2i 1700000000000000002\n"
 	if string(out) != want {
 		t.Fatalf("got\n%s\nwant\n%s", out, want)
 	}

@@ -38,12 +38,17 @@ func recordCRC(count uint32, payload []byte) uint32 {
 	return crc32.Update(h, castagnoli, payload)
 }
 
-// appendRecord appends the encoded record to dst.
-func appendRecord(dst []byte, count uint32, payload []byte) []byte {
-	var h [headerLen]byte
+// putHeader encodes the record header of payload into h.
+func putHeader(h []byte, count uint32, payload []byte) {
 	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(h[4:], recordCRC(count, payload))
 	binary.LittleEndian.PutUint32(h[8:], count)
+}
+
+// appendRecord appends the encoded record to dst.
+func appendRecord(dst []byte, count uint32, payload []byte) []byte {
+	var h [headerLen]byte
+	putHeader(h[:], count, payload)
 	dst = append(dst, h[:]...)
 	return append(dst, payload...)
 }

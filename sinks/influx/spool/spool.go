@@ -117,7 +117,6 @@ type Spool struct {
 	dropped    uint64
 	corrupt    uint64
 	replayed   int64
-	wbuf       []byte
 
 	stop chan struct{}
 	done chan struct{}
@@ -358,16 +357,22 @@ func (s *Spool) Append(ctx context.Context, payload []byte, count int) error {
 		}
 		w = s.segs[len(s.segs)-1]
 	}
-	s.wbuf = appendRecord(s.wbuf[:0], uint32(count), payload)
-	if _, err := s.wf.Write(s.wbuf); err != nil {
+	// Header and payload go in two writes rather than one copy of a
+	// megabyte-sized payload: a crash between them leaves a torn record,
+	// which Open discards like any other, and the reader never sees
+	// past w.size, which moves only after both.
+	var h [headerLen]byte
+	putHeader(h[:], uint32(count), payload)
+	_, err := s.wf.Write(h[:])
+	if err == nil {
+		_, err = s.wf.Write(payload)
+	}
+	if err != nil {
 		// Leave no partial record behind; the next Open would drop it
 		// anyway, but later appends must start on a boundary.
 		_ = s.wf.Truncate(w.size)
 		_, _ = s.wf.Seek(w.size, io.SeekStart)
 		return fmt.Errorf("spool: append: %w", err)
-	}
-	if cap(s.wbuf) > 4<<20 {
-		s.wbuf = nil
 	}
 	w.size += size
 	w.points += int64(count)
