@@ -1,20 +1,28 @@
 package config
 
 import (
+	"github.com/meshd/meshd/sinks/gnmiserver"
 	"github.com/meshd/meshd/sinks/influx"
 )
 
 // sinkSections holds the sinks' sections.
 type sinkSections struct {
-	Influx influx.Config `yaml:"influxdb"`
+	Influx     influx.Config     `yaml:"influxdb"`
+	GNMIServer gnmiserver.Config `yaml:"gnmi-server"`
 }
 
 // InfluxEnabled reports whether the InfluxDB sink is configured.
 func (s *sinkSections) InfluxEnabled() bool { return s.Influx.URL != "" }
 
+// GNMIServerEnabled reports whether meshd's own gNMI target is configured.
+func (s *sinkSections) GNMIServerEnabled() bool { return s.GNMIServer.Listen != "" }
+
 func (s *sinkSections) setDefaults() {
 	if s.InfluxEnabled() {
 		s.Influx.SetDefaults()
+	}
+	if s.GNMIServerEnabled() {
+		s.GNMIServer.SetDefaults()
 	}
 }
 
@@ -22,6 +30,9 @@ func (s *sinkSections) validate() []error {
 	var errs []error
 	if s.InfluxEnabled() {
 		errs = append(errs, s.Influx.Validate())
+	}
+	if s.GNMIServerEnabled() {
+		errs = append(errs, s.GNMIServer.Validate())
 	}
 	return errs
 }

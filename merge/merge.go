@@ -328,20 +328,25 @@ func (c *Core) setNode(r *router, p *gnmi.Path, key string, offs []int, v *gnmi.
 	if err := ytypes.SetNode(base.schema, base.data, rel, v, &ytypes.InitMissingElements{}); err != nil {
 		return nil, err
 	}
+	// Walk down from where the set started and cache every struct on the
+	// way (list entries, containers), each found relative to the one
+	// above it, so the next new leaf nearby starts deep in the tree.
 	parent, pfrom := base, from
-	// Cache the deepest struct above the leaf that is not cached yet.
-	for j := len(elems) - 1; j > from; j-- {
-		nodes, err := ytypes.GetNode(base.schema, base.data, &gnmi.Path{Elem: elems[from:j]})
-		if err != nil || len(nodes) != 1 {
+	for j := from + 1; j < len(elems); j++ {
+		if n, ok := r.nodes[key[:offs[j-1]]]; ok {
+			parent, pfrom = n, j
+			continue
+		}
+		nodes, err := ytypes.GetNode(parent.schema, parent.data, &gnmi.Path{Elem: elems[pfrom:j]})
+		if err != nil || len(nodes) != 1 || nodes[0].Schema == nil {
 			continue
 		}
 		gs, ok := nodes[0].Data.(ygot.GoStruct)
-		if !ok || nodes[0].Schema == nil {
+		if !ok {
 			continue
 		}
 		parent, pfrom = nodeRef{schema: nodes[0].Schema, data: gs}, j
 		r.nodes[key[:offs[j-1]]] = parent
-		break
 	}
 	if pfrom == 0 {
 		return nil, nil
@@ -387,7 +392,9 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 		if k != key && !strings.HasPrefix(k, key+"/") && key != "/" {
 			continue
 		}
-		if !r.outranks(ch.Source, l) {
+		// meshd's own verdict is derived from the other leaves, so it
+		// never keeps a subtree alive that its sources deleted.
+		if l.src != change.SourceMeshd && !r.outranks(ch.Source, l) {
 			kept = true
 			res.Outranked++
 			continue

@@ -2,6 +2,7 @@ package merge
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -251,4 +252,55 @@ func BenchmarkApply(b *testing.B) {
 		c.Apply([]change.Change{{Router: "r1", Path: paths[i%len(paths)], Value: change.Uint(uint64(i)), Time: t0.Add(time.Duration(i)), Source: change.SourceGNMI}})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+}
+
+func TestRemoveRouterTakesTheVerdictAlong(t *testing.T) {
+	c := newCore(t)
+	c.Apply([]change.Change{ch(change.SourceBMP, 0, change.NeighborPath("default", "10.0.0.2", "state", "session-state"), change.String("ESTABLISHED"))})
+	if len(c.Snapshot("r1")) < 2 {
+		t.Fatal("verdict leaves missing")
+	}
+	c.RemoveRouter("r1", change.SourceBMP, t0.Add(time.Second))
+	if left := c.Snapshot("r1"); len(left) != 0 {
+		t.Fatalf("leaves left after RemoveRouter: %v", left)
+	}
+	if rs := c.Routers(); len(rs) != 0 {
+		t.Fatalf("routers left: %v", rs)
+	}
+}
+
+// BenchmarkNewNeighbors measures filling the tree with new neighbors, the
+// cost of a router's first sync (every leaf is new).
+func BenchmarkNewNeighbors(b *testing.B) {
+	leaves := []struct {
+		elems []string
+		v     *gnmi.TypedValue
+	}{
+		{[]string{"state", "session-state"}, change.String("ESTABLISHED")},
+		{[]string{"state", "peer-as"}, change.Uint(65001)},
+		{[]string{"state", "local-as"}, change.Uint(65000)},
+		{[]string{"state", "established-transitions"}, change.Uint(1)},
+		{[]string{"state", "last-established"}, change.Uint(1700000000000000000)},
+		{[]string{"state", "messages", "received", "UPDATE"}, change.Uint(10)},
+		{[]string{"state", "messages", "sent", "UPDATE"}, change.Uint(10)},
+		{[]string{"timers", "state", "hold-time"}, change.Uint(90)},
+		{[]string{"timers", "state", "negotiated-hold-time"}, change.Uint(90)},
+		{[]string{"state", "description"}, change.String("peer")},
+	}
+	c := newCore(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		addr := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		chs := make([]change.Change, len(leaves))
+		for j, l := range leaves {
+			chs[j] = change.Change{Router: fmt.Sprintf("r%d", i%200), Path: change.NeighborPath("default", addr, l.elems...), Value: l.v, Time: t0, Source: change.SourceGNMI}
+		}
+		if res := c.Apply(chs); res.Err != nil {
+			b.Fatal(res.Err)
+		}
+		n += len(chs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "leaves/s")
 }

@@ -55,7 +55,9 @@ func sinkConfig(influxHost string, influxPort int, spool string, gnmiPort int) s
   create-database: true
   spool-dir: %q
   snapshot-interval: 10s
-`, influxHost, influxPort, spool)
+gnmi-server:
+  listen: "127.0.0.1:%d"
+`, influxHost, influxPort, spool, gnmiPort)
 }
 
 // MeshdConfig is the config the lab gives meshd.

@@ -11,6 +11,7 @@ import (
 	"github.com/meshd/meshd/config"
 	"github.com/meshd/meshd/internal/ops"
 	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/sinks/gnmiserver"
 	"github.com/meshd/meshd/sinks/influx"
 )
 
@@ -32,6 +33,17 @@ func buildSinks(_ context.Context, cfg *config.Config, core *merge.Core, reg pro
 			cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			return errors.Join(err, s.Close(cctx))
+		}})
+	}
+	if cfg.GNMIServerEnabled() {
+		g, err := gnmiserver.New(cfg.GNMIServer, core, gnmiserver.WithRegisterer(reg), gnmiserver.WithLogger(slog.Default().With("part", "gnmi-server")))
+		if err != nil {
+			return nil, err
+		}
+		sub := core.Subscribe("gnmi-server", cfg.Merge.QueueDepth)
+		out = append(out, component{"gnmi server", func(ctx context.Context) error {
+			defer sub.Close()
+			return g.Run(ctx, sub)
 		}})
 	}
 	return out, nil
