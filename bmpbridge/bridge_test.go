@@ -288,3 +288,115 @@ func TestReaderFraming(t *testing.T) {
 		t.Fatalf("route events = %d, want 700", got)
 	}
 }
+
+func peerUpFor(p *bmpgen.Peer, tableName string) []byte {
+	fams := []uint32{1<<16 | 1, 2<<16 | 1}
+	sent := bmpgen.Open{AS: 65001, HoldTime: 90, ID: rID, Families: fams, FourOctet: true}
+	recv := bmpgen.Open{AS: p.AS, HoldTime: 30, ID: p.BGPID, Families: fams, FourOctet: true}
+	return bmpgen.AppendPeerUp(nil, p, netip.MustParseAddr("192.0.2.1"), 179, 50000, sent, recv, tableName)
+}
+
+func routesFor(p *bmpgen.Peer, n int, second byte) []byte {
+	var b []byte
+	for i := 0; i < n; i++ {
+		pf := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, second, byte(i), 0}), 24)
+		b = bmpgen.AppendRouteMonitoring(b, p, &bmpgen.Route{Prefixes: []netip.Prefix{pf}, ASPath: []uint32{p.AS, 65000}, NextHop: pAddr})
+	}
+	return b
+}
+
+// neighborsIn lists the neighbor addresses any leaf of the router is under.
+func neighborsIn(r *rig, router string) map[string]bool {
+	out := map[string]bool{}
+	for _, u := range r.core.Snapshot(router) {
+		if _, addr, _, ok := change.NeighborOf(u.Path); ok {
+			out[addr] = true
+		}
+	}
+	return out
+}
+
+// TestPseudoPeersAreNoNeighbors sends a Loc-RIB instance peer (RFC 9069)
+// with routes, and instance stats for 0.0.0.0 as FRR does: neither may
+// show as a neighbor; the Loc-RIB routes are kept and counted.
+func TestPseudoPeersAreNoNeighbors(t *testing.T) {
+	r := newRig(t, Config{})
+	loc := &bmpgen.Peer{Type: 3, AS: 65001, BGPID: rID, Time: t0}
+	inst := &bmpgen.Peer{Addr: netip.IPv4Unspecified(), AS: 65001, BGPID: rID, Time: t0}
+	stream := upStream("edge1")
+	stream = append(stream, table(5, 65000)...)
+	stream = append(stream, peerUpFor(loc, "global")...)
+	stream = append(stream, routesFor(loc, 3, 50)...)
+	stream = bmpgen.AppendStats(stream, inst, []bmpgen.Stat{{Type: 7, Value: 8}})
+	stream = bmpgen.AppendStats(stream, loc, []bmpgen.Stat{{Type: 8, Value: 3}})
+	c := r.send(t, stream)
+	defer c.Close()
+	waitFor(t, "3 Loc-RIB routes", func() bool { return r.b.RouteCount("edge1", "global", "0.0.0.0", "LOC_RIB") == 3 })
+	prefixes := keyed(change.MeshdNeighborPath("default", "192.0.2.2", "bmp", "ribs", "rib", "state", "prefixes"), "rib", "view", "ADJ_RIB_IN_PRE")
+	waitFor(t, "the real neighbor's counter", func() bool { return r.val("edge1", prefixes).GetUintVal() == 5 })
+	waitFor(t, "instance stats events", func() bool {
+		return r.count(change.EventStats, func(e change.Event) bool { return e.Fields["pseudo_peer"] == true }) == 2
+	})
+	waitFor(t, "Loc-RIB route gauge", func() bool {
+		return testutil.ToFloat64(r.b.m.instanceRoutes.WithLabelValues("edge1", "global", "LOC_RIB")) == 3
+	})
+	nbrs := neighborsIn(r, "edge1")
+	if !nbrs["192.0.2.2"] || len(nbrs) != 1 {
+		t.Fatalf("neighbors in the core = %v, want only 192.0.2.2", nbrs)
+	}
+	// Loc-RIB Peer Down: routes cleared and counted, still no neighbor.
+	if _, err := c.Write(bmpgen.AppendPeerDown(nil, loc, 5, 0, 0, nil, 0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Loc-RIB cleared", func() bool { return r.b.RouteCount("edge1", "global", "0.0.0.0", "") == 0 })
+	waitFor(t, "peer_down with routes_cleared 3", func() bool {
+		return r.count(change.EventPeerDown, func(e change.Event) bool { return e.Fields["routes_cleared"] == int64(3) }) == 1
+	})
+	if nbrs := neighborsIn(r, "edge1"); len(nbrs) != 1 {
+		t.Fatalf("neighbors after Loc-RIB down = %v", nbrs)
+	}
+}
+
+// TestStalePeerAfterReconnect: after a BMP reconnect the router re-sends
+// one of its two peers; the other is expired once stale-timeout passes,
+// its routes cleared and counted as withdrawals. The re-sent peer's
+// routes make no new route events.
+func TestStalePeerAfterReconnect(t *testing.T) {
+	r := newRig(t, Config{StaleTimeout: 300 * time.Millisecond})
+	p2 := &bmpgen.Peer{Addr: netip.MustParseAddr("192.0.2.3"), AS: 65003, BGPID: netip.MustParseAddr("10.255.0.3"), Time: t0}
+	stream := append(upStream("edge1"), table(10, 65000)...)
+	stream = append(stream, peerUpFor(p2, "")...)
+	stream = append(stream, routesFor(p2, 7, 60)...)
+	c := r.send(t, stream)
+	waitFor(t, "17 route events", func() bool { return r.count(change.EventRoute, nil) == 17 })
+	c.Close()
+	waitFor(t, "bmp-connected false", func() bool {
+		v := r.val("edge1", change.MeshdRouterPath("bmp-connected"))
+		return v != nil && !v.GetBoolVal()
+	})
+	if n := r.b.RouteCount("edge1", "default", "192.0.2.3", ""); n != 7 {
+		t.Fatalf("peer 2 routes kept across the disconnect = %d, want 7", n)
+	}
+	c = r.send(t, append(upStream("edge1"), table(10, 65000)...))
+	defer c.Close()
+	waitFor(t, "peer 2 expired", func() bool { return r.b.RouteCount("edge1", "default", "192.0.2.3", "") == 0 })
+	wd := keyed(change.MeshdNeighborPath("default", "192.0.2.3", "bmp", "ribs", "rib", "state", "withdrawals"), "rib", "view", "ADJ_RIB_IN_PRE")
+	waitFor(t, "7 withdrawals counted", func() bool { return r.val("edge1", wd).GetUintVal() == 7 })
+	state := change.NeighborPath("default", "192.0.2.3", "state", "session-state")
+	waitFor(t, "peer 2 IDLE", func() bool { return r.val("edge1", state).GetStringVal() == "IDLE" })
+	if got := testutil.ToFloat64(r.b.m.cleared.WithLabelValues("stale")); got != 7 {
+		t.Errorf("stale routes cleared metric = %v, want 7", got)
+	}
+	if n := r.count(change.EventPeerDown, func(e change.Event) bool { return e.Fields["stale"] == true && e.Neighbor == "192.0.2.3" }); n != 1 {
+		t.Errorf("stale peer_down events = %d, want 1", n)
+	}
+	if n := r.b.RouteCount("edge1", "default", "192.0.2.2", ""); n != 10 {
+		t.Errorf("re-announced peer's routes = %d, want 10", n)
+	}
+	if n := r.count(change.EventRoute, nil); n != 17 {
+		t.Errorf("route events = %d, want 17 (the re-send must not repeat them)", n)
+	}
+	if s := r.val("edge1", change.NeighborPath("default", "192.0.2.2", "state", "session-state")).GetStringVal(); s != "ESTABLISHED" {
+		t.Errorf("peer 1 session-state = %q", s)
+	}
+}

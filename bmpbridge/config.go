@@ -33,6 +33,10 @@ type Config struct {
 	// RouteEvents turns per-route events (announce/withdraw) on; counts
 	// and origin-change events are kept either way.
 	RouteEvents *bool `yaml:"route-events"`
+	// StaleTimeout is how long after a BMP reconnect the router has to
+	// re-announce (Peer Up or routes) the peers meshd knew; peers it has
+	// not re-announced by then are expired and their routes cleared.
+	StaleTimeout time.Duration `yaml:"stale-timeout"`
 }
 
 // DefaultPort is the BMP port IANA assigned (RFC 7854 leaves it open;
@@ -49,6 +53,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.History == 0 {
 		c.History = 16
+	}
+	if c.StaleTimeout == 0 {
+		c.StaleTimeout = 2 * time.Minute
 	}
 	if c.RouteEvents == nil {
 		t := true
@@ -89,6 +96,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FlushInterval < 0 {
 		errs = append(errs, errors.New("bmp.flush-interval: must be > 0"))
+	}
+	if c.StaleTimeout < 0 {
+		errs = append(errs, errors.New("bmp.stale-timeout: must be > 0"))
 	}
 	if c.History < 0 {
 		errs = append(errs, errors.New("bmp.history: must be >= 0"))

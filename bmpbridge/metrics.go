@@ -17,6 +17,10 @@ type metrics struct {
 	mirrored     prometheus.Counter
 	routes       prometheus.Gauge
 	invalid      prometheus.Counter
+	cleared      *prometheus.CounterVec
+	// instanceRoutes holds the route counts of pseudo-peers (Loc-RIB
+	// instances, 0.0.0.0), which the model has no neighbor for.
+	instanceRoutes *prometheus.GaugeVec
 
 	// Children resolved once, for the hot path.
 	outcomes [5]prometheus.Counter // announce, withdraw, duplicate, missing_withdraw, origin_change
@@ -42,6 +46,10 @@ func newMetrics() *metrics {
 		routes:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_bmp_routes", Help: "Routes held in the BMP RIBs."}),
 		invalid: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_bmp_invalid_changes_total",
 			Help: "Changes the merge core refused as not fitting the schema."}),
+		cleared: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_routes_cleared_total",
+			Help: "Routes dropped without a withdraw, by reason (peer_down, stale: peer not re-announced after a BMP reconnect)."}, []string{"reason"}),
+		instanceRoutes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshd_bmp_instance_routes",
+			Help: "Routes held for a router's own RIB instances (Loc-RIB, peer 0.0.0.0/::), which are not BGP neighbors."}, []string{"router", "network_instance", "rib"}),
 	}
 	m.resolve()
 	return m
@@ -57,7 +65,7 @@ func (m *metrics) resolve() {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.sessions, m.accepted, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid)
+	reg.MustRegister(m.sessions, m.accepted, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes)
 }
 
 // skippedLabel keeps the label set bounded: well-known names, else "other".

@@ -33,10 +33,23 @@ type routerState struct {
 
 	lastMessages, lastErrors uint64
 	lastTotal                int64
+
+	// gen counts the router's BMP sessions; a peer seen in the current
+	// session carries it. After a reconnect, peers still on an older gen
+	// when sweepAt passes were not re-announced: the router no longer has
+	// them, and their routes are cleared.
+	gen     uint64
+	sweepAt time.Time
 }
 
 type peerState struct {
-	ni, addr    string
+	ni, addr string
+	// pseudo marks a peer that is no BGP neighbor: a Loc-RIB instance
+	// (RFC 9069, peer type 3) or a per-instance peer with the unspecified
+	// address (FRR sends stats for 0.0.0.0). Its RIB is kept and its
+	// events sent, but it gets no neighbor entry in either model.
+	pseudo      bool
+	gen         uint64
 	up          bool
 	upTime      time.Time
 	upCount     uint64
@@ -66,10 +79,17 @@ func newRouterState(name string) *routerState {
 func (r *routerState) peer(p *decode.Peer) *peerState {
 	ps := r.peers[p.Key]
 	if ps == nil {
-		ps = &peerState{ni: p.NetworkInstance, addr: p.Address, views: map[string]*viewState{}, afiCounts: map[string]bool{}, statsSeen: map[uint16]bool{}}
+		ps = &peerState{ni: p.NetworkInstance, addr: p.Address, pseudo: isPseudo(p), views: map[string]*viewState{}, afiCounts: map[string]bool{}, statsSeen: map[uint16]bool{}}
 		r.peers[p.Key] = ps
 	}
+	ps.gen = r.gen
 	return ps
+}
+
+// isPseudo tells a BMP peer that stands for the router itself (Loc-RIB
+// instance, or the unspecified address) from a BGP neighbor.
+func isPseudo(p *decode.Peer) bool {
+	return p.TypeCode == 3 || p.Address == "0.0.0.0" || p.Address == "::" || p.Address == ""
 }
 
 func (r *routerState) view(ps *peerState, v string) *viewState {
@@ -351,6 +371,12 @@ func (s *session) start(in *decode.Initiation) {
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
 	s.r.sessions++
+	s.r.gen++
+	if len(s.r.peers) > 0 {
+		// A reconnect: the router re-sends every peer it has; those it
+		// does not by the deadline are gone.
+		s.r.sweepAt = s.now.Add(s.b.cfg.StaleTimeout)
+	}
 	if s.r.sessions > 1 {
 		s.log.Warn("router has another BMP session open", slog.Int("sessions", s.r.sessions))
 	}
@@ -437,6 +463,7 @@ func (s *session) flush(counters bool) {
 // it first adds the route counters that changed since the last time.
 func (s *session) flushLocked(counters bool) {
 	if counters {
+		s.sweep()
 		s.counterChanges()
 	}
 	if len(s.changes) == 0 && len(s.events) == 0 {
@@ -481,21 +508,27 @@ func (s *session) peerUp(m *decode.Message) {
 	if ts.IsZero() {
 		ts = s.now
 	}
-	isLoc := p.TypeCode == 3
 	if !resend {
 		ps.upCount++
 	}
-	if !isLoc {
-		np := func(e ...string) *gpb.Path { return change.NeighborPath(ni, addr, e...) }
-		s.set(np("state", "session-state"), change.String("ESTABLISHED"))
-		s.set(np("state", "peer-as"), change.Uint(uint64(u.PeerAS)))
-		s.set(np("state", "local-as"), change.Uint(uint64(u.LocalAS)))
-		s.set(np("state", "last-established"), change.Uint(uint64(ts.UnixNano())))
-		s.set(np("state", "established-transitions"), change.Uint(ps.upCount))
-		s.setList(np("state", "supported-capabilities"), u.OCCapabilities)
-		s.set(np("timers", "state", "hold-time"), change.Uint(uint64(u.Sent.HoldTime)))
-		s.set(np("timers", "state", "negotiated-hold-time"), change.Uint(uint64(u.NegotiatedHoldTime)))
+	if ps.pseudo {
+		if !resend {
+			s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventPeerUp, Fields: map[string]any{
+				"peer_type": p.Type, "rib": p.RIB, "table_name": u.TableName, "pseudo_peer": true,
+			}})
+		}
+		return
 	}
+	np := func(e ...string) *gpb.Path { return change.NeighborPath(ni, addr, e...) }
+	s.set(np("state", "session-state"), change.String("ESTABLISHED"))
+	s.set(np("state", "peer-as"), change.Uint(uint64(u.PeerAS)))
+	s.set(np("state", "local-as"), change.Uint(uint64(u.LocalAS)))
+	s.set(np("state", "last-established"), change.Uint(uint64(ts.UnixNano())))
+	s.set(np("state", "established-transitions"), change.Uint(ps.upCount))
+	s.setList(np("state", "supported-capabilities"), u.OCCapabilities)
+	s.set(np("timers", "state", "hold-time"), change.Uint(uint64(u.Sent.HoldTime)))
+	s.set(np("timers", "state", "negotiated-hold-time"), change.Uint(uint64(u.NegotiatedHoldTime)))
+
 	bp := func(e ...string) *gpb.Path {
 		return change.MeshdNeighborPath(ni, addr, append([]string{"bmp", "state"}, e...)...)
 	}
@@ -551,15 +584,24 @@ func (s *session) peerDown(m *decode.Message) {
 	if ts.IsZero() {
 		ts = s.now
 	}
-	if p.TypeCode != 3 {
-		state := "IDLE"
-		if d.ReasonCode == 2 || d.ReasonCode == 4 {
-			// Closed without a NOTIFICATION: the speaker goes back to
-			// trying to connect.
-			state = "ACTIVE"
-		}
-		s.set(change.NeighborPath(ni, addr, "state", "session-state"), change.String(state))
+	// The peer's routes are gone with the session: counted as
+	// withdrawals, reported as one number on the peer_down event rather
+	// than an event per route.
+	cleared := s.clearPeer(ps, "peer_down")
+	if ps.pseudo {
+		s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventPeerDown, Fields: map[string]any{
+			"reason_code": int64(d.ReasonCode), "reason": d.Reason, "peer_type": p.Type, "pseudo_peer": true, "routes_cleared": int64(cleared),
+		}})
+		return
 	}
+	state := "IDLE"
+	if d.ReasonCode == 2 || d.ReasonCode == 4 {
+		// Closed without a NOTIFICATION: the speaker goes back to
+		// trying to connect.
+		state = "ACTIVE"
+	}
+	s.set(change.NeighborPath(ni, addr, "state", "session-state"), change.String(state))
+
 	bp := func(e ...string) *gpb.Path {
 		return change.MeshdNeighborPath(ni, addr, append([]string{"bmp", "state"}, e...)...)
 	}
@@ -567,7 +609,7 @@ func (s *session) peerDown(m *decode.Message) {
 	s.set(bp("last-down"), change.Uint(uint64(ts.UnixNano())))
 	s.set(bp("last-down-reason-code"), change.Uint(uint64(d.ReasonCode)))
 	reason := d.Reason
-	fields := map[string]any{"reason_code": int64(d.ReasonCode), "reason": d.Reason, "peer_type": p.Type}
+	fields := map[string]any{"reason_code": int64(d.ReasonCode), "reason": d.Reason, "peer_type": p.Type, "routes_cleared": int64(cleared)}
 	if n := d.Notification; n != nil {
 		reason += ": " + n.CodeName + " / " + n.SubcodeName
 		if n.Data != "" && n.Code == 6 {
@@ -594,15 +636,65 @@ func (s *session) peerDown(m *decode.Message) {
 	s.set(bp("last-down-reason"), change.String(reason))
 	s.history(ps, "DOWN", ts, d)
 	s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventPeerDown, Fields: fields})
-	// The peer's routes are gone with the session; counts drop to zero
-	// without a withdraw event per route.
+}
+
+// clearPeer drops every route of a peer, counting them as withdrawals of
+// their views and in meshd_bmp_routes_cleared_total; it returns how many.
+func (s *session) clearPeer(ps *peerState, reason string) int {
+	n := 0
 	for _, vs := range ps.views {
+		k := vs.t.Len()
+		vs.wd += uint64(k)
+		n += k
 		vs.t.Clear()
 	}
+	if n > 0 {
+		s.b.m.cleared.WithLabelValues(reason).Add(float64(n))
+	}
 	ps.countsDirty = true
+	return n
+}
+
+// sweep expires the peers a reconnected router did not re-announce in
+// time: their routes are cleared (counted) and one peer_down event per
+// peer says so. Non-pseudo peers that were up go to IDLE: the router's
+// re-send is the full list of its established sessions.
+func (s *session) sweep() {
+	r := s.r
+	if r.sweepAt.IsZero() || s.now.Before(r.sweepAt) {
+		return
+	}
+	r.sweepAt = time.Time{}
+	var peers, routes int
+	for k, ps := range r.peers {
+		if ps.gen == r.gen {
+			continue
+		}
+		n := s.clearPeer(ps, "stale")
+		peers++
+		routes += n
+		if !ps.pseudo && ps.up {
+			s.set(change.NeighborPath(ps.ni, ps.addr, "state", "session-state"), change.String("IDLE"))
+		}
+		ps.up = false
+		s.event(change.Event{NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventPeerDown, Fields: map[string]any{
+			"reason": "not re-announced after the BMP session restarted", "stale": true, "pseudo_peer": ps.pseudo, "routes_cleared": int64(n),
+		}})
+		if n == 0 || ps.pseudo {
+			// Nothing left to report for it: forget it, so a peer that
+			// comes back starts afresh.
+			delete(r.peers, k)
+		}
+	}
+	if peers > 0 {
+		s.log.Info("expired peers not re-announced after BMP reconnect", slog.Int("peers", peers), slog.Int("routes", routes))
+	}
 }
 
 func (s *session) history(ps *peerState, kind string, ts time.Time, d *decode.PeerDown) {
+	if ps.pseudo {
+		return
+	}
 	ps.histSeq++
 	seq := strconv.FormatUint(ps.histSeq, 10)
 	hp := func(leaf string) *gpb.Path {
@@ -623,6 +715,20 @@ func (s *session) history(ps *peerState, kind string, ts time.Time, d *decode.Pe
 
 func (s *session) stats(m *decode.Message) {
 	ps := s.r.peer(m.Peer)
+	if ps.pseudo {
+		// Instance-level stats (FRR reports them for 0.0.0.0): an event
+		// only, as the model has no router-level stats list.
+		fields := map[string]any{"peer_type": m.Peer.Type, "rib": m.Peer.RIB, "pseudo_peer": true}
+		for _, st := range m.Stats {
+			k := st.Name
+			if st.AfiSafi != "" {
+				k += "." + st.AfiSafi
+			}
+			fields[k] = int64(st.Value)
+		}
+		s.event(change.Event{NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventStats, Fields: fields})
+		return
+	}
 	sums := map[uint16]uint64{}
 	var order []uint16
 	fields := map[string]any{"peer_type": m.Peer.Type, "rib": m.Peer.RIB}
@@ -779,6 +885,12 @@ func (s *session) counterChanges() {
 			continue
 		}
 		ps.countsDirty = false
+		if ps.pseudo {
+			for view, vs := range ps.views {
+				s.b.m.instanceRoutes.WithLabelValues(r.name, ps.ni, view).Set(float64(vs.t.Len()))
+			}
+			continue
+		}
 		afi := map[string]uint64{}
 		for view, vs := range ps.views {
 			rp := func(leaf string) *gpb.Path {
@@ -802,7 +914,7 @@ func (s *session) counterChanges() {
 			case "ADJ_RIB_OUT_POST":
 				leaf = "sent"
 			}
-			if leaf == "" || ps.addr == "0.0.0.0" {
+			if leaf == "" {
 				continue
 			}
 			for f, n := range vs.t.Counts() {
