@@ -157,7 +157,7 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 			srv.Update(router, ups)
 		}
 		if f.bgp.Daemon != "" {
-			rd, err := bgpstate.NewReader(f.bgp, cfg.NetworkInstance)
+			rd, err := bgpstate.NewReader(f.bgp, cfg.NetworkInstance, cfg.Netns)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -12,6 +13,8 @@ import (
 	api "github.com/osrg/gobgp/v4/api"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshd/meshd/internal/netns"
 )
 
 // GoBGP reads neighbor state from gobgpd's gRPC API (ListPeer).
@@ -27,6 +30,9 @@ type GoBGP struct {
 	// NetworkInstance names gobgpd's global instance in the model
 	// (default "default").
 	NetworkInstance string
+	// Netns is the network namespace gobgpd's API listens in (a name in
+	// /run/netns); empty is the agent's own.
+	Netns string
 
 	once    sync.Once
 	conn    *grpc.ClientConn
@@ -47,7 +53,14 @@ func (g *GoBGP) dial() error {
 		if addr == "" {
 			addr = "127.0.0.1:50051"
 		}
-		g.conn, g.dialErr = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if g.Netns != "" {
+			ns := g.Netns
+			opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+				return netns.Dial(ctx, ns, a)
+			}))
+		}
+		g.conn, g.dialErr = grpc.NewClient("passthrough:///"+addr, opts...)
 		if g.dialErr == nil {
 			g.client = api.NewGoBgpServiceClient(g.conn)
 		}

@@ -79,13 +79,15 @@ type Reader interface {
 }
 
 // NewReader returns the reader cfg names; networkInstance names the
-// daemon's default instance in the model.
-func NewReader(cfg Config, networkInstance string) (Reader, error) {
+// daemon's default instance in the model, and ns is the network namespace
+// the daemon runs in (gobgpd's API is dialled there; FRR's vty socket is a
+// file and needs none).
+func NewReader(cfg Config, networkInstance, ns string) (Reader, error) {
 	switch cfg.Daemon {
 	case "frr":
 		return &FRR{Vtysh: cfg.Vtysh, Socket: cfg.VtySocket, DefaultInstance: networkInstance}, nil
 	case "gobgp":
-		return &GoBGP{Addr: cfg.GoBGPAPI, NetworkInstance: networkInstance}, nil
+		return &GoBGP{Addr: cfg.GoBGPAPI, NetworkInstance: networkInstance, Netns: ns}, nil
 	}
 	return nil, fmt.Errorf("bgp.daemon: %q is not frr or gobgp", cfg.Daemon)
 }
@@ -171,14 +173,15 @@ func (p *Poller) Run(ctx context.Context) error {
 // counted and logged when the daemon turns unreachable and again when it
 // is back; after StaleAfter failures in a row every served leaf is
 // withdrawn.
-func (p *Poller) Poll(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+func (p *Poller) Poll(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(parent, p.cfg.Timeout)
 	defer cancel()
 	t0 := time.Now()
 	ns, err := p.r.Neighbors(ctx)
 	p.m.duration.Observe(time.Since(t0).Seconds())
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		if parent.Err() != nil {
+			// Shutting down: not the daemon's fault.
 			return err
 		}
 		p.m.polls.WithLabelValues("error").Inc()
