@@ -23,11 +23,11 @@ import (
 // served wires a poller of r to a gnmitarget server as `meshd probe --bgp`
 // does, and to a merge core that counts leaves not fitting the schema.
 type servedPoller struct {
-	p      *Poller
-	cl     gpb.GNMIClient
-	mu     sync.Mutex
+	p       *Poller
+	cl      gpb.GNMIClient
+	mu      sync.Mutex
 	invalid int
-	errs   []error
+	errs    []error
 }
 
 func serve(t *testing.T, r Reader, router string) *servedPoller {
