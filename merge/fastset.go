@@ -88,6 +88,25 @@ func scalarSetter(f reflect.Value) setter {
 		}
 		return nil
 	}
+	if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String {
+		// A leaf-list of strings.
+		return func(tv *gnmi.TypedValue) bool {
+			ll, ok := tv.GetValue().(*gnmi.TypedValue_LeaflistVal)
+			if !ok {
+				return false
+			}
+			out := reflect.MakeSlice(t, len(ll.LeaflistVal.GetElement()), len(ll.LeaflistVal.GetElement()))
+			for i, e := range ll.LeaflistVal.GetElement() {
+				sv, ok := e.GetValue().(*gnmi.TypedValue_StringVal)
+				if !ok {
+					return false
+				}
+				out.Index(i).SetString(sv.StringVal)
+			}
+			f.Set(out)
+			return true
+		}
+	}
 	if t.Kind() != reflect.Pointer {
 		return nil
 	}

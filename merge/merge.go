@@ -267,7 +267,12 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		}
 	}
 	if cur == nil || cur.set == nil || !cur.set(ch.Value) {
-		set, err := c.setNode(r, p, key, offs, ch.Value)
+		_, root := c.schemaFor(r, p)
+		set, ok := walkSet(root, p.GetElem(), ch.Value)
+		var err error
+		if !ok {
+			set, err = c.setNode(r, p, key, offs, ch.Value)
+		}
 		if err != nil {
 			res.Invalid++
 			return ups, fmt.Errorf("%w: %v", ErrSchema, err)
