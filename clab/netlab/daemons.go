@@ -296,6 +296,18 @@ func (l *Lab) startProbe(r Router) error {
 		}
 	}
 	// The management network is private to the lab, hence no TLS there.
-	return l.start(r.Name+"-probe", r.NS, bin, "probe", "--router", r.Name,
-		"--listen", fmt.Sprintf("%s:%d", r.Mgmt, ProbePort), "--allow-insecure", "--window", "20")
+	args := []string{"probe", "--router", r.Name,
+		"--listen", fmt.Sprintf("%s:%d", r.Mgmt, ProbePort), "--allow-insecure", "--window", "20"}
+	// The probe also serves its router's own view of the sessions (the
+	// daemon's neighbor state, OpenConfig), polled every 2 s.
+	switch r.Daemon {
+	case "frr":
+		args = append(args, "--bgp", "frr", "--bgp-socket", l.FRRDir(r), "--bgp-interval", "2s")
+		if vtysh, err := l.bin("vtysh"); err == nil {
+			args = append(args, "--vtysh", vtysh)
+		}
+	case "gobgpd":
+		args = append(args, "--bgp", "gobgp", "--gobgp-api", fmt.Sprintf("127.0.0.1:%d", gobgpAPIPort), "--bgp-interval", "2s")
+	}
+	return l.start(r.Name+"-probe", r.NS, bin, args...)
 }
