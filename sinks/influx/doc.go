@@ -11,7 +11,9 @@
 //	                                    │
 //	                                    ▼
 //	   writer goroutine: read spool in order → batch by size/time →
-//	   POST /api/v2/write (gzip optional) → ack → segments freed
+//	   up to writes-in-flight concurrent POST /api/v2/write (raw line
+//	   protocol through the client's HTTP service, gzip optional) →
+//	   acknowledged in spool order → segments freed
 //
 // Every point goes through the spool, healthy or not: that is what makes
 // a kill -9 lose nothing that reached the sink, and the cost is small

@@ -81,9 +81,27 @@ const collisionWindow = int64(1e9)
 // uniqueTime returns ts, moved past the last timestamp of the series when
 // it would collide with it.
 func (e *encoder) uniqueTime(series []byte, ts int64) int64 {
+	return bump(e.lastOf(series), ts)
+}
+
+// lastOf returns the series' last-timestamp cell, creating it unset.
+func (e *encoder) lastOf(series []byte) *int64 {
 	last := e.last[string(series)] // no allocation for the lookup
 	if last == nil {
-		e.last[string(series)] = &ts
+		last = new(int64)
+		*last = unset
+		e.last[string(series)] = last
+	}
+	return last
+}
+
+// unset marks a series with no point yet.
+const unset = math.MinInt64
+
+// bump moves ts past *last when it would collide, and records it.
+func bump(last *int64, ts int64) int64 {
+	if *last == unset {
+		*last = ts
 		return ts
 	}
 	if ts <= *last && *last-ts < collisionWindow {
@@ -99,15 +117,9 @@ func (e *encoder) uniqueTime(series []byte, ts int64) int64 {
 // the schema bounds, but a long-running sink trims it now and then).
 func (e *encoder) forget() { clear(e.last) }
 
-// appendPoint encodes p as one line (with '\n') onto dst. A point
-// without fields is skipped.
-func (e *encoder) appendPoint(dst []byte, p *point) ([]byte, bool) {
-	if len(p.fields) == 0 {
-		return dst, false
-	}
+// appendSeriesKey encodes the measurement and tags of p (sorted).
+func appendSeriesKey(dst []byte, p *point) []byte {
 	sortTags(p.tags)
-	sortFields(p.fields)
-	start := len(dst)
 	dst = appendEscaped(dst, p.meas, measEsc)
 	for _, t := range p.tags {
 		if t.v == "" {
@@ -118,6 +130,18 @@ func (e *encoder) appendPoint(dst []byte, p *point) ([]byte, bool) {
 		dst = append(dst, '=')
 		dst = appendEscaped(dst, t.v, keyEsc)
 	}
+	return dst
+}
+
+// appendPoint encodes p as one line (with '\n') onto dst. A point
+// without fields is skipped.
+func (e *encoder) appendPoint(dst []byte, p *point) ([]byte, bool) {
+	if len(p.fields) == 0 {
+		return dst, false
+	}
+	sortFields(p.fields)
+	start := len(dst)
+	dst = appendSeriesKey(dst, p)
 	ts := e.uniqueTime(dst[start:], p.ts)
 	dst = append(dst, ' ')
 	for i, f := range p.fields {
@@ -125,24 +149,28 @@ func (e *encoder) appendPoint(dst []byte, p *point) ([]byte, bool) {
 			dst = append(dst, ',')
 		}
 		dst = appendEscaped(dst, f.k, keyEsc)
-		dst = append(dst, '=')
-		switch f.v.k {
-		case kInt:
-			dst = strconv.AppendInt(dst, f.v.i, 10)
-			dst = append(dst, 'i')
-		case kFloat:
-			dst = strconv.AppendFloat(dst, f.v.f, 'g', -1, 64)
-		case kBool:
-			dst = strconv.AppendBool(dst, f.v.b)
-		default:
-			dst = append(dst, '"')
-			dst = appendEscaped(dst, f.v.s, strEsc)
-			dst = append(dst, '"')
-		}
+		dst = appendValue(dst, f.v)
 	}
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, ts, 10)
 	return append(dst, '\n'), true
+}
+
+// appendValue encodes "=value" of a field.
+func appendValue(dst []byte, v value) []byte {
+	dst = append(dst, '=')
+	switch v.k {
+	case kInt:
+		dst = strconv.AppendInt(dst, v.i, 10)
+		return append(dst, 'i')
+	case kFloat:
+		return strconv.AppendFloat(dst, v.f, 'g', -1, 64)
+	case kBool:
+		return strconv.AppendBool(dst, v.b)
+	}
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, v.s, strEsc)
+	return append(dst, '"')
 }
 
 type escaper uint8

@@ -55,10 +55,23 @@ type mapper struct {
 	touched []*series
 	stats   mapStats
 	pt      point
+	// routeKeys caches the encoded series key of bmp_route series: a
+	// table dump is millions of route points over a few hundred series.
+	routeKeys map[routeSeries]*routeKey
 }
 
+type routeSeries struct{ router, ni, nbr, afi, rib, action string }
+
+type routeKey struct {
+	key  []byte
+	last *int64 // the encoder's cell for the series
+}
+
+// maxRouteKeys bounds routeKeys; the schema bounds it far lower.
+const maxRouteKeys = 1 << 16
+
 func newMapper() *mapper {
-	m := &mapper{enc: newEncoder(), kinds: map[string]kind{}, nbrs: map[nbrKey]*nbr{}}
+	m := &mapper{enc: newEncoder(), kinds: map[string]kind{}, nbrs: map[nbrKey]*nbr{}, routeKeys: map[routeSeries]*routeKey{}}
 	for meas, fs := range fixedKinds {
 		for f, k := range fs {
 			m.kinds[meas+"\x00"+f] = k
@@ -378,10 +391,7 @@ func (m *mapper) event(dst []byte, ev *change.Event, now time.Time) ([]byte, int
 			m.stats.unmapped++
 			return dst, 0
 		}
-		p.meas = mBMPRoute
-		m.routeFields(p, ev)
-		dst, ok = m.enc.appendPoint(dst, p)
-		return dst, b2i(ok)
+		return m.appendRoute(dst, ev, p.ts), 1
 	case change.EventPeerUp, change.EventPeerDown, change.EventHopChange:
 		p.meas = mSessionEvent
 		p.tags = append(p.tags, tag{"event", string(ev.Kind)}, tag{"source", ev.Source.String()}, tag{"peer_as", m.eventPeerAS(ev)})
@@ -528,6 +538,86 @@ next:
 	}
 }
 
+// appendRoute encodes a route event: the series key from the cache, the
+// fields in key order with their constant names; the same bytes as
+// appendPoint would make of routeFields' point (tested).
+func (m *mapper) appendRoute(dst []byte, ev *change.Event, ts int64) []byte {
+	r := ev.Route
+	rs := routeSeries{ev.Router, ev.NetworkInstance, ev.Neighbor, stripModule(r.AfiSafi), r.RIB, r.Action.String()}
+	rk := m.routeKeys[rs]
+	if rk == nil {
+		p := &m.pt
+		p.meas = mBMPRoute
+		p.tags = append(p.tags[:0], tag{"action", rs.action}, tag{"afi_safi", rs.afi},
+			tag{"neighbor", rs.nbr}, tag{"network_instance", rs.ni}, tag{"rib", rs.rib}, tag{"router", rs.router})
+		key := appendSeriesKey(nil, p)
+		rk = &routeKey{key: key, last: m.enc.lastOf(key)}
+		if len(m.routeKeys) >= maxRouteKeys {
+			clear(m.routeKeys)
+		}
+		m.routeKeys[rs] = rk
+	}
+	dst = append(dst, rk.key...)
+	ts = bump(rk.last, ts)
+	sep := byte(' ')
+	str := func(k, v string) {
+		dst = append(dst, sep)
+		dst = append(dst, k...)
+		dst = append(dst, '=', '"')
+		dst = appendEscaped(dst, v, strEsc)
+		dst = append(dst, '"')
+		sep = ','
+	}
+	num := func(k string, v int64) {
+		dst = append(dst, sep)
+		dst = append(dst, k...)
+		dst = append(dst, '=')
+		dst = strconv.AppendInt(dst, v, 10)
+		dst = append(dst, 'i')
+		sep = ','
+	}
+	if r.ASPath != "" {
+		str("as_path", r.ASPath)
+	}
+	if len(r.Communities) > 0 {
+		str("communities", strings.Join(r.Communities, " "))
+	}
+	if len(r.ExtCommunities) > 0 {
+		str("ext_communities", extCommunities(r.ExtCommunities))
+	}
+	if len(r.LargeCommunities) > 0 {
+		str("large_communities", strings.Join(r.LargeCommunities, " "))
+	}
+	if r.LocalPref != nil {
+		num("local_pref", int64(*r.LocalPref))
+	}
+	if r.MED != nil {
+		num("med", int64(*r.MED))
+	}
+	if r.NextHop != "" {
+		str("next_hop", r.NextHop)
+	}
+	num("origin_as", int64(r.OriginAS))
+	if r.PathID != 0 {
+		num("path_id", int64(r.PathID))
+	}
+	str("prefix", r.Prefix)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, ts, 10)
+	return append(dst, '\n')
+}
+
+func extCommunities(ec map[string][]string) string {
+	var parts []string
+	for typ, vs := range ec {
+		for _, v := range vs {
+			parts = append(parts, typ+":"+v)
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, " ")
+}
+
 // routeFields fills a route point. Tags and fields are appended in key
 // order, so encoding a route (the bulk of a table dump) sorts nothing.
 // eventFieldRenames maps event field keys to the schema's names where
@@ -547,14 +637,7 @@ func (m *mapper) routeFields(p *point, ev *change.Event) {
 		p.fields = append(p.fields, field{"communities", strV(strings.Join(r.Communities, " "))})
 	}
 	if len(r.ExtCommunities) > 0 {
-		var parts []string
-		for typ, vs := range r.ExtCommunities {
-			for _, v := range vs {
-				parts = append(parts, typ+":"+v)
-			}
-		}
-		slices.Sort(parts)
-		p.fields = append(p.fields, field{"ext_communities", strV(strings.Join(parts, " "))})
+		p.fields = append(p.fields, field{"ext_communities", strV(extCommunities(r.ExtCommunities))})
 	}
 	if len(r.LargeCommunities) > 0 {
 		p.fields = append(p.fields, field{"large_communities", strV(strings.Join(r.LargeCommunities, " "))})

@@ -231,3 +231,34 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("bucket %q token %q", c.bucket(), c.token())
 	}
 }
+
+// TestRouteFastPath: the cached route encoder writes exactly what the
+// generic point encoder writes for the same route.
+func TestRouteFastPath(t *testing.T) {
+	med, lp := uint32(0), uint32(200)
+	for i, r := range []change.Route{
+		{Action: change.Announce, AfiSafi: "openconfig-bgp-types:IPV4_UNICAST", RIB: "ADJ_RIB_IN_POST", Prefix: "10.0.0.0/8", OriginAS: 1},
+		{Action: change.Withdraw, AfiSafi: "IPV6_UNICAST", RIB: "LOC_RIB", Prefix: "2001:db8::/32", PathID: 3},
+		{Action: change.Announce, AfiSafi: "IPV4_UNICAST", RIB: "ADJ_RIB_OUT_PRE", Prefix: "10.1.0.0/16", OriginAS: 4200000000, ASPath: `65001 {1,2} "x\`,
+			NextHop: "192.0.2.1", MED: &med, LocalPref: &lp, Communities: []string{"1:1", "2:2"}, LargeCommunities: []string{"1:2:3"},
+			ExtCommunities: map[string][]string{"rt": {"1:1", "1:0"}, "soo": {"2:2"}}},
+	} {
+		for _, ni := range []string{"default", "", "vrf blue,x=y"} {
+			ev := change.Event{Time: t0, Router: "r 1", NetworkInstance: ni, Neighbor: "192.0.2.1", Kind: change.EventRoute, Route: &r}
+			m := newMapper()
+			fast := m.appendRoute(nil, &ev, t0.UnixNano())
+			fast = m.appendRoute(fast, &ev, t0.UnixNano()) // cached key, bumped time
+			g := newMapper()
+			p := &g.pt
+			var slow []byte
+			for range 2 {
+				p.meas, p.ts, p.fields = mBMPRoute, t0.UnixNano(), p.fields[:0]
+				g.routeFields(p, &ev)
+				slow, _ = g.enc.appendPoint(slow, p)
+			}
+			if string(fast) != string(slow) {
+				t.Errorf("route %d ni %q:\nfast %s\nslow %s", i, ni, fast, slow)
+			}
+		}
+	}
+}

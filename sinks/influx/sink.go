@@ -1,6 +1,8 @@
 package influx
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -12,10 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
-	"github.com/influxdata/influxdb-client-go/v2/api"
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -63,13 +63,15 @@ func WithSnapshotter(s Snapshotter) Option { return func(o *options) { o.snap = 
 // Sink writes the merged change stream to InfluxDB through an on-disk
 // spool. See the package documentation for the design.
 type Sink struct {
-	cfg    Config
-	o      options
-	log    *slog.Logger
-	m      *metrics
-	sp     *spool.Spool
-	client influxdb2.Client
-	wapi   api.WriteAPIBlocking
+	cfg      Config
+	o        options
+	log      *slog.Logger
+	m        *metrics
+	sp       *spool.Spool
+	client   influxdb2.Client
+	http     ihttp.Service
+	writeURL string
+	gzPool   sync.Pool // *gzipBuf
 
 	// Owned by the consumer (Run, then Close).
 	mu        sync.Mutex
@@ -126,7 +128,17 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 		SetHTTPRequestTimeout(uint(cfg.Timeout/time.Second) + 1).
 		SetLogLevel(0)
 	s.client = influxdb2.NewClientWithOptions(cfg.URL, cfg.token(), copts)
-	s.wapi = s.client.WriteAPIBlocking(cfg.Org, cfg.bucket())
+	// Batches are line protocol already (encoded by the mapper, kept in
+	// the spool), so they are POSTed as they are through the client's
+	// HTTP service (its auth, timeouts and error parsing); gzip is done
+	// here with a reused writer at BestSpeed instead of a new
+	// default-level writer and goroutine per request.
+	s.http = s.client.HTTPService()
+	s.writeURL, err = writeURL(s.http.ServerAPIURL(), cfg.Org, cfg.bucket())
+	if err != nil {
+		sp.Close()
+		return nil, fmt.Errorf("influxdb.url: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.writerCancel = cancel
 	go s.writeLoop(ctx)
@@ -430,8 +442,25 @@ func (s *Sink) write(ctx context.Context, b spool.Batch) error {
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	// The spool's buffer is not touched until this returns.
-	err := s.wapi.WriteRecord(wctx, unsafe.String(&b.Data[0], len(b.Data)))
+	var body io.Reader = bytes.NewReader(b.Data)
+	var gz *gzipBuf
+	if s.cfg.Gzip {
+		gz = s.compress(b.Data)
+		defer s.gzPool.Put(gz)
+		body = bytes.NewReader(gz.buf.Bytes())
+	}
+	var err error
+	if herr := s.http.DoPostRequest(wctx, s.writeURL, body, func(req *http.Request) {
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		if gz != nil {
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+	}, func(resp *http.Response) error {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return resp.Body.Close()
+	}); herr != nil {
+		err = herr
+	}
 	s.m.latency.Observe(time.Since(start).Seconds())
 	if err == nil {
 		s.m.batches.WithLabelValues("ok").Inc()
@@ -440,6 +469,43 @@ func (s *Sink) write(ctx context.Context, b spool.Batch) error {
 		return nil
 	}
 	return s.classify(err, b.Points)
+}
+
+type gzipBuf struct {
+	buf bytes.Buffer
+	w   *gzip.Writer
+}
+
+// compress gzips data into a pooled buffer.
+func (s *Sink) compress(data []byte) *gzipBuf {
+	gz, _ := s.gzPool.Get().(*gzipBuf)
+	if gz == nil {
+		gz = &gzipBuf{}
+		gz.w, _ = gzip.NewWriterLevel(&gz.buf, gzip.BestSpeed)
+	}
+	gz.buf.Reset()
+	gz.w.Reset(&gz.buf)
+	_, _ = gz.w.Write(data) // a bytes.Buffer does not fail
+	_ = gz.w.Close()
+	return gz
+}
+
+// writeURL is the v2 write endpoint for org and bucket, ns precision.
+func writeURL(apiURL, org, bucket string) (string, error) {
+	u, err := url.Parse(apiURL)
+	if err != nil {
+		return "", err
+	}
+	u, err = u.Parse("write")
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set("org", org)
+	q.Set("bucket", bucket)
+	q.Set("precision", "ns")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // classify turns a client error into nil (dropped, counted), a retryable

@@ -512,19 +512,21 @@ func (s *Spool) readLocked(b *Batch, maxPoints, maxBytes int) error {
 		if n > MaxRecord || s.read.Off+int64(headerLen+n) > seg.size {
 			return fmt.Errorf("spool: read %s at %d: %w", segName(seg.seq), s.read.Off, ErrCorrupt)
 		}
+		// The payload is read straight to its place in the batch (no
+		// header in between to shift out) and checked against the header.
 		start := len(b.Data)
-		b.Data = slices.Grow(b.Data, headerLen+n)
-		rec := b.Data[start : start+headerLen+n]
-		if _, err := s.rf.ReadAt(rec, s.read.Off); err != nil {
+		b.Data = slices.Grow(b.Data, n)[:start+n]
+		payload := b.Data[start:]
+		if _, err := s.rf.ReadAt(payload, s.read.Off+headerLen); err != nil {
 			b.Data = b.Data[:start]
 			return fmt.Errorf("spool: read %s at %d: %w", segName(seg.seq), s.read.Off, err)
 		}
-		payload, count, size, err := DecodeRecord(rec)
-		if err != nil {
+		count := binary.LittleEndian.Uint32(h[8:])
+		if recordCRC(count, payload) != binary.LittleEndian.Uint32(h[4:]) {
 			b.Data = b.Data[:start]
-			return fmt.Errorf("spool: read %s at %d: %w", segName(seg.seq), s.read.Off, err)
+			return fmt.Errorf("spool: read %s at %d: %w: checksum mismatch", segName(seg.seq), s.read.Off, ErrCorrupt)
 		}
-		b.Data = append(b.Data[:start], payload...)
+		size := headerLen + n
 		b.Points += int(count)
 		b.Records++
 		s.read.Off += int64(size)
