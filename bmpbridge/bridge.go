@@ -62,7 +62,7 @@ type Bridge struct {
 	routers map[string]*routerState
 	active  int
 	lns     []net.Listener
-	conns   map[net.Conn]struct{}
+	conns   map[net.Conn]string // connection -> router name, once known
 	wg      sync.WaitGroup
 	closed  bool
 
@@ -75,7 +75,7 @@ func New(core Sink, opts ...Option) (*Bridge, error) {
 		return nil, errors.New("bmpbridge: nil sink")
 	}
 	b := &Bridge{core: core, log: slog.Default(), targets: map[string]bool{}, alias: map[string]string{},
-		routers: map[string]*routerState{}, conns: map[net.Conn]struct{}{}, m: newMetrics()}
+		routers: map[string]*routerState{}, conns: map[net.Conn]string{}, m: newMetrics()}
 	for _, o := range opts {
 		o(b)
 	}
@@ -151,7 +151,7 @@ func (b *Bridge) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		b.active++
-		b.conns[c] = struct{}{}
+		b.conns[c] = ""
 		b.wg.Add(1)
 		b.mu.Unlock()
 		b.m.accepted.WithLabelValues("accepted").Inc()
@@ -166,6 +166,23 @@ func (b *Bridge) Serve(ctx context.Context, ln net.Listener) error {
 			b.m.sessions.Dec()
 		}()
 	}
+}
+
+// Disconnect closes the BMP sessions of a router, so that it reconnects
+// and re-sends everything: an operator's resync. It returns how many
+// sessions it closed. meshd keeps the router's RIBs across, so the
+// re-send makes no duplicate route events.
+func (b *Bridge) Disconnect(router string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for c, name := range b.conns {
+		if name == router {
+			c.Close()
+			n++
+		}
+	}
+	return n
 }
 
 // Addrs returns the addresses the bridge listens on.

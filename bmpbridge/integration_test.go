@@ -107,6 +107,12 @@ func (h *harness) value(router string, path string) string {
 	return fmt.Sprint(v.GetUintVal() + uint64(v.GetIntVal()))
 }
 
+func (h *harness) allEvents() []change.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]change.Event(nil), h.events...)
+}
+
 func (h *harness) countEvents(kind change.EventKind, match func(change.Event) bool) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -35,7 +35,7 @@ func newMetrics() *metrics {
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_messages_total",
 			Help: "BMP messages received, by type."}, []string{"type"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_errors_total",
-			Help: "BMP errors by kind (framing, malformed, no_initiation, too_many_routers, apply)."}, []string{"kind"}),
+			Help: "BMP errors by kind (framing, malformed, no_initiation, too_many_routers, apply, add_path_absent: routes without the path IDs their Peer Up negotiated, decoded without)."}, []string{"kind"}),
 		routeEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_route_events_total",
 			Help: "Route Monitoring outcomes (announce, withdraw, duplicate, missing_withdraw, origin_change)."}, []string{"outcome"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_skipped_families_total",

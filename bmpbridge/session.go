@@ -48,8 +48,13 @@ type peerState struct {
 	// (RFC 9069, peer type 3) or a per-instance peer with the unspecified
 	// address (FRR sends stats for 0.0.0.0). Its RIB is kept and its
 	// events sent, but it gets no neighbor entry in either model.
-	pseudo      bool
-	gen         uint64
+	pseudo bool
+	gen    uint64
+	// upGen is the router session gen of the last Peer Up; ports are the
+	// BGP session's TCP ports from it.
+	upGen       uint64
+	localPort   uint16
+	remotePort  uint16
 	up          bool
 	upTime      time.Time
 	upCount     uint64
@@ -70,6 +75,43 @@ type viewState struct {
 	ann, wd, dup, origin, missing      uint64
 	lastAnn, lastWd, lastDup, lastOrig uint64
 	written                            bool
+	// pathIDs are the ADD-PATH path IDs this view has carried (a few),
+	// to match routes a speaker re-sends without them.
+	pathIDs []uint32
+}
+
+const maxPathIDs = 8
+
+// matchPathIDs gives routes decoded without the path IDs their session
+// negotiated (gobgpd v4 re-sends pre-policy routes so after a BMP
+// reconnect) the ID of the path the view holds for the prefix, so the
+// re-send is recognised as such instead of adding a second path.
+func (vs *viewState) matchPathIDs(nl []decode.NLRI) {
+	for i := range nl {
+		n := &nl[i]
+		if n.PathID != 0 || vs.t.Has(n) {
+			continue
+		}
+		c := *n
+		for _, id := range vs.pathIDs {
+			if c.PathID = id; vs.t.Has(&c) {
+				n.PathID = id
+				break
+			}
+		}
+	}
+}
+
+func (vs *viewState) notePathID(id uint32) {
+	if id == 0 || len(vs.pathIDs) >= maxPathIDs {
+		return
+	}
+	for _, x := range vs.pathIDs {
+		if x == id {
+			return
+		}
+	}
+	vs.pathIDs = append(vs.pathIDs, id)
 }
 
 func newRouterState(name string) *routerState {
@@ -348,6 +390,9 @@ func (s *session) handle(m *decode.Message, err error) bool {
 	case m.PeerDown != nil:
 		s.peerDown(m)
 	case m.Update != nil:
+		if m.AddPathAbsent {
+			s.b.m.errors.WithLabelValues("add_path_absent").Inc()
+		}
 		s.routes(m)
 	case m.Stats != nil:
 		s.stats(m)
@@ -367,6 +412,11 @@ func (s *session) handle(m *decode.Message, err error) bool {
 func (s *session) start(in *decode.Initiation) {
 	name := s.b.routerName(in.SysName, s.addr)
 	s.r = s.b.router(name)
+	s.b.mu.Lock()
+	if _, ok := s.b.conns[s.conn]; ok {
+		s.b.conns[s.conn] = name
+	}
+	s.b.mu.Unlock()
 	s.log = s.log.With(slog.String("router", name))
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
@@ -498,11 +548,17 @@ func (s *session) peerUp(m *decode.Message) {
 	r := s.r
 	ps := r.peer(p)
 	ps.ni = p.NetworkInstance
-	// A Peer Up for a session already known up with the same time is a
-	// re-send after a BMP reconnect, not a new establishment.
-	resend := ps.up && ps.upTime.Equal(m.Time)
+	// A Peer Up for a session already known up is a re-send after a BMP
+	// reconnect, not a new establishment, when it has the same time, or
+	// when it is the first of this BMP session and has the same TCP ports
+	// (gobgpd stamps re-sends with the time of sending; a re-established
+	// BGP session has a new ephemeral port).
+	resend := ps.up && (ps.upTime.Equal(m.Time) ||
+		(ps.upGen != r.gen && ps.localPort == u.LocalPort && ps.remotePort == u.RemotePort))
 	ps.up = true
 	ps.upTime = m.Time
+	ps.upGen = r.gen
+	ps.localPort, ps.remotePort = u.LocalPort, u.RemotePort
 	ni, addr := ps.ni, ps.addr
 	ts := m.Time
 	if ts.IsZero() {
@@ -780,6 +836,10 @@ func (s *session) routes(m *decode.Message) {
 	}
 	warm := !s.now.Before(vs.warmAt)
 	ps.countsDirty = true
+	if m.AddPathAbsent && len(vs.pathIDs) > 0 {
+		vs.matchPathIDs(u.Withdraw)
+		vs.matchPathIDs(u.Announce)
+	}
 	withEvents := *s.b.cfg.RouteEvents
 	if withEvents && s.events == nil {
 		// Sized once per batch: growing it route by route costs more.
@@ -804,6 +864,9 @@ func (s *session) routes(m *decode.Message) {
 	}
 	for i := range u.Announce {
 		n := &u.Announce[i]
+		if n.PathID != 0 {
+			vs.notePathID(n.PathID)
+		}
 		o, old := vs.t.Announce(n, u.Attrs)
 		switch o {
 		case rib.Duplicate:

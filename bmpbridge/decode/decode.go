@@ -44,6 +44,9 @@ type Message struct {
 	Update      *Update      `json:"update,omitempty"`
 	Termination *Termination `json:"termination,omitempty"`
 	Mirroring   *Mirroring   `json:"mirroring,omitempty"`
+	// AddPathAbsent says the routes decoded only without the ADD-PATH
+	// path IDs the Peer Up negotiated.
+	AddPathAbsent bool `json:"add_path_absent,omitempty"`
 
 	spare *Update // kept across DecodeInto calls so its NLRI storage is reused
 }
@@ -319,6 +322,14 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 		if m2, err2 := bmp.ParseBMPMessageWithOptions(raw, guessAddPath); err2 == nil {
 			msg, perr = m2, nil
 		}
+	} else if perr != nil && m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && msg != nil {
+		// ADD-PATH negotiated, yet some speakers encode a view without
+		// path IDs (gobgpd v4 does for post-policy and Loc-RIB routes of
+		// path ID 0): try without before giving up, and say so.
+		if m2, err2 := bmp.ParseBMPMessageWithOptions(raw, noAddPath); err2 == nil {
+			msg, perr = m2, nil
+			m.AddPathAbsent = true
+		}
 	}
 	if msg == nil {
 		if perr == nil {
@@ -389,6 +400,13 @@ var guessAddPathOpt = []*bgp.MarshallingOption{{AddPath: map[bgp.Family]bgp.BGPA
 	bgp.RF_IPv4_UC: bgp.BGP_ADD_PATH_RECEIVE, bgp.RF_IPv6_UC: bgp.BGP_ADD_PATH_RECEIVE,
 	bgp.RF_IPv4_MPLS: bgp.BGP_ADD_PATH_RECEIVE, bgp.RF_IPv6_MPLS: bgp.BGP_ADD_PATH_RECEIVE,
 }}}
+
+func noAddPath(h bmp.BMPPeerHeader) []*bgp.MarshallingOption {
+	if h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0 && h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB {
+		return []*bgp.MarshallingOption{{Use2ByteAS: true}}
+	}
+	return nil
+}
 
 func guessAddPath(h bmp.BMPPeerHeader) []*bgp.MarshallingOption {
 	if h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0 && h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB {

@@ -190,6 +190,16 @@ func (t *Table) replace(cur uint32, a *decode.Attrs, set func(uint32)) (Outcome,
 	return Changed, old
 }
 
+// Has reports whether the table holds the route.
+func (t *Table) Has(n *decode.NLRI) bool {
+	if fam, ok := ipFam(n.Family); ok && n.IP.IsValid() {
+		_, ok := t.ip[keyOf(fam, n.IP, n.PathID)]
+		return ok
+	}
+	_, ok := t.other[strKey{s: n.Prefix, id: n.PathID}]
+	return ok
+}
+
 // Withdraw removes a route; old is the attribute set it had.
 func (t *Table) Withdraw(n *decode.NLRI) (Outcome, *decode.Attrs) {
 	if fam, ok := ipFam(n.Family); ok && n.IP.IsValid() {
