@@ -20,6 +20,26 @@ import (
 	"github.com/meshd/meshd/change"
 )
 
+// How routes leave the RIBs (what the leaves and events say):
+//
+//   - A Withdraw: one route event, counted in the view's withdrawals.
+//   - Peer Down: every route of the peer is dropped at once, counted as
+//     withdrawals of its views and in meshd_bmp_routes_cleared_total
+//     {reason="peer_down"}; no event per route, the peer_down event
+//     carries routes_cleared.
+//   - BMP reconnect: the router re-sends every peer it has; a peer not
+//     re-announced (Peer Up, routes or stats) within stale-timeout is
+//     expired the same way ({reason="stale"}), with one peer_down event
+//     (stale=true) and session-state IDLE.
+//
+// Pseudo-peers (Loc-RIB instance peers, RFC 9069 peer type 3, and peers
+// with address 0.0.0.0 or ::, for which FRR 8.4 sends stats) are not BGP
+// neighbors: nothing is written under either neighbor list for them.
+// Their RIBs are kept (RouteCount, the gauge meshd_bmp_instance_routes
+// {router, network_instance, rib}) and their events are sent with the
+// field pseudo_peer=true. A router-level place in the model would hold
+// their counters; see the package's report for the proposed change.
+
 // routerState is what meshd holds for one router across its BMP sessions:
 // the RIBs stay so that a full re-send after a reconnect is recognised.
 type routerState struct {
