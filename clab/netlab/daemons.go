@@ -76,7 +76,7 @@ bmp:
 	// router's, so its samples join the BMP data of the same sessions.
 	b.WriteString("targets:\n")
 	for _, r := range l.Topo.Routers {
-		fmt.Fprintf(&b, "  %s:\n    address: \"%s:%d\"\n    insecure: true\n    subscriptions: [meshd-probe]\n", r.Name, r.Mgmt, ProbePort)
+		fmt.Fprintf(&b, "  %s:\n    address: \"%s:%d\"\n    insecure: true\n    subscriptions: [meshd-probe, bgp-neighbors]\n    encoding: proto\n", r.Name, r.Mgmt, ProbePort)
 	}
 	return b.String()
 }

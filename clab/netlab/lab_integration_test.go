@@ -1,0 +1,300 @@
+//go:build integration
+
+package netlab_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/clab/netlab"
+	"github.com/meshd/meshd/internal/netns"
+	"github.com/meshd/meshd/internal/sessions"
+	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/internal/tools"
+)
+
+// labEnv is a running lab and the ways a test reads what meshd saw.
+type labEnv struct {
+	t   *testing.T
+	lab *netlab.Lab
+	gc  gpb.GNMIClient
+}
+
+func buildMeshd(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	bin := filepath.Join(t.TempDir(), "meshd")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/meshd")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build meshd: %v\n%s", err, b)
+	}
+	return bin
+}
+
+func startLab(t *testing.T) *labEnv {
+	t.Helper()
+	testenv.RequireRoot(t)
+	for _, b := range []string{"gobgpd", "gobgp", "bgpd", "influxd", "ethtool"} {
+		testenv.Binary(t, b)
+	}
+	bin := buildMeshd(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := netlab.Up(ctx, netlab.Options{Routers: 4, Dir: dir, Meshd: bin, Bin: tools.Look})
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := netlab.Down(dir, nil); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", netlab.GNMIPort),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return netns.Dial(ctx, netlab.MgmtNS, addr)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &labEnv{t: t, lab: l, gc: gpb.NewGNMIClient(conn)}
+}
+
+func (e *labEnv) rows() map[string]sessions.Row {
+	c := netlab.NSHTTPClient(netlab.MgmtNS)
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/api/sessions", netlab.HTTPPort))
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var rows []sessions.Row
+	if json.NewDecoder(resp.Body).Decode(&rows) != nil {
+		return nil
+	}
+	out := map[string]sessions.Row{}
+	for _, r := range rows {
+		out[r.Router+" "+r.Neighbor] = r
+	}
+	return out
+}
+
+// influxCount counts points of a query's first field since t0.
+func (e *labEnv) influxCount(q string) int {
+	c := netlab.NSHTTPClient(netlab.MgmtNS)
+	resp, err := c.Get(fmt.Sprintf("http://%s:%d/query?db=meshd&q=%s", netlab.MgmtAddr, netlab.InfluxPort, url.QueryEscape(q)))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var res struct {
+		Results []struct {
+			Series []struct {
+				Values [][]any `json:"values"`
+			} `json:"series"`
+			Error string `json:"error"`
+		} `json:"results"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&res) != nil || len(res.Results) == 0 {
+		return -1
+	}
+	if res.Results[0].Error != "" {
+		e.t.Fatalf("InfluxQL %q: %s", q, res.Results[0].Error)
+	}
+	n := 0
+	for _, s := range res.Results[0].Series {
+		for _, v := range s.Values {
+			if len(v) > 1 {
+				if f, ok := v[1].(float64); ok {
+					n += int(f)
+				}
+			}
+		}
+	}
+	return n
+}
+
+// gnmiSession reads a neighbor's session-state and established-transitions
+// from meshd's own gNMI target.
+func (e *labEnv) gnmiSession(router, nbr string) (state string, transitions uint64, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := e.gc.Get(ctx, &gpb.GetRequest{
+		Prefix: &gpb.Path{Target: router},
+		Path: []*gpb.Path{
+			change.NeighborPath("default", nbr, "state", "session-state"),
+			change.NeighborPath("default", nbr, "state", "established-transitions"),
+		},
+		Encoding: gpb.Encoding_PROTO,
+	})
+	if err != nil {
+		return "", 0, false
+	}
+	for _, n := range resp.GetNotification() {
+		for _, u := range n.GetUpdate() {
+			p := append(append([]*gpb.PathElem{}, n.GetPrefix().GetElem()...), u.GetPath().GetElem()...)
+			switch p[len(p)-1].GetName() {
+			case "session-state":
+				state, ok = u.GetVal().GetStringVal(), true
+			case "established-transitions":
+				transitions = u.GetVal().GetUintVal()
+			}
+		}
+	}
+	return state, transitions, ok
+}
+
+// sinceQ is the InfluxQL time bound for events after start: routers stamp
+// BMP messages themselves, some only to the second, so a second of slack.
+func sinceQ(start time.Time) string {
+	return fmt.Sprintf("time > %d", start.Add(-time.Second).UnixNano())
+}
+
+// waitDetect polls cond every 20 ms and returns how long it took.
+func waitDetect(t *testing.T, limit time.Duration, what string, start time.Time, cond func() bool) time.Duration {
+	t.Helper()
+	for time.Since(start) < limit {
+		if cond() {
+			d := time.Since(start)
+			t.Logf("detected %s after %v", what, d.Round(time.Millisecond))
+			return d
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("%s not detected within %v", what, limit)
+	return limit
+}
+
+func TestLab(t *testing.T) {
+	e := startLab(t)
+	const r1r2 = "r1 10.100.1.2"
+
+	// Every session of the 4-router ring is up, in BMP and with probe RTT.
+	testenv.WaitFor(t, 90*time.Second, "16 sessions ESTABLISHED with probe RTT in meshd", func() bool {
+		rows := e.rows()
+		up := 0
+		for _, r := range rows {
+			if r.State == "ESTABLISHED" && r.RTTus > 0 {
+				up++
+			}
+		}
+		return up == 16
+	})
+
+	t.Run("quiet", func(t *testing.T) {
+		start := time.Now()
+		time.Sleep(30 * time.Second)
+		q := `SELECT count("n") FROM "bgp_session_event" WHERE ` + sinceQ(start.Add(time.Second))
+		if n := e.influxCount(q); n != 0 {
+			t.Errorf("a quiet lab produced %d session or path-change events in 30 s", n)
+		}
+	})
+
+	t.Run("reset", func(t *testing.T) {
+		before := e.rows()[r1r2].Transitions
+		_, gBefore, ok := e.gnmiSession("r1", "10.100.1.2")
+		if !ok {
+			t.Fatal("meshd's gNMI target has no session-state for r1 10.100.1.2")
+		}
+		start := time.Now()
+		if err := e.lab.Fault("reset", "r1", "r2", ""); err != nil {
+			t.Fatal(err)
+		}
+		waitDetect(t, 2*time.Second, "reset r1 r2 in meshd's state", start, func() bool {
+			r := e.rows()[r1r2]
+			return r.State != "ESTABLISHED" || r.Transitions > before
+		})
+		waitDetect(t, 2*time.Second, "reset r1 r2 on meshd's gNMI target", start, func() bool {
+			st, tr, ok := e.gnmiSession("r1", "10.100.1.2")
+			return ok && (st != "ESTABLISHED" || tr > gBefore)
+		})
+		q := `SELECT count("n") FROM "bgp_session_event" WHERE "router" = 'r1' AND "neighbor" = '10.100.1.2' AND "event" = 'peer_down' AND ` + sinceQ(start)
+		waitDetect(t, 3*time.Second, "reset r1 r2 as a peer_down in InfluxDB", start, func() bool { return e.influxCount(q) > 0 })
+	})
+
+	t.Run("delay", func(t *testing.T) {
+		testenv.WaitFor(t, 60*time.Second, "r1 10.100.1.2 re-established after the reset", func() bool {
+			r := e.rows()[r1r2]
+			return r.State == "ESTABLISHED" && r.RTTus > 0
+		})
+		base := e.rows()[r1r2].RTTMinUS
+		start := time.Now()
+		// Frames from r2 to r1 carry r2's ACKs of r1's keepalives.
+		if err := e.lab.Fault("delay", "r2", "r1", "20ms"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.lab.Fault("clear", "r2", "r1", "") })
+		want := 20000 + base
+		var got []float64
+		waitDetect(t, 3*time.Second+2*time.Second, "delay r2 r1 20ms in the probe's RTT", start, func() bool {
+			r := e.rows()[r1r2]
+			return r.RTTus > 15000
+		})
+		// The last samples, taken one keepalive apart, against the delay.
+		deadline := time.Now().Add(20 * time.Second)
+		last := 0.0
+		for len(got) < 3 && time.Now().Before(deadline) {
+			r := e.rows()[r1r2]
+			if r.RTTus != last && r.RTTus > 15000 {
+				got = append(got, r.RTTus)
+				last = r.RTTus
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		best := 1e12
+		for _, g := range got {
+			if d := g - want; d < 0 && -d < best || d >= 0 && d < best {
+				best = max(d, -d)
+			}
+		}
+		t.Logf("RTT samples %v µs, want %.1f µs (20 ms + baseline %.1f µs); best error %.1f µs", got, want, base, best)
+		if best > 200 {
+			t.Errorf("no RTT sample within 0.2 ms of 20 ms + baseline")
+		}
+	})
+
+	t.Run("down", func(t *testing.T) {
+		start := time.Now()
+		if err := e.lab.Fault("down", "r3", "r4", ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.lab.Fault("up", "r3", "r4", "") })
+		// BGP notices a dead link when the 9 s hold timer expires.
+		waitDetect(t, 9*time.Second+2*time.Second, "link r3-r4 down in meshd's state", start, func() bool {
+			return e.rows()["r3 10.100.3.2"].State != "ESTABLISHED"
+		})
+		q := `SELECT count("n") FROM "bgp_session_event" WHERE "router" = 'r3' AND "event" = 'peer_down' AND ` + sinceQ(start)
+		waitDetect(t, 9*time.Second+3*time.Second, "link r3-r4 down as a peer_down in InfluxDB", start, func() bool { return e.influxCount(q) > 0 })
+	})
+
+	t.Run("hijack", func(t *testing.T) {
+		start := time.Now()
+		if err := e.lab.Hijack("r3", "10.200.1.0/25"); err != nil {
+			t.Fatal(err)
+		}
+		// FRR stamps route monitoring with the route's own age, so the
+		// event is found by its prefix, not by time (the lab's database is
+		// new, and nothing else announces this prefix).
+		q := `SELECT count("prefix") FROM "bgp_origin_change" WHERE "prefix" = '10.200.1.0/25'`
+		waitDetect(t, 2*time.Second, "a more-specific of r1's prefix from r3 as an origin change in InfluxDB", start, func() bool { return e.influxCount(q) > 0 })
+	})
+}
