@@ -61,7 +61,7 @@ type Config struct {
 
 // Defaults for unset fields.
 const (
-	DefaultBatchSize         = 5000
+	DefaultBatchSize         = 20000
 	DefaultWritesInFlight    = 3
 	DefaultFlushInterval     = time.Second
 	DefaultTimeout           = 10 * time.Second
