@@ -84,6 +84,7 @@ func run(ctx context.Context, cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
+		opsSrv.Handle("/api/gnmi/targets", jsonHandler(func() any { return gc.Status() }))
 		sources = append(sources, component{"gnmi client", gc.Run})
 	}
 
