@@ -408,7 +408,7 @@ func (s *Sink) writeLoop(ctx context.Context) {
 		case buf = <-free:
 		default:
 		}
-		b, err := s.sp.Read(wctx, buf, s.cfg.BatchSize, 32<<20, s.cfg.FlushInterval)
+		b, err := s.sp.Read(wctx, buf, s.cfg.BatchSize, maxRequestBytes, s.cfg.FlushInterval)
 		if err != nil {
 			if wctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
 				return
@@ -430,6 +430,11 @@ func (s *Sink) writeLoop(ctx context.Context) {
 		jobs <- j
 	}
 }
+
+// maxRequestBytes bounds one write request's body (plus at most one
+// spool record, <= 1 MiB): InfluxDB 1.8 refuses bodies over its
+// max-body-size (25 MB by default) with 413, which no retry can fix.
+const maxRequestBytes = 8 << 20
 
 // errRejected marks a batch InfluxDB will never take (bad data).
 var errRejected = errors.New("rejected")
