@@ -6,10 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 
 	"github.com/meshd/meshd/internal/netns"
 )
@@ -20,21 +17,8 @@ func (l *Lab) SetBin(f func(string) (string, error)) { l.opts.Bin = f }
 // StartForwarder starts `meshd lab forward` detached, so the lab's gNMI
 // target, HTTP endpoints and InfluxDB are reachable on this host's
 // loopback after `lab up` returns.
-func (l *Lab) StartForwarder(self string, _ Options) error {
-	logf, err := os.OpenFile(filepath.Join(l.State.Dir, "forward.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(self, "lab", "forward")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start forwarder: %w", err)
-	}
-	l.State.PIDs["forward"] = cmd.Process.Pid
-	go func() { _ = cmd.Wait() }()
-	return l.save()
+func (l *Lab) StartForwarder(self string) error {
+	return l.startHere("forward", self, "lab", "forward")
 }
 
 // Forward serves host loopback ports that lead into the management

@@ -241,23 +241,11 @@ func (l *Lab) addLink(lk Link) error {
 // start runs a daemon in a namespace, detached from the lab command so it
 // outlives it, with its output in the lab folder.
 func (l *Lab) start(key, ns, bin string, args ...string) error {
-	logf, err := os.OpenFile(filepath.Join(l.State.Dir, key+".log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", key, err)
-	}
-	l.State.PIDs[key] = cmd.Process.Pid
-	go func() { _ = cmd.Wait() }()
-	return nil
+	return l.startHere(key, "ip", append([]string{"netns", "exec", ns, bin}, args...)...)
 }
 
-// startHere runs a lab daemon in the root namespace, detached.
+// startHere runs a lab daemon in the root namespace, detached, and
+// records its pid for Down.
 func (l *Lab) startHere(key, bin string, args ...string) error {
 	logf, err := os.OpenFile(filepath.Join(l.State.Dir, key+".log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {

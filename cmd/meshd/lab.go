@@ -42,8 +42,7 @@ func newLabCmd() *cobra.Command {
 				return err
 			}
 			self, _ := os.Executable()
-			fwd := netlab.Options{Dir: dir}
-			if err := l.StartForwarder(self, fwd); err != nil {
+			if err := l.StartForwarder(self); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, `
