@@ -43,6 +43,7 @@ type Core struct {
 
 	mu      sync.RWMutex
 	routers map[string]*router
+	pending []change.Event // events derived during one Apply, under mu
 
 	subMu sync.RWMutex
 	subs  []*Subscription
@@ -190,6 +191,10 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 	if c.verdict {
 		ups = c.verdictLocked(touched, ups)
 	}
+	if len(c.pending) > 0 {
+		events = append(c.pending, events...)
+		c.pending = nil
+	}
 	res.Err = errors.Join(errs...)
 	c.m.observe(&res)
 	if len(ups) > 0 || len(events) > 0 {
@@ -282,6 +287,9 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		} else {
 			cur = &leaf{path: p, set: set}
 		}
+	}
+	if cur.val != nil && strings.HasSuffix(key, "/probe/state/hops") {
+		c.pending = append(c.pending, hopChange(r.name, p, cur.val, ch))
 	}
 	added := 0
 	if r.leaves[key] == nil {
@@ -551,4 +559,16 @@ func (c *Core) leafCountLocked() int {
 		n += len(r.leaves)
 	}
 	return n
+}
+
+// hopChange is the path-change event meshd derives when the probe's hop
+// count for a neighbor changes: the probe serves counters and the last
+// change over gNMI, and sinks want the change itself, with old and new.
+func hopChange(routerName string, p *gnmi.Path, old *gnmi.TypedValue, ch *change.Change) change.Event {
+	ni, addr, _, _ := change.NeighborOf(p)
+	return change.Event{
+		Time: ch.Time, Router: routerName, NetworkInstance: ni, Neighbor: addr,
+		Kind: change.EventHopChange, Source: ch.Source,
+		Fields: map[string]any{"old_hops": int64(old.GetUintVal()), "new_hops": int64(ch.Value.GetUintVal())},
+	}
 }

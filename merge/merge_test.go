@@ -304,3 +304,19 @@ func BenchmarkNewNeighbors(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "leaves/s")
 }
+
+func TestHopChangeIsAnEvent(t *testing.T) {
+	c := newCore(t, WithoutVerdict())
+	sub := c.Subscribe("t", 16)
+	hops := change.MeshdNeighborPath("default", "10.0.0.2", "probe", "state", "hops")
+	c.Apply([]change.Change{ch(change.SourceProbe, 0, hops, change.Uint(0))})
+	c.Apply([]change.Change{ch(change.SourceProbe, time.Second, hops, change.Uint(0))})
+	c.Apply([]change.Change{ch(change.SourceProbe, 2*time.Second, hops, change.Uint(1))})
+	var evs []change.Event
+	for i := 0; i < 2; i++ {
+		evs = append(evs, (<-sub.C()).Events...)
+	}
+	if len(evs) != 1 || evs[0].Kind != change.EventHopChange || evs[0].Fields["old_hops"] != int64(0) || evs[0].Fields["new_hops"] != int64(1) || evs[0].Neighbor != "10.0.0.2" {
+		t.Fatalf("events = %+v, want one hop change 0 -> 1", evs)
+	}
+}

@@ -123,6 +123,9 @@ func (l *Lab) gobgpConfig(r Router) string {
     hold-time = 9
     keepalive-interval = 3
     connect-retry = 1
+  [neighbors.ebgp-multihop.config]
+    enabled = true
+    multihop-ttl = 255
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
       afi-safi-name = %q
@@ -220,7 +223,9 @@ func (l *Lab) frrConfig(r Router) string {
 	b.WriteString(" no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n no bgp network import-check\n timers bgp 3 9\n")
 	peers := l.Topo.Peers(r)
 	for _, p := range peers {
-		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n", p.PeerAddr, p.PeerASN, p.PeerAddr)
+		// Multihop (TTL 255) so that a reroute through another router
+		// keeps the session up and shows as one hop more.
+		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n neighbor %s ebgp-multihop 255\n", p.PeerAddr, p.PeerASN, p.PeerAddr, p.PeerAddr)
 	}
 	for _, af := range []struct {
 		name   string

@@ -107,3 +107,61 @@ func (l *Lab) Hijack(name, prefix string) error {
 	}
 	return nsRun(r.NS, cli, "-u", "127.0.0.1", "-p", fmt.Sprint(gobgpAPIPort), "global", "rib", "add", p.String(), "-a", fam)
 }
+
+// Reroute sends the traffic between a and b's link addresses through via,
+// an extra hop, with host routes on all three (and back with "unroute").
+// via must be linked to both.
+func (l *Lab) Reroute(a, b, via string, undo bool) error {
+	ab, ok := l.Topo.LinkBetween(a, b)
+	if !ok {
+		return fmt.Errorf("no direct link between %s and %s", a, b)
+	}
+	av, ok1 := l.Topo.LinkBetween(a, via)
+	vb, ok2 := l.Topo.LinkBetween(via, b)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("%s is not linked to both %s and %s", via, a, b)
+	}
+	ra, _ := l.Topo.Router(a)
+	rb, _ := l.Topo.Router(b)
+	rv, _ := l.Topo.Router(via)
+	// end returns router r's addresses on link lk.
+	end := func(lk Link, r Router) (v4, v6 netip.Addr) {
+		if lk.A == r.Index {
+			return lk.A4, lk.A6
+		}
+		return lk.B4, lk.B6
+	}
+	a4, a6 := end(ab, ra)
+	b4, b6 := end(ab, rb)
+	va4, va6 := end(av, rv) // via, on the a side
+	vb4, vb6 := end(vb, rv) // via, on the b side
+	aV4, aV6 := end(av, ra) // a, towards via
+	bV4, bV6 := end(vb, rb) // b, towards via
+	verb := "replace"
+	if undo {
+		verb = "del"
+	}
+	routes := []struct {
+		ns      string
+		dst, gw netip.Addr
+	}{
+		{ra.NS, b4, va4}, {ra.NS, b6, va6},
+		{rb.NS, a4, vb4}, {rb.NS, a6, vb6},
+		{rv.NS, b4, bV4}, {rv.NS, b6, bV6},
+		{rv.NS, a4, aV4}, {rv.NS, a6, aV6},
+	}
+	for _, r := range routes {
+		fam, plen := "-4", "/32"
+		if r.dst.Is6() {
+			fam, plen = "-6", "/128"
+		}
+		args := []string{fam, "route", verb, r.dst.String() + plen}
+		if !undo {
+			args = append(args, "via", r.gw.String())
+		}
+		if err := nsRun(r.ns, "ip", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -59,7 +59,8 @@ func startLab(t *testing.T) *labEnv {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := netlab.Up(ctx, netlab.Options{Routers: 4, Dir: dir, Meshd: bin, Bin: tools.Look})
+	// Five routers: the ring plus a chord r1-r3, so r2 can be an extra hop.
+	l, err := netlab.Up(ctx, netlab.Options{Routers: 5, Dir: dir, Meshd: bin, Bin: tools.Look})
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
@@ -188,8 +189,9 @@ func TestLab(t *testing.T) {
 	e := startLab(t)
 	const r1r2 = "r1 10.100.1.2"
 
-	// Every session of the 4-router ring is up, in BMP and with probe RTT.
-	testenv.WaitFor(t, 90*time.Second, "16 sessions ESTABLISHED with probe RTT in meshd", func() bool {
+	// Every session of the 6 links is up (IPv4 and IPv6, both ends), with
+	// probe RTT.
+	testenv.WaitFor(t, 90*time.Second, "24 sessions ESTABLISHED with probe RTT in meshd", func() bool {
 		rows := e.rows()
 		up := 0
 		for _, r := range rows {
@@ -197,7 +199,7 @@ func TestLab(t *testing.T) {
 				up++
 			}
 		}
-		return up == 16
+		return up == 24
 	})
 
 	t.Run("quiet", func(t *testing.T) {
@@ -284,6 +286,39 @@ func TestLab(t *testing.T) {
 		})
 		q := `SELECT count("n") FROM "bgp_session_event" WHERE "router" = 'r3' AND "event" = 'peer_down' AND ` + sinceQ(start)
 		waitDetect(t, 9*time.Second+3*time.Second, "link r3-r4 down as a peer_down in InfluxDB", start, func() bool { return e.influxCount(q) > 0 })
+	})
+
+	t.Run("loss", func(t *testing.T) {
+		const r1r5 = "r1 10.100.5.1"
+		before := e.rows()[r1r5].Losses
+		start := time.Now()
+		// All of r5's frames to r1 lost: r1's keepalives go unacknowledged
+		// and are retransmitted. Cleared once seen, well inside the hold time.
+		if err := e.lab.Fault("loss", "r5", "r1", "100%"); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = e.lab.Fault("clear", "r5", "r1", "") }()
+		waitDetect(t, 3*time.Second+2*time.Second, "loss r5 r1 as probe loss", start, func() bool {
+			return e.rows()[r1r5].Losses > before
+		})
+	})
+
+	t.Run("reroute", func(t *testing.T) {
+		const r1r3 = "r1 10.100.6.2"
+		if h := e.rows()[r1r3].Hops; h != 0 {
+			t.Fatalf("r1-r3 hops %d before the reroute, want 0", h)
+		}
+		start := time.Now()
+		if err := e.lab.Reroute("r1", "r3", "r2", false); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = e.lab.Reroute("r1", "r3", "r2", true) }()
+		waitDetect(t, 3*time.Second+2*time.Second, "reroute r1 r3 via r2 as one hop more", start, func() bool {
+			r := e.rows()[r1r3]
+			return r.Hops == 1 && r.Health == "DEGRADED"
+		})
+		q := `SELECT count("n") FROM "bgp_session_event" WHERE "router" = 'r1' AND "neighbor" = '10.100.6.2' AND "event" = 'hop_change' AND ` + sinceQ(start)
+		waitDetect(t, 3*time.Second+3*time.Second, "reroute as a hop_change event in InfluxDB", start, func() bool { return e.influxCount(q) > 0 })
 	})
 
 	t.Run("hijack", func(t *testing.T) {

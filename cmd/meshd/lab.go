@@ -53,7 +53,7 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
   dashboards     dashboards/ (Grafana and Chronograf, InfluxQL)
   logs, configs  %s
   faults         meshd lab fault reset r1 r2 | down r1 r2 | up r1 r2 | delay r1 r2 20ms |
-                 loss r1 r2 5%% | clear r1 r2 | hijack r3 10.200.1.0/25
+                 loss r1 r2 5%% | clear r1 r2 | reroute r1 r3 r2 | hijack r3 10.200.1.0/25
   tear down      meshd lab down
 `, routers, netlab.MgmtNS, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
 			return watchTable(ctx, out, watch)
@@ -88,10 +88,12 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
 	}
 	fault := &cobra.Command{
 		Use:   "fault KIND R1 R2 [VALUE] | fault hijack R PREFIX",
-		Short: "Inject a fault: down, up, reset, delay R1 R2 20ms, loss R1 R2 5%, clear R1 R2, hijack R3 PREFIX",
+		Short: "Inject a fault: down, up, reset, delay R1 R2 20ms, loss R1 R2 5%, clear R1 R2, reroute R1 R2 R3, hijack R3 PREFIX",
 		Long: `Faults between two directly linked routers: down and up (the link), reset (the BGP
 sessions), delay and loss (frames from R1 to R2; 'delay R1 R2 0' or 'clear R1 R2' removes
-them). hijack R PREFIX makes router R originate PREFIX.`,
+them). reroute R1 R2 R3 sends R1-R2 traffic through R3, an extra hop (unroute R1 R2 R3
+undoes it; R3 must be linked to both, as chords give with 5 or more routers). hijack R
+PREFIX makes router R originate PREFIX.`,
 		Args: cobra.RangeArgs(3, 4),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := netlab.Load(dir)
@@ -99,8 +101,14 @@ them). hijack R PREFIX makes router R originate PREFIX.`,
 				return err
 			}
 			l.SetBin(tools.Look)
-			if args[0] == "hijack" {
+			switch args[0] {
+			case "hijack":
 				return l.Hijack(args[1], args[2])
+			case "reroute", "unroute":
+				if len(args) != 4 {
+					return fmt.Errorf("%s R1 R2 VIA: name the router to go through", args[0])
+				}
+				return l.Reroute(args[1], args[2], args[3], args[0] == "unroute")
 			}
 			arg := ""
 			if len(args) == 4 {
