@@ -76,6 +76,32 @@ type nbrID struct{ ni, addr string }
 type nbrInfo struct {
 	leaves   int
 	lastSeen [8]time.Time // by change.Source
+	verdict  time.Time    // when the verdict was last computed
+}
+
+// verdictLeaves are the leaves the verdict is made of; a change to any
+// other leaf (a message counter, an RTT) only refreshes the verdict's
+// last-seen times, at most every lastSeenStep.
+var verdictInputs = map[string]bool{
+	"session-state": true, "established-transitions": true, "last-established": true,
+	"last-hop-change": true, "last-down-reason": true,
+}
+
+// verdictDue reports whether a change below a neighbor calls for the
+// verdict to be computed again.
+func (r *router) verdictDue(ni, addr string, rest []*gnmi.PathElem, deleted bool, at time.Time) bool {
+	n := r.nbrs[nbrID{ni, addr}]
+	if n == nil || deleted || len(rest) == 0 || n.verdict.IsZero() {
+		return true
+	}
+	if len(rest) > 0 && rest[0].GetName() == "verdict" {
+		return false
+	}
+	if verdictInputs[rest[len(rest)-1].GetName()] || at.Sub(n.verdict) >= lastSeenStep {
+		n.verdict = at
+		return true
+	}
+	return false
 }
 
 type leaf struct {
@@ -183,7 +209,7 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 			errs = appendErr(errs, fmt.Errorf("router %s: %s: %w", ch.Router, change.PathKey(ch.Path), err))
 		}
 		if c.verdict && len(ups) > before {
-			if ni, addr, _, ok := change.NeighborOf(ch.Path); ok {
+			if ni, addr, rest, ok := change.NeighborOf(ch.Path); ok && r.verdictDue(ni, addr, rest, ch.Value == nil, ch.Time) {
 				touched[nbrKey{ch.Router, ni, addr}] = true
 			}
 		}

@@ -61,6 +61,11 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 	}
 	var now time.Time
 	seen := map[change.Source]time.Time{}
+	defer func() {
+		if n.verdict.Before(now) {
+			n.verdict = now
+		}
+	}()
 	for src, t := range n.lastSeen {
 		if !t.IsZero() {
 			seen[change.Source(src)] = t
