@@ -252,9 +252,12 @@ func TestLab(t *testing.T) {
 			return r.RTTus > 15000
 		})
 		// The last samples, taken one keepalive apart, against the delay.
-		deadline := time.Now().Add(20 * time.Second)
+		// A sample can still carry a delayed ACK of the peer's or a
+		// scheduling hiccup of the wire; the best of five, taken one
+		// keepalive apart, is the path's RTT.
+		deadline := time.Now().Add(30 * time.Second)
 		last := 0.0
-		for len(got) < 3 && time.Now().Before(deadline) {
+		for len(got) < 5 && time.Now().Before(deadline) {
 			r := e.rows()[r1r2]
 			if r.RTTus != last && r.RTTus > 15000 {
 				got = append(got, r.RTTus)
