@@ -93,8 +93,13 @@ func TestNetemDelay(t *testing.T) {
 
 	base := map[netip.Addr]time.Duration{}
 	for _, p := range peers {
-		ss := pr.waitSamples(t, p, 3, 60*time.Second) // session set-up included
-		base[p] = min(ss[0].RTT, ss[1].RTT, ss[2].RTT)
+		// The least of five: one busy moment of the 2-core machine can
+		// delay a few frames in the wire's scheduler.
+		ss := pr.waitSamples(t, p, 5, 60*time.Second) // session set-up included
+		base[p] = ss[0].RTT
+		for _, s := range ss[1:] {
+			base[p] = min(base[p], s.RTT)
+		}
 		t.Logf("%s baseline RTTs %v", p, rttsOf(ss))
 	}
 

@@ -6,9 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,12 +15,6 @@ import (
 	"github.com/meshd/meshd/internal/testenv"
 )
 
-// speaker is a BGP daemon running in a namespace for a test.
-type speaker struct {
-	ns  *testenv.Netns
-	cmd *exec.Cmd
-}
-
 type neighbor struct {
 	addr, local string
 	as          int
@@ -32,9 +23,8 @@ type neighbor struct {
 
 // startGoBGP runs gobgpd in ns with the given neighbors, hold 9 s and
 // keepalive 3 s.
-func startGoBGP(t *testing.T, ns *testenv.Netns, as int, routerID string, nbrs []neighbor) *speaker {
+func startGoBGP(t *testing.T, ns *testenv.Netns, as int, routerID string, nbrs []neighbor) *testenv.Daemon {
 	t.Helper()
-	bin := testenv.Binary(t, "gobgpd")
 	var b strings.Builder
 	fmt.Fprintf(&b, "[global.config]\n  as = %d\n  router-id = %q\n  port = 179\n", as, routerID)
 	for _, n := range nbrs {
@@ -50,38 +40,13 @@ func startGoBGP(t *testing.T, ns *testenv.Netns, as int, routerID string, nbrs [
 			b.WriteString("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n")
 		}
 	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "gobgpd.toml")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := ns.Command(bin, "-f", conf, "-p", "-l", "warn", "--api-hosts", "127.0.0.1:50051", "--pprof-disable")
-	log, err := os.Create(filepath.Join(dir, "gobgpd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting gobgpd: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		log.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(log.Name())
-			t.Logf("gobgpd in %s:\n%s", ns.Name, out)
-		}
-	})
-	return &speaker{ns: ns, cmd: cmd}
+	return testenv.StartGobgpd(t, ns, b.String())
 }
 
-// startFRR runs FRR's bgpd without zebra in ns; config is the body after
-// "router bgp AS".
-func startFRR(t *testing.T, ns *testenv.Netns, as int, routerID string, nbrs []neighbor) *speaker {
+// startFRR runs FRR's bgpd (testenv.StartFRR: no zebra) in ns with the
+// given neighbors.
+func startFRR(t *testing.T, ns *testenv.Netns, as int, routerID string, nbrs []neighbor) *testenv.Daemon {
 	t.Helper()
-	bin := testenv.Binary(t, "bgpd")
-	dir := t.TempDir()
 	var b strings.Builder
 	fmt.Fprintf(&b, "hostname %s\nlog stdout warnings\n!\nrouter bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp network import-check\n", ns.Name, as, routerID)
 	for _, n := range nbrs {
@@ -98,30 +63,7 @@ func startFRR(t *testing.T, ns *testenv.Netns, as int, routerID string, nbrs []n
 		}
 	}
 	b.WriteString(" exit-address-family\n!\n")
-	conf := filepath.Join(dir, "bgpd.conf")
-	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := ns.Command(bin, "-Z", "-n", "-S", "-f", conf, "-i", filepath.Join(dir, "bgpd.pid"),
-		"--vty_socket", dir, "-P", "0")
-	log, err := os.Create(filepath.Join(dir, "bgpd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting bgpd: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		log.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(log.Name())
-			t.Logf("bgpd in %s:\n%s", ns.Name, out)
-		}
-	})
-	return &speaker{ns: ns, cmd: cmd}
+	return testenv.StartFRR(t, ns, b.String())
 }
 
 // probeRun runs the probe inside ns and collects what it reports.
