@@ -200,8 +200,20 @@ func nbr(ni, addr, leaf string) string {
 	return fmt.Sprintf("/network-instances/network-instance[name=%s]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=%s]/%s", ni, addr, leaf)
 }
 
-func gobgpdConf(as uint32, id, peer string, peerAS uint32, bmpHost string, bmpPort int, sysName string) string {
-	c := fmt.Sprintf(`[global.config]
+// speakerConf describes a gobgpd test speaker with one neighbor.
+type speakerConf struct {
+	as, peerAS       uint32
+	id, peer         string
+	bmpHost, sysName string // no BMP export when bmpHost is empty
+	bmpPort          int
+	bmpPolicy        string // route-monitoring-policy; default pre-policy
+	statsTimeout     int
+	addPath          string // "", "send" or "receive"
+}
+
+func (c speakerConf) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `[global.config]
   as = %d
   router-id = %q
   local-address-list = [%q]
@@ -214,26 +226,39 @@ func gobgpdConf(as uint32, id, peer string, peerAS uint32, bmpHost string, bmpPo
     connect-retry = 1
     hold-time = 9
     keepalive-interval = 3
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-`, as, id, id, peer, peerAS)
-	if bmpHost != "" {
-		c += fmt.Sprintf(`
+`, c.as, c.id, c.id, c.peer, c.peerAS)
+	ap := map[string]string{"send": "send-max = 4", "receive": "receive = true"}[c.addPath]
+	if ap != "" {
+		fmt.Fprintf(&b, "  [neighbors.add-paths.config]\n    %s\n", ap)
+	}
+	for _, fam := range []string{"ipv4-unicast", "ipv6-unicast"} {
+		fmt.Fprintf(&b, "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = %q\n", fam)
+		// ADD-PATH on IPv4 only, so IPv6 routes arrive without path IDs.
+		if ap != "" && fam == "ipv4-unicast" {
+			fmt.Fprintf(&b, "    [neighbors.afi-safis.add-paths.config]\n      %s\n", ap)
+		}
+	}
+	if c.bmpHost != "" {
+		policy := c.bmpPolicy
+		if policy == "" {
+			policy = "pre-policy"
+		}
+		fmt.Fprintf(&b, `
 [[bmp-servers]]
   [bmp-servers.config]
     address = %q
     port = %d
-    route-monitoring-policy = "pre-policy"
-    statistics-timeout = 15
+    route-monitoring-policy = %q
+    statistics-timeout = %d
     sys-name = %q
     sys-descr = "gobgpd test speaker"
-`, bmpHost, bmpPort, sysName)
+`, c.bmpHost, c.bmpPort, policy, c.statsTimeout, c.sysName)
 	}
-	return c
+	return b.String()
+}
+
+func gobgpdConf(as uint32, id, peer string, peerAS uint32, bmpHost string, bmpPort int, sysName string) string {
+	return speakerConf{as: as, id: id, peer: peer, peerAS: peerAS, bmpHost: bmpHost, bmpPort: bmpPort, sysName: sysName, statsTimeout: 15}.String()
 }
 
 // TestGobgpdPeerEstablished is the end-to-end path: two gobgpd in two

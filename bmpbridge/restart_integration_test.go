@@ -18,47 +18,12 @@ import (
 // IPv4 unicast (receive or send), and, with a BMP host, route monitoring
 // of every view ("all": pre-policy, post-policy and the Loc-RIB).
 func gobgpdAddPathConf(as uint32, id, peer string, peerAS uint32, bmpHost string, bmpPort int, sysName string, receive bool) string {
-	ap := "send-max = 4"
+	ap := "send"
 	if receive {
-		ap = "receive = true"
+		ap = "receive"
 	}
-	c := fmt.Sprintf(`[global.config]
-  as = %d
-  router-id = %q
-  local-address-list = [%q]
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = %q
-    peer-as = %d
-  [neighbors.timers.config]
-    connect-retry = 1
-    hold-time = 9
-    keepalive-interval = 3
-  [neighbors.add-paths.config]
-    %s
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-    [neighbors.afi-safis.add-paths.config]
-      %s
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-`, as, id, id, peer, peerAS, ap, ap)
-	if bmpHost != "" {
-		c += fmt.Sprintf(`
-[[bmp-servers]]
-  [bmp-servers.config]
-    address = %q
-    port = %d
-    route-monitoring-policy = "all"
-    statistics-timeout = 0
-    sys-name = %q
-    sys-descr = "gobgpd restart test"
-`, bmpHost, bmpPort, sysName)
-	}
-	return c
+	return speakerConf{as: as, id: id, peer: peer, peerAS: peerAS, bmpHost: bmpHost, bmpPort: bmpPort, sysName: sysName,
+		bmpPolicy: "all", addPath: ap}.String()
 }
 
 // TestGobgpdBMPRestartAddPathLocRIB runs two gobgpd with ADD-PATH between
