@@ -133,6 +133,13 @@ func (r *probeRun) waitSamples(t *testing.T, peer netip.Addr, n int, timeout tim
 	return out
 }
 
+// counted is count under the lock.
+func (r *probeRun) counted(peer netip.Addr) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count(peer)
+}
+
 func (r *probeRun) count(peer netip.Addr) int {
 	n := 0
 	for _, s := range r.samples {
