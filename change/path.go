@@ -80,51 +80,130 @@ func NeighborOf(p *gpb.Path) (ni, addr string, rest []*gpb.PathElem, ok bool) {
 
 // PathKey returns a canonical string for a path: elements joined by "/",
 // keys sorted by name, so equal paths always give equal keys. The origin
-// and target are not part of it.
+// and target are not part of it. KeyPath is its inverse.
 func PathKey(p *gpb.Path) string {
-	var b strings.Builder
-	b.Grow(128)
-	for _, e := range p.GetElem() {
-		b.WriteByte('/')
-		b.WriteString(e.GetName())
-		switch len(e.GetKey()) {
-		case 0:
-		case 1:
-			for k, v := range e.GetKey() {
-				writeKey(&b, k, v)
-			}
-		default:
-			ks := make([]string, 0, len(e.GetKey()))
-			for k := range e.GetKey() {
-				ks = append(ks, k)
-			}
-			sort.Strings(ks)
-			for _, k := range ks {
-				writeKey(&b, k, e.GetKey()[k])
-			}
-		}
-	}
-	if b.Len() == 0 {
+	if len(p.GetElem()) == 0 {
 		return "/"
 	}
-	return b.String()
+	return string(AppendPathKey(make([]byte, 0, 160), p))
 }
 
-func writeKey(b *strings.Builder, k, v string) {
-	b.WriteByte('[')
-	b.WriteString(k)
-	b.WriteByte('=')
+// AppendPathKey appends PathKey(p) to dst (nothing for the root), so a hot
+// path can build keys in a reused buffer and look maps up without
+// allocating.
+func AppendPathKey(dst []byte, p *gpb.Path) []byte {
+	for _, e := range p.GetElem() {
+		dst = AppendElemKey(dst, e)
+	}
+	return dst
+}
+
+// AppendElemKey appends one element's part of a path key.
+func AppendElemKey(dst []byte, e *gpb.PathElem) []byte {
+	dst = append(dst, '/')
+	dst = append(dst, e.GetName()...)
+	switch keys := e.GetKey(); len(keys) {
+	case 0:
+	case 1:
+		for k, v := range keys {
+			dst = appendKey(dst, k, v)
+		}
+	case 2:
+		// Two keys (BGP's protocol entry) are common enough to sort
+		// without a slice.
+		var k0, k1 string
+		for k := range keys {
+			if k0 == "" {
+				k0 = k
+			} else {
+				k1 = k
+			}
+		}
+		if k1 < k0 {
+			k0, k1 = k1, k0
+		}
+		dst = appendKey(dst, k0, keys[k0])
+		dst = appendKey(dst, k1, keys[k1])
+	default:
+		ks := make([]string, 0, len(keys))
+		for k := range keys {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		for _, k := range ks {
+			dst = appendKey(dst, k, keys[k])
+		}
+	}
+	return dst
+}
+
+func appendKey(dst []byte, k, v string) []byte {
+	dst = append(dst, '[')
+	dst = append(dst, k...)
+	dst = append(dst, '=')
 	// Escape what would make the key ambiguous, as gNMI path strings do.
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; c {
 		case ']', '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			dst = append(dst, '\\', c)
 		default:
-			b.WriteByte(c)
+			dst = append(dst, c)
 		}
 	}
-	b.WriteByte(']')
+	return append(dst, ']')
+}
+
+// KeyPath turns a key made by PathKey back into its path. It is exact
+// where ParsePath (the general gNMI path syntax) is not: a key value may
+// hold '/', '=' or '[' unescaped.
+func KeyPath(key string) (*gpb.Path, error) {
+	p := &gpb.Path{}
+	if key == "/" {
+		return p, nil
+	}
+	if !strings.HasPrefix(key, "/") {
+		return nil, fmt.Errorf("path key %q: does not start with /", key)
+	}
+	i := 1
+	for i <= len(key) {
+		start := i
+		for i < len(key) && key[i] != '/' && key[i] != '[' {
+			i++
+		}
+		e := &gpb.PathElem{Name: key[start:i]}
+		if e.Name == "" {
+			return nil, fmt.Errorf("path key %q: empty element at %d", key, start)
+		}
+		for i < len(key) && key[i] == '[' {
+			eq := strings.IndexByte(key[i:], '=')
+			if eq < 0 {
+				return nil, fmt.Errorf("path key %q: key without = at %d", key, i)
+			}
+			name := key[i+1 : i+eq]
+			i += eq + 1
+			var v []byte
+			for ; i < len(key) && key[i] != ']'; i++ {
+				if key[i] == '\\' && i+1 < len(key) {
+					i++
+				}
+				v = append(v, key[i])
+			}
+			if i == len(key) {
+				return nil, fmt.Errorf("path key %q: unterminated key %q", key, name)
+			}
+			i++ // ']'
+			if e.Key == nil {
+				e.Key = map[string]string{}
+			}
+			e.Key[name] = string(v)
+		}
+		p.Elem = append(p.Elem, e)
+		if i < len(key) && key[i] != '/' {
+			return nil, fmt.Errorf("path key %q: unexpected %q at %d", key, key[i], i)
+		}
+		i++
+	}
+	return p, nil
 }
 
 // ParsePath parses a gNMI path string such as

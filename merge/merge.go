@@ -19,7 +19,6 @@ import (
 	"github.com/openconfig/ygot/ygot"
 	"github.com/openconfig/ygot/ytypes"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
 	mygot "github.com/meshd/meshd/ygot"
@@ -44,6 +43,8 @@ type Core struct {
 	mu      sync.RWMutex
 	routers map[string]*router
 	pending []change.Event // events derived during one Apply, under mu
+	keybuf  []byte         // a leaf's key is built here, under mu
+	nleaves int            // leaves held in all routers, under mu
 
 	subMu sync.RWMutex
 	subs  []*Subscription
@@ -104,12 +105,15 @@ func (r *router) verdictDue(ni, addr string, rest []*gnmi.PathElem, deleted bool
 	return false
 }
 
+// leaf is one value held. It keeps its key, not its path: a path is a
+// tree of protobuf messages ten times the key's size, and is only needed
+// again for a delete or a snapshot, which parse the key back (KeyPath).
 type leaf struct {
-	path *gnmi.Path
-	val  *gnmi.TypedValue
-	ts   time.Time
-	src  change.Source
-	set  setter // fast path for the next value, nil if none
+	key string
+	val *gnmi.TypedValue
+	ts  time.Time
+	src change.Source
+	set setter // fast path for the next value, nil if none
 }
 
 // Option configures a Core.
@@ -226,7 +230,7 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 	if len(ups) > 0 || len(events) > 0 {
 		c.publish(change.Batch{Updates: ups, Events: events})
 	}
-	c.m.leaves.Set(float64(c.leafCountLocked()))
+	c.m.leaves.Set(float64(c.nleaves))
 	c.m.routers.Set(float64(len(c.routers)))
 	c.mu.Unlock()
 	return res
@@ -279,8 +283,8 @@ func (c *Core) schemaFor(r *router, p *gnmi.Path) (*ytypes.Schema, ygot.GoStruct
 
 func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res *Result) ([]change.Update, error) {
 	p := normalise(ch.Path)
-	key, offs := keyOffsets(p)
-	cur := r.leaves[key]
+	c.keybuf = change.AppendPathKey(c.keybuf[:0], p)
+	cur := r.leaves[string(c.keybuf)] // no allocation for the lookup
 	if cur != nil {
 		if !r.outranks(ch.Source, cur) {
 			res.Outranked++
@@ -290,7 +294,7 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			res.Stale++
 			return ups, nil
 		}
-		if proto.Equal(cur.val, ch.Value) {
+		if sameValue(cur.val, ch.Value) {
 			cur.ts, cur.src = ch.Time, ch.Source
 			r.seen(p, ch.Source, ch.Time, 0)
 			res.Unchanged++
@@ -302,6 +306,7 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		set, ok := walkSet(root, p.GetElem(), ch.Value)
 		var err error
 		if !ok {
+			key, offs := keyOffsets(p)
 			set, err = c.setNode(r, p, key, offs, ch.Value)
 		}
 		if err != nil {
@@ -311,21 +316,22 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		if cur != nil {
 			cur.set = set
 		} else {
-			cur = &leaf{path: p, set: set}
+			cur = &leaf{key: string(c.keybuf), set: set}
 		}
 	}
-	if cur.val != nil && strings.HasSuffix(key, "/probe/state/hops") {
+	if cur.val != nil && strings.HasSuffix(cur.key, "/probe/state/hops") {
 		c.pending = append(c.pending, hopChange(r.name, p, cur.val, ch))
 	}
 	added := 0
-	if r.leaves[key] == nil {
-		r.leaves[key] = cur
+	if cur.val == nil {
+		r.leaves[cur.key] = cur
+		c.nleaves++
 		added = 1
 	}
 	r.seen(p, ch.Source, ch.Time, added)
 	cur.val, cur.ts, cur.src = ch.Value, ch.Time, ch.Source
 	res.Applied++
-	return append(ups, change.Update{Router: r.name, Path: p, Key: key, Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
+	return append(ups, change.Update{Router: r.name, Path: p, Key: cur.key, Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
 }
 
 // seen records a change for a neighbor's verdict bookkeeping.
@@ -449,19 +455,25 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 		}
 	}
 	for _, k := range gone {
-		l := r.leaves[k]
 		delete(r.leaves, k)
-		if ni, addr, _, ok := change.NeighborOf(l.path); ok {
+		c.nleaves--
+		lp, err := change.KeyPath(k)
+		if err != nil {
+			// Keys are made by PathKey; this would be a bug in KeyPath.
+			c.log.Error("merge: unparsable leaf key", "router", r.name, "key", k, "err", err)
+			continue
+		}
+		if ni, addr, _, ok := change.NeighborOf(lp); ok {
 			if n := r.nbrs[nbrID{ni, addr}]; n != nil {
 				if n.leaves--; n.leaves <= 0 {
 					delete(r.nbrs, nbrID{ni, addr})
 				}
 			}
 		}
-		sch, root := c.schemaFor(r, l.path)
-		_ = ytypes.DeleteNode(sch.RootSchema(), root, l.path)
+		sch, root := c.schemaFor(r, lp)
+		_ = ytypes.DeleteNode(sch.RootSchema(), root, lp)
 		res.Applied++
-		ups = append(ups, change.Update{Router: r.name, Path: l.path, Key: k, Time: ch.Time, Source: ch.Source})
+		ups = append(ups, change.Update{Router: r.name, Path: lp, Key: k, Time: ch.Time, Source: ch.Source})
 	}
 	if !kept && len(p.GetElem()) > 0 {
 		// Remove the emptied container or list entry too, so a withdrawn
@@ -539,7 +551,12 @@ func (c *Core) Snapshot(name string) []change.Update {
 			continue
 		}
 		for k, l := range r.leaves {
-			out = append(out, change.Update{Router: rn, Path: l.path, Key: k, Value: l.val, Time: l.ts, Source: l.src})
+			p, err := change.KeyPath(k)
+			if err != nil {
+				c.log.Error("merge: unparsable leaf key", "router", rn, "key", k, "err", err)
+				continue
+			}
+			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.val, Time: l.ts, Source: l.src})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -577,14 +594,6 @@ func (c *Core) View(routerName string, fn func(*oc.Root, *mygot.Root)) bool {
 	}
 	fn(r.oc, r.meshd)
 	return true
-}
-
-func (c *Core) leafCountLocked() int {
-	n := 0
-	for _, r := range c.routers {
-		n += len(r.leaves)
-	}
-	return n
 }
 
 // hopChange is the path-change event meshd derives when the probe's hop

@@ -320,3 +320,29 @@ func TestHopChangeIsAnEvent(t *testing.T) {
 		t.Fatalf("events = %+v, want one hop change 0 -> 1", evs)
 	}
 }
+
+func TestSameValue(t *testing.T) {
+	tests := []struct {
+		a, b *gnmi.TypedValue
+		want bool
+	}{
+		{change.Uint(1), change.Uint(1), true},
+		{change.Uint(1), change.Uint(2), false},
+		{change.Uint(1), change.Int(1), false},
+		{change.Int(-3), change.Int(-3), true},
+		{change.String("a"), change.String("a"), true},
+		{change.String("a"), change.String("b"), false},
+		{change.Bool(true), change.Bool(true), true},
+		{change.Bool(true), change.Bool(false), false},
+		{change.Bool(true), change.String("true"), false},
+		{change.StringList([]string{"a", "b"}), change.StringList([]string{"a", "b"}), true},
+		{change.StringList([]string{"a", "b"}), change.StringList([]string{"b", "a"}), false},
+		{change.Decimal(1.5, 3), change.Decimal(1.5, 3), true},
+		{change.Decimal(1.5, 3), change.Decimal(1.25, 3), false},
+	}
+	for _, tt := range tests {
+		if got := sameValue(tt.a, tt.b); got != tt.want {
+			t.Errorf("sameValue(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
