@@ -5,6 +5,7 @@
 package merge
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,9 +43,10 @@ type Core struct {
 
 	mu      sync.RWMutex
 	routers map[string]*router
-	pending []change.Event // events derived during one Apply, under mu
-	keybuf  []byte         // a leaf's key is built here, under mu
-	nleaves int            // leaves held in all routers, under mu
+	pending []change.Event    // events derived during one Apply, under mu
+	keybuf  []byte            // a leaf's key is built here, under mu
+	nleaves int               // leaves held in all routers, under mu
+	intern  map[string]string // the ends of leaf keys, see leafStore
 
 	subMu sync.RWMutex
 	subs  []*Subscription
@@ -56,7 +58,7 @@ type router struct {
 	name     string
 	oc       *oc.Root
 	meshd    *mygot.Root
-	leaves   map[string]*leaf
+	leaves   *leafStore
 	released map[change.Source]bool
 	// nodes caches the Go structs (containers and list entries) already in
 	// the trees by the key of their path, so a change is set relative to its
@@ -105,11 +107,11 @@ func (r *router) verdictDue(ni, addr string, rest []*gnmi.PathElem, deleted bool
 	return false
 }
 
-// leaf is one value held. It keeps its key, not its path: a path is a
-// tree of protobuf messages ten times the key's size, and is only needed
-// again for a delete or a snapshot, which parse the key back (KeyPath).
+// leaf is one value held. It keeps neither its key nor its path: a path
+// is a tree of protobuf messages ten times the key's size, and is only
+// needed again for a delete or a snapshot, which parse the key back
+// (KeyPath); the key is in the leafStore.
 type leaf struct {
-	key string
 	val *gnmi.TypedValue
 	ts  time.Time
 	src change.Source
@@ -164,6 +166,7 @@ func New(opts ...Option) (*Core, error) {
 		meshSch: ms,
 		verdict: true,
 		routers: map[string]*router{},
+		intern:  map[string]string{},
 		m:       newMetrics(),
 	}
 	for _, o := range opts {
@@ -256,7 +259,7 @@ func appendErr(errs []error, err error) []error {
 func (c *Core) routerLocked(name string) *router {
 	r := c.routers[name]
 	if r == nil {
-		r = &router{name: name, oc: &oc.Root{}, meshd: &mygot.Root{}, leaves: map[string]*leaf{},
+		r = &router{name: name, oc: &oc.Root{}, meshd: &mygot.Root{}, leaves: newLeafStore(c.intern),
 			released: map[change.Source]bool{}, nodes: map[string]nodeRef{}, nbrs: map[nbrID]*nbrInfo{}}
 		c.routers[name] = r
 	}
@@ -284,7 +287,7 @@ func (c *Core) schemaFor(r *router, p *gnmi.Path) (*ytypes.Schema, ygot.GoStruct
 func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res *Result) ([]change.Update, error) {
 	p := normalise(ch.Path)
 	c.keybuf = change.AppendPathKey(c.keybuf[:0], p)
-	cur := r.leaves[string(c.keybuf)] // no allocation for the lookup
+	cur := r.leaves.get(c.keybuf)
 	if cur != nil {
 		if !r.outranks(ch.Source, cur) {
 			res.Outranked++
@@ -316,22 +319,22 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		if cur != nil {
 			cur.set = set
 		} else {
-			cur = &leaf{key: string(c.keybuf), set: set}
+			cur = &leaf{set: set}
 		}
 	}
-	if cur.val != nil && strings.HasSuffix(cur.key, "/probe/state/hops") {
+	if cur.val != nil && bytes.HasSuffix(c.keybuf, []byte("/probe/state/hops")) {
 		c.pending = append(c.pending, hopChange(r.name, p, cur.val, ch))
 	}
 	added := 0
 	if cur.val == nil {
-		r.leaves[cur.key] = cur
+		r.leaves.put(c.keybuf, cur)
 		c.nleaves++
 		added = 1
 	}
 	r.seen(p, ch.Source, ch.Time, added)
 	cur.val, cur.ts, cur.src = ch.Value, ch.Time, ch.Source
 	res.Applied++
-	return append(ups, change.Update{Router: r.name, Path: p, Key: cur.key, Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
+	return append(ups, change.Update{Router: r.name, Path: p, Key: string(c.keybuf), Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
 }
 
 // seen records a change for a neighbor's verdict bookkeeping.
@@ -433,19 +436,16 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 	key := change.PathKey(p)
 	kept := false
 	var gone []string
-	for k, l := range r.leaves {
-		if k != key && !strings.HasPrefix(k, key+"/") && key != "/" {
-			continue
-		}
+	r.leaves.eachUnder(key, func(k string, l *leaf) {
 		// meshd's own verdict is derived from the other leaves, so it
 		// never keeps a subtree alive that its sources deleted.
 		if l.src != change.SourceMeshd && !r.outranks(ch.Source, l) {
 			kept = true
 			res.Outranked++
-			continue
+			return
 		}
 		gone = append(gone, k)
-	}
+	})
 	sort.Strings(gone)
 	if len(gone) > 0 || !kept {
 		for k := range r.nodes {
@@ -455,7 +455,7 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 		}
 	}
 	for _, k := range gone {
-		delete(r.leaves, k)
+		r.leaves.del(k)
 		c.nleaves--
 		lp, err := change.KeyPath(k)
 		if err != nil {
@@ -481,7 +481,7 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 		sch, root := c.schemaFor(r, p)
 		_ = ytypes.DeleteNode(sch.RootSchema(), root, p)
 	}
-	if len(r.leaves) == 0 && (len(p.GetElem()) == 0) {
+	if r.leaves.n == 0 && (len(p.GetElem()) == 0) {
 		delete(c.routers, r.name)
 	}
 	return ups
@@ -550,14 +550,14 @@ func (c *Core) Snapshot(name string) []change.Update {
 		if name != "" && rn != name {
 			continue
 		}
-		for k, l := range r.leaves {
+		r.leaves.each(func(k string, l *leaf) {
 			p, err := change.KeyPath(k)
 			if err != nil {
 				c.log.Error("merge: unparsable leaf key", "router", rn, "key", k, "err", err)
-				continue
+				return
 			}
 			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.val, Time: l.ts, Source: l.src})
-		}
+		})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Router != out[j].Router {
@@ -576,7 +576,7 @@ func (c *Core) Leaf(routerName string, p *gnmi.Path) (*gnmi.TypedValue, time.Tim
 	if r == nil {
 		return nil, time.Time{}, 0, false
 	}
-	l := r.leaves[change.PathKey(normalise(p))]
+	l := r.leaves.getString(change.PathKey(normalise(p)))
 	if l == nil {
 		return nil, time.Time{}, 0, false
 	}

@@ -50,7 +50,7 @@ func (c *Core) verdictLocked(touched map[nbrKey]bool, ups []change.Update) []cha
 }
 
 func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Update {
-	get := func(p *gnmi.Path) *leaf { return r.leaves[change.PathKey(p)] }
+	get := func(p *gnmi.Path) *leaf { return r.leaves.getString(change.PathKey(p)) }
 	n := r.nbrs[nbrID{k.ni, k.addr}]
 	verdictOnly := n != nil && n.leaves <= countVerdictLeaves(r, k)
 	if n == nil || verdictOnly {
@@ -134,7 +134,7 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 func countVerdictLeaves(r *router, k nbrKey) int {
 	n := 0
 	for _, name := range verdictLeaves {
-		if r.leaves[change.PathKey(change.MeshdNeighborPath(k.ni, k.addr, "verdict", "state", name))] != nil {
+		if r.leaves.getString(change.PathKey(change.MeshdNeighborPath(k.ni, k.addr, "verdict", "state", name))) != nil {
 			n++
 		}
 	}

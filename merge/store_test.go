@@ -1,0 +1,79 @@
+package merge
+
+import (
+	"sort"
+	"testing"
+	"time"
+)
+
+func TestLeafStore(t *testing.T) {
+	keys := []string{
+		"/meshd/router/state/sys-name",
+		"/a[k=1]/state/x",
+		"/a[k=1]/state/y",
+		"/a[k=1]/b[j=2]/state/x",
+		`/a[k=odd\]]/state/x`,
+		"/a[k=10]/state/x",
+	}
+	s := newLeafStore(map[string]string{})
+	for i, k := range keys {
+		if s.get([]byte(k)) != nil {
+			t.Fatalf("%s there before put", k)
+		}
+		s.put([]byte(k), &leaf{src: 1, set: nil, val: nil, ts: ts(i)})
+	}
+	if s.n != len(keys) {
+		t.Fatalf("n = %d, want %d", s.n, len(keys))
+	}
+	for i, k := range keys {
+		if l := s.getString(k); l == nil || !l.ts.Equal(ts(i)) {
+			t.Errorf("getString(%s) = %v", k, l)
+		}
+	}
+	under := func(key string) []string {
+		var out []string
+		s.eachUnder(key, func(k string, _ *leaf) { out = append(out, k) })
+		sort.Strings(out)
+		return out
+	}
+	tests := []struct {
+		key  string
+		want []string
+	}{
+		{"/a[k=1]", []string{"/a[k=1]/b[j=2]/state/x", "/a[k=1]/state/x", "/a[k=1]/state/y"}},
+		{"/a[k=1]/state", []string{"/a[k=1]/state/x", "/a[k=1]/state/y"}},
+		{"/a[k=1]/state/x", []string{"/a[k=1]/state/x"}},
+		{`/a[k=odd\]]`, []string{`/a[k=odd\]]/state/x`}},
+		{"/meshd", []string{"/meshd/router/state/sys-name"}},
+		{"/nothing", nil},
+	}
+	for _, tt := range tests {
+		if got := under(tt.key); !equal(got, tt.want) {
+			t.Errorf("eachUnder(%s) = %v, want %v", tt.key, got, tt.want)
+		}
+	}
+	if got := under("/"); len(got) != len(keys) {
+		t.Errorf("eachUnder(/) = %d keys, want %d", len(got), len(keys))
+	}
+	for _, k := range keys {
+		s.del(k)
+		s.del(k) // twice: the second is a no-op
+	}
+	if s.n != 0 || len(s.groups) != 0 {
+		t.Errorf("after deleting all: n %d, groups %d", s.n, len(s.groups))
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func ts(i int) time.Time { return time.Unix(int64(i), 0) }
