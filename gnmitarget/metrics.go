@@ -7,6 +7,7 @@ type metrics struct {
 	authFailures  *prometheus.CounterVec
 	subscriptions *prometheus.GaugeVec
 	sent          prometheus.Counter
+	shared        prometheus.Counter
 	dropped       *prometheus.CounterVec
 	resyncs       prometheus.Counter
 	leaves        prometheus.Gauge
@@ -31,6 +32,10 @@ func newMetrics() *metrics {
 			Name: "meshd_gnmitarget_updates_sent_total",
 			Help: "Leaf updates and deletes sent to subscribers.",
 		}),
+		shared: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshd_gnmitarget_updates_shared_total",
+			Help: "Leaf updates and deletes sent in a notification encoded once and shared by every subscriber that got it whole.",
+		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshd_gnmitarget_updates_dropped_total",
 			Help: "Leaf values a slow subscriber never saw: replaced by a newer value (coalesced) or lost to a queue overflow (overflow, followed by a resync).",
@@ -51,7 +56,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.rpcs, m.authFailures, m.subscriptions, m.sent, m.dropped, m.resyncs, m.leaves, m.targets} {
+	for _, c := range []prometheus.Collector{m.rpcs, m.authFailures, m.subscriptions, m.sent, m.shared, m.dropped, m.resyncs, m.leaves, m.targets} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -5,8 +5,11 @@ import "sync"
 type qkey struct{ target, key string }
 
 type qent struct {
-	target string
-	ev     event
+	ev event
+	// src and idx locate ev in the chunk it came from, so that a whole run
+	// of a chunk can be sent in its shared encoding.
+	src *chunk
+	idx int
 }
 
 // queue is one subscriber's bounded coalescing queue of leaf events.
@@ -24,15 +27,16 @@ func newQueue(max int) *queue {
 	return &queue{max: max, idx: map[qkey]*qent{}, ready: make(chan struct{}, 1)}
 }
 
-// push queues the events of one target that keep passes. It returns how
-// many older values were replaced and how many events were dropped by an
+// push queues the events of a chunk that keep passes. It returns how many
+// older values were replaced and how many events were dropped by an
 // overflow, for the caller to count.
-func (q *queue) push(target string, evs []event, keep func(*event) bool) (coalesced, dropped int) {
+func (q *queue) push(c *chunk, keep func(*event) bool) (coalesced, dropped int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	added := false
-	for i := range evs {
-		ev := &evs[i]
+	for i := range c.evs {
+		ev := &c.evs[i]
+		target := ev.target
 		if keep != nil && !keep(ev) {
 			continue
 		}
@@ -48,7 +52,7 @@ func (q *queue) push(target string, evs []event, keep func(*event) bool) (coales
 		}
 		k := qkey{target, ev.key}
 		if e := q.idx[k]; e != nil {
-			e.ev = *ev
+			e.ev, e.src, e.idx = *ev, c, i
 			coalesced++
 			continue
 		}
@@ -56,7 +60,7 @@ func (q *queue) push(target string, evs []event, keep func(*event) bool) (coales
 			dropped += len(q.order) + 1
 			for _, e := range q.order {
 				if e.ev.val == nil {
-					q.markDirty(e.target)
+					q.markDirty(e.ev.target)
 				}
 			}
 			if ev.val == nil {
@@ -67,7 +71,7 @@ func (q *queue) push(target string, evs []event, keep func(*event) bool) (coales
 			q.resync = true
 			continue
 		}
-		e := &qent{target: target, ev: *ev}
+		e := &qent{ev: *ev, src: c, idx: i}
 		q.idx[k] = e
 		q.order = append(q.order, e)
 	}

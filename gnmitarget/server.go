@@ -97,6 +97,7 @@ type Server struct {
 
 	mu      sync.RWMutex
 	targets map[string]*target
+	wmu     sync.Mutex // serialises writers (see write)
 
 	seq  atomic.Uint64
 	subs atomic.Pointer[[]*subscription]
@@ -135,6 +136,7 @@ func New(opts ...Option) (*Server, error) {
 	gopts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(s.unaryAuth),
 		grpc.StreamInterceptor(s.streamAuth),
+		grpc.ForceServerCodecV2(newCodec()),
 	}
 	if o.certFile != "" || o.keyFile != "" {
 		tc, err := loadTLS(o.certFile, o.keyFile, o.caFile)
@@ -194,36 +196,109 @@ func (s *Server) Update(targetName string, ups []change.Update) {
 	if len(ups) == 0 || targetName == "" {
 		return
 	}
-	for {
-		t := s.target(targetName, true)
-		t.mu.Lock()
-		if t.dead {
-			t.mu.Unlock()
+	s.write(ups, func(*change.Update) string { return targetName })
+}
+
+// UpdateMany is Update for the leaves of several targets, each update's
+// Router naming its target: all of them reach a subscriber together, so
+// it wakes once and sends them in one go rather than once per target.
+// Updates without a Router are ignored.
+func (s *Server) UpdateMany(ups []change.Update) {
+	if len(ups) == 0 {
+		return
+	}
+	s.write(ups, func(u *change.Update) string { return u.Router })
+}
+
+// write applies ups, each to the target nameOf gives, and fans the
+// changed leaves out as one chunk. Writers are serialised by wmu, and
+// every target written keeps its lock until the fan-out is done, so each
+// subscriber sees changes in the order they were applied, and one that
+// registers before its initial walk can neither miss a change nor get
+// it twice.
+func (s *Server) write(ups []change.Update, nameOf func(*change.Update) string) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var (
+		evs    = make([]event, 0, len(ups))
+		locked []*target
+		deltas []int
+		byName map[string]int // index into locked, once there are many
+	)
+	find := func(name string) int {
+		if byName != nil {
+			if i, ok := byName[name]; ok {
+				return i
+			}
+			return -1
+		}
+		for i, t := range locked {
+			if t.name == name {
+				return i
+			}
+		}
+		return -1
+	}
+	for i := 0; i < len(ups); {
+		name := nameOf(&ups[i])
+		j := i + 1
+		for j < len(ups) && nameOf(&ups[j]) == name {
+			j++
+		}
+		if name == "" {
+			i = j
 			continue
 		}
-		evs := make([]event, 0, len(ups))
-		delta := t.leaves
-		for i := range ups {
-			u := &ups[i]
-			p := normalise(u.Path)
-			ts := u.Time.UnixNano()
-			if u.Value == nil {
-				evs = t.remove(p, ts, evs)
-				continue
-			}
-			if l, changed := t.set(p, leafKey(u, p), u.Value, ts, s.nextSeq); changed {
-				evs = append(evs, event{key: l.key, path: l.path, val: l.val, ts: ts, seq: l.seq, group: l.group, depth: l.depth})
+		k := find(name)
+		if k < 0 {
+			// Writers hold wmu, so a target in the map is never one
+			// being dropped.
+			t := s.target(name, true)
+			t.mu.Lock()
+			locked = append(locked, t)
+			deltas = append(deltas, t.leaves)
+			k = len(locked) - 1
+			if byName == nil && len(locked) > 8 {
+				byName = make(map[string]int, 2*len(locked))
+				for x, lt := range locked {
+					byName[lt.name] = x
+				}
+			} else if byName != nil {
+				byName[name] = k
 			}
 		}
-		delta = t.leaves - delta
-		s.fanout(targetName, evs)
+		evs = s.applyLocked(locked[k], ups[i:j], evs)
+		i = j
+	}
+	s.fanout(evs)
+	var delta int
+	for k, t := range locked {
+		delta += t.leaves - deltas[k]
 		if t.leaves == 0 {
 			s.dropTargetLocked(t)
 		}
 		t.mu.Unlock()
-		s.m.leaves.Add(float64(delta))
-		return
 	}
+	if delta != 0 {
+		s.m.leaves.Add(float64(delta))
+	}
+}
+
+// applyLocked applies ups to t, appending an event per changed leaf.
+func (s *Server) applyLocked(t *target, ups []change.Update, evs []event) []event {
+	for i := range ups {
+		u := &ups[i]
+		p := normalise(u.Path)
+		ts := u.Time.UnixNano()
+		if u.Value == nil {
+			evs = t.remove(p, ts, evs)
+			continue
+		}
+		if l, changed := t.set(p, leafKey(u, p), u.Value, ts, s.nextSeq); changed {
+			evs = append(evs, event{target: t.name, key: l.key, path: l.path, val: l.val, ts: ts, seq: l.seq, group: l.group, depth: l.depth})
+		}
+	}
+	return evs
 }
 
 // Replace makes a target's leaves exactly ups: leaves held but not in ups
@@ -260,6 +335,8 @@ func (s *Server) DeleteTarget(name string) {
 	if t == nil {
 		return
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.dead {
@@ -267,7 +344,7 @@ func (s *Server) DeleteTarget(name string) {
 	}
 	n := t.leaves
 	evs := t.remove(&gpb.Path{}, time.Now().UnixNano(), nil)
-	s.fanout(name, evs)
+	s.fanout(evs)
 	s.dropTargetLocked(t)
 	s.m.leaves.Sub(float64(n))
 }

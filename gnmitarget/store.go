@@ -48,13 +48,14 @@ type target struct {
 
 // event is one leaf change handed to subscribers; val nil is a delete.
 type event struct {
-	key   string
-	path  *gpb.Path
-	val   *gpb.TypedValue
-	ts    int64
-	seq   uint64
-	group *node
-	depth int
+	target string
+	key    string
+	path   *gpb.Path
+	val    *gpb.TypedValue
+	ts     int64
+	seq    uint64
+	group  *node
+	depth  int
 }
 
 func keyString(keys map[string]string) string {
@@ -157,7 +158,7 @@ func (t *target) remove(p *gpb.Path, ts int64, evs []event) []event {
 		n = c
 	}
 	eachLeaf(n, func(l *leafVal) {
-		evs = append(evs, event{key: l.key, path: l.path, ts: ts, group: l.group, depth: l.depth})
+		evs = append(evs, event{target: t.name, key: l.key, path: l.path, ts: ts, group: l.group, depth: l.depth})
 		t.leaves--
 	})
 	if n == &t.root {

@@ -47,9 +47,12 @@ func (sub *subscription) wantsTarget(t string) bool {
 }
 
 // keep decides whether a live change goes to this subscriber: every change
-// under an ON_CHANGE path, and only deletes under a SAMPLE path (a sample
+// of a target it selects under an ON_CHANGE path, and only deletes under a SAMPLE path (a sample
 // cannot show that a leaf went away).
 func (sub *subscription) keep(ev *event) bool {
+	if !sub.wantsTarget(ev.target) {
+		return false
+	}
 	for _, p := range sub.paths {
 		if (p.onChange() || ev.val == nil) && matchPath(p.elems, ev.path.GetElem()) {
 			return true
@@ -210,20 +213,17 @@ func (s *Server) unregister(sub *subscription) {
 	s.subs.Store(&next)
 }
 
-// fanout hands a target's changes to every subscriber that wants them. It
-// runs under the target's lock, so every subscriber sees one target's
-// changes in the order they were applied.
-func (s *Server) fanout(targetName string, evs []event) {
+// fanout hands changes to every subscriber that wants them, as one chunk
+// they share. The caller holds the lock of every target changed.
+func (s *Server) fanout(evs []event) {
 	if len(evs) == 0 {
 		return
 	}
+	c := newChunk(evs)
 	var coalesced, dropped int
 	for _, sub := range *s.subs.Load() {
-		if !sub.wantsTarget(targetName) {
-			continue
-		}
-		c, d := sub.q.push(targetName, evs, sub.keepFn)
-		coalesced += c
+		cc, d := sub.q.push(c, sub.keepFn)
+		coalesced += cc
 		dropped += d
 	}
 	if coalesced > 0 {
@@ -401,18 +401,26 @@ func (s *Server) resync(stream gpb.GNMI_SubscribeServer, sub *subscription, dirt
 // notifier packs leaves into notifications: a run of leaves of the same
 // list entry (with the same timestamp, unless anyTime) shares one
 // notification whose prefix is the entry's path, so list keys are encoded
-// once per entry rather than once per leaf.
+// once per entry rather than once per leaf. newChunk cuts changes into
+// runs by the same rule.
 type notifier struct {
-	s      *Server
-	stream gpb.GNMI_SubscribeServer
-	enc    gpb.Encoding
-	n      *gpb.Notification
-	group  *node
-	count  int
+	s     *Server
+	enc   gpb.Encoding
+	out   func(n *gpb.Notification, leaves int) error
+	n     *gpb.Notification
+	group *node
+	count int
 	// anyTime groups siblings whatever their timestamps, stamping the
 	// notification with the latest (for syncs, samples and heartbeats,
 	// which report current state rather than changes).
 	anyTime bool
+}
+
+func (s *Server) streamNotifier(stream gpb.GNMI_SubscribeServer, enc gpb.Encoding, anyTime bool) notifier {
+	return notifier{s: s, enc: enc, anyTime: anyTime, out: func(n *gpb.Notification, leaves int) error {
+		s.m.sent.Add(float64(leaves))
+		return stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+	}}
 }
 
 func (w *notifier) add(target string, group *node, depth int, p *gpb.Path, v *gpb.TypedValue, ts int64) error {
@@ -447,20 +455,38 @@ func (w *notifier) flush() error {
 	if w.n == nil {
 		return nil
 	}
-	n := w.n
-	w.n, w.group = nil, nil
-	w.s.m.sent.Add(float64(w.count))
-	w.count = 0
-	return w.stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+	n, c := w.n, w.count
+	w.n, w.group, w.count = nil, nil, 0
+	return w.out(n, c)
 }
 
-// sendEntries sends queued changes in order.
+// sendEntries sends queued changes in order. A run of them that is a
+// whole notification of the chunk they came from goes out in the bytes
+// encoded once for every subscriber; the rest is built here.
 func (s *Server) sendEntries(stream gpb.GNMI_SubscribeServer, sub *subscription, ents []*qent) error {
-	w := notifier{s: s, stream: stream, enc: sub.enc}
-	for _, e := range ents {
-		if err := w.add(e.target, e.ev.group, e.ev.depth, e.ev.path, e.ev.val, e.ev.ts); err != nil {
+	w := s.streamNotifier(stream, sub.enc, false)
+	for i := 0; i < len(ents); {
+		if r := wholeRun(ents[i:]); r != nil {
+			b, err := ents[i].src.bytes(s, r, sub.enc)
+			if err == nil && b != nil {
+				if err := w.flush(); err != nil {
+					return err
+				}
+				n := r.end - r.start
+				s.m.sent.Add(float64(n))
+				s.m.shared.Add(float64(n))
+				if err := stream.SendMsg(&preEncoded{b}); err != nil {
+					return err
+				}
+				i += n
+				continue
+			}
+		}
+		e := ents[i]
+		if err := w.add(e.ev.target, e.ev.group, e.ev.depth, e.ev.path, e.ev.val, e.ev.ts); err != nil {
 			return err
 		}
+		i++
 	}
 	return w.flush()
 }
@@ -512,7 +538,7 @@ func collect(t *target, paths []*pathSub, filter func(*leafVal) bool, out []*lea
 // sendLeaves sends leaves sorted by path, so siblings share notifications.
 func (s *Server) sendLeaves(stream gpb.GNMI_SubscribeServer, targetName string, leaves []*leafVal, enc gpb.Encoding) error {
 	sort.Slice(leaves, func(i, j int) bool { return leaves[i].key < leaves[j].key })
-	w := notifier{s: s, stream: stream, enc: enc, anyTime: true}
+	w := s.streamNotifier(stream, enc, true)
 	for _, l := range leaves {
 		if err := w.add(targetName, l.group, l.depth, l.path, l.val, l.ts); err != nil {
 			return err

@@ -21,6 +21,13 @@ func (d *discard) Send(r *gpb.SubscribeResponse) error {
 	d.bytes += len(b)
 	return err
 }
+func (d *discard) SendMsg(m any) error {
+	if p, ok := m.(*preEncoded); ok {
+		d.bytes += len(p.b)
+		return nil
+	}
+	return d.Send(m.(*gpb.SubscribeResponse))
+}
 func (d *discard) Recv() (*gpb.SubscribeRequest, error) { return nil, nil }
 func (d *discard) Context() context.Context             { return context.Background() }
 

@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,9 +38,20 @@ func main() {
 	sync := flag.Bool("sync", false, "subscribers take the initial sync too (else updates_only)")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the measurement to this file")
 	verdict := flag.Bool("verdict", false, "let the merge core compute its verdict leaves too")
+	inproc := flag.Bool("inproc", false, "run the subscribers in this process (default: a child process)")
+	childMode := flag.Bool("child", false, "internal: be the subscribers' child process")
+	addr := flag.String("addr", "", "internal: the server the child subscribes to")
 	flag.Parse()
 	useVerdict = *verdict
 	cpuProfile = *cpuprof
+	if *childMode {
+		if err := runChild(*addr, *subs, *sync); err != nil {
+			fmt.Fprintln(os.Stderr, "gnmiserver bench child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	useInProc = *inproc
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err := run(*routers, *neighbors, *subs, *rate, *dur, *sync); err != nil {
 		fmt.Fprintln(os.Stderr, "gnmiserver bench:", err)
@@ -118,6 +128,7 @@ func procStatus(key string) string {
 }
 
 var (
+	useInProc  bool
 	useVerdict bool
 	cpuProfile string
 )
@@ -195,56 +206,23 @@ func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) 
 		_ = cc.Close()
 	}
 
-	var lat hist
-	var received atomic.Int64
-	measuring := atomic.Bool{}
-	var wg sync.WaitGroup
-	synced := make(chan struct{}, nsubs)
-	for i := 0; i < nsubs; i++ {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return err
-		}
-		defer cc.Close()
-		st, err := gpb.NewGNMIClient(cc).Subscribe(ctx)
-		if err != nil {
-			return err
-		}
-		if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
-			Prefix: &gpb.Path{Target: "*"}, Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO, UpdatesOnly: !withSync,
-			Subscription: []*gpb.Subscription{{Path: &gpb.Path{}, Mode: gpb.SubscriptionMode_ON_CHANGE}}}}}); err != nil {
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				r, err := st.Recv()
-				if err != nil {
-					return
-				}
-				if r.GetSyncResponse() {
-					synced <- struct{}{}
-					continue
-				}
-				n := r.GetUpdate()
-				if measuring.Load() && n.GetTimestamp() > t0.UnixNano() {
-					now := time.Now().UnixNano()
-					lat.add(time.Duration(now - n.GetTimestamp()))
-					received.Add(int64(len(n.GetUpdate())))
-				}
-			}
-		}()
+	var cl clients
+	if useInProc {
+		cl, err = startInProc(ctx, addr, nsubs, withSync)
+	} else {
+		cl, err = startChild(addr, nsubs, withSync)
 	}
-	w0 := time.Now()
-	for i := 0; i < nsubs; i++ {
-		<-synced
+	if err != nil {
+		return err
 	}
-	fmt.Printf("%d subscribers synced in %v (updates_only=%v)\n", nsubs, time.Since(w0).Round(time.Millisecond), !withSync)
+	defer cl.close()
+	fmt.Printf("%d subscribers synced in %v (updates_only=%v, clients %s)\n", nsubs, cl.syncTime().Round(time.Millisecond), !withSync, map[bool]string{true: "in this process", false: "in a child process"}[useInProc])
 
 	// Changes: every 10 ms a batch of rate/100 counter increments on
 	// random neighbors, stamped just before Apply.
-	measuring.Store(true)
+	if err := cl.start(); err != nil {
+		return err
+	}
 	runtime.GC()
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
@@ -278,8 +256,11 @@ func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) 
 	tick.Stop()
 	wall := time.Since(w0)
 	time.Sleep(500 * time.Millisecond)
-	measuring.Store(false)
 	cpu := cpuTime() - c0
+	res, err := cl.stop()
+	if err != nil {
+		return err
+	}
 
 	var dropped, resyncs float64
 	mfs, _ := reg.Gather()
@@ -294,14 +275,18 @@ func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) 
 		}
 	}
 	fmt.Printf("changes: %d leaves applied in %v (%.0f/s); %d leaf updates received by %d subscribers (%.1f%% of %d expected)\n",
-		applied, wall.Round(time.Millisecond), float64(applied)/wall.Seconds(), received.Load(), nsubs,
-		100*float64(received.Load())/float64(applied*nsubs), applied*nsubs)
+		applied, wall.Round(time.Millisecond), float64(applied)/wall.Seconds(), res.Received, nsubs,
+		100*float64(res.Received)/float64(applied*nsubs), applied*nsubs)
 	fmt.Printf("latency source->subscriber per notification: p50 %v  p99 %v  p99.9 %v  max %v  (%d notifications)\n",
-		lat.pct(0.5), lat.pct(0.99), lat.pct(0.999), lat.pct(1), len(lat.us))
-	fmt.Printf("CPU: %.2f cores (%v over %v; server, merge core and the %d client decoders in one process)\n",
-		cpu.Seconds()/wall.Seconds(), cpu.Round(time.Millisecond), wall.Round(time.Millisecond), nsubs)
+		res.P50, res.P99, res.P999, res.Max, res.Notifications)
+	who := "server and merge core"
+	if useInProc {
+		who = fmt.Sprintf("server, merge core and the %d client decoders in one process", nsubs)
+	}
+	fmt.Printf("CPU: %.2f cores (%v over %v; %s)\n", cpu.Seconds()/wall.Seconds(), cpu.Round(time.Millisecond), wall.Round(time.Millisecond), who)
 	fmt.Printf("memory: RSS %s, peak RSS %s; dropped (coalesced/overflow) %v, resyncs %v\n", procStatus("VmRSS"), procStatus("VmHWM"), dropped, resyncs)
-	cancel()
-	wg.Wait()
+	if !useInProc {
+		fmt.Printf("clients (child process): CPU %.2f cores, RSS %s\n", res.CPU.Seconds()/wall.Seconds(), res.RSS)
+	}
 	return nil
 }

@@ -163,16 +163,8 @@ func (s *Sink) Apply(b change.Batch) {
 		s.resync()
 		return
 	}
-	// Keep each router's updates in order, in runs, without a map.
-	ups := b.Updates
-	for i := 0; i < len(ups); {
-		j := i + 1
-		for j < len(ups) && ups[j].Router == ups[i].Router {
-			j++
-		}
-		s.srv.Update(ups[i].Router, ups[i:j])
-		i = j
-	}
+	// One write for the whole batch: every subscriber wakes once for it.
+	s.srv.UpdateMany(b.Updates)
 }
 
 // resync makes the served tree equal to the merge core's snapshot.

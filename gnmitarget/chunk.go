@@ -1,0 +1,121 @@
+package gnmitarget
+
+import (
+	"sync"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/proto" // registers the codec wrapped here
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+)
+
+// chunk is the changes of one write, shared by every queue it is pushed
+// to and never modified after. Its events are cut into runs, one
+// notification each, by the same rule a subscriber's notifier uses; a
+// subscriber whose queue holds a whole run, in order and unchanged, sends
+// the run's notification encoded once for all subscribers instead of
+// building and marshalling its own copy.
+type chunk struct {
+	evs   []event
+	runs  []run
+	runOf []int32 // index into runs of the run each event belongs to
+}
+
+type run struct {
+	start, end int
+	enc        [3]encoded // by encSlot
+}
+
+type encoded struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// encSlot maps the encodings served to a slot of run.enc.
+func encSlot(e gpb.Encoding) int {
+	switch e {
+	case gpb.Encoding_JSON:
+		return 0
+	case gpb.Encoding_PROTO:
+		return 1
+	}
+	return 2
+}
+
+func newChunk(evs []event) *chunk {
+	c := &chunk{evs: evs, runOf: make([]int32, len(evs))}
+	for i := range evs {
+		if i == 0 || !sameNotification(&evs[i-1], &evs[i], i-c.runs[len(c.runs)-1].start) {
+			c.runs = append(c.runs, run{start: i})
+		}
+		c.runs[len(c.runs)-1].end = i + 1
+		c.runOf[i] = int32(len(c.runs) - 1)
+	}
+	return c
+}
+
+// sameNotification reports whether b joins a notification that holds a
+// run of n leaves ending with a: the notifier's grouping rule for changes.
+func sameNotification(a, b *event, n int) bool {
+	return a.target == b.target && a.group == b.group && a.ts == b.ts && n < maxPerNotification
+}
+
+// wholeRun returns the run that ents starts with when ents holds it whole,
+// in order and with the values it was published with.
+func wholeRun(ents []*qent) *run {
+	e := ents[0]
+	if e.src == nil {
+		return nil
+	}
+	r := &e.src.runs[e.src.runOf[e.idx]]
+	n := r.end - r.start
+	if e.idx != r.start || len(ents) < n {
+		return nil
+	}
+	for k := 1; k < n; k++ {
+		if ents[k].src != e.src || ents[k].idx != r.start+k {
+			return nil
+		}
+	}
+	return r
+}
+
+// bytes returns the run's SubscribeResponse marshalled in enc, encoding
+// it on first use.
+func (c *chunk) bytes(s *Server, r *run, enc gpb.Encoding) ([]byte, error) {
+	x := &r.enc[encSlot(enc)]
+	x.once.Do(func() {
+		var n *gpb.Notification
+		w := notifier{s: s, enc: enc, out: func(nn *gpb.Notification, _ int) error { n = nn; return nil }}
+		for i := r.start; i < r.end; i++ {
+			ev := &c.evs[i]
+			_ = w.add(ev.target, ev.group, ev.depth, ev.path, ev.val, ev.ts)
+		}
+		_ = w.flush()
+		if n == nil {
+			return
+		}
+		x.b, x.err = proto.Marshal(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+	})
+	return x.b, x.err
+}
+
+// preEncoded is a message already in its wire form; codec sends it as is.
+type preEncoded struct{ b []byte }
+
+// codec is gRPC's proto codec that also passes preEncoded messages
+// through, so one marshalled notification can go to many streams.
+type codec struct{ encoding.CodecV2 }
+
+func newCodec() codec { return codec{encoding.GetCodecV2("proto")} }
+
+func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*preEncoded); ok {
+		// A SliceBuffer's Free does nothing: the bytes stay shared and
+		// immutable however many streams send them.
+		return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
