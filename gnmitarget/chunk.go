@@ -29,7 +29,7 @@ type run struct {
 
 type encoded struct {
 	once sync.Once
-	b    []byte
+	msg  *preEncoded // nil when there was nothing to send
 	err  error
 }
 
@@ -64,27 +64,24 @@ func sameNotification(a, b *event, n int) bool {
 
 // wholeRun returns the run that ents starts with when ents holds it whole,
 // in order and with the values it was published with.
-func wholeRun(ents []*qent) *run {
+func wholeRun(ents []qent) *run {
 	e := ents[0]
-	if e.src == nil {
-		return nil
-	}
 	r := &e.src.runs[e.src.runOf[e.idx]]
 	n := r.end - r.start
 	if e.idx != r.start || len(ents) < n {
 		return nil
 	}
 	for k := 1; k < n; k++ {
-		if ents[k].src != e.src || ents[k].idx != r.start+k {
+		if ents[k] != (qent{e.src, r.start + k}) {
 			return nil
 		}
 	}
 	return r
 }
 
-// bytes returns the run's SubscribeResponse marshalled in enc, encoding
+// encoded returns the run's SubscribeResponse marshalled in enc, encoding
 // it on first use.
-func (c *chunk) bytes(s *Server, r *run, enc gpb.Encoding) ([]byte, error) {
+func (c *chunk) encoded(s *Server, r *run, enc gpb.Encoding) (*preEncoded, error) {
 	x := &r.enc[encSlot(enc)]
 	x.once.Do(func() {
 		var n *gpb.Notification
@@ -97,9 +94,10 @@ func (c *chunk) bytes(s *Server, r *run, enc gpb.Encoding) ([]byte, error) {
 		if n == nil {
 			return
 		}
-		x.b, x.err = proto.Marshal(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+		b, err := proto.Marshal(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+		x.msg, x.err = &preEncoded{b}, err
 	})
-	return x.b, x.err
+	return x.msg, x.err
 }
 
 // preEncoded is a message already in its wire form; codec sends it as is.

@@ -4,27 +4,28 @@ import "sync"
 
 type qkey struct{ target, key string }
 
+// qent is a queued change: the event at idx of the chunk src, which every
+// queue it was pushed to shares.
 type qent struct {
-	ev event
-	// src and idx locate ev in the chunk it came from, so that a whole run
-	// of a chunk can be sent in its shared encoding.
 	src *chunk
 	idx int
 }
+
+func (e qent) ev() *event { return &e.src.evs[e.idx] }
 
 // queue is one subscriber's bounded coalescing queue of leaf events.
 type queue struct {
 	mu     sync.Mutex
 	max    int
-	idx    map[qkey]*qent
-	order  []*qent
+	idx    map[qkey]int // position in order
+	order  []qent
 	resync bool            // overflowed: resynchronise from the store on the next drain
 	dirty  map[string]bool // targets that lost leaves while overflowed
 	ready  chan struct{}   // signalled (capacity 1) when there is something to drain
 }
 
 func newQueue(max int) *queue {
-	return &queue{max: max, idx: map[qkey]*qent{}, ready: make(chan struct{}, 1)}
+	return &queue{max: max, idx: map[qkey]int{}, ready: make(chan struct{}, 1)}
 }
 
 // push queues the events of a chunk that keep passes. It returns how many
@@ -36,7 +37,6 @@ func (q *queue) push(c *chunk, keep func(*event) bool) (coalesced, dropped int) 
 	added := false
 	for i := range c.evs {
 		ev := &c.evs[i]
-		target := ev.target
 		if keep != nil && !keep(ev) {
 			continue
 		}
@@ -46,34 +46,35 @@ func (q *queue) push(c *chunk, keep func(*event) bool) (coalesced, dropped int) 
 			// need remembering, and only by target.
 			dropped++
 			if ev.val == nil {
-				q.markDirty(target)
+				q.markDirty(ev.target)
 			}
 			continue
 		}
-		k := qkey{target, ev.key}
-		if e := q.idx[k]; e != nil {
-			e.ev, e.src, e.idx = *ev, c, i
+		k := qkey{ev.target, ev.key}
+		if at, ok := q.idx[k]; ok {
+			// The newer value takes the older one's place.
+			q.order[at] = qent{c, i}
 			coalesced++
 			continue
 		}
 		if len(q.order) >= q.max {
 			dropped += len(q.order) + 1
 			for _, e := range q.order {
-				if e.ev.val == nil {
-					q.markDirty(e.ev.target)
+				if e.ev().val == nil {
+					q.markDirty(e.ev().target)
 				}
 			}
 			if ev.val == nil {
-				q.markDirty(target)
+				q.markDirty(ev.target)
 			}
 			clear(q.idx)
+			clear(q.order)
 			q.order = q.order[:0]
 			q.resync = true
 			continue
 		}
-		e := &qent{ev: *ev, src: c, idx: i}
-		q.idx[k] = e
-		q.order = append(q.order, e)
+		q.idx[k] = len(q.order)
+		q.order = append(q.order, qent{c, i})
 	}
 	if added {
 		select {
@@ -93,7 +94,7 @@ func (q *queue) markDirty(target string) {
 
 // drain takes everything queued. When the queue overflowed since the last
 // drain, resync is true and dirty lists the targets that lost leaves.
-func (q *queue) drain(buf []*qent) (out []*qent, resync bool, dirty []string) {
+func (q *queue) drain(buf []qent) (out []qent, resync bool, dirty []string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out = append(buf[:0], q.order...)

@@ -111,6 +111,8 @@ type Server struct {
 
 	grpcMu sync.Mutex
 	grpc   *grpc.Server
+
+	noShare bool // benchmarks: build every notification per subscriber
 }
 
 // New returns a server; it loads the TLS files given with WithTLS.

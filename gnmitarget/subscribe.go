@@ -274,7 +274,7 @@ func (s *Server) stream(ctx context.Context, stream gpb.GNMI_SubscribeServer, su
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var buf []*qent
+	var buf []qent
 	for {
 		resetTimer(timer, sub.paths)
 		select {
@@ -463,27 +463,27 @@ func (w *notifier) flush() error {
 // sendEntries sends queued changes in order. A run of them that is a
 // whole notification of the chunk they came from goes out in the bytes
 // encoded once for every subscriber; the rest is built here.
-func (s *Server) sendEntries(stream gpb.GNMI_SubscribeServer, sub *subscription, ents []*qent) error {
+func (s *Server) sendEntries(stream gpb.GNMI_SubscribeServer, sub *subscription, ents []qent) error {
 	w := s.streamNotifier(stream, sub.enc, false)
 	for i := 0; i < len(ents); {
-		if r := wholeRun(ents[i:]); r != nil {
-			b, err := ents[i].src.bytes(s, r, sub.enc)
-			if err == nil && b != nil {
+		if r := wholeRun(ents[i:]); r != nil && !s.noShare {
+			m, err := ents[i].src.encoded(s, r, sub.enc)
+			if err == nil && m != nil {
 				if err := w.flush(); err != nil {
 					return err
 				}
 				n := r.end - r.start
 				s.m.sent.Add(float64(n))
 				s.m.shared.Add(float64(n))
-				if err := stream.SendMsg(&preEncoded{b}); err != nil {
+				if err := stream.SendMsg(m); err != nil {
 					return err
 				}
 				i += n
 				continue
 			}
 		}
-		e := ents[i]
-		if err := w.add(e.ev.target, e.ev.group, e.ev.depth, e.ev.path, e.ev.val, e.ev.ts); err != nil {
+		ev := ents[i].ev()
+		if err := w.add(ev.target, ev.group, ev.depth, ev.path, ev.val, ev.ts); err != nil {
 			return err
 		}
 		i++
