@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -35,18 +37,23 @@ var (
 )
 
 // Core is the merge core. It is safe for concurrent use.
+//
+// Each router has its own lock, so sources feeding different routers (a
+// gNMI session per router, a BMP session per router) do not queue behind
+// one another; the core's own lock guards only the set of routers. Lock
+// order: a router's lock may be held while taking the core's, never the
+// other way round.
 type Core struct {
 	log     *slog.Logger
 	ocSch   *ytypes.Schema
 	meshSch *ytypes.Schema
 	verdict bool
 
-	mu      sync.RWMutex
-	routers map[string]*router
-	pending []change.Event    // events derived during one Apply, under mu
-	keybuf  []byte            // a leaf's key is built here, under mu
-	nleaves int               // leaves held in all routers, under mu
-	intern  map[string]string // the ends of leaf keys, see leafStore
+	mu       sync.RWMutex
+	routers  map[string]*router
+	nleaves  atomic.Int64
+	nrouters atomic.Int64
+	intern   *interner // the ends of leaf keys, see leafStore
 
 	subMu sync.RWMutex
 	subs  []*Subscription
@@ -55,6 +62,13 @@ type Core struct {
 }
 
 type router struct {
+	mu      sync.Mutex // guards all below
+	removed bool       // deleted from the core: look the router up again
+	// dropWhenEmpty asks unlockRouters to delete the router if it is empty.
+	dropWhenEmpty bool
+	pending       []change.Event // events derived during one Apply
+	keybuf        []byte         // a leaf's key is built here
+
 	name     string
 	oc       *oc.Root
 	meshd    *mygot.Root
@@ -166,7 +180,7 @@ func New(opts ...Option) (*Core, error) {
 		meshSch: ms,
 		verdict: true,
 		routers: map[string]*router{},
-		intern:  map[string]string{},
+		intern:  &interner{m: map[string]string{}},
 		m:       newMetrics(),
 	}
 	for _, o := range opts {
@@ -192,8 +206,8 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 	var res Result
 	var errs []error
 	var ups []change.Update
-	c.mu.Lock()
-	touched := map[nbrKey]bool{}
+	locked := c.lockRouters(changes)
+	var touched map[nbrKey]bool
 	for i := range changes {
 		ch := &changes[i]
 		if ch.Router == "" {
@@ -201,7 +215,7 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 			errs = appendErr(errs, ErrNoRouter)
 			continue
 		}
-		r := c.routerLocked(ch.Router)
+		r := locked[ch.Router]
 		if ch.Source != change.SourceUnknown && r.released[ch.Source] {
 			delete(r.released, ch.Source)
 		}
@@ -217,36 +231,126 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 		}
 		if c.verdict && len(ups) > before {
 			if ni, addr, rest, ok := change.NeighborOf(ch.Path); ok && r.verdictDue(ni, addr, rest, ch.Value == nil, ch.Time) {
+				if touched == nil {
+					touched = map[nbrKey]bool{}
+				}
 				touched[nbrKey{ch.Router, ni, addr}] = true
 			}
 		}
 	}
 	if c.verdict {
-		ups = c.verdictLocked(touched, ups)
+		ups = c.verdictLocked(locked, touched, ups)
 	}
-	if len(c.pending) > 0 {
-		events = append(c.pending, events...)
-		c.pending = nil
+	var derived []change.Event
+	for _, r := range locked {
+		derived = append(derived, r.pending...)
+		r.pending = r.pending[:0]
+	}
+	if len(derived) > 0 {
+		events = append(derived, events...)
 	}
 	res.Err = errors.Join(errs...)
 	c.m.observe(&res)
 	if len(ups) > 0 || len(events) > 0 {
+		// Under the routers' locks: every consumer sees one router's
+		// batches in the order they were applied.
 		c.publish(change.Batch{Updates: ups, Events: events})
 	}
-	c.m.leaves.Set(float64(c.nleaves))
-	c.m.routers.Set(float64(len(c.routers)))
-	c.mu.Unlock()
+	c.unlockRouters(locked)
+	c.m.leaves.Set(float64(c.nleaves.Load()))
+	c.m.routers.Set(float64(c.nrouters.Load()))
 	return res
 }
 
-// Emit publishes events without changes.
+// lockRouters locks the routers the changes name, creating those not
+// held yet, in name order (so two calls naming the same routers cannot
+// deadlock).
+func (c *Core) lockRouters(changes []change.Change) map[string]*router {
+	var names []string
+	for i := range changes {
+		if n := changes[i].Router; n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	locked := make(map[string]*router, len(names))
+	for _, n := range names {
+		for {
+			r := c.router(n, true)
+			r.mu.Lock()
+			if !r.removed {
+				locked[n] = r
+				break
+			}
+			// Emptied and dropped while this call waited: take the new one.
+			r.mu.Unlock()
+		}
+	}
+	return locked
+}
+
+// unlockRouters drops routers left with no leaves from the core, then
+// unlocks them.
+func (c *Core) unlockRouters(locked map[string]*router) {
+	for _, r := range locked {
+		if r.leaves.n == 0 && r.dropWhenEmpty {
+			c.mu.Lock()
+			if c.routers[r.name] == r {
+				delete(c.routers, r.name)
+				c.nrouters.Add(-1)
+			}
+			c.mu.Unlock()
+			r.removed = true
+		}
+		r.dropWhenEmpty = false
+		r.mu.Unlock()
+	}
+}
+
+// router returns a router by name, creating it if create is set (else nil
+// when there is none).
+func (c *Core) router(name string, create bool) *router {
+	c.mu.RLock()
+	r := c.routers[name]
+	c.mu.RUnlock()
+	if r != nil || !create {
+		return r
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r = c.routers[name]; r == nil {
+		r = &router{name: name, oc: &oc.Root{}, meshd: &mygot.Root{}, leaves: newLeafStore(c.intern),
+			released: map[change.Source]bool{}, nodes: map[string]nodeRef{}, nbrs: map[nbrID]*nbrInfo{}}
+		c.routers[name] = r
+		c.nrouters.Add(1)
+	}
+	return r
+}
+
+// Emit publishes events without changes. Events naming a router held are
+// published under its lock, in order with its updates.
 func (c *Core) Emit(events ...change.Event) {
 	if len(events) == 0 {
 		return
 	}
-	c.mu.Lock()
+	var names []string
+	for _, e := range events {
+		if e.Router != "" && !slices.Contains(names, e.Router) {
+			names = append(names, e.Router)
+		}
+	}
+	slices.Sort(names)
+	var held []*router
+	for _, n := range names {
+		if r := c.router(n, false); r != nil {
+			r.mu.Lock()
+			held = append(held, r)
+		}
+	}
 	c.publish(change.Batch{Events: events})
-	c.mu.Unlock()
+	for _, r := range held {
+		r.mu.Unlock()
+	}
 }
 
 func appendErr(errs []error, err error) []error {
@@ -254,16 +358,6 @@ func appendErr(errs []error, err error) []error {
 		return append(errs, err)
 	}
 	return errs
-}
-
-func (c *Core) routerLocked(name string) *router {
-	r := c.routers[name]
-	if r == nil {
-		r = &router{name: name, oc: &oc.Root{}, meshd: &mygot.Root{}, leaves: newLeafStore(c.intern),
-			released: map[change.Source]bool{}, nodes: map[string]nodeRef{}, nbrs: map[nbrID]*nbrInfo{}}
-		c.routers[name] = r
-	}
-	return r
 }
 
 // outranks reports whether a change from src may replace a leaf held by cur.
@@ -286,8 +380,8 @@ func (c *Core) schemaFor(r *router, p *gnmi.Path) (*ytypes.Schema, ygot.GoStruct
 
 func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res *Result) ([]change.Update, error) {
 	p := normalise(ch.Path)
-	c.keybuf = change.AppendPathKey(c.keybuf[:0], p)
-	cur := r.leaves.get(c.keybuf)
+	r.keybuf = change.AppendPathKey(r.keybuf[:0], p)
+	cur := r.leaves.get(r.keybuf)
 	if cur != nil {
 		if !r.outranks(ch.Source, cur) {
 			res.Outranked++
@@ -322,19 +416,19 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			cur = &leaf{set: set}
 		}
 	}
-	if cur.val != nil && bytes.HasSuffix(c.keybuf, []byte("/probe/state/hops")) {
-		c.pending = append(c.pending, hopChange(r.name, p, cur.val, ch))
+	if cur.val != nil && bytes.HasSuffix(r.keybuf, []byte("/probe/state/hops")) {
+		r.pending = append(r.pending, hopChange(r.name, p, cur.val, ch))
 	}
 	added := 0
 	if cur.val == nil {
-		r.leaves.put(c.keybuf, cur)
-		c.nleaves++
+		r.leaves.put(r.keybuf, cur)
+		c.nleaves.Add(1)
 		added = 1
 	}
 	r.seen(p, ch.Source, ch.Time, added)
 	cur.val, cur.ts, cur.src = ch.Value, ch.Time, ch.Source
 	res.Applied++
-	return append(ups, change.Update{Router: r.name, Path: p, Key: string(c.keybuf), Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
+	return append(ups, change.Update{Router: r.name, Path: p, Key: string(r.keybuf), Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
 }
 
 // seen records a change for a neighbor's verdict bookkeeping.
@@ -456,7 +550,7 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 	}
 	for _, k := range gone {
 		r.leaves.del(k)
-		c.nleaves--
+		c.nleaves.Add(-1)
 		lp, err := change.KeyPath(k)
 		if err != nil {
 			// Keys are made by PathKey; this would be a bug in KeyPath.
@@ -481,8 +575,8 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 		sch, root := c.schemaFor(r, p)
 		_ = ytypes.DeleteNode(sch.RootSchema(), root, p)
 	}
-	if r.leaves.n == 0 && (len(p.GetElem()) == 0) {
-		delete(c.routers, r.name)
+	if len(p.GetElem()) == 0 {
+		r.dropWhenEmpty = true // by unlockRouters, if still empty then
 	}
 	return ups
 }
@@ -521,10 +615,10 @@ func (c *Core) RemoveRouter(name string, src change.Source, at time.Time) {
 // (its session ended): they stay in the tree, but any other source may
 // now replace them. The source's next change makes it live again.
 func (c *Core) ReleaseSource(routerName string, src change.Source) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r := c.routers[routerName]; r != nil {
+	if r := c.router(routerName, false); r != nil {
+		r.mu.Lock()
 		r.released[src] = true
+		r.mu.Unlock()
 	}
 }
 
@@ -543,13 +637,18 @@ func (c *Core) Routers() []string {
 // Snapshot returns every leaf held for a router (all routers when name is
 // empty) as updates, sorted by router and path.
 func (c *Core) Snapshot(name string) []change.Update {
+	var rs []*router
 	c.mu.RLock()
-	defer c.mu.RUnlock()
-	var out []change.Update
 	for rn, r := range c.routers {
-		if name != "" && rn != name {
-			continue
+		if name == "" || rn == name {
+			rs = append(rs, r)
 		}
+	}
+	c.mu.RUnlock()
+	var out []change.Update
+	for _, r := range rs {
+		rn := r.name
+		r.mu.Lock()
 		r.leaves.each(func(k string, l *leaf) {
 			p, err := change.KeyPath(k)
 			if err != nil {
@@ -558,6 +657,7 @@ func (c *Core) Snapshot(name string) []change.Update {
 			}
 			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.val, Time: l.ts, Source: l.src})
 		})
+		r.mu.Unlock()
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Router != out[j].Router {
@@ -570,12 +670,12 @@ func (c *Core) Snapshot(name string) []change.Update {
 
 // Leaf returns the value, time and source of one leaf.
 func (c *Core) Leaf(routerName string, p *gnmi.Path) (*gnmi.TypedValue, time.Time, change.Source, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	r := c.routers[routerName]
+	r := c.router(routerName, false)
 	if r == nil {
 		return nil, time.Time{}, 0, false
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	l := r.leaves.getString(change.PathKey(normalise(p)))
 	if l == nil {
 		return nil, time.Time{}, 0, false
@@ -583,15 +683,15 @@ func (c *Core) Leaf(routerName string, p *gnmi.Path) (*gnmi.TypedValue, time.Tim
 	return l.val, l.ts, l.src, true
 }
 
-// View calls fn with a router's OpenConfig and meshd roots under the read
-// lock; fn must not keep or change them.
+// View calls fn with a router's OpenConfig and meshd roots under the
+// router's lock; fn must not keep or change them.
 func (c *Core) View(routerName string, fn func(*oc.Root, *mygot.Root)) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	r := c.routers[routerName]
+	r := c.router(routerName, false)
 	if r == nil {
 		return false
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	fn(r.oc, r.meshd)
 	return true
 }

@@ -3,6 +3,7 @@ package merge
 import (
 	"bytes"
 	"strings"
+	"sync"
 )
 
 // leafStore holds one router's leaves in two levels: by the part of the
@@ -13,7 +14,24 @@ import (
 type leafStore struct {
 	groups map[string]*leafGroup
 	n      int
-	intern map[string]string // the core's, shared by its routers
+	intern *interner // the core's, shared by its routers
+}
+
+// interner holds one copy of each distinct leaf key end.
+type interner struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (in *interner) get(b []byte) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	s, ok := in.m[string(b)]
+	if !ok {
+		s = string(b)
+		in.m[s] = s
+	}
+	return s
 }
 
 type leafGroup struct {
@@ -21,7 +39,7 @@ type leafGroup struct {
 	leaves map[string]*leaf
 }
 
-func newLeafStore(intern map[string]string) *leafStore {
+func newLeafStore(intern *interner) *leafStore {
 	return &leafStore{groups: map[string]*leafGroup{}, intern: intern}
 }
 
@@ -49,6 +67,15 @@ func (s *leafStore) getString(key string) *leaf {
 	return g.leaves[key[i:]]
 }
 
+// inGroup looks a leaf up by its group's prefix and the rest of its key.
+func (s *leafStore) inGroup(prefix, rest string) *leaf {
+	g := s.groups[prefix]
+	if g == nil {
+		return nil
+	}
+	return g.leaves[rest]
+}
+
 // put adds a leaf that is not there yet.
 func (s *leafStore) put(key []byte, l *leaf) {
 	i := splitKey(key)
@@ -57,12 +84,7 @@ func (s *leafStore) put(key []byte, l *leaf) {
 		g = &leafGroup{prefix: string(key[:i]), leaves: make(map[string]*leaf, 4)}
 		s.groups[g.prefix] = g
 	}
-	rest, ok := s.intern[string(key[i:])]
-	if !ok {
-		rest = string(key[i:])
-		s.intern[rest] = rest
-	}
-	g.leaves[rest] = l
+	g.leaves[s.intern.get(key[i:])] = l
 	s.n++
 }
 

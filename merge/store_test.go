@@ -15,7 +15,7 @@ func TestLeafStore(t *testing.T) {
 		`/a[k=odd\]]/state/x`,
 		"/a[k=10]/state/x",
 	}
-	s := newLeafStore(map[string]string{})
+	s := newLeafStore(&interner{m: map[string]string{}})
 	for i, k := range keys {
 		if s.get([]byte(k)) != nil {
 			t.Fatalf("%s there before put", k)

@@ -43,6 +43,8 @@ func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 // Close removes the consumer and closes its channel.
 func (s *Subscription) Close() {
 	s.once.Do(func() {
+		// Publishers send under subMu's read lock: once this holds the
+		// write lock, none is sending to s, and none will find it after.
 		s.c.subMu.Lock()
 		for i, o := range s.c.subs {
 			if o == s {
@@ -50,27 +52,26 @@ func (s *Subscription) Close() {
 				break
 			}
 		}
-		s.c.subMu.Unlock()
-		// Publishing happens under the core's write lock, so taking it
-		// here guarantees no send races the close.
-		s.c.mu.Lock()
 		close(s.ch)
-		s.c.mu.Unlock()
+		s.c.subMu.Unlock()
 	})
 }
 
-// publish runs under c.mu, which orders batches the same for everyone.
+// publish runs under the locks of the routers in the batch, which orders
+// each router's batches the same for everyone.
 func (c *Core) publish(b change.Batch) {
 	c.subMu.RLock()
 	defer c.subMu.RUnlock()
 	n := uint64(len(b.Updates) + len(b.Events))
 	for _, s := range c.subs {
-		b.Lost = s.lost.Load()
+		// Swap, not Load then Store: batches of different routers are
+		// published at once, and each lost count must reach the consumer
+		// exactly once.
+		b.Lost = s.lost.Swap(0)
 		select {
 		case s.ch <- b:
-			s.lost.Store(0)
 		default:
-			s.lost.Add(n)
+			s.lost.Add(b.Lost + n)
 			s.dropped.Add(n)
 			c.m.dropped.WithLabelValues(s.name).Add(float64(n))
 		}

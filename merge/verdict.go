@@ -21,7 +21,7 @@ const lastSeenStep = 10 * time.Second
 
 // verdictLocked recomputes the joined verdict of every neighbor touched by
 // a batch and appends the verdict leaves that changed.
-func (c *Core) verdictLocked(touched map[nbrKey]bool, ups []change.Update) []change.Update {
+func (c *Core) verdictLocked(locked map[string]*router, touched map[nbrKey]bool, ups []change.Update) []change.Update {
 	if len(touched) == 0 {
 		return ups
 	}
@@ -40,7 +40,7 @@ func (c *Core) verdictLocked(touched map[nbrKey]bool, ups []change.Update) []cha
 		return a.addr < b.addr
 	})
 	for _, k := range keys {
-		r := c.routers[k.router]
+		r := locked[k.router]
 		if r == nil {
 			continue
 		}
@@ -50,9 +50,14 @@ func (c *Core) verdictLocked(touched map[nbrKey]bool, ups []change.Update) []cha
 }
 
 func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Update {
-	get := func(p *gnmi.Path) *leaf { return r.leaves.getString(change.PathKey(p)) }
+	// The leaves read here are all directly below the neighbor, in the
+	// neighbor's group of the leaf store: two keys built, not one a leaf.
+	ocNbr := change.PathKey(change.NeighborPath(k.ni, k.addr))
+	meshNbr := change.PathKey(change.MeshdNeighborPath(k.ni, k.addr))
+	ocLeaf := func(rest string) *leaf { return r.leaves.inGroup(ocNbr, rest) }
+	meshLeaf := func(rest string) *leaf { return r.leaves.inGroup(meshNbr, rest) }
 	n := r.nbrs[nbrID{k.ni, k.addr}]
-	verdictOnly := n != nil && n.leaves <= countVerdictLeaves(r, k)
+	verdictOnly := n != nil && n.leaves <= countVerdictLeaves(r, meshNbr)
 	if n == nil || verdictOnly {
 		// The neighbor is gone: drop its verdict too.
 		ch := change.Change{Router: r.name, Path: change.MeshdNeighborPath(k.ni, k.addr, "verdict"), Time: time.Now(), Source: change.SourceMeshd}
@@ -76,22 +81,22 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 	}
 
 	health, reason := "UNKNOWN", "no session state reported yet"
-	if st := get(change.NeighborPath(k.ni, k.addr, "state", "session-state")); st != nil {
+	if st := ocLeaf("/state/session-state"); st != nil {
 		s := st.val.GetStringVal()
 		if s != "ESTABLISHED" {
 			health, reason = "DOWN", "session-state "+s
-			if rs := get(change.MeshdNeighborPath(k.ni, k.addr, "bmp", "state", "last-down-reason")); rs != nil && rs.ts.Before(st.ts.Add(time.Second)) == false {
+			if rs := meshLeaf("/bmp/state/last-down-reason"); rs != nil && rs.ts.Before(st.ts.Add(time.Second)) == false {
 				reason += ": " + rs.val.GetStringVal()
 			}
 		} else {
 			health, reason = "HEALTHY", "established"
-			if hc := get(change.MeshdNeighborPath(k.ni, k.addr, "probe", "state", "last-hop-change")); hc != nil {
+			if hc := meshLeaf("/probe/state/last-hop-change"); hc != nil {
 				if at := time.Unix(0, int64(hc.val.GetUintVal())); now.Sub(at) < recentChange {
 					health, reason = "DEGRADED", "path (hop count) changed recently"
 				}
 			}
-			tr := get(change.NeighborPath(k.ni, k.addr, "state", "established-transitions"))
-			le := get(change.NeighborPath(k.ni, k.addr, "state", "last-established"))
+			tr := ocLeaf("/state/established-transitions")
+			le := ocLeaf("/state/last-established")
 			if tr != nil && le != nil && tr.val.GetUintVal() > 1 {
 				if at := lastEstablished(le.val); now.Sub(at) < recentChange {
 					health, reason = "DEGRADED", "session flapped recently"
@@ -119,7 +124,7 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 		if !ok {
 			continue
 		}
-		if cur := get(change.MeshdNeighborPath(k.ni, k.addr, "verdict", "state", name)); cur != nil {
+		if cur := meshLeaf("/verdict/state/" + name); cur != nil {
 			if t.Sub(time.Unix(0, int64(cur.val.GetUintVal()))) < lastSeenStep {
 				continue
 			}
@@ -131,17 +136,18 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 
 // countVerdictLeaves counts the verdict's own leaves of a neighbor, so a
 // neighbor with nothing else left is seen as gone.
-func countVerdictLeaves(r *router, k nbrKey) int {
+func countVerdictLeaves(r *router, meshNbr string) int {
 	n := 0
-	for _, name := range verdictLeaves {
-		if r.leaves.getString(change.PathKey(change.MeshdNeighborPath(k.ni, k.addr, "verdict", "state", name))) != nil {
+	for _, rest := range verdictLeaves {
+		if r.leaves.inGroup(meshNbr, rest) != nil {
 			n++
 		}
 	}
 	return n
 }
 
-var verdictLeaves = []string{"health", "reason", "sources", "last-seen-gnmi", "last-seen-bmp", "last-seen-probe"}
+var verdictLeaves = []string{"/verdict/state/health", "/verdict/state/reason", "/verdict/state/sources",
+	"/verdict/state/last-seen-gnmi", "/verdict/state/last-seen-bmp", "/verdict/state/last-seen-probe"}
 
 // lastEstablished reads OpenConfig's last-established, which devices send
 // in seconds or nanoseconds since the epoch (the model says ns; some
