@@ -15,9 +15,94 @@ import (
 // more. Anything else (unions, leaf-lists, values that do not convert
 // exactly) falls back to SetNode, which also reports the error.
 
-// setter sets one leaf field from a typed value; ok is false when the
-// value needs the general path.
-type setter func(*gnmi.TypedValue) (ok bool)
+// setter sets one leaf field from a typed value. It is the field itself,
+// not a closure over it: a leaf holds one, and a closure cost ~50 bytes a
+// leaf more. The zero setter sets nothing.
+type setter struct{ f reflect.Value }
+
+// set sets the field; ok is false when the value needs the general path
+// (or the setter is the zero one).
+func (s setter) set(tv *gnmi.TypedValue) (ok bool) {
+	f := s.f
+	switch f.Kind() {
+	case reflect.Int64: // an enumeration
+		sv, ok := tv.GetValue().(*gnmi.TypedValue_StringVal)
+		if !ok {
+			return false
+		}
+		n, ok := enumValues(f.Type())[sv.StringVal]
+		if !ok {
+			return false
+		}
+		f.SetInt(n)
+		return true
+	case reflect.Slice: // a leaf-list of strings
+		ll, ok := tv.GetValue().(*gnmi.TypedValue_LeaflistVal)
+		if !ok {
+			return false
+		}
+		els := ll.LeaflistVal.GetElement()
+		out := reflect.MakeSlice(f.Type(), len(els), len(els))
+		for i, e := range els {
+			sv, ok := e.GetValue().(*gnmi.TypedValue_StringVal)
+			if !ok {
+				return false
+			}
+			out.Index(i).SetString(sv.StringVal)
+		}
+		f.Set(out)
+		return true
+	case reflect.Pointer:
+	default:
+		return false
+	}
+	et := f.Type().Elem()
+	switch et.Kind() {
+	case reflect.String:
+		sv, ok := tv.GetValue().(*gnmi.TypedValue_StringVal)
+		if !ok {
+			return false
+		}
+		if f.IsNil() {
+			f.Set(reflect.New(et))
+		}
+		f.Elem().SetString(sv.StringVal)
+	case reflect.Bool:
+		bv, ok := tv.GetValue().(*gnmi.TypedValue_BoolVal)
+		if !ok {
+			return false
+		}
+		if f.IsNil() {
+			f.Set(reflect.New(et))
+		}
+		f.Elem().SetBool(bv.BoolVal)
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		uv, ok := tv.GetValue().(*gnmi.TypedValue_UintVal)
+		if !ok || uv.UintVal > uint64(math.MaxUint64)>>(64-et.Bits()) {
+			return false
+		}
+		if f.IsNil() {
+			f.Set(reflect.New(et))
+		}
+		// In place: a counter's every move makes no garbage.
+		f.Elem().SetUint(uv.UintVal)
+	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		iv, ok := tv.GetValue().(*gnmi.TypedValue_IntVal)
+		lim := int64(1) << (et.Bits() - 1)
+		if !ok || iv.IntVal >= lim || iv.IntVal < -lim {
+			return false
+		}
+		if f.IsNil() {
+			f.Set(reflect.New(et))
+		}
+		f.Elem().SetInt(iv.IntVal)
+	default:
+		// float64 leaves are decimal64 in YANG: leave their conversion
+		// and precision checks to ygot.
+		return false
+	}
+	return true
+}
 
 // fieldSetter finds the field of parent whose path tag is rel (the leaf's
 // path relative to parent, such as "state/peer-as") and returns a setter
@@ -25,7 +110,7 @@ type setter func(*gnmi.TypedValue) (ok bool)
 func fieldSetter(parent ygot.GoStruct, rel string) setter {
 	v := reflect.ValueOf(parent)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
-		return nil
+		return setter{}
 	}
 	sv := v.Elem()
 	st := sv.Type()
@@ -36,7 +121,7 @@ func fieldSetter(parent ygot.GoStruct, rel string) setter {
 		}
 		return scalarSetter(sv.Field(i))
 	}
-	return nil
+	return setter{}
 }
 
 // tagHas reports whether a ygot path tag ("state/peer-as|peer-as") has
@@ -65,104 +150,25 @@ func indexByte(s string, c byte) int {
 	return -1
 }
 
+// scalarSetter returns a setter for a field whose type set handles, or
+// the zero setter.
 func scalarSetter(f reflect.Value) setter {
 	t := f.Type()
-	if t.Kind() == reflect.Int64 {
-		if _, ok := f.Interface().(ygot.GoEnum); ok {
-			names := enumValues(t)
-			if names == nil {
-				return nil
-			}
-			return func(tv *gnmi.TypedValue) bool {
-				s, ok := tv.GetValue().(*gnmi.TypedValue_StringVal)
-				if !ok {
-					return false
-				}
-				n, ok := names[s.StringVal]
-				if !ok {
-					return false
-				}
-				f.SetInt(n)
-				return true
-			}
+	switch {
+	case t.Kind() == reflect.Int64:
+		if _, ok := f.Interface().(ygot.GoEnum); ok && enumValues(t) != nil {
+			return setter{f}
 		}
-		return nil
-	}
-	if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String {
-		// A leaf-list of strings.
-		return func(tv *gnmi.TypedValue) bool {
-			ll, ok := tv.GetValue().(*gnmi.TypedValue_LeaflistVal)
-			if !ok {
-				return false
-			}
-			out := reflect.MakeSlice(t, len(ll.LeaflistVal.GetElement()), len(ll.LeaflistVal.GetElement()))
-			for i, e := range ll.LeaflistVal.GetElement() {
-				sv, ok := e.GetValue().(*gnmi.TypedValue_StringVal)
-				if !ok {
-					return false
-				}
-				out.Index(i).SetString(sv.StringVal)
-			}
-			f.Set(out)
-			return true
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		return setter{f}
+	case t.Kind() == reflect.Pointer:
+		switch t.Elem().Kind() {
+		case reflect.String, reflect.Bool, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			return setter{f}
 		}
 	}
-	if t.Kind() != reflect.Pointer {
-		return nil
-	}
-	et := t.Elem()
-	bits := et.Bits
-	switch et.Kind() {
-	case reflect.String:
-		return func(tv *gnmi.TypedValue) bool {
-			s, ok := tv.GetValue().(*gnmi.TypedValue_StringVal)
-			if !ok {
-				return false
-			}
-			p := reflect.New(et)
-			p.Elem().SetString(s.StringVal)
-			f.Set(p)
-			return true
-		}
-	case reflect.Bool:
-		return func(tv *gnmi.TypedValue) bool {
-			b, ok := tv.GetValue().(*gnmi.TypedValue_BoolVal)
-			if !ok {
-				return false
-			}
-			p := reflect.New(et)
-			p.Elem().SetBool(b.BoolVal)
-			f.Set(p)
-			return true
-		}
-	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		max := uint64(math.MaxUint64) >> (64 - bits())
-		return func(tv *gnmi.TypedValue) bool {
-			u, ok := tv.GetValue().(*gnmi.TypedValue_UintVal)
-			if !ok || u.UintVal > max {
-				return false
-			}
-			p := reflect.New(et)
-			p.Elem().SetUint(u.UintVal)
-			f.Set(p)
-			return true
-		}
-	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		lim := int64(1) << (bits() - 1)
-		return func(tv *gnmi.TypedValue) bool {
-			i, ok := tv.GetValue().(*gnmi.TypedValue_IntVal)
-			if !ok || i.IntVal >= lim || i.IntVal < -lim {
-				return false
-			}
-			p := reflect.New(et)
-			p.Elem().SetInt(i.IntVal)
-			f.Set(p)
-			return true
-		}
-	}
-	// float64 leaves are decimal64 in YANG: leave their conversion and
-	// precision checks to ygot.
-	return nil
+	return setter{}
 }
 
 var enumCache sync.Map // reflect.Type -> map[string]int64

@@ -92,7 +92,7 @@ type nbrID struct{ ni, addr string }
 // nbrInfo keeps what the verdict needs without scanning the leaves.
 type nbrInfo struct {
 	leaves   int
-	lastSeen [8]time.Time // by change.Source
+	lastSeen [8]int64 // by change.Source, Unix ns, 0 for never
 	verdict  time.Time    // when the verdict was last computed
 }
 
@@ -119,17 +119,6 @@ func (r *router) verdictDue(ni, addr string, rest []*gnmi.PathElem, deleted bool
 		return true
 	}
 	return false
-}
-
-// leaf is one value held. It keeps neither its key nor its path: a path
-// is a tree of protobuf messages ten times the key's size, and is only
-// needed again for a delete or a snapshot, which parse the key back
-// (KeyPath); the key is in the leafStore.
-type leaf struct {
-	val *gnmi.TypedValue
-	ts  time.Time
-	src change.Source
-	set setter // fast path for the next value, nil if none
 }
 
 // Option configures a Core.
@@ -387,18 +376,18 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			res.Outranked++
 			return ups, nil
 		}
-		if ch.Source.Rank() == cur.src.Rank() && ch.Time.Before(cur.ts) {
+		if ch.Source.Rank() == cur.src.Rank() && ch.Time.Before(cur.time()) {
 			res.Stale++
 			return ups, nil
 		}
 		if sameValue(cur.val, ch.Value) {
-			cur.ts, cur.src = ch.Time, ch.Source
+			cur.ts, cur.src = stamp(ch.Time), ch.Source
 			r.seen(p, ch.Source, ch.Time, 0)
 			res.Unchanged++
 			return ups, nil
 		}
 	}
-	if cur == nil || cur.set == nil || !cur.set(ch.Value) {
+	if cur == nil || !cur.set.set(ch.Value) {
 		_, root := c.schemaFor(r, p)
 		set, ok := walkSet(root, p.GetElem(), ch.Value)
 		var err error
@@ -421,12 +410,12 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 	}
 	added := 0
 	if cur.val == nil {
-		r.leaves.put(r.keybuf, cur)
+		cur = r.leaves.put(r.keybuf, *cur)
 		c.nleaves.Add(1)
 		added = 1
 	}
 	r.seen(p, ch.Source, ch.Time, added)
-	cur.val, cur.ts, cur.src = ch.Value, ch.Time, ch.Source
+	cur.val, cur.ts, cur.src = ch.Value, stamp(ch.Time), ch.Source
 	res.Applied++
 	return append(ups, change.Update{Router: r.name, Path: p, Key: string(r.keybuf), Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
 }
@@ -444,8 +433,8 @@ func (r *router) seen(p *gnmi.Path, src change.Source, at time.Time, added int) 
 		r.nbrs[id] = n
 	}
 	n.leaves += added
-	if src != change.SourceMeshd && int(src) < len(n.lastSeen) && at.After(n.lastSeen[src]) {
-		n.lastSeen[src] = at
+	if src != change.SourceMeshd && int(src) < len(n.lastSeen) && at.UnixNano() > n.lastSeen[src] {
+		n.lastSeen[src] = at.UnixNano()
 	}
 }
 
@@ -468,7 +457,7 @@ func (c *Core) setNode(r *router, p *gnmi.Path, key string, offs []int, v *gnmi.
 		rel = &gnmi.Path{Elem: elems[from:]}
 	}
 	if err := ytypes.SetNode(base.schema, base.data, rel, v, &ytypes.InitMissingElements{}); err != nil {
-		return nil, err
+		return setter{}, err
 	}
 	// Walk down from where the set started and cache every struct on the
 	// way (list entries, containers), each found relative to the one
@@ -491,12 +480,12 @@ func (c *Core) setNode(r *router, p *gnmi.Path, key string, offs []int, v *gnmi.
 		r.nodes[key[:offs[j-1]]] = parent
 	}
 	if pfrom == 0 {
-		return nil, nil
+		return setter{}, nil
 	}
 	names := make([]string, 0, len(elems)-pfrom)
 	for _, e := range elems[pfrom:] {
 		if len(e.GetKey()) > 0 {
-			return nil, nil
+			return setter{}, nil
 		}
 		names = append(names, e.GetName())
 	}
@@ -655,7 +644,7 @@ func (c *Core) Snapshot(name string) []change.Update {
 				c.log.Error("merge: unparsable leaf key", "router", rn, "key", k, "err", err)
 				return
 			}
-			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.val, Time: l.ts, Source: l.src})
+			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.val, Time: l.time(), Source: l.src})
 		})
 		r.mu.Unlock()
 	}
@@ -680,7 +669,7 @@ func (c *Core) Leaf(routerName string, p *gnmi.Path) (*gnmi.TypedValue, time.Tim
 	if l == nil {
 		return nil, time.Time{}, 0, false
 	}
-	return l.val, l.ts, l.src, true
+	return l.val, l.time(), l.src, true
 }
 
 // View calls fn with a router's OpenConfig and meshd roots under the

@@ -2,19 +2,61 @@ package merge
 
 import (
 	"bytes"
+	"math"
+	"slices"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/change"
 )
+
+// leaf is one value held. It keeps neither its key nor its path (a path
+// is a tree of protobuf messages ten times the key's size, and is only
+// needed again for a delete or a snapshot, which parse the key back with
+// KeyPath); the key is in the leafStore.
+type leaf struct {
+	val *gnmi.TypedValue
+	set setter // fast path for the next value; the zero setter if none
+	ts  int64  // see stamp
+	src change.Source
+}
+
+// stamp is a time as Unix nanoseconds, a third of a time.Time's size;
+// the zero time has its own value.
+func stamp(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+func (l *leaf) time() time.Time {
+	if l.ts == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, l.ts)
+}
 
 // leafStore holds one router's leaves in two levels: by the part of the
 // key up to its last list entry (a neighbor, an AFI-SAFI of a neighbor),
 // then by the rest. A flat map would hold a 150-250 byte key per leaf,
 // nearly all of it the same neighbor prefix; here the prefix is held once
-// per entry and the rest ("/state/session-state") once per core.
+// per entry and the rest ("/state/session-state") once per core. A group
+// is two sorted slices, not a map: a neighbor has tens of leaves, which a
+// binary search finds as fast as a hash, in half the memory.
 type leafStore struct {
 	groups map[string]*leafGroup
 	n      int
 	intern *interner // the core's, shared by its routers
+}
+
+type leafGroup struct {
+	prefix string
+	rests  []string // sorted
+	leaves []leaf   // leaves[i] is the leaf at prefix+rests[i]
 }
 
 // interner holds one copy of each distinct leaf key end.
@@ -34,11 +76,6 @@ func (in *interner) get(b []byte) string {
 	return s
 }
 
-type leafGroup struct {
-	prefix string
-	leaves map[string]*leaf
-}
-
 func newLeafStore(intern *interner) *leafStore {
 	return &leafStore{groups: map[string]*leafGroup{}, intern: intern}
 }
@@ -48,23 +85,18 @@ func newLeafStore(intern *interner) *leafStore {
 // the one that closes it).
 func splitKey(key []byte) int { return bytes.LastIndexByte(key, ']') + 1 }
 
-// get looks a leaf up without allocating.
+func (g *leafGroup) find(rest string) (int, bool) { return slices.BinarySearch(g.rests, rest) }
+
+// get looks a leaf up without allocating. The pointer is good until the
+// next put or del on the store.
 func (s *leafStore) get(key []byte) *leaf {
 	i := splitKey(key)
-	g := s.groups[string(key[:i])]
-	if g == nil {
-		return nil
-	}
-	return g.leaves[string(key[i:])]
+	return s.inGroup(string(key[:i]), string(key[i:]))
 }
 
 func (s *leafStore) getString(key string) *leaf {
 	i := strings.LastIndexByte(key, ']') + 1
-	g := s.groups[key[:i]]
-	if g == nil {
-		return nil
-	}
-	return g.leaves[key[i:]]
+	return s.inGroup(key[:i], key[i:])
 }
 
 // inGroup looks a leaf up by its group's prefix and the rest of its key.
@@ -73,19 +105,36 @@ func (s *leafStore) inGroup(prefix, rest string) *leaf {
 	if g == nil {
 		return nil
 	}
-	return g.leaves[rest]
+	if j, ok := g.find(rest); ok {
+		return &g.leaves[j]
+	}
+	return nil
 }
 
-// put adds a leaf that is not there yet.
-func (s *leafStore) put(key []byte, l *leaf) {
+// put adds a leaf that is not there yet and returns where it is held.
+func (s *leafStore) put(key []byte, l leaf) *leaf {
 	i := splitKey(key)
 	g := s.groups[string(key[:i])]
 	if g == nil {
-		g = &leafGroup{prefix: string(key[:i]), leaves: make(map[string]*leaf, 4)}
+		g = &leafGroup{prefix: string(key[:i])}
 		s.groups[g.prefix] = g
 	}
-	g.leaves[s.intern.get(key[i:])] = l
+	rest := s.intern.get(key[i:])
+	j, _ := g.find(rest)
+	if len(g.leaves) == cap(g.leaves) {
+		// Grow by a few, not by doubling (as append and slices.Grow do):
+		// groups stop growing once a neighbor has synced, and doubling
+		// would leave up to half of every group unused.
+		rests := make([]string, len(g.rests), len(g.rests)+4)
+		copy(rests, g.rests)
+		leaves := make([]leaf, len(g.leaves), len(g.leaves)+4)
+		copy(leaves, g.leaves)
+		g.rests, g.leaves = rests, leaves
+	}
+	g.rests = slices.Insert(g.rests, j, rest)
+	g.leaves = slices.Insert(g.leaves, j, l)
 	s.n++
+	return &g.leaves[j]
 }
 
 // del removes a leaf by its full key.
@@ -95,27 +144,31 @@ func (s *leafStore) del(key string) {
 	if g == nil {
 		return
 	}
-	if _, ok := g.leaves[key[i:]]; !ok {
+	j, ok := g.find(key[i:])
+	if !ok {
 		return
 	}
-	delete(g.leaves, key[i:])
+	g.rests = slices.Delete(g.rests, j, j+1)
+	g.leaves = slices.Delete(g.leaves, j, j+1)
 	s.n--
 	if len(g.leaves) == 0 {
 		delete(s.groups, key[:i])
 	}
 }
 
-// each calls fn for every leaf with its full key, built for the call.
+// each calls fn for every leaf with its full key, built for the call; fn
+// must not put or delete.
 func (s *leafStore) each(fn func(key string, l *leaf)) {
 	for _, g := range s.groups {
-		for rest, l := range g.leaves {
-			fn(g.prefix+rest, l)
+		for j := range g.leaves {
+			fn(g.prefix+g.rests[j], &g.leaves[j])
 		}
 	}
 }
 
 // eachUnder calls fn for every leaf whose key is key or below it ("/" is
-// everything), skipping whole groups that cannot match.
+// everything), skipping whole groups that cannot match; fn must not put
+// or delete.
 func (s *leafStore) eachUnder(key string, fn func(key string, l *leaf)) {
 	all := key == "/"
 	for _, g := range s.groups {
@@ -124,10 +177,10 @@ func (s *leafStore) eachUnder(key string, fn func(key string, l *leaf)) {
 		if !all && !strings.HasPrefix(g.prefix, key) && !strings.HasPrefix(key, g.prefix) {
 			continue
 		}
-		for rest, l := range g.leaves {
-			k := g.prefix + rest
+		for j := range g.leaves {
+			k := g.prefix + g.rests[j]
 			if all || k == key || strings.HasPrefix(k, key+"/") {
-				fn(k, l)
+				fn(k, &g.leaves[j])
 			}
 		}
 	}

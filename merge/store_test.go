@@ -20,13 +20,13 @@ func TestLeafStore(t *testing.T) {
 		if s.get([]byte(k)) != nil {
 			t.Fatalf("%s there before put", k)
 		}
-		s.put([]byte(k), &leaf{src: 1, set: nil, val: nil, ts: ts(i)})
+		s.put([]byte(k), leaf{src: 1, ts: stamp(ts(i))})
 	}
 	if s.n != len(keys) {
 		t.Fatalf("n = %d, want %d", s.n, len(keys))
 	}
 	for i, k := range keys {
-		if l := s.getString(k); l == nil || !l.ts.Equal(ts(i)) {
+		if l := s.getString(k); l == nil || !l.time().Equal(ts(i)) {
 			t.Errorf("getString(%s) = %v", k, l)
 		}
 	}
@@ -77,3 +77,12 @@ func equal(a, b []string) bool {
 }
 
 func ts(i int) time.Time { return time.Unix(int64(i), 0) }
+
+func TestStamp(t *testing.T) {
+	for _, at := range []time.Time{{}, time.Unix(0, 0), time.Unix(1_700_000_000, 123456789), time.Unix(-5, 0)} {
+		l := leaf{ts: stamp(at)}
+		if got := l.time(); !got.Equal(at) || got.IsZero() != at.IsZero() {
+			t.Errorf("stamp(%v) back as %v", at, got)
+		}
+	}
+}

@@ -71,8 +71,9 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 			n.verdict = now
 		}
 	}()
-	for src, t := range n.lastSeen {
-		if !t.IsZero() {
+	for src, ns := range n.lastSeen {
+		if ns != 0 {
+			t := time.Unix(0, ns)
 			seen[change.Source(src)] = t
 			if t.After(now) {
 				now = t
@@ -85,7 +86,7 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 		s := st.val.GetStringVal()
 		if s != "ESTABLISHED" {
 			health, reason = "DOWN", "session-state "+s
-			if rs := meshLeaf("/bmp/state/last-down-reason"); rs != nil && rs.ts.Before(st.ts.Add(time.Second)) == false {
+			if rs := meshLeaf("/bmp/state/last-down-reason"); rs != nil && rs.time().Before(st.time().Add(time.Second)) == false {
 				reason += ": " + rs.val.GetStringVal()
 			}
 		} else {

@@ -23,12 +23,12 @@ func walkSet(root ygot.GoStruct, elems []*gnmi.PathElem, v *gnmi.TypedValue) (se
 	i := 0
 	for i < len(elems) {
 		if cur.Kind() != reflect.Pointer || cur.IsNil() || cur.Elem().Kind() != reflect.Struct {
-			return nil, false
+			return setter{}, false
 		}
 		st := cur.Elem()
 		f, n := matchField(st.Type(), elems[i:])
 		if f < 0 {
-			return nil, false
+			return setter{}, false
 		}
 		last := elems[i+n-1]
 		fv := st.Field(f)
@@ -36,16 +36,16 @@ func walkSet(root ygot.GoStruct, elems []*gnmi.PathElem, v *gnmi.TypedValue) (se
 		switch {
 		case fv.Kind() == reflect.Map:
 			if i == len(elems) {
-				return nil, false
+				return setter{}, false
 			}
 			entry, ok := listEntry(cur, st.Type().Field(f).Name, fv, last.GetKey())
 			if !ok {
-				return nil, false
+				return setter{}, false
 			}
 			cur = entry
 		case fv.Kind() == reflect.Pointer && fv.Type().Elem().Kind() == reflect.Struct:
 			if len(last.GetKey()) > 0 || i == len(elems) {
-				return nil, false
+				return setter{}, false
 			}
 			if fv.IsNil() {
 				fv.Set(reflect.New(fv.Type().Elem()))
@@ -53,16 +53,16 @@ func walkSet(root ygot.GoStruct, elems []*gnmi.PathElem, v *gnmi.TypedValue) (se
 			cur = fv
 		default:
 			if i != len(elems) || len(last.GetKey()) > 0 {
-				return nil, false
+				return setter{}, false
 			}
 			set := scalarSetter(fv)
-			if set == nil || !set(v) {
-				return nil, false
+			if !set.set(v) {
+				return setter{}, false
 			}
 			return set, true
 		}
 	}
-	return nil, false
+	return setter{}, false
 }
 
 type fieldPath struct {
