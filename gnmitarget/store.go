@@ -113,6 +113,10 @@ func normalise(p *gpb.Path) *gpb.Path {
 }
 
 // set stores a leaf; it reports false when the value is unchanged.
+//
+// The leaf keeps a path of its own made of the tree nodes' elements, so
+// the leaves of one list entry share their keys' PathElems (and maps)
+// rather than each holding the copy its update came with.
 func (t *target) set(p *gpb.Path, key string, v *gpb.TypedValue, ts int64, seq func() uint64) (*leafVal, bool) {
 	n := &t.root
 	group, depth := n, 0
@@ -139,10 +143,17 @@ func (t *target) set(p *gpb.Path, key string, v *gpb.TypedValue, ts int64, seq f
 	if n.leaf != nil && proto.Equal(n.leaf.val, v) {
 		return nil, false
 	}
+	var lp *gpb.Path
 	if n.leaf == nil {
 		t.leaves++
+		lp = &gpb.Path{Elem: make([]*gpb.PathElem, len(p.GetElem()))}
+		for i, a := len(lp.Elem)-1, n; i >= 0; i, a = i-1, a.parent {
+			lp.Elem[i] = a.elem
+		}
+	} else {
+		lp = n.leaf.path // the same path: keep the one already held
 	}
-	n.leaf = &leafVal{path: p, key: key, val: v, ts: ts, seq: seq(), group: group, depth: depth}
+	n.leaf = &leafVal{path: lp, key: key, val: v, ts: ts, seq: seq(), group: group, depth: depth}
 	return n.leaf, true
 }
 

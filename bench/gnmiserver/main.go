@@ -34,9 +34,11 @@ func main() {
 	neighbors := flag.Int("neighbors", 100, "BGP neighbors per router")
 	subs := flag.Int("subscribers", 100, "gNMI subscribers on the whole tree, one connection each")
 	rate := flag.Int("rate", 2000, "leaf changes per second")
+	tick := flag.Duration("tick", 10*time.Millisecond, "changes are applied in one batch per tick (rate*tick changes each)")
 	dur := flag.Duration("duration", 20*time.Second, "measurement time")
 	sync := flag.Bool("sync", false, "subscribers take the initial sync too (else updates_only)")
-	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the measurement to this file")
+	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the measurement to this file (the clients' to FILE.clients)")
+	memprof := flag.String("memprofile", "", "write a heap profile at the end of the measurement to this file")
 	verdict := flag.Bool("verdict", false, "let the merge core compute its verdict leaves too")
 	inproc := flag.Bool("inproc", false, "run the subscribers in this process (default: a child process)")
 	childMode := flag.Bool("child", false, "internal: be the subscribers' child process")
@@ -44,6 +46,7 @@ func main() {
 	flag.Parse()
 	useVerdict = *verdict
 	cpuProfile = *cpuprof
+	memProfile = *memprof
 	if *childMode {
 		if err := runChild(*addr, *subs, *sync); err != nil {
 			fmt.Fprintln(os.Stderr, "gnmiserver bench child:", err)
@@ -53,7 +56,7 @@ func main() {
 	}
 	useInProc = *inproc
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := run(*routers, *neighbors, *subs, *rate, *dur, *sync); err != nil {
+	if err := run(*routers, *neighbors, *subs, *rate, *tick, *dur, *sync); err != nil {
 		fmt.Fprintln(os.Stderr, "gnmiserver bench:", err)
 		os.Exit(1)
 	}
@@ -114,6 +117,27 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// machineBusy is the CPU time all processes used (the cpu line of
+// /proc/stat, less idle and iowait).
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var ticks int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is in user already
+			continue
+		}
+		var n int64
+		fmt.Sscan(v, &n)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
 func procStatus(key string) string {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -131,9 +155,10 @@ var (
 	useInProc  bool
 	useVerdict bool
 	cpuProfile string
+	memProfile string
 )
 
-func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) error {
+func run(routers, neighbors, nsubs, rate int, every, dur time.Duration, withSync bool) error {
 	mopts := []merge.Option{merge.WithRegisterer(prometheus.NewRegistry())}
 	if !useVerdict {
 		mopts = append(mopts, merge.WithoutVerdict())
@@ -218,8 +243,8 @@ func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) 
 	defer cl.close()
 	fmt.Printf("%d subscribers synced in %v (updates_only=%v, clients %s)\n", nsubs, cl.syncTime().Round(time.Millisecond), !withSync, map[bool]string{true: "in this process", false: "in a child process"}[useInProc])
 
-	// Changes: every 10 ms a batch of rate/100 counter increments on
-	// random neighbors, stamped just before Apply.
+	// Changes: every tick a batch of the counter increments due by then
+	// (rate*tick on time) on random neighbors, stamped just before Apply.
 	if err := cl.start(); err != nil {
 		return err
 	}
@@ -232,15 +257,19 @@ func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) 
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	c0, w0 := cpuTime(), time.Now()
-	per := max(rate/100, 1)
+	c0, w0, m0 := cpuTime(), time.Now(), machineBusy()
 	rng := rand.New(rand.NewPCG(1, 2))
 	vals := map[int]uint64{}
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(every)
 	applied := 0
 	for time.Since(w0) < dur {
 		<-tick.C
 		now := time.Now()
+		// As many changes as are due by now: a late tick catches up.
+		per := int(float64(rate)*now.Sub(w0).Seconds()) - applied
+		if per <= 0 {
+			continue
+		}
 		chs := make([]change.Change, 0, per)
 		for k := 0; k < per; k++ {
 			r, nb, c := rng.IntN(routers), rng.IntN(neighbors), rng.IntN(len(counters))
@@ -261,6 +290,16 @@ func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) 
 	if err != nil {
 		return err
 	}
+	busy := machineBusy() - m0
+	if memProfile != "" {
+		f, err := os.Create(memProfile)
+		if err != nil {
+			return err
+		}
+		runtime.GC()
+		_ = pprof.WriteHeapProfile(f)
+		_ = f.Close()
+	}
 
 	var dropped, resyncs float64
 	mfs, _ := reg.Gather()
@@ -274,6 +313,7 @@ func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) 
 			resyncs = mf.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
+	fmt.Printf("changes in batches every %v\n", every)
 	fmt.Printf("changes: %d leaves applied in %v (%.0f/s); %d leaf updates received by %d subscribers (%.1f%% of %d expected)\n",
 		applied, wall.Round(time.Millisecond), float64(applied)/wall.Seconds(), res.Received, nsubs,
 		100*float64(res.Received)/float64(applied*nsubs), applied*nsubs)
@@ -288,5 +328,7 @@ func run(routers, neighbors, nsubs, rate int, dur time.Duration, withSync bool) 
 	if !useInProc {
 		fmt.Printf("clients (child process): CPU %.2f cores, RSS %s\n", res.CPU.Seconds()/wall.Seconds(), res.RSS)
 	}
+	// Other processes on the machine skew latency; say how much they ran.
+	fmt.Printf("machine: %.2f cores busy, %.2f of them not this bench's\n", busy.Seconds()/wall.Seconds(), (busy-cpu-res.CPU).Seconds()/wall.Seconds())
 	return nil
 }
