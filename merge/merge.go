@@ -92,8 +92,8 @@ type nbrID struct{ ni, addr string }
 // nbrInfo keeps what the verdict needs without scanning the leaves.
 type nbrInfo struct {
 	leaves   int
-	lastSeen [8]int64 // by change.Source, Unix ns, 0 for never
-	verdict  time.Time    // when the verdict was last computed
+	lastSeen [8]int64  // by change.Source, Unix ns, 0 for never
+	verdict  time.Time // when the verdict was last computed
 }
 
 // verdictLeaves are the leaves the verdict is made of; a change to any
