@@ -380,7 +380,7 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			res.Stale++
 			return ups, nil
 		}
-		if sameValue(cur.val, ch.Value) {
+		if cur.v.equal(ch.Value) {
 			cur.ts, cur.src = stamp(ch.Time), ch.Source
 			r.seen(p, ch.Source, ch.Time, 0)
 			res.Unchanged++
@@ -405,17 +405,17 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			cur = &leaf{set: set}
 		}
 	}
-	if cur.val != nil && bytes.HasSuffix(r.keybuf, []byte("/probe/state/hops")) {
-		r.pending = append(r.pending, hopChange(r.name, p, cur.val, ch))
+	if cur.v.kind != kindNone && bytes.HasSuffix(r.keybuf, []byte("/probe/state/hops")) {
+		r.pending = append(r.pending, hopChange(r.name, p, cur.v.uintVal(), ch))
 	}
 	added := 0
-	if cur.val == nil {
+	if cur.v.kind == kindNone {
 		cur = r.leaves.put(r.keybuf, *cur)
 		c.nleaves.Add(1)
 		added = 1
 	}
 	r.seen(p, ch.Source, ch.Time, added)
-	cur.val, cur.ts, cur.src = ch.Value, stamp(ch.Time), ch.Source
+	cur.v, cur.ts, cur.src = valueOf(ch.Value), stamp(ch.Time), ch.Source
 	res.Applied++
 	return append(ups, change.Update{Router: r.name, Path: p, Key: string(r.keybuf), Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
 }
@@ -644,7 +644,7 @@ func (c *Core) Snapshot(name string) []change.Update {
 				c.log.Error("merge: unparsable leaf key", "router", rn, "key", k, "err", err)
 				return
 			}
-			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.val, Time: l.time(), Source: l.src})
+			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.v.typed(), Time: l.time(), Source: l.src})
 		})
 		r.mu.Unlock()
 	}
@@ -669,7 +669,7 @@ func (c *Core) Leaf(routerName string, p *gnmi.Path) (*gnmi.TypedValue, time.Tim
 	if l == nil {
 		return nil, time.Time{}, 0, false
 	}
-	return l.val, l.time(), l.src, true
+	return l.v.typed(), l.time(), l.src, true
 }
 
 // View calls fn with a router's OpenConfig and meshd roots under the
@@ -688,11 +688,11 @@ func (c *Core) View(routerName string, fn func(*oc.Root, *mygot.Root)) bool {
 // hopChange is the path-change event meshd derives when the probe's hop
 // count for a neighbor changes: the probe serves counters and the last
 // change over gNMI, and sinks want the change itself, with old and new.
-func hopChange(routerName string, p *gnmi.Path, old *gnmi.TypedValue, ch *change.Change) change.Event {
+func hopChange(routerName string, p *gnmi.Path, old uint64, ch *change.Change) change.Event {
 	ni, addr, _, _ := change.NeighborOf(p)
 	return change.Event{
 		Time: ch.Time, Router: routerName, NetworkInstance: ni, Neighbor: addr,
 		Kind: change.EventHopChange, Source: ch.Source,
-		Fields: map[string]any{"old_hops": int64(old.GetUintVal()), "new_hops": int64(ch.Value.GetUintVal())},
+		Fields: map[string]any{"old_hops": int64(old), "new_hops": int64(ch.Value.GetUintVal())},
 	}
 }

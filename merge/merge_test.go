@@ -3,12 +3,14 @@ package merge
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
 	mygot "github.com/meshd/meshd/ygot"
@@ -321,7 +323,7 @@ func TestHopChangeIsAnEvent(t *testing.T) {
 	}
 }
 
-func TestSameValue(t *testing.T) {
+func TestValue(t *testing.T) {
 	tests := []struct {
 		a, b *gnmi.TypedValue
 		want bool
@@ -339,10 +341,17 @@ func TestSameValue(t *testing.T) {
 		{change.StringList([]string{"a", "b"}), change.StringList([]string{"b", "a"}), false},
 		{change.Decimal(1.5, 3), change.Decimal(1.5, 3), true},
 		{change.Decimal(1.5, 3), change.Decimal(1.25, 3), false},
+		{change.Float(2.5), change.Float(2.5), true},
+		{change.Float(2.5), change.Float(-2.5), false},
+		{change.Int(-1), change.Uint(math.MaxUint64), false},
+		{change.String(""), change.String(""), true},
 	}
 	for _, tt := range tests {
-		if got := sameValue(tt.a, tt.b); got != tt.want {
-			t.Errorf("sameValue(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		if got := valueOf(tt.a).equal(tt.b); got != tt.want {
+			t.Errorf("valueOf(%v).equal(%v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+		if back := valueOf(tt.a).typed(); !proto.Equal(back, tt.a) {
+			t.Errorf("valueOf(%v).typed() = %v", tt.a, back)
 		}
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/openconfig/gnmi/proto/gnmi"
-
 	"github.com/meshd/meshd/change"
 )
 
@@ -18,7 +16,7 @@ import (
 // needed again for a delete or a snapshot, which parse the key back with
 // KeyPath); the key is in the leafStore.
 type leaf struct {
-	val *gnmi.TypedValue
+	v   value
 	set setter // fast path for the next value; the zero setter if none
 	ts  int64  // see stamp
 	src change.Source

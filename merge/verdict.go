@@ -83,23 +83,23 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 
 	health, reason := "UNKNOWN", "no session state reported yet"
 	if st := ocLeaf("/state/session-state"); st != nil {
-		s := st.val.GetStringVal()
+		s := st.v.stringVal()
 		if s != "ESTABLISHED" {
 			health, reason = "DOWN", "session-state "+s
 			if rs := meshLeaf("/bmp/state/last-down-reason"); rs != nil && rs.time().Before(st.time().Add(time.Second)) == false {
-				reason += ": " + rs.val.GetStringVal()
+				reason += ": " + rs.v.stringVal()
 			}
 		} else {
 			health, reason = "HEALTHY", "established"
 			if hc := meshLeaf("/probe/state/last-hop-change"); hc != nil {
-				if at := time.Unix(0, int64(hc.val.GetUintVal())); now.Sub(at) < recentChange {
+				if at := time.Unix(0, int64(hc.v.uintVal())); now.Sub(at) < recentChange {
 					health, reason = "DEGRADED", "path (hop count) changed recently"
 				}
 			}
 			tr := ocLeaf("/state/established-transitions")
 			le := ocLeaf("/state/last-established")
-			if tr != nil && le != nil && tr.val.GetUintVal() > 1 {
-				if at := lastEstablished(le.val); now.Sub(at) < recentChange {
+			if tr != nil && le != nil && tr.v.uintVal() > 1 {
+				if at := lastEstablished(le.v.uintVal()); now.Sub(at) < recentChange {
 					health, reason = "DEGRADED", "session flapped recently"
 				}
 			}
@@ -126,7 +126,7 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 			continue
 		}
 		if cur := meshLeaf("/verdict/state/" + name); cur != nil {
-			if t.Sub(time.Unix(0, int64(cur.val.GetUintVal()))) < lastSeenStep {
+			if t.Sub(time.Unix(0, int64(cur.v.uintVal()))) < lastSeenStep {
 				continue
 			}
 		}
@@ -153,8 +153,7 @@ var verdictLeaves = []string{"/verdict/state/health", "/verdict/state/reason", "
 // lastEstablished reads OpenConfig's last-established, which devices send
 // in seconds or nanoseconds since the epoch (the model says ns; some
 // implementations send seconds).
-func lastEstablished(v *gnmi.TypedValue) time.Time {
-	u := v.GetUintVal()
+func lastEstablished(u uint64) time.Time {
 	if u < 1e12 {
 		return time.Unix(int64(u), 0)
 	}
