@@ -204,7 +204,7 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 			errs = appendErr(errs, ErrNoRouter)
 			continue
 		}
-		r := locked[ch.Router]
+		r := locked.get(ch.Router)
 		if ch.Source != change.SourceUnknown && r.released[ch.Source] {
 			delete(r.released, ch.Source)
 		}
@@ -254,7 +254,7 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 // lockRouters locks the routers the changes name, creating those not
 // held yet, in name order (so two calls naming the same routers cannot
 // deadlock).
-func (c *Core) lockRouters(changes []change.Change) map[string]*router {
+func (c *Core) lockRouters(changes []change.Change) routerSet {
 	var names []string
 	for i := range changes {
 		if n := changes[i].Router; n != "" && !slices.Contains(names, n) {
@@ -262,13 +262,13 @@ func (c *Core) lockRouters(changes []change.Change) map[string]*router {
 		}
 	}
 	slices.Sort(names)
-	locked := make(map[string]*router, len(names))
+	locked := make(routerSet, 0, len(names))
 	for _, n := range names {
 		for {
 			r := c.router(n, true)
 			r.mu.Lock()
 			if !r.removed {
-				locked[n] = r
+				locked = append(locked, r)
 				break
 			}
 			// Emptied and dropped while this call waited: take the new one.
@@ -280,7 +280,7 @@ func (c *Core) lockRouters(changes []change.Change) map[string]*router {
 
 // unlockRouters drops routers left with no leaves from the core, then
 // unlocks them.
-func (c *Core) unlockRouters(locked map[string]*router) {
+func (c *Core) unlockRouters(locked routerSet) {
 	for _, r := range locked {
 		if r.leaves.n == 0 && r.dropWhenEmpty {
 			c.mu.Lock()
@@ -294,6 +294,19 @@ func (c *Core) unlockRouters(locked map[string]*router) {
 		r.dropWhenEmpty = false
 		r.mu.Unlock()
 	}
+}
+
+// routerSet is the routers one call holds locked: a handful at most, so
+// a slice searched in order, not a map made for every call.
+type routerSet []*router
+
+func (rs routerSet) get(name string) *router {
+	for _, r := range rs {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
 }
 
 // router returns a router by name, creating it if create is set (else nil

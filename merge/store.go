@@ -85,11 +85,29 @@ func splitKey(key []byte) int { return bytes.LastIndexByte(key, ']') + 1 }
 
 func (g *leafGroup) find(rest string) (int, bool) { return slices.BinarySearch(g.rests, rest) }
 
-// get looks a leaf up without allocating. The pointer is good until the
-// next put or del on the store.
+// get looks a leaf up without allocating (the conversions are in a map
+// index and in comparisons, which the compiler does without a copy). The
+// pointer is good until the next put or del on the store.
 func (s *leafStore) get(key []byte) *leaf {
 	i := splitKey(key)
-	return s.inGroup(string(key[:i]), string(key[i:]))
+	g := s.groups[string(key[:i])]
+	if g == nil {
+		return nil
+	}
+	rest := key[i:]
+	lo, hi := 0, len(g.rests)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if g.rests[m] < string(rest) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(g.rests) && g.rests[lo] == string(rest) {
+		return &g.leaves[lo]
+	}
+	return nil
 }
 
 func (s *leafStore) getString(key string) *leaf {
@@ -123,9 +141,9 @@ func (s *leafStore) put(key []byte, l leaf) *leaf {
 		// Grow by a few, not by doubling (as append and slices.Grow do):
 		// groups stop growing once a neighbor has synced, and doubling
 		// would leave up to half of every group unused.
-		rests := make([]string, len(g.rests), len(g.rests)+4)
+		rests := make([]string, len(g.rests), len(g.rests)+2)
 		copy(rests, g.rests)
-		leaves := make([]leaf, len(g.leaves), len(g.leaves)+4)
+		leaves := make([]leaf, len(g.leaves), len(g.leaves)+2)
 		copy(leaves, g.leaves)
 		g.rests, g.leaves = rests, leaves
 	}

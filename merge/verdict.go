@@ -21,7 +21,7 @@ const lastSeenStep = 10 * time.Second
 
 // verdictLocked recomputes the joined verdict of every neighbor touched by
 // a batch and appends the verdict leaves that changed.
-func (c *Core) verdictLocked(locked map[string]*router, touched map[nbrKey]bool, ups []change.Update) []change.Update {
+func (c *Core) verdictLocked(locked routerSet, touched map[nbrKey]bool, ups []change.Update) []change.Update {
 	if len(touched) == 0 {
 		return ups
 	}
@@ -40,7 +40,7 @@ func (c *Core) verdictLocked(locked map[string]*router, touched map[nbrKey]bool,
 		return a.addr < b.addr
 	})
 	for _, k := range keys {
-		r := locked[k.router]
+		r := locked.get(k.router)
 		if r == nil {
 			continue
 		}
@@ -112,6 +112,10 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 	sort.Strings(srcs)
 
 	set := func(v *gnmi.TypedValue, elems ...string) {
+		// Most verdicts come out as they were: no path to build then.
+		if l := meshLeaf("/verdict/state/" + elems[0]); l != nil && l.v.equal(v) {
+			return
+		}
 		p := change.MeshdNeighborPath(k.ni, k.addr, append([]string{"verdict", "state"}, elems...)...)
 		ch := change.Change{Router: r.name, Path: p, Value: v, Time: now, Source: change.SourceMeshd}
 		var res Result

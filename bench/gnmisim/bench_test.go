@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -138,6 +139,11 @@ func benchFleet(b *testing.B, mode string) {
 	nbrs := envInt("MESHD_BENCH_NEIGHBORS", 100)
 	burst := envInt("MESHD_BENCH_BURST", 1000)
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// MESHD_BENCH_MEMLIMIT (MiB) is meshd's memory-limit setting: the
+	// collector's alone, not the simulator child's.
+	if mib := envInt("MESHD_BENCH_MEMLIMIT", 0); mib > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(mib) << 20))
+	}
 	for i := 0; i < b.N; i++ {
 		file := filepath.Join(b.TempDir(), "targets.yaml")
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -228,6 +234,10 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
 	all := float64(leaves())
 	b.ReportMetric(dec*1e6/all, "decode-µs/update")
 	b.ReportMetric(app*1e6/all, "apply-µs/update")
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-heap-MiB")
 	b.ReportMetric(cur, "rss-MiB")
 	b.ReportMetric(peak, "peak-rss-MiB")
 	st := c.Status()
