@@ -146,6 +146,13 @@ func Dial(ctx context.Context, t *Target) (*grpc.ClientConn, context.Context, er
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: ka, Timeout: 20 * time.Second, PermitWithoutStream: false}),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: to}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+		// A fixed flow-control window bounds what one target can have
+		// buffered in meshd: gRPC's default grows it (BDP estimation) up
+		// to megabytes a connection, which a fleet syncing at once turns
+		// into gigabytes. 128 KiB still moves ~1.3 MB/s over a 100 ms
+		// path, far more than BGP state needs.
+		grpc.WithInitialWindowSize(recvWindow),
+		grpc.WithInitialConnWindowSize(recvWindow),
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
@@ -155,3 +162,7 @@ func Dial(ctx context.Context, t *Target) (*grpc.ClientConn, context.Context, er
 	}
 	return conn, ctx, nil
 }
+
+// recvWindow is the gRPC flow-control window for each target's stream and
+// connection.
+const recvWindow = 128 << 10

@@ -239,6 +239,15 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-heap-MiB")
 	b.ReportMetric(cur, "rss-MiB")
+	// A daemon lives on after its fleet synced: the runtime hands the
+	// sync's garbage back to the system over the next minutes. Wait
+	// MESHD_BENCH_SETTLE seconds (20) with the fleet connected and idle,
+	// and report the RSS then too.
+	if settle := envInt("MESHD_BENCH_SETTLE", 20); settle > 0 {
+		time.Sleep(time.Duration(settle) * time.Second)
+		settled, _ := rssMB()
+		b.ReportMetric(settled, "settled-rss-MiB")
+	}
 	b.ReportMetric(peak, "peak-rss-MiB")
 	st := c.Status()
 	synced, failures := 0, uint64(0)
