@@ -36,6 +36,7 @@ func main() {
 	rate := flag.Int("rate", 2000, "leaf changes per second")
 	tick := flag.Duration("tick", 10*time.Millisecond, "changes are applied in one batch per tick (rate*tick changes each)")
 	dur := flag.Duration("duration", 20*time.Second, "measurement time")
+	pe := flag.Int("per-event", 3, "leaves one change event moves together (1-4; 1 is the worst case: every leaf change its own notification)")
 	sync := flag.Bool("sync", false, "subscribers take the initial sync too (else updates_only)")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the measurement to this file (the clients' to FILE.clients)")
 	memprof := flag.String("memprofile", "", "write a heap profile at the end of the measurement to this file")
@@ -45,6 +46,10 @@ func main() {
 	addr := flag.String("addr", "", "internal: the server the child subscribes to")
 	flag.Parse()
 	useVerdict = *verdict
+	if perEvent = *pe; perEvent < 1 || perEvent > len(counters) {
+		fmt.Fprintf(os.Stderr, "gnmiserver bench: -per-event must be 1-%d\n", len(counters))
+		os.Exit(2)
+	}
 	cpuProfile = *cpuprof
 	memProfile = *memprof
 	if *childMode {
@@ -62,10 +67,24 @@ func main() {
 	}
 }
 
-// counters are the leaves that change; the others are static state.
-var counters = [][]string{
-	{"state", "messages", "received", "UPDATE"},
-	{"state", "messages", "sent", "UPDATE"},
+// counters are the leaves that change; the others are static state. A
+// BGP UPDATE received moves the first three together (the message
+// counter, and the prefixes received and installed), and a router
+// reports them in one notification; -per-event says how many of them
+// one event moves.
+var counters = []func(addr string) *gpb.Path{
+	func(a string) *gpb.Path {
+		return change.NeighborPath("default", a, "state", "messages", "received", "UPDATE")
+	},
+	func(a string) *gpb.Path {
+		return change.AfiSafiPath("default", a, "IPV4_UNICAST", "state", "prefixes", "received")
+	},
+	func(a string) *gpb.Path {
+		return change.AfiSafiPath("default", a, "IPV4_UNICAST", "state", "prefixes", "installed")
+	},
+	func(a string) *gpb.Path {
+		return change.NeighborPath("default", a, "state", "messages", "sent", "UPDATE")
+	},
 }
 
 func neighborLeaves(router string, i int, at time.Time) []change.Change {
@@ -152,6 +171,7 @@ func procStatus(key string) string {
 }
 
 var (
+	perEvent   int
 	useInProc  bool
 	useVerdict bool
 	cpuProfile string
@@ -271,13 +291,19 @@ func run(routers, neighbors, nsubs, rate int, every, dur time.Duration, withSync
 			continue
 		}
 		chs := make([]change.Change, 0, per)
-		for k := 0; k < per; k++ {
-			r, nb, c := rng.IntN(routers), rng.IntN(neighbors), rng.IntN(len(counters))
-			key := (r*neighbors+nb)*len(counters) + c
-			vals[key]++
-			chs = append(chs, change.Change{Router: fmt.Sprintf("router%03d", r),
-				Path:  change.NeighborPath("default", fmt.Sprintf("10.%d.%d.%d", nb/65536, nb/256%256, nb%256), counters[c]...),
-				Value: change.Uint(vals[key]), Time: now, Source: change.SourceGNMI})
+		for len(chs) < per {
+			r, nb := rng.IntN(routers), rng.IntN(neighbors)
+			addr := fmt.Sprintf("10.%d.%d.%d", nb/65536, nb/256%256, nb%256)
+			first := 0
+			if perEvent == 1 {
+				first = rng.IntN(len(counters))
+			}
+			for c := first; c < first+perEvent && len(chs) < per; c++ {
+				key := (r*neighbors+nb)*len(counters) + c
+				vals[key]++
+				chs = append(chs, change.Change{Router: fmt.Sprintf("router%03d", r), Path: counters[c](addr),
+					Value: change.Uint(vals[key]), Time: now, Source: change.SourceGNMI})
+			}
 		}
 		core.Apply(chs)
 		applied += len(chs)
