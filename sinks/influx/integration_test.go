@@ -563,3 +563,64 @@ func killChild() {
 	os.Stdout.Sync()
 	time.Sleep(time.Minute)
 }
+
+// TestDiskFull puts the spool on a 512 KiB tmpfs while InfluxDB is down:
+// the disk fills long before the spool's own limit. Appends fail with
+// ENOSPC, which is counted and logged and retried; once InfluxDB is back
+// and takes the spooled points, their segments are freed, the appends
+// go through, and every point arrives exactly once.
+func TestDiskFull(t *testing.T) {
+	testenv.RequireRoot(t)
+	in := testenv.StartInfluxd(t)
+	in.CreateDB(t, "meshd")
+	in.Stop()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "meshd-test-full", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a small tmpfs for the spool: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(t, in.URL, "meshd")
+	cfg.SpoolDir = dir
+	cfg.SpoolMaxBytes = 64 << 20 // far above the disk: the disk fills first
+	cfg.BatchSize = 500
+	s, err := New(cfg, WithRegisterer(reg), WithLogger(logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := chanSub{make(chan change.Batch, 64)}
+	stop := runSink(t, s, sub)
+	const total = 10000 // ~1.5 MB of line protocol, three times the disk
+	base := time.Now().Add(-time.Hour)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		// Paced past the flush interval, so each spool record is one
+		// batch (~75 kB) and the disk fills between records.
+		for i := 0; i < total; i += 500 {
+			sub.ch <- change.Batch{Events: routeEvents("r1", i, 500, base.Add(time.Duration(i)*time.Millisecond))}
+			time.Sleep(150 * time.Millisecond)
+		}
+	}()
+	testenv.WaitFor(t, 30*time.Second, "an append refused by the full disk", func() bool {
+		return metric(t, reg, "meshd_influx_spool_errors_total", "") > 0
+	})
+	in.Start()
+	select {
+	case <-sent:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the sink never took the rest of the points after InfluxDB came back")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := count(t, in, "meshd", mBMPRoute, "prefix")
+	t.Logf("spool errors %v, points in InfluxDB %d", metric(t, reg, "meshd_influx_spool_errors_total", ""), got)
+	if got != total {
+		t.Fatalf("points in InfluxDB %d, want exactly %d", got, total)
+	}
+	if d := metric(t, reg, "meshd_influx_points_dropped_total", "spool_error"); d != 0 {
+		t.Fatalf("%v points dropped for spool errors with the block policy", d)
+	}
+}

@@ -16,6 +16,7 @@ type metrics struct {
 	overflows     prometheus.Counter
 	typeConflicts prometheus.Counter
 	blocked       prometheus.Counter
+	spoolErrors   prometheus.Counter
 	up            prometheus.Gauge
 }
 
@@ -34,13 +35,14 @@ func newMetrics(queue, bytes func() float64) *metrics {
 		overflows:     prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_field_overflows_total", Help: "uint64 values above 2^63-1 clamped into an int64 field."}),
 		typeConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_type_conflicts_total", Help: "Values dropped because they do not fit their field's fixed type."}),
 		blocked:       prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_blocked_seconds_total", Help: "Time the consumer spent blocked on a full spool."}),
+		spoolErrors:   prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_spool_errors_total", Help: "Appends to the spool the disk refused (full, read-only, ...); with the block policy they are retried and nothing is lost."}),
 		up:            prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_influx_up", Help: "1 when the last write succeeded, 0 when InfluxDB is failing or refusing writes."}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.pointsSpooled, m.pointsWritten, m.pointsDropped, m.batches, m.retries,
-		m.latency, m.queuePoints, m.spoolBytes, m.lost, m.unmapped, m.overflows, m.typeConflicts, m.blocked, m.up} {
+		m.latency, m.queuePoints, m.spoolBytes, m.lost, m.unmapped, m.overflows, m.typeConflicts, m.blocked, m.spoolErrors, m.up} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -311,6 +311,7 @@ func (s *Sink) flush(ctx context.Context) error {
 			return ctx.Err()
 		default:
 			// The disk failed us (full, read-only, ...).
+			s.m.spoolErrors.Inc()
 			s.log.Error("influx: cannot append to the spool", slog.String("dir", s.cfg.SpoolDir), slog.String("error", err.Error()))
 			if s.cfg.SpoolFullPolicy == PolicyDropOldest || errors.Is(err, spool.ErrFull) {
 				s.m.pointsDropped.WithLabelValues("spool_error").Add(float64(s.bufPoints))

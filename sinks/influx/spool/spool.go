@@ -114,9 +114,14 @@ type Spool struct {
 	lockFile   *os.File
 	dirty      bool
 	closed     bool
-	dropped    uint64
-	corrupt    uint64
-	replayed   int64
+	// rotate asks the next Append to start a new segment: a write failed
+	// (a full disk), and only whole segments are freed once InfluxDB has
+	// taken them, so the data already written must not stay in the one
+	// still being written.
+	rotate   bool
+	dropped  uint64
+	corrupt  uint64
+	replayed int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -351,12 +356,16 @@ func (s *Spool) Append(ctx context.Context, payload []byte, count int) error {
 		}
 	}
 	w := s.segs[len(s.segs)-1]
-	if w.size > 0 && w.size+size > s.o.SegmentBytes {
+	if w.size > 0 && (s.rotate || w.size+size > s.o.SegmentBytes) {
 		if err := s.newSegment(w.seq + 1); err != nil {
+			return err
+		}
+		if err := s.freeAckedLocked(); err != nil {
 			return err
 		}
 		w = s.segs[len(s.segs)-1]
 	}
+	s.rotate = false
 	// Header and payload go in two writes rather than one copy of a
 	// megabyte-sized payload: a crash between them leaves a torn record,
 	// which Open discards like any other, and the reader never sees
@@ -372,6 +381,7 @@ func (s *Spool) Append(ctx context.Context, payload []byte, count int) error {
 		// anyway, but later appends must start on a boundary.
 		_ = s.wf.Truncate(w.size)
 		_, _ = s.wf.Seek(w.size, io.SeekStart)
+		s.rotate = true
 		return fmt.Errorf("spool: append: %w", err)
 	}
 	w.size += size
@@ -560,6 +570,22 @@ func (s *Spool) Ack(b Batch) error {
 	s.ackedInSeg = b.endInSeg
 	s.ack = end
 	s.pending = max(s.pending-int64(points), 0)
+	if err := s.freeAckedLocked(); err != nil {
+		return err
+	}
+	if err := s.writeAck(); err != nil {
+		return fmt.Errorf("spool: ack: %w", err)
+	}
+	s.dirty = true
+	s.changed()
+	return nil
+}
+
+// freeAckedLocked removes the segments before the write segment that
+// are acknowledged to their end. Ack calls it, and so does Append after
+// starting a segment: a segment acknowledged while it was still being
+// written is freed only then, which on a full disk is what makes room.
+func (s *Spool) freeAckedLocked() error {
 	for len(s.segs) > 1 {
 		old := s.segs[0]
 		if old.seq > s.ack.Seg || (old.seq == s.ack.Seg && s.ack.Off < old.size) {
@@ -581,11 +607,6 @@ func (s *Spool) Ack(b Batch) error {
 			s.read, s.readInSeg = Pos{Seg: s.segs[0].seq}, 0
 		}
 	}
-	if err := s.writeAck(); err != nil {
-		return fmt.Errorf("spool: ack: %w", err)
-	}
-	s.dirty = true
-	s.changed()
 	return nil
 }
 

@@ -286,3 +286,29 @@ func BenchmarkAppendReadAck(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*100/b.Elapsed().Seconds(), "points/s")
 }
+
+// TestRotationFreesAckedSegment: a segment acknowledged to its end while
+// it was still the one being written is removed as soon as the next
+// segment starts (on a full disk, that is where the room comes from).
+func TestRotationFreesAckedSegment(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20, Block)
+	defer s.Close()
+	appendN(t, s, 0, 10) // well inside one 1 KiB segment
+	equal(t, drain(t, s, true), want(0, 10))
+	segs := func() int {
+		m, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+		return len(m)
+	}
+	if n := segs(); n != 1 {
+		t.Fatalf("%d segment files after the ack, want the one being written", n)
+	}
+	s.mu.Lock()
+	s.rotate = true // as after a write the disk refused
+	s.mu.Unlock()
+	appendN(t, s, 10, 11)
+	if n := segs(); n != 1 {
+		t.Fatalf("%d segment files after rotating, want 1: the acknowledged one must go", n)
+	}
+	equal(t, drain(t, s, true), want(10, 11))
+}
