@@ -148,6 +148,19 @@ func runSink(t *testing.T, s *Sink, sub Subscription) func() error {
 	}
 }
 
+// startSink runs a sink with cfg on a fresh registry, fed by a channel of
+// the given depth; stop closes it.
+func startSink(t *testing.T, cfg Config, depth int) (reg *prometheus.Registry, sub chanSub, stop func() error) {
+	t.Helper()
+	reg = prometheus.NewRegistry()
+	s, err := New(cfg, WithRegisterer(reg), WithLogger(logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub = chanSub{make(chan change.Batch, depth)}
+	return reg, sub, runSink(t, s, sub)
+}
+
 // TestSchemaReadBack writes every measurement through the real merge
 // core and reads it back; SHOW FIELD KEYS must match the fixed types.
 func TestSchemaReadBack(t *testing.T) {
@@ -279,15 +292,9 @@ func checkAllMeasurements(t *testing.T, in *testenv.Influxd, db string) {
 // point arrives, none twice.
 func TestOutageExactlyOnce(t *testing.T) {
 	in := testenv.StartInfluxd(t)
-	reg := prometheus.NewRegistry()
 	cfg := testConfig(t, in.URL, "meshd")
 	cfg.BatchSize = 500
-	s, err := New(cfg, WithRegisterer(reg), WithLogger(logger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := chanSub{make(chan change.Batch, 16)}
-	stop := runSink(t, s, sub)
+	reg, sub, stop := startSink(t, cfg, 16)
 	const batches, per = 200, 100
 	base := time.Now().Add(-time.Hour)
 	for i := 0; i < batches; i++ {
@@ -580,17 +587,11 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
 
-	reg := prometheus.NewRegistry()
 	cfg := testConfig(t, in.URL, "meshd")
 	cfg.SpoolDir = dir
 	cfg.SpoolMaxBytes = 64 << 20 // far above the disk: the disk fills first
 	cfg.BatchSize = 500
-	s, err := New(cfg, WithRegisterer(reg), WithLogger(logger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := chanSub{make(chan change.Batch, 64)}
-	stop := runSink(t, s, sub)
+	reg, sub, stop := startSink(t, cfg, 64)
 	const total = 10000 // ~1.5 MB of line protocol, three times the disk
 	base := time.Now().Add(-time.Hour)
 	sent := make(chan struct{})
