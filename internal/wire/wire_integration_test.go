@@ -67,7 +67,7 @@ func TestDelayAndLoss(t *testing.T) {
 
 	best := func() time.Duration {
 		var m time.Duration
-		for i := 0; i < 5; i++ {
+		for i := 0; i < 10; i++ {
 			d, err := connectRTT(t, a, "10.61.0.2:7000")
 			if err != nil {
 				t.Fatalf("connect through the wire: %v", err)
@@ -88,8 +88,16 @@ func TestDelayAndLoss(t *testing.T) {
 		}
 		got := best()
 		t.Logf("delay %v: connect RTT %v (base %v)", delay, got, base)
-		// The connect time includes the dialer's own wake-up; the wire's
-		// precision is what MaxLate says.
+		// The connect time includes the dialer's own wake-up (entering
+		// the namespace, the poller), which a busy 2-core machine now and
+		// then stretches by milliseconds for a while; the wire's own
+		// precision is what MaxLate says. So a slow measurement is taken
+		// again once, a moment later, before it counts.
+		if got > delay+base+3*time.Millisecond {
+			time.Sleep(500 * time.Millisecond)
+			got = min(got, best())
+			t.Logf("delay %v: measured again: connect RTT %v", delay, got)
+		}
 		if got < delay || got > delay+base+3*time.Millisecond {
 			t.Errorf("delay %v: RTT %v, want %v..%v", delay, got, delay, delay+base+3*time.Millisecond)
 		}
