@@ -47,7 +47,7 @@ func encSlot(e gpb.Encoding) int {
 func newChunk(evs []event) *chunk {
 	c := &chunk{evs: evs, runOf: make([]int32, len(evs))}
 	for i := range evs {
-		if i == 0 || !sameNotification(&evs[i-1], &evs[i], i-c.runs[len(c.runs)-1].start) {
+		if i == 0 || !sameNotification(&evs[c.runs[len(c.runs)-1].start], &evs[i], i-c.runs[len(c.runs)-1].start) {
 			c.runs = append(c.runs, run{start: i})
 		}
 		c.runs[len(c.runs)-1].end = i + 1
@@ -57,9 +57,30 @@ func newChunk(evs []event) *chunk {
 }
 
 // sameNotification reports whether b joins a notification that holds a
-// run of n leaves ending with a: the notifier's grouping rule for changes.
-func sameNotification(a, b *event, n int) bool {
-	return a.target == b.target && a.group == b.group && a.ts == b.ts && n < maxPerNotification
+// run of n leaves starting with first: the notifier's grouping rule for
+// changes.
+func sameNotification(first, b *event, n int) bool {
+	return first.target == b.target && within(first.group, b.group) && first.ts == b.ts && n < maxPerNotification
+}
+
+// within reports whether list entry g is entry outer or nested in it: a
+// leaf of g can then go in outer's notification, its path relative to
+// outer's. One event of a BGP neighbor moves leaves of the neighbor and of
+// its AFI-SAFIs together, and sent as one notification they cost every
+// subscriber one message to decode instead of two or three.
+func within(outer, g *node) bool {
+	if outer == g {
+		return true
+	}
+	if outer == nil || g == nil {
+		return false
+	}
+	for n := g.parent; n != nil; n = n.parent {
+		if n == outer {
+			return true
+		}
+	}
+	return false
 }
 
 // wholeRun returns the run that ents starts with when ents holds it whole,

@@ -53,6 +53,7 @@ func (c *capture) Recv() (*gpb.SubscribeRequest, error) { return nil, nil }
 
 func TestChunkRuns(t *testing.T) {
 	g1, g2 := &node{}, &node{}
+	g1in := &node{parent: &node{parent: g1}} // an entry nested in g1's (an AFI-SAFI of a neighbor)
 	ev := func(target string, g *node, ts int64) event {
 		return event{target: target, group: g, ts: ts, path: &gpb.Path{}}
 	}
@@ -69,6 +70,8 @@ func TestChunkRuns(t *testing.T) {
 		{"another time", []event{ev("a", g1, 1), ev("a", g1, 2), ev("a", g1, 2)}, [][2]int{{0, 1}, {1, 3}}},
 		{"another list entry", []event{ev("a", g1, 1), ev("a", g2, 1), ev("a", g1, 1)}, [][2]int{{0, 1}, {1, 2}, {2, 3}}},
 		{"another target", []event{ev("a", g1, 1), ev("b", g1, 1)}, [][2]int{{0, 1}, {1, 2}}},
+		{"a nested entry joins", []event{ev("a", g1, 1), ev("a", g1in, 1), ev("a", g1, 1)}, [][2]int{{0, 3}}},
+		{"but not the other way", []event{ev("a", g1in, 1), ev("a", g1, 1)}, [][2]int{{0, 1}, {1, 2}}},
 		{"notification full", many, [][2]int{{0, maxPerNotification}, {maxPerNotification, maxPerNotification + 3}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -409,6 +409,7 @@ type notifier struct {
 	out   func(n *gpb.Notification, leaves int) error
 	n     *gpb.Notification
 	group *node
+	depth int // elements in n's prefix
 	count int
 	// anyTime groups siblings whatever their timestamps, stamping the
 	// notification with the latest (for syncs, samples and heartbeats,
@@ -428,16 +429,16 @@ func (w *notifier) add(target string, group *node, depth int, p *gpb.Path, v *gp
 	if len(elems) == 0 || depth >= len(elems) {
 		depth = 0
 	}
-	if w.n == nil || w.n.Prefix.Target != target || w.group != group || (!w.anyTime && w.n.Timestamp != ts) ||
+	if w.n == nil || w.n.Prefix.Target != target || !within(w.group, group) || (!w.anyTime && w.n.Timestamp != ts) ||
 		len(w.n.Update)+len(w.n.Delete) >= maxPerNotification {
 		if err := w.flush(); err != nil {
 			return err
 		}
 		w.n = &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Target: target, Elem: elems[:depth]}}
-		w.group = group
+		w.group, w.depth = group, depth
 	}
 	w.n.Timestamp = max(w.n.Timestamp, ts)
-	rel := &gpb.Path{Elem: elems[depth:]}
+	rel := &gpb.Path{Elem: elems[w.depth:]}
 	if v == nil {
 		w.n.Delete = append(w.n.Delete, rel)
 	} else {
