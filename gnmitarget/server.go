@@ -225,22 +225,8 @@ func (s *Server) write(ups []change.Update, nameOf func(*change.Update) string) 
 		evs    = make([]event, 0, len(ups))
 		locked []*target
 		deltas []int
-		byName map[string]int // index into locked, once there are many
+		byName = map[string]int{} // index into locked
 	)
-	find := func(name string) int {
-		if byName != nil {
-			if i, ok := byName[name]; ok {
-				return i
-			}
-			return -1
-		}
-		for i, t := range locked {
-			if t.name == name {
-				return i
-			}
-		}
-		return -1
-	}
 	for i := 0; i < len(ups); {
 		name := nameOf(&ups[i])
 		j := i + 1
@@ -251,8 +237,8 @@ func (s *Server) write(ups []change.Update, nameOf func(*change.Update) string) 
 			i = j
 			continue
 		}
-		k := find(name)
-		if k < 0 {
+		k, ok := byName[name]
+		if !ok {
 			// Writers hold wmu, so a target in the map is never one
 			// being dropped.
 			t := s.target(name, true)
@@ -260,14 +246,7 @@ func (s *Server) write(ups []change.Update, nameOf func(*change.Update) string) 
 			locked = append(locked, t)
 			deltas = append(deltas, t.leaves)
 			k = len(locked) - 1
-			if byName == nil && len(locked) > 8 {
-				byName = make(map[string]int, 2*len(locked))
-				for x, lt := range locked {
-					byName[lt.name] = x
-				}
-			} else if byName != nil {
-				byName[name] = k
-			}
+			byName[name] = k
 		}
 		evs = s.applyLocked(locked[k], ups[i:j], evs)
 		i = j

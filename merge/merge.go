@@ -170,8 +170,8 @@ func New(opts ...Option) (*Core, error) {
 		verdict: true,
 		routers: map[string]*router{},
 		intern:  &interner{m: map[string]string{}},
-		m:       newMetrics(),
 	}
+	c.m = newMetrics(&c.nleaves, &c.nrouters)
 	for _, o := range opts {
 		o(c)
 	}
@@ -246,32 +246,41 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 		c.publish(change.Batch{Updates: ups, Events: events})
 	}
 	c.unlockRouters(locked)
-	c.m.leaves.Set(float64(c.nleaves.Load()))
-	c.m.routers.Set(float64(c.nrouters.Load()))
 	return res
 }
 
 // lockRouters locks the routers the changes name, creating those not
-// held yet, in name order (so two calls naming the same routers cannot
-// deadlock).
+// held yet.
 func (c *Core) lockRouters(changes []change.Change) routerSet {
 	var names []string
 	for i := range changes {
-		if n := changes[i].Router; n != "" && !slices.Contains(names, n) {
-			names = append(names, n)
-		}
+		names = append(names, changes[i].Router)
 	}
+	return c.lock(names, true)
+}
+
+// lock locks the named routers (empty names ignored), in name order so
+// that two calls naming the same routers cannot deadlock. Routers not held
+// are created when create is set, else left out.
+func (c *Core) lock(names []string, create bool) routerSet {
 	slices.Sort(names)
+	names = slices.Compact(names)
 	locked := make(routerSet, 0, len(names))
 	for _, n := range names {
+		if n == "" {
+			continue
+		}
 		for {
-			r := c.router(n, true)
+			r := c.router(n, create)
+			if r == nil {
+				break
+			}
 			r.mu.Lock()
 			if !r.removed {
 				locked = append(locked, r)
 				break
 			}
-			// Emptied and dropped while this call waited: take the new one.
+			// Emptied and dropped while this call waited: look again.
 			r.mu.Unlock()
 		}
 	}
@@ -321,7 +330,7 @@ func (c *Core) router(name string, create bool) *router {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r = c.routers[name]; r == nil {
-		r = &router{name: name, oc: &oc.Root{}, meshd: &mygot.Root{}, leaves: newLeafStore(c.intern),
+		r = &router{name: name, oc: &oc.Root{}, meshd: &mygot.Root{}, leaves: newLeafStore(c.intern, &c.nleaves),
 			released: map[change.Source]bool{}, nodes: map[string]nodeRef{}, nbrs: map[nbrID]*nbrInfo{}}
 		c.routers[name] = r
 		c.nrouters.Add(1)
@@ -335,24 +344,13 @@ func (c *Core) Emit(events ...change.Event) {
 	if len(events) == 0 {
 		return
 	}
-	var names []string
-	for _, e := range events {
-		if e.Router != "" && !slices.Contains(names, e.Router) {
-			names = append(names, e.Router)
-		}
+	names := make([]string, len(events))
+	for i := range events {
+		names[i] = events[i].Router
 	}
-	slices.Sort(names)
-	var held []*router
-	for _, n := range names {
-		if r := c.router(n, false); r != nil {
-			r.mu.Lock()
-			held = append(held, r)
-		}
-	}
+	held := c.lock(names, false)
 	c.publish(change.Batch{Events: events})
-	for _, r := range held {
-		r.mu.Unlock()
-	}
+	c.unlockRouters(held)
 }
 
 func appendErr(errs []error, err error) []error {
@@ -424,7 +422,6 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 	added := 0
 	if cur.v.kind == kindNone {
 		cur = r.leaves.put(r.keybuf, *cur)
-		c.nleaves.Add(1)
 		added = 1
 	}
 	r.seen(p, ch.Source, ch.Time, added)
@@ -511,18 +508,15 @@ func (c *Core) setNode(r *router, p *gnmi.Path, key string, offs []int, v *gnmi.
 func keyOffsets(p *gnmi.Path) (string, []int) {
 	elems := p.GetElem()
 	offs := make([]int, len(elems))
-	var b strings.Builder
-	b.Grow(160)
-	one := &gnmi.Path{Elem: make([]*gnmi.PathElem, 1)}
+	b := make([]byte, 0, 160)
 	for i, e := range elems {
-		one.Elem[0] = e
-		b.WriteString(change.PathKey(one))
-		offs[i] = b.Len()
+		b = change.AppendElemKey(b, e)
+		offs[i] = len(b)
 	}
-	if b.Len() == 0 {
+	if len(b) == 0 {
 		return "/", offs
 	}
-	return b.String(), offs
+	return string(b), offs
 }
 
 // deleteLocked removes every leaf at or below the change's path that the
@@ -552,7 +546,6 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 	}
 	for _, k := range gone {
 		r.leaves.del(k)
-		c.nleaves.Add(-1)
 		lp, err := change.KeyPath(k)
 		if err != nil {
 			// Keys are made by PathKey; this would be a bug in KeyPath.
@@ -651,7 +644,7 @@ func (c *Core) Snapshot(name string) []change.Update {
 	for _, r := range rs {
 		rn := r.name
 		r.mu.Lock()
-		r.leaves.each(func(k string, l *leaf) {
+		r.leaves.eachUnder("/", func(k string, l *leaf) {
 			p, err := change.KeyPath(k)
 			if err != nil {
 				c.log.Error("merge: unparsable leaf key", "router", rn, "key", k, "err", err)

@@ -1,15 +1,21 @@
 package merge
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	changes *prometheus.CounterVec
 	dropped *prometheus.CounterVec
-	leaves  prometheus.Gauge
-	routers prometheus.Gauge
+	leaves  prometheus.GaugeFunc
+	routers prometheus.GaugeFunc
 }
 
-func newMetrics() *metrics {
+// newMetrics reads the leaf and router counts when scraped, not on every
+// Apply.
+func newMetrics(leaves, routers *atomic.Int64) *metrics {
 	return &metrics{
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshd_merge_changes_total",
@@ -19,14 +25,14 @@ func newMetrics() *metrics {
 			Name: "meshd_merge_dropped_total",
 			Help: "Updates and events a consumer missed because its queue was full.",
 		}, []string{"consumer"}),
-		leaves: prometheus.NewGauge(prometheus.GaugeOpts{
+		leaves: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "meshd_merge_leaves",
 			Help: "Leaves held in the merged state.",
-		}),
-		routers: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, func() float64 { return float64(leaves.Load()) }),
+		routers: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "meshd_merge_routers",
 			Help: "Routers held in the merged state.",
-		}),
+		}, func() float64 { return float64(routers.Load()) }),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshd/meshd/change"
@@ -48,7 +49,8 @@ func (l *leaf) time() time.Time {
 type leafStore struct {
 	groups map[string]*leafGroup
 	n      int
-	intern *interner // the core's, shared by its routers
+	intern *interner     // the core's, shared by its routers
+	total  *atomic.Int64 // the core's count of leaves in all routers
 }
 
 type leafGroup struct {
@@ -74,8 +76,8 @@ func (in *interner) get(b []byte) string {
 	return s
 }
 
-func newLeafStore(intern *interner) *leafStore {
-	return &leafStore{groups: map[string]*leafGroup{}, intern: intern}
+func newLeafStore(intern *interner, total *atomic.Int64) *leafStore {
+	return &leafStore{groups: map[string]*leafGroup{}, intern: intern, total: total}
 }
 
 // splitKey returns where a key's rest begins: after its last ']', which
@@ -150,6 +152,7 @@ func (s *leafStore) put(key []byte, l leaf) *leaf {
 	g.rests = slices.Insert(g.rests, j, rest)
 	g.leaves = slices.Insert(g.leaves, j, l)
 	s.n++
+	s.total.Add(1)
 	return &g.leaves[j]
 }
 
@@ -167,18 +170,9 @@ func (s *leafStore) del(key string) {
 	g.rests = slices.Delete(g.rests, j, j+1)
 	g.leaves = slices.Delete(g.leaves, j, j+1)
 	s.n--
+	s.total.Add(-1)
 	if len(g.leaves) == 0 {
 		delete(s.groups, key[:i])
-	}
-}
-
-// each calls fn for every leaf with its full key, built for the call; fn
-// must not put or delete.
-func (s *leafStore) each(fn func(key string, l *leaf)) {
-	for _, g := range s.groups {
-		for j := range g.leaves {
-			fn(g.prefix+g.rests[j], &g.leaves[j])
-		}
 	}
 }
 

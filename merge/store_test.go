@@ -2,6 +2,7 @@ package merge
 
 import (
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,15 +16,15 @@ func TestLeafStore(t *testing.T) {
 		`/a[k=odd\]]/state/x`,
 		"/a[k=10]/state/x",
 	}
-	s := newLeafStore(&interner{m: map[string]string{}})
+	s := newLeafStore(&interner{m: map[string]string{}}, new(atomic.Int64))
 	for i, k := range keys {
 		if s.get([]byte(k)) != nil {
 			t.Fatalf("%s there before put", k)
 		}
 		s.put([]byte(k), leaf{src: 1, ts: stamp(ts(i))})
 	}
-	if s.n != len(keys) {
-		t.Fatalf("n = %d, want %d", s.n, len(keys))
+	if s.n != len(keys) || s.total.Load() != int64(len(keys)) {
+		t.Fatalf("n = %d, total %d, want %d", s.n, s.total.Load(), len(keys))
 	}
 	for i, k := range keys {
 		if l := s.getString(k); l == nil || !l.time().Equal(ts(i)) {
@@ -59,8 +60,8 @@ func TestLeafStore(t *testing.T) {
 		s.del(k)
 		s.del(k) // twice: the second is a no-op
 	}
-	if s.n != 0 || len(s.groups) != 0 {
-		t.Errorf("after deleting all: n %d, groups %d", s.n, len(s.groups))
+	if s.n != 0 || s.total.Load() != 0 || len(s.groups) != 0 {
+		t.Errorf("after deleting all: n %d, total %d, groups %d", s.n, s.total.Load(), len(s.groups))
 	}
 }
 

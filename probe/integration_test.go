@@ -143,18 +143,7 @@ func confirmedMin(t *testing.T, pr *probeRun, peer netip.Addr, start, atLeast, m
 	t.Helper()
 	var ss []Sample
 	testenv.WaitFor(t, time.Duration(max)*5*time.Second, fmt.Sprintf("a confirmed least RTT toward %s", peer), func() bool {
-		pr.mu.Lock()
-		defer pr.mu.Unlock()
-		ss = ss[:0]
-		seen := 0
-		for _, s := range pr.samples {
-			if s.PeerKey.Peer == peer {
-				if seen >= start {
-					ss = append(ss, s)
-				}
-				seen++
-			}
-		}
+		ss = pr.since(peer, start)
 		if len(ss) < atLeast {
 			return false
 		}

@@ -115,21 +115,27 @@ func (r *probeRun) waitSamples(t *testing.T, peer netip.Addr, n int, timeout tim
 	r.mu.Unlock()
 	var out []Sample
 	testenv.WaitFor(t, timeout, fmt.Sprintf("%d samples toward %s", n, peer), func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		out = out[:0]
-		seen := 0
-		for _, s := range r.samples {
-			if s.PeerKey.Peer != peer {
-				continue
-			}
-			seen++
-			if seen > start {
-				out = append(out, s)
-			}
-		}
+		out = r.since(peer, start)
 		return len(out) >= n
 	})
+	return out
+}
+
+// since returns the samples toward peer from its sample number start on.
+func (r *probeRun) since(peer netip.Addr, start int) []Sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Sample
+	seen := 0
+	for _, s := range r.samples {
+		if s.PeerKey.Peer != peer {
+			continue
+		}
+		if seen >= start {
+			out = append(out, s)
+		}
+		seen++
+	}
 	return out
 }
 

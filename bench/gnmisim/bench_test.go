@@ -167,20 +167,18 @@ func benchFleet(b *testing.B, mode string) {
 
 func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
 	var m gnmiclient.Merger
-	var count func() uint64
-	var core *merge.Core
-	cnt := &counting{}
+	var leaves func() uint64 // leaf updates handed to the merger so far
 	reg := prometheus.NewRegistry()
 	if mode == "decode" {
-		m, count = cnt, cnt.n.Load
+		cnt := &counting{}
+		m, leaves = cnt, cnt.n.Load
 	} else {
-		var err error
-		core, err = merge.New()
+		core, err := merge.New()
 		if err != nil {
 			b.Fatal(err)
 		}
 		f := &forwarding{core: core}
-		m, count = f, f.n.Load
+		m, leaves = f, f.n.Load
 	}
 	// A fleet syncing at once takes a while; the stall watchdog must not
 	// count that as a stall.
@@ -192,7 +190,6 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	leaves := count
 	syncLeaves := uint64(targets * nbrs * LeavesPerNeighbor)
 	total := syncLeaves + uint64(targets*burst)
 	ctx, cancel := context.WithCancel(context.Background())
