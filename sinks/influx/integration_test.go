@@ -582,10 +582,10 @@ func TestDiskFull(t *testing.T) {
 	in.CreateDB(t, "meshd")
 	in.Stop()
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "meshd-test-full", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mounting a small tmpfs for the spool: %v: %s", err, out)
+	if err := syscall.Mount("meshd-test-full", dir, "tmpfs", 0, "size=512k"); err != nil {
+		t.Fatalf("mounting a small tmpfs for the spool: %v", err)
 	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
 
 	cfg := testConfig(t, in.URL, "meshd")
 	cfg.SpoolDir = dir
