@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +187,13 @@ func waitDetect(t *testing.T, limit time.Duration, what string, start time.Time,
 	return limit
 }
 
+// twoLeastAgree reports whether the two least of vs are within tol.
+func twoLeastAgree(vs []float64, tol float64) bool {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[1]-s[0] <= tol
+}
+
 func TestLab(t *testing.T) {
 	e := startLab(t)
 	const r1r2 = "r1 10.100.1.2"
@@ -251,29 +260,32 @@ func TestLab(t *testing.T) {
 			r := e.rows()[r1r2]
 			return r.RTTus > 15000
 		})
-		// The last samples, taken one keepalive apart, against the delay.
-		// A sample can still carry a delayed ACK of the peer's or a
-		// scheduling hiccup of the wire; the best of five, taken one
-		// keepalive apart, is the path's RTT.
-		deadline := time.Now().Add(30 * time.Second)
+		// Samples, one keepalive apart, until the two least agree within
+		// 0.2 ms: a least sample seen twice is the path's RTT, not a
+		// delayed ACK of the peer's or a scheduling hiccup of the
+		// user-space wire on a busy machine (a CI run saw five samples in
+		// a row 0.5-10 ms late). At most 20 samples, so a wrong RTT still
+		// fails.
+		deadline := time.Now().Add(90 * time.Second)
 		last := 0.0
-		for len(got) < 5 && time.Now().Before(deadline) {
+		for time.Now().Before(deadline) && len(got) < 20 {
 			r := e.rows()[r1r2]
 			if r.RTTus != last && r.RTTus > 15000 {
 				got = append(got, r.RTTus)
 				last = r.RTTus
+				if len(got) >= 3 && twoLeastAgree(got, 200) {
+					break
+				}
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		best := 1e12
-		for _, g := range got {
-			if d := g - want; d < 0 && -d < best || d >= 0 && d < best {
-				best = max(d, -d)
-			}
+		if len(got) == 0 {
+			t.Fatal("no RTT samples above 15 ms after the delay was set")
 		}
-		t.Logf("RTT samples %v µs, want %.1f µs (20 ms + baseline %.1f µs); best error %.1f µs", got, want, base, best)
-		if best > 200 {
-			t.Errorf("no RTT sample within 0.2 ms of 20 ms + baseline")
+		least := slices.Min(got)
+		t.Logf("RTT samples %v µs, want %.1f µs (20 ms + baseline %.1f µs); least %.1f µs", got, want, base, least)
+		if math.Abs(least-want) > 200 {
+			t.Errorf("least RTT %.1f µs, want %.1f µs ± 0.2 ms", least, want)
 		}
 	})
 
