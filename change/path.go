@@ -137,6 +137,24 @@ func AppendElemKey(dst []byte, e *gpb.PathElem) []byte {
 	return dst
 }
 
+// AppendNeighborKey appends PathKey(NeighborPath(ni, addr)) without
+// building the path.
+func AppendNeighborKey(dst []byte, ni, addr string) []byte {
+	dst = append(dst, "/network-instances/network-instance"...)
+	dst = appendKey(dst, "name", ni)
+	dst = append(dst, "/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor"...)
+	return appendKey(dst, "neighbor-address", addr)
+}
+
+// AppendMeshdNeighborKey appends PathKey(MeshdNeighborPath(ni, addr))
+// without building the path.
+func AppendMeshdNeighborKey(dst []byte, ni, addr string) []byte {
+	dst = append(dst, "/meshd/network-instances/network-instance"...)
+	dst = appendKey(dst, "name", ni)
+	dst = append(dst, "/neighbors/neighbor"...)
+	return appendKey(dst, "neighbor-address", addr)
+}
+
 func appendKey(dst []byte, k, v string) []byte {
 	dst = append(dst, '[')
 	dst = append(dst, k...)

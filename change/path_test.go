@@ -63,3 +63,20 @@ func FuzzKeyPath(f *testing.F) {
 		}
 	})
 }
+
+// The neighbor key builders agree with PathKey of the paths they stand for.
+func TestAppendNeighborKeys(t *testing.T) {
+	for _, tc := range []struct{ ni, addr string }{
+		{"default", "192.0.2.1"},
+		{"vrf-a", "2001:db8::1"},
+		{"odd]name\\x", "fe80::1%eth0"},
+		{"", ""},
+	} {
+		if got, want := string(AppendNeighborKey(nil, tc.ni, tc.addr)), PathKey(NeighborPath(tc.ni, tc.addr)); got != want {
+			t.Errorf("AppendNeighborKey(%q, %q) = %s, want %s", tc.ni, tc.addr, got, want)
+		}
+		if got, want := string(AppendMeshdNeighborKey([]byte("x"), tc.ni, tc.addr)), "x"+PathKey(MeshdNeighborPath(tc.ni, tc.addr)); got != want {
+			t.Errorf("AppendMeshdNeighborKey(%q, %q) = %s, want %s", tc.ni, tc.addr, got, want)
+		}
+	}
+}

@@ -11,11 +11,13 @@ import (
 
 	"github.com/openconfig/gnmi/cache"
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/gnmi/proto/gnmi_ext"
 	"github.com/openconfig/gnmi/subscribe"
 	"github.com/openconfig/ondatra/gnmi/oc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/meshd/meshd/change"
 	mygot "github.com/meshd/meshd/ygot"
@@ -75,8 +77,14 @@ func leafVal(core *recordingMerger, router string, p *gpb.Path) *gpb.TypedValue 
 // remove the neighbor, the state goes synced.
 func TestStreamIntoMergeCore(t *testing.T) {
 	release := make(chan struct{})
+	contentType := make(chan []string, 1)
 	f := startFake(t, func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
-		send(nbrUpdate("default", "10.0.0.1", "session-state", change.String("ESTABLISHED")))
+		md, _ := metadata.FromIncomingContext(ctx)
+		contentType <- md.Get("content-type")
+		// An extension sends this one through protobuf's generic decoder.
+		withExt := nbrUpdate("default", "10.0.0.1", "session-state", change.String("ESTABLISHED"))
+		withExt.Extension = []*gnmi_ext.Extension{{Ext: &gnmi_ext.Extension_History{History: &gnmi_ext.History{}}}}
+		send(withExt)
 		send(nbrUpdate("default", "10.0.0.1", "peer-as", &gpb.TypedValue{Value: &gpb.TypedValue_IntVal{IntVal: 65001}}))
 		send(nbrUpdate("default", "10.0.0.2", "session-state", change.String("IDLE")))
 		send(syncResp)
@@ -112,6 +120,13 @@ func TestStreamIntoMergeCore(t *testing.T) {
 	})
 	if got := testutil.ToFloat64(c.m.state.WithLabelValues("r1", "synced")); got != 1 {
 		t.Errorf("meshd_gnmi_target_state{synced} = %v", got)
+	}
+	if got := testutil.ToFloat64(c.m.generic); got != 1 {
+		t.Errorf("meshd_gnmi_generic_decodes_total = %v, want 1 (the response with an extension)", got)
+	}
+	// meshd's stream decoder leaves the wire as gRPC's default has it.
+	if ct := <-contentType; len(ct) != 1 || ct[0] != "application/grpc" {
+		t.Errorf("content-type %q, want application/grpc", ct)
 	}
 	if n, err := testutil.GatherAndCount(reg, "meshd_gnmi_leaves_total"); err != nil || n != 1 {
 		t.Errorf("leaves metric: %d series, %v", n, err)

@@ -12,6 +12,7 @@ type metrics struct {
 	targets       prometheus.Gauge
 	decodeSeconds prometheus.Counter
 	applySeconds  prometheus.Counter
+	generic       prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -52,11 +53,15 @@ func newMetrics() *metrics {
 			Name: "meshd_gnmi_apply_seconds_total",
 			Help: "Time spent in the merge core applying gNMI changes.",
 		}),
+		generic: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshd_gnmi_generic_decodes_total",
+			Help: "Subscribe responses left to protobuf's generic decoder: they hold fields meshd's stream decoder does not take (extensions, decimal or leaf-list values, deprecated fields).",
+		}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.state, m.notifications, m.leaves, m.unknown, m.invalid, m.failures, m.targets, m.decodeSeconds, m.applySeconds)
+	reg.MustRegister(m.state, m.notifications, m.leaves, m.unknown, m.invalid, m.failures, m.targets, m.decodeSeconds, m.applySeconds, m.generic)
 }
 
 func (m *metrics) forget(target string) {

@@ -13,8 +13,10 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/gnmiclient/respcodec"
 	"github.com/meshd/meshd/gnmiclient/translate"
 )
 
@@ -164,7 +166,12 @@ func (s *session) once(ctx context.Context, log *slog.Logger) (synced bool, err 
 	sctx, cancel := context.WithCancelCause(rctx)
 	defer cancel(nil)
 	cl := gpb.NewGNMIClient(conn)
-	stream, err := cl.Subscribe(sctx)
+	// The stream's own decoder: a fleet's notifications repeat their
+	// paths, which it decodes once (see respcodec).
+	codec := respcodec.NewCodec()
+
+	var generic uint64
+	stream, err := cl.Subscribe(sctx, grpc.ForceCodecV2(codec))
 	if err != nil {
 		return false, fmt.Errorf("subscribe: %w", err)
 	}
@@ -190,6 +197,10 @@ func (s *session) once(ctx context.Context, log *slog.Logger) (synced bool, err 
 			return isSynced.Load(), err
 		}
 		s.lastRecv.Store(time.Now().UnixNano())
+		if f := codec.D.Fallbacks; f != generic {
+			s.c.m.generic.Add(float64(f - generic))
+			generic = f
+		}
 		switch r := resp.GetResponse().(type) {
 		case *gpb.SubscribeResponse_Update:
 			s.handle(r.Update, log)

@@ -65,9 +65,10 @@ type router struct {
 	mu      sync.Mutex // guards all below
 	removed bool       // deleted from the core: look the router up again
 	// dropWhenEmpty asks unlockRouters to delete the router if it is empty.
-	dropWhenEmpty bool
-	pending       []change.Event // events derived during one Apply
-	keybuf        []byte         // a leaf's key is built here
+	dropWhenEmpty  bool
+	pending        []change.Event // events derived during one Apply
+	keybuf         []byte         // a leaf's key is built here
+	ocKey, meshKey []byte         // a verdict's neighbor keys are built here
 
 	name     string
 	oc       *oc.Root
@@ -194,9 +195,11 @@ type Result struct {
 func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 	var res Result
 	var errs []error
-	var ups []change.Update
+	// Room for every change and a few verdict leaves: the batch goes to
+	// the consumers, so it is one allocation an Apply, not a growing one.
+	ups := make([]change.Update, 0, len(changes)+4)
 	locked := c.lockRouters(changes)
-	var touched map[nbrKey]bool
+	var touched []nbrKey // few a batch: a slice, not a map
 	for i := range changes {
 		ch := &changes[i]
 		if ch.Router == "" {
@@ -220,10 +223,11 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 		}
 		if c.verdict && len(ups) > before {
 			if ni, addr, rest, ok := change.NeighborOf(ch.Path); ok && r.verdictDue(ni, addr, rest, ch.Value == nil, ch.Time) {
-				if touched == nil {
-					touched = map[nbrKey]bool{}
+				// A neighbor's leaves come together; verdictLocked drops
+				// the repeats that remain.
+				if k := (nbrKey{ch.Router, ni, addr}); len(touched) == 0 || touched[len(touched)-1] != k {
+					touched = append(touched, k)
 				}
-				touched[nbrKey{ch.Router, ni, addr}] = true
 			}
 		}
 	}

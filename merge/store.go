@@ -129,6 +129,18 @@ func (s *leafStore) inGroup(prefix, rest string) *leaf {
 	return nil
 }
 
+// inGroupBytes is inGroup with the prefix in a buffer.
+func (s *leafStore) inGroupBytes(prefix []byte, rest string) *leaf {
+	g := s.groups[string(prefix)]
+	if g == nil {
+		return nil
+	}
+	if j, ok := g.find(rest); ok {
+		return &g.leaves[j]
+	}
+	return nil
+}
+
 // put adds a leaf that is not there yet and returns where it is held.
 func (s *leafStore) put(key []byte, l leaf) *leaf {
 	i := splitKey(key)

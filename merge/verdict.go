@@ -1,7 +1,10 @@
 package merge
 
 import (
+	"cmp"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -21,24 +24,14 @@ const lastSeenStep = 10 * time.Second
 
 // verdictLocked recomputes the joined verdict of every neighbor touched by
 // a batch and appends the verdict leaves that changed.
-func (c *Core) verdictLocked(locked routerSet, touched map[nbrKey]bool, ups []change.Update) []change.Update {
-	if len(touched) == 0 {
+func (c *Core) verdictLocked(locked routerSet, keys []nbrKey, ups []change.Update) []change.Update {
+	if len(keys) == 0 {
 		return ups
 	}
-	keys := make([]nbrKey, 0, len(touched))
-	for k := range touched {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if a.router != b.router {
-			return a.router < b.router
-		}
-		if a.ni != b.ni {
-			return a.ni < b.ni
-		}
-		return a.addr < b.addr
+	slices.SortFunc(keys, func(a, b nbrKey) int {
+		return cmp.Or(strings.Compare(a.router, b.router), strings.Compare(a.ni, b.ni), strings.Compare(a.addr, b.addr))
 	})
+	keys = slices.Compact(keys)
 	for _, k := range keys {
 		r := locked.get(k.router)
 		if r == nil {
@@ -50,34 +43,29 @@ func (c *Core) verdictLocked(locked routerSet, touched map[nbrKey]bool, ups []ch
 }
 
 func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Update {
-	// The leaves read here are all directly below the neighbor, in the
-	// neighbor's group of the leaf store: two keys built, not one a leaf.
-	ocNbr := change.PathKey(change.NeighborPath(k.ni, k.addr))
-	meshNbr := change.PathKey(change.MeshdNeighborPath(k.ni, k.addr))
-	ocLeaf := func(rest string) *leaf { return r.leaves.inGroup(ocNbr, rest) }
-	meshLeaf := func(rest string) *leaf { return r.leaves.inGroup(meshNbr, rest) }
 	n := r.nbrs[nbrID{k.ni, k.addr}]
-	verdictOnly := n != nil && n.leaves <= countVerdictLeaves(r, meshNbr)
-	if n == nil || verdictOnly {
+	// The leaves read here are all directly below the neighbor, in the
+	// neighbor's group of the leaf store: its two group keys are built in
+	// the router's buffers, and looked up without allocating.
+	r.ocKey = change.AppendNeighborKey(r.ocKey[:0], k.ni, k.addr)
+	r.meshKey = change.AppendMeshdNeighborKey(r.meshKey[:0], k.ni, k.addr)
+	ocLeaf := func(rest string) *leaf { return r.leaves.inGroupBytes(r.ocKey, rest) }
+	meshLeaf := func(rest string) *leaf { return r.leaves.inGroupBytes(r.meshKey, rest) }
+	if n == nil || n.leaves <= countVerdictLeaves(meshLeaf) {
 		// The neighbor is gone: drop its verdict too.
 		ch := change.Change{Router: r.name, Path: change.MeshdNeighborPath(k.ni, k.addr, "verdict"), Time: time.Now(), Source: change.SourceMeshd}
 		var res Result
 		return c.deleteLocked(r, &ch, ups, &res)
 	}
 	var now time.Time
-	seen := map[change.Source]time.Time{}
 	defer func() {
 		if n.verdict.Before(now) {
 			n.verdict = now
 		}
 	}()
-	for src, ns := range n.lastSeen {
-		if ns != 0 {
-			t := time.Unix(0, ns)
-			seen[change.Source(src)] = t
-			if t.After(now) {
-				now = t
-			}
+	for _, ns := range n.lastSeen {
+		if t := time.Unix(0, ns); ns != 0 && t.After(now) {
+			now = t
 		}
 	}
 
@@ -105,46 +93,84 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 			}
 		}
 	}
-	var srcs []string
-	for s := range seen {
-		srcs = append(srcs, s.String())
-	}
-	sort.Strings(srcs)
 
-	set := func(v *gnmi.TypedValue, elems ...string) {
-		// Most verdicts come out as they were: no path to build then.
-		if l := meshLeaf("/verdict/state/" + elems[0]); l != nil && l.v.equal(v) {
-			return
-		}
-		p := change.MeshdNeighborPath(k.ni, k.addr, append([]string{"verdict", "state"}, elems...)...)
+	// Most verdicts come out as they were: each leaf is compared with
+	// what it holds before a value or a path is built for it.
+	set := func(name string, v *gnmi.TypedValue) {
+		p := change.MeshdNeighborPath(k.ni, k.addr, "verdict", "state", name)
 		ch := change.Change{Router: r.name, Path: p, Value: v, Time: now, Source: change.SourceMeshd}
 		var res Result
 		ups, _ = c.setLocked(r, &ch, ups, &res)
 	}
-	set(change.String(health), "health")
-	set(change.String(reason), "reason")
-	set(change.StringList(srcs), "sources")
-	for src, name := range map[change.Source]string{change.SourceGNMI: "last-seen-gnmi", change.SourceBMP: "last-seen-bmp", change.SourceProbe: "last-seen-probe"} {
-		t, ok := seen[src]
-		if !ok {
-			continue
-		}
-		if cur := meshLeaf("/verdict/state/" + name); cur != nil {
-			if t.Sub(time.Unix(0, int64(cur.v.uintVal()))) < lastSeenStep {
-				continue
+	if l := meshLeaf("/verdict/state/health"); l == nil || l.v.stringVal() != health {
+		set("health", change.String(health))
+	}
+	if l := meshLeaf("/verdict/state/reason"); l == nil || l.v.stringVal() != reason {
+		set("reason", change.String(reason))
+	}
+	if l := meshLeaf("/verdict/state/sources"); l == nil || !sameSources(l.v, n.lastSeen) {
+		var srcs []string
+		for src, ns := range n.lastSeen {
+			if ns != 0 {
+				srcs = append(srcs, change.Source(src).String())
 			}
 		}
-		set(change.Uint(uint64(t.UnixNano())), name)
+		sort.Strings(srcs)
+		set("sources", change.StringList(srcs))
+	}
+	for _, ls := range lastSeenLeaves {
+		ns := n.lastSeen[ls.src]
+		if ns == 0 {
+			continue
+		}
+		if cur := meshLeaf(ls.rest); cur != nil && ns-int64(cur.v.uintVal()) < int64(lastSeenStep) {
+			continue
+		}
+		set(ls.name, change.Uint(uint64(ns)))
 	}
 	return ups
 }
 
+var lastSeenLeaves = []struct {
+	src        change.Source
+	name, rest string
+}{
+	{change.SourceGNMI, "last-seen-gnmi", "/verdict/state/last-seen-gnmi"},
+	{change.SourceBMP, "last-seen-bmp", "/verdict/state/last-seen-bmp"},
+	{change.SourceProbe, "last-seen-probe", "/verdict/state/last-seen-probe"},
+}
+
+// sameSources reports whether a sources leaf-list names exactly the
+// sources seen, without building the list.
+func sameSources(v value, lastSeen [8]int64) bool {
+	els := v.other.GetLeaflistVal().GetElement()
+	n := 0
+	for src, ns := range lastSeen {
+		if ns == 0 {
+			continue
+		}
+		name := change.Source(src).String()
+		found := false
+		for _, e := range els {
+			if e.GetStringVal() == name {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+		n++
+	}
+	return n == len(els)
+}
+
 // countVerdictLeaves counts the verdict's own leaves of a neighbor, so a
 // neighbor with nothing else left is seen as gone.
-func countVerdictLeaves(r *router, meshNbr string) int {
+func countVerdictLeaves(meshLeaf func(rest string) *leaf) int {
 	n := 0
 	for _, rest := range verdictLeaves {
-		if r.leaves.inGroup(meshNbr, rest) != nil {
+		if meshLeaf(rest) != nil {
 			n++
 		}
 	}

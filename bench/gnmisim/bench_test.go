@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmiclient"
@@ -43,7 +45,8 @@ func child() int {
 	atoi := func(k string) int { v, _ := strconv.Atoi(os.Getenv(k)); return v }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := Start(ctx, Config{Targets: atoi("GNMISIM_TARGETS"), Neighbors: atoi("GNMISIM_NEIGHBORS"), Burst: atoi("GNMISIM_BURST")})
+	gate := make(chan struct{})
+	s, err := Start(ctx, Config{Targets: atoi("GNMISIM_TARGETS"), Neighbors: atoi("GNMISIM_NEIGHBORS"), Burst: atoi("GNMISIM_BURST"), BurstGate: gate})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -53,9 +56,17 @@ func child() int {
 		return 1
 	}
 	fmt.Println("ready")
-	// Serve until the parent closes stdin, and never longer than 30 min.
+	// A line on stdin starts the bursts; serve until the parent closes
+	// stdin, and never longer than 30 min.
 	done := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(done) }()
+	go func() {
+		in := bufio.NewReader(os.Stdin)
+		if _, err := in.ReadString('\n'); err == nil {
+			close(gate)
+		}
+		io.Copy(io.Discard, in)
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Minute):
@@ -160,12 +171,14 @@ func benchFleet(b *testing.B, mode string) {
 		}
 		func() {
 			defer func() { stdin.Close(); cmd.Wait() }()
-			runFleet(b, mode, file, targets, nbrs, burst)
+			runFleet(b, mode, file, targets, nbrs, burst, func() { io.WriteString(stdin, "burst\n") })
 		}()
 	}
 }
 
-func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
+// runFleet times the fleet's sync, then calls startBurst and times the
+// bursts: the two phases do not overlap.
+func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBurst func()) {
 	var m gnmiclient.Merger
 	var leaves func() uint64 // leaf updates handed to the merger so far
 	reg := prometheus.NewRegistry()
@@ -210,13 +223,44 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
 	if !wait(syncLeaves, 15*time.Minute) {
 		b.Fatalf("sync: %d of %d leaves", leaves(), syncLeaves)
 	}
+	// Sessions report their state to the core too, so the count can be
+	// reached a little early: a target is done once it says synced (its
+	// sync_response comes after its state, on the same stream).
+	t1 := time.Now()
+	for synced := 0; synced < targets; {
+		synced = 0
+		for _, s := range c.Status() {
+			if s.State == gnmiclient.StateSynced {
+				synced++
+			}
+		}
+		if time.Since(t1) > time.Minute {
+			b.Fatalf("%d of %d targets synced a minute after the last sync leaf", synced, targets)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// MESHD_BENCH_CPUPROFILE profiles the streamed burst alone, not the sync.
+	if f := os.Getenv("MESHD_BENCH_CPUPROFILE"); f != "" {
+		stop := startCPUProfile(b, f)
+		defer stop()
+	}
+	// MESHD_BENCH_ALLOCPROFILE: heap profiles before (file.before) and
+	// after the burst; pprof -base shows what the burst allocated.
+	allocs := os.Getenv("MESHD_BENCH_ALLOCPROFILE")
+	if allocs != "" {
+		writeHeap(b, allocs+".before")
+	}
 	cpu1, t1 := cpuTime(), time.Now()
 	got1 := leaves()
+	startBurst()
 	if !wait(total, 15*time.Minute) {
 		b.Fatalf("burst: %d of %d leaves", leaves(), total)
 	}
 	cpu2, t2 := cpuTime(), time.Now()
 	b.StopTimer()
+	if allocs != "" {
+		writeHeap(b, allocs)
+	}
 	cur, peak := rssMB()
 	if f := os.Getenv("MESHD_BENCH_HEAPPROFILE"); f != "" {
 		writeHeap(b, f) // while the fleet's state is live
@@ -263,6 +307,17 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int) {
 		b.Errorf("%d of %d targets synced, %d session failures (%v): the figures include re-sent data", synced, targets, failures, errs)
 	}
 	cancel()
+}
+
+func startCPUProfile(b *testing.B, file string) (stop func()) {
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 func writeHeap(b *testing.B, file string) {
@@ -379,3 +434,27 @@ func TestSimServes(t *testing.T) {
 }
 
 func ptrTrue() *bool { v := true; return &v }
+
+// The simulator's hand-built wire form of a step is what protobuf makes
+// of the same notification, flaps (string values) included.
+func TestStepEncoding(t *testing.T) {
+	tg := &target{sim: &Sim{cfg: Config{Neighbors: 3}}, seed: 9}
+	nbrs := tg.neighbors()
+	r := rand.New(rand.NewPCG(1, 2))
+	var enc stepEncoder
+	kinds := map[int]bool{}
+	for i := 0; i < 3000; i++ {
+		n := nbrs[i%len(nbrs)].step(r, int64(i)*1e6)
+		kinds[len(n.Update)] = true
+		var got gpb.SubscribeResponse
+		if err := proto.Unmarshal(enc.encode(n), &got); err != nil {
+			t.Fatal(err)
+		}
+		if want := (&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}); !proto.Equal(&got, want) {
+			t.Fatalf("step %d encoded as\n%v\nwant\n%v", i, &got, want)
+		}
+	}
+	if !kinds[3] || !kinds[5] || !kinds[6] {
+		t.Errorf("steps of %v updates: want plain steps and both kinds of flap", kinds)
+	}
+}

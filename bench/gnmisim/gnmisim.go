@@ -19,7 +19,12 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	gproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
 )
@@ -33,6 +38,9 @@ type Config struct {
 	// as the stream takes them after sync, then stop: a bounded load for
 	// throughput benchmarks.
 	Burst int
+	// BurstGate, when not nil, holds every router's burst until it is
+	// closed, so a benchmark can time the burst apart from the sync.
+	BurstGate <-chan struct{}
 	// Listen is the host to listen on (default 127.0.0.1); each router gets
 	// its own port, from BasePort upwards or the kernel's choice when 0.
 	Listen   string
@@ -70,6 +78,7 @@ type neighbor struct {
 	notifRx     uint64
 	pfxRx       uint64
 	pfxTx       uint64
+	prefix      *gpb.Path // made once, shared by its steps
 }
 
 // Start opens every router's listener and serves until ctx ends.
@@ -98,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 			return nil, fmt.Errorf("gnmisim: target %d: %w", i, err)
 		}
 		t := &target{sim: s, name: fmt.Sprintf("%s-%04d", cfg.Prefix, i+1), addr: lis.Addr().String(), lis: lis, seed: uint64(i + 1)}
-		t.srv = grpc.NewServer()
+		t.srv = grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{encoding.GetCodecV2(gproto.Name)}))
 		gpb.RegisterGNMIServer(t.srv, &server{t: t})
 		s.targets = append(s.targets, t)
 		s.wg.Add(1)
@@ -235,22 +244,38 @@ func (n *neighbor) step(r *rand.Rand, ts int64) *gpb.Notification {
 		n.pfxRx--
 	}
 	u := []*gpb.Update{
-		{Path: elems("state", "messages", "received", "UPDATE"), Val: change.Uint(n.updRx)},
-		{Path: afiPath("received"), Val: change.Uint(n.pfxRx)},
-		{Path: afiPath("installed"), Val: change.Uint(n.pfxRx)},
+		{Path: stepPaths.updRx, Val: change.Uint(n.updRx)},
+		{Path: stepPaths.pfxRx, Val: change.Uint(n.pfxRx)},
+		{Path: stepPaths.pfxInst, Val: change.Uint(n.pfxRx)},
 	}
 	if r.IntN(500) == 0 {
 		if n.state == "ESTABLISHED" {
 			n.state, n.notifRx = "ACTIVE", n.notifRx+1
-			u = append(u, &gpb.Update{Path: elems("state", "messages", "received", "NOTIFICATION"), Val: change.Uint(n.notifRx)})
+			u = append(u, &gpb.Update{Path: stepPaths.notifRx, Val: change.Uint(n.notifRx)})
 		} else {
 			n.state, n.transitions, n.lastEst = "ESTABLISHED", n.transitions+1, uint64(ts)
-			u = append(u, &gpb.Update{Path: elems("state", "established-transitions"), Val: change.Uint(n.transitions)},
-				&gpb.Update{Path: elems("state", "last-established"), Val: change.Uint(n.lastEst)})
+			u = append(u, &gpb.Update{Path: stepPaths.trans, Val: change.Uint(n.transitions)},
+				&gpb.Update{Path: stepPaths.lastEst, Val: change.Uint(n.lastEst)})
 		}
-		u = append(u, &gpb.Update{Path: elems("state", "session-state"), Val: change.String(n.state)})
+		u = append(u, &gpb.Update{Path: stepPaths.state, Val: change.String(n.state)})
 	}
-	return &gpb.Notification{Timestamp: ts, Prefix: change.NeighborPath("default", n.addr), Update: u}
+	if n.prefix == nil {
+		n.prefix = change.NeighborPath("default", n.addr)
+	}
+	return &gpb.Notification{Timestamp: ts, Prefix: n.prefix, Update: u}
+}
+
+// stepPaths are the paths step sends, shared (read-only) by every step.
+var stepPaths = struct {
+	updRx, pfxRx, pfxInst, notifRx, trans, lastEst, state *gpb.Path
+}{
+	updRx:   elems("state", "messages", "received", "UPDATE"),
+	pfxRx:   afiPath("received"),
+	pfxInst: afiPath("installed"),
+	notifRx: elems("state", "messages", "received", "NOTIFICATION"),
+	trans:   elems("state", "established-transitions"),
+	lastEst: elems("state", "last-established"),
+	state:   elems("state", "session-state"),
 }
 
 func elems(names ...string) *gpb.Path {
@@ -340,18 +365,35 @@ func (s *server) Subscribe(stream gpb.GNMI_SubscribeServer) error {
 			}
 		}
 	}
-	return s.stream(stream, nbrs)
+	return s.stream(stream, nbrs, enc == gpb.Encoding_PROTO)
 }
 
 // stream sends changes at the configured rate (or a bounded burst).
-func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor) error {
+func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, proto bool) error {
 	cfg := s.t.sim.cfg
 	r := rand.New(rand.NewPCG(s.t.seed, uint64(time.Now().UnixNano())))
 	ctx := stream.Context()
 	if cfg.Burst > 0 {
+		if cfg.BurstGate != nil {
+			select {
+			case <-cfg.BurstGate:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		var enc stepEncoder
 		for sent := 0; sent < cfg.Burst; {
 			n := nbrs[r.IntN(len(nbrs))].step(r, time.Now().UnixNano())
-			if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}); err != nil {
+			var err error
+			if proto {
+				// The wire bytes, built without protobuf's reflection:
+				// a simulated router should cost its host little, so
+				// the collector's figures are the collector's.
+				err = stream.SendMsg(&raw{enc.encode(n)})
+			} else {
+				err = stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+			}
+			if err != nil {
 				return err
 			}
 			sent += len(n.Update)
@@ -387,4 +429,68 @@ func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor) error
 			s.t.sim.sent.Add(uint64(len(n.Update)))
 		}
 	}
+}
+
+// raw is a SubscribeResponse already in wire form.
+type raw struct{ b []byte }
+
+// rawCodec sends raw messages as they are and everything else through
+// gRPC's proto codec.
+type rawCodec struct{ encoding.CodecV2 }
+
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*raw); ok {
+		return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
+
+// stepEncoder writes a step's notification in protobuf's wire form,
+// with each path's bytes marshalled once.
+type stepEncoder struct {
+	paths map[*gpb.Path][]byte // by the shared paths of stepPaths and neighbors
+	buf   []byte
+}
+
+func (e *stepEncoder) path(p *gpb.Path) []byte {
+	if e.paths == nil {
+		e.paths = map[*gpb.Path][]byte{}
+	}
+	b, ok := e.paths[p]
+	if !ok {
+		b, _ = proto.Marshal(p)
+		e.paths[p] = b
+	}
+	return b
+}
+
+// encode returns the SubscribeResponse; its bytes are the caller's.
+func (e *stepEncoder) encode(n *gpb.Notification) []byte {
+	b := e.buf[:0]
+	b = protowire.AppendTag(b, 1, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(n.Timestamp))
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	b = protowire.AppendBytes(b, e.path(n.Prefix))
+	for _, u := range n.Update {
+		pb := e.path(u.Path)
+		var val []byte
+		switch v := u.Val.GetValue().(type) {
+		case *gpb.TypedValue_UintVal:
+			val = protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), v.UintVal)
+		case *gpb.TypedValue_StringVal:
+			val = protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), v.StringVal)
+		default:
+			val, _ = proto.Marshal(u.Val)
+		}
+		b = protowire.AppendTag(b, 4, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(protowire.SizeTag(1)+protowire.SizeBytes(len(pb))+protowire.SizeTag(3)+protowire.SizeBytes(len(val))))
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendBytes(b, pb)
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendBytes(b, val)
+	}
+	e.buf = b
+	out := make([]byte, 0, protowire.SizeTag(1)+protowire.SizeBytes(len(b)))
+	out = protowire.AppendTag(out, 1, protowire.BytesType)
+	return protowire.AppendBytes(out, b)
 }

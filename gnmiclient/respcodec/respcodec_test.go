@@ -1,0 +1,257 @@
+package respcodec
+
+import (
+	"testing"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/gnmi/proto/gnmi_ext"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshd/meshd/change"
+)
+
+func nbrPrefix(addr string) *gpb.Path {
+	p := change.NeighborPath("default", addr)
+	p.Origin, p.Target = "openconfig", "r1"
+	return p
+}
+
+func elems(names ...string) *gpb.Path {
+	p := &gpb.Path{}
+	for _, n := range names {
+		p.Elem = append(p.Elem, &gpb.PathElem{Name: n})
+	}
+	return p
+}
+
+func update(n *gpb.Notification) *gpb.SubscribeResponse {
+	return &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}
+}
+
+// decoded are responses the decoder must take itself, equal to protobuf's.
+var decoded = []struct {
+	name string
+	msg  *gpb.SubscribeResponse
+}{
+	{"sync", &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true}}},
+	{"sync false", &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{}}},
+	{"empty", &gpb.SubscribeResponse{}},
+	{"counters", update(&gpb.Notification{Timestamp: 1763766000123456789, Prefix: nbrPrefix("10.0.0.1"), Update: []*gpb.Update{
+		{Path: elems("state", "messages", "received", "UPDATE"), Val: change.Uint(12345)},
+		{Path: change.NeighborPath("default", "10.0.0.1", "afi-safis"), Val: change.Int(-7)},
+		{Path: elems("state", "session-state"), Val: change.String("ESTABLISHED"), Duplicates: 3},
+	}})},
+	{"every scalar kind", update(&gpb.Notification{Timestamp: -1, Update: []*gpb.Update{
+		{Path: elems("a"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: true}}},
+		{Path: elems("b"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_BytesVal{BytesVal: []byte{0, 1, 0xff}}}},
+		{Path: elems("c"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_DoubleVal{DoubleVal: 2.5}}},
+		{Path: elems("d"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_FloatVal{FloatVal: -1.25}}}, //nolint:staticcheck // still decoded
+		{Path: elems("e"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(`{"x":1}`)}}},
+		{Path: elems("f"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(`{"m:y":"z"}`)}}},
+		{Path: elems("g"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_AsciiVal{AsciiVal: "line"}}},
+		{Path: elems("h"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_ProtoBytes{ProtoBytes: []byte{8, 1}}}},
+		{Path: elems("i"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_BytesVal{BytesVal: []byte{}}}},
+		{Path: elems("j"), Val: &gpb.TypedValue{}},
+		{Path: elems("k")},
+		{Val: change.String("a value of " + string(make([]byte, 100)))},
+	}})},
+	{"deletes and atomic", update(&gpb.Notification{Timestamp: 5, Prefix: nbrPrefix("2001:db8::1"), Atomic: true,
+		Delete: []*gpb.Path{elems("state"), {Origin: "openconfig", Elem: []*gpb.PathElem{{Name: "x", Key: map[string]string{"a": "1", "b": "", "": "c"}}}}}})},
+	{"no prefix, keys", update(&gpb.Notification{Update: []*gpb.Update{
+		{Path: change.NeighborPath("vrf-1", "192.0.2.1", "state", "peer-as"), Val: change.Uint(4200000000)},
+		{Path: change.NeighborPath("vrf-1", "192.0.2.1", "state", "description"), Val: change.String("uplink — ünïcode")},
+	}})},
+}
+
+// fallback are responses the decoder leaves to protobuf.
+var fallback = []struct {
+	name string
+	msg  *gpb.SubscribeResponse
+}{
+	{"decimal", update(&gpb.Notification{Update: []*gpb.Update{{Path: elems("a"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_DecimalVal{DecimalVal: &gpb.Decimal64{Digits: 15, Precision: 1}}}}}})}, //nolint:staticcheck // old targets still send it
+	{"leaf-list", update(&gpb.Notification{Update: []*gpb.Update{{Path: elems("a"), Val: change.StringList([]string{"x", "y"})}}})},
+	{"extension", &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true},
+		Extension: []*gnmi_ext.Extension{{Ext: &gnmi_ext.Extension_History{History: &gnmi_ext.History{}}}}}},
+	{"deprecated element", update(&gpb.Notification{Prefix: &gpb.Path{Element: []string{"a", "b"}}})},                    //nolint:staticcheck // as above
+	{"error", &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Error{Error: &gpb.Error{Code: 3, Message: "no"}}}}, //nolint:staticcheck // as above
+}
+
+func marshal(t testing.TB, m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeMatchesProtobuf(t *testing.T) {
+	d := NewDecoder()
+	for _, tc := range decoded {
+		t.Run(tc.name, func(t *testing.T) {
+			b := marshal(t, tc.msg)
+			// Twice: once decoding, once from the caches.
+			for i := 0; i < 2; i++ {
+				var got gpb.SubscribeResponse
+				if !d.Decode(b, &got) {
+					t.Fatalf("pass %d: left to protobuf", i)
+				}
+				if !proto.Equal(&got, tc.msg) {
+					t.Fatalf("pass %d: decoded\n%v\nwant\n%v", i, &got, tc.msg)
+				}
+			}
+		})
+	}
+}
+
+// unknownField is a notification with a field this gNMI version does
+// not know (3 was the deprecated alias).
+func unknownField(t testing.TB) []byte {
+	n := protowire.AppendTag(nil, 3, protowire.BytesType)
+	n = protowire.AppendString(n, "#alias")
+	b := protowire.AppendTag(nil, 1, protowire.BytesType)
+	return protowire.AppendBytes(b, n)
+}
+
+func TestFallback(t *testing.T) {
+	cases := map[string][]byte{"unknown field": unknownField(t)}
+	for _, tc := range fallback {
+		cases[tc.name] = marshal(t, tc.msg)
+	}
+	for name, b := range cases {
+		t.Run(name, func(t *testing.T) {
+			var want gpb.SubscribeResponse
+			if err := proto.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			if NewDecoder().Decode(b, &gpb.SubscribeResponse{}) {
+				t.Fatal("decoded a message it should leave to protobuf")
+			}
+			c := NewCodec()
+			var got gpb.SubscribeResponse
+			if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(&got, &want) || c.D.Fallbacks != 1 {
+				t.Fatalf("codec gave\n%v (fallbacks %d)\nwant\n%v", &got, c.D.Fallbacks, &want)
+			}
+		})
+	}
+}
+
+// Malformed bytes get protobuf's error, never a partial message.
+func TestCodecMalformed(t *testing.T) {
+	good := marshal(t, decoded[3].msg)
+	badUTF8 := marshal(t, update(&gpb.Notification{Update: []*gpb.Update{{Path: elems("a"), Val: change.String("x")}}}))
+	badUTF8[len(badUTF8)-1] = 0xff
+	for name, b := range map[string][]byte{
+		"truncated":   good[:len(good)-3],
+		"bad tag":     {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		"bad utf-8":   badUTF8,
+		"field zero":  protowire.AppendTag(nil, 0, protowire.VarintType),
+		"long length": append(protowire.AppendTag(nil, 1, protowire.BytesType), 0x7f),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var got gpb.SubscribeResponse
+			err := NewCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &got)
+			werr := proto.Unmarshal(b, &gpb.SubscribeResponse{})
+			if err == nil || werr == nil {
+				t.Fatalf("codec error %v, protobuf error %v: want both", err, werr)
+			}
+		})
+	}
+}
+
+// Paths repeat between notifications: the second decode hands out the
+// same Path, and a value string is interned.
+func TestSharesPaths(t *testing.T) {
+	d := NewDecoder()
+	b := marshal(t, decoded[3].msg)
+	var a, c gpb.SubscribeResponse
+	if !d.Decode(b, &a) || !d.Decode(b, &c) {
+		t.Fatal("left to protobuf")
+	}
+	na, nc := a.GetUpdate(), c.GetUpdate()
+	if na.Prefix != nc.Prefix || na.Update[0].Path != nc.Update[0].Path {
+		t.Error("paths decoded again, not shared")
+	}
+	if na.Update[0].Val == nc.Update[0].Val {
+		t.Error("values shared between notifications")
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		var m gpb.SubscribeResponse
+		d.Decode(b, &m)
+	})
+	// Response wrapper, notification, update pointers, updates, values,
+	// three oneof wrappers.
+	if allocs > 8 {
+		t.Errorf("%.0f allocations a warm decode, want at most 8", allocs)
+	}
+}
+
+// The caches stay inside their budgets however many distinct paths come.
+func TestCacheBudget(t *testing.T) {
+	d := NewDecoder()
+	for i := 0; i < 5000; i++ {
+		p := change.NeighborPath("default", "10.0."+string(rune('a'+i%26))+"."+string(rune('0'+i/26%10))+string(rune('0'+i/260)), "state", "peer-as")
+		b := marshal(t, update(&gpb.Notification{Update: []*gpb.Update{{Path: p, Val: change.Uint(uint64(i))}}}))
+		var m gpb.SubscribeResponse
+		if !d.Decode(b, &m) {
+			t.Fatal("left to protobuf")
+		}
+	}
+	if d.paths.bytes > maxPathBytes || d.elems.bytes > maxElemBytes || d.strs.bytes > maxStrBytes {
+		t.Errorf("caches hold %d, %d, %d bytes; budgets %d, %d, %d", d.paths.bytes, d.elems.bytes, d.strs.bytes, maxPathBytes, maxElemBytes, maxStrBytes)
+	}
+	if d.paths.bytes < maxPathBytes*9/10 {
+		t.Errorf("path cache holds %d bytes after 5000 paths: it should stay nearly full", d.paths.bytes)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	msg := marshal(b, decoded[3].msg)
+	b.Run("respcodec", func(b *testing.B) {
+		d := NewDecoder()
+		b.ReportAllocs()
+		for b.Loop() {
+			var m gpb.SubscribeResponse
+			d.Decode(msg, &m)
+		}
+	})
+	b.Run("protobuf", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var m gpb.SubscribeResponse
+			proto.Unmarshal(msg, &m)
+		}
+	})
+}
+
+// FuzzDecode: whatever the bytes, a message the decoder takes is the one
+// protobuf makes of them, and it takes it again the same from its caches.
+func FuzzDecode(f *testing.F) {
+	for _, tc := range decoded {
+		f.Add(marshal(f, tc.msg))
+	}
+	for _, tc := range fallback {
+		f.Add(marshal(f, tc.msg))
+	}
+	f.Add(unknownField(f))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := NewDecoder()
+		for i := 0; i < 2; i++ {
+			var got gpb.SubscribeResponse
+			if !d.Decode(b, &got) {
+				return
+			}
+			var want gpb.SubscribeResponse
+			if err := proto.Unmarshal(b, &want); err != nil {
+				t.Fatalf("decoded what protobuf refuses (%v): %v", err, &got)
+			}
+			if !proto.Equal(&got, &want) {
+				t.Fatalf("pass %d: decoded\n%v\nprotobuf\n%v", i, &got, &want)
+			}
+		}
+	})
+}
