@@ -105,6 +105,13 @@ func AppendElemKey(dst []byte, e *gpb.PathElem) []byte {
 	switch keys := e.GetKey(); len(keys) {
 	case 0:
 	case 1:
+		// The lists of BGP state are keyed by these: a lookup is cheaper
+		// than starting a map iteration.
+		for _, k := range commonKeys {
+			if v, ok := keys[k]; ok {
+				return appendKey(dst, k, v)
+			}
+		}
 		for k, v := range keys {
 			dst = appendKey(dst, k, v)
 		}
@@ -154,6 +161,8 @@ func AppendMeshdNeighborKey(dst []byte, ni, addr string) []byte {
 	dst = append(dst, "/neighbors/neighbor"...)
 	return appendKey(dst, "neighbor-address", addr)
 }
+
+var commonKeys = [...]string{"neighbor-address", "name", "afi-safi-name"}
 
 func appendKey(dst []byte, k, v string) []byte {
 	dst = append(dst, '[')

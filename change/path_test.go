@@ -80,3 +80,13 @@ func TestAppendNeighborKeys(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAppendPathKey(b *testing.B) {
+	p := NeighborPath("default", "192.0.2.1", "afi-safis")
+	p.Elem = append(p.Elem, &gpb.PathElem{Name: "afi-safi", Key: map[string]string{"afi-safi-name": "IPV4_UNICAST"}},
+		&gpb.PathElem{Name: "state"}, &gpb.PathElem{Name: "prefixes"}, &gpb.PathElem{Name: "received"})
+	buf := make([]byte, 0, 256)
+	for b.Loop() {
+		buf = AppendPathKey(buf[:0], p)
+	}
+}

@@ -256,9 +256,18 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 // lockRouters locks the routers the changes name, creating those not
 // held yet.
 func (c *Core) lockRouters(changes []change.Change) routerSet {
-	var names []string
+	// Nearly every batch is one router's (a notification's leaves): name
+	// it without collecting and sorting every change's router.
+	one := true
+	for i := 1; i < len(changes) && one; i++ {
+		one = changes[i].Router == changes[0].Router
+	}
+	if one && len(changes) > 0 {
+		return c.lock([]string{changes[0].Router}, true)
+	}
+	names := make([]string, len(changes))
 	for i := range changes {
-		names = append(names, changes[i].Router)
+		names[i] = changes[i].Router
 	}
 	return c.lock(names, true)
 }

@@ -103,13 +103,36 @@ type ctx struct {
 	src    change.Source
 	ts     time.Time
 	res    *Result
+	// The paths of a notification's leaves, and the elements of those
+	// joined to the prefix, are taken from two slabs: two allocations a
+	// notification rather than two a leaf.
+	paths []gpb.Path
+	elems []*gpb.PathElem
 }
 
 func (c *ctx) emit(elems []*gpb.PathElem, v *gpb.TypedValue) {
+	var p *gpb.Path
+	if len(c.paths) > 0 {
+		p, c.paths = &c.paths[0], c.paths[1:]
+		p.Elem = elems
+	} else {
+		p = &gpb.Path{Elem: elems}
+	}
 	c.res.Changes = append(c.res.Changes, change.Change{
-		Router: c.router, Path: &gpb.Path{Elem: elems}, Value: v, Time: c.ts, Source: c.src,
+		Router: c.router, Path: p, Value: v, Time: c.ts, Source: c.src,
 	})
 	c.res.Leaves++
+}
+
+// join is join with the result taken from the slab while it lasts.
+func (c *ctx) join(a, b []*gpb.PathElem) []*gpb.PathElem {
+	n := len(a) + len(b)
+	if cap(c.elems)-len(c.elems) < n {
+		return join(a, b)
+	}
+	l := len(c.elems)
+	c.elems = append(append(c.elems, a...), b...)
+	return c.elems[l : l+n : l+n]
 }
 
 // Notification translates one notification for router into res. now is
@@ -135,6 +158,12 @@ func (t *Translator) Notification(router string, n *gpb.Notification, src change
 			}
 		}
 	}
+	if nu := len(n.GetUpdate()); nu > 0 {
+		c.paths = make([]gpb.Path, nu)
+		if pw.entry != nil {
+			c.elems = make([]*gpb.PathElem, 0, nu*(len(pw.elems)+6))
+		}
+	}
 	for _, d := range n.GetDelete() {
 		t.one(c, originOf(prefix, d), join(pelems, stripElems(d.GetElem())), nil)
 	}
@@ -151,7 +180,7 @@ func (t *Translator) Notification(router string, n *gpb.Notification, src change
 				c.res.Unknown = append(c.res.Unknown, label(join(pelems, rel)))
 				continue
 			}
-			t.schemaValue(c, e, join(pw.elems, out), u.GetVal())
+			t.schemaValue(c, e, c.join(pw.elems, out), u.GetVal())
 			continue
 		}
 		t.one(c, originOf(prefix, u.GetPath()), join(pelems, stripElems(u.GetPath().GetElem())), u.GetVal())
