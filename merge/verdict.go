@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -109,14 +110,7 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 		set("reason", change.String(reason))
 	}
 	if l := meshLeaf("/verdict/state/sources"); l == nil || !sameSources(l.v, n.lastSeen) {
-		var srcs []string
-		for src, ns := range n.lastSeen {
-			if ns != 0 {
-				srcs = append(srcs, change.Source(src).String())
-			}
-		}
-		sort.Strings(srcs)
-		set("sources", change.StringList(srcs))
+		set("sources", sourcesValue(n.lastSeen))
 	}
 	for _, ls := range lastSeenLeaves {
 		ns := n.lastSeen[ls.src]
@@ -129,6 +123,34 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 		set(ls.name, change.Uint(uint64(ns)))
 	}
 	return ups
+}
+
+// sourcesValues holds one sources leaf-list value for each set of
+// sources, shared (read-only) by every neighbor's verdict: a fleet's
+// hundred thousand neighbors have a handful of distinct lists between
+// them.
+var sourcesValues [1 << len(nbrInfo{}.lastSeen)]atomic.Pointer[gnmi.TypedValue]
+
+func sourcesValue(lastSeen [8]int64) *gnmi.TypedValue {
+	mask := 0
+	for src, ns := range lastSeen {
+		if ns != 0 {
+			mask |= 1 << src
+		}
+	}
+	if v := sourcesValues[mask].Load(); v != nil {
+		return v
+	}
+	var srcs []string
+	for src, ns := range lastSeen {
+		if ns != 0 {
+			srcs = append(srcs, change.Source(src).String())
+		}
+	}
+	sort.Strings(srcs)
+	v := change.StringList(srcs)
+	sourcesValues[mask].Store(v)
+	return v
 }
 
 var lastSeenLeaves = []struct {
