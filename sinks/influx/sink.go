@@ -187,14 +187,14 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 			// The buffer is spooled by Close, under its deadline.
 			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer dcancel()
+			// Every queued batch is mapped even once flushing has failed:
+			// what cannot be spooled is counted by Close, not lost here.
 			for range len(sub.C()) {
 				b, ok := <-sub.C()
 				if !ok {
 					break
 				}
-				if err := s.consume(dctx, sub, &b); err != nil {
-					break
-				}
+				_ = s.consume(dctx, sub, &b)
 			}
 			return nil
 		case <-s.fatal:
@@ -251,19 +251,20 @@ func (s *Sink) consume(ctx context.Context, sub Subscription, b *change.Batch) e
 		}
 	}
 	var n int
+	var ferr error
 	s.buf, n = s.mp.batch(s.buf, &change.Batch{Updates: b.Updates}, now)
 	s.bufPoints += n
 	for i := range b.Events {
 		s.buf, n = s.mp.event(s.buf, &b.Events[i], now)
 		s.bufPoints += n
-		if len(s.buf) >= s.maxBuf {
-			if err := s.flush(ctx); err != nil {
-				return err
-			}
+		if len(s.buf) >= s.maxBuf && ferr == nil {
+			// After a failed flush the rest of the batch still goes in
+			// the buffer, for Close to spool or count: never dropped here.
+			ferr = s.flush(ctx)
 		}
 	}
 	s.syncStats()
-	return nil
+	return ferr
 }
 
 func (s *Sink) syncStats() {
@@ -278,6 +279,11 @@ func (s *Sink) syncStats() {
 // spool blocks here, and so the merge core drops (and counts) batches for
 // this sink; that is logged when it starts and when it ends. It returns
 // an error only when ctx ended first; the buffer is kept for Close.
+//
+// A record the disk refuses is tried again in halves, down to a single
+// point: a buffer gathered while the disk was full can be larger than
+// the disk will ever have free, and retrying it whole would wedge the
+// sink for good.
 func (s *Sink) flush(ctx context.Context) error {
 	if s.bufPoints == 0 {
 		s.buf = s.buf[:0]
@@ -285,13 +291,24 @@ func (s *Sink) flush(ctx context.Context) error {
 	}
 	backoff := 100 * time.Millisecond
 	var blockedAt time.Time
+	limit := len(s.buf)
 	for {
+		n, pts := len(s.buf), s.bufPoints
+		if limit < n {
+			n = wholeLines(s.buf, limit)
+			pts = bytes.Count(s.buf[:n], []byte{'\n'})
+		}
 		actx, cancel := context.WithTimeout(ctx, time.Second)
-		err := s.sp.Append(actx, s.buf, s.bufPoints)
+		err := s.sp.Append(actx, s.buf[:n], pts)
 		cancel()
 		switch {
 		case err == nil:
-			s.m.pointsSpooled.Add(float64(s.bufPoints))
+			s.m.pointsSpooled.Add(float64(pts))
+			if n < len(s.buf) {
+				s.buf = s.buf[:copy(s.buf, s.buf[n:])]
+				s.bufPoints -= pts
+				continue
+			}
 			s.buf, s.bufPoints = s.buf[:0], 0
 			if cap(s.buf) > 4*s.maxBuf {
 				s.buf = nil
@@ -318,6 +335,7 @@ func (s *Sink) flush(ctx context.Context) error {
 				s.buf, s.bufPoints = s.buf[:0], 0
 				return nil
 			}
+			limit = max(n/2, 1)
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -326,6 +344,19 @@ func (s *Sink) flush(ctx context.Context) error {
 			backoff = min(backoff*2, 5*time.Second)
 		}
 	}
+}
+
+// wholeLines returns the length of the longest run of whole lines at the
+// start of b that is at most limit bytes long, or of the first line when
+// even that is longer.
+func wholeLines(b []byte, limit int) int {
+	if i := bytes.LastIndexByte(b[:min(limit, len(b))], '\n'); i >= 0 {
+		return i + 1
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return i + 1
+	}
+	return len(b)
 }
 
 // writeLoop sends spooled points in order, acknowledging each batch once
