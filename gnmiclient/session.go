@@ -167,9 +167,9 @@ func (s *session) once(ctx context.Context, log *slog.Logger) (synced bool, err 
 	defer cancel(nil)
 	cl := gpb.NewGNMIClient(conn)
 	// The stream's own decoder: a fleet's notifications repeat their
-	// paths, which it decodes once (see respcodec).
+	// paths, which it decodes once (see respcodec). generic is how many
+	// responses it has left to protobuf, counted as they happen.
 	codec := respcodec.NewCodec()
-
 	var generic uint64
 	stream, err := cl.Subscribe(sctx, grpc.ForceCodecV2(codec))
 	if err != nil {

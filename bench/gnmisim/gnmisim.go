@@ -369,7 +369,7 @@ func (s *server) Subscribe(stream gpb.GNMI_SubscribeServer) error {
 }
 
 // stream sends changes at the configured rate (or a bounded burst).
-func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, proto bool) error {
+func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, preEncode bool) error {
 	cfg := s.t.sim.cfg
 	r := rand.New(rand.NewPCG(s.t.seed, uint64(time.Now().UnixNano())))
 	ctx := stream.Context()
@@ -385,7 +385,7 @@ func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, proto
 		for sent := 0; sent < cfg.Burst; {
 			n := nbrs[r.IntN(len(nbrs))].step(r, time.Now().UnixNano())
 			var err error
-			if proto {
+			if preEncode {
 				// The wire bytes, built without protobuf's reflection:
 				// a simulated router should cost its host little, so
 				// the collector's figures are the collector's.

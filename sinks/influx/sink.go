@@ -183,19 +183,7 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// Take what is already queued: a graceful shutdown drains.
-			// The buffer is spooled by Close, under its deadline.
-			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer dcancel()
-			// Every queued batch is mapped even once flushing has failed:
-			// what cannot be spooled is counted by Close, not lost here.
-			for range len(sub.C()) {
-				b, ok := <-sub.C()
-				if !ok {
-					break
-				}
-				_ = s.consume(dctx, sub, &b)
-			}
+			s.drainQueued(sub)
 			return nil
 		case <-s.fatal:
 			_ = s.flush(ctx)
@@ -205,6 +193,7 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 			s.buf, n = s.mp.snapshot(s.buf, time.Now())
 			s.bufPoints += n
 			if err := s.flush(ctx); err != nil {
+				s.drainQueued(sub)
 				return nil
 			}
 		case b, ok := <-sub.C():
@@ -212,7 +201,8 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 				return s.flush(ctx)
 			}
 			if err := s.consume(ctx, sub, &b); err != nil {
-				return nil // ctx done while blocked; Close retries the buffer
+				s.drainQueued(sub) // ctx done while blocked; Close retries the buffer
+				return nil
 			}
 			// Drain what is queued before touching the disk, so a burst
 			// becomes few large spool records.
@@ -223,6 +213,7 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 						return s.flush(ctx)
 					}
 					if err := s.consume(ctx, sub, &b); err != nil {
+						s.drainQueued(sub)
 						return nil
 					}
 				default:
@@ -230,9 +221,27 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 				}
 			}
 			if err := s.flush(ctx); err != nil {
+				s.drainQueued(sub)
 				return nil
 			}
 		}
+	}
+}
+
+// drainQueued takes what is already queued when Run stops, however it
+// stops: a graceful shutdown drains. Every queued batch is mapped even
+// once flushing has failed (a CI run lost a batch left in the queue while
+// Run was blocked on a full disk); what cannot be spooled stays in the
+// buffer for Close, to spool under its deadline or count as dropped.
+func (s *Sink) drainQueued(sub Subscription) {
+	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range len(sub.C()) {
+		b, ok := <-sub.C()
+		if !ok {
+			return
+		}
+		_ = s.consume(dctx, sub, &b)
 	}
 }
 
