@@ -57,45 +57,41 @@ func (s setter) set(tv *gnmi.TypedValue) (ok bool) {
 		return false
 	}
 	et := f.Type().Elem()
+	// elem is the pointed-to value, allocated the first time: called
+	// only once the value is known to fit.
+	elem := func() reflect.Value {
+		if f.IsNil() {
+			f.Set(reflect.New(et))
+		}
+		return f.Elem()
+	}
 	switch et.Kind() {
 	case reflect.String:
 		sv, ok := tv.GetValue().(*gnmi.TypedValue_StringVal)
 		if !ok {
 			return false
 		}
-		if f.IsNil() {
-			f.Set(reflect.New(et))
-		}
-		f.Elem().SetString(sv.StringVal)
+		elem().SetString(sv.StringVal)
 	case reflect.Bool:
 		bv, ok := tv.GetValue().(*gnmi.TypedValue_BoolVal)
 		if !ok {
 			return false
 		}
-		if f.IsNil() {
-			f.Set(reflect.New(et))
-		}
-		f.Elem().SetBool(bv.BoolVal)
+		elem().SetBool(bv.BoolVal)
 	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		uv, ok := tv.GetValue().(*gnmi.TypedValue_UintVal)
 		if !ok || uv.UintVal > uint64(math.MaxUint64)>>(64-et.Bits()) {
 			return false
 		}
-		if f.IsNil() {
-			f.Set(reflect.New(et))
-		}
 		// In place: a counter's every move makes no garbage.
-		f.Elem().SetUint(uv.UintVal)
+		elem().SetUint(uv.UintVal)
 	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		iv, ok := tv.GetValue().(*gnmi.TypedValue_IntVal)
 		lim := int64(1) << (et.Bits() - 1)
 		if !ok || iv.IntVal >= lim || iv.IntVal < -lim {
 			return false
 		}
-		if f.IsNil() {
-			f.Set(reflect.New(et))
-		}
-		f.Elem().SetInt(iv.IntVal)
+		elem().SetInt(iv.IntVal)
 	default:
 		// float64 leaves are decimal64 in YANG: leave their conversion
 		// and precision checks to ygot.

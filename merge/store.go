@@ -119,19 +119,16 @@ func (s *leafStore) getString(key string) *leaf {
 
 // inGroup looks a leaf up by its group's prefix and the rest of its key.
 func (s *leafStore) inGroup(prefix, rest string) *leaf {
-	g := s.groups[prefix]
-	if g == nil {
-		return nil
-	}
-	if j, ok := g.find(rest); ok {
-		return &g.leaves[j]
-	}
-	return nil
+	return s.groups[prefix].leaf(rest)
 }
 
 // inGroupBytes is inGroup with the prefix in a buffer.
 func (s *leafStore) inGroupBytes(prefix []byte, rest string) *leaf {
-	g := s.groups[string(prefix)]
+	return s.groups[string(prefix)].leaf(rest)
+}
+
+// leaf returns the group's leaf at rest, or nil; a nil group has none.
+func (g *leafGroup) leaf(rest string) *leaf {
 	if g == nil {
 		return nil
 	}

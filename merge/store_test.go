@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"slices"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -49,7 +50,7 @@ func TestLeafStore(t *testing.T) {
 		{"/nothing", nil},
 	}
 	for _, tt := range tests {
-		if got := under(tt.key); !equal(got, tt.want) {
+		if got := under(tt.key); !slices.Equal(got, tt.want) {
 			t.Errorf("eachUnder(%s) = %v, want %v", tt.key, got, tt.want)
 		}
 	}
@@ -63,18 +64,6 @@ func TestLeafStore(t *testing.T) {
 	if s.n != 0 || s.total.Load() != 0 || len(s.groups) != 0 {
 		t.Errorf("after deleting all: n %d, total %d, groups %d", s.n, s.total.Load(), len(s.groups))
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func ts(i int) time.Time { return time.Unix(int64(i), 0) }

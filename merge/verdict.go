@@ -109,8 +109,11 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 	if l := meshLeaf("/verdict/state/reason"); l == nil || l.v.stringVal() != reason {
 		set("reason", change.String(reason))
 	}
-	if l := meshLeaf("/verdict/state/sources"); l == nil || !sameSources(l.v, n.lastSeen) {
-		set("sources", sourcesValue(n.lastSeen))
+	// Sources values are shared (sourcesValue), so the one a leaf holds
+	// is the same value when the sources are the same.
+	src := sourcesValue(n.lastSeen)
+	if l := meshLeaf("/verdict/state/sources"); l == nil || l.v.other != src {
+		set("sources", src)
 	}
 	for _, ls := range lastSeenLeaves {
 		ns := n.lastSeen[ls.src]
@@ -160,31 +163,6 @@ var lastSeenLeaves = []struct {
 	{change.SourceGNMI, "last-seen-gnmi", "/verdict/state/last-seen-gnmi"},
 	{change.SourceBMP, "last-seen-bmp", "/verdict/state/last-seen-bmp"},
 	{change.SourceProbe, "last-seen-probe", "/verdict/state/last-seen-probe"},
-}
-
-// sameSources reports whether a sources leaf-list names exactly the
-// sources seen, without building the list.
-func sameSources(v value, lastSeen [8]int64) bool {
-	els := v.other.GetLeaflistVal().GetElement()
-	n := 0
-	for src, ns := range lastSeen {
-		if ns == 0 {
-			continue
-		}
-		name := change.Source(src).String()
-		found := false
-		for _, e := range els {
-			if e.GetStringVal() == name {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-		n++
-	}
-	return n == len(els)
 }
 
 // countVerdictLeaves counts the verdict's own leaves of a neighbor, so a
