@@ -387,7 +387,11 @@ func TestStalePeerAfterReconnect(t *testing.T) {
 	if got := testutil.ToFloat64(r.b.m.cleared.WithLabelValues("stale")); got != 7 {
 		t.Errorf("stale routes cleared metric = %v, want 7", got)
 	}
-	if n := r.count(change.EventPeerDown, func(e change.Event) bool { return e.Fields["stale"] == true && e.Neighbor == "192.0.2.3" }); n != 1 {
+	// Events reach the rig through a consumer's queue, a moment after the
+	// core's state: wait for the event, then check no second one came.
+	stale := func(e change.Event) bool { return e.Fields["stale"] == true && e.Neighbor == "192.0.2.3" }
+	waitFor(t, "stale peer_down event", func() bool { return r.count(change.EventPeerDown, stale) >= 1 })
+	if n := r.count(change.EventPeerDown, stale); n != 1 {
 		t.Errorf("stale peer_down events = %d, want 1", n)
 	}
 	if n := r.b.RouteCount("edge1", "default", "192.0.2.2", ""); n != 10 {
