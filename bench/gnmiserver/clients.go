@@ -63,7 +63,11 @@ func connect(ctx context.Context, addr string, n int, withSync bool) (*subscribe
 	ready := make(chan struct{}, n)
 	w0 := time.Now()
 	for i := 0; i < n; i++ {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		dopts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if clientWindow > 0 {
+			dopts = append(dopts, grpc.WithInitialWindowSize(clientWindow), grpc.WithInitialConnWindowSize(clientWindow))
+		}
+		cc, err := grpc.NewClient(addr, dopts...)
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +179,7 @@ func startChild(addr string, n int, withSync bool) (clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-child", "-addr", addr, "-subscribers", fmt.Sprint(n), fmt.Sprintf("-sync=%v", withSync)}
+	args := []string{"-child", "-addr", addr, "-subscribers", fmt.Sprint(n), fmt.Sprintf("-sync=%v", withSync), fmt.Sprintf("-client-window=%d", clientWindow)}
 	if cpuProfile != "" {
 		args = append(args, "-cpuprofile", cpuProfile+".clients")
 	}

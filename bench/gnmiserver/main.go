@@ -44,7 +44,9 @@ func main() {
 	inproc := flag.Bool("inproc", false, "run the subscribers in this process (default: a child process)")
 	childMode := flag.Bool("child", false, "internal: be the subscribers' child process")
 	addr := flag.String("addr", "", "internal: the server the child subscribes to")
+	cw := flag.Int("client-window", 0, "subscribers' HTTP/2 receive window in bytes; 0 keeps grpc-go's default, which estimates the bandwidth-delay product with a PING per burst received")
 	flag.Parse()
+	clientWindow = int32(*cw)
 	useVerdict = *verdict
 	if perEvent = *pe; perEvent < 1 || perEvent > len(counters) {
 		fmt.Fprintf(os.Stderr, "gnmiserver bench: -per-event must be 1-%d\n", len(counters))
@@ -171,11 +173,12 @@ func procStatus(key string) string {
 }
 
 var (
-	perEvent   int
-	useInProc  bool
-	useVerdict bool
-	cpuProfile string
-	memProfile string
+	perEvent     int
+	clientWindow int32
+	useInProc    bool
+	useVerdict   bool
+	cpuProfile   string
+	memProfile   string
 )
 
 func run(routers, neighbors, nsubs, rate int, every, dur time.Duration, withSync bool) error {
