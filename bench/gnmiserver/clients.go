@@ -38,8 +38,13 @@ type result struct {
 	Notifications int64         // notifications, one latency sample each
 	P50, P99      time.Duration //
 	P999, Max     time.Duration //
-	CPU           time.Duration // the clients' CPU while measuring (child only)
-	RSS           string        // the clients' RSS (child only)
+	// Per change batch (one timestamp): when its first subscriber had it,
+	// and when its last one did; the gap is the fan-out's.
+	FirstP50, FirstP99 time.Duration
+	LastP50, LastP99   time.Duration
+	Batches            int
+	CPU                time.Duration // the clients' CPU while measuring (child only)
+	RSS                string        // the clients' RSS (child only)
 }
 
 // subscriberSet is n STREAM ON_CHANGE subscribers on the whole tree, each
@@ -49,6 +54,7 @@ type result struct {
 // time the bench stamped on the change before handing it to the merge core.
 type subscriberSet struct {
 	lat       hist
+	batches   batchSpread
 	received  atomic.Int64
 	measuring atomic.Bool
 	wg        sync.WaitGroup
@@ -98,7 +104,9 @@ func connect(ctx context.Context, addr string, n int, withSync bool) (*subscribe
 				}
 				n := r.GetUpdate()
 				if s.measuring.Load() {
-					s.lat.add(time.Duration(time.Now().UnixNano() - n.GetTimestamp()))
+					d := time.Duration(time.Now().UnixNano() - n.GetTimestamp())
+					s.lat.add(d)
+					s.batches.add(n.GetTimestamp(), d)
 					s.received.Add(int64(len(n.GetUpdate()) + len(n.GetDelete())))
 				}
 			}
@@ -125,11 +133,44 @@ func (s *subscriberSet) end() result {
 	s.cpu = cpuTime() - s.cpu0
 	s.lat.mu.Lock()
 	defer s.lat.mu.Unlock()
+	first, last := s.batches.hists()
 	return result{
 		Received: s.received.Load(), Notifications: int64(len(s.lat.us)),
 		P50: s.lat.pct(0.5), P99: s.lat.pct(0.99), P999: s.lat.pct(0.999), Max: s.lat.pct(1),
-		CPU: s.cpu, RSS: procStatus("VmRSS"),
+		FirstP50: first.pct(0.5), FirstP99: first.pct(0.99), LastP50: last.pct(0.5), LastP99: last.pct(0.99),
+		Batches: len(first.us), CPU: s.cpu, RSS: procStatus("VmRSS"),
 	}
+}
+
+// batchSpread keeps, per change batch (the bench stamps a batch's changes
+// with one time), the least and the greatest latency any subscriber saw.
+type batchSpread struct {
+	mu sync.Mutex
+	m  map[int64][2]time.Duration
+}
+
+func (b *batchSpread) add(ts int64, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[int64][2]time.Duration{}
+	}
+	mm, ok := b.m[ts]
+	if !ok {
+		mm = [2]time.Duration{d, d}
+	}
+	b.m[ts] = [2]time.Duration{min(mm[0], d), max(mm[1], d)}
+}
+
+func (b *batchSpread) hists() (first, last *hist) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	first, last = &hist{}, &hist{}
+	for _, mm := range b.m {
+		first.add(mm[0])
+		last.add(mm[1])
+	}
+	return first, last
 }
 
 func (s *subscriberSet) shutdown() {

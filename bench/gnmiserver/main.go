@@ -348,6 +348,8 @@ func run(routers, neighbors, nsubs, rate int, every, dur time.Duration, withSync
 		100*float64(res.Received)/float64(applied*nsubs), applied*nsubs)
 	fmt.Printf("latency source->subscriber per notification: p50 %v  p99 %v  p99.9 %v  max %v  (%d notifications)\n",
 		res.P50, res.P99, res.P999, res.Max, res.Notifications)
+	fmt.Printf("per batch (%d): first subscriber p50 %v p99 %v; last subscriber p50 %v p99 %v\n",
+		res.Batches, res.FirstP50, res.FirstP99, res.LastP50, res.LastP99)
 	who := "server and merge core"
 	if useInProc {
 		who = fmt.Sprintf("server, merge core and the %d client decoders in one process", nsubs)

@@ -19,6 +19,6 @@ for tick in 10ms 1ms; do
 		quiet
 		echo "== rate $rate tick $tick"
 		flock /tmp/meshd-bench.lock /tmp/gnmibench -routers 200 -neighbors 100 -subscribers 100 \
-			-rate "$rate" -tick "$tick" -duration "${DURATION:-15s}" "$@" | tail -n 7
+			-rate "$rate" -tick "$tick" -duration "${DURATION:-15s}" "$@" | tail -n 8
 	done
 done

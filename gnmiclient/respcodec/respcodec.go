@@ -16,6 +16,7 @@
 package respcodec
 
 import (
+	"hash/maphash"
 	"math"
 	"unicode/utf8"
 
@@ -44,14 +45,36 @@ const (
 )
 
 // cache maps wire bytes to what they decode to, within a byte budget.
+//
+// A full cache admits a key only the second time it misses: a stream with
+// far more distinct paths than the budget holds (a subscriber of a whole
+// fleet, each neighbor a prefix of its own) would otherwise pay on every
+// miss a key copy, an insert and an eviction, for an entry unlikely to be
+// asked for again before it is evicted in turn. A small bit set of hashed
+// keys remembers the misses, and is cleared once an eighth of it is set,
+// so a key must come back within about doorBits/8 misses to be admitted,
+// and a new key wrongly taken for one that came back is rare (under 1 in
+// 8). A router that repeats more paths than the budget holds still has
+// them admitted, as each comes back within a cycle of its paths.
 type cache[T any] struct {
 	m      map[string]T
 	bytes  int
 	budget int
+	door   [doorBits / 64]uint64
+	doorN  int
+	// For tests: lookups that hit, and keys admitted into a full cache.
+	hits, admitted int
 }
+
+const doorBits = 4096
+
+var doorSeed = maphash.MakeSeed()
 
 func (c *cache[T]) get(b []byte) (T, bool) {
 	v, ok := c.m[string(b)]
+	if ok {
+		c.hits++
+	}
 	return v, ok
 }
 
@@ -60,6 +83,10 @@ func (c *cache[T]) put(b []byte, v T) {
 		return
 	}
 	if c.bytes+len(b) > c.budget {
+		if !c.cameBack(b) {
+			return
+		}
+		c.admitted++
 		for k := range c.m {
 			delete(c.m, k)
 			if c.bytes -= len(k); c.bytes+len(b) <= c.budget {
@@ -72,6 +99,22 @@ func (c *cache[T]) put(b []byte, v T) {
 	}
 	c.m[string(b)] = v
 	c.bytes += len(b)
+}
+
+// cameBack reports whether b missed before, since the bit set was last
+// cleared; if not, it remembers b.
+func (c *cache[T]) cameBack(b []byte) bool {
+	h := maphash.Bytes(doorSeed, b) % doorBits
+	w, bit := h/64, uint64(1)<<(h%64)
+	if c.door[w]&bit != 0 {
+		return true
+	}
+	if c.doorN++; c.doorN > doorBits/8 {
+		clear(c.door[:])
+		c.doorN = 1
+	}
+	c.door[w] |= bit
+	return false
 }
 
 // Decoder decodes one stream's responses. It is not safe for concurrent
