@@ -139,11 +139,12 @@ func cpuTime() time.Duration {
 }
 
 // machineBusy is the CPU time all processes used (the cpu line of
-// /proc/stat, less idle and iowait).
-func machineBusy() time.Duration {
+// /proc/stat, less idle and iowait), and of it the time the hypervisor
+// gave this virtual machine's CPUs to others (steal).
+func machineBusy() (busy, steal time.Duration) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
@@ -155,8 +156,11 @@ func machineBusy() time.Duration {
 		var n int64
 		fmt.Sscan(v, &n)
 		ticks += n
+		if i == 7 {
+			steal = time.Duration(n) * time.Second / 100
+		}
 	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+	return time.Duration(ticks) * time.Second / 100, steal // USER_HZ
 }
 
 func procStatus(key string) string {
@@ -280,7 +284,8 @@ func run(routers, neighbors, nsubs, rate int, every, dur time.Duration, withSync
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	c0, w0, m0 := cpuTime(), time.Now(), machineBusy()
+	m0, s0 := machineBusy()
+	c0, w0 := cpuTime(), time.Now()
 	rng := rand.New(rand.NewPCG(1, 2))
 	vals := map[int]uint64{}
 	tick := time.NewTicker(every)
@@ -319,7 +324,8 @@ func run(routers, neighbors, nsubs, rate int, every, dur time.Duration, withSync
 	if err != nil {
 		return err
 	}
-	busy := machineBusy() - m0
+	m1, s1 := machineBusy()
+	busy, steal := m1-m0, s1-s0
 	if memProfile != "" {
 		f, err := os.Create(memProfile)
 		if err != nil {
@@ -360,6 +366,7 @@ func run(routers, neighbors, nsubs, rate int, every, dur time.Duration, withSync
 		fmt.Printf("clients (child process): CPU %.2f cores, RSS %s\n", res.CPU.Seconds()/wall.Seconds(), res.RSS)
 	}
 	// Other processes on the machine skew latency; say how much they ran.
-	fmt.Printf("machine: %.2f cores busy, %.2f of them not this bench's\n", busy.Seconds()/wall.Seconds(), (busy-cpu-res.CPU).Seconds()/wall.Seconds())
+	fmt.Printf("machine: %.2f cores busy, %.2f of them not this bench's (%.2f stolen by the hypervisor)\n",
+		busy.Seconds()/wall.Seconds(), (busy-cpu-res.CPU).Seconds()/wall.Seconds(), steal.Seconds()/wall.Seconds())
 	return nil
 }
