@@ -275,6 +275,16 @@ func AppendRouteMonitoring(b []byte, p *Peer, r *Route) []byte {
 	return finish(AppendUpdate(b, r), s)
 }
 
+// AppendRouteMonitoringMsg appends a Route Monitoring message carrying
+// msg, a whole BGP message (for UPDATEs of families AppendUpdate does not
+// build).
+func AppendRouteMonitoringMsg(b []byte, p *Peer, msg []byte) []byte {
+	s := len(b)
+	b = header(b, RouteMonitoring)
+	b = p.append(b)
+	return finish(append(b, msg...), s)
+}
+
 func appendPrefix(b []byte, pf netip.Prefix, id uint32, addPath bool) []byte {
 	if addPath {
 		b = binary.BigEndian.AppendUint32(b, id)

@@ -48,6 +48,9 @@ func FuzzMessage(f *testing.F) {
 		f.Add(s[:n])
 		s = s[n:]
 	}
+	for _, tc := range familyCases() {
+		f.Add(bmpgen.AppendRouteMonitoringMsg(nil, gpeer(0), familyUpdate(f, tc.family, tc.nlri, tc.nh, false)))
+	}
 	sent, recv := opens(true)
 	up := bmpgen.AppendPeerUp(nil, gpeer(0), localV4, 179, 1, sent, recv, "")
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -192,6 +192,19 @@ func appendNLRI(out []NLRI, f bgp.Family, p bgp.PathNLRI) []NLRI {
 	case *bgp.LabeledVPNIPAddrPrefix:
 		n.Prefix = v.String()
 		n.Labels = v.Labels.Labels
+	case *bgp.EVPNNLRI:
+		// The text is the route's key (RFC 7432: RD, ESI or tag, MAC, IP
+		// or prefix, by type), which leaves the labels out; they are the
+		// route's MPLS labels or VXLAN VNIs, kept apart as for VPN routes.
+		n.Prefix = v.String()
+		switch r := v.RouteTypeData.(type) {
+		case *bgp.EVPNEthernetAutoDiscoveryRoute:
+			n.Labels = []uint32{r.Label}
+		case *bgp.EVPNMacIPAdvertisementRoute:
+			n.Labels = r.Labels
+		case *bgp.EVPNIPPrefixRoute:
+			n.Labels = []uint32{r.Label}
+		}
 	default:
 		n.Prefix = p.NLRI.String()
 	}
