@@ -208,7 +208,8 @@ type speakerConf struct {
 	bmpPort          int
 	bmpPolicy        string // route-monitoring-policy; default pre-policy
 	statsTimeout     int
-	addPath          string // "", "send" or "receive"
+	addPath          string   // "", "send" or "receive"
+	families         []string // gobgpd afi-safi names enabled besides IPv4 and IPv6 unicast
 }
 
 func (c speakerConf) String() string {
@@ -231,7 +232,7 @@ func (c speakerConf) String() string {
 	if ap != "" {
 		fmt.Fprintf(&b, "  [neighbors.add-paths.config]\n    %s\n", ap)
 	}
-	for _, fam := range []string{"ipv4-unicast", "ipv6-unicast"} {
+	for _, fam := range append([]string{"ipv4-unicast", "ipv6-unicast"}, c.families...) {
 		fmt.Fprintf(&b, "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = %q\n", fam)
 		// ADD-PATH on IPv4 only, so IPv6 routes arrive without path IDs.
 		if ap != "" && fam == "ipv4-unicast" {

@@ -194,8 +194,10 @@ func appendNLRI(out []NLRI, f bgp.Family, p bgp.PathNLRI) []NLRI {
 		n.Labels = v.Labels.Labels
 	case *bgp.EVPNNLRI:
 		// The text is the route's key (RFC 7432: RD, ESI or tag, MAC, IP
-		// or prefix, by type), which leaves the labels out; they are the
-		// route's MPLS labels or VXLAN VNIs, kept apart as for VPN routes.
+		// or prefix, by type), which leaves the labels out; they are kept
+		// apart as for VPN routes, each the raw 24-bit field: a VXLAN VNI,
+		// or an MPLS label in its high 20 bits, as the route's
+		// encapsulation community says (RFC 8365 5.1.3).
 		n.Prefix = v.String()
 		switch r := v.RouteTypeData.(type) {
 		case *bgp.EVPNEthernetAutoDiscoveryRoute:
