@@ -48,5 +48,17 @@ lab-down: build
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
 
+# fuzz: every fuzz target for FUZZTIME each (go test takes one -fuzz target
+# a run). New inputs that fail land in the package's testdata/fuzz.
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
 clean:
 	rm -rf bin

@@ -272,11 +272,24 @@ func (s *Server) stream(ctx context.Context, stream gpb.GNMI_SubscribeServer, su
 		return err
 	}
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	// Only SAMPLE and heartbeats need the timer; a subscription with
+	// neither (most ON_CHANGE ones) leaves its channel nil rather than
+	// rearm a timer for every batch it sends.
+	var timer *time.Timer
+	var tick <-chan time.Time
+	for _, p := range sub.paths {
+		if p.mode == gpb.SubscriptionMode_SAMPLE || p.heartbeat > 0 {
+			timer = time.NewTimer(time.Hour)
+			defer timer.Stop()
+			tick = timer.C
+			break
+		}
+	}
 	var buf []qent
 	for {
-		resetTimer(timer, sub.paths)
+		if timer != nil {
+			resetTimer(timer, sub.paths)
+		}
 		select {
 		case <-ctx.Done():
 			if s.ctx.Err() != nil {
@@ -301,7 +314,7 @@ func (s *Server) stream(ctx context.Context, stream gpb.GNMI_SubscribeServer, su
 				return err
 			}
 			clear(buf)
-		case now := <-timer.C:
+		case now := <-tick:
 			if err := s.tick(stream, sub, now); err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ func main() {
 	sync := flag.Bool("sync", false, "subscribers take the initial sync too (else updates_only)")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the measurement to this file (the clients' to FILE.clients)")
 	memprof := flag.String("memprofile", "", "write a heap profile at the end of the measurement to this file")
+	traceOut := flag.String("trace", "", "write an execution trace of the measurement's first 2 s to this file (go tool trace -pprof=sched shows where goroutines waited to run)")
 	verdict := flag.Bool("verdict", false, "let the merge core compute its verdict leaves too")
 	inproc := flag.Bool("inproc", false, "run the subscribers in this process (default: a child process)")
 	childMode := flag.Bool("child", false, "internal: be the subscribers' child process")
@@ -53,6 +55,7 @@ func main() {
 		os.Exit(2)
 	}
 	cpuProfile = *cpuprof
+	traceFile = *traceOut
 	memProfile = *memprof
 	if *childMode {
 		if err := runChild(*addr, *subs, *sync); err != nil {
@@ -182,6 +185,7 @@ var (
 	useInProc    bool
 	useVerdict   bool
 	cpuProfile   string
+	traceFile    string
 	memProfile   string
 )
 
@@ -283,6 +287,16 @@ func run(routers, neighbors, nsubs, rate int, every, dur time.Duration, withSync
 		}
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
+	}
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			return err
+		}
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		time.AfterFunc(2*time.Second, trace.Stop)
 	}
 	m0, s0 := machineBusy()
 	c0, w0 := cpuTime(), time.Now()

@@ -35,11 +35,15 @@ type Options struct {
 // State is what Up leaves on disk so that Status, Fault and Down work from
 // another process, and Down works after a crash.
 type State struct {
-	Dir        string            `json:"dir"`
-	Routers    int               `json:"routers"`
-	Namespaces []string          `json:"namespaces"`
-	PIDs       map[string]int    `json:"pids"`
-	Addrs      map[string]string `json:"addrs"`
+	Dir        string         `json:"dir"`
+	Routers    int            `json:"routers"`
+	Namespaces []string       `json:"namespaces"`
+	PIDs       map[string]int `json:"pids"`
+	// Started holds each process's start time (clock ticks after boot,
+	// from /proc): a PID in a state file that outlived a reboot or the
+	// process may have been reused, and Down must not signal a stranger.
+	Started map[string]uint64 `json:"started,omitempty"`
+	Addrs   map[string]string `json:"addrs"`
 }
 
 // Lab is a running lab.
@@ -259,6 +263,12 @@ func (l *Lab) startHere(key, bin string, args ...string) error {
 		return fmt.Errorf("start %s: %w", key, err)
 	}
 	l.State.PIDs[key] = cmd.Process.Pid
+	if st, err := procStart(cmd.Process.Pid); err == nil {
+		if l.State.Started == nil {
+			l.State.Started = map[string]uint64{}
+		}
+		l.State.Started[key] = st
+	}
 	go func() { _ = cmd.Wait() }()
 	return l.save()
 }
@@ -276,6 +286,39 @@ func (l *Lab) save() error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(l.State.Dir, stateFile), b, 0o644)
+}
+
+// running returns the PID of the lab's process key when that process is
+// still the one the lab started.
+func (l *Lab) running(key string) (int, bool) {
+	pid := l.State.PIDs[key]
+	if pid <= 0 {
+		return 0, false
+	}
+	st, err := procStart(pid)
+	if err != nil {
+		return 0, false
+	}
+	want, known := l.State.Started[key]
+	return pid, !known || st == want
+}
+
+// procStart is a process's start time in clock ticks after boot (field 22
+// of /proc/PID/stat, after the command name, which may hold spaces).
+func procStart(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	return strconv.ParseUint(f[19], 10, 64)
 }
 
 // DefaultDir is where the lab keeps its state unless told otherwise.
@@ -315,11 +358,14 @@ func Down(dir string, progress io.Writer) error {
 		}
 	}
 	if l, err := Load(dir); err == nil {
-		for key, pid := range l.State.PIDs {
-			if p, err := os.FindProcess(pid); err == nil {
-				_ = syscall.Kill(-pid, syscall.SIGTERM)
-				_ = p.Signal(syscall.SIGTERM)
+		for key := range l.State.PIDs {
+			pid, ok := l.running(key)
+			if !ok {
+				say("%s (pid %d) is no longer running", key, l.State.PIDs[key])
+				continue
 			}
+			_ = syscall.Kill(-pid, syscall.SIGTERM)
+			_ = syscall.Kill(pid, syscall.SIGTERM)
 			say("stopped %s (pid %d)", key, pid)
 		}
 		time.Sleep(300 * time.Millisecond)

@@ -55,8 +55,8 @@ func (l *Lab) setImpairment(lk Link, from string, imp wire.Impairment) error {
 	if err := os.Rename(tmp, filepath.Join(l.State.Dir, impairFile)); err != nil {
 		return err
 	}
-	pid := l.State.PIDs["wire"]
-	if pid == 0 {
+	pid, ok := l.running("wire")
+	if !ok {
 		return errors.New("the lab's wire daemon is not running")
 	}
 	return syscall.Kill(pid, syscall.SIGHUP)

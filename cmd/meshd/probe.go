@@ -37,8 +37,10 @@ type probeFlags struct {
 	bgp                bgpstate.Config
 }
 
-func newProbeCmd() *cobra.Command {
-	var f probeFlags
+func newProbeCmd() *cobra.Command { return probeCommand(&probeFlags{}) }
+
+// probeCommand is the probe command parsing its flags into f.
+func probeCommand(f *probeFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "probe",
 		Short: "Run the on-box keepalive probe: RTT, jitter, loss and hop changes of BGP sessions, served over gNMI",
@@ -54,7 +56,7 @@ through its gRPC API) and serves its neighbors' state as OpenConfig leaves
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runProbe(ctx, cmd, &f)
+			return runProbe(ctx, cmd, f)
 		},
 	}
 	fl := cmd.Flags()
@@ -84,14 +86,35 @@ through its gRPC API) and serves its neighbors' state as OpenConfig leaves
 	return cmd
 }
 
-func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
-	cfg := f.cfg
+// check refuses flags that cannot work together, before anything starts:
+// the checks a deployment's command line (the containerlab twin's, say)
+// must pass.
+func (f *probeFlags) check() error {
 	for _, s := range f.locals {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
+		if _, err := netip.ParseAddr(s); err != nil {
 			return fmt.Errorf("--local %q: %w", s, err)
 		}
-		cfg.LocalAddrs = append(cfg.LocalAddrs, a)
+	}
+	f.bgp.SetDefaults()
+	if err := f.bgp.Validate(); err != nil {
+		return fmt.Errorf("--bgp: %w", err)
+	}
+	if f.bgp.Daemon != "" && (f.listen == "" || f.cfg.Pcap != "") {
+		return errors.New("--bgp needs a gNMI target to serve on (--listen) and a live capture (no --pcap)")
+	}
+	if f.listen != "" && f.cfg.Pcap == "" {
+		return checkExposure(f.listen, f.tlsCert != "", f.username != "", f.allowInsecure)
+	}
+	return nil
+}
+
+func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	cfg := f.cfg
+	for _, s := range f.locals {
+		cfg.LocalAddrs = append(cfg.LocalAddrs, netip.MustParseAddr(s))
 	}
 	if f.json {
 		cfg.JSON = cmd.OutOrStdout()
@@ -105,18 +128,8 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 		password = os.Getenv("MESHD_PROBE_PASSWORD")
 	}
 
-	f.bgp.SetDefaults()
-	if err := f.bgp.Validate(); err != nil {
-		return fmt.Errorf("--bgp: %w", err)
-	}
-	if f.bgp.Daemon != "" && (f.listen == "" || cfg.Pcap != "") {
-		return errors.New("--bgp needs a gNMI target to serve on (--listen) and a live capture (no --pcap)")
-	}
 	var poller *bgpstate.Poller
 	if f.listen != "" && cfg.Pcap == "" {
-		if err := checkExposure(f.listen, f.tlsCert != "", f.username != "", f.allowInsecure); err != nil {
-			return err
-		}
 		ocs, msch, err := merge.Schemas()
 		if err != nil {
 			return err
