@@ -395,6 +395,10 @@ router bgp 4200000003
  address-family ipv4 unicast
   neighbor 10.0.1.2 soft-reconfiguration inbound
  exit-address-family
+ address-family ipv6 unicast
+  neighbor 10.0.1.2 activate
+  neighbor 10.0.1.2 soft-reconfiguration inbound
+ exit-address-family
  !
  bmp targets meshd
   bmp connect %s port %d min-retry 100 max-retry 1000
@@ -444,9 +448,37 @@ router bgp 4200000003
 		}
 	}
 	testenv.WaitFor(t, 10*time.Second, "a stats report from FRR", func() bool { return h.countEvents(change.EventStats, nil) > 0 })
+
+	// IPv6 over the IPv4 session, then both routes withdrawn.
+	spkB.Gobgp(t, "global", "rib", "-a", "ipv6", "add", "2001:db8:77::/48")
+	v6 := func(action change.RouteAction) func(change.Event) bool {
+		return func(e change.Event) bool {
+			return e.Route.Action == action && e.Route.RIB == "ADJ_RIB_IN_PRE" && e.Route.AfiSafi == "IPV6_UNICAST" &&
+				e.Route.Prefix == "2001:db8:77::/48" && e.Route.OriginAS == 4200000002
+		}
+	}
+	testenv.WaitFor(t, 20*time.Second, "the IPv6 route from FRR", func() bool { return h.countEvents(change.EventRoute, v6(change.Announce)) > 0 })
+	spkB.Gobgp(t, "global", "rib", "del", "10.77.0.0/24")
+	spkB.Gobgp(t, "global", "rib", "-a", "ipv6", "del", "2001:db8:77::/48")
+	testenv.WaitFor(t, 20*time.Second, "both routes withdrawn from FRR's pre-policy Adj-RIB-In", func() bool {
+		return h.bridge.RouteCount(router, "default", "10.0.1.2", "ADJ_RIB_IN_PRE") == 0
+	})
+	for _, w := range []func(change.Event) bool{v6(change.Withdraw), func(e change.Event) bool {
+		return e.Route.Action == change.Withdraw && e.Route.RIB == "ADJ_RIB_IN_PRE" && e.Route.Prefix == "10.77.0.0/24"
+	}} {
+		testenv.WaitFor(t, 5*time.Second, "a withdraw event", func() bool { return h.countEvents(change.EventRoute, w) > 0 })
+	}
+
 	spkB.Stop()
 	testenv.WaitFor(t, 30*time.Second, "neighbor down", func() bool {
 		s := h.value(router, nbr("default", "10.0.1.2", "state/session-state"))
 		return s == "IDLE" || s == "ACTIVE"
 	})
+	testenv.WaitFor(t, 5*time.Second, "a peer_down event from FRR", func() bool {
+		return h.countEvents(change.EventPeerDown, func(e change.Event) bool { return e.Neighbor == "10.0.1.2" }) > 0
+	})
+	// gobgpd stopping sends a Cease, which FRR's Peer Down carries.
+	if got := h.value(router, "/meshd/network-instances/network-instance[name=default]/neighbors/neighbor[neighbor-address=10.0.1.2]/bmp/state/last-down-reason"); !strings.Contains(got, "NOTIFICATION: Cease") {
+		t.Errorf("last-down-reason %q after FRR's Peer Down, want the peer's NOTIFICATION: Cease", got)
+	}
 }
