@@ -25,13 +25,15 @@ type rig struct {
 	events []change.Event
 }
 
-func newRig(t *testing.T, cfg Config) *rig {
+// newRig starts a bridge that knows the target edge1; opts add to that.
+func newRig(t *testing.T, cfg Config, opts ...Option) *rig {
 	t.Helper()
 	core, err := merge.New(merge.WithRegisterer(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(core, WithConfig(cfg), WithRegisterer(prometheus.NewRegistry()), WithTargets("edge1"))
+	opts = append([]Option{WithConfig(cfg), WithRegisterer(prometheus.NewRegistry()), WithTargets("edge1")}, opts...)
+	b, err := New(core, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func peer() *bmpgen.Peer {
 }
 
 func upStream(sysName string) []byte {
-	fams := []uint32{1<<16 | 1, 2<<16 | 1}
+	fams := []uint32{1<<8 | 1, 2<<8 | 1}
 	sent := bmpgen.Open{AS: 65001, HoldTime: 90, ID: rID, Families: fams, FourOctet: true}
 	recv := bmpgen.Open{AS: 42009012, HoldTime: 30, ID: pID, Families: fams, FourOctet: true}
 	b := bmpgen.AppendInitiation(nil, sysName, "unit test")
@@ -290,7 +292,7 @@ func TestReaderFraming(t *testing.T) {
 }
 
 func peerUpFor(p *bmpgen.Peer, tableName string) []byte {
-	fams := []uint32{1<<16 | 1, 2<<16 | 1}
+	fams := []uint32{1<<8 | 1, 2<<8 | 1}
 	sent := bmpgen.Open{AS: 65001, HoldTime: 90, ID: rID, Families: fams, FourOctet: true}
 	recv := bmpgen.Open{AS: p.AS, HoldTime: 30, ID: p.BGPID, Families: fams, FourOctet: true}
 	return bmpgen.AppendPeerUp(nil, p, netip.MustParseAddr("192.0.2.1"), 179, 50000, sent, recv, tableName)

@@ -402,6 +402,7 @@ func (s *session) handle(m *decode.Message, err error) bool {
 		}
 		return true
 	}
+	keep := true
 	switch {
 	case m.Initiation != nil:
 		s.routerLeaves(m.Initiation)
@@ -420,13 +421,17 @@ func (s *session) handle(m *decode.Message, err error) bool {
 		s.b.m.terminations.WithLabelValues(strconv.Itoa(int(m.Termination.ReasonCode))).Inc()
 		s.log.Info("BMP Termination", slog.String("router", r.name), slog.Int("reason_code", int(m.Termination.ReasonCode)), slog.String("reason", m.Termination.Reason), slog.Any("info", m.Termination.Strings))
 		s.set(change.MeshdRouterPath("last-termination-reason"), change.String(m.Termination.Reason))
+		// The Termination is the router's last word (RFC 7854 4.5): close
+		// our end too, rather than leave bmp-connected true for as long as
+		// a router that sent it keeps the TCP connection open.
+		keep = false
 	case m.Mirroring != nil:
 		s.b.m.mirrored.Inc()
 	}
 	if len(s.changes) > 0 || len(s.events) >= maxEventBatch {
 		s.flushLocked(false)
 	}
-	return true
+	return keep
 }
 
 func (s *session) start(in *decode.Initiation) {

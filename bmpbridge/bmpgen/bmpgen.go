@@ -99,6 +99,28 @@ func AppendTermination(b []byte, reason uint16, text string) []byte {
 	return finish(b, s)
 }
 
+// Route Mirroring information codes (RFC 7854 4.7).
+const (
+	MirrorErroredPDU   = 0
+	MirrorMessagesLost = 1
+)
+
+// AppendRouteMirroring appends a Route Mirroring message: an Information
+// TLV per code in info, then msg, a whole BGP message, as a BGP Message
+// TLV unless it is nil (a Messages Lost report carries none).
+func AppendRouteMirroring(b []byte, p *Peer, msg []byte, info ...uint16) []byte {
+	s := len(b)
+	b = header(b, RouteMirroring)
+	b = p.append(b)
+	for _, code := range info {
+		b = tlv(b, 1, binary.BigEndian.AppendUint16(nil, code))
+	}
+	if msg != nil {
+		b = tlv(b, 0, msg)
+	}
+	return finish(b, s)
+}
+
 // AddPath is one ADD-PATH capability tuple.
 type AddPath struct {
 	AFI  uint16

@@ -148,8 +148,10 @@ type Termination struct {
 
 // Mirroring is a Route Mirroring message, counted but not decoded further.
 type Mirroring struct {
-	Messages int `json:"messages"`
-	TLVs     int `json:"tlvs"`
+	Messages     int `json:"messages"`                // BGP message TLVs
+	ErroredPDUs  int `json:"errored_pdus,omitempty"`  // information TLVs: the mirrored PDU was errored
+	MessagesLost int `json:"messages_lost,omitempty"` // information TLVs: messages were lost
+	TLVs         int `json:"tlvs"`
 }
 
 // Update is a Route Monitoring message's BGP UPDATE.
@@ -315,6 +317,9 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 			return nil
 		}
 	}
+	if m.TypeCode == bmp.BMP_MSG_ROUTE_MIRRORING {
+		return d.mirroring(raw, m)
+	}
 	msg, perr := bmp.ParseBMPMessageWithOptions(raw, d.options)
 	if perr != nil && m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && msg != nil && d.peers[keyOf(&msg.PeerHeader)] == nil {
 		// No Peer Up seen for this peer (a capture or session joined late):
@@ -358,8 +363,6 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 		d.last = nil
 	case *bmp.BMPStatisticsReport:
 		m.Stats = stats(body)
-	case *bmp.BMPRouteMirroring:
-		m.Mirroring = mirroring(body)
 	case *bmp.BMPRouteMonitoring:
 		m.Update, err = d.update(raw, &msg.PeerHeader, body, perr)
 	default:
@@ -720,14 +723,41 @@ func stats(b *bmp.BMPStatisticsReport) []Stat {
 	return out
 }
 
-func mirroring(b *bmp.BMPRouteMirroring) *Mirroring {
-	m := &Mirroring{TLVs: len(b.Info)}
-	for _, tlv := range b.Info {
-		if _, ok := tlv.(*bmp.BMPRouteMirrTLVBGPMsg); ok {
-			m.Messages++
-		}
+// mirroring counts a Route Mirroring message's TLVs (RFC 7854 4.7)
+// without parsing the BGP messages they mirror: an errored-PDU report
+// carries a message that is malformed by definition, and one from an
+// ADD-PATH session needs options gobgp's parser would not have, and
+// neither makes the BMP message malformed.
+func (d *Decoder) mirroring(raw []byte, m *Message) error {
+	body := raw[bmp.BMP_HEADER_SIZE:]
+	var h bmp.BMPPeerHeader
+	if len(body) < bmp.BMP_PEER_HEADER_SIZE || h.DecodeFromBytes(body) != nil {
+		return fmt.Errorf("%w: %s at offset %d: short per-peer header", ErrMessage, m.Type, m.Offset)
 	}
-	return m
+	m.Peer = d.peer(&h)
+	m.Time = stamp(h.Timestamp)
+	mr := &Mirroring{}
+	for b := body[bmp.BMP_PEER_HEADER_SIZE:]; len(b) > 0; {
+		if len(b) < 4 || int(binary.BigEndian.Uint16(b[2:4])) > len(b)-4 {
+			return fmt.Errorf("%w: %s at offset %d: TLV %d runs past the message", ErrMessage, m.Type, m.Offset, mr.TLVs+1)
+		}
+		typ, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:4]))
+		mr.TLVs++
+		switch {
+		case typ == 0:
+			mr.Messages++
+		case typ == 1 && n == 2:
+			switch binary.BigEndian.Uint16(b[4:6]) {
+			case 0:
+				mr.ErroredPDUs++
+			case 1:
+				mr.MessagesLost++
+			}
+		}
+		b = b[4+n:]
+	}
+	m.Mirroring = mr
+	return nil
 }
 
 func sortedCaps(m map[bgp.BGPCapabilityCode]bool) []bgp.BGPCapabilityCode {

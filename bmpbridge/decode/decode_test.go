@@ -26,7 +26,7 @@ func gpeer(flags uint8) *bmpgen.Peer {
 }
 
 func opens(addPath bool) (bmpgen.Open, bmpgen.Open) {
-	fams := []uint32{1<<16 | 1, 2<<16 | 1}
+	fams := []uint32{1<<8 | 1, 2<<8 | 1}
 	sent := bmpgen.Open{AS: 4200000001, HoldTime: 90, ID: routerI, Families: fams, FourOctet: true}
 	recv := bmpgen.Open{AS: 42009012, HoldTime: 30, ID: peerID, Families: fams, FourOctet: true}
 	if addPath {
@@ -93,6 +93,9 @@ func TestPeerUpAndRoutes(t *testing.T) {
 	}
 	if got := strings.Join(up.OCCapabilities, ","); got != "MPBGP,ROUTE_REFRESH,ASN32,ADD_PATHS" {
 		t.Errorf("OC capabilities = %s", got)
+	}
+	if got := strings.Join(up.Received.Families, ","); got != "IPV4_UNICAST,IPV6_UNICAST" {
+		t.Errorf("received OPEN's families = %s", got)
 	}
 	p := msgs[1].Peer
 	if p.AS != 42009012 || p.Address != "192.0.2.2" || p.NetworkInstance != "default" || p.RIB != "ADJ_RIB_IN_PRE" || !msgs[1].Time.Equal(t0) {

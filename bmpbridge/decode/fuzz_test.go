@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
 	"github.com/meshd/meshd/bmpbridge/bmpgen"
 )
 
@@ -48,6 +50,7 @@ func FuzzMessage(f *testing.F) {
 		f.Add(s[:n])
 		s = s[n:]
 	}
+	f.Add(bmpgen.AppendRouteMirroring(nil, gpeer(0), familyUpdate(f, bgp.RF_IPv4_VPN, familyCases()[2].nlri, peerV4, false), bmpgen.MirrorErroredPDU))
 	for _, tc := range familyCases() {
 		f.Add(bmpgen.AppendRouteMonitoringMsg(nil, gpeer(0), familyUpdate(f, tc.family, tc.nlri, tc.nh, false)))
 	}

@@ -21,7 +21,7 @@ type Daemon struct {
 	Dir  string // config, log and sockets
 	Conf string // config file path
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *SyncBuffer
 	t    testing.TB
 	args []string
 	bin  string
@@ -84,7 +84,7 @@ func (d *Daemon) Start() {
 		return
 	}
 	if d.log == nil {
-		d.log = &syncBuffer{}
+		d.log = &SyncBuffer{}
 	}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", d.NS.Name, d.bin}, d.args...)...)
 	cmd.Stdout, cmd.Stderr = d.log, d.log
@@ -133,19 +133,20 @@ func (d *Daemon) Log() string {
 	return d.log.String()
 }
 
-// syncBuffer is a buffer two pipes can write to at once.
-type syncBuffer struct {
+// SyncBuffer is a buffer several goroutines (or two pipes) can write to
+// at once.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
