@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,15 +49,31 @@ func WithTargets(names ...string) Option {
 	}
 }
 
+// WithTargetAddress says the gNMI target name is reached at the IP
+// address ip, so a BMP session from that address (whose sysName names no
+// target) is given that name. An address several targets share (targets
+// on one host, behind one NAT) names none of them.
+func WithTargetAddress(name string, ip netip.Addr) Option {
+	return func(b *Bridge) {
+		b.targets[name] = true
+		a := ip.Unmap().String()
+		if n, ok := b.targetAddrs[a]; ok && n != name {
+			name = ""
+		}
+		b.targetAddrs[a] = name
+	}
+}
+
 // Bridge accepts BMP sessions and feeds a Sink.
 type Bridge struct {
-	cfg     Config
-	core    Sink
-	log     *slog.Logger
-	reg     prometheus.Registerer
-	m       *metrics
-	targets map[string]bool
-	alias   map[string]string // sysName or address -> router name
+	cfg         Config
+	core        Sink
+	log         *slog.Logger
+	reg         prometheus.Registerer
+	m           *metrics
+	targets     map[string]bool
+	targetAddrs map[string]string // a target's IP address -> its name; "" when shared
+	alias       map[string]string // sysName or address -> router name
 
 	mu      sync.Mutex
 	routers map[string]*routerState
@@ -74,7 +91,7 @@ func New(core Sink, opts ...Option) (*Bridge, error) {
 	if core == nil {
 		return nil, errors.New("bmpbridge: nil sink")
 	}
-	b := &Bridge{core: core, log: slog.Default(), targets: map[string]bool{}, alias: map[string]string{},
+	b := &Bridge{core: core, log: slog.Default(), targets: map[string]bool{}, targetAddrs: map[string]string{}, alias: map[string]string{},
 		routers: map[string]*routerState{}, conns: map[net.Conn]string{}, m: newMetrics()}
 	for _, o := range opts {
 		o(b)
@@ -217,7 +234,8 @@ func (b *Bridge) Close() error {
 }
 
 // routerName resolves a BMP session's router name: an alias of its
-// sysName or address, a known target named like either, else the sysName,
+// sysName or address, a known target named like its sysName, the target
+// at its address, a target named like its address, else the sysName,
 // else the address.
 func (b *Bridge) routerName(sysName, addr string) string {
 	if n, ok := b.alias[sysName]; ok && sysName != "" {
@@ -228,6 +246,9 @@ func (b *Bridge) routerName(sysName, addr string) string {
 	}
 	if b.targets[sysName] && sysName != "" {
 		return sysName
+	}
+	if n := b.targetAddrs[addr]; n != "" {
+		return n
 	}
 	if b.targets[addr] {
 		return addr

@@ -188,7 +188,8 @@ func TestSkippedFamilies(t *testing.T) {
 }
 
 // TestRouterIdentity: a session is named by an alias of its sysName, then
-// of its source address, then by a known target equal to either, else by
+// of its source address, then by a known target named like its sysName,
+// the target at its address, a target named like its address, else by
 // its sysName, else by its address. The rig's sessions come from
 // 127.0.0.1 and the rig knows the target edge1.
 func TestRouterIdentity(t *testing.T) {
@@ -196,11 +197,16 @@ func TestRouterIdentity(t *testing.T) {
 		name    string
 		aliases map[string][]string
 		targets []string
+		at      []string // targets whose gNMI address is 127.0.0.1
 		sysName string
 		want    string
 	}{
 		{name: "address alias", aliases: map[string][]string{"core9": {"127.0.0.1"}}, sysName: "no-such-target", want: "core9"},
 		{name: "sysName alias before address alias", aliases: map[string][]string{"core9": {"127.0.0.1"}, "core8": {"sys8"}}, sysName: "sys8", want: "core8"},
+		{name: "target at the address", at: []string{"edge7"}, sysName: "no-such-target", want: "edge7"},
+		{name: "address two targets share", at: []string{"edge7", "edge8"}, sysName: "no-such-target", want: "no-such-target"},
+		{name: "target named by the sysName before the target at the address", at: []string{"edge7"}, sysName: "edge1", want: "edge1"},
+		{name: "address alias before the target at the address", aliases: map[string][]string{"core9": {"127.0.0.1"}}, at: []string{"edge7"}, sysName: "x", want: "core9"},
 		{name: "target named by the address", targets: []string{"127.0.0.1"}, sysName: "no-such-target", want: "127.0.0.1"},
 		{name: "target named by the sysName", targets: []string{"127.0.0.1"}, sysName: "edge1", want: "edge1"},
 		{name: "unknown sysName", sysName: "stranger", want: "stranger"},
@@ -208,7 +214,11 @@ func TestRouterIdentity(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, Config{Aliases: tc.aliases}, WithTargets(tc.targets...))
+			opts := []Option{WithTargets(tc.targets...)}
+			for _, name := range tc.at {
+				opts = append(opts, WithTargetAddress(name, netip.MustParseAddr("::ffff:127.0.0.1")))
+			}
+			r := newRig(t, Config{Aliases: tc.aliases}, opts...)
 			c := r.send(t, bmpgen.AppendInitiation(nil, tc.sysName, "unit test"))
 			defer c.Close()
 			waitFor(t, "router "+tc.want, func() bool { return r.val(tc.want, change.MeshdRouterPath("name")).GetStringVal() == tc.want })

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"sync"
@@ -89,12 +91,23 @@ func run(ctx context.Context, cfg *config.Config) error {
 	}
 
 	if len(cfg.BMP.Listen) > 0 {
-		targets := make([]string, 0, len(cfg.GNMI.Targets))
-		for name := range cfg.GNMI.Targets {
-			targets = append(targets, name)
+		bopts := []bmpbridge.Option{bmpbridge.WithConfig(cfg.BMP), bmpbridge.WithLogger(log.With("part", "bmp")), bmpbridge.WithRegisterer(reg)}
+		for name, t := range cfg.GNMI.Targets {
+			bopts = append(bopts, bmpbridge.WithTargets(name))
+			// A router exporting BMP from the address meshd reaches its
+			// gNMI at joins its gNMI record whatever its sysName. (A host
+			// name is not resolved: give the router an alias instead.)
+			addr := t.Address
+			if addr == "" {
+				addr = name
+			}
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				if ip, err := netip.ParseAddr(host); err == nil {
+					bopts = append(bopts, bmpbridge.WithTargetAddress(name, ip))
+				}
+			}
 		}
-		br, err := bmpbridge.New(core, bmpbridge.WithConfig(cfg.BMP), bmpbridge.WithLogger(log.With("part", "bmp")),
-			bmpbridge.WithRegisterer(reg), bmpbridge.WithTargets(targets...))
+		br, err := bmpbridge.New(core, bopts...)
 		if err != nil {
 			return err
 		}
