@@ -127,6 +127,7 @@ func (s *session) run(ctx context.Context) {
 		// Whatever ended the session, its values no longer have a live
 		// source behind them.
 		s.c.merger.ReleaseSource(s.t.Name, change.SourceGNMI)
+		s.c.merger.ReleaseSource(s.t.Name, change.SourceProbe)
 		if ctx.Err() != nil {
 			return
 		}

@@ -106,7 +106,11 @@ type Config struct {
 	OnEvent func(change.Event)
 	// OnSample receives each sample (library use and tests).
 	OnSample func(Sample)
-	Logger   *slog.Logger
+	// OnSessionChange is called when the wire shows a session changing:
+	// an OPEN or a NOTIFICATION, or its connection closed. It must not
+	// block (bgpstate.Poller.Poke).
+	OnSessionChange func()
+	Logger          *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -300,6 +304,13 @@ func (a *Agent) onEvent(e *match.Event) {
 					p.st.KeepalivesReceived++
 				}
 			}
+		}
+		if (e.MsgTyp == 1 || e.MsgTyp == 3) && a.cfg.OnSessionChange != nil {
+			a.cfg.OnSessionChange()
+		}
+	case match.FlowEnd:
+		if a.cfg.OnSessionChange != nil {
+			a.cfg.OnSessionChange()
 		}
 	case match.Sample:
 		p := a.peerOf(e.Flow, e.Dir)

@@ -130,11 +130,13 @@ func TestFixtures(t *testing.T) {
 			var got []int64
 			var hop []change.Event
 			var jsonOut bytes.Buffer
+			sessionChanges := 0
 			cfg := Config{
 				Router: "r1", Pcap: filepath.Join("testdata", fx.file), LocalAddrs: []netip.Addr{fx.a.Addr()},
-				OnSample: func(s Sample) { got = append(got, int64(s.RTT)) },
-				OnEvent:  func(e change.Event) { hop = append(hop, e) },
-				JSON:     &jsonOut,
+				OnSample:        func(s Sample) { got = append(got, int64(s.RTT)) },
+				OnEvent:         func(e change.Event) { hop = append(hop, e) },
+				OnSessionChange: func() { sessionChanges++ },
+				JSON:            &jsonOut,
 			}
 			final, err := FromPcap(context.Background(), cfg)
 			if err != nil {
@@ -161,6 +163,10 @@ func TestFixtures(t *testing.T) {
 			// 2 OPEN + 22 KEEPALIVE + 1 UPDATE.
 			if p.MessagesSeen != 25 {
 				t.Errorf("messages %d, want 25", p.MessagesSeen)
+			}
+			// The two OPENs (an UPDATE or a KEEPALIVE is no session change).
+			if sessionChanges != 2 {
+				t.Errorf("%d session changes seen on the wire, want 2", sessionChanges)
 			}
 			if p.Min != 2*ms || p.Max != 19*ms || p.P50 != 13*ms || p.Last != 19*ms {
 				t.Errorf("window %+v", p.Summary)
@@ -238,4 +244,36 @@ func TestChanges(t *testing.T) {
 	if cs := Changes("r1", "default", netip.MustParseAddr("192.0.2.2"), st, time.Unix(1, 0), true); len(cs) >= len(byLeaf) {
 		t.Errorf("counter-only update has %d leaves", len(cs))
 	}
+}
+
+// The probe tells its BGP poller to look again when the wire shows a
+// session changing: a NOTIFICATION, an OPEN, a reset connection; not a
+// KEEPALIVE or an UPDATE.
+func TestSessionChangeOnTheWire(t *testing.T) {
+	a, b := netip.MustParseAddrPort("192.0.2.1:179"), netip.MustParseAddrPort("192.0.2.2:50000")
+	s := synth.NewSession(a, b, packet.LinkEthernet)
+	t0 := int64(1_700_000_000 * 1e9)
+	var steps []string
+	changes := 0
+	ag := New(Config{Router: "r1", LocalAddrs: []netip.Addr{a.Addr()}, OnSessionChange: func() { changes++ }}, false)
+	feed := func(what string, want int) {
+		t.Helper()
+		for _, f := range s.Frames {
+			ag.Handle(&capture.Frame{Data: f.Data, Time: f.Time, Link: packet.LinkEthernet})
+		}
+		s.Frames = s.Frames[:0]
+		steps = append(steps, what)
+		if changes != want {
+			t.Fatalf("after %v: %d session changes, want %d", steps, changes, want)
+		}
+	}
+	s.Segment(0, t0, synth.Keepalive())
+	s.Ack(1, t0+ms)
+	s.Segment(1, t0+2*ms, synth.Update(40))
+	feed("keepalive and update", 0)
+	s.Segment(1, t0+3*ms, synth.Message(3, 2)) // Cease
+	feed("notification", 1)
+	s.Frames = append(s.Frames, synth.Frame{Time: t0 + 4*ms,
+		Data: synth.Seg{Src: a, Dst: b, Seq: s.Seq(0), Flags: packet.FlagRST, TTL: 64}.Frame(packet.LinkEthernet)})
+	feed("reset", 2)
 }

@@ -210,6 +210,23 @@ func TestLab(t *testing.T) {
 		}
 		return up == 24
 	})
+	// Each session is seen by all three sources: the router's BMP export,
+	// its gNMI view (the probe's --bgp) and the probe's RTT.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var partial []string
+		for k, r := range e.rows() {
+			if r.Sources != "bmp,gnmi,probe" {
+				partial = append(partial, k+" ("+r.Sources+")")
+			}
+		}
+		if len(partial) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			slices.Sort(partial)
+			t.Fatalf("sessions not seen by all of BMP, gNMI and the probe: %s", strings.Join(partial, "; "))
+		}
+	}
 
 	t.Run("quiet", func(t *testing.T) {
 		start := time.Now()
@@ -289,6 +306,9 @@ func TestLab(t *testing.T) {
 		if math.Abs(least-want) > 200 {
 			t.Errorf("least RTT %.1f µs, want %.1f µs ± 0.2 ms", least, want)
 		}
+		// The samples reach InfluxDB too, with the delay in them.
+		q := fmt.Sprintf(`SELECT count("rtt_us") FROM "bgp_keepalive" WHERE "router" = 'r1' AND "neighbor" = '10.100.1.2' AND "rtt_us" > %f AND `, want-200) + sinceQ(start)
+		testenv.WaitFor(t, 5*time.Second, "the delayed RTT samples in InfluxDB", func() bool { return e.influxCount(q) > 0 })
 	})
 
 	t.Run("down", func(t *testing.T) {
@@ -318,6 +338,8 @@ func TestLab(t *testing.T) {
 		waitDetect(t, 3*time.Second+2*time.Second, "loss r5 r1 as probe loss", start, func() bool {
 			return e.rows()[r1r5].Losses > before
 		})
+		q := fmt.Sprintf(`SELECT max("loss") FROM "bgp_keepalive" WHERE "router" = 'r1' AND "neighbor" = '10.100.5.1' AND "loss" > %d AND `, before) + sinceQ(start)
+		testenv.WaitFor(t, 5*time.Second, "loss r5 r1 in InfluxDB", func() bool { return e.influxCount(q) > 0 })
 	})
 
 	t.Run("reroute", func(t *testing.T) {

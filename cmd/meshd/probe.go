@@ -181,6 +181,7 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 		}
 	}
 	if poller != nil {
+		cfg.OnSessionChange = poller.Poke
 		go func() { _ = poller.Run(ctx) }()
 	}
 	return probe.Run(ctx, cfg)

@@ -118,10 +118,22 @@ func (c *ctx) emit(elems []*gpb.PathElem, v *gpb.TypedValue) {
 	} else {
 		p = &gpb.Path{Elem: elems}
 	}
+	src := c.src
+	if src == change.SourceGNMI && isProbeLeaf(elems) {
+		// The keepalive probe's measurements, collected over gNMI, are
+		// the probe's: the verdict says which sources saw a session.
+		src = change.SourceProbe
+	}
 	c.res.Changes = append(c.res.Changes, change.Change{
-		Router: c.router, Path: p, Value: v, Time: c.ts, Source: c.src,
+		Router: c.router, Path: p, Value: v, Time: c.ts, Source: src,
 	})
 	c.res.Leaves++
+}
+
+// isProbeLeaf reports whether elems is under meshd's probe container,
+// /meshd/network-instances/network-instance/neighbors/neighbor/probe.
+func isProbeLeaf(elems []*gpb.PathElem) bool {
+	return len(elems) > 5 && elems[5].GetName() == "probe" && elems[0].GetName() == "meshd"
 }
 
 // join is join with the result taken from the slab while it lasts.

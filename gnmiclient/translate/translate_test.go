@@ -321,3 +321,28 @@ func fmtValue(v *gpb.TypedValue) string {
 	}
 	return fmt.Sprintf("%T", v.GetValue())
 }
+
+// Leaves under meshd's probe container are the probe's measurements, even
+// collected over gNMI; everything else a target sends is its gNMI data.
+func TestProbeLeavesAreTheProbes(t *testing.T) {
+	tr := newTranslator(t)
+	for _, tc := range []struct {
+		path *gpb.Path
+		want change.Source
+	}{
+		{change.MeshdNeighborPath("default", "192.0.2.1", "probe", "state", "rtt-last"), change.SourceProbe},
+		{&gpb.Path{Origin: "meshd", Elem: change.MeshdNeighborPath("default", "192.0.2.1", "probe", "state", "hops").GetElem()}, change.SourceProbe},
+		{change.MeshdNeighborPath("default", "192.0.2.1", "bmp", "state", "up-count"), change.SourceGNMI},
+		{change.NeighborPath("default", "192.0.2.1", "state", "peer-as"), change.SourceGNMI},
+	} {
+		var res Result
+		n := &gpb.Notification{Update: []*gpb.Update{{Path: tc.path, Val: change.Uint(1)}}}
+		tr.Notification("r", n, change.SourceGNMI, time.Now(), &res)
+		if len(res.Changes) != 1 {
+			t.Fatalf("%s: %d changes (unknown %v, err %v)", change.PathKey(tc.path), len(res.Changes), res.Unknown, res.Err)
+		}
+		if got := res.Changes[0].Source; got != tc.want {
+			t.Errorf("%s: source %v, want %v", change.PathKey(tc.path), got, tc.want)
+		}
+	}
+}

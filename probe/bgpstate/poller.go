@@ -105,6 +105,7 @@ type Poller struct {
 	served   map[string]served // PathKey → last published leaf
 	nbrs     map[string]nbrRef // neighbor PathKey → its path
 	failures int
+	poke     chan struct{}
 }
 
 type served struct {
@@ -142,7 +143,7 @@ func NewPoller(cfg Config, r Reader, router string, publish func([]change.Change
 		return nil, errors.New("bgpstate: a reader and a publish function are required")
 	}
 	p := &Poller{cfg: cfg, r: r, router: router, publish: publish, log: slog.Default(),
-		m: newMetrics(), served: map[string]served{}, nbrs: map[string]nbrRef{}}
+		m: newMetrics(), served: map[string]served{}, nbrs: map[string]nbrRef{}, poke: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(p)
 	}
@@ -155,16 +156,52 @@ func NewPoller(cfg Config, r Reader, router string, publish func([]change.Change
 	return p, nil
 }
 
-// Run polls until ctx ends.
+// Poke asks for a poll soon, out of turn: the probe calls it when the wire
+// shows a session changing (an OPEN, a NOTIFICATION, a connection
+// closed), so a reset is served within a fraction of a second rather than
+// at the next interval. It never blocks; pokes close together make one
+// poll.
+func (p *Poller) Poke() {
+	select {
+	case p.poke <- struct{}{}:
+	default:
+	}
+}
+
+// pokeSettle is how long a poke waits before polling: the daemon has seen
+// the message the probe saw at about the same time, and needs a moment to
+// act on it. A second poll follows pokeFollow later, for the state the
+// session settles in (a reset session comes back up).
+const (
+	pokeSettle = 100 * time.Millisecond
+	pokeFollow = time.Second
+)
+
+// Run polls every interval, and soon after a Poke, until ctx ends.
 func (p *Poller) Run(ctx context.Context) error {
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
+	var follow <-chan time.Time
 	for {
 		_ = p.Poll(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-follow:
+			follow = nil
+		case <-p.poke:
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(pokeSettle):
+			}
+			select { // pokes while settling are this poll's too
+			case <-p.poke:
+			default:
+			}
+			follow = time.After(pokeFollow)
+			p.m.pokes.Inc()
 		}
 	}
 }
@@ -264,6 +301,7 @@ type metrics struct {
 	duration  prometheus.Histogram
 	neighbors prometheus.Gauge
 	leaves    prometheus.Counter
+	pokes     prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -281,11 +319,14 @@ func newMetrics() *metrics {
 		leaves: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meshd_probe_bgp_leaf_changes_total", Help: "OpenConfig leaves published (changed or deleted) from the daemon's state.",
 		}),
+		pokes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshd_probe_bgp_poked_polls_total", Help: "Polls made out of turn because the wire showed a session changing.",
+		}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.polls, m.duration, m.neighbors, m.leaves} {
+	for _, c := range []prometheus.Collector{m.polls, m.duration, m.neighbors, m.leaves, m.pokes} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,4 +136,49 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v: err %v, want prefix %q", tc.cfg, err, tc.want)
 		}
 	}
+}
+
+type countingReader struct{ n atomic.Int64 }
+
+func (c *countingReader) Neighbors(context.Context) ([]Neighbor, error) {
+	c.n.Add(1)
+	return nil, nil
+}
+
+// A poke polls out of turn, soon and then once more a moment later;
+// pokes close together make one poll. (The interval here is an hour, so
+// any poll after the first is the poke's.)
+func TestPoke(t *testing.T) {
+	cr := &countingReader{}
+	reg := prometheus.NewRegistry()
+	p, err := NewPoller(Config{Daemon: "gobgp", Interval: time.Hour}, cr, "r1", func([]change.Change) {}, WithRegisterer(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { _ = p.Run(ctx); close(done) }()
+	waitPolls := func(n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); cr.n.Load() < n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d polls, want %d", cr.n.Load(), n)
+			}
+		}
+	}
+	waitPolls(1) // Run's first
+	for range 5 {
+		p.Poke()
+	}
+	waitPolls(3) // the poke's, then its follow-up
+	time.Sleep(pokeSettle + pokeFollow)
+	if n := cr.n.Load(); n != 3 {
+		t.Errorf("%d polls after five pokes at once, want 3", n)
+	}
+	if got := testutil.ToFloat64(p.m.pokes); got != 1 {
+		t.Errorf("poked polls = %v, want 1", got)
+	}
+	cancel()
+	<-done
 }
