@@ -72,7 +72,7 @@ func TestIntegrationProbeAgent(t *testing.T) {
 	}, core)
 	waitFor(t, 10*time.Second, "probe leaves in the merge core", func() bool {
 		v, _, src, ok := core.Leaf("r1", change.MeshdNeighborPath("default", "192.0.2.2", "probe", "state", "samples"))
-		return ok && v.GetUintVal() > 0 && src == change.SourceGNMI
+		return ok && v.GetUintVal() > 0 && src == change.SourceProbe // the probe's, though collected over gNMI
 	})
 	core.View("r1", func(_ *oc.Root, m *mygot.Root) {
 		p := m.GetMeshd().GetNetworkInstance("default").GetNeighbor("192.0.2.2").GetProbe()
