@@ -25,7 +25,7 @@ func newMetrics(queue, bytes func() float64) *metrics {
 		pointsSpooled: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_points_spooled_total", Help: "Points encoded and appended to the spool."}),
 		pointsWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_points_written_total", Help: "Points InfluxDB acknowledged."}),
 		pointsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_influx_points_dropped_total", Help: "Points lost, by reason: spool_full (drop-oldest), rejected (HTTP 400 from InfluxDB), spool_error (the spool could not be written)."}, []string{"reason"}),
-		batches:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_influx_batches_total", Help: "Write requests by result: ok, retry (5xx, timeout, network), rejected (400), refused (401/403/404)."}, []string{"result"}),
+		batches:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_influx_batches_total", Help: "Write requests by result: ok, retry (5xx, timeout, network), rejected (400, 422, a single point over the body limit), refused (401/403/404), split (413: written again in halves)."}, []string{"result"}),
 		retries:       prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_write_retries_total", Help: "Write requests retried after a failure."}),
 		latency:       prometheus.NewHistogram(prometheus.HistogramOpts{Name: "meshd_influx_write_duration_seconds", Help: "Duration of write requests.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}),
 		queuePoints:   prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshd_influx_queue_points", Help: "Points spooled and not yet acknowledged by InfluxDB."}, queue),

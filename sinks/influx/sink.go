@@ -474,7 +474,8 @@ func (s *Sink) writeLoop(ctx context.Context) {
 
 // maxRequestBytes bounds one write request's body (plus at most one
 // spool record, <= 1 MiB): InfluxDB 1.8 refuses bodies over its
-// max-body-size (25 MB by default) with 413, which no retry can fix.
+// max-body-size (25 MB by default) with 413. One set lower still is met
+// by writing a refused batch in halves (see write).
 const maxRequestBytes = 8 << 20
 
 // errRejected marks a batch InfluxDB will never take (bad data).
@@ -514,7 +515,39 @@ func (s *Sink) write(ctx context.Context, b spool.Batch) error {
 		s.m.up.Set(1)
 		return nil
 	}
+	var he *ihttp.Error
+	if errors.As(err, &he) && he.StatusCode == http.StatusRequestEntityTooLarge {
+		// This InfluxDB takes smaller bodies (its max-body-size) than
+		// meshd sends: write the batch in halves, split again as needed,
+		// so only a single point larger than the limit is lost. A retry
+		// after the first half landed rewrites it, which the points'
+		// own timestamps make harmless.
+		if first, second, ok := halves(b); ok {
+			s.m.batches.WithLabelValues("split").Inc()
+			if err := s.write(ctx, first); err != nil {
+				return err
+			}
+			return s.write(ctx, second)
+		}
+	}
 	return s.classify(err, b.Points)
+}
+
+// halves cuts a batch's lines into two batches of about half its bytes
+// each; ok is false when it is a single line.
+func halves(b spool.Batch) (first, second spool.Batch, ok bool) {
+	mid := len(b.Data) / 2
+	cut := -1
+	if i := bytes.IndexByte(b.Data[mid:], '\n'); i >= 0 && mid+i+1 < len(b.Data) {
+		cut = mid + i + 1
+	} else if j := bytes.LastIndexByte(b.Data[:mid], '\n'); j >= 0 {
+		cut = j + 1
+	}
+	if cut <= 0 {
+		return first, second, false
+	}
+	n := bytes.Count(b.Data[:cut], []byte{'\n'})
+	return spool.Batch{Data: b.Data[:cut], Points: n}, spool.Batch{Data: b.Data[cut:], Points: b.Points - n}, true
 }
 
 type gzipBuf struct {

@@ -48,6 +48,9 @@ type writeProxy struct {
 	faults []fault
 	mu     sync.Mutex
 	writes []seenWrite
+	// maxBody, when set, answers 413 to larger write bodies, as influxd
+	// with a small max-body-size does.
+	maxBody int
 }
 
 type holdKey struct{}
@@ -103,6 +106,8 @@ func (p *writeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.writes = append(p.writes, seenWrite{r.Header.Get("Content-Encoding"), bytes.HasPrefix(body, []byte{0x1f, 0x8b})})
 	p.mu.Unlock()
 	switch {
+	case p.maxBody > 0 && len(body) > p.maxBody:
+		http.Error(w, "Request Entity Too Large", http.StatusRequestEntityTooLarge)
 	case f.status != 0:
 		if f.retryAfter != "" {
 			w.Header().Set("Retry-After", f.retryAfter)
@@ -344,5 +349,42 @@ func TestPeriodicSnapshot(t *testing.T) {
 	// The change itself, at its own time, is there too.
 	if _, all := rowsNS(t, in, "snap", `SELECT "established" FROM "bgp_neighbor"`); len(all) != len(vals)+1 {
 		t.Errorf("%d points in all, want the change plus %d snapshots", len(all), len(vals))
+	}
+}
+
+// TestWriteBodyTooLarge: an InfluxDB whose max-body-size is below meshd's
+// batches gets each refused batch again in halves, split until it fits,
+// and every point arrives; a single point over the limit is dropped and
+// counted.
+func TestWriteBodyTooLarge(t *testing.T) {
+	in := testenv.StartInfluxd(t)
+	p := startProxy(t, in.URL)
+	p.maxBody = 16 << 10
+	reg, sub, stop := startSink(t, testConfig(t, p.URL, "small_bodies"), 8)
+	at := time.Now().Add(-time.Hour)
+	const total = 3000
+	for i := 0; i < total; i += 500 {
+		sub.ch <- change.Batch{Events: routeEvents("r1", i, 500, at.Add(time.Duration(i)*time.Second))}
+	}
+	huge := routeEvents("r2", 0, 1, at)
+	huge[0].Route.ASPath = strings.Repeat("64512 ", 4000) // one line of ~24 KB
+	sub.ch <- change.Batch{Events: huge}
+	testenv.WaitFor(t, 20*time.Second, "every point written", func() bool {
+		return metric(t, reg, "meshd_influx_points_written_total", "") == total
+	})
+	testenv.WaitFor(t, 10*time.Second, "the oversized point dropped", func() bool {
+		return metric(t, reg, "meshd_influx_points_dropped_total", "rejected") == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, in, "small_bodies", mBMPRoute, "prefix"); got != total {
+		t.Errorf("points in influxd %d, want %d", got, total)
+	}
+	if n := metric(t, reg, "meshd_influx_batches_total", "split"); n == 0 {
+		t.Error("no batch was split, so the test proved nothing: make the limit smaller")
+	}
+	if r := metric(t, reg, "meshd_influx_write_retries_total", ""); r != 0 {
+		t.Errorf("413 retried %v times", r)
 	}
 }
