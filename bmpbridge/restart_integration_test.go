@@ -147,7 +147,7 @@ func TestGobgpdBMPRestartAddPathLocRIB(t *testing.T) {
 		t.Errorf("routes after stale-timeout = %d, want 3", n)
 	}
 	if n := h.countEvents(change.EventPeerDown, nil); n != 0 {
-		t.Errorf("peer_down events = %d, want 0", n)
+		t.Errorf("peer_down events = %d, want 0: %+v", n, h.allEvents())
 	}
 	onlyPeer()
 }
@@ -155,4 +155,76 @@ func TestGobgpdBMPRestartAddPathLocRIB(t *testing.T) {
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// TestFRRBMPRestart: FRR's BMP session to meshd is cut; FRR reconnects and
+// sends its monitored tables again. Every route is announced once across
+// both sessions, the re-send is counted as duplicates, the counters and
+// the neighbor's transitions are unchanged, and nothing is expired.
+func TestFRRBMPRestart(t *testing.T) {
+	a := testenv.NewNetns(t, "frrra")
+	bns := testenv.NewNetns(t, "frrrb")
+	testenv.Veth(t, a, bns, []string{"10.0.5.1/30"}, []string{"10.0.5.2/30"})
+	h := newHarness(t, a, bmpbridge.Config{StaleTimeout: 3 * time.Second})
+	testenv.StartFRR(t, a, fmt.Sprintf(`frr defaults traditional
+hostname frr-ra
+!
+router bgp 4200000031
+ bgp router-id 10.0.5.1
+ no bgp ebgp-requires-policy
+ neighbor 10.0.5.2 remote-as 4200000032
+ neighbor 10.0.5.2 timers 3 9
+ neighbor 10.0.5.2 timers connect 1
+ address-family ipv4 unicast
+  neighbor 10.0.5.2 soft-reconfiguration inbound
+ exit-address-family
+ !
+ bmp targets meshd
+  bmp connect %s port %d min-retry 100 max-retry 1000
+  bmp monitor ipv4 unicast pre-policy
+ exit
+!
+`, h.ip, h.port))
+	spkB := testenv.StartGobgpd(t, bns, gobgpdConf(4200000032, "10.0.5.2", "10.0.5.1", 4200000031, "", 0, ""))
+	const router, peer = "frr-ra", "10.0.5.2"
+	testenv.WaitFor(t, 40*time.Second, "FRR's neighbor ESTABLISHED in the core", func() bool {
+		return h.value(router, nbr("default", peer, "state/session-state")) == "ESTABLISHED"
+	})
+	for _, p := range []string{"10.96.0.0/24", "10.96.1.0/24", "10.96.2.0/24"} {
+		spkB.Gobgp(t, "global", "rib", "add", p)
+	}
+	testenv.WaitFor(t, 20*time.Second, "3 routes pre-policy", func() bool {
+		return h.bridge.RouteCount(router, "default", peer, "ADJ_RIB_IN_PRE") == 3
+	})
+	ribs := "/meshd/network-instances/network-instance[name=default]/neighbors/neighbor[neighbor-address=" + peer + "]/bmp/ribs/rib[view=ADJ_RIB_IN_PRE]/state/"
+	testenv.WaitFor(t, 5*time.Second, "3 announce events", func() bool {
+		return h.countEvents(change.EventRoute, func(e change.Event) bool { return e.Route.Action == change.Announce }) == 3
+	})
+	annBefore, transBefore := h.value(router, ribs+"announcements"), h.value(router, nbr("default", peer, "state/established-transitions"))
+	ups := h.countEvents(change.EventRouterUp, nil)
+	// FRR may have reported a collided first connection as a Peer Down.
+	downs := h.countEvents(change.EventPeerDown, nil)
+
+	if n := h.bridge.Disconnect(router); n != 1 {
+		t.Fatalf("Disconnect closed %d sessions, want 1", n)
+	}
+	testenv.WaitFor(t, 20*time.Second, "FRR's second BMP session", func() bool { return h.countEvents(change.EventRouterUp, nil) == ups+1 })
+	testenv.WaitFor(t, 20*time.Second, "the re-send counted as 3 duplicates", func() bool { return h.value(router, ribs+"duplicates") == "3" })
+	// Past stale-timeout: the re-sent routes were not expired.
+	time.Sleep(4 * time.Second)
+	if n := h.bridge.RouteCount(router, "default", peer, "ADJ_RIB_IN_PRE"); n != 3 {
+		t.Errorf("routes after the restart and stale-timeout = %d, want 3", n)
+	}
+	if n := h.countEvents(change.EventRoute, nil); n != 3 {
+		t.Errorf("route events = %d across both sessions, want 3; events:\n%s", n, h.dumpRoutes())
+	}
+	if got := h.value(router, ribs+"announcements"); got != annBefore {
+		t.Errorf("announcements = %s after the re-send, want %s", got, annBefore)
+	}
+	if got := h.value(router, nbr("default", peer, "state/established-transitions")); got != transBefore {
+		t.Errorf("established-transitions = %s after the re-send, want %s", got, transBefore)
+	}
+	if n := h.countEvents(change.EventPeerDown, nil) - downs; n != 0 {
+		t.Errorf("peer_down events since the restart = %d, want 0", n)
+	}
 }
