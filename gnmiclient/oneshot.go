@@ -65,7 +65,7 @@ func Subscribe(ctx context.Context, t *Target, sub *Subscription, polls int, int
 	if err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	if err := stream.Send(req); err != nil {
+	if err := sendStatus(stream, req); err != nil {
 		return fmt.Errorf("subscribe request: %w", err)
 	}
 	mode := req.GetSubscribe().GetMode()
@@ -105,7 +105,7 @@ func Subscribe(ctx context.Context, t *Target, sub *Subscription, polls int, int
 					return nil
 				case <-time.After(interval):
 				}
-				if err := stream.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
+				if err := sendStatus(stream, &gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
 					return fmt.Errorf("poll: %w", err)
 				}
 			}
@@ -120,4 +120,17 @@ func fillOneShot(t *Target) {
 	if t.Timeout == 0 {
 		t.Timeout = 10 * time.Second
 	}
+}
+
+// sendStatus is stream.Send with the server's status in place of io.EOF: a
+// server that ended the stream before taking the request (refusing the
+// credentials, say) tells why only through Recv, and "EOF" would hide it.
+func sendStatus(stream gpb.GNMI_SubscribeClient, req *gpb.SubscribeRequest) error {
+	err := stream.Send(req)
+	if errors.Is(err, io.EOF) {
+		if _, rerr := stream.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
+			return rerr
+		}
+	}
+	return err
 }

@@ -176,7 +176,7 @@ func (s *session) once(ctx context.Context, log *slog.Logger) (synced bool, err 
 	if err != nil {
 		return false, fmt.Errorf("subscribe: %w", err)
 	}
-	if err := stream.Send(s.req); err != nil {
+	if err := sendStatus(stream, s.req); err != nil {
 		return false, fmt.Errorf("subscribe request: %w", err)
 	}
 	s.mu.Lock()
