@@ -88,12 +88,15 @@ through its gRPC API) and serves its neighbors' state as OpenConfig leaves
 
 // check refuses flags that cannot work together, before anything starts:
 // the checks a deployment's command line (the containerlab twin's, say)
-// must pass.
+// must pass. It fills in what the flags leave to defaults.
 func (f *probeFlags) check() error {
+	f.cfg.LocalAddrs = f.cfg.LocalAddrs[:0]
 	for _, s := range f.locals {
-		if _, err := netip.ParseAddr(s); err != nil {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
 			return fmt.Errorf("--local %q: %w", s, err)
 		}
+		f.cfg.LocalAddrs = append(f.cfg.LocalAddrs, a)
 	}
 	f.bgp.SetDefaults()
 	if err := f.bgp.Validate(); err != nil {
@@ -113,9 +116,6 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 		return err
 	}
 	cfg := f.cfg
-	for _, s := range f.locals {
-		cfg.LocalAddrs = append(cfg.LocalAddrs, netip.MustParseAddr(s))
-	}
 	if f.json {
 		cfg.JSON = cmd.OutOrStdout()
 	}

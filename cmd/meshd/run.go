@@ -97,14 +97,10 @@ func run(ctx context.Context, cfg *config.Config) error {
 			// A router exporting BMP from the address meshd reaches its
 			// gNMI at joins its gNMI record whatever its sysName. (A host
 			// name is not resolved: give the router an alias instead.)
-			addr := t.Address
-			if addr == "" {
-				addr = name
-			}
-			if host, _, err := net.SplitHostPort(addr); err == nil {
-				if ip, err := netip.ParseAddr(host); err == nil {
-					bopts = append(bopts, bmpbridge.WithTargetAddress(name, ip))
-				}
+			// config.Load filled in and checked the host:port.
+			host, _, _ := net.SplitHostPort(t.Address)
+			if ip, err := netip.ParseAddr(host); err == nil {
+				bopts = append(bopts, bmpbridge.WithTargetAddress(name, ip))
 			}
 		}
 		br, err := bmpbridge.New(core, bopts...)

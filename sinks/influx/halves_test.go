@@ -13,7 +13,7 @@ func TestHalves(t *testing.T) {
 		first, second string
 		ok            bool
 	}{
-		{"a 1\nb 2\nc 3\nd 4\n", "a 1\nb 2\nc 3\n", "d 4\n", true},
+		{"a 1\nb 2\nc 3\nd 4\n", "a 1\nb 2\n", "c 3\nd 4\n", true},
 		{"a 1\nb 2\n", "a 1\n", "b 2\n", true},
 		{"long line number one\nb\n", "long line number one\n", "b\n", true},
 		{"a\nlong line number two\n", "a\n", "long line number two\n", true},

@@ -534,16 +534,11 @@ func (s *Sink) write(ctx context.Context, b spool.Batch) error {
 }
 
 // halves cuts a batch's lines into two batches of about half its bytes
-// each; ok is false when it is a single line.
+// each (the cut as flush makes it, wholeLines); ok is false when it is a
+// single line.
 func halves(b spool.Batch) (first, second spool.Batch, ok bool) {
-	mid := len(b.Data) / 2
-	cut := -1
-	if i := bytes.IndexByte(b.Data[mid:], '\n'); i >= 0 && mid+i+1 < len(b.Data) {
-		cut = mid + i + 1
-	} else if j := bytes.LastIndexByte(b.Data[:mid], '\n'); j >= 0 {
-		cut = j + 1
-	}
-	if cut <= 0 {
+	cut := wholeLines(b.Data, len(b.Data)/2)
+	if cut >= len(b.Data) {
 		return first, second, false
 	}
 	n := bytes.Count(b.Data[:cut], []byte{'\n'})
