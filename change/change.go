@@ -65,7 +65,7 @@ type Change struct {
 type Update struct {
 	Router string
 	Path   *gpb.Path
-	Key    string // canonical string form of Path, see PathKey
+	Key    string // canonical string form of Path (PathKey), or empty: the merge core fills it in for consumers that ask (merge.WithKeys)
 	Value  *gpb.TypedValue
 	Time   time.Time
 	Source Source

@@ -15,7 +15,7 @@ import (
 // order they were applied, the copy ends equal to the core's snapshot.
 func TestPerRouterOrder(t *testing.T) {
 	c := newCore(t)
-	sub := c.Subscribe("replay", 1<<16)
+	sub := c.Subscribe("replay", 1<<16, WithKeys())
 	replica := map[string]map[string]string{} // router -> key -> value
 	done := make(chan struct{})
 	var lost uint64

@@ -57,6 +57,7 @@ type Core struct {
 
 	subMu sync.RWMutex
 	subs  []*Subscription
+	keys  atomic.Bool // a consumer wants Update.Key (WithKeys)
 
 	m *metrics
 }
@@ -92,9 +93,13 @@ type nbrID struct{ ni, addr string }
 
 // nbrInfo keeps what the verdict needs without scanning the leaves.
 type nbrInfo struct {
-	leaves   int
-	lastSeen [8]int64  // by change.Source, Unix ns, 0 for never
-	verdict  time.Time // when the verdict was last computed
+	leaves int
+	// The neighbor's network-instance and neighbor elements, as a source
+	// sent them, for the verdict's paths (see verdictPath); nil until a
+	// path with elements of the shape needed comes.
+	niElem, nbrElem *gnmi.PathElem
+	lastSeen        [8]int64  // by change.Source, Unix ns, 0 for never
+	verdict         time.Time // when the verdict was last computed
 }
 
 // verdictLeaves are the leaves the verdict is made of; a change to any
@@ -197,7 +202,7 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 	var errs []error
 	// Room for every change and a few verdict leaves: the batch goes to
 	// the consumers, so it is one allocation an Apply, not a growing one.
-	ups := make([]change.Update, 0, len(changes)+4)
+	ups := make([]change.Update, 0, len(changes))
 	locked := c.lockRouters(changes)
 	var touched []nbrKey // few a batch: a slice, not a map
 	for i := range changes {
@@ -404,14 +409,14 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			res.Stale++
 			return ups, nil
 		}
-		if cur.v.equal(ch.Value) {
+		if cur.val().equal(ch.Value) {
 			cur.ts, cur.src = stamp(ch.Time), ch.Source
 			r.seen(p, ch.Source, ch.Time, 0)
 			res.Unchanged++
 			return ups, nil
 		}
 	}
-	if cur == nil || !cur.set.set(ch.Value) {
+	if cur == nil || !cur.fast().set(ch.Value) {
 		_, root := c.schemaFor(r, p)
 		set, ok := walkSet(root, p.GetElem(), ch.Value)
 		var err error
@@ -423,29 +428,33 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			res.Invalid++
 			return ups, fmt.Errorf("%w: %v", ErrSchema, err)
 		}
-		if cur != nil {
-			cur.set = set
-		} else {
-			cur = &leaf{set: set}
+		if cur == nil {
+			cur = &leaf{}
 		}
+		cur.setFast(set)
 	}
-	if cur.v.kind != kindNone && bytes.HasSuffix(r.keybuf, []byte("/probe/state/hops")) {
-		r.pending = append(r.pending, hopChange(r.name, p, cur.v.uintVal(), ch))
+	if cur.kind != kindNone && bytes.HasSuffix(r.keybuf, []byte("/probe/state/hops")) {
+		r.pending = append(r.pending, hopChange(r.name, p, cur.val().uintVal(), ch))
 	}
 	added := 0
-	if cur.v.kind == kindNone {
+	if cur.kind == kindNone {
 		cur = r.leaves.put(r.keybuf, *cur)
 		added = 1
 	}
 	r.seen(p, ch.Source, ch.Time, added)
-	cur.v, cur.ts, cur.src = valueOf(ch.Value), stamp(ch.Time), ch.Source
+	cur.setVal(valueOf(ch.Value))
+	cur.ts, cur.src = stamp(ch.Time), ch.Source
 	res.Applied++
-	return append(ups, change.Update{Router: r.name, Path: p, Key: string(r.keybuf), Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
+	var key string
+	if c.keys.Load() {
+		key = string(r.keybuf)
+	}
+	return append(ups, change.Update{Router: r.name, Path: p, Key: key, Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
 }
 
 // seen records a change for a neighbor's verdict bookkeeping.
 func (r *router) seen(p *gnmi.Path, src change.Source, at time.Time, added int) {
-	ni, addr, _, ok := change.NeighborOf(p)
+	ni, addr, rest, ok := change.NeighborOf(p)
 	if !ok {
 		return
 	}
@@ -454,6 +463,9 @@ func (r *router) seen(p *gnmi.Path, src change.Source, at time.Time, added int) 
 	if n == nil {
 		n = &nbrInfo{}
 		r.nbrs[id] = n
+	}
+	if n.nbrElem == nil {
+		n.niElem, n.nbrElem = neighborElems(p.GetElem()[:len(p.GetElem())-len(rest)])
 	}
 	n.leaves += added
 	if src != change.SourceMeshd && int(src) < len(n.lastSeen) && at.UnixNano() > n.lastSeen[src] {
@@ -663,7 +675,7 @@ func (c *Core) Snapshot(name string) []change.Update {
 				c.log.Error("merge: unparsable leaf key", "router", rn, "key", k, "err", err)
 				return
 			}
-			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.v.typed(), Time: l.time(), Source: l.src})
+			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.val().typed(), Time: l.time(), Source: l.src})
 		})
 		r.mu.Unlock()
 	}
@@ -688,7 +700,7 @@ func (c *Core) Leaf(routerName string, p *gnmi.Path) (*gnmi.TypedValue, time.Tim
 	if l == nil {
 		return nil, time.Time{}, 0, false
 	}
-	return l.v.typed(), l.time(), l.src, true
+	return l.val().typed(), l.time(), l.src, true
 }
 
 // View calls fn with a router's OpenConfig and meshd roots under the

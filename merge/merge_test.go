@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -352,6 +353,74 @@ func TestValue(t *testing.T) {
 		}
 		if back := valueOf(tt.a).typed(); !proto.Equal(back, tt.a) {
 			t.Errorf("valueOf(%v).typed() = %v", tt.a, back)
+		}
+	}
+}
+
+// Keys are made while a consumer that asked for them is subscribed, and
+// only then; deletes carry their key either way.
+func TestKeysOnRequest(t *testing.T) {
+	c := newCore(t, WithoutVerdict())
+	plain := c.Subscribe("plain", 16)
+	p := change.NeighborPath("default", "10.0.0.2", "state", "peer-as")
+	next := func(s *Subscription) change.Update {
+		t.Helper()
+		select {
+		case b := <-s.C():
+			return b.Updates[0]
+		case <-time.After(5 * time.Second):
+			t.Fatal("no batch")
+		}
+		return change.Update{}
+	}
+	c.Apply([]change.Change{ch(change.SourceBMP, 0, p, change.Uint(1))})
+	if u := next(plain); u.Key != "" {
+		t.Errorf("key %q made with no consumer asking", u.Key)
+	}
+	keyed := c.Subscribe("keyed", 16, WithKeys())
+	c.Apply([]change.Change{ch(change.SourceBMP, time.Second, p, change.Uint(2))})
+	if u, v := next(plain), next(keyed); u.Key != change.PathKey(p) || v.Key != u.Key {
+		t.Errorf("keys %q and %q, want %q", u.Key, v.Key, change.PathKey(p))
+	}
+	keyed.Close()
+	c.Apply([]change.Change{ch(change.SourceBMP, 2*time.Second, p, change.Uint(3))})
+	if u := next(plain); u.Key != "" {
+		t.Errorf("key %q made after the consumer that asked left", u.Key)
+	}
+}
+
+// The verdict's updates are published with the paths meshd's model gives
+// them, built from the source's own elements, or made anew when there are
+// none to take.
+func TestVerdictPaths(t *testing.T) {
+	want := change.PathKey(change.MeshdNeighborPath("vrf-1", "2001:db8::1", "verdict", "state", "health"))
+	if got := change.PathKey(verdictPath(&nbrInfo{}, nbrKey{"r1", "vrf-1", "2001:db8::1"}, "health")); got != want {
+		t.Errorf("verdictPath without elements = %s, want %s", got, want)
+	}
+	for _, p := range []*gnmi.Path{
+		change.NeighborPath("vrf-1", "2001:db8::1", "state", "session-state"),
+		change.MeshdNeighborPath("vrf-1", "2001:db8::1", "probe", "state", "samples"),
+	} {
+		c := newCore(t)
+		sub := c.Subscribe("t", 16, WithKeys())
+		if res := c.Apply([]change.Change{ch(change.SourceGNMI, 0, p, change.Uint(1))}); res.Err != nil && res.Applied == 0 {
+			// session-state takes a string
+			c.Apply([]change.Change{ch(change.SourceGNMI, 0, p, change.String("ESTABLISHED"))})
+		}
+		var got []string
+		select {
+		case b := <-sub.C():
+			for _, u := range b.Updates {
+				if u.Key != change.PathKey(u.Path) {
+					t.Errorf("key %s for path %s", u.Key, change.PathKey(u.Path))
+				}
+				got = append(got, change.PathKey(u.Path))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: nothing published", change.PathKey(p))
+		}
+		if !slices.Contains(got, want) {
+			t.Errorf("after %s: published %v, want %s among them", change.PathKey(p), got, want)
 		}
 	}
 }

@@ -1,11 +1,13 @@
 package merge
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestLeafStore(t *testing.T) {
@@ -74,5 +76,55 @@ func TestStamp(t *testing.T) {
 		if got := l.time(); !got.Equal(at) || got.IsZero() != at.IsZero() {
 			t.Errorf("stamp(%v) back as %v", at, got)
 		}
+	}
+}
+
+// Groups with the same leaves share one slice of rests, and a put or a
+// delete in one group leaves the others' as they were.
+func TestLeafStoreShapes(t *testing.T) {
+	in := &interner{m: map[string]string{}}
+	s := newLeafStore(in, new(atomic.Int64))
+	for _, n := range []string{"1", "2", "3"} {
+		for _, r := range []string{"/state/b", "/state/a", "/state/c"} {
+			s.put([]byte("/n[k="+n+"]"+r), leaf{src: 1})
+		}
+	}
+	g1, g2, g3 := s.groups["/n[k=1]"], s.groups["/n[k=2]"], s.groups["/n[k=3]"]
+	if &g1.rests[0] != &g2.rests[0] || &g2.rests[0] != &g3.rests[0] {
+		t.Errorf("groups of one shape hold their own rests")
+	}
+	s.del("/n[k=2]/state/a")
+	s.put([]byte("/n[k=3]/state/d"), leaf{src: 1})
+	want := map[*leafGroup][]string{
+		g1: {"/state/a", "/state/b", "/state/c"},
+		g2: {"/state/b", "/state/c"},
+		g3: {"/state/a", "/state/b", "/state/c", "/state/d"},
+	}
+	for g, w := range want {
+		if !slices.Equal(g.rests, w) || len(g.leaves) != len(w) {
+			t.Errorf("%s: rests %v (%d leaves), want %v", g.prefix, g.rests, len(g.leaves), w)
+		}
+	}
+	if s.getString("/n[k=2]/state/a") != nil || s.getString("/n[k=1]/state/a") == nil || s.getString("/n[k=3]/state/d") == nil {
+		t.Errorf("lookups after the changes are wrong")
+	}
+	// Past the bound, a new shape is kept by its group alone.
+	for i := len(in.shapes); i < maxShapes; i++ {
+		in.shapes[fmt.Sprint("filler", i)] = nil
+	}
+	s.put([]byte("/n[k=1]/state/e"), leaf{src: 1})
+	if got := s.groups["/n[k=1]"].rests; len(got) != 4 || got[3] != "/state/e" {
+		t.Errorf("rests past the bound: %v", got)
+	}
+	if len(in.shapes) != maxShapes {
+		t.Errorf("%d shapes, want the bound %d", len(in.shapes), maxShapes)
+	}
+}
+
+// Every leaf of a fleet is one of these: a field added in the wrong place
+// grows them all.
+func TestLeafSize(t *testing.T) {
+	if n := unsafe.Sizeof(leaf{}); n != 40 {
+		t.Errorf("a leaf is %d bytes, want 40", n)
 	}
 }

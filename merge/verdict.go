@@ -72,23 +72,23 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 
 	health, reason := "UNKNOWN", "no session state reported yet"
 	if st := ocLeaf("/state/session-state"); st != nil {
-		s := st.v.stringVal()
+		s := st.val().stringVal()
 		if s != "ESTABLISHED" {
 			health, reason = "DOWN", "session-state "+s
 			if rs := meshLeaf("/bmp/state/last-down-reason"); rs != nil && rs.time().Before(st.time().Add(time.Second)) == false {
-				reason += ": " + rs.v.stringVal()
+				reason += ": " + rs.val().stringVal()
 			}
 		} else {
 			health, reason = "HEALTHY", "established"
 			if hc := meshLeaf("/probe/state/last-hop-change"); hc != nil {
-				if at := time.Unix(0, int64(hc.v.uintVal())); now.Sub(at) < recentChange {
+				if at := time.Unix(0, int64(hc.val().uintVal())); now.Sub(at) < recentChange {
 					health, reason = "DEGRADED", "path (hop count) changed recently"
 				}
 			}
 			tr := ocLeaf("/state/established-transitions")
 			le := ocLeaf("/state/last-established")
-			if tr != nil && le != nil && tr.v.uintVal() > 1 {
-				if at := lastEstablished(le.v.uintVal()); now.Sub(at) < recentChange {
+			if tr != nil && le != nil && tr.val().uintVal() > 1 {
+				if at := lastEstablished(le.val().uintVal()); now.Sub(at) < recentChange {
 					health, reason = "DEGRADED", "session flapped recently"
 				}
 			}
@@ -98,21 +98,21 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 	// Most verdicts come out as they were: each leaf is compared with
 	// what it holds before a value or a path is built for it.
 	set := func(name string, v *gnmi.TypedValue) {
-		p := change.MeshdNeighborPath(k.ni, k.addr, "verdict", "state", name)
+		p := verdictPath(n, k, name)
 		ch := change.Change{Router: r.name, Path: p, Value: v, Time: now, Source: change.SourceMeshd}
 		var res Result
 		ups, _ = c.setLocked(r, &ch, ups, &res)
 	}
-	if l := meshLeaf("/verdict/state/health"); l == nil || l.v.stringVal() != health {
+	if l := meshLeaf("/verdict/state/health"); l == nil || l.val().stringVal() != health {
 		set("health", change.String(health))
 	}
-	if l := meshLeaf("/verdict/state/reason"); l == nil || l.v.stringVal() != reason {
+	if l := meshLeaf("/verdict/state/reason"); l == nil || l.val().stringVal() != reason {
 		set("reason", change.String(reason))
 	}
 	// Sources values are shared (sourcesValue), so the one a leaf holds
 	// is the same value when the sources are the same.
 	src := sourcesValue(n.lastSeen)
-	if l := meshLeaf("/verdict/state/sources"); l == nil || l.v.other != src {
+	if l := meshLeaf("/verdict/state/sources"); l == nil || l.val().other() != src {
 		set("sources", src)
 	}
 	for _, ls := range lastSeenLeaves {
@@ -120,7 +120,7 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 		if ns == 0 {
 			continue
 		}
-		if cur := meshLeaf(ls.rest); cur != nil && ns-int64(cur.v.uintVal()) < int64(lastSeenStep) {
+		if cur := meshLeaf(ls.rest); cur != nil && ns-int64(cur.val().uintVal()) < int64(lastSeenStep) {
 			continue
 		}
 		set(ls.name, change.Uint(uint64(ns)))
@@ -188,4 +188,56 @@ func lastEstablished(u uint64) time.Time {
 		return time.Unix(int64(u), 0)
 	}
 	return time.Unix(0, int64(u))
+}
+
+// Verdict leaves change all the time (a last-seen time every ten seconds
+// for each busy neighbor); their paths are built of shared elements, the
+// neighbor's own taken from the paths its sources sent, so that a path
+// costs a Path and its element slice instead of eight elements and two
+// key maps. Paths are read-only wherever they go.
+var (
+	elemMeshd     = &gnmi.PathElem{Name: "meshd"}
+	elemNIs       = &gnmi.PathElem{Name: "network-instances"}
+	elemNeighbors = &gnmi.PathElem{Name: "neighbors"}
+	elemVerdict   = &gnmi.PathElem{Name: "verdict"}
+	elemState     = &gnmi.PathElem{Name: "state"}
+	verdictElems  = map[string]*gnmi.PathElem{}
+)
+
+func init() {
+	for _, rest := range verdictLeaves {
+		name := rest[strings.LastIndexByte(rest, '/')+1:]
+		verdictElems[name] = &gnmi.PathElem{Name: name}
+	}
+}
+
+// neighborElems finds, in the elements of a path up to a neighbor, its
+// network-instance and neighbor elements, if their keys are those of
+// meshd's model (name; neighbor-address) and nothing else.
+func neighborElems(elems []*gnmi.PathElem) (ni, nbr *gnmi.PathElem) {
+	for _, e := range elems {
+		switch e.GetName() {
+		case "network-instance":
+			if _, ok := e.GetKey()["name"]; ok && len(e.GetKey()) == 1 {
+				ni = e
+			}
+		case "neighbor":
+			if _, ok := e.GetKey()["neighbor-address"]; ok && len(e.GetKey()) == 1 {
+				nbr = e
+			}
+		}
+	}
+	if ni == nil || nbr == nil {
+		return nil, nil
+	}
+	return ni, nbr
+}
+
+// verdictPath returns the path of one of a neighbor's verdict leaves.
+func verdictPath(n *nbrInfo, k nbrKey, name string) *gnmi.Path {
+	leaf := verdictElems[name]
+	if n.nbrElem == nil || leaf == nil {
+		return change.MeshdNeighborPath(k.ni, k.addr, "verdict", "state", name)
+	}
+	return &gnmi.Path{Elem: []*gnmi.PathElem{elemMeshd, elemNIs, n.niElem, elemNeighbors, n.nbrElem, elemVerdict, elemState, leaf}}
 }

@@ -221,7 +221,7 @@ func run(routers, neighbors, nsubs, rate int, every, dur time.Duration, withSync
 	leaves := len(core.Snapshot(""))
 	fmt.Printf("fleet: %d routers x %d neighbors, %d leaves in the merge core (built in %v)\n", routers, neighbors, leaves, time.Since(start).Round(time.Millisecond))
 
-	sub := core.Subscribe("gnmi-server", 4096)
+	sub := core.Subscribe("gnmi-server", 4096, merge.WithKeys())
 	go func() { _ = sink.Run(ctx, sub) }()
 	for sink.Addr() == nil {
 		time.Sleep(10 * time.Millisecond)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -109,6 +110,23 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+type gcStats struct{ allocs, cycles, gcCPU, cpu float64 }
+
+// readGC reads the runtime's own counts: bytes allocated, GC cycles, and
+// the CPU the GC and the whole process used, as the runtime estimates them.
+func readGC() gcStats {
+	ss := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/total:cpu-seconds"}}
+	metrics.Read(ss)
+	v := func(i int) float64 {
+		if ss[i].Value.Kind() == metrics.KindUint64 {
+			return float64(ss[i].Value.Uint64())
+		}
+		return ss[i].Value.Float64()
+	}
+	return gcStats{allocs: v(0), cycles: v(1), gcCPU: v(2), cpu: v(3)}
 }
 
 // rssMB returns the process's current and peak RSS in MiB.
@@ -250,6 +268,7 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBu
 	if allocs != "" {
 		writeHeap(b, allocs+".before")
 	}
+	gc1 := readGC()
 	cpu1, t1 := cpuTime(), time.Now()
 	got1 := leaves()
 	startBurst()
@@ -257,11 +276,27 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBu
 		b.Fatalf("burst: %d of %d leaves", leaves(), total)
 	}
 	cpu2, t2 := cpuTime(), time.Now()
+	gc2 := readGC()
 	b.StopTimer()
 	if allocs != "" {
 		writeHeap(b, allocs)
 	}
 	cur, peak := rssMB()
+	// MESHD_BENCH_MEMCLASSES prints where the runtime says the memory is
+	// (live and free heap, fragmentation, stacks, metadata).
+	if os.Getenv("MESHD_BENCH_MEMCLASSES") != "" {
+		all := metrics.All()
+		var ss []metrics.Sample
+		for _, d := range all {
+			if strings.HasPrefix(d.Name, "/memory/classes/") {
+				ss = append(ss, metrics.Sample{Name: d.Name})
+			}
+		}
+		metrics.Read(ss)
+		for _, s := range ss {
+			fmt.Fprintf(os.Stderr, "%-60s %8.1f MiB\n", s.Name, float64(s.Value.Uint64())/(1<<20))
+		}
+	}
 	if f := os.Getenv("MESHD_BENCH_HEAPPROFILE"); f != "" {
 		writeHeap(b, f) // while the fleet's state is live
 	}
@@ -270,6 +305,11 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBu
 	b.ReportMetric(streamed/t2.Sub(t1).Seconds(), "stream-updates/s")
 	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(got1), "sync-cpu-µs/update")
 	b.ReportMetric(float64((cpu2-cpu1).Microseconds())/streamed, "stream-cpu-µs/update")
+	// What the stream cost in garbage collection: the bytes it allocated,
+	// the cycles they took, and the share of the CPU the collector had.
+	b.ReportMetric((gc2.allocs-gc1.allocs)/streamed, "stream-alloc-B/update")
+	b.ReportMetric(gc2.cycles-gc1.cycles, "stream-gc-cycles")
+	b.ReportMetric((gc2.gcCPU-gc1.gcCPU)/(gc2.cpu-gc1.cpu), "stream-gc-cpu-share")
 	dec := testutil.ToFloat64(mustCounter(reg, "meshd_gnmi_decode_seconds_total"))
 	app := testutil.ToFloat64(mustCounter(reg, "meshd_gnmi_apply_seconds_total"))
 	all := float64(leaves())

@@ -40,7 +40,7 @@ func buildSinks(_ context.Context, cfg *config.Config, core *merge.Core, reg pro
 		if err != nil {
 			return nil, err
 		}
-		sub := core.Subscribe("gnmi-server", cfg.Merge.QueueDepth)
+		sub := core.Subscribe("gnmi-server", cfg.Merge.QueueDepth, merge.WithKeys())
 		out = append(out, component{"gnmi server", func(ctx context.Context) error {
 			defer sub.Close()
 			return g.Run(ctx, sub)

@@ -82,7 +82,7 @@ func start(t *testing.T, depth int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := core.Subscribe("gnmi-server", depth)
+	sub := core.Subscribe("gnmi-server", depth, merge.WithKeys())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(ctx, sub) }()
