@@ -186,8 +186,13 @@ func (s *session) once(ctx context.Context, log *slog.Logger) (synced bool, err 
 	var isSynced atomic.Bool
 	s.lastRecv.Store(time.Now().UnixNano())
 	go s.watchdog(sctx, cancel, &isSynced)
+	// One response, and (codec.D.Reuse) one notification, serve every
+	// message: handle is done with each before the next is received.
+	codec.D.Reuse = true
+	resp := new(gpb.SubscribeResponse)
 	for {
-		resp, err := stream.Recv()
+		resp.Reset()
+		err := stream.RecvMsg(resp)
 		if err != nil {
 			if cause := context.Cause(sctx); errors.Is(cause, errStalled) {
 				err = cause

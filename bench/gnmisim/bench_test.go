@@ -112,6 +112,22 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// stolen is the CPU time the hypervisor has given this machine's CPUs to
+// others since boot (/proc/stat's steal, in USER_HZ ticks).
+func stolen() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fs := strings.Fields(line)
+	if len(fs) < 9 || fs[0] != "cpu" {
+		return 0
+	}
+	n, _ := strconv.ParseInt(fs[8], 10, 64)
+	return time.Duration(n) * time.Second / 100
+}
+
 type gcStats struct{ allocs, cycles, gcCPU, cpu float64 }
 
 // readGC reads the runtime's own counts: bytes allocated, GC cycles, and
@@ -268,7 +284,7 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBu
 	if allocs != "" {
 		writeHeap(b, allocs+".before")
 	}
-	gc1 := readGC()
+	gc1, steal1 := readGC(), stolen()
 	cpu1, t1 := cpuTime(), time.Now()
 	got1 := leaves()
 	startBurst()
@@ -276,7 +292,7 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBu
 		b.Fatalf("burst: %d of %d leaves", leaves(), total)
 	}
 	cpu2, t2 := cpuTime(), time.Now()
-	gc2 := readGC()
+	gc2, steal2 := readGC(), stolen()
 	b.StopTimer()
 	if allocs != "" {
 		writeHeap(b, allocs)
@@ -309,6 +325,9 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBu
 	// the cycles they took, and the share of the CPU the collector had.
 	b.ReportMetric((gc2.allocs-gc1.allocs)/streamed, "stream-alloc-B/update")
 	b.ReportMetric(gc2.cycles-gc1.cycles, "stream-gc-cycles")
+	// The hypervisor's steal decides a run's throughput as much as meshd:
+	// the cores it took meanwhile, on average.
+	b.ReportMetric((steal2-steal1).Seconds()/t2.Sub(t1).Seconds(), "stream-stolen-cores")
 	b.ReportMetric((gc2.gcCPU-gc1.gcCPU)/(gc2.cpu-gc1.cpu), "stream-gc-cpu-share")
 	dec := testutil.ToFloat64(mustCounter(reg, "meshd_gnmi_decode_seconds_total"))
 	app := testutil.ToFloat64(mustCounter(reg, "meshd_gnmi_apply_seconds_total"))

@@ -106,6 +106,46 @@ func TestDecodeMatchesProtobuf(t *testing.T) {
 	}
 }
 
+// A reusing decoder gives each message what protobuf gives, in any order
+// (more updates, fewer, none), keeps the values of the last message as
+// they were, and allocates no notification or update for the next.
+func TestReuse(t *testing.T) {
+	d := NewDecoder()
+	d.Reuse = true
+	order := []int{3, 5, 0, 3, 6, 2, 5, 1, 4}
+	var lastVals []*gpb.TypedValue
+	var lastWant []*gpb.TypedValue
+	for _, i := range order {
+		tc := decoded[i]
+		var got gpb.SubscribeResponse
+		if !d.Decode(marshal(t, tc.msg), &got) {
+			t.Fatalf("%s: left to protobuf", tc.name)
+		}
+		if !proto.Equal(&got, tc.msg) {
+			t.Fatalf("%s: decoded\n%v\nwant\n%v", tc.name, &got, tc.msg)
+		}
+		for j, v := range lastVals {
+			if !proto.Equal(v, lastWant[j]) {
+				t.Fatalf("%s: a value of the message before changed to %v, want %v", tc.name, v, lastWant[j])
+			}
+		}
+		lastVals, lastWant = nil, nil
+		for j, u := range got.GetUpdate().GetUpdate() {
+			lastVals = append(lastVals, u.GetVal())
+			lastWant = append(lastWant, tc.msg.GetUpdate().GetUpdate()[j].GetVal())
+		}
+	}
+	b := marshal(t, decoded[3].msg)
+	var m gpb.SubscribeResponse
+	fresh := NewDecoder()
+	allocs := func(d *Decoder) float64 {
+		return testing.AllocsPerRun(100, func() { m.Reset(); d.Decode(b, &m) })
+	}
+	if a, f := allocs(d), allocs(fresh); a > f-3 {
+		t.Errorf("reusing decoder: %v allocations a message, fresh one %v: want 3 fewer (notification, updates, their pointers)", a, f)
+	}
+}
+
 // unknownField is a notification with a field this gNMI version does
 // not know (3 was the deprecated alias).
 func unknownField(t testing.TB) []byte {

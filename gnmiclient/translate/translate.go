@@ -173,7 +173,13 @@ func (t *Translator) Notification(router string, n *gpb.Notification, src change
 	if nu := len(n.GetUpdate()); nu > 0 {
 		c.paths = make([]gpb.Path, nu)
 		if pw.entry != nil {
-			c.elems = make([]*gpb.PathElem, 0, nu*(len(pw.elems)+6))
+			// Exactly what the updates' paths take (a walk keeps an
+			// element count): the slab lives as long as any of them.
+			need := nu * len(pw.elems)
+			for _, u := range n.GetUpdate() {
+				need += len(u.GetPath().GetElem())
+			}
+			c.elems = make([]*gpb.PathElem, 0, need)
 		}
 	}
 	for _, d := range n.GetDelete() {
