@@ -69,6 +69,10 @@ type router struct {
 	dropWhenEmpty  bool
 	pending        []change.Event // events derived during one Apply
 	keybuf         []byte         // a leaf's key is built here
+	// The elements of the path whose key keybuf holds, and the key's
+	// length after each, for the next change of the same Apply (see keyOf).
+	prevElems []*gnmi.PathElem
+	prevOffs  []int
 	ocKey, meshKey []byte         // a verdict's neighbor keys are built here
 
 	name     string
@@ -243,6 +247,8 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 	for _, r := range locked {
 		derived = append(derived, r.pending...)
 		r.pending = r.pending[:0]
+		clear(r.prevElems)
+		r.prevElems = r.prevElems[:0]
 	}
 	if len(derived) > 0 {
 		events = append(derived, events...)
@@ -397,8 +403,12 @@ func (c *Core) schemaFor(r *router, p *gnmi.Path) (*ytypes.Schema, ygot.GoStruct
 }
 
 func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res *Result) ([]change.Update, error) {
-	p := normalise(ch.Path)
-	r.keybuf = change.AppendPathKey(r.keybuf[:0], p)
+	k := r.common(ch.Path)
+	p := normaliseFrom(ch.Path, k)
+	if p != ch.Path {
+		k = 0
+	}
+	r.keyOf(p, k)
 	cur := r.leaves.get(r.keybuf)
 	if cur != nil {
 		if !r.outranks(ch.Source, cur) {
@@ -450,6 +460,40 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		key = string(r.keybuf)
 	}
 	return append(ups, change.Update{Router: r.name, Path: p, Key: key, Value: ch.Value, Time: ch.Time, Source: ch.Source}), nil
+}
+
+// The changes of one Apply mostly share their leading elements: the
+// translator builds every path of a notification on the same prefix
+// elements, so one neighbor's leaves differ only in their last few. The
+// key of the part they share is kept from one change to the next, found
+// by the elements' identity. That holds only within one Apply, as paths
+// are read-only while they are applied; Apply forgets the elements at
+// its end.
+
+// common returns how many leading elements p shares, by identity, with
+// the path whose key keybuf holds.
+func (r *router) common(p *gnmi.Path) int {
+	elems, k := p.GetElem(), 0
+	for k < len(elems) && k < len(r.prevElems) && elems[k] == r.prevElems[k] {
+		k++
+	}
+	return k
+}
+
+// keyOf builds p's key in keybuf, keeping the part its first k elements
+// make, which it shares with the path before.
+func (r *router) keyOf(p *gnmi.Path, k int) {
+	elems := p.GetElem()
+	r.keybuf, r.prevOffs = r.keybuf[:0], r.prevOffs[:k]
+	if k > 0 {
+		r.keybuf = r.keybuf[:r.prevOffs[k-1]]
+	}
+	for _, e := range elems[k:] {
+		r.keybuf = change.AppendElemKey(r.keybuf, e)
+		r.prevOffs = append(r.prevOffs, len(r.keybuf))
+	}
+	clear(r.prevElems[k:])
+	r.prevElems = append(r.prevElems[:k], elems[k:]...)
 }
 
 // seen records a change for a neighbor's verdict bookkeeping.
@@ -603,9 +647,13 @@ func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, r
 
 // normalise strips origin and module prefixes so that equal paths from
 // different sources are equal here.
-func normalise(p *gnmi.Path) *gnmi.Path {
+func normalise(p *gnmi.Path) *gnmi.Path { return normaliseFrom(p, 0) }
+
+// normaliseFrom is normalise for a path whose first clean elements are
+// known to need nothing.
+func normaliseFrom(p *gnmi.Path, clean int) *gnmi.Path {
 	needs := p.GetOrigin() != "" || p.GetTarget() != ""
-	for _, e := range p.GetElem() {
+	for _, e := range p.GetElem()[clean:] {
 		if strings.Contains(e.GetName(), ":") {
 			needs = true
 			break

@@ -424,3 +424,48 @@ func TestVerdictPaths(t *testing.T) {
 		}
 	}
 }
+
+// Paths of one batch that share their leading elements (as a
+// notification's do) get the same keys as paths made apart: the shared
+// part of the key is kept only where the elements are the very same.
+func TestSharedElementKeys(t *testing.T) {
+	pre := change.NeighborPath("default", "10.0.0.1").GetElem()
+	other := change.NeighborPath("default", "10.0.0.2").GetElem()
+	on := func(base []*gnmi.PathElem, names ...string) *gnmi.Path {
+		p := &gnmi.Path{Elem: slices.Clip(base)}
+		for _, n := range names {
+			p.Elem = append(p.Elem, &gnmi.PathElem{Name: n})
+		}
+		return p
+	}
+	batch := []change.Change{
+		ch(change.SourceGNMI, 0, on(pre, "state", "peer-as"), change.Uint(1)),
+		ch(change.SourceGNMI, 0, on(pre, "state", "local-as"), change.Uint(2)),
+		ch(change.SourceGNMI, 0, on(pre, "openconfig-bgp:timers", "state", "hold-time"), change.Uint(90)),
+		ch(change.SourceGNMI, 0, on(pre, "timers", "state", "keepalive-interval"), change.Uint(30)),
+		ch(change.SourceGNMI, 0, on(other, "state", "peer-as"), change.Uint(3)),
+		ch(change.SourceGNMI, 0, on(pre[:4], "bgp", "global", "state", "as"), change.Uint(65000)),
+		ch(change.SourceGNMI, 0, on(pre, "state", "peer-as"), change.Uint(4)),
+	}
+	shared, apart := newCore(t, WithoutVerdict()), newCore(t, WithoutVerdict())
+	if res := shared.Apply(batch); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	for _, c := range batch {
+		c.Path = proto.Clone(c.Path).(*gnmi.Path)
+		if res := apart.Apply([]change.Change{c}); res.Err != nil {
+			t.Fatal(res.Err)
+		}
+	}
+	dump := func(c *Core) []string {
+		var out []string
+		for _, u := range c.Snapshot("r1") {
+			out = append(out, fmt.Sprintf("%s=%v", u.Key, u.Value.GetUintVal()))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got, want := dump(shared), dump(apart); !slices.Equal(got, want) || len(got) != 6 {
+		t.Errorf("keys from shared elements:\n%v\nwant\n%v", got, want)
+	}
+}
