@@ -73,6 +73,15 @@ type router struct {
 	// length after each, for the next change of the same Apply (see keyOf).
 	prevElems []*gnmi.PathElem
 	prevOffs  []int
+	// nbr is the neighbor the path in prevElems is below, if any: depth
+	// elements make it. It holds while the paths that follow share those
+	// elements, and no delete intervenes (a delete may drop a neighbor).
+	nbr struct {
+		depth int
+		id    nbrID
+		info  *nbrInfo
+		rest  []*gnmi.PathElem // the last set path's elements below the neighbor
+	}
 	ocKey, meshKey []byte         // a verdict's neighbor keys are built here
 
 	name     string
@@ -231,7 +240,12 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 			errs = appendErr(errs, fmt.Errorf("router %s: %s: %w", ch.Router, change.PathKey(ch.Path), err))
 		}
 		if c.verdict && len(ups) > before {
-			if ni, addr, rest, ok := change.NeighborOf(ch.Path); ok && r.verdictDue(ni, addr, rest, ch.Value == nil, ch.Time) {
+			// A set that published has left r.nbr naming its neighbor.
+			ni, addr, rest, ok := r.nbr.id.ni, r.nbr.id.addr, r.nbr.rest, r.nbr.info != nil
+			if ch.Value == nil {
+				ni, addr, rest, ok = change.NeighborOf(ch.Path)
+			}
+			if ok && r.verdictDue(ni, addr, rest, ch.Value == nil, ch.Time) {
 				// A neighbor's leaves come together; verdictLocked drops
 				// the repeats that remain.
 				if k := (nbrKey{ch.Router, ni, addr}); len(touched) == 0 || touched[len(touched)-1] != k {
@@ -249,6 +263,7 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 		r.pending = r.pending[:0]
 		clear(r.prevElems)
 		r.prevElems = r.prevElems[:0]
+		r.forgetNeighbor()
 	}
 	if len(derived) > 0 {
 		events = append(derived, events...)
@@ -494,22 +509,38 @@ func (r *router) keyOf(p *gnmi.Path, k int) {
 	}
 	clear(r.prevElems[k:])
 	r.prevElems = append(r.prevElems[:k], elems[k:]...)
+	if k < r.nbr.depth {
+		r.forgetNeighbor()
+	}
+}
+
+func (r *router) forgetNeighbor() {
+	r.nbr.depth, r.nbr.id, r.nbr.info, r.nbr.rest = 0, nbrID{}, nil, nil
 }
 
 // seen records a change for a neighbor's verdict bookkeeping.
+// p must be the path keyOf was last given; r.nbr is left naming its
+// neighbor.
 func (r *router) seen(p *gnmi.Path, src change.Source, at time.Time, added int) {
-	ni, addr, rest, ok := change.NeighborOf(p)
-	if !ok {
-		return
-	}
-	id := nbrID{ni, addr}
-	n := r.nbrs[id]
-	if n == nil {
-		n = &nbrInfo{}
-		r.nbrs[id] = n
-	}
-	if n.nbrElem == nil {
-		n.niElem, n.nbrElem = neighborElems(p.GetElem()[:len(p.GetElem())-len(rest)])
+	n := r.nbr.info
+	if n != nil {
+		r.nbr.rest = p.GetElem()[r.nbr.depth:]
+	} else {
+		ni, addr, rest, ok := change.NeighborOf(p)
+		if !ok {
+			return
+		}
+		id := nbrID{ni, addr}
+		n = r.nbrs[id]
+		if n == nil {
+			n = &nbrInfo{}
+			r.nbrs[id] = n
+		}
+		depth := len(p.GetElem()) - len(rest)
+		r.nbr.depth, r.nbr.id, r.nbr.info, r.nbr.rest = depth, id, n, rest
+		if n.nbrElem == nil {
+			n.niElem, n.nbrElem = neighborElems(p.GetElem()[:depth])
+		}
 	}
 	n.leaves += added
 	if src != change.SourceMeshd && int(src) < len(n.lastSeen) && at.UnixNano() > n.lastSeen[src] {
@@ -591,6 +622,7 @@ func keyOffsets(p *gnmi.Path) (string, []int) {
 // deleteLocked removes every leaf at or below the change's path that the
 // change's source may remove, and the emptied node itself.
 func (c *Core) deleteLocked(r *router, ch *change.Change, ups []change.Update, res *Result) []change.Update {
+	r.forgetNeighbor()
 	p := normalise(ch.Path)
 	key := change.PathKey(p)
 	kept := false

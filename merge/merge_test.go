@@ -447,7 +447,14 @@ func TestSharedElementKeys(t *testing.T) {
 		ch(change.SourceGNMI, 0, on(pre[:4], "bgp", "global", "state", "as"), change.Uint(65000)),
 		ch(change.SourceGNMI, 0, on(pre, "state", "peer-as"), change.Uint(4)),
 	}
-	shared, apart := newCore(t, WithoutVerdict()), newCore(t, WithoutVerdict())
+	// With the verdict: its bookkeeping follows each leaf's neighbor.
+	batch = append(batch,
+		ch(change.SourceGNMI, 0, on(other, "state", "session-state"), change.String("ESTABLISHED")),
+		change.Change{Router: "r1", Path: on(pre, "state", "local-as"), Time: t0, Source: change.SourceGNMI},
+		ch(change.SourceGNMI, 0, on(pre, "state", "session-state"), change.String("IDLE")),
+		ch(change.SourceGNMI, 0, on(other, "state", "local-as"), change.Uint(5)),
+	)
+	shared, apart := newCore(t), newCore(t)
 	if res := shared.Apply(batch); res.Err != nil {
 		t.Fatal(res.Err)
 	}
@@ -460,12 +467,12 @@ func TestSharedElementKeys(t *testing.T) {
 	dump := func(c *Core) []string {
 		var out []string
 		for _, u := range c.Snapshot("r1") {
-			out = append(out, fmt.Sprintf("%s=%v", u.Key, u.Value.GetUintVal()))
+			out = append(out, fmt.Sprintf("%s=%v", u.Key, u.Value))
 		}
 		slices.Sort(out)
 		return out
 	}
-	if got, want := dump(shared), dump(apart); !slices.Equal(got, want) || len(got) != 6 {
+	if got, want := dump(shared), dump(apart); !slices.Equal(got, want) || len(got) != 16 {
 		t.Errorf("keys from shared elements:\n%v\nwant\n%v", got, want)
 	}
 }
