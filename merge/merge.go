@@ -125,8 +125,7 @@ var verdictInputs = map[string]bool{
 
 // verdictDue reports whether a change below a neighbor calls for the
 // verdict to be computed again.
-func (r *router) verdictDue(ni, addr string, rest []*gnmi.PathElem, deleted bool, at time.Time) bool {
-	n := r.nbrs[nbrID{ni, addr}]
+func (r *router) verdictDue(n *nbrInfo, rest []*gnmi.PathElem, deleted bool, at time.Time) bool {
 	if n == nil || deleted || len(rest) == 0 || n.verdict.IsZero() {
 		return true
 	}
@@ -241,11 +240,12 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 		}
 		if c.verdict && len(ups) > before {
 			// A set that published has left r.nbr naming its neighbor.
-			ni, addr, rest, ok := r.nbr.id.ni, r.nbr.id.addr, r.nbr.rest, r.nbr.info != nil
+			ni, addr, rest, info, ok := r.nbr.id.ni, r.nbr.id.addr, r.nbr.rest, r.nbr.info, r.nbr.info != nil
 			if ch.Value == nil {
 				ni, addr, rest, ok = change.NeighborOf(ch.Path)
+				info = r.nbrs[nbrID{ni, addr}]
 			}
-			if ok && r.verdictDue(ni, addr, rest, ch.Value == nil, ch.Time) {
+			if ok && r.verdictDue(info, rest, ch.Value == nil, ch.Time) {
 				// A neighbor's leaves come together; verdictLocked drops
 				// the repeats that remain.
 				if k := (nbrKey{ch.Router, ni, addr}); len(touched) == 0 || touched[len(touched)-1] != k {
@@ -423,8 +423,8 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 	if p != ch.Path {
 		k = 0
 	}
-	r.keyOf(p, k)
-	cur := r.leaves.get(r.keybuf)
+	shared := r.keyOf(p, k)
+	cur := r.leaves.get(r.keybuf, shared)
 	if cur != nil {
 		if !r.outranks(ch.Source, cur) {
 			res.Outranked++
@@ -496,13 +496,15 @@ func (r *router) common(p *gnmi.Path) int {
 }
 
 // keyOf builds p's key in keybuf, keeping the part its first k elements
-// make, which it shares with the path before.
-func (r *router) keyOf(p *gnmi.Path, k int) {
+// make, which it shares with the path before, and returns that part's
+// length.
+func (r *router) keyOf(p *gnmi.Path, k int) (shared int) {
 	elems := p.GetElem()
 	r.keybuf, r.prevOffs = r.keybuf[:0], r.prevOffs[:k]
 	if k > 0 {
 		r.keybuf = r.keybuf[:r.prevOffs[k-1]]
 	}
+	shared = len(r.keybuf)
 	for _, e := range elems[k:] {
 		r.keybuf = change.AppendElemKey(r.keybuf, e)
 		r.prevOffs = append(r.prevOffs, len(r.keybuf))
@@ -512,6 +514,7 @@ func (r *router) keyOf(p *gnmi.Path, k int) {
 	if k < r.nbr.depth {
 		r.forgetNeighbor()
 	}
+	return shared
 }
 
 func (r *router) forgetNeighbor() {

@@ -61,6 +61,9 @@ func (l *leaf) time() time.Time {
 // binary search finds as fast as a hash, in half the memory.
 type leafStore struct {
 	groups map[string]*leafGroup
+	// last is the group of the key get was last given (nil if none): the
+	// next key, if it shares that group's prefix, is in it too.
+	last   *leafGroup
 	n      int
 	intern *interner     // the core's, shared by its routers
 	total  *atomic.Int64 // the core's count of leaves in all routers
@@ -79,6 +82,11 @@ type interner struct {
 	m      map[string]string
 	shapes map[string][]string
 	buf    []byte
+	// sizes is, by group kind (a prefix without its key values), the
+	// room the biggest group of the kind needed: a new group starts with
+	// it, instead of growing a few leaves at a time through the sync and
+	// leaving each smaller slice behind as garbage.
+	sizes map[string]int
 }
 
 // maxShapes bounds the sets of rests shared. Groups of a kind fill in the
@@ -124,6 +132,48 @@ func (in *interner) shape(rests []string) []string {
 	return rests
 }
 
+// kindOf appends prefix without its key values ("/a[k=1]/b[j=x\\]]" is
+// "/a[]/b[]") to dst.
+func kindOf(dst, prefix []byte) []byte {
+	inKey := false
+	for i := 0; i < len(prefix); i++ {
+		switch c := prefix[i]; {
+		case inKey && c == '\\':
+			i++
+		case inKey && c == ']':
+			inKey = false
+			dst = append(dst, '[', ']')
+		case inKey:
+		case c == '[':
+			inKey = true
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// sizeHint returns the room a new group of prefix's kind starts with.
+func (in *interner) sizeHint(prefix []byte) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.buf = kindOf(in.buf[:0], prefix)
+	return in.sizes[string(in.buf)]
+}
+
+// grew records that a group of prefix's kind needed room for n leaves.
+func (in *interner) grew(prefix string, n int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.buf = kindOf(in.buf[:0], []byte(prefix))
+	if n > in.sizes[string(in.buf)] && (len(in.sizes) < maxShapes || in.sizes[string(in.buf)] > 0) {
+		if in.sizes == nil {
+			in.sizes = map[string]int{}
+		}
+		in.sizes[string(in.buf)] = n
+	}
+}
+
 func newLeafStore(intern *interner, total *atomic.Int64) *leafStore {
 	return &leafStore{groups: map[string]*leafGroup{}, intern: intern, total: total}
 }
@@ -137,10 +187,15 @@ func (g *leafGroup) find(rest string) (int, bool) { return slices.BinarySearch(g
 
 // get looks a leaf up without allocating (the conversions are in a map
 // index and in comparisons, which the compiler does without a copy). The
-// pointer is good until the next put or del on the store.
-func (s *leafStore) get(key []byte) *leaf {
+// pointer is good until the next put or del on the store. The key's first
+// shared bytes are those of the key get was last given.
+func (s *leafStore) get(key []byte, shared int) *leaf {
 	i := splitKey(key)
-	g := s.groups[string(key[:i])]
+	g := s.last
+	if g == nil || len(g.prefix) != i || i > shared {
+		g = s.groups[string(key[:i])]
+		s.last = g
+	}
 	if g == nil {
 		return nil
 	}
@@ -192,8 +247,12 @@ func (s *leafStore) put(key []byte, l leaf) *leaf {
 	g := s.groups[string(key[:i])]
 	if g == nil {
 		g = &leafGroup{prefix: string(key[:i])}
+		if n := s.intern.sizeHint(key[:i]); n > 0 {
+			g.leaves = make([]leaf, 0, n)
+		}
 		s.groups[g.prefix] = g
 	}
+	s.last = g
 	rest := s.intern.get(key[i:])
 	j, _ := g.find(rest)
 	rests := make([]string, len(g.rests)+1)
@@ -208,6 +267,7 @@ func (s *leafStore) put(key []byte, l leaf) *leaf {
 		leaves := make([]leaf, len(g.leaves), len(g.leaves)+2)
 		copy(leaves, g.leaves)
 		g.leaves = leaves
+		s.intern.grew(g.prefix, cap(leaves))
 	}
 	g.leaves = slices.Insert(g.leaves, j, l)
 	s.n++
@@ -232,6 +292,9 @@ func (s *leafStore) del(key string) {
 	s.total.Add(-1)
 	if len(g.leaves) == 0 {
 		delete(s.groups, key[:i])
+		if s.last == g {
+			s.last = nil
+		}
 	}
 }
 

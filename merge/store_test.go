@@ -21,7 +21,7 @@ func TestLeafStore(t *testing.T) {
 	}
 	s := newLeafStore(&interner{m: map[string]string{}}, new(atomic.Int64))
 	for i, k := range keys {
-		if s.get([]byte(k)) != nil {
+		if s.get([]byte(k), 0) != nil {
 			t.Fatalf("%s there before put", k)
 		}
 		s.put([]byte(k), leaf{src: 1, ts: stamp(ts(i))})
@@ -126,5 +126,69 @@ func TestLeafStoreShapes(t *testing.T) {
 func TestLeafSize(t *testing.T) {
 	if n := unsafe.Sizeof(leaf{}); n != 40 {
 		t.Errorf("a leaf is %d bytes, want 40", n)
+	}
+}
+
+// get takes the last key's group when the key shares its prefix, looks
+// the group up when it does not, and never keeps a group that was
+// deleted.
+func TestLeafStoreLastGroup(t *testing.T) {
+	s := newLeafStore(&interner{m: map[string]string{}}, new(atomic.Int64))
+	for _, k := range []string{"/n[k=1]/a", "/n[k=1]/b", "/n[k=2]/a"} {
+		s.put([]byte(k), leaf{src: 1, ts: int64(len(k))})
+	}
+	steps := []struct {
+		key    string
+		shared int
+		found  bool
+	}{
+		{"/n[k=1]/a", 0, true},
+		{"/n[k=1]/b", len("/n[k=1]/"), true},
+		{"/n[k=1]/c", len("/n[k=1]/"), false},
+		{"/n[k=2]/a", len("/n[k="), true}, // same length of prefix, not the same prefix
+		{"/n[k=2]/b", len("/n[k=2]"), false},
+	}
+	for _, st := range steps {
+		if l := s.get([]byte(st.key), st.shared); (l != nil) != st.found {
+			t.Errorf("get(%s, %d) = %v, want found %v", st.key, st.shared, l, st.found)
+		}
+	}
+	s.get([]byte("/n[k=2]/a"), 0)
+	s.del("/n[k=2]/a") // the group goes
+	if s.last != nil {
+		t.Errorf("deleted group still kept as the last")
+	}
+	s.put([]byte("/n[k=2]/z"), leaf{src: 1})
+	if s.get([]byte("/n[k=2]/z"), len("/n[k=2]/")) == nil || s.get([]byte("/n[k=2]/a"), len("/n[k=2]/")) != nil {
+		t.Errorf("group made anew is not the one found")
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	for _, tt := range []struct{ prefix, want string }{
+		{"/a[k=1]", "/a[]"},
+		{"/a[k=1]/b[i=x][j=y]", "/a[]/b[][]"},
+		{`/a[k=odd\]]/b[j=\\]`, "/a[]/b[]"},
+		{"/meshd/router", "/meshd/router"},
+	} {
+		if got := string(kindOf(nil, []byte(tt.prefix))); got != tt.want {
+			t.Errorf("kindOf(%s) = %s, want %s", tt.prefix, got, tt.want)
+		}
+	}
+}
+
+// A group starts with the room the biggest group of its kind needed.
+func TestLeafStoreSizeHint(t *testing.T) {
+	s := newLeafStore(&interner{m: map[string]string{}}, new(atomic.Int64))
+	for i := 0; i < 9; i++ {
+		s.put([]byte(fmt.Sprintf("/n[k=1]/l%d", i)), leaf{src: 1})
+	}
+	s.put([]byte("/n[k=2]/l0"), leaf{src: 1})
+	s.put([]byte("/m[k=2]/l0"), leaf{src: 1})
+	if c1, c2 := cap(s.groups["/n[k=1]"].leaves), cap(s.groups["/n[k=2]"].leaves); c2 != c1 || c1 < 9 {
+		t.Errorf("second group of a kind has room for %d, the first %d", c2, c1)
+	}
+	if c := cap(s.groups["/m[k=2]"].leaves); c > 2 {
+		t.Errorf("group of another kind started with room for %d", c)
 	}
 }
