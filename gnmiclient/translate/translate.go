@@ -80,6 +80,42 @@ type Result struct {
 	Err error
 	// Leaves counts the leaves produced (deletes included).
 	Leaves int
+	// walks remembers where update paths led below a prefix: a stream
+	// repeats the same few update paths (decoded once, the same *Path
+	// each time) below every neighbor's prefix. It lives as long as the
+	// Result, which a session reuses.
+	walks map[walkKey]walked
+}
+
+type walkKey struct {
+	from *yang.Entry
+	path *gpb.Path
+}
+
+type walked struct {
+	e   *yang.Entry
+	out []*gpb.PathElem
+	ok  bool
+}
+
+// maxWalks bounds a Result's walks: a stream's update paths are tens; a
+// source that sends each update path anew (decoded without respcodec)
+// only refills it.
+const maxWalks = 64
+
+// walkRel is t.walk of an update's path below a prefix's entry,
+// remembered in res.
+func (t *Translator) walkRel(res *Result, from *yang.Entry, p *gpb.Path) (*yang.Entry, []*gpb.PathElem, bool) {
+	k := walkKey{from, p}
+	if w, ok := res.walks[k]; ok {
+		return w.e, w.out, w.ok
+	}
+	e, out, ok := t.walk(from, stripElems(p.GetElem()))
+	if res.walks == nil || len(res.walks) >= maxWalks {
+		res.walks = make(map[walkKey]walked, maxWalks)
+	}
+	res.walks[k] = walked{e, out, ok}
+	return e, out, ok
 }
 
 // Reset empties the result for reuse.
@@ -149,7 +185,8 @@ func (c *ctx) join(a, b []*gpb.PathElem) []*gpb.PathElem {
 
 // Notification translates one notification for router into res. now is
 // used when the notification has no timestamp. Deletes come first, as the
-// gNMI specification orders them.
+// gNMI specification orders them. Paths are read-only: a Result reused
+// for the next notification remembers where its update paths led.
 func (t *Translator) Notification(router string, n *gpb.Notification, src change.Source, now time.Time, res *Result) {
 	c := &ctx{router: router, src: src, ts: now, res: res}
 	if n.GetTimestamp() > 0 {
@@ -192,10 +229,9 @@ func (t *Translator) Notification(router string, n *gpb.Notification, src change
 			continue
 		}
 		if pw.entry != nil && u.GetPath().GetOrigin() == "" {
-			rel := stripElems(u.GetPath().GetElem())
-			e, out, ok := t.walk(pw.entry, rel)
+			e, out, ok := t.walkRel(c.res, pw.entry, u.GetPath())
 			if !ok {
-				c.res.Unknown = append(c.res.Unknown, label(join(pelems, rel)))
+				c.res.Unknown = append(c.res.Unknown, label(join(pelems, stripElems(u.GetPath().GetElem()))))
 				continue
 			}
 			t.schemaValue(c, e, c.join(pw.elems, out), u.GetVal())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -344,5 +345,44 @@ func TestProbeLeavesAreTheProbes(t *testing.T) {
 		if got := res.Changes[0].Source; got != tc.want {
 			t.Errorf("%s: source %v, want %v", change.PathKey(tc.path), got, tc.want)
 		}
+	}
+}
+
+// A Result reused across notifications remembers where update paths led
+// below each prefix: the same update path below another kind of prefix,
+// or one that fits nowhere, comes out as a fresh translation would.
+func TestWalksRemembered(t *testing.T) {
+	tr := newTranslator(t)
+	received := &gpb.Path{Elem: []*gpb.PathElem{{Name: "state"}, {Name: "prefixes"}, {Name: "received"}}}
+	peerAS := &gpb.Path{Elem: []*gpb.PathElem{{Name: "state"}, {Name: "peer-as"}}}
+	nbr := change.NeighborPath("default", "10.0.0.1")
+	afi := change.NeighborPath("default", "10.0.0.1", "afi-safis")
+	afi.Elem = append(afi.Elem, &gpb.PathElem{Name: "afi-safi", Key: map[string]string{"afi-safi-name": "IPV4_UNICAST"}})
+	notes := []*gpb.Notification{
+		{Prefix: nbr, Update: []*gpb.Update{{Path: peerAS, Val: change.Uint(1)}, {Path: received, Val: change.Uint(2)}}},
+		{Prefix: afi, Update: []*gpb.Update{{Path: received, Val: change.Uint(3)}, {Path: peerAS, Val: change.Uint(4)}}},
+		{Prefix: nbr, Update: []*gpb.Update{{Path: received, Val: change.Uint(5)}, {Path: peerAS, Val: change.Uint(6)}}},
+	}
+	describe := func(res *Result) []string {
+		var out []string
+		for _, c := range res.Changes {
+			out = append(out, change.PathKey(c.Path)+" "+fmtValue(c.Value))
+		}
+		return append(out, res.Unknown...)
+	}
+	var reused Result
+	for i := 0; i < 3; i++ { // three rounds: the later ones from memory
+		for _, n := range notes {
+			var fresh Result
+			reused.Reset()
+			tr.Notification("r", n, change.SourceGNMI, time.Now(), &reused)
+			tr.Notification("r", n, change.SourceGNMI, time.Now(), &fresh)
+			if got, want := describe(&reused), describe(&fresh); !slices.Equal(got, want) || len(want) != 2 {
+				t.Fatalf("round %d: reused result gave\n%v\nfresh\n%v", i, got, want)
+			}
+		}
+	}
+	if len(reused.walks) != 4 {
+		t.Errorf("%d walks remembered, want 4 (two paths below two prefixes)", len(reused.walks))
 	}
 }
