@@ -66,9 +66,9 @@ type router struct {
 	mu      sync.Mutex // guards all below
 	removed bool       // deleted from the core: look the router up again
 	// dropWhenEmpty asks unlockRouters to delete the router if it is empty.
-	dropWhenEmpty  bool
-	pending        []change.Event // events derived during one Apply
-	keybuf         []byte         // a leaf's key is built here
+	dropWhenEmpty bool
+	pending       []change.Event // events derived during one Apply
+	keybuf        []byte         // a leaf's key is built here
 	// The elements of the path whose key keybuf holds, and the key's
 	// length after each, for the next change of the same Apply (see keyOf).
 	prevElems []*gnmi.PathElem
@@ -82,7 +82,7 @@ type router struct {
 		info  *nbrInfo
 		rest  []*gnmi.PathElem // the last set path's elements below the neighbor
 	}
-	ocKey, meshKey []byte         // a verdict's neighbor keys are built here
+	ocKey, meshKey []byte // a verdict's neighbor keys are built here
 
 	name     string
 	oc       *oc.Root
