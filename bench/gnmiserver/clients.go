@@ -81,7 +81,9 @@ func connect(ctx context.Context, addr string, n int, withSync bool) (*subscribe
 		// Subscribers decode as meshd's own gNMI client does: the
 		// generic protobuf decoder would make a hundred subscribers on
 		// this 2-core machine cost more than the server they measure.
-		st, err := gpb.NewGNMIClient(cc).Subscribe(ctx, grpc.ForceCodecV2(respcodec.NewCodec()))
+		codec := respcodec.NewCodec()
+		codec.D.Reuse = true
+		st, err := gpb.NewGNMIClient(cc).Subscribe(ctx, grpc.ForceCodecV2(codec))
 		if err != nil {
 			return nil, err
 		}
@@ -93,9 +95,10 @@ func connect(ctx context.Context, addr string, n int, withSync bool) (*subscribe
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			r := new(gpb.SubscribeResponse)
 			for {
-				r, err := st.Recv()
-				if err != nil {
+				r.Reset()
+				if err := st.RecvMsg(r); err != nil {
 					return
 				}
 				if r.GetSyncResponse() {
