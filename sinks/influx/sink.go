@@ -699,6 +699,8 @@ func (s *Sink) Close(ctx context.Context) error {
 			s.m.pointsDropped.WithLabelValues("shutdown").Add(float64(s.bufPoints))
 			err = fmt.Errorf("influx: close: %d points could not be spooled: %w", s.bufPoints, ferr)
 		}
+		// Write what is spooled now: the flush timer may be far off.
+		s.sp.Hurry()
 		t := time.NewTicker(20 * time.Millisecond)
 	wait:
 		for s.sp.Stats().Points > 0 {

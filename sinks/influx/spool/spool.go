@@ -114,6 +114,7 @@ type Spool struct {
 	lockFile   *os.File
 	dirty      bool
 	closed     bool
+	hurry      bool // Read lingers no more (Hurry)
 	// rotate asks the next Append to start a new segment: a write failed
 	// (a full disk), and only whole segments are freed once InfluxDB has
 	// taken them, so the data already written must not stay in the one
@@ -431,6 +432,16 @@ func (s *Spool) dropOldestLocked() error {
 	return nil
 }
 
+// Hurry makes Read return what it has at once, without lingering for a
+// fuller batch, from now on; a Read lingering now returns too. A sink
+// that is shutting down wants what is spooled written, not batched.
+func (s *Spool) Hurry() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hurry = true
+	s.changed()
+}
+
 // Read returns the next records after the last one read, waiting until
 // at least one is there. It keeps collecting until maxPoints points or
 // maxBytes bytes are gathered or linger has passed since the first
@@ -454,10 +465,10 @@ func (s *Spool) Read(ctx context.Context, buf []byte, maxPoints, maxBytes int, l
 			}
 			return b, ErrClosed
 		}
+		if b.Records > 0 && (linger <= 0 || s.hurry) {
+			return b, nil
+		}
 		if b.Records > 0 && deadline == nil {
-			if linger <= 0 {
-				return b, nil
-			}
 			t := time.NewTimer(linger)
 			defer t.Stop()
 			deadline = t.C

@@ -312,3 +312,43 @@ func TestRotationFreesAckedSegment(t *testing.T) {
 	}
 	equal(t, drain(t, s, true), want(10, 11))
 }
+
+// A Read lingering for a fuller batch returns what it has once the spool
+// is told to hurry, and later Reads do not linger.
+func TestHurry(t *testing.T) {
+	s := open(t, t.TempDir(), 1<<20, Block)
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Append(ctx, []byte("a 1\n"), 1); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Batch, 1)
+	go func() {
+		b, _ := s.Read(ctx, nil, 1000, 1<<20, time.Hour)
+		got <- b
+	}()
+	select {
+	case b := <-got:
+		t.Fatalf("Read returned %d points before its linger", b.Points)
+	case <-time.After(100 * time.Millisecond):
+	}
+	s.Hurry()
+	select {
+	case b := <-got:
+		if b.Points != 1 {
+			t.Errorf("Read after Hurry: %d points, want 1", b.Points)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read still lingering 5s after Hurry")
+	}
+	if err := s.Append(ctx, []byte("b 1\n"), 1); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.Read(ctx, nil, 1000, 1<<20, time.Hour); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a Read after Hurry lingered")
+	}
+}
