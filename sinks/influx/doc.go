@@ -38,7 +38,8 @@
 //     data keeps flowing.
 //
 // Errors: 5xx, 429, timeouts and connection failures are retried with
-// exponential backoff forever (the data is safe in the spool); HTTP 400
+// exponential backoff forever (the data is safe in the spool), waiting at
+// least what a Retry-After header asks (up to five minutes); HTTP 400
 // (bad points) drops that batch, counted; 401/403/404 (bad credentials,
 // no such database) stop the writer with an ErrRefused error that Run
 // returns, with the points kept in the spool for the next start.

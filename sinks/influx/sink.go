@@ -601,7 +601,13 @@ func (s *Sink) classify(err error, points int) error {
 	case code == http.StatusTooManyRequests || code >= 500 || code == 0:
 		s.m.batches.WithLabelValues("retry").Inc()
 		s.m.up.Set(0)
-		return fmt.Errorf("%w: %v", errRetry, err)
+		err = fmt.Errorf("%w: %v", errRetry, err)
+		if he != nil && he.RetryAfter > 0 {
+			// The server said when to come back (a 429 from a busy
+			// InfluxDB or a proxy in front of it, a 503 in maintenance).
+			return &retryAfterError{err, min(time.Duration(he.RetryAfter)*time.Second, maxRetryAfter)}
+		}
+		return err
 	default:
 		s.m.batches.WithLabelValues("refused").Inc()
 		return refused(code, err, s.cfg)
@@ -609,6 +615,20 @@ func (s *Sink) classify(err error, points int) error {
 }
 
 var errRetry = errors.New("retryable")
+
+// retryAfterError is a retryable error whose server named, in a
+// Retry-After header, how long to wait before the next try.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// maxRetryAfter bounds the wait a Retry-After header can ask for: a server
+// that names an hour is waited on for five minutes at a time.
+const maxRetryAfter = 5 * time.Minute
 
 func refused(code int, err error, cfg Config) error {
 	hint := ""
@@ -643,6 +663,9 @@ func (s *Sink) retry(ctx context.Context, what string, op func(context.Context) 
 		}
 		s.m.retries.Inc()
 		d := backoff/2 + rand.N(backoff/2+1)
+		if ra := (*retryAfterError)(nil); errors.As(err, &ra) && ra.after > d {
+			d = ra.after
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -37,6 +37,7 @@ type fault struct {
 type seenWrite struct {
 	encoding string // Content-Encoding header
 	gzipped  bool   // the body starts with the gzip magic
+	at       time.Time
 }
 
 // writeProxy sits between the sink and the real influxd on 127.0.0.1:
@@ -103,7 +104,7 @@ func (p *writeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n := len(p.writes); n < len(p.faults) {
 		f = p.faults[n]
 	}
-	p.writes = append(p.writes, seenWrite{r.Header.Get("Content-Encoding"), bytes.HasPrefix(body, []byte{0x1f, 0x8b})})
+	p.writes = append(p.writes, seenWrite{r.Header.Get("Content-Encoding"), bytes.HasPrefix(body, []byte{0x1f, 0x8b}), time.Now()})
 	p.mu.Unlock()
 	switch {
 	case p.maxBody > 0 && len(body) > p.maxBody:
@@ -265,6 +266,39 @@ func TestWriteRetries(t *testing.T) {
 			}
 			if ws := p.seen(); len(ws) <= len(tc.faults) {
 				t.Errorf("%d write requests for %d faults: the faults were not all passed", len(ws), len(tc.faults))
+			}
+		})
+	}
+}
+
+// TestWriteRetryAfter: a Retry-After header holds the next try back for
+// as long as it asks; without one the first retry comes within a second.
+func TestWriteRetryAfter(t *testing.T) {
+	in := testenv.StartInfluxd(t)
+	for _, tc := range []struct {
+		name     string
+		f        fault
+		min, max time.Duration
+	}{
+		{"429 Retry-After 3", fault{status: 429, retryAfter: "3"}, 3 * time.Second, time.Minute},
+		{"503 Retry-After 2", fault{status: 503, retryAfter: "2"}, 2 * time.Second, time.Minute},
+		{"503 without", fault{status: 503}, 0, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProxy(t, in.URL, tc.f)
+			db := "retry_after_" + strings.NewReplacer(" ", "_", "-", "_").Replace(tc.name)
+			_, sub, stop := startSink(t, testConfig(t, p.URL, db), 8)
+			sendRoutes(sub, 10, 10, time.Now().Add(-time.Hour))
+			testenv.WaitFor(t, time.Minute, "the retry", func() bool { return len(p.seen()) >= 2 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			ws := p.seen()
+			if gap := ws[1].at.Sub(ws[0].at); gap < tc.min || gap > tc.max {
+				t.Errorf("retry %v after the refused write, want between %v and %v", gap, tc.min, tc.max)
+			}
+			if got := count(t, in, db, mBMPRoute, "prefix"); got != 10 {
+				t.Errorf("points in influxd %d, want 10", got)
 			}
 		})
 	}
