@@ -2,9 +2,11 @@ package bmpbridge
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -13,11 +15,13 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meshd/meshd/bmpbridge/bmpgen"
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/merge"
 )
 
 func connected(r *rig, router string) *bool {
@@ -307,5 +311,52 @@ func TestPeerHistory(t *testing.T) {
 	r.mu.Unlock()
 	if w := []change.EventKind{change.EventPeerUp, change.EventPeerDown, change.EventPeerUp, change.EventPeerDown}; !slices.Equal(kinds, w) {
 		t.Errorf("peer events = %v, want %v", kinds, w)
+	}
+}
+
+// TestListenIPv4AndIPv6: bmp.listen takes IPv6 addresses as well as IPv4
+// ones, and a router exporting over IPv6 is taken like any other.
+func TestListenIPv4AndIPv6(t *testing.T) {
+	probe, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Fatalf("this machine has no IPv6 loopback, which the test needs: %v", err)
+	}
+	probe.Close()
+	core, err := merge.New(merge.WithRegisterer(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(core, WithConfig(Config{Listen: []string{"127.0.0.1:0", "[::1]:0"}}), WithRegisterer(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := b.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	waitFor(t, "both listeners", func() bool { return len(b.Addrs()) == 2 })
+	for _, a := range b.Addrs() {
+		ap := netip.MustParseAddrPort(a.String())
+		router := "v4-router"
+		if ap.Addr().Is6() {
+			router = "v6-router"
+		}
+		c, err := net.Dial("tcp", a.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(upStream(router)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, router+" connected", func() bool {
+			v, _, _, _ := core.Leaf(router, change.MeshdRouterPath("bmp-connected"))
+			return v.GetBoolVal()
+		})
+		if got := b.RouteCount(router, "default", "192.0.2.2", ""); got != 0 {
+			t.Errorf("%s: %d routes before any was sent", router, got)
+		}
 	}
 }
