@@ -253,13 +253,17 @@ func (e *enums) index(t reflect.Type) (uint16, bool) {
 // values returns the names and values of the enumeration at index i.
 func (e *enums) values(i uint16) map[string]int64 { return e.vals[i] }
 
-var enumCache sync.Map // reflect.Type -> map[string]int64
+// enumNames maps an enumeration type's YANG names to its values, from
+// the table when it has room for the type.
+func enumNames(t reflect.Type) map[string]int64 {
+	if i, ok := enumTable.index(t); ok {
+		return enumTable.values(i)
+	}
+	return enumValues(t)
+}
 
 // enumValues maps an enumeration type's YANG names to its values.
 func enumValues(t reflect.Type) map[string]int64 {
-	if m, ok := enumCache.Load(t); ok {
-		return m.(map[string]int64)
-	}
 	e, ok := reflect.Zero(t).Interface().(ygot.GoEnum)
 	if !ok {
 		return nil
@@ -272,6 +276,5 @@ func enumValues(t reflect.Type) map[string]int64 {
 	for v, d := range defs {
 		m[d.Name] = v
 	}
-	enumCache.Store(t, m)
 	return m
 }

@@ -125,7 +125,7 @@ var verdictInputs = map[string]bool{
 
 // verdictDue reports whether a change below a neighbor calls for the
 // verdict to be computed again.
-func (r *router) verdictDue(n *nbrInfo, rest []*gnmi.PathElem, deleted bool, at time.Time) bool {
+func verdictDue(n *nbrInfo, rest []*gnmi.PathElem, deleted bool, at time.Time) bool {
 	if n == nil || deleted || len(rest) == 0 || n.verdict.IsZero() {
 		return true
 	}
@@ -245,7 +245,7 @@ func (c *Core) Apply(changes []change.Change, events ...change.Event) Result {
 				ni, addr, rest, ok = change.NeighborOf(ch.Path)
 				info = r.nbrs[nbrID{ni, addr}]
 			}
-			if ok && r.verdictDue(info, rest, ch.Value == nil, ch.Time) {
+			if ok && verdictDue(info, rest, ch.Value == nil, ch.Time) {
 				// A neighbor's leaves come together; verdictLocked drops
 				// the repeats that remain.
 				if k := (nbrKey{ch.Router, ni, addr}); len(touched) == 0 || touched[len(touched)-1] != k {

@@ -106,21 +106,44 @@ func (in *interner) get(b []byte) string {
 	return s
 }
 
-// shape returns the one shared copy of a sorted set of rests. Groups of a
+// shape returns the one shared copy of the sorted set of rests that old
+// is with rest inserted at j (insert) or with old[j] removed. Groups of a
 // kind hold the same set (every neighbor has the same state leaves), so
 // sharing it saves a string header a leaf: 16 bytes of the ~60 a leaf
 // costs in the store.
-func (in *interner) shape(rests []string) []string {
+func (in *interner) shape(old []string, j int, rest string, insert bool) []string {
+	n := len(old) - 1
+	if insert {
+		n = len(old) + 1
+	}
+	// at is the new set's i-th rest, read from old: the set is only made
+	// when its shape is not held yet.
+	at := func(i int) string {
+		switch {
+		case i < j:
+			return old[i]
+		case insert && i == j:
+			return rest
+		case insert:
+			return old[i-1]
+		}
+		return old[i+1]
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	b := in.buf[:0]
-	for _, r := range rests {
+	for i := 0; i < n; i++ {
+		r := at(i)
 		b = binary.AppendUvarint(b, uint64(len(r)))
 		b = append(b, r...)
 	}
 	in.buf = b
 	if sh, ok := in.shapes[string(b)]; ok {
 		return sh
+	}
+	rests := make([]string, n)
+	for i := range rests {
+		rests[i] = at(i)
 	}
 	if len(in.shapes) >= maxShapes {
 		return rests
@@ -134,7 +157,7 @@ func (in *interner) shape(rests []string) []string {
 
 // kindOf appends prefix without its key values ("/a[k=1]/b[j=x\\]]" is
 // "/a[]/b[]") to dst.
-func kindOf(dst, prefix []byte) []byte {
+func kindOf[T string | []byte](dst []byte, prefix T) []byte {
 	inKey := false
 	for i := 0; i < len(prefix); i++ {
 		switch c := prefix[i]; {
@@ -165,7 +188,7 @@ func (in *interner) sizeHint(prefix []byte) int {
 func (in *interner) grew(prefix string, n int) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.buf = kindOf(in.buf[:0], []byte(prefix))
+	in.buf = kindOf(in.buf[:0], prefix)
 	if n > in.sizes[string(in.buf)] && (len(in.sizes) < maxShapes || in.sizes[string(in.buf)] > 0) {
 		if in.sizes == nil {
 			in.sizes = map[string]int{}
@@ -255,11 +278,7 @@ func (s *leafStore) put(key []byte, l leaf) *leaf {
 	s.last = g
 	rest := s.intern.get(key[i:])
 	j, _ := g.find(rest)
-	rests := make([]string, len(g.rests)+1)
-	copy(rests, g.rests[:j])
-	rests[j] = rest
-	copy(rests[j+1:], g.rests[j:])
-	g.rests = s.intern.shape(rests)
+	g.rests = s.intern.shape(g.rests, j, rest, true)
 	if len(g.leaves) == cap(g.leaves) {
 		// Grow by a few, not by doubling (as append and slices.Grow do):
 		// groups stop growing once a neighbor has synced, and doubling
@@ -286,7 +305,7 @@ func (s *leafStore) del(key string) {
 	if !ok {
 		return
 	}
-	g.rests = s.intern.shape(slices.Delete(slices.Clone(g.rests), j, j+1))
+	g.rests = s.intern.shape(g.rests, j, "", false)
 	g.leaves = slices.Delete(g.leaves, j, j+1)
 	s.n--
 	s.total.Add(-1)

@@ -173,7 +173,7 @@ func convertKey(dst reflect.Value, s string) bool {
 		return true
 	case reflect.Int64:
 		if _, ok := dst.Interface().(ygot.GoEnum); ok {
-			names := enumValues(dst.Type())
+			names := enumNames(dst.Type())
 			if j := strings.LastIndexByte(s, ':'); j >= 0 {
 				s = s[j+1:]
 			}
