@@ -62,10 +62,18 @@ func child() int {
 	done := make(chan struct{})
 	go func() {
 		in := bufio.NewReader(os.Stdin)
+		stop := func() {}
 		if _, err := in.ReadString('\n'); err == nil {
+			// MESHD_BENCH_SIMPROFILE profiles the simulator from its burst on.
+			if f, err := os.Create(os.Getenv("MESHD_BENCH_SIMPROFILE")); err == nil {
+				if pprof.StartCPUProfile(f) == nil {
+					stop = pprof.StopCPUProfile
+				}
+			}
 			close(gate)
 		}
 		io.Copy(io.Discard, in)
+		stop()
 		close(done)
 	}()
 	select {
@@ -110,6 +118,27 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the CPU time process pid has used (/proc/pid/stat's utime
+// and stime, in USER_HZ ticks), or 0 if it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces; the fields after it do not.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	fs := strings.Fields(string(b[i+1:]))
+	if len(fs) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(fs[11], 10, 64)
+	st, _ := strconv.ParseInt(fs[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100
 }
 
 // stolen is the CPU time the hypervisor has given this machine's CPUs to
@@ -205,14 +234,14 @@ func benchFleet(b *testing.B, mode string) {
 		}
 		func() {
 			defer func() { stdin.Close(); cmd.Wait() }()
-			runFleet(b, mode, file, targets, nbrs, burst, func() { io.WriteString(stdin, "burst\n") })
+			runFleet(b, mode, file, targets, nbrs, burst, cmd.Process.Pid, func() { io.WriteString(stdin, "burst\n") })
 		}()
 	}
 }
 
 // runFleet times the fleet's sync, then calls startBurst and times the
 // bursts: the two phases do not overlap.
-func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBurst func()) {
+func runFleet(b *testing.B, mode, file string, targets, nbrs, burst, sim int, startBurst func()) {
 	var m gnmiclient.Merger
 	var leaves func() uint64 // leaf updates handed to the merger so far
 	reg := prometheus.NewRegistry()
@@ -284,7 +313,7 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBu
 	if allocs != "" {
 		writeHeap(b, allocs+".before")
 	}
-	gc1, steal1 := readGC(), stolen()
+	gc1, steal1, sim1 := readGC(), stolen(), procCPU(sim)
 	cpu1, t1 := cpuTime(), time.Now()
 	got1 := leaves()
 	startBurst()
@@ -292,7 +321,7 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBu
 		b.Fatalf("burst: %d of %d leaves", leaves(), total)
 	}
 	cpu2, t2 := cpuTime(), time.Now()
-	gc2, steal2 := readGC(), stolen()
+	gc2, steal2, sim2 := readGC(), stolen(), procCPU(sim)
 	b.StopTimer()
 	if allocs != "" {
 		writeHeap(b, allocs)
@@ -328,6 +357,10 @@ func runFleet(b *testing.B, mode, file string, targets, nbrs, burst int, startBu
 	// The hypervisor's steal decides a run's throughput as much as meshd:
 	// the cores it took meanwhile, on average.
 	b.ReportMetric((steal2-steal1).Seconds()/t2.Sub(t1).Seconds(), "stream-stolen-cores")
+	// The simulated fleet runs on the same two cores: what it took of
+	// them is what the collector could not have.
+	b.ReportMetric((sim2-sim1).Seconds()/t2.Sub(t1).Seconds(), "stream-sim-cores")
+	b.ReportMetric((cpu2-cpu1).Seconds()/t2.Sub(t1).Seconds(), "stream-collector-cores")
 	b.ReportMetric((gc2.gcCPU-gc1.gcCPU)/(gc2.cpu-gc1.cpu), "stream-gc-cpu-share")
 	dec := testutil.ToFloat64(mustCounter(reg, "meshd_gnmi_decode_seconds_total"))
 	app := testutil.ToFloat64(mustCounter(reg, "meshd_gnmi_apply_seconds_total"))
@@ -500,10 +533,17 @@ func TestStepEncoding(t *testing.T) {
 	tg := &target{sim: &Sim{cfg: Config{Neighbors: 3}}, seed: 9}
 	nbrs := tg.neighbors()
 	r := rand.New(rand.NewPCG(1, 2))
+	// A twin fleet steps the same way in one reused scratch: what the
+	// scratch holds from the step before must never show.
+	twin, r2 := tg.neighbors(), rand.New(rand.NewPCG(1, 2))
 	var enc stepEncoder
+	var sc stepScratch
 	kinds := map[int]bool{}
 	for i := 0; i < 3000; i++ {
-		n := nbrs[i%len(nbrs)].step(r, int64(i)*1e6)
+		n := nbrs[i%len(nbrs)].step(r, int64(i)*1e6, nil)
+		if m := twin[i%len(twin)].step(r2, int64(i)*1e6, &sc); !proto.Equal(m, n) {
+			t.Fatalf("step %d in a reused scratch:\n%v\nwant\n%v", i, m, n)
+		}
 		kinds[len(n.Update)] = true
 		var got gpb.SubscribeResponse
 		if err := proto.Unmarshal(enc.encode(n), &got); err != nil {

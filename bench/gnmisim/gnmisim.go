@@ -235,34 +235,63 @@ func (n *neighbor) full(enc gpb.Encoding, ts int64) *gpb.Notification {
 }
 
 // step changes a neighbor the way a busy session does: UPDATE counters
-// and prefix counts move; now and then the session flaps.
-func (n *neighbor) step(r *rand.Rand, ts int64) *gpb.Notification {
+// and prefix counts move; now and then the session flaps. The
+// notification is built in sc (a new one if nil), which the next step
+// given sc overwrites: gRPC's Send has marshalled a message by the time it
+// returns, and a simulated router should allocate little, so that the
+// collector's figures are the collector's and not its fleet's garbage.
+func (n *neighbor) step(r *rand.Rand, ts int64, sc *stepScratch) *gpb.Notification {
+	if sc == nil {
+		sc = &stepScratch{}
+	}
 	n.updRx += 1 + r.Uint64N(3)
 	if r.IntN(2) == 0 {
 		n.pfxRx++
 	} else if n.pfxRx > 0 {
 		n.pfxRx--
 	}
-	u := []*gpb.Update{
-		{Path: stepPaths.updRx, Val: change.Uint(n.updRx)},
-		{Path: stepPaths.pfxRx, Val: change.Uint(n.pfxRx)},
-		{Path: stepPaths.pfxInst, Val: change.Uint(n.pfxRx)},
+	u := sc.ptrs[:0]
+	add := func(p *gpb.Path, v uint64) {
+		i := len(u)
+		sc.uints[i].UintVal = v
+		sc.vals[i].Value = &sc.uints[i]
+		sc.ups[i].Path, sc.ups[i].Val = p, &sc.vals[i]
+		u = append(u, &sc.ups[i])
 	}
+	add(stepPaths.updRx, n.updRx)
+	add(stepPaths.pfxRx, n.pfxRx)
+	add(stepPaths.pfxInst, n.pfxRx)
 	if r.IntN(500) == 0 {
 		if n.state == "ESTABLISHED" {
 			n.state, n.notifRx = "ACTIVE", n.notifRx+1
-			u = append(u, &gpb.Update{Path: stepPaths.notifRx, Val: change.Uint(n.notifRx)})
+			add(stepPaths.notifRx, n.notifRx)
 		} else {
 			n.state, n.transitions, n.lastEst = "ESTABLISHED", n.transitions+1, uint64(ts)
-			u = append(u, &gpb.Update{Path: stepPaths.trans, Val: change.Uint(n.transitions)},
-				&gpb.Update{Path: stepPaths.lastEst, Val: change.Uint(n.lastEst)})
+			add(stepPaths.trans, n.transitions)
+			add(stepPaths.lastEst, n.lastEst)
 		}
-		u = append(u, &gpb.Update{Path: stepPaths.state, Val: change.String(n.state)})
+		i := len(u)
+		sc.str.StringVal = n.state
+		sc.vals[i].Value = &sc.str
+		sc.ups[i].Path, sc.ups[i].Val = stepPaths.state, &sc.vals[i]
+		u = append(u, &sc.ups[i])
 	}
 	if n.prefix == nil {
 		n.prefix = change.NeighborPath("default", n.addr)
 	}
-	return &gpb.Notification{Timestamp: ts, Prefix: n.prefix, Update: u}
+	sc.n.Timestamp, sc.n.Prefix, sc.n.Update = ts, n.prefix, u
+	return &sc.n
+}
+
+// stepScratch holds the messages of one step: a flap has at most six
+// updates, one of them a string.
+type stepScratch struct {
+	n     gpb.Notification
+	ups   [6]gpb.Update
+	ptrs  [6]*gpb.Update
+	vals  [6]gpb.TypedValue
+	uints [6]gpb.TypedValue_UintVal
+	str   gpb.TypedValue_StringVal
 }
 
 // stepPaths are the paths step sends, shared (read-only) by every step.
@@ -382,8 +411,9 @@ func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, preEn
 			}
 		}
 		var enc stepEncoder
+		var sc stepScratch
 		for sent := 0; sent < cfg.Burst; {
-			n := nbrs[r.IntN(len(nbrs))].step(r, time.Now().UnixNano())
+			n := nbrs[r.IntN(len(nbrs))].step(r, time.Now().UnixNano(), &sc)
 			var err error
 			if preEncode {
 				// The wire bytes, built without protobuf's reflection:
@@ -413,6 +443,7 @@ func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, preEn
 	tk := time.NewTicker(tick)
 	defer tk.Stop()
 	var debt float64
+	var sc stepScratch
 	for {
 		select {
 		case <-ctx.Done():
@@ -422,7 +453,7 @@ func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, preEn
 		debt += perTick
 		now := time.Now().UnixNano()
 		for ; debt >= 1; debt-- {
-			n := nbrs[r.IntN(len(nbrs))].step(r, now)
+			n := nbrs[r.IntN(len(nbrs))].step(r, now, &sc)
 			if err := stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}); err != nil {
 				return err
 			}
@@ -450,6 +481,7 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 type stepEncoder struct {
 	paths map[*gpb.Path][]byte // by the shared paths of stepPaths and neighbors
 	buf   []byte
+	val   []byte
 }
 
 func (e *stepEncoder) path(p *gpb.Path) []byte {
@@ -473,15 +505,16 @@ func (e *stepEncoder) encode(n *gpb.Notification) []byte {
 	b = protowire.AppendBytes(b, e.path(n.Prefix))
 	for _, u := range n.Update {
 		pb := e.path(u.Path)
-		var val []byte
+		val := e.val[:0]
 		switch v := u.Val.GetValue().(type) {
 		case *gpb.TypedValue_UintVal:
-			val = protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), v.UintVal)
+			val = protowire.AppendVarint(protowire.AppendTag(val, 3, protowire.VarintType), v.UintVal)
 		case *gpb.TypedValue_StringVal:
-			val = protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), v.StringVal)
+			val = protowire.AppendString(protowire.AppendTag(val, 1, protowire.BytesType), v.StringVal)
 		default:
-			val, _ = proto.Marshal(u.Val)
+			val, _ = proto.MarshalOptions{}.MarshalAppend(val, u.Val)
 		}
+		e.val = val
 		b = protowire.AppendTag(b, 4, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(protowire.SizeTag(1)+protowire.SizeBytes(len(pb))+protowire.SizeTag(3)+protowire.SizeBytes(len(val))))
 		b = protowire.AppendTag(b, 1, protowire.BytesType)

@@ -230,7 +230,7 @@ func (d *Decoder) notification(b []byte) (*gpb.Notification, bool) {
 	}) {
 		return nil, false
 	}
-	out := &gpb.Notification{}
+	var out *gpb.Notification
 	var ups []gpb.Update
 	var vals []gpb.TypedValue
 	if d.Reuse {
@@ -246,9 +246,14 @@ func (d *Decoder) notification(b []byte) (*gpb.Notification, bool) {
 		if nup > 0 {
 			out.Update = d.uptrs[:0]
 		}
-	} else if nup > 0 {
-		out.Update = make([]*gpb.Update, 0, nup)
-		ups = make([]gpb.Update, nup)
+	} else {
+		// Made here, not before the branch: it would escape there, and
+		// cost a reused stream an allocation a message for nothing.
+		out = &gpb.Notification{}
+		if nup > 0 {
+			out.Update = make([]*gpb.Update, 0, nup)
+			ups = make([]gpb.Update, nup)
+		}
 	}
 	if nup > 0 {
 		// Values are never reused: the merge core hands them on.
