@@ -476,3 +476,20 @@ func TestSharedElementKeys(t *testing.T) {
 		t.Errorf("keys from shared elements:\n%v\nwant\n%v", got, want)
 	}
 }
+
+// The OpenConfig schema is the oc package's own tree, not a second copy of
+// it: a copy is 12 MiB held for meshd's lifetime.
+func TestSchemasShareOCTree(t *testing.T) {
+	ocs, ms, err := Schemas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ocs.RootSchema() == nil || ms.RootSchema() == nil {
+		t.Fatal("a schema without a root")
+	}
+	for _, name := range []string{"Root", "NetworkInstance_Protocol_Bgp_Neighbor"} {
+		if ocs.SchemaTree[name] == nil || ocs.SchemaTree[name] != oc.SchemaTree[name] {
+			t.Errorf("schema entry %s: %p, the oc package's is %p", name, ocs.SchemaTree[name], oc.SchemaTree[name])
+		}
+	}
+}
