@@ -77,7 +77,8 @@ func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) 
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithMaxSubscriptionsPerClient caps the concurrent Subscribe RPCs of one
-// client (its username, or its address without credentials); 0 is no cap.
+// client (its address, with its username when credentials are in use); 0
+// is no cap.
 func WithMaxSubscriptionsPerClient(n int) Option { return func(o *options) { o.maxSubs = n } }
 
 // WithQueueSize sets how many distinct leaves a subscriber's queue holds
@@ -467,19 +468,22 @@ func peerAddr(ctx context.Context) string {
 	return ""
 }
 
-// clientID names a client for the per-client subscription cap: its user
-// name when credentials are in use, else its address without the port.
+// clientID names a client for the per-client subscription cap: its
+// address without the port, and its user name when credentials are in
+// use. The address is always part of it: there is one configured
+// account, so the user name alone would make the cap one for every
+// client together.
 func (s *Server) clientID(ctx context.Context) string {
+	a := peerAddr(ctx)
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		a = h
+	}
 	if s.o.user != "" {
 		if md, ok := metadata.FromIncomingContext(ctx); ok {
 			if u := md.Get("username"); len(u) > 0 {
-				return "user:" + u[0]
+				return "user:" + u[0] + "@" + a
 			}
 		}
-	}
-	a := peerAddr(ctx)
-	if h, _, err := net.SplitHostPort(a); err == nil {
-		return "addr:" + h
 	}
 	return "addr:" + a
 }

@@ -228,3 +228,96 @@ func TestSlowSubscriberDoesNotHoldBackOthers(t *testing.T) {
 		testutil.ToFloat64(s.m.dropped.WithLabelValues("overflow")),
 		testutil.ToFloat64(s.m.resyncs))
 }
+
+// A subscriber that falls behind on a few leaves gets their latest values
+// and never the intermediate ones, each of which is counted: what it
+// receives plus what was counted as coalesced is exactly what was
+// published, with no overflow and no resync.
+func TestSlowSubscriberCoalesces(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, addr := startServer(t, WithQueueSize(64), WithRegisterer(reg))
+	const peers, rounds = 5, 200
+	counter := func(i int) *gpb.Path {
+		return change.NeighborPath("default", fmt.Sprintf("10.0.0.%d", i), "state", "messages", "received", "UPDATE")
+	}
+	var ups []change.Update
+	for i := 0; i < peers; i++ {
+		ups = append(ups, leafUp(counter(i), change.Uint(0), t0))
+	}
+	s.Update("r1", ups)
+
+	// A small flow-control window, and a leaf bigger than it published
+	// before the rounds: the sender blocks on it until the client reads.
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := gpb.NewGNMIClient(conn).Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: streamList("*", gpb.SubscriptionMode_ON_CHANGE, "/")}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetSyncResponse() {
+			break
+		}
+	}
+	s.Update("bulk", []change.Update{{Path: change.MeshdRouterPath("description"), Value: change.String(strings.Repeat("x", 160<<10)), Time: t0}})
+	for round := 1; round <= rounds; round++ {
+		ups = ups[:0]
+		for i := 0; i < peers; i++ {
+			ups = append(ups, leafUp(counter(i), change.Uint(uint64(round)), t0.Add(time.Duration(round)*time.Millisecond)))
+		}
+		s.Update("r1", ups)
+	}
+
+	// Read until every counter shows its last value; values only grow.
+	last := map[string]uint64{}
+	received := 0
+	for done := 0; done < peers; {
+		resp, err := st.Recv()
+		if err != nil {
+			t.Fatalf("after %d counter updates: %v", received, err)
+		}
+		n := resp.GetUpdate()
+		if n.GetPrefix().GetTarget() != "r1" {
+			continue
+		}
+		for _, u := range n.GetUpdate() {
+			k := pathString(append(append([]*gpb.PathElem{}, n.GetPrefix().GetElem()...), u.GetPath().GetElem()...))
+			v := u.GetVal().GetUintVal()
+			if v <= last[k] {
+				t.Fatalf("%s went from %d to %d", k, last[k], v)
+			}
+			last[k] = v
+			received++
+			if v == rounds {
+				done++
+			}
+		}
+	}
+	coalesced := testutil.ToFloat64(s.m.dropped.WithLabelValues("coalesced"))
+	if received+int(coalesced) != peers*rounds {
+		t.Errorf("received %d + coalesced %v != %d published", received, coalesced, peers*rounds)
+	}
+	if coalesced == 0 {
+		t.Error("nothing coalesced: the subscriber was never behind")
+	}
+	if v := testutil.ToFloat64(s.m.dropped.WithLabelValues("overflow")); v != 0 {
+		t.Errorf("overflow drops = %v, want 0 (5 leaves in a queue of 64)", v)
+	}
+	if v := testutil.ToFloat64(s.m.resyncs); v != 0 {
+		t.Errorf("resyncs = %v, want 0", v)
+	}
+	t.Logf("received %d of %d counter values, %v coalesced", received, peers*rounds, coalesced)
+}

@@ -388,7 +388,8 @@ func (s *Server) tick(stream gpb.GNMI_SubscribeServer, sub *subscription, now ti
 }
 
 // resync follows a queue overflow: deletes of the subscribed paths for the
-// targets that lost leaves meanwhile, then the current values.
+// targets that lost leaves meanwhile, then the current values of every
+// subscribed path.
 func (s *Server) resync(stream gpb.GNMI_SubscribeServer, sub *subscription, dirty []string) error {
 	s.m.resyncs.Inc()
 	sub.resyncs.Add(1)
@@ -402,13 +403,10 @@ func (s *Server) resync(stream gpb.GNMI_SubscribeServer, sub *subscription, dirt
 			return err
 		}
 	}
-	var onChange []*pathSub
-	for _, p := range sub.paths {
-		if p.onChange() {
-			onChange = append(onChange, p)
-		}
-	}
-	return s.sendWalk(stream, sub, onChange, nil)
+	// SAMPLE paths are walked too: their deletes above removed leaves
+	// that may never change again, and with suppress_redundant no later
+	// sample would send those back.
+	return s.sendWalk(stream, sub, sub.paths, nil)
 }
 
 // notifier packs leaves into notifications: a run of leaves of the same

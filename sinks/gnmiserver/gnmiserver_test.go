@@ -73,12 +73,20 @@ type fixture struct {
 
 func start(t *testing.T, depth int) *fixture {
 	t.Helper()
+	return startWith(t, depth, Config{Listen: "127.0.0.1:0", MinSampleInterval: 50 * time.Millisecond},
+		[]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
+}
+
+// startWith runs the sink with cfg and dials it with dopts; extra options
+// go to the sink.
+func startWith(t *testing.T, depth int, cfg Config, dopts []grpc.DialOption, opts ...Option) *fixture {
+	t.Helper()
 	core, err := merge.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	sink, err := New(Config{Listen: "127.0.0.1:0", MinSampleInterval: 50 * time.Millisecond}, core, WithRegisterer(reg))
+	sink, err := New(cfg, core, append([]Option{WithRegisterer(reg)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +108,7 @@ func start(t *testing.T, depth int) *fixture {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cc, err := grpc.NewClient(sink.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(sink.Addr().String(), dopts...)
 	if err != nil {
 		t.Fatal(err)
 	}
