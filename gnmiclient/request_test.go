@@ -172,7 +172,9 @@ func TestEncodings(t *testing.T) {
 	jsonIetf := func(s string) *gpb.TypedValue {
 		return &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(s)}}
 	}
-	jsonVal := func(s string) *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(s)}} }
+	jsonVal := func(s string) *gpb.TypedValue {
+		return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(s)}}
+	}
 	cases := []struct {
 		name    string
 		subEnc  string // the subscription's encoding
