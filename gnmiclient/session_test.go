@@ -3,11 +3,14 @@ package gnmiclient
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/change"
 )
 
 // arrivals records when each of a fake target's streams began.
@@ -112,6 +115,75 @@ func TestReconnectBackoff(t *testing.T) {
 	for _, name := range []string{"a", "syncer"} {
 		if st := statusOf(c, name); st.Failures < streams-1 || st.LastError == "" || st.LastErrorTime.IsZero() {
 			t.Errorf("%s status = %+v, want %d failures with the last error", name, st, streams-1)
+		}
+	}
+}
+
+// A session that goes quiet after sync_response is reconnected only when
+// its subscriptions promise traffic (SAMPLE or heartbeats); on-change data
+// may rightly be quiet, whatever order the subscriptions come in.
+func TestStallAfterSync(t *testing.T) {
+	const iv = 100 * time.Millisecond
+	subs := map[string]*Subscription{
+		"sample":    {Paths: []string{"/network-instances"}, StreamMode: "sample", SampleInterval: iv, Encoding: "proto"},
+		"heartbeat": {Paths: []string{"/network-instances"}, StreamMode: "on-change", HeartbeatInterval: iv, Encoding: "proto"},
+		"on-change": {Paths: []string{"/network-instances"}, StreamMode: "on-change", Encoding: "proto"},
+		// Samples a path the target has nothing at: no traffic comes of it.
+		"sample-empty": {Paths: []string{"/meshd"}, StreamMode: "sample", SampleInterval: iv, Encoding: "proto"},
+	}
+	cases := []struct {
+		name  string
+		subs  []string
+		send  bool // sample every iv after sync (first stream: three samples, then silence)
+		stall bool // want the first session declared stalled
+	}{
+		{"sample-stops", []string{"sample"}, true, true},
+		{"heartbeat-missing", []string{"heartbeat"}, false, true},
+		{"on-change-quiet", []string{"on-change"}, false, false},
+		{"sample-then-on-change-quiet", []string{"sample-empty", "on-change"}, false, false},
+		{"on-change-then-sample-quiet", []string{"on-change", "sample-empty"}, false, false},
+	}
+	type fakeRef struct{ f *fakeTarget }
+	fakes := map[string]fakeRef{}
+	targets := map[string]*Target{}
+	for _, tc := range cases {
+		f := startFake(t, func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
+			send(syncResp)
+			for i := uint64(1); tc.send && (conn > 1 || i <= 3); i++ {
+				if err := send(nbrUpdate("default", "10.0.0.1", "established-transitions", change.Uint(i))); err != nil {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(iv):
+				}
+			}
+			<-ctx.Done()
+			return nil
+		})
+		fakes[tc.name] = fakeRef{f}
+		tg := fast(&Target{Address: f.addr, Subscriptions: tc.subs})
+		tg.Timeout = 500 * time.Millisecond // idle limit: 3 × 100ms + 500ms
+		targets[tc.name] = tg
+	}
+	c, _ := runClient(t, Config{Targets: targets, Subscriptions: subs}, newCore(t))
+	for _, tc := range cases {
+		if tc.stall {
+			waitFor(t, 10*time.Second, tc.name+" reconnected", func() bool {
+				return fakes[tc.name].f.streams.Load() >= 2 && statusOf(c, tc.name).State == StateSynced
+			})
+		}
+	}
+	// Long enough for two idle limits to pass.
+	time.Sleep(2 * time.Second)
+	for _, tc := range cases {
+		st := statusOf(c, tc.name)
+		switch {
+		case tc.stall && !strings.Contains(st.LastError, "nothing received"):
+			t.Errorf("%s: last error %q, want a stall", tc.name, st.LastError)
+		case !tc.stall && (st.Failures != 0 || st.Connects != 1 || st.State != StateSynced):
+			t.Errorf("%s: a quiet on-change session was disturbed: %+v", tc.name, st)
 		}
 	}
 }
