@@ -9,6 +9,8 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meshd/meshd/change"
 )
@@ -185,5 +187,113 @@ func TestStallAfterSync(t *testing.T) {
 		case !tc.stall && (st.Failures != 0 || st.Connects != 1 || st.State != StateSynced):
 			t.Errorf("%s: a quiet on-change session was disturbed: %+v", tc.name, st)
 		}
+	}
+}
+
+// gaugeByState reads meshd_gnmi_target_state for target from reg.
+func gaugeByState(t *testing.T, reg *prometheus.Registry, target string) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "meshd_gnmi_target_state" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["target"] == target {
+				out[labels["state"]] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+// seriesOf counts the series labelled with target.
+func seriesOf(t *testing.T, reg *prometheus.Registry, target string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "target" && l.GetValue() == target {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// A target that cannot be reached shows as failed, with why, on /metrics
+// and in Status; one that syncs shows as synced; a removed target's
+// series go.
+func TestStateOnMetrics(t *testing.T) {
+	dead := listen(t)
+	deadAddr := dead.Addr().String()
+	dead.Close() // nothing listens there now: connection refused
+	live := startFake(t, func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
+		send(nbrUpdate("default", "10.0.0.1", "peer-as", change.Uint(65001)))
+		send(syncResp)
+		<-ctx.Done()
+		return nil
+	})
+	down := fast(&Target{Address: deadAddr})
+	down.RetryTimer, down.MaxRetryTimer = time.Minute, time.Minute // stays failed
+	c, reg := runClient(t, Config{Targets: map[string]*Target{"up": fast(&Target{Address: live.addr})}}, newCore(t))
+	waitFor(t, 5*time.Second, "client running", func() bool { return statusOf(c, "up").Name != "" })
+	// "down" comes as a targets file reload would bring it.
+	if err := c.SetTargets(map[string]*Target{"down": down}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "down failed, up synced", func() bool {
+		return statusOf(c, "down").State == StateFailed && statusOf(c, "up").State == StateSynced
+	})
+	for name, want := range map[string]State{"down": StateFailed, "up": StateSynced} {
+		got := gaugeByState(t, reg, name)
+		for _, s := range allStates {
+			w := 0.0
+			if s == want {
+				w = 1
+			}
+			if v, ok := got[string(s)]; !ok || v != w {
+				t.Errorf("%s: meshd_gnmi_target_state{state=%q} = %v (present %v), want %v", name, s, v, ok, w)
+			}
+		}
+	}
+	st := statusOf(c, "down")
+	if !strings.Contains(st.LastError, "refused") || st.Failures != 1 || st.Connects != 0 {
+		t.Errorf("down status = %+v, want one failure saying connection refused", st)
+	}
+	if got := testutil.ToFloat64(c.m.failures.WithLabelValues("down")); got != 1 {
+		t.Errorf("meshd_gnmi_session_failures_total{down} = %v", got)
+	}
+	if got := testutil.ToFloat64(c.m.targets); got != 2 {
+		t.Errorf("meshd_gnmi_targets = %v", got)
+	}
+	if err := c.SetTargets(map[string]*Target{}); err != nil {
+		t.Fatal(err)
+	}
+	if statusOf(c, "down").Name != "" || statusOf(c, "up").Name == "" {
+		t.Errorf("after down's removal: %+v", c.Status())
+	}
+	if n := seriesOf(t, reg, "down"); n != 0 {
+		t.Errorf("%d of down's series outlived it", n)
+	}
+	if got := testutil.ToFloat64(c.m.targets); got != 1 {
+		t.Errorf("meshd_gnmi_targets = %v after removal", got)
+	}
+	if live.streams.Load() != 1 {
+		t.Errorf("up reconnected %d times by another target's removal", live.streams.Load()-1)
 	}
 }
