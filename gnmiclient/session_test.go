@@ -3,6 +3,8 @@ package gnmiclient
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -295,5 +297,85 @@ func TestStateOnMetrics(t *testing.T) {
 	}
 	if live.streams.Load() != 1 {
 		t.Errorf("up reconnected %d times by another target's removal", live.streams.Load()-1)
+	}
+}
+
+// countingHandler counts log records by level and message.
+type countingHandler struct {
+	mu   sync.Mutex
+	recs map[string]int // "LEVEL msg"
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.recs[r.Level.String()+" "+r.Message]++
+	h.mu.Unlock()
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *countingHandler) warnings() (n int, all map[string]int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all = map[string]int{}
+	for k, v := range h.recs {
+		all[k] = v
+		if strings.HasPrefix(k, "WARN") || strings.HasPrefix(k, "ERROR") {
+			n += v
+		}
+	}
+	return n, all
+}
+
+// Unknown paths and bad values are counted per target and path, and
+// summarised in the log, not logged once per update.
+func TestUnknownNotLoggedPerUpdate(t *testing.T) {
+	const notes = 200
+	f := startFake(t, func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
+		send(syncResp)
+		for i := 0; i < notes; i++ {
+			send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: &gpb.Notification{
+				Timestamp: time.Now().UnixNano(),
+				Update: []*gpb.Update{
+					{Path: &gpb.Path{Elem: []*gpb.PathElem{{Name: "vendor"}, {Name: "thing", Key: map[string]string{"id": fmt.Sprint(i)}}}}, Val: change.Uint(1)},
+					{Path: change.NeighborPath("default", "10.0.0.1", "state", "peer-as"), Val: change.String("not-a-number")},
+				},
+			}}})
+		}
+		<-ctx.Done()
+		return nil
+	})
+	h := &countingHandler{recs: map[string]int{}}
+	reg := prometheus.NewRegistry()
+	cfg := Config{Targets: map[string]*Target{"r1": fast(&Target{Address: f.addr})}}
+	c, err := New(cfg, newCore(t), WithRegisterer(reg), WithLogger(slog.New(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("client did not stop")
+		}
+	}()
+	waitFor(t, 10*time.Second, "every notification handled", func() bool { return statusOf(c, "r1").Notifications == notes })
+	if got := testutil.ToFloat64(c.m.unknown.WithLabelValues("r1", "/vendor/thing")); got != notes {
+		t.Errorf("meshd_gnmi_unknown_paths_total{r1,/vendor/thing} = %v, want %d", got, notes)
+	}
+	if got := testutil.ToFloat64(c.m.invalid.WithLabelValues("r1")); got != notes {
+		t.Errorf("meshd_gnmi_invalid_values_total{r1} = %v, want %d", got, notes)
+	}
+	if st := statusOf(c, "r1"); st.Unknown != notes || st.Invalid != notes {
+		t.Errorf("status = %+v", st)
+	}
+	if n, all := h.warnings(); n > 1 {
+		t.Errorf("%d warnings for %d bad notifications, want at most one summary: %v", n, notes, all)
 	}
 }
