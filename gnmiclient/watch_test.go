@@ -61,3 +61,49 @@ func TestTargetsFileSymlinkSwap(t *testing.T) {
 		t.Errorf("a reconnected %d times by the swap", a.streams.Load()-1)
 	}
 }
+
+// A targets file names TLS the way gnmic does (tls-ca, tls-cert, tls-key,
+// skip-verify, insecure, username, password): each target connects as its
+// entry says.
+func TestTargetsFileTLS(t *testing.T) {
+	pki := makeCerts(t)
+	serve := func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
+		send(syncResp)
+		<-ctx.Done()
+		return nil
+	}
+	mtls := startFake(t, serve, pki.serverOpt(true))
+	skip := startFake(t, serve, pki.serverOpt(false))
+	skip.user, skip.pass = "admin", "s3cret"
+	plain := startFake(t, serve)
+	file := filepath.Join(t.TempDir(), "targets.yaml")
+	content := fmt.Sprintf(`mtls:
+  address: %s
+  tls-ca: %s
+  tls-cert: %s
+  tls-key: %s
+skip:
+  address: %s
+  skip-verify: true
+  username: admin
+  password: s3cret
+plain:
+  address: %s
+  insecure: true
+no-client-cert:
+  address: %s
+  tls-ca: %s
+`, mtls.addr, pki.caFile, pki.cliCert, pki.cliKey, skip.addr, plain.addr, mtls.addr, pki.caFile)
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{TargetsFile: file, Defaults: Target{RetryTimer: 50 * time.Millisecond, MaxRetryTimer: 100 * time.Millisecond, Timeout: 2 * time.Second}}
+	c, _ := runClient(t, cfg, newCore(t))
+	waitFor(t, 5*time.Second, "mtls, skip and plain synced", func() bool {
+		return statusOf(c, "mtls").State == StateSynced && statusOf(c, "skip").State == StateSynced && statusOf(c, "plain").State == StateSynced
+	})
+	waitFor(t, 5*time.Second, "no-client-cert refused", func() bool { return statusOf(c, "no-client-cert").Failures > 0 })
+	if st := statusOf(c, "no-client-cert"); st.State == StateSynced {
+		t.Errorf("a target without the client certificate synced with an mTLS server: %+v", st)
+	}
+}
