@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"reflect"
 	"sort"
 	"sync"
@@ -88,7 +89,11 @@ func (c *Client) Run(ctx context.Context) error {
 	c.ctx = ctx
 	c.mu.Unlock()
 	if c.cfg.TargetsFile != "" {
-		ts, err := c.loadFile()
+		raw, err := os.ReadFile(c.cfg.TargetsFile)
+		if err != nil {
+			return fmt.Errorf("targets file: %w", err)
+		}
+		ts, err := c.loadFile(raw)
 		if err != nil {
 			return err
 		}
@@ -98,7 +103,7 @@ func (c *Client) Run(ctx context.Context) error {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.watch(ctx)
+			c.watch(ctx, raw)
 		}()
 	}
 	c.reconcile()
@@ -107,9 +112,9 @@ func (c *Client) Run(ctx context.Context) error {
 	return nil
 }
 
-// loadFile reads and validates the targets file.
-func (c *Client) loadFile() (map[string]*Target, error) {
-	raw, err := ReadTargetsFile(c.cfg.TargetsFile)
+// loadFile parses and validates the targets file's content.
+func (c *Client) loadFile(content []byte) (map[string]*Target, error) {
+	raw, err := parseTargetsFile(c.cfg.TargetsFile, content)
 	if err != nil {
 		return nil, err
 	}

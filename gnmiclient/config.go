@@ -317,6 +317,10 @@ func ReadTargetsFile(path string) (map[string]*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("targets file: %w", err)
 	}
+	return parseTargetsFile(path, raw)
+}
+
+func parseTargetsFile(path string, raw []byte) (map[string]*Target, error) {
 	out := map[string]*Target{}
 	if err := yaml.Unmarshal(raw, &out); err != nil {
 		return nil, fmt.Errorf("targets file %s: %w", path, err)

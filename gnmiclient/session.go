@@ -49,6 +49,7 @@ var errStalled = errors.New("stalled")
 func (c *Client) newSession(t *Target) (*session, error) {
 	subs := make([]*Subscription, 0, len(t.Subscriptions))
 	var longest time.Duration
+	mayBeQuiet := false
 	for _, n := range t.Subscriptions {
 		s := c.cfg.Subscriptions[n]
 		subs = append(subs, s)
@@ -57,8 +58,10 @@ func (c *Client) newSession(t *Target) (*session, error) {
 		}
 		sm, _ := parseStreamMode(s.StreamMode)
 		if sm != gpb.SubscriptionMode_SAMPLE && s.HeartbeatInterval == 0 {
-			// On-change data may rightly be quiet for hours.
-			longest = -1 << 62
+			// On-change data may rightly be quiet for hours, and so may
+			// the whole stream: a SAMPLE subscription beside it proves
+			// nothing, as its paths may hold no data.
+			mayBeQuiet = true
 		}
 	}
 	req, err := BuildRequest(subs, "stream", t.Encoding)
@@ -74,7 +77,7 @@ func (c *Client) newSession(t *Target) (*session, error) {
 		unknown:  map[string]prometheus.Counter{},
 		st:       TargetStatus{Name: t.Name, Address: t.Address},
 	}
-	if longest > 0 {
+	if longest > 0 && !mayBeQuiet {
 		// Three missed samples or heartbeats mean the stream is dead even if
 		// the TCP connection is not.
 		s.idle = 3*longest + t.Timeout

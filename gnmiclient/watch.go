@@ -1,19 +1,24 @@
 package gnmiclient
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
 
-// watch follows the targets file. It watches the file's directory, not
-// the file, so editors that write a new file and rename it over the old
-// one (and Kubernetes' symlink swaps) are seen too. A file that does not
-// parse is logged and ignored: the running targets stay as they were.
-func (c *Client) watch(ctx context.Context) {
+// watch follows the targets file, whose content was last when Run read
+// it. It watches the file's directory, not the file, so editors that write
+// a new file and rename it over the old one are seen too; and it rereads
+// the file on any event there, as a Kubernetes ConfigMap changes the file
+// by swapping a symlink ("..data") the file's own name never sees an event
+// for. A content seen before is not reloaded. A file that does not parse
+// is logged and ignored: the running targets stay as they were.
+func (c *Client) watch(ctx context.Context, last []byte) {
 	path := c.cfg.TargetsFile
 	log := c.log.With(slog.String("file", path))
 	w, err := fsnotify.NewWatcher()
@@ -32,13 +37,11 @@ func (c *Client) watch(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-w.Events:
+		case _, ok := <-w.Events:
 			if !ok {
 				return
 			}
-			if filepath.Clean(ev.Name) == filepath.Clean(path) {
-				settle = time.After(200 * time.Millisecond)
-			}
+			settle = time.After(200 * time.Millisecond)
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
@@ -46,7 +49,16 @@ func (c *Client) watch(ctx context.Context) {
 			log.Warn("gnmi: targets file watch", slog.Any("err", err))
 		case <-settle:
 			settle = nil
-			ts, err := c.loadFile()
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				log.Warn("gnmi: targets file unreadable; keeping the running targets", slog.Any("err", err))
+				continue
+			}
+			if bytes.Equal(raw, last) {
+				continue
+			}
+			last = raw
+			ts, err := c.loadFile(raw)
 			if err != nil {
 				log.Error("gnmi: targets file not reloaded; keeping the running targets", slog.Any("err", err))
 				continue
