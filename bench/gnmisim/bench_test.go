@@ -546,7 +546,7 @@ func TestStepEncoding(t *testing.T) {
 		}
 		kinds[len(n.Update)] = true
 		var got gpb.SubscribeResponse
-		if err := proto.Unmarshal(enc.encode(n), &got); err != nil {
+		if err := proto.Unmarshal(*enc.encode(n), &got); err != nil {
 			t.Fatal(err)
 		}
 		if want := (&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}}); !proto.Equal(&got, want) {

@@ -462,8 +462,9 @@ func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, preEn
 	}
 }
 
-// raw is a SubscribeResponse already in wire form.
-type raw struct{ b []byte }
+// raw is a SubscribeResponse already in wire form, in a buffer of
+// gRPC's pool.
+type raw struct{ b *[]byte }
 
 // rawCodec sends raw messages as they are and everything else through
 // gRPC's proto codec.
@@ -471,7 +472,8 @@ type rawCodec struct{ encoding.CodecV2 }
 
 func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if m, ok := v.(*raw); ok {
-		return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
+		// gRPC puts the buffer back once it has written it.
+		return mem.BufferSlice{mem.NewBuffer(m.b, wirePool{})}, nil
 	}
 	return c.CodecV2.Marshal(v)
 }
@@ -496,8 +498,9 @@ func (e *stepEncoder) path(p *gpb.Path) []byte {
 	return b
 }
 
-// encode returns the SubscribeResponse; its bytes are the caller's.
-func (e *stepEncoder) encode(n *gpb.Notification) []byte {
+// encode returns the SubscribeResponse in a buffer of wirePool; the
+// caller hands it to gRPC (as a raw message) or drops it.
+func (e *stepEncoder) encode(n *gpb.Notification) *[]byte {
 	b := e.buf[:0]
 	b = protowire.AppendTag(b, 1, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(n.Timestamp))
@@ -523,7 +526,35 @@ func (e *stepEncoder) encode(n *gpb.Notification) []byte {
 		b = protowire.AppendBytes(b, val)
 	}
 	e.buf = b
-	out := make([]byte, 0, protowire.SizeTag(1)+protowire.SizeBytes(len(b)))
-	out = protowire.AppendTag(out, 1, protowire.BytesType)
-	return protowire.AppendBytes(out, b)
+	out := wirePool{}.Get(protowire.SizeTag(1) + protowire.SizeBytes(len(b)))
+	o := protowire.AppendTag((*out)[:0], 1, protowire.BytesType)
+	*out = protowire.AppendBytes(o, b)
+	return out
+}
+
+// wirePool holds the simulator's message buffers, which gRPC puts back
+// once it has written them: a simulated router should not make garbage
+// a message. gRPC's default pool would do, but it zeroes a 4 KiB buffer
+// for each, and gRPC pools only buffers over 1 KiB, so a step (a few
+// hundred bytes) takes a buffer of wireCap.
+type wirePool struct{}
+
+const wireCap = 2048
+
+var wireBufs = sync.Pool{New: func() any { b := make([]byte, 0, wireCap); return &b }}
+
+func (wirePool) Get(n int) *[]byte {
+	if n > wireCap {
+		b := make([]byte, n)
+		return &b
+	}
+	b := wireBufs.Get().(*[]byte)
+	*b = (*b)[:n]
+	return b
+}
+
+func (wirePool) Put(b *[]byte) {
+	if cap(*b) == wireCap {
+		wireBufs.Put(b)
+	}
 }
