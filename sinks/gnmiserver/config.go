@@ -25,7 +25,9 @@ type Config struct {
 	// credentials; without it such a configuration is refused.
 	AllowInsecure bool `yaml:"allow-insecure"`
 	// MaxSubscriptionsPerClient caps one client's concurrent Subscribe
-	// RPCs (0: no cap).
+	// RPCs (0: no cap). A client is a source address (with its user name
+	// when credentials are on): there is one account, so the name alone
+	// would make one cap for every client together.
 	MaxSubscriptionsPerClient int `yaml:"max-subscriptions-per-client"`
 	// QueueSize is how many distinct leaves a subscriber's queue holds
 	// before it is resynchronised instead.
