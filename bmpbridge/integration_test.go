@@ -469,7 +469,11 @@ router bgp 4200000003
 		testenv.WaitFor(t, 5*time.Second, "a withdraw event", func() bool { return h.countEvents(change.EventRoute, w) > 0 })
 	}
 
-	spkB.Stop()
+	// gobgpd disables the session: it sends a Cease (Administrative
+	// Shutdown) and stays up, so the NOTIFICATION is on the wire before
+	// the TCP close. (A stopping gobgpd sends one too, but may exit first:
+	// a CI run saw FRR report the session closed without one.)
+	spkB.Gobgp(t, "neighbor", "10.0.1.1", "disable")
 	testenv.WaitFor(t, 30*time.Second, "neighbor down", func() bool {
 		s := h.value(router, nbr("default", "10.0.1.2", "state/session-state"))
 		return s == "IDLE" || s == "ACTIVE"
@@ -477,7 +481,7 @@ router bgp 4200000003
 	testenv.WaitFor(t, 5*time.Second, "a peer_down event from FRR", func() bool {
 		return h.countEvents(change.EventPeerDown, func(e change.Event) bool { return e.Neighbor == "10.0.1.2" }) > 0
 	})
-	// gobgpd stopping sends a Cease, which FRR's Peer Down carries.
+	// FRR's Peer Down carries the peer's Cease.
 	if got := h.value(router, "/meshd/network-instances/network-instance[name=default]/neighbors/neighbor[neighbor-address=10.0.1.2]/bmp/state/last-down-reason"); !strings.Contains(got, "NOTIFICATION: Cease") {
 		t.Errorf("last-down-reason %q after FRR's Peer Down, want the peer's NOTIFICATION: Cease", got)
 	}
