@@ -118,10 +118,20 @@ func (c *Client) loadFile(content []byte) (map[string]*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	probe := Config{Targets: raw, Subscriptions: c.cfg.Subscriptions, Defaults: c.cfg.Defaults}
+	ts, err := c.checkTargets(raw)
+	if err != nil {
+		return nil, fmt.Errorf("targets file %s: %w", c.cfg.TargetsFile, err)
+	}
+	return ts, nil
+}
+
+// checkTargets fills in the defaults of targets from outside the config
+// and validates them against the config's subscriptions.
+func (c *Client) checkTargets(ts map[string]*Target) (map[string]*Target, error) {
+	probe := Config{Targets: ts, Subscriptions: c.cfg.Subscriptions, Defaults: c.cfg.Defaults}
 	probe.SetDefaults()
 	if err := probe.Validate(); err != nil {
-		return nil, fmt.Errorf("targets file %s: %w", c.cfg.TargetsFile, err)
+		return nil, err
 	}
 	return probe.Targets, nil
 }
@@ -129,13 +139,12 @@ func (c *Client) loadFile(content []byte) (map[string]*Target, error) {
 // SetTargets replaces the file-sourced targets (what a reload does), for
 // callers that learn targets elsewhere. Config targets stay.
 func (c *Client) SetTargets(ts map[string]*Target) error {
-	probe := Config{Targets: ts, Subscriptions: c.cfg.Subscriptions, Defaults: c.cfg.Defaults}
-	probe.SetDefaults()
-	if err := probe.Validate(); err != nil {
+	ts, err := c.checkTargets(ts)
+	if err != nil {
 		return err
 	}
 	c.mu.Lock()
-	c.fromFile = probe.Targets
+	c.fromFile = ts
 	c.mu.Unlock()
 	c.reconcile()
 	return nil

@@ -9,17 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openconfig/gnmi/cache"
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmi/proto/gnmi_ext"
-	"github.com/openconfig/gnmi/subscribe"
 	"github.com/openconfig/ondatra/gnmi/oc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/testenv"
 	mygot "github.com/meshd/meshd/ygot"
 )
 
@@ -147,28 +145,28 @@ func TestStreamIntoMergeCore(t *testing.T) {
 // TLS with server verification, mTLS, skip-verify, and credentials as
 // metadata; a wrong CA or wrong password fails and says why.
 func TestTLS(t *testing.T) {
-	pki := makeCerts(t)
+	pki := testenv.NewPKI(t)
 	ok := func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
 		send(nbrUpdate("default", "10.0.0.1", "session-state", change.String("ESTABLISHED")))
 		send(syncResp)
 		<-ctx.Done()
 		return nil
 	}
-	tlsSrv := startFake(t, ok, pki.serverOpt(false))
+	tlsSrv := startFake(t, ok, serverOpt(pki, false))
 	tlsSrv.user, tlsSrv.pass = "admin", "s3cret"
-	mtlsSrv := startFake(t, ok, pki.serverOpt(true))
+	mtlsSrv := startFake(t, ok, serverOpt(pki, true))
 	cases := []struct {
 		name    string
 		target  *Target
 		synced  bool
 		errPart string
 	}{
-		{"verified", &Target{Address: tlsSrv.addr, TLSCA: pki.caFile, Username: "admin", Password: "s3cret"}, true, ""},
+		{"verified", &Target{Address: tlsSrv.addr, TLSCA: pki.CAFile, Username: "admin", Password: "s3cret"}, true, ""},
 		{"skip-verify", &Target{Address: tlsSrv.addr, SkipVerify: ptr(true), Username: "admin", Password: "s3cret"}, true, ""},
-		{"wrong-ca", &Target{Address: tlsSrv.addr, TLSCA: pki.otherCAFile, Username: "admin", Password: "s3cret"}, false, "certificate"},
-		{"wrong-password", &Target{Address: tlsSrv.addr, TLSCA: pki.caFile, Username: "admin", Password: "nope"}, false, "Unauthenticated"},
-		{"mtls", &Target{Address: mtlsSrv.addr, TLSCA: pki.caFile, TLSCert: pki.cliCert, TLSKey: pki.cliKey}, true, ""},
-		{"mtls-no-client-cert", &Target{Address: mtlsSrv.addr, TLSCA: pki.caFile}, false, ""},
+		{"wrong-ca", &Target{Address: tlsSrv.addr, TLSCA: pki.OtherCAFile, Username: "admin", Password: "s3cret"}, false, "certificate"},
+		{"wrong-password", &Target{Address: tlsSrv.addr, TLSCA: pki.CAFile, Username: "admin", Password: "nope"}, false, "Unauthenticated"},
+		{"mtls", &Target{Address: mtlsSrv.addr, TLSCA: pki.CAFile, TLSCert: pki.ClientCert, TLSKey: pki.ClientKey}, true, ""},
+		{"mtls-no-client-cert", &Target{Address: mtlsSrv.addr, TLSCA: pki.CAFile}, false, ""},
 		{"plaintext-to-tls", &Target{Address: tlsSrv.addr, Insecure: ptr(true)}, false, ""},
 	}
 	targets := map[string]*Target{}
@@ -344,33 +342,16 @@ func TestTargetsFileWatch(t *testing.T) {
 // openconfig/gnmi's own cache and subscribe server, over real gRPC: the
 // client subscribes with a prefix target and gets the cached state.
 func TestAgainstGNMICacheServer(t *testing.T) {
-	ch := cache.New([]string{"dev1"})
-	srv, err := subscribe.NewServer(ch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch.SetClient(srv.Update)
+	tg := testenv.NewCacheTarget(t, "dev1")
 	for i, addr := range []string{"10.0.0.1", "10.0.0.2"} {
-		p := change.NeighborPath("default", addr, "state", "peer-as")
-		err := ch.GnmiUpdate(&gpb.Notification{
-			Timestamp: time.Now().UnixNano(),
-			Prefix:    &gpb.Path{Target: "dev1"},
-			Update:    []*gpb.Update{{Path: p, Val: change.Uint(uint64(65001 + i))}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		tg.Put(t, &gpb.Update{Path: change.NeighborPath("default", addr, "state", "peer-as"), Val: change.Uint(uint64(65001 + i))})
 	}
-	ch.Sync("dev1")
-	lisSrv := grpc.NewServer()
-	gpb.RegisterGNMIServer(lisSrv, srv)
-	lis := listen(t)
-	go lisSrv.Serve(lis)
-	defer lisSrv.Stop()
+	tg.Sync()
+	addr := testenv.ServeGNMI(t, tg.Sub)
 
 	core := newCore(t)
 	cfg := Config{
-		Targets: map[string]*Target{"dev1": fast(&Target{Address: lis.Addr().String(), Subscriptions: []string{"nbr"}})},
+		Targets: map[string]*Target{"dev1": fast(&Target{Address: addr, Subscriptions: []string{"nbr"}})},
 		Subscriptions: map[string]*Subscription{"nbr": {
 			Paths:  []string{"/network-instances/network-instance[name=*]/protocols/protocol[identifier=*][name=*]/bgp/neighbors/neighbor[neighbor-address=*]/state"},
 			Target: "dev1", StreamMode: "on-change", Encoding: "proto",
@@ -382,8 +363,7 @@ func TestAgainstGNMICacheServer(t *testing.T) {
 		t.Errorf("peer-as = %v", v)
 	}
 	// A live change flows through the cache to the client.
-	ch.GnmiUpdate(&gpb.Notification{Timestamp: time.Now().UnixNano(), Prefix: &gpb.Path{Target: "dev1"},
-		Update: []*gpb.Update{{Path: change.NeighborPath("default", "10.0.0.1", "state", "session-state"), Val: change.String("ESTABLISHED")}}})
+	tg.Put(t, &gpb.Update{Path: change.NeighborPath("default", "10.0.0.1", "state", "session-state"), Val: change.String("ESTABLISHED")})
 	waitFor(t, 5*time.Second, "live change", func() bool {
 		return leafVal(core, "dev1", change.NeighborPath("default", "10.0.0.1", "state", "session-state")).GetStringVal() == "ESTABLISHED"
 	})

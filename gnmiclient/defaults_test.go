@@ -4,13 +4,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openconfig/gnmi/cache"
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"github.com/openconfig/gnmi/subscribe"
 	"github.com/openconfig/ondatra/gnmi/oc"
-	"google.golang.org/grpc"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/testenv"
 	mygot "github.com/meshd/meshd/ygot"
 )
 
@@ -19,12 +17,7 @@ import (
 // timers and afi-safi prefixes from a server built on openconfig/gnmi's
 // cache, and nothing from outside that subtree.
 func TestDefaultSubscriptionAgainstCache(t *testing.T) {
-	ch := cache.New([]string{"dev1"})
-	srv, err := subscribe.NewServer(ch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch.SetClient(srv.Update)
+	tg := testenv.NewCacheTarget(t, "dev1")
 	afi := func(leaf ...string) *gpb.Path {
 		return change.AfiSafiPath("red", "10.0.0.9", "IPV6_UNICAST", leaf...)
 	}
@@ -37,24 +30,16 @@ func TestDefaultSubscriptionAgainstCache(t *testing.T) {
 		{Path: change.NeighborPath("red", "10.0.0.9", "config", "peer-as"), Val: change.Uint(64999)},
 		{Path: afi("state", "active"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: true}}},
 	}
-	for _, u := range leaves {
-		if err := ch.GnmiUpdate(&gpb.Notification{Timestamp: time.Now().UnixNano(), Prefix: &gpb.Path{Target: "dev1"}, Update: []*gpb.Update{u}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ch.Sync("dev1")
-	g := grpc.NewServer()
-	gpb.RegisterGNMIServer(g, srv)
-	lis := listen(t)
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
+	tg.Put(t, leaves...)
+	tg.Sync()
+	addr := testenv.ServeGNMI(t, tg.Sub)
 
 	sub := BuiltinSubscriptions()["bgp-neighbors"]
 	sub.Target = "dev1"
 	sub.Encoding = "proto" // the cache holds typed values; it does not render JSON
 	core := newCore(t)
 	c, _ := runClient(t, Config{
-		Targets:       map[string]*Target{"dev1": fast(&Target{Address: lis.Addr().String(), Subscriptions: []string{"bgp"}})},
+		Targets:       map[string]*Target{"dev1": fast(&Target{Address: addr, Subscriptions: []string{"bgp"}})},
 		Subscriptions: map[string]*Subscription{"bgp": sub},
 	}, core)
 	waitFor(t, 5*time.Second, "synced", func() bool { return statusOf(c, "dev1").State == StateSynced })

@@ -2,17 +2,8 @@ package gnmiclient
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
 )
 
@@ -117,87 +109,13 @@ func nbrUpdate(ni, addr, leaf string, v *gpb.TypedValue) *gpb.SubscribeResponse 
 
 var syncResp = &gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true}}
 
-// certs is a test PKI: a CA, a server certificate for 127.0.0.1 and a
-// client certificate, written as PEM files.
-type certs struct {
-	dir                              string
-	caFile, srvCert, srvKey, cliCert string
-	cliKey                           string
-	pool                             *x509.CertPool
-	server                           tls.Certificate
-	otherCAFile                      string
-}
-
-func makeCerts(t *testing.T) *certs {
-	t.Helper()
-	dir := t.TempDir()
-	c := &certs{dir: dir}
-	caKey, caCert, caDER := newCA(t, "meshd test CA")
-	c.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-	_, _, otherDER := newCA(t, "some other CA")
-	c.otherCAFile = writePEM(t, dir, "other-ca.pem", "CERTIFICATE", otherDER)
-	c.pool = x509.NewCertPool()
-	c.pool.AddCert(caCert)
-	leaf := func(name string, server bool) (string, string, tls.Certificate) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(time.Now().UnixNano()),
-			Subject:      pkix.Name{CommonName: name},
-			NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature,
-		}
-		if server {
-			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		} else {
-			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, _ := x509.MarshalECPrivateKey(key)
-		cf := writePEM(t, dir, name+".pem", "CERTIFICATE", der)
-		kf := writePEM(t, dir, name+"-key.pem", "EC PRIVATE KEY", kder)
-		pair, err := tls.LoadX509KeyPair(cf, kf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cf, kf, pair
-	}
-	c.srvCert, c.srvKey, c.server = leaf("server", true)
-	c.cliCert, c.cliKey, _ = leaf("client", false)
-	return c
-}
-
-func newCA(t *testing.T, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return key, cert, der
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func (c *certs) serverOpt(requireClient bool) grpc.ServerOption {
-	cfg := &tls.Config{Certificates: []tls.Certificate{c.server}, MinVersion: tls.VersionTLS12}
+// serverOpt makes a fake target serve TLS with p's server certificate,
+// requiring a client certificate p's CA signed if requireClient.
+func serverOpt(p *testenv.PKI, requireClient bool) grpc.ServerOption {
+	cfg := &tls.Config{Certificates: []tls.Certificate{p.Server}, MinVersion: tls.VersionTLS12}
 	if requireClient {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-		cfg.ClientCAs = c.pool
+		cfg.ClientCAs = p.Pool
 	}
 	return grpc.Creds(credentials.NewTLS(cfg))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmitarget"
+	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
 	"github.com/meshd/meshd/probe"
 	"github.com/meshd/meshd/probe/capture"
@@ -88,12 +89,12 @@ func TestIntegrationProbeAgent(t *testing.T) {
 // meshd's own gNMI target with TLS and credentials, serving OpenConfig
 // neighbor state, read with the default BGP subscription.
 func TestIntegrationMeshdTarget(t *testing.T) {
-	pki := makeCerts(t)
+	pki := testenv.NewPKI(t)
 	ocs, _, err := merge.Schemas()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, addr := serveTarget(t, gnmitarget.WithTLS(pki.srvCert, pki.srvKey, ""), gnmitarget.WithCredentials("meshd", "pw"),
+	srv, addr := serveTarget(t, gnmitarget.WithTLS(pki.ServerCert, pki.ServerKey, ""), gnmitarget.WithCredentials("meshd", "pw"),
 		gnmitarget.WithSchema(ocs.RootSchema()))
 	pub := publisher(srv, "edge1")
 	now := time.Now()
@@ -106,7 +107,7 @@ func TestIntegrationMeshdTarget(t *testing.T) {
 	sub.Target = "edge1"
 	core := newCore(t)
 	c, _ := runClient(t, Config{
-		Targets:       map[string]*Target{"edge1": fast(&Target{Address: addr, TLSCA: pki.caFile, Username: "meshd", Password: "pw", Subscriptions: []string{"bgp"}})},
+		Targets:       map[string]*Target{"edge1": fast(&Target{Address: addr, TLSCA: pki.CAFile, Username: "meshd", Password: "pw", Subscriptions: []string{"bgp"}})},
 		Subscriptions: map[string]*Subscription{"bgp": sub},
 	}, core)
 	waitFor(t, 10*time.Second, "neighbor state from meshd's target", func() bool {

@@ -6,55 +6,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openconfig/gnmi/cache"
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"github.com/openconfig/gnmi/subscribe"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/testenv"
 )
 
 // cacheServer is openconfig/gnmi's cache behind its subscribe server, over
 // real gRPC on loopback, holding target dev1 with two neighbors' peer-as.
 type cacheServer struct {
-	ch   *cache.Cache
+	*testenv.CacheTarget
 	addr string
 }
 
 func startCacheServer(t *testing.T) *cacheServer {
 	t.Helper()
-	ch := cache.New([]string{"dev1"})
-	srv, err := subscribe.NewServer(ch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch.SetClient(srv.Update)
-	cs := &cacheServer{ch: ch}
+	cs := &cacheServer{CacheTarget: testenv.NewCacheTarget(t, "dev1")}
 	cs.setPeerAS(t, "10.0.0.1", 65001)
 	cs.setPeerAS(t, "10.0.0.2", 65002)
-	ch.Sync("dev1")
-	g := grpc.NewServer()
-	gpb.RegisterGNMIServer(g, srv)
-	lis := listen(t)
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	cs.addr = lis.Addr().String()
+	cs.Sync()
+	cs.addr = testenv.ServeGNMI(t, cs.Sub)
 	return cs
 }
 
 func (cs *cacheServer) setPeerAS(t *testing.T, addr string, as uint64) {
 	t.Helper()
-	err := cs.ch.GnmiUpdate(&gpb.Notification{
-		Timestamp: time.Now().UnixNano(),
-		Prefix:    &gpb.Path{Target: "dev1"},
-		Update:    []*gpb.Update{{Path: change.NeighborPath("default", addr, "state", "peer-as"), Val: change.Uint(as)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs.Put(t, &gpb.Update{Path: change.NeighborPath("default", addr, "state", "peer-as"), Val: change.Uint(as)})
 }
 
 const peerASPath = "/network-instances/network-instance[name=*]/protocols/protocol[identifier=*][name=*]/bgp/neighbors/neighbor[neighbor-address=*]/state/peer-as"
@@ -210,12 +191,12 @@ func startGetServer(t *testing.T, opts ...grpc.ServerOption) (*getServer, string
 }
 
 func TestOneShotGet(t *testing.T) {
-	pki := makeCerts(t)
-	gs, addr := startGetServer(t, pki.serverOpt(false))
+	pki := testenv.NewPKI(t)
+	gs, addr := startGetServer(t, serverOpt(pki, false))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	path := "openconfig:/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=10.0.0.1]/state/session-state"
-	resp, err := Get(ctx, &Target{Address: addr, TLSCA: pki.caFile, Username: "admin", Password: "pw"}, []string{path}, "json_ietf")
+	resp, err := Get(ctx, &Target{Address: addr, TLSCA: pki.CAFile, Username: "admin", Password: "pw"}, []string{path}, "json_ietf")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,10 +212,10 @@ func TestOneShotGet(t *testing.T) {
 	if got := change.PathKey(&gpb.Path{Elem: req.GetPath()[0].GetElem()}); got != change.PathKey(change.NeighborPath("default", "10.0.0.1", "state", "session-state")) {
 		t.Errorf("requested path %s", got)
 	}
-	if _, err := Get(ctx, &Target{Address: addr, TLSCA: pki.caFile, Username: "admin", Password: "no"}, []string{path}, "json_ietf"); status.Code(err) != codes.Unauthenticated {
+	if _, err := Get(ctx, &Target{Address: addr, TLSCA: pki.CAFile, Username: "admin", Password: "no"}, []string{path}, "json_ietf"); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("wrong password: err = %v, want Unauthenticated", err)
 	}
-	if _, err := Get(ctx, &Target{Address: addr, TLSCA: pki.caFile}, []string{path}, "ascii"); err == nil {
+	if _, err := Get(ctx, &Target{Address: addr, TLSCA: pki.CAFile}, []string{path}, "ascii"); err == nil {
 		t.Error("encoding ascii accepted")
 	}
 }

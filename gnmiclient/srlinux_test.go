@@ -2,46 +2,25 @@ package gnmiclient
 
 import (
 	"context"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/testenv"
 	mygot "github.com/meshd/meshd/ygot"
 )
-
-// recording reads a recorded stream: SubscribeResponse text protos
-// separated by lines of "---".
-func recording(t *testing.T, path string) []*gpb.SubscribeResponse {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*gpb.SubscribeResponse
-	for i, part := range strings.Split(string(raw), "\n---\n") {
-		r := &gpb.SubscribeResponse{}
-		if err := prototext.Unmarshal([]byte(part), r); err != nil {
-			t.Fatalf("%s: message %d: %v", path, i, err)
-		}
-		out = append(out, r)
-	}
-	return out
-}
 
 // An SR Linux target with OpenConfig off, subscribed with the built-in
 // srl-bgp-neighbors subscription, replays its recorded stream over gRPC:
 // the native leaves fill the OpenConfig neighbor, the withdrawn neighbor
 // goes, and the leaves OpenConfig has no place for are counted by path.
 func TestSRLinuxTarget(t *testing.T) {
-	rec := recording(t, filepath.Join("translate", "testdata", "srlinux", "neighbors.textproto"))
+	rec := testenv.ReadRecording(t, filepath.Join("translate", "testdata", "srlinux", "neighbors.textproto"))
 	var replayed = make(chan struct{})
 	f := startFake(t, func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
 		for _, r := range rec {

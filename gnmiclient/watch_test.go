@@ -9,6 +9,8 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/internal/testenv"
 )
 
 // A targets file mounted from a Kubernetes ConfigMap is a symlink through
@@ -66,14 +68,14 @@ func TestTargetsFileSymlinkSwap(t *testing.T) {
 // skip-verify, insecure, username, password): each target connects as its
 // entry says.
 func TestTargetsFileTLS(t *testing.T) {
-	pki := makeCerts(t)
+	pki := testenv.NewPKI(t)
 	serve := func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
 		send(syncResp)
 		<-ctx.Done()
 		return nil
 	}
-	mtls := startFake(t, serve, pki.serverOpt(true))
-	skip := startFake(t, serve, pki.serverOpt(false))
+	mtls := startFake(t, serve, serverOpt(pki, true))
+	skip := startFake(t, serve, serverOpt(pki, false))
 	skip.user, skip.pass = "admin", "s3cret"
 	plain := startFake(t, serve)
 	file := filepath.Join(t.TempDir(), "targets.yaml")
@@ -93,7 +95,7 @@ plain:
 no-client-cert:
   address: %s
   tls-ca: %s
-`, mtls.addr, pki.caFile, pki.cliCert, pki.cliKey, skip.addr, plain.addr, mtls.addr, pki.caFile)
+`, mtls.addr, pki.CAFile, pki.ClientCert, pki.ClientKey, skip.addr, plain.addr, mtls.addr, pki.CAFile)
 	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -1,22 +1,12 @@
 package gnmitarget
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,95 +19,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshd/meshd/internal/testenv"
 )
 
-// pki is a throwaway CA with a server and a client certificate, written
-// as PEM files in a temporary directory.
-type pki struct {
-	dir                   string
-	caPool                *x509.CertPool
-	caFile                string
-	serverCert, serverKey string
-	clientCert            tls.Certificate
-	otherClient           tls.Certificate // signed by another CA
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	p := &pki{dir: t.TempDir()}
-	caCert, caKey := makeCA(t, "meshd test CA")
-	otherCert, otherKey := makeCA(t, "someone else's CA")
-	p.caPool = x509.NewCertPool()
-	p.caPool.AddCert(caCert)
-	p.caFile = writePEM(t, p.dir, "ca.pem", "CERTIFICATE", caCert.Raw)
-
-	srvDER, srvKey := makeLeaf(t, caCert, caKey, "meshd", x509.ExtKeyUsageServerAuth)
-	p.serverCert = writePEM(t, p.dir, "server.pem", "CERTIFICATE", srvDER)
-	kb, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serverKey = writePEM(t, p.dir, "server-key.pem", "EC PRIVATE KEY", kb)
-
-	cliDER, cliKey := makeLeaf(t, caCert, caKey, "gnmic", x509.ExtKeyUsageClientAuth)
-	p.clientCert = tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}
-	othDER, othKey := makeLeaf(t, otherCert, otherKey, "intruder", x509.ExtKeyUsageClientAuth)
-	p.otherClient = tls.Certificate{Certificate: [][]byte{othDER}, PrivateKey: othKey}
-	return p
-}
-
-func makeCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, key
-}
-
-func makeLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der, key
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	f := filepath.Join(dir, name)
-	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-func tlsDial(t *testing.T, addr string, p *pki, cert *tls.Certificate) gpb.GNMIClient {
-	tc := &tls.Config{RootCAs: p.caPool, MinVersion: tls.VersionTLS12}
+func tlsDial(t *testing.T, addr string, p *testenv.PKI, cert *tls.Certificate) gpb.GNMIClient {
+	tc := &tls.Config{RootCAs: p.Pool, MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		tc.Certificates = []tls.Certificate{*cert}
 	}
@@ -125,12 +32,12 @@ func tlsDial(t *testing.T, addr string, p *pki, cert *tls.Certificate) gpb.GNMIC
 }
 
 func TestTLSAndMutualTLS(t *testing.T) {
-	p := newPKI(t)
+	p := testenv.NewPKI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
 	// TLS only: any client that trusts the CA may talk.
-	_, addr := startServer(t, WithTLS(p.serverCert, p.serverKey, ""))
+	_, addr := startServer(t, WithTLS(p.ServerCert, p.ServerKey, ""))
 	if _, err := tlsDial(t, addr, p, nil).Capabilities(ctx, &gpb.CapabilityRequest{}); err != nil {
 		t.Fatalf("TLS: %v", err)
 	}
@@ -139,26 +46,26 @@ func TestTLSAndMutualTLS(t *testing.T) {
 	}
 
 	// mTLS: only clients with a certificate from the CA.
-	_, addr = startServer(t, WithTLS(p.serverCert, p.serverKey, p.caFile))
-	if _, err := tlsDial(t, addr, p, &p.clientCert).Capabilities(ctx, &gpb.CapabilityRequest{}); err != nil {
+	_, addr = startServer(t, WithTLS(p.ServerCert, p.ServerKey, p.CAFile))
+	if _, err := tlsDial(t, addr, p, &p.Client).Capabilities(ctx, &gpb.CapabilityRequest{}); err != nil {
 		t.Fatalf("mTLS with a good client certificate: %v", err)
 	}
 	if _, err := tlsDial(t, addr, p, nil).Capabilities(ctx, &gpb.CapabilityRequest{}); err == nil {
 		t.Error("mTLS accepted a client without a certificate")
 	}
-	if _, err := tlsDial(t, addr, p, &p.otherClient).Capabilities(ctx, &gpb.CapabilityRequest{}); err == nil {
+	if _, err := tlsDial(t, addr, p, &p.OtherClient).Capabilities(ctx, &gpb.CapabilityRequest{}); err == nil {
 		t.Error("mTLS accepted a certificate from another CA")
 	}
 
-	if _, err := New(WithTLS(filepath.Join(p.dir, "missing.pem"), p.serverKey, "")); err == nil {
+	if _, err := New(WithTLS(filepath.Join(p.Dir, "missing.pem"), p.ServerKey, "")); err == nil {
 		t.Error("New accepted a missing certificate file")
 	}
 }
 
 func TestCredentials(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	p := newPKI(t)
-	s, addr := startServer(t, WithTLS(p.serverCert, p.serverKey, ""), WithCredentials("admin", "s3cret"), WithRegisterer(reg))
+	p := testenv.NewPKI(t)
+	s, addr := startServer(t, WithTLS(p.ServerCert, p.ServerKey, ""), WithCredentials("admin", "s3cret"), WithRegisterer(reg))
 	s.Update("r1", nbr("default", "192.0.2.1", "ESTABLISHED", 1))
 	c := tlsDial(t, addr, p, nil)
 	base, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -214,7 +121,7 @@ func TestCredentials(t *testing.T) {
 // Neither the configured credentials nor the ones a client tried appear in
 // the logs, even at debug level where refusals are logged.
 func TestCredentialsNeverLogged(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	const user, pass = "operator-7f3a", "pw-9c1e-secret"
 	const triedUser, triedPass = "mallory-2b8d", "guess-4d5f-secret"
@@ -253,24 +160,6 @@ func TestCredentialsNeverLogged(t *testing.T) {
 			t.Errorf("logs contain %q:\n%s", secret, out)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines to log to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // Every RPC needs credentials, Capabilities and Set included.

@@ -162,15 +162,11 @@ var schemas struct {
 
 // Schemas returns the OpenConfig and meshd schemas. They are unpacked once
 // per process and are read-only after. The OpenConfig one is the tree the
-// oc package unpacked when it was initialised: oc.Schema would unpack a
-// second copy of the whole OpenConfig schema, 12 MiB that live as long
-// as meshd does.
+// oc package unpacked when it was initialised (its init panics if that
+// fails): oc.Schema would unpack a second copy of the whole OpenConfig
+// schema, 12 MiB that live as long as meshd does.
 func Schemas() (ocSchema, meshdSchema *ytypes.Schema, err error) {
 	schemas.once.Do(func() {
-		if oc.SchemaTree == nil {
-			schemas.err = errors.New("openconfig schema: not unpacked")
-			return
-		}
 		schemas.oc = &ytypes.Schema{Root: &oc.Root{}, SchemaTree: oc.SchemaTree, Unmarshal: oc.Unmarshal}
 		if schemas.msh, schemas.err = mygot.Schema(); schemas.err != nil {
 			schemas.err = fmt.Errorf("meshd schema: %w", schemas.err)

@@ -12,15 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openconfig/gnmi/cache"
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"github.com/openconfig/gnmi/subscribe"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmiclient"
 	"github.com/meshd/meshd/internal/sessions"
+	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
 )
 
@@ -29,15 +27,14 @@ import (
 // Linux native neighbor and a path nothing maps.
 type testTarget struct {
 	gpb.UnimplementedGNMIServer
-	sub  *subscribe.Server
-	ch   *cache.Cache
+	*testenv.CacheTarget
 	addr string
 
 	mu     sync.Mutex
 	getReq *gpb.GetRequest
 }
 
-func (s *testTarget) Subscribe(stream gpb.GNMI_SubscribeServer) error { return s.sub.Subscribe(stream) }
+func (s *testTarget) Subscribe(stream gpb.GNMI_SubscribeServer) error { return s.Sub.Subscribe(stream) }
 
 func (s *testTarget) Get(_ context.Context, req *gpb.GetRequest) (*gpb.GetResponse, error) {
 	s.mu.Lock()
@@ -58,36 +55,16 @@ func (s *testTarget) Get(_ context.Context, req *gpb.GetRequest) (*gpb.GetRespon
 
 func (s *testTarget) setPeerAS(t *testing.T, addr string, as uint64) {
 	t.Helper()
-	err := s.ch.GnmiUpdate(&gpb.Notification{
-		Timestamp: time.Now().UnixNano(), Prefix: &gpb.Path{Target: "dev1"},
-		Update: []*gpb.Update{{Path: change.NeighborPath("default", addr, "state", "peer-as"), Val: change.Uint(as)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.Put(t, &gpb.Update{Path: change.NeighborPath("default", addr, "state", "peer-as"), Val: change.Uint(as)})
 }
 
 func startTestTarget(t *testing.T) *testTarget {
 	t.Helper()
-	ch := cache.New([]string{"dev1"})
-	sub, err := subscribe.NewServer(ch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch.SetClient(sub.Update)
-	s := &testTarget{sub: sub, ch: ch}
+	s := &testTarget{CacheTarget: testenv.NewCacheTarget(t, "dev1")}
 	s.setPeerAS(t, "10.0.0.1", 65001)
 	s.setPeerAS(t, "10.0.0.2", 65002)
-	ch.Sync("dev1")
-	g := grpc.NewServer()
-	gpb.RegisterGNMIServer(g, s)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	s.addr = lis.Addr().String()
+	s.Sync()
+	s.addr = testenv.ServeGNMI(t, s)
 	return s
 }
 

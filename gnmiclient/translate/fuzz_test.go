@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/testenv"
 )
 
 // FuzzNotification feeds arbitrary notifications (as protobuf bytes) and
@@ -17,7 +18,7 @@ import (
 // every change it produces must have a router and a path.
 func FuzzNotification(f *testing.F) {
 	for _, file := range []string{"testdata/srlinux/neighbors.textproto", "testdata/openconfig/neighbors.textproto"} {
-		for _, m := range readRecording(f, file) {
+		for _, m := range testenv.ReadRecording(f, file) {
 			if n := m.GetUpdate(); n != nil {
 				b, _ := proto.Marshal(n)
 				f.Add(b, "")

@@ -14,33 +14,14 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
-	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
 	mygot "github.com/meshd/meshd/ygot"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
-
-// readRecording reads a recorded stream: SubscribeResponse text protos
-// separated by lines of "---".
-func readRecording(t testing.TB, path string) []*gpb.SubscribeResponse {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*gpb.SubscribeResponse
-	for i, part := range strings.Split(string(raw), "\n---\n") {
-		r := &gpb.SubscribeResponse{}
-		if err := prototext.Unmarshal([]byte(part), r); err != nil {
-			t.Fatalf("%s: message %d: %v", path, i, err)
-		}
-		out = append(out, r)
-	}
-	return out
-}
 
 type replay struct {
 	core    *merge.Core
@@ -59,7 +40,7 @@ func play(t *testing.T, tr *Translator, router, file string) *replay {
 	}
 	rp := &replay{core: core, unknown: map[string]int{}}
 	var res Result
-	for _, m := range readRecording(t, file) {
+	for _, m := range testenv.ReadRecording(t, file) {
 		n := m.GetUpdate()
 		if n == nil {
 			continue

@@ -1,22 +1,10 @@
 package gnmiserver
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,100 +15,22 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshd/meshd/internal/testenv"
 )
-
-// testCerts is a CA made for the test, a server certificate for 127.0.0.1
-// and a client certificate, the CA and server ones as PEM files.
-type testCerts struct {
-	caFile, certFile, keyFile string
-	pool                      *x509.CertPool
-	client                    tls.Certificate
-}
-
-func makeCerts(t *testing.T) *testCerts {
-	t.Helper()
-	dir := t.TempDir()
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	write := func(name, typ string, der []byte) string {
-		f := filepath.Join(dir, name)
-		if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	caKey := newKey()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gnmiserver test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
-		k := newKey()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, k
-	}
-	c := &testCerts{caFile: write("ca.pem", "CERTIFICATE", caDER), pool: x509.NewCertPool()}
-	c.pool.AddCert(ca)
-	srvDER, srvKey := leaf(2, "meshd", x509.ExtKeyUsageServerAuth)
-	c.certFile = write("server.pem", "CERTIFICATE", srvDER)
-	kb, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.keyFile = write("server-key.pem", "EC PRIVATE KEY", kb)
-	cliDER, cliKey := leaf(3, "gnmic", x509.ExtKeyUsageClientAuth)
-	c.client = tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}
-	return c
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // The sink's security settings reach the target it serves: TLS from the
 // certificate files, client certificates from tls-ca, credentials on every
 // RPC and the per-client subscription cap. None of the credentials is
 // logged, whether given by the config or tried by a client.
 func TestSecureConfigServed(t *testing.T) {
-	certs := makeCerts(t)
+	certs := testenv.NewPKI(t)
 	const user, pass, wrong = "meshd-reader", "pw-4e7b-secret", "pw-0000-guess"
-	cfg := Config{Listen: "127.0.0.1:0", TLSCert: certs.certFile, TLSKey: certs.keyFile, TLSCA: certs.caFile,
+	cfg := Config{Listen: "127.0.0.1:0", TLSCert: certs.ServerCert, TLSKey: certs.ServerKey, TLSCA: certs.CAFile,
 		Username: user, Password: pass, MaxSubscriptionsPerClient: 1}
-	var logs lockedBuffer
+	var logs testenv.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tc := &tls.Config{RootCAs: certs.pool, Certificates: []tls.Certificate{certs.client}, MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{RootCAs: certs.Pool, Certificates: []tls.Certificate{certs.Client}, MinVersion: tls.VersionTLS12}
 	f := startWith(t, 64, cfg, []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}, WithLogger(log))
 	f.core.Apply(bmpPeerUp("edge1", "default", "192.0.2.1", 64512, time.Now()))
 
@@ -144,7 +54,7 @@ func TestSecureConfigServed(t *testing.T) {
 		want codes.Code
 	}{
 		{"plaintext", dialWith(insecure.NewCredentials()), good, codes.Unavailable},
-		{"TLS without a client certificate", dialWith(credentials.NewTLS(&tls.Config{RootCAs: certs.pool, MinVersion: tls.VersionTLS12})), good, codes.Unavailable},
+		{"TLS without a client certificate", dialWith(credentials.NewTLS(&tls.Config{RootCAs: certs.Pool, MinVersion: tls.VersionTLS12})), good, codes.Unavailable},
 		{"mTLS without credentials", f.c, ctx, codes.Unauthenticated},
 		{"mTLS with a wrong password", f.c, metadata.AppendToOutgoingContext(ctx, "username", user, "password", wrong), codes.Unauthenticated},
 		{"mTLS with credentials", f.c, good, codes.OK},
