@@ -292,3 +292,56 @@ func TestLostBatchesResyncFromSnapshot(t *testing.T) {
 		t.Errorf("resyncs = %v, want 2", v)
 	}
 }
+
+// afiSafiPrefixes is what the BMP bridge applies for a neighbor's IPv4
+// unicast prefix counts.
+func afiSafiPrefixes(router, addr string, rx uint64, at time.Time) []change.Change {
+	mk := func(p *gpb.Path, v *gpb.TypedValue) change.Change {
+		return change.Change{Router: router, Path: p, Value: v, Time: at, Source: change.SourceBMP}
+	}
+	return append(bmpPeerUp(router, "default", addr, 64512, at),
+		mk(change.AfiSafiPath("default", addr, "IPV4_UNICAST", "state", "afi-safi-name"), change.String("IPV4_UNICAST")),
+		mk(change.AfiSafiPath("default", addr, "IPV4_UNICAST", "state", "prefixes", "received"), change.Uint(rx)))
+}
+
+// JSON_IETF writes identityref values as RFC 7951 §6.8 wants them,
+// "module:NAME" with the identity's defining module, as a leaf and as a
+// list key; enumerations stay bare (§6.4); JSON (not IETF) stays bare.
+func TestJSONIETFIdentityQualified(t *testing.T) {
+	f := start(t, 1024)
+	if res := f.core.Apply(afiSafiPrefixes("r1", "192.0.2.1", 3, time.Now())); res.Err != nil {
+		t.Fatalf("Apply: %+v", res)
+	}
+	const afi = "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=192.0.2.1]/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]"
+	const qualified = "openconfig-bgp-types:IPV4_UNICAST"
+	tests := []struct {
+		name, path string
+		enc        gpb.Encoding
+		get        func(v any) any // picks the value checked out of the decoded JSON
+		want       any
+	}{
+		{"leaf", afi + "/state/afi-safi-name", gpb.Encoding_JSON_IETF, func(v any) any { return v }, qualified},
+		{"in its container", afi + "/state", gpb.Encoding_JSON_IETF, func(v any) any { return v.(map[string]any)["afi-safi-name"] }, qualified},
+		{"list key", afi[:strings.LastIndex(afi, "/afi-safi[")], gpb.Encoding_JSON_IETF,
+			func(v any) any { return v.(map[string]any)["afi-safi"].([]any)[0].(map[string]any)["afi-safi-name"] }, qualified},
+		{"enumeration stays bare", nbrState + "/session-state", gpb.Encoding_JSON_IETF, func(v any) any { return v }, "ESTABLISHED"},
+		{"JSON stays bare", afi + "/state/afi-safi-name", gpb.Encoding_JSON, func(v any) any { return v }, "IPV4_UNICAST"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := f.waitGet(t, "r1", tc.path, tc.enc, tc.path, func(r *gpb.GetResponse, err error) bool { return err == nil })
+			val := resp.GetNotification()[0].GetUpdate()[0].GetVal()
+			b := val.GetJsonIetfVal()
+			if tc.enc == gpb.Encoding_JSON {
+				b = val.GetJsonVal()
+			}
+			var v any
+			if err := json.Unmarshal(b, &v); err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+			if got := tc.get(v); got != tc.want {
+				t.Errorf("%s = %v, want %v (JSON %s)", tc.path, got, tc.want, b)
+			}
+		})
+	}
+}
