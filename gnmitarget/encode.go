@@ -144,11 +144,6 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 			if !ok {
 				continue
 			}
-			for kn, kv := range c.elem.GetKey() {
-				if _, has := v[kn]; !has {
-					v[kn] = r.s.keyValue(kv, childEntry(ce, kn), r.ietf)
-				}
-			}
 			list = append(list, v)
 		}
 		if len(list) > 0 {
@@ -157,6 +152,13 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 	}
 	if len(obj) == 0 {
 		return nil
+	}
+	// A list entry holds its keys as leaves (RFC 7951 §5.4 and gNMI
+	// §2.3.1's /a/b[name=b1] example), whether or not the store has them.
+	for kn, kv := range n.elem.GetKey() {
+		if _, has := obj[kn]; !has {
+			obj[kn] = r.s.keyValue(kv, childEntry(e, kn), r.ietf)
+		}
 	}
 	return obj
 }

@@ -208,12 +208,16 @@ func eachLeaf(n *node, fn func(*leafVal)) {
 // name matches any one element, "..." any number (zero included), a key
 // value "*" or a key left out matches any value. A node is reported once
 // even when "..." lets the pattern match it in more than one way.
-func matchNodes(n *node, pat []*gpb.PathElem, fn func(*node)) {
+//
+// keyLeaf, when not nil, stands in for a child a list entry lacks: a
+// concrete name that is one of the entry's keys matches the key leaf
+// keyLeaf builds (OpenConfig's list/name leafref next to config/name).
+func matchNodes(n *node, pat []*gpb.PathElem, keyLeaf func(entry *node, name string) *node, fn func(*node)) {
 	var seen map[*node]bool
 	if hasEllipsis(pat) {
 		seen = map[*node]bool{}
 	}
-	matchFrom(n, pat, func(m *node) {
+	matchFrom(n, pat, keyLeaf, func(m *node) {
 		if seen != nil {
 			if seen[m] {
 				return
@@ -233,7 +237,7 @@ func hasEllipsis(pat []*gpb.PathElem) bool {
 	return false
 }
 
-func matchFrom(n *node, pat []*gpb.PathElem, fn func(*node)) {
+func matchFrom(n *node, pat []*gpb.PathElem, keyLeaf func(*node, string) *node, fn func(*node)) {
 	if len(pat) == 0 {
 		fn(n)
 		return
@@ -246,10 +250,10 @@ func matchFrom(n *node, pat []*gpb.PathElem, fn func(*node)) {
 			fn(n)
 			return
 		}
-		matchFrom(n, pat[1:], fn)
+		matchFrom(n, pat[1:], keyLeaf, fn)
 		for _, byKey := range n.kids {
 			for _, c := range byKey {
-				matchFrom(c, pat, fn)
+				matchFrom(c, pat, keyLeaf, fn)
 			}
 		}
 		return
@@ -257,7 +261,7 @@ func matchFrom(n *node, pat []*gpb.PathElem, fn func(*node)) {
 		for _, byKey := range n.kids {
 			for _, c := range byKey {
 				if keysMatch(e.GetKey(), c.elem.GetKey()) {
-					matchFrom(c, pat[1:], fn)
+					matchFrom(c, pat[1:], keyLeaf, fn)
 				}
 			}
 		}
@@ -265,18 +269,25 @@ func matchFrom(n *node, pat []*gpb.PathElem, fn func(*node)) {
 	}
 	byKey := n.kids[name]
 	if len(byKey) == 0 {
+		if keyLeaf != nil && len(e.GetKey()) == 0 {
+			if _, isKey := n.elem.GetKey()[name]; isKey {
+				if kl := keyLeaf(n, name); kl != nil {
+					matchFrom(kl, pat[1:], nil, fn)
+				}
+			}
+		}
 		return
 	}
 	if len(e.GetKey()) > 0 && concreteKeys(e.GetKey()) {
 		if c := byKey[keyString(e.GetKey())]; c != nil {
-			matchFrom(c, pat[1:], fn)
+			matchFrom(c, pat[1:], keyLeaf, fn)
 			return
 		}
 	}
 	// Wildcard keys, keys left out, or fewer keys than the list has.
 	for _, c := range byKey {
 		if keysMatch(e.GetKey(), c.elem.GetKey()) {
-			matchFrom(c, pat[1:], fn)
+			matchFrom(c, pat[1:], keyLeaf, fn)
 		}
 	}
 }

@@ -512,7 +512,7 @@ func (s *Server) sendWalk(stream gpb.GNMI_SubscribeServer, sub *subscription, pa
 	}
 	var leaves []*leafVal
 	for _, t := range s.selectTargets(sub.target) {
-		leaves = collect(t, paths, filter, leaves[:0])
+		leaves = collect(t, paths, s.keyLeaf, filter, leaves[:0])
 		if err := s.sendLeaves(stream, t.name, leaves, sub.enc); err != nil {
 			return err
 		}
@@ -521,7 +521,7 @@ func (s *Server) sendWalk(stream gpb.GNMI_SubscribeServer, sub *subscription, pa
 }
 
 // collect gathers the leaves of a target under any of paths.
-func collect(t *target, paths []*pathSub, filter func(*leafVal) bool, out []*leafVal) []*leafVal {
+func collect(t *target, paths []*pathSub, keyLeaf func(*node, string) *node, filter func(*leafVal) bool, out []*leafVal) []*leafVal {
 	var seen map[*leafVal]bool
 	if len(paths) > 1 {
 		seen = map[*leafVal]bool{}
@@ -529,7 +529,7 @@ func collect(t *target, paths []*pathSub, filter func(*leafVal) bool, out []*lea
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, p := range paths {
-		matchNodes(&t.root, p.elems, func(n *node) {
+		matchNodes(&t.root, p.elems, keyLeaf, func(n *node) {
 			eachLeaf(n, func(l *leafVal) {
 				if filter != nil && !filter(l) {
 					return
