@@ -32,10 +32,9 @@
 // scalar JSON for JSON/JSON_IETF and TypedValues for PROTO. A list entry's
 // key leaves (OpenConfig's network-instance/name, neighbor/neighbor-address)
 // are served from the entry's keys when the store has no leaf there, to a
-// path that names the key leaf: in Get, ONCE, POLL, SAMPLE and a STREAM's
-// initial sync. An ON_CHANGE stream sends no key leaf for an entry created
-// after its sync (nor a delete for one removed): the store has no such
-// leaf to change.
+// path that names the key leaf (not to a wider path, whose walk would
+// otherwise grow by a leaf an entry): in Get, ONCE, POLL and SAMPLE, and in
+// ON_CHANGE as the entry appears and goes.
 //
 // A path that matches nothing: Get answers NOT_FOUND (gNMI specification
 // §3.3.4, "Requested paths ... neither exist (yet) ...: Return NOT_FOUND");

@@ -2,6 +2,7 @@ package gnmitarget
 
 import (
 	"math"
+	"sort"
 	"strconv"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -63,4 +64,42 @@ func typedKey(v string, e *yang.Entry) *gpb.TypedValue {
 		}
 	}
 	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: v}}
+}
+
+// keyLeafEvents appends, for the list entries t's write created or
+// removed, an event for each key leaf keyLeaf would serve: its value when
+// the entry appeared (and is still there), its delete when the entry went.
+// They come after the leaves' own events, in runs of their own, so the
+// leaves' notifications stay whole for the subscribers that share them.
+func (s *Server) keyLeafEvents(t *target, evs []event) []event {
+	for _, op := range t.entryOps {
+		n := op.n
+		names := make([]string, 0, len(n.elem.GetKey()))
+		for name := range n.elem.GetKey() {
+			if len(n.kids[name]) == 0 { // else a leaf of the store is the key leaf
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if op.removed {
+				p := nodePath(n)
+				p.Elem = append(p.Elem, &gpb.PathElem{Name: name})
+				evs = append(evs, event{target: t.name, key: change.PathKey(p), path: p, ts: op.ts,
+					group: n, depth: len(p.Elem) - 1, keyLeaf: true})
+				continue
+			}
+			if !t.attached(n) {
+				continue // removed again by the same write: its removal says so
+			}
+			if kl := s.keyLeaf(n, name); kl != nil {
+				l := kl.leaf
+				evs = append(evs, event{target: t.name, key: l.key, path: l.path, val: l.val, ts: l.ts, seq: l.seq,
+					group: n, depth: l.depth, keyLeaf: true})
+			}
+		}
+	}
+	clear(t.entryOps)
+	t.entryOps = t.entryOps[:0]
+	return evs
 }

@@ -295,7 +295,7 @@ func (s *Server) applyLocked(t *target, ups []change.Update, evs []event) []even
 			evs = append(evs, event{target: t.name, key: l.key, path: l.path, val: l.val, ts: ts, seq: l.seq, group: l.group, depth: l.depth})
 		}
 	}
-	return evs
+	return s.keyLeafEvents(t, evs)
 }
 
 // Replace makes a target's leaves exactly ups: leaves held but not in ups
@@ -341,7 +341,7 @@ func (s *Server) DeleteTarget(name string) {
 	}
 	n := t.leaves
 	evs := t.remove(&gpb.Path{}, time.Now().UnixNano(), nil)
-	s.fanout(evs)
+	s.fanout(s.keyLeafEvents(t, evs))
 	s.dropTargetLocked(t)
 	s.m.leaves.Sub(float64(n))
 }

@@ -44,6 +44,16 @@ type target struct {
 	root   node
 	leaves int
 	dead   bool // removed from the server's map; writers must look it up again
+	// entryOps are the list entries the current write created or removed,
+	// in order: their key leaves, which the store does not hold, appear
+	// and vanish with them (see keyLeafEvents).
+	entryOps []entryOp
+}
+
+type entryOp struct {
+	n       *node
+	removed bool
+	ts      int64
 }
 
 // event is one leaf change handed to subscribers; val nil is a delete.
@@ -56,6 +66,9 @@ type event struct {
 	seq    uint64
 	group  *node
 	depth  int
+	// keyLeaf marks a list entry's key leaf, which only subscriptions
+	// naming it get (see subscription.keep).
+	keyLeaf bool
 }
 
 func keyString(keys map[string]string) string {
@@ -134,6 +147,9 @@ func (t *target) set(p *gpb.Path, key string, v *gpb.TypedValue, ts int64, seq f
 			}
 			c = &node{name: e.GetName(), kstr: ks, elem: e, parent: n}
 			byKey[ks] = c
+			if len(e.GetKey()) > 0 && i < len(p.GetElem())-1 {
+				t.entryOps = append(t.entryOps, entryOp{n: c})
+			}
 		}
 		n = c
 		if len(e.GetKey()) > 0 && i < len(p.GetElem())-1 {
@@ -172,6 +188,7 @@ func (t *target) remove(p *gpb.Path, ts int64, evs []event) []event {
 		evs = append(evs, event{target: t.name, key: l.key, path: l.path, ts: ts, group: l.group, depth: l.depth})
 		t.leaves--
 	})
+	eachEntry(n, func(e *node) { t.entryOps = append(t.entryOps, entryOp{n: e, removed: true, ts: ts}) })
 	if n == &t.root {
 		t.root = node{}
 		return evs
@@ -186,6 +203,9 @@ func (t *target) remove(p *gpb.Path, ts int64, evs []event) []event {
 		}
 		if len(par.kids) > 0 || par.leaf != nil || par.parent == nil {
 			break
+		}
+		if len(par.elem.GetKey()) > 0 {
+			t.entryOps = append(t.entryOps, entryOp{n: par, removed: true, ts: ts})
 		}
 		n = par
 	}
@@ -202,6 +222,30 @@ func eachLeaf(n *node, fn func(*leafVal)) {
 			eachLeaf(c, fn)
 		}
 	}
+}
+
+// eachEntry calls fn for every list entry at or below n.
+func eachEntry(n *node, fn func(*node)) {
+	if len(n.elem.GetKey()) > 0 {
+		fn(n)
+	}
+	for _, byKey := range n.kids {
+		for _, c := range byKey {
+			if c.leaf == nil {
+				eachEntry(c, fn)
+			}
+		}
+	}
+}
+
+// attached reports whether n is still in t's tree.
+func (t *target) attached(n *node) bool {
+	for ; n.parent != nil; n = n.parent {
+		if n.parent.kids[n.name][n.kstr] != n {
+			return false
+		}
+	}
+	return n == &t.root
 }
 
 // matchNodes calls fn for every node matched by the pattern elems: "*" as a

@@ -52,16 +52,30 @@ func (sub *subscription) wantsTarget(t string) bool {
 // keep decides whether a live change goes to this subscriber: every change
 // of a target it selects under an ON_CHANGE path, and only deletes under a SAMPLE path (a sample
 // cannot show that a leaf went away).
+//
+// A key leaf's event goes only to a path that names the key leaf, as the
+// walks serve key leaves only to such paths (see matchFrom).
 func (sub *subscription) keep(ev *event) bool {
 	if !sub.wantsTarget(ev.target) {
 		return false
 	}
 	for _, p := range sub.paths {
-		if (p.onChange() || ev.val == nil) && matchPath(p.elems, ev.path.GetElem()) {
+		if !p.onChange() && ev.val != nil {
+			continue
+		}
+		if ev.keyLeaf && !namesLeaf(p.elems, ev.path.GetElem()) {
+			continue
+		}
+		if matchPath(p.elems, ev.path.GetElem()) {
 			return true
 		}
 	}
 	return false
+}
+
+// namesLeaf reports whether the pattern ends in the leaf's own name.
+func namesLeaf(pat, elems []*gpb.PathElem) bool {
+	return len(pat) > 0 && len(elems) > 0 && stripModule(pat[len(pat)-1].GetName()) == elems[len(elems)-1].GetName()
 }
 
 func (s *Server) newSubscription(sl *gpb.SubscriptionList) (*subscription, error) {
