@@ -324,6 +324,11 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 	if len(raw) < bmp.BMP_HEADER_SIZE || raw[0] != bmp.BMP_VERSION || int(binary.BigEndian.Uint32(raw[1:5])) != len(raw) {
 		return fmt.Errorf("%w: %s at offset %d: bad common header", ErrMessage, m.Type, m.Offset)
 	}
+	if m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && !d.noFast {
+		if ok := d.fastRoute(raw, m); ok {
+			return nil
+		}
+	}
 	if m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && len(raw) >= bmp.BMP_HEADER_SIZE+bmp.BMP_PEER_HEADER_SIZE {
 		var h bmp.BMPPeerHeader
 		if h.DecodeFromBytes(raw[bmp.BMP_HEADER_SIZE:]) == nil && d.peers[keyOf(&h)] == nil {
@@ -338,11 +343,6 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 				m.Warnings = append([]string(nil), w...)
 			}
 			d.warnBuf = w[:0]
-		}
-	}
-	if m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && !d.noFast {
-		if ok := d.fastRoute(raw, m); ok {
-			return nil
 		}
 	}
 	if m.TypeCode == bmp.BMP_MSG_ROUTE_MIRRORING {

@@ -11,8 +11,9 @@ import (
 // fastRoute decodes the common Route Monitoring message without gobgp:
 // IPv4/IPv6 unicast whose attribute set was seen before (the interner or
 // the decoder's cache has it), so only the NLRI need reading. Anything
-// else, or anything odd, returns false and takes gobgp's full path, which
-// also produces the proper error.
+// else, or anything odd, or a peer without a Peer Up (whose ADD-PATH is
+// guessed), returns false and takes gobgp's full path, which also
+// produces the proper error.
 func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 	if len(raw) < bmp.BMP_HEADER_SIZE+bmp.BMP_PEER_HEADER_SIZE+bgpHeaderLen+4 {
 		return false
@@ -20,6 +21,9 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 	var h bmp.BMPPeerHeader
 	if h.DecodeFromBytes(raw[bmp.BMP_HEADER_SIZE:]) != nil {
 		return false
+	}
+	if d.peers[keyOf(&h)] == nil {
+		return false // no Peer Up: ADD-PATH is guessed on the full path
 	}
 	twoByte := h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB && h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0
 	key, fams, hasAttrs, err := rawAttrs(raw, twoByte, d.keyBuf[:0], d.famBuf[:0])
