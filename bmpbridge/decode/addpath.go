@@ -25,7 +25,9 @@ import (
 //   - only one reading is clean: that one; a reading with path IDs is
 //     reported as a guess.
 //   - both are clean: the reading this peer's family was last settled on
-//     by an unambiguous message; failing that, the reading with path IDs
+//     by an unambiguous message of the same RIB view (gobgpd v4 sends
+//     pre-policy routes with path IDs and the same peer's post-policy
+//     ones without); failing that, the reading with path IDs
 //     when the plain one holds a /0 among other prefixes (what path IDs
 //     below 2^24 look like; a real default route is not packed with
 //     others by the senders we know), else the plain reading. Reported as
@@ -185,7 +187,7 @@ func (d *Decoder) guessAddPath(raw []byte, h *bmp.BMPPeerHeader, warnings []stri
 	if !n.split(raw) {
 		return nil, warnings
 	}
-	key := keyOf(h)
+	key := viewKey{keyOf(h), h.Flags & (bmp.BMP_PEER_FLAG_POST_POLICY | bmp.BMP_PEER_FLAG_ADJ_RIB_TYP)}
 	var opt *bgp.MarshallingOption
 	for i, f := range addPathFamilies {
 		if len(n.fields[i]) == 0 {
@@ -217,7 +219,7 @@ const (
 )
 
 // settle applies the rules of the package comment above for one family.
-func (d *Decoder) settle(key PeerKey, f bgp.Family, with, plain reading) (addPath bool, warn string) {
+func (d *Decoder) settle(key viewKey, f bgp.Family, with, plain reading) (addPath bool, warn string) {
 	switch {
 	case plain.clean && !with.clean:
 		d.remember(key, f, false)
@@ -248,9 +250,16 @@ func how(addPath bool) string {
 	return "without path IDs"
 }
 
-func (d *Decoder) remember(key PeerKey, f bgp.Family, addPath bool) {
+// viewKey is one RIB view of a peer: its post-policy and Adj-RIB-Out
+// flags.
+type viewKey struct {
+	PeerKey
+	view uint8
+}
+
+func (d *Decoder) remember(key viewKey, f bgp.Family, addPath bool) {
 	if d.guessed == nil {
-		d.guessed = map[PeerKey]map[bgp.Family]bool{}
+		d.guessed = map[viewKey]map[bgp.Family]bool{}
 	}
 	m := d.guessed[key]
 	if m == nil {

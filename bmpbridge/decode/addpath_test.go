@@ -52,6 +52,7 @@ func TestAddPathGuess(t *testing.T) {
 		ambigPlan = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "without path IDs (the default when neither reading is implausible)"
 		ambigZero = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "with path IDs (the reading without holds a /0 among other prefixes)"
 		ambigMemA = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "with path IDs as this peer's earlier unambiguous messages"
+		ambigMemP = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "without path IDs as this peer's earlier unambiguous messages"
 	)
 	// 134875147 is 08 0a 08 0b: read without path IDs, the route
 	// 10.0.0.0/8 with it becomes 10/8 11/8 10/8, as clean as the truth.
@@ -60,6 +61,7 @@ func TestAddPathGuess(t *testing.T) {
 		r    *bmpgen.Route
 		want string
 		warn string
+		peer *bmpgen.Peer // the test's peer if nil
 	}
 	tests := []struct {
 		name   string
@@ -68,38 +70,46 @@ func TestAddPathGuess(t *testing.T) {
 		msgs   []msg
 	}{
 		{"Loc-RIB route with path ID, no Peer Up", locPeer(), false, []msg{
-			{route("10.200.2.0/25", 1), "+10.200.2.0/25#1", guessed},
+			{route("10.200.2.0/25", 1), "+10.200.2.0/25#1", guessed, nil},
 			// the same attributes again: the fast path must guess too
-			{route("10.200.3.0/24", 1), "+10.200.3.0/24#1", guessed},
-			{&bmpgen.Route{Prefixes: route("10.200.2.0/25").Prefixes, PathIDs: []uint32{1}, Withdraw: true}, "-10.200.2.0/25#1", guessed},
+			{route("10.200.3.0/24", 1), "+10.200.3.0/24#1", guessed, nil},
+			{&bmpgen.Route{Prefixes: route("10.200.2.0/25").Prefixes, PathIDs: []uint32{1}, Withdraw: true}, "-10.200.2.0/25#1", guessed, nil},
 		}},
 		{"IPv6 route with path ID, no Peer Up", locPeer(), false, []msg{
-			{route("2001:db8:200::/48", 1), "+2001:db8:200::/48#1", guessed6},
+			{route("2001:db8:200::/48", 1), "+2001:db8:200::/48#1", guessed6, nil},
 			// 00 00 00 07 30 20 01 ...: /0 /0 /0 /7 /32 /0 without path IDs
-			{route("2001:db8:200::/48", 7), "+2001:db8:200::/48#7", "IPV6_UNICAST: " + WarnAddPathAmbiguous + "with path IDs as this peer's earlier unambiguous messages"},
+			{route("2001:db8:200::/48", 7), "+2001:db8:200::/48#7", "IPV6_UNICAST: " + WarnAddPathAmbiguous + "with path IDs as this peer's earlier unambiguous messages", nil},
 		}},
 		{"IPv6 route with path ID 7, nothing known", locPeer(), false, []msg{
-			{route("2001:db8:200::/48", 7), "+2001:db8:200::/48#7", "IPV6_UNICAST: " + WarnAddPathAmbiguous + "with path IDs (the reading without holds a /0 among other prefixes)"},
+			{route("2001:db8:200::/48", 7), "+2001:db8:200::/48#7", "IPV6_UNICAST: " + WarnAddPathAmbiguous + "with path IDs (the reading without holds a /0 among other prefixes)", nil},
 		}},
 		{"plain route, no Peer Up", gpeer(0), false, []msg{
-			{route("10.0.0.0/8"), "+10.0.0.0/8#0", ""},
-			{route("2001:db8::/32"), "+2001:db8::/32#0", ""},
+			{route("10.0.0.0/8"), "+10.0.0.0/8#0", "", nil},
+			{route("2001:db8::/32"), "+2001:db8::/32#0", "", nil},
 		}},
 		{"plain route that also parses with path IDs", gpeer(0), false, []msg{
-			{route("192.0.2.0/31"), "+192.0.2.0/31#0", ambigPlan},
+			{route("192.0.2.0/31"), "+192.0.2.0/31#0", ambigPlan, nil},
 		}},
 		{"default route with path ID: the plain reading is /0s", gpeer(0), false, []msg{
-			{route("0.0.0.0/0", 1), "+0.0.0.0/0#1", ambigZero},
+			{route("0.0.0.0/0", 1), "+0.0.0.0/0#1", ambigZero, nil},
 		}},
 		{"ambiguous after an unambiguous message: as that one", gpeer(0), false, []msg{
-			{route("10.200.2.0/25", 1), "+10.200.2.0/25#1", guessed},
-			{route("10.0.0.0/8", sneaky), "+10.0.0.0/8#134875147", ambigMemA},
+			{route("10.200.2.0/25", 1), "+10.200.2.0/25#1", guessed, nil},
+			{route("10.0.0.0/8", sneaky), "+10.0.0.0/8#134875147", ambigMemA, nil},
 		}},
 		{"ambiguous, nothing known: without path IDs", gpeer(0), false, []msg{
-			{route("10.0.0.0/8", sneaky), "+10.0.0.0/8#0 +11.0.0.0/8#0 +10.0.0.0/8#0", ambigPlan},
+			{route("10.0.0.0/8", sneaky), "+10.0.0.0/8#0 +11.0.0.0/8#0 +10.0.0.0/8#0", ambigPlan, nil},
+		}},
+		// gobgpd v4: pre-policy with path IDs, the same peer's post-policy
+		// view without. 10.99.1.0/25 without (19 0a 63 01 00) also reads
+		// as path ID 420111105 and 0.0.0.0/0.
+		{"another view of the peer is settled apart", gpeer(0), false, []msg{
+			{route("10.99.1.0/25", 1), "+10.99.1.0/25#1", guessed, nil},
+			{route("10.99.0.0/24"), "+10.99.0.0/24#0", "", gpeer(bmpgen.FlagL)},
+			{route("10.99.1.0/25"), "+10.99.1.0/25#0", ambigMemP, gpeer(bmpgen.FlagL)},
 		}},
 		{"Peer Up seen: no guess", gpeer(0), true, []msg{
-			{route("10.0.0.0/8", sneaky), "+10.0.0.0/8#134875147", ""},
+			{route("10.0.0.0/8", sneaky), "+10.0.0.0/8#134875147", "", nil},
 		}},
 	}
 	for _, tc := range tests {
@@ -112,7 +122,11 @@ func TestAddPathGuess(t *testing.T) {
 				}
 			}
 			for i, m := range tc.msgs {
-				got, err := d.Decode(bmpgen.AppendRouteMonitoring(nil, tc.peer, m.r))
+				p := tc.peer
+				if m.peer != nil {
+					p = m.peer
+				}
+				got, err := d.Decode(bmpgen.AppendRouteMonitoring(nil, p, m.r))
 				if err != nil {
 					t.Fatalf("message %d: %v", i, err)
 				}

@@ -250,9 +250,9 @@ type Decoder struct {
 	noOpt     *bgp.MarshallingOption
 	// guess is the ADD-PATH reading chosen for the message being decoded,
 	// from a peer without a Peer Up (addpath.go); guessed remembers each
-	// such peer's families that a message settled unambiguously.
+	// such peer view's families that a message settled unambiguously.
 	guess    []*bgp.MarshallingOption
-	guessed  map[PeerKey]map[bgp.Family]bool
+	guessed  map[viewKey]map[bgp.Family]bool
 	guessBuf [1]*bgp.MarshallingOption
 	warnBuf  []string
 }
@@ -381,7 +381,11 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 	case *bmp.BMPPeerDownNotification:
 		m.PeerDown = peerDown(body)
 		delete(d.peers, m.Peer.Key)
-		delete(d.guessed, m.Peer.Key)
+		for k := range d.guessed {
+			if k.PeerKey == m.Peer.Key {
+				delete(d.guessed, k)
+			}
+		}
 		clear(d.pcache)
 		d.last = nil
 	case *bmp.BMPStatisticsReport:
