@@ -1,6 +1,8 @@
 // Package decode turns the messages of one BMP session into normalised
 // records, keeping the per-peer state (ADD-PATH, AS width) that Route
-// Monitoring needs to decode right. It wraps gobgp's pkg/packet/bmp.
+// Monitoring needs to decode right; for a peer whose Peer Up it did not
+// see, it guesses ADD-PATH from the NLRI and says so on the message
+// (addpath.go). It wraps gobgp's pkg/packet/bmp.
 package decode
 
 import (
