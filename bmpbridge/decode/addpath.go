@@ -13,32 +13,40 @@ import (
 // that its Peer Up Notification carries. A capture (or a session) joined
 // after the Peer Up does not have them, and reading ADD-PATH NLRI without
 // path IDs does not fail: the ID 1 (00 00 00 01) reads as three /0 routes
-// and a /1, and the real prefix's bytes turn into more made-up routes.
+// and a /1, and the real prefix's bytes turn into more made-up routes. The
+// other way round fails no better: senders that negotiated ADD-PATH do not
+// always send path IDs (gobgpd v4 in its post-policy view, FRR 8.4's BMP
+// in every view), and 10.99.1.0/25 (19 0a 63 01 00) read with them is
+// path ID 420111105 and 0.0.0.0/0.
 //
-// So, for a peer without a Peer Up, each ADD-PATH-capable family of a
-// Route Monitoring message (IPv4/IPv6 unicast and labeled unicast) is read
-// both ways, each reading checked strictly: every prefix length within the
-// family's width, no prefix past the end of its field, and no bit set past
-// the prefix length (a sender masks its prefixes; Wireshark's BGP
-// dissector checks the same). Then, per family:
+// So each ADD-PATH-capable family of a Route Monitoring message (IPv4/IPv6
+// unicast and labeled unicast) that the Peer Up negotiated with path IDs,
+// or all of them when there was no Peer Up, is read both ways, each
+// reading checked strictly: every prefix length within the family's
+// width, no prefix past the end of its field, and no bit set past the
+// prefix length (a sender masks its prefixes; Wireshark's BGP dissector
+// checks the same). Then, per family:
 //
-//   - only one reading is clean: that one; a reading with path IDs is
-//     reported as a guess.
+//   - only one reading is clean: that one. With no Peer Up, a reading with
+//     path IDs is reported as a guess; with one, a reading without them
+//     sets the message's AddPathAbsent.
 //   - both are clean: the reading this peer's family was last settled on
 //     by an unambiguous message of the same RIB view (gobgpd v4 sends
 //     pre-policy routes with path IDs and the same peer's post-policy
-//     ones without); failing that, the reading with path IDs
-//     when the plain one holds a /0 among other prefixes (what path IDs
-//     below 2^24 look like; a real default route is not packed with
-//     others by the senders we know), else the plain reading. Reported as
-//     ambiguous, naming the rule.
+//     ones without); failing that, path IDs are taken to be small, as
+//     senders number paths from 1: the reading with them is implausible
+//     when one would be 2^24 or more, the reading without when it holds a
+//     /0 among other prefixes (what IDs below 2^24 look like; a real
+//     default route is not packed with others by the senders we know).
+//     If neither or both are implausible: what the Peer Up negotiated,
+//     or with no Peer Up the reading without. Whatever the answer, it is
+//     reported as ambiguous, naming the rule.
 //   - neither is clean: the readings are checked again without the
 //     masked-bits rule, in the same order, and reported as such; if both
-//     still fail, the plain reading goes to gobgp, whose error is the
+//     still fail, gobgp reads it the negotiated way and its error is the
 //     message's.
 //
-// Every reading that is not the only clean one adds a warning to the
-// message; a prefix that may be made up is never printed without one.
+// A prefix that may be made up is never printed without a warning.
 
 // addPathFamilies are the families whose NLRI may carry path IDs and whose
 // encoding the guess can check.
@@ -125,6 +133,7 @@ type reading struct {
 	clean     bool // parses with no bit set past any prefix length
 	loose     bool // parses when such bits are allowed
 	zeroAmong bool // holds a /0 among other prefixes
+	bigID     bool // read with path IDs: one is 2^24 or more
 }
 
 // readNLRI checks a family's NLRI fields read with or without path IDs.
@@ -142,6 +151,7 @@ func readNLRI(f bgp.Family, fields [][]byte, addPath bool) reading {
 				if len(b) < 5 {
 					return reading{}
 				}
+				r.bigID = r.bigID || b[0] != 0
 				b = b[4:]
 			}
 			bits := int(b[0])
@@ -179,68 +189,143 @@ func readNLRI(f bgp.Family, fields [][]byte, addPath bool) reading {
 	return r
 }
 
-// guessAddPath decides, for a Route Monitoring message from a peer without
-// a Peer Up, which families to read with path IDs. It returns nil options
-// when nothing is read with them, and the warnings to attach.
-func (d *Decoder) guessAddPath(raw []byte, h *bmp.BMPPeerHeader, warnings []string) (*bgp.MarshallingOption, []string) {
+// settleAddPath decides which families of a Route Monitoring message to
+// read with path IDs. prior is what the peer's Peer Up negotiated (known)
+// or nil. It returns the options for gobgp (nil: the peer's own),
+// warnings appended to w, and whether a family negotiated with path IDs
+// is read without them.
+func (d *Decoder) settleAddPath(raw []byte, h *bmp.BMPPeerHeader, prior *bgp.MarshallingOption, known bool, w []string) (*bgp.MarshallingOption, []string, bool) {
 	var n nlriFields
 	if !n.split(raw) {
-		return nil, warnings
+		return nil, w, false
 	}
 	key := viewKey{keyOf(h), h.Flags & (bmp.BMP_PEER_FLAG_POST_POLICY | bmp.BMP_PEER_FLAG_ADJ_RIB_TYP)}
 	var opt *bgp.MarshallingOption
+	absent := false
 	for i, f := range addPathFamilies {
 		if len(n.fields[i]) == 0 {
 			continue
 		}
-		with, plain := readNLRI(f, n.fields[i], true), readNLRI(f, n.fields[i], false)
-		ap, warn := d.settle(key, f, with, plain)
+		p := unknownAP
+		if known {
+			p = notNegotiated
+			if addPathOn(prior, f) {
+				p = negotiated
+			}
+		}
+		plain := readNLRI(f, n.fields[i], false)
+		if p == notNegotiated && plain.clean && !plain.zeroAmong {
+			continue // as negotiated, and nothing odd: the common case
+		}
+		ap, warn := d.settle(key, f, readNLRI(f, n.fields[i], true), plain, p)
 		if warn != "" {
-			warnings = append(warnings, AfiSafiName(f)+": "+warn)
+			w = append(w, AfiSafiName(f)+": "+warn)
+		}
+		if ap == (p == negotiated) {
+			continue
+		}
+		if opt == nil {
+			opt = &bgp.MarshallingOption{AddPath: map[bgp.Family]bgp.BGPAddPathMode{}}
+			if prior != nil {
+				opt.Use2ByteAS = prior.Use2ByteAS
+				for g, m := range prior.AddPath {
+					opt.AddPath[g] = m
+				}
+			}
 		}
 		if ap {
-			if opt == nil {
-				opt = &bgp.MarshallingOption{AddPath: map[bgp.Family]bgp.BGPAddPathMode{}}
-			}
 			opt.AddPath[f] = bgp.BGP_ADD_PATH_RECEIVE
+		} else {
+			delete(opt.AddPath, f)
+			absent = true
 		}
 	}
-	if opt != nil && h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB && h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0 {
+	if opt != nil && !known && h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB && h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0 {
 		opt.Use2ByteAS = true
 	}
-	return opt, warnings
+	return opt, w, absent
 }
+
+// What a Peer Up said about a family's path IDs.
+const (
+	unknownAP     = iota // no Peer Up
+	negotiated           // path IDs negotiated
+	notNegotiated        // none negotiated
+)
 
 // Warnings of the ADD-PATH guess, after the family name.
 const (
-	WarnAddPathGuessed   = "ADD-PATH guessed (no Peer Up seen for this peer): read with path IDs, the only reading that parses"
-	WarnAddPathHostBits  = "ADD-PATH guessed (no Peer Up seen for this peer): no reading parses cleanly (bits set past a prefix length); read "
-	WarnAddPathAmbiguous = "ADD-PATH unknown (no Peer Up seen for this peer) and both readings parse: read "
+	WarnAddPathGuessed       = "ADD-PATH guessed (no Peer Up seen for this peer): read with path IDs, the only reading that parses"
+	WarnAddPathHostBits      = "ADD-PATH guessed: no reading parses cleanly (bits set past a prefix length); read "
+	WarnAddPathAmbiguous     = "ADD-PATH unknown (no Peer Up seen for this peer) and both readings parse: read "
+	WarnAddPathNegotiated    = "ADD-PATH negotiated in the Peer Up, and both readings parse: read "
+	WarnAddPathNotNegotiated = "ADD-PATH not negotiated in the Peer Up, yet the NLRI are odd without path IDs: read "
 )
 
-// settle applies the rules of the package comment above for one family.
-func (d *Decoder) settle(key viewKey, f bgp.Family, with, plain reading) (addPath bool, warn string) {
+// Reasons of an ambiguous reading, after WarnAddPathAmbiguous/Negotiated
+// and the reading.
+const (
+	whyEarlier = " as this peer's earlier unambiguous messages in this RIB view"
+	whyBigID   = " (with them, a path ID would be 2^24 or more; senders number paths from 1)"
+	whyZero    = " (without them, the NLRI hold a /0 among other prefixes)"
+	whyDefault = " (the default when neither reading is implausible)"
+	whyOnly    = ", the only reading that parses"
+	whyBoth    = " (both readings are implausible; this is the Peer Up's, or without path IDs when there is none)"
+)
+
+// settle applies the rules of the package comment above for one family;
+// p is what the Peer Up said.
+func (d *Decoder) settle(key viewKey, f bgp.Family, with, plain reading, p int) (addPath bool, warn string) {
+	def := p == negotiated // the reading the Peer Up asks for
+	ambiguous := WarnAddPathAmbiguous
+	switch p {
+	case negotiated:
+		ambiguous = WarnAddPathNegotiated
+	case notNegotiated:
+		ambiguous = WarnAddPathNotNegotiated
+	}
+	// Both readings parse: whatever is chosen is said, even the Peer Up's
+	// (a default route packed with another route reads, with path IDs,
+	// as one /0 of a made-up ID).
+	say := func(ap bool, why string) (bool, string) {
+		return ap, ambiguous + how(ap) + why
+	}
 	switch {
 	case plain.clean && !with.clean:
 		d.remember(key, f, false)
 		return false, ""
 	case with.clean && !plain.clean:
 		d.remember(key, f, true)
+		switch p {
+		case negotiated:
+			return true, ""
+		case notNegotiated:
+			return true, WarnAddPathNotNegotiated + how(true) + whyOnly
+		}
 		return true, WarnAddPathGuessed
 	case with.clean && plain.clean:
-		if ap, ok := d.guessed[key][f]; ok {
-			return ap, WarnAddPathAmbiguous + how(ap) + " as this peer's earlier unambiguous messages"
+		if mem, ok := d.guessed[key][f]; ok {
+			return say(mem, whyEarlier)
 		}
-		if plain.zeroAmong {
-			return true, WarnAddPathAmbiguous + how(true) + " (the reading without holds a /0 among other prefixes)"
+		if with.bigID && !plain.zeroAmong {
+			return say(false, whyBigID)
 		}
-		return false, WarnAddPathAmbiguous + how(false) + " (the default when neither reading is implausible)"
-	case plain.loose:
-		return false, WarnAddPathHostBits + how(false)
-	case with.loose:
-		return true, WarnAddPathHostBits + how(true)
+		if plain.zeroAmong && !with.bigID {
+			return say(true, whyZero)
+		}
+		if plain.zeroAmong && with.bigID {
+			return say(def, whyBoth)
+		}
+		return say(def, whyDefault)
 	}
-	return false, ""
+	// Neither parses cleanly: the same again, allowing bits past the
+	// prefix length, the Peer Up's reading first.
+	for _, ap := range []bool{def, !def} {
+		if (ap && with.loose) || (!ap && plain.loose) {
+			return ap, WarnAddPathHostBits + how(ap)
+		}
+	}
+	return def, ""
 }
 
 func how(addPath bool) string {

@@ -49,10 +49,12 @@ func TestAddPathGuess(t *testing.T) {
 	const (
 		guessed   = "IPV4_UNICAST: " + WarnAddPathGuessed
 		guessed6  = "IPV6_UNICAST: " + WarnAddPathGuessed
-		ambigPlan = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "without path IDs (the default when neither reading is implausible)"
-		ambigZero = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "with path IDs (the reading without holds a /0 among other prefixes)"
-		ambigMemA = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "with path IDs as this peer's earlier unambiguous messages"
-		ambigMemP = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "without path IDs as this peer's earlier unambiguous messages"
+		ambigPlan = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "without path IDs" + whyBigID
+		ambigZero = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "with path IDs" + whyZero
+		ambigMemA = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "with path IDs" + whyEarlier
+		ambigMemP = "IPV4_UNICAST: " + WarnAddPathAmbiguous + "without path IDs" + whyEarlier
+		negotBig  = "IPV4_UNICAST: " + WarnAddPathNegotiated + "without path IDs" + whyBigID
+		negotMemP = "IPV4_UNICAST: " + WarnAddPathNegotiated + "without path IDs" + whyEarlier
 	)
 	// 134875147 is 08 0a 08 0b: read without path IDs, the route
 	// 10.0.0.0/8 with it becomes 10/8 11/8 10/8, as clean as the truth.
@@ -78,10 +80,10 @@ func TestAddPathGuess(t *testing.T) {
 		{"IPv6 route with path ID, no Peer Up", locPeer(), false, []msg{
 			{route("2001:db8:200::/48", 1), "+2001:db8:200::/48#1", guessed6, nil},
 			// 00 00 00 07 30 20 01 ...: /0 /0 /0 /7 /32 /0 without path IDs
-			{route("2001:db8:200::/48", 7), "+2001:db8:200::/48#7", "IPV6_UNICAST: " + WarnAddPathAmbiguous + "with path IDs as this peer's earlier unambiguous messages", nil},
+			{route("2001:db8:200::/48", 7), "+2001:db8:200::/48#7", "IPV6_UNICAST: " + WarnAddPathAmbiguous + "with path IDs" + whyEarlier, nil},
 		}},
 		{"IPv6 route with path ID 7, nothing known", locPeer(), false, []msg{
-			{route("2001:db8:200::/48", 7), "+2001:db8:200::/48#7", "IPV6_UNICAST: " + WarnAddPathAmbiguous + "with path IDs (the reading without holds a /0 among other prefixes)", nil},
+			{route("2001:db8:200::/48", 7), "+2001:db8:200::/48#7", "IPV6_UNICAST: " + WarnAddPathAmbiguous + "with path IDs" + whyZero, nil},
 		}},
 		{"plain route, no Peer Up", gpeer(0), false, []msg{
 			{route("10.0.0.0/8"), "+10.0.0.0/8#0", "", nil},
@@ -108,8 +110,21 @@ func TestAddPathGuess(t *testing.T) {
 			{route("10.99.0.0/24"), "+10.99.0.0/24#0", "", gpeer(bmpgen.FlagL)},
 			{route("10.99.1.0/25"), "+10.99.1.0/25#0", ambigMemP, gpeer(bmpgen.FlagL)},
 		}},
-		{"Peer Up seen: no guess", gpeer(0), true, []msg{
-			{route("10.0.0.0/8", sneaky), "+10.0.0.0/8#134875147", "", nil},
+		{"Peer Up seen: path IDs as negotiated", gpeer(0), true, []msg{
+			{route("10.0.0.0/8", 7), "+10.0.0.0/8#7", "", nil},
+			{route("192.0.2.0/31", 1), "+192.0.2.0/31#1", "", nil},
+		}},
+		// gobgpd v4's post-policy view, FRR 8.4's every view: negotiated,
+		// yet without path IDs.
+		{"Peer Up seen, path IDs left out", gpeer(0), true, []msg{
+			{route("10.99.0.0/24"), "+10.99.0.0/24#0", "", nil},
+			{route("10.99.1.0/25"), "+10.99.1.0/25#0", negotMemP, nil},
+		}},
+		{"Peer Up seen, path IDs left out, nothing known", gpeer(0), true, []msg{
+			{route("10.99.1.0/25"), "+10.99.1.0/25#0", negotBig, nil},
+		}},
+		{"Peer Up seen, a path ID of 2^24 or more", gpeer(0), true, []msg{
+			{route("10.0.0.0/8", sneaky), "+10.0.0.0/8#0 +11.0.0.0/8#0 +10.0.0.0/8#0", negotBig, nil},
 		}},
 	}
 	for _, tc := range tests {
@@ -135,6 +150,11 @@ func TestAddPathGuess(t *testing.T) {
 				}
 				if w := strings.Join(got.Warnings, "; "); w != m.warn {
 					t.Errorf("message %d: warnings %q, want %q", i, w, m.warn)
+				}
+				// With a Peer Up, a reading without the negotiated path
+				// IDs is AddPathAbsent (which the bridge matches on).
+				if absent := tc.peerUp && strings.HasSuffix(m.want, "#0"); got.AddPathAbsent != absent {
+					t.Errorf("message %d: AddPathAbsent %v, want %v", i, got.AddPathAbsent, absent)
 				}
 			}
 		})

@@ -29,6 +29,7 @@ var (
 	ErrFraming = errors.New("bmp framing")   // the stream cannot be split any further
 	ErrMessage = errors.New("bmp malformed") // one message is bad; the stream goes on
 	errShort   = errors.New("NLRI truncated")
+	errOdd     = errors.New("NLRI odd for their ADD-PATH reading") // the fast path leaves them to addpath.go
 )
 
 // Message is one decoded BMP message.
@@ -333,10 +334,16 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 	}
 	if m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && len(raw) >= bmp.BMP_HEADER_SIZE+bmp.BMP_PEER_HEADER_SIZE {
 		var h bmp.BMPPeerHeader
-		if h.DecodeFromBytes(raw[bmp.BMP_HEADER_SIZE:]) == nil && d.peers[keyOf(&h)] == nil {
-			// No Peer Up seen for this peer (a capture or session joined
-			// late): settle ADD-PATH from the NLRI themselves.
-			opt, w := d.guessAddPath(raw, &h, d.warnBuf[:0])
+		if h.DecodeFromBytes(raw[bmp.BMP_HEADER_SIZE:]) == nil {
+			// Settle ADD-PATH from the NLRI themselves: without a Peer Up
+			// (a capture or session joined late) it is unknown, and with
+			// one, some senders leave the negotiated path IDs out.
+			known := d.peers[keyOf(&h)] != nil
+			var prior *bgp.MarshallingOption
+			if o := d.options(h); known && len(o) > 0 {
+				prior = o[0]
+			}
+			opt, w, absent := d.settleAddPath(raw, &h, prior, known, d.warnBuf[:0])
 			if opt != nil {
 				d.guessBuf[0] = opt
 				d.guess = d.guessBuf[:]
@@ -345,6 +352,7 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 				m.Warnings = append([]string(nil), w...)
 			}
 			d.warnBuf = w[:0]
+			m.AddPathAbsent = absent
 		}
 	}
 	if m.TypeCode == bmp.BMP_MSG_ROUTE_MIRRORING {

@@ -53,6 +53,15 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 		o = opts[0]
 	}
 	ap4, ap6 := addPathOn(o, bgp.RF_IPv4_UC), addPathOn(o, bgp.RF_IPv6_UC)
+	if ap4 || ap6 {
+		// Some senders leave negotiated path IDs out: anything but the
+		// negotiated reading takes the full path (addpath.go).
+		opt, w, absent := d.settleAddPath(raw, &h, o, true, d.warnBuf[:0])
+		d.warnBuf = w[:0]
+		if opt != nil || len(w) > 0 || absent {
+			return false
+		}
+	}
 
 	u := m.spare
 	if u == nil {
@@ -129,6 +138,7 @@ func prefixes(out []NLRI, b []byte, f bgp.Family, addPath, text bool) ([]NLRI, e
 	if f == bgp.RF_IPv6_UC {
 		maxBits, name = 128, "IPV6_UNICAST"
 	}
+	zero, count := false, 0
 	for len(b) > 0 {
 		var id uint32
 		if addPath {
@@ -149,6 +159,13 @@ func prefixes(out []NLRI, b []byte, f bgp.Family, addPath, text bool) ([]NLRI, e
 			addr = netip.AddrFrom4([4]byte(a[:4]))
 		} else {
 			addr = netip.AddrFrom16(a)
+		}
+		if bits%8 != 0 && b[n]&(0xff>>(bits%8)) != 0 {
+			return out, errOdd // bits past the prefix length: settle ADD-PATH
+		}
+		zero, count = zero || bits == 0, count+1
+		if zero && count > 1 {
+			return out, errOdd // a /0 among others: settle ADD-PATH
 		}
 		p := netip.PrefixFrom(addr, bits).Masked()
 		r := NLRI{AfiSafi: name, Family: f, PathID: id, IP: p}

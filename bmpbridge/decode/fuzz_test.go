@@ -73,18 +73,23 @@ func FuzzMessage(f *testing.F) {
 	})
 }
 
-// FuzzAddPathGuess builds Route Monitoring messages of a peer whose Peer
-// Up was not seen, with or without ADD-PATH path IDs, and decodes them:
-// the routes that come out are the ones put in, or the message carries a
-// warning. Never a made-up prefix without one.
+// FuzzAddPathGuess builds Route Monitoring messages, with or without
+// ADD-PATH path IDs, of a peer whose Peer Up was not seen or negotiated
+// ADD-PATH (IPv4), and decodes them: the routes that come out are the
+// ones put in, or the message carries a warning. Never a made-up prefix
+// without one.
 func FuzzAddPathGuess(f *testing.F) {
-	f.Add([]byte{10, 200, 2, 0}, uint8(25), uint32(1), []byte{10, 200, 3, 0}, uint8(24), uint32(1), true, false, false)
-	f.Add([]byte{10, 200, 2, 0}, uint8(25), uint32(1), []byte{}, uint8(0), uint32(0), true, false, true)
-	f.Add([]byte{0x20, 1, 0xd, 0xb8, 2}, uint8(48), uint32(7), []byte{}, uint8(0), uint32(0), true, true, false)
-	f.Add([]byte{192, 0, 2, 0}, uint8(31), uint32(0), []byte{}, uint8(0), uint32(0), false, false, false)
-	f.Add([]byte{10}, uint8(8), uint32(0x080a080b), []byte{}, uint8(0), uint32(0), true, false, false)
-	f.Add([]byte{}, uint8(0), uint32(1), []byte{}, uint8(0), uint32(0), true, false, false)
-	f.Fuzz(func(t *testing.T, a1 []byte, l1 uint8, id1 uint32, a2 []byte, l2 uint8, id2 uint32, addPath, v6, withdraw bool) {
+	f.Add([]byte{10, 200, 2, 0}, uint8(25), uint32(1), []byte{10, 200, 3, 0}, uint8(24), uint32(1), true, false, false, false)
+	f.Add([]byte{10, 200, 2, 0}, uint8(25), uint32(1), []byte{}, uint8(0), uint32(0), true, false, true, false)
+	f.Add([]byte{0x20, 1, 0xd, 0xb8, 2}, uint8(48), uint32(7), []byte{}, uint8(0), uint32(0), true, true, false, false)
+	f.Add([]byte{192, 0, 2, 0}, uint8(31), uint32(0), []byte{}, uint8(0), uint32(0), false, false, false, false)
+	f.Add([]byte{10}, uint8(8), uint32(0x080a080b), []byte{}, uint8(0), uint32(0), true, false, false, false)
+	f.Add([]byte{}, uint8(0), uint32(1), []byte{}, uint8(0), uint32(0), true, false, false, false)
+	f.Add([]byte{10, 99, 1, 0}, uint8(25), uint32(0), []byte{}, uint8(0), uint32(0), false, false, false, true)
+	f.Add([]byte{10}, uint8(8), uint32(0x080a080b), []byte{}, uint8(0), uint32(0), true, false, false, true)
+	sent, recv := opens(true)
+	up := bmpgen.AppendPeerUp(nil, gpeer(0), localV4, 179, 1, sent, recv, "")
+	f.Fuzz(func(t *testing.T, a1 []byte, l1 uint8, id1 uint32, a2 []byte, l2 uint8, id2 uint32, addPath, v6, withdraw, peerUp bool) {
 		mk := func(a []byte, l uint8) (netip.Prefix, bool) {
 			var b [16]byte
 			copy(b[:], a)
@@ -135,7 +140,20 @@ func FuzzAddPathGuess(f *testing.F) {
 			}
 			want = append(want, fmt.Sprintf("%s%s#%d", sign, p, id))
 		}
-		m, err := NewDecoder(nil).Decode(bmpgen.AppendRouteMonitoring(nil, locPeer(), &r))
+		d, peer := NewDecoder(nil), locPeer()
+		if peerUp {
+			peer = gpeer(0)
+			if _, err := d.Decode(up); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, err := d.Decode(bmpgen.AppendRouteMonitoring(nil, peer, &r))
+		if peerUp && v6 && addPath {
+			// Path IDs where the Peer Up negotiated none: the sender breaks
+			// its own session; reading it as negotiated (or failing) is
+			// right, and when that reading is clean nothing can tell.
+			return
+		}
 		if err != nil {
 			t.Fatalf("%+v: %v", r, err)
 		}

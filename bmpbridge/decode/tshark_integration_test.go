@@ -99,13 +99,101 @@ func TestTsharkGolden(t *testing.T) {
 	}
 }
 
-// TestLiveMidSessionCapture captures a real BMP session: gobgpd A takes
-// ADD-PATH routes from gobgpd B (send-max 4) and exports them by BMP
-// (pre- and post-policy Adj-RIB-In and Loc-RIB, with a route of its own),
-// with tcpdump on the link. The capture is cut after the Peer Ups, as a
+// liveSpeaker is the BMP exporter of TestLiveMidSessionCapture.
+type liveSpeaker struct {
+	name string
+	// start runs the exporter in ns, peering with 10.0.9.2 and exporting
+	// BMP to host:port; established reports its session with B up, and
+	// own (if any) announces a route of its own.
+	start func(t *testing.T, ns *testenv.Netns, host string, port int) (established func() bool, own func())
+	// peerUps and routes are how many of each the exporter sends for B's
+	// two routes (and its own).
+	peerUps, routes int
+	want            []string
+	// pathIDs: the exporter keeps B's path IDs in some view.
+	pathIDs bool
+}
+
+var liveSpeakers = []liveSpeaker{
+	{
+		name: "gobgpd", peerUps: 2, routes: 7, pathIDs: true,
+		// B's two routes in A's pre-policy, post-policy and Loc-RIB
+		// views, A's own in its Loc-RIB.
+		want: []string{"10.99.0.0/24", "10.99.1.0/25", "10.200.2.0/25"},
+		start: func(t *testing.T, ns *testenv.Netns, host string, port int) (func() bool, func()) {
+			a := testenv.StartGobgpd(t, ns, fmt.Sprintf(`[global.config]
+  as = 4200000001
+  router-id = "10.0.9.1"
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "10.0.9.2"
+    peer-as = 4200000002
+  [neighbors.timers.config]
+    connect-retry = 1
+  [neighbors.add-paths.config]
+    receive = true
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+    [neighbors.afi-safis.add-paths.config]
+      receive = true
+[[bmp-servers]]
+  [bmp-servers.config]
+    address = %q
+    port = %d
+    route-monitoring-policy = "all"
+    sys-name = "dca"
+`, host, port))
+			return func() bool { return strings.Contains(a.Gobgp(t, "neighbor"), "Establ") },
+				func() { a.Gobgp(t, "global", "rib", "add", "10.200.2.0/25") }
+		},
+	},
+	{
+		name: "frr", peerUps: 1, routes: 4,
+		// B's two routes in A's pre- and post-policy views. FRR 8.4's
+		// BMP sends them without B's path IDs.
+		want: []string{"10.99.0.0/24", "10.99.1.0/25"},
+		start: func(t *testing.T, ns *testenv.Netns, host string, port int) (func() bool, func()) {
+			a := testenv.StartFRR(t, ns, fmt.Sprintf(`frr defaults traditional
+hostname dca
+!
+router bgp 4200000001
+ bgp router-id 10.0.9.1
+ no bgp ebgp-requires-policy
+ neighbor 10.0.9.2 remote-as 4200000002
+ neighbor 10.0.9.2 timers connect 1
+ address-family ipv4 unicast
+  neighbor 10.0.9.2 soft-reconfiguration inbound
+ exit-address-family
+ !
+ bmp targets meshd
+  bmp connect %s port %d min-retry 100 max-retry 1000
+  bmp monitor ipv4 unicast pre-policy
+  bmp monitor ipv4 unicast post-policy
+ exit
+!
+`, host, port))
+			return func() bool {
+				return strings.Contains(a.Vtysh(t, "show bgp neighbor 10.0.9.2 json"), `"bgpState":"Established"`)
+			}, nil
+		},
+	},
+}
+
+// TestLiveMidSessionCapture captures a real BMP session: a router A
+// (gobgpd, FRR) takes ADD-PATH routes from gobgpd B (send-max 4) and
+// exports them by BMP (gobgpd: pre- and post-policy Adj-RIB-In and
+// Loc-RIB, with a route of its own; FRR: pre- and post-policy), with
+// tcpdump on the link. The capture is cut after the Peer Ups, as a
 // capture started mid-session would be, and meshd must decode the routes
 // as tshark does, with each ADD-PATH guess warned about.
 func TestLiveMidSessionCapture(t *testing.T) {
+	for _, sp := range liveSpeakers {
+		t.Run(sp.name, func(t *testing.T) { liveMidSession(t, sp) })
+	}
+}
+
+func liveMidSession(t *testing.T, sp liveSpeaker) {
 	testenv.Binary(t, "tcpdump")
 	testenv.Binary(t, "editcap")
 	testenv.Binary(t, "tshark")
@@ -146,29 +234,7 @@ func TestLiveMidSessionCapture(t *testing.T) {
 	defer stop()
 	testenv.WaitFor(t, 10*time.Second, "tcpdump listening", func() bool { return strings.Contains(dumpErr.String(), "listening") })
 
-	spkA := testenv.StartGobgpd(t, a, fmt.Sprintf(`[global.config]
-  as = 4200000001
-  router-id = "10.0.9.1"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "10.0.9.2"
-    peer-as = 4200000002
-  [neighbors.timers.config]
-    connect-retry = 1
-  [neighbors.add-paths.config]
-    receive = true
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-    [neighbors.afi-safis.add-paths.config]
-      receive = true
-[[bmp-servers]]
-  [bmp-servers.config]
-    address = %q
-    port = %d
-    route-monitoring-policy = "all"
-    sys-name = "dca"
-`, hostIP, port))
+	established, own := sp.start(t, a, hostIP, port)
 	spkB := testenv.StartGobgpd(t, b, `[global.config]
   as = 4200000002
   router-id = "10.0.9.2"
@@ -186,30 +252,34 @@ func TestLiveMidSessionCapture(t *testing.T) {
     [neighbors.afi-safis.add-paths.config]
       send-max = 4
 `)
-	testenv.WaitFor(t, 30*time.Second, "A's session with B established", func() bool {
-		return strings.Contains(spkA.Gobgp(t, "neighbor"), "Establ")
-	})
+	testenv.WaitFor(t, 40*time.Second, "A's session with B established", established)
 	// The routes go after both Peer Ups (Loc-RIB and B) are on the wire,
 	// so that no Route Monitoring shares a frame with one.
-	testenv.WaitFor(t, 20*time.Second, "2 Peer Ups in the capture", func() bool {
-		return count(full, func(m *Message) int { return btoi(m.PeerUp != nil) }) >= 2
+	testenv.WaitFor(t, 20*time.Second, fmt.Sprintf("%d Peer Ups in the capture", sp.peerUps), func() bool {
+		return count(full, func(m *Message) int { return btoi(m.PeerUp != nil) }) >= sp.peerUps
 	})
 	spkB.Gobgp(t, "global", "rib", "add", "10.99.0.0/24")
 	spkB.Gobgp(t, "global", "rib", "add", "10.99.1.0/25")
-	spkA.Gobgp(t, "global", "rib", "add", "10.200.2.0/25")
-	want := []string{"10.99.0.0/24", "10.99.1.0/25", "10.200.2.0/25"}
-	// B's two routes in A's pre-policy, post-policy and Loc-RIB views,
-	// A's own in its Loc-RIB.
-	testenv.WaitFor(t, 20*time.Second, "7 route announcements in the capture", func() bool {
+	if own != nil {
+		own()
+	}
+	want := sp.want
+	testenv.WaitFor(t, 20*time.Second, fmt.Sprintf("%d route announcements in the capture", sp.routes), func() bool {
 		return count(full, func(m *Message) int {
 			if m.Update == nil {
 				return 0
 			}
 			return len(m.Update.Announce)
-		}) >= 7
+		}) >= sp.routes
 	})
 	stop()
 
+	count(full, func(m *Message) int {
+		if m.PeerUp != nil {
+			t.Logf("Peer Up of %s %s: ADD-PATH in %v", m.Peer.RIB, m.Peer.Address, m.PeerUp.AddPathIn)
+		}
+		return 0
+	})
 	// Cut before the first frame after the last Peer Up.
 	out, err := exec.Command("tshark", "-r", full, "-d", fmt.Sprintf("tcp.port==%d,bmp", port), "-T", "fields", "-e", "frame.number", "-e", "bmp.type").Output()
 	if err != nil {
@@ -233,21 +303,27 @@ func TestLiveMidSessionCapture(t *testing.T) {
 	if out, err := exec.Command("editcap", "-F", "pcap", "-r", full, mid, fmt.Sprintf("%d-1000000", first)).CombinedOutput(); err != nil {
 		t.Fatalf("editcap: %v\n%s", err, out)
 	}
+	// The whole session too, where the Peer Ups say what ADD-PATH is.
+	if ours, theirs := first2(captureRoutes(t, full)), tsharkRoutes(t, full, port); ours != theirs {
+		t.Errorf("whole session: meshd decodes\n%s\ntshark\n%s", ours, theirs)
+	}
 	ours, warned := captureRoutes(t, mid)
 	theirs := tsharkRoutes(t, mid, port)
 	if ours != theirs {
 		t.Errorf("meshd decodes\n%s\ntshark\n%s", ours, theirs)
 	}
-	// Each route is in a view with path IDs (gobgpd v4 sends the
-	// post-policy view without them: path-id 0 there is right).
+	// Each route is there, in a view with path IDs if the exporter keeps
+	// them (gobgpd v4 sends its post-policy view without: path-id 0
+	// there is right).
 	for _, p := range want {
-		withID := false
+		seen, withID := false, false
 		for _, l := range strings.Split(ours, "\n") {
 			id, ok := strings.CutPrefix(l, "announce "+p+" path-id ")
+			seen = seen || ok
 			withID = withID || ok && id != "0"
 		}
-		if !withID {
-			t.Errorf("%s is not announced with a path ID:\n%s", p, ours)
+		if !seen || withID != sp.pathIDs {
+			t.Errorf("%s: announced %v, with a path ID %v, want %v:\n%s", p, seen, withID, sp.pathIDs, ours)
 		}
 	}
 	if warned == 0 {
@@ -255,6 +331,8 @@ func TestLiveMidSessionCapture(t *testing.T) {
 	}
 	t.Logf("routes of the mid-session capture (%d messages with warnings):\n%s", warned, ours)
 }
+
+func first2(s string, _ int) string { return s }
 
 func btoi(b bool) int {
 	if b {
