@@ -295,7 +295,11 @@ func (d *Decoder) settle(key viewKey, f bgp.Family, with, plain reading, p int) 
 		d.remember(key, f, false)
 		return false, ""
 	case with.clean && !plain.clean:
-		d.remember(key, f, true)
+		// A negotiated family read as negotiated is remembered only over
+		// an earlier answer (a session's usual case costs no map).
+		if p != negotiated || len(d.guessed) > 0 {
+			d.remember(key, f, true)
+		}
 		switch p {
 		case negotiated:
 			return true, ""

@@ -126,7 +126,7 @@ func decodeBMP(out, errw io.Writer, name string, data []byte, vrfs map[string]st
 			problems = append(problems, fmt.Sprintf("%s: %s malformed", where, count(sum.Errors, "message")))
 		}
 		if sum.Warned > 0 {
-			line += fmt.Sprintf(", %d with warnings (ADD-PATH guessed: no Peer Up for their peer in the %s)", sum.Warned, format)
+			line += fmt.Sprintf(", %d with warnings (ADD-PATH guessed: see their \"warnings\")", sum.Warned)
 		}
 		if s.gaps > 0 {
 			line += fmt.Sprintf(", %d holes in the TCP stream (segments not captured)", s.gaps)
