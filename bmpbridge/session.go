@@ -72,13 +72,15 @@ type peerState struct {
 	gen    uint64
 	// upGen is the router session gen of the last Peer Up; ports are the
 	// BGP session's TCP ports from it.
-	upGen       uint64
-	localPort   uint16
-	remotePort  uint16
-	up          bool
-	upTime      time.Time
-	upCount     uint64
-	downCount   uint64
+	upGen      uint64
+	localPort  uint16
+	remotePort uint16
+	up         bool
+	upTime     time.Time
+	upCount    uint64
+	downCount  uint64
+	// stateKnown: meshd has written a session state for the peer.
+	stateKnown  bool
 	histSeq     uint64
 	views       map[string]*viewState
 	afiCounts   map[string]bool // afi-safis written to the core
@@ -600,6 +602,7 @@ func (s *session) peerUp(m *decode.Message) {
 		}
 		return
 	}
+	ps.stateKnown = true
 	np := func(e ...string) *gpb.Path { return change.NeighborPath(ni, addr, e...) }
 	s.set(np("state", "session-state"), change.String("ESTABLISHED"))
 	s.set(np("state", "peer-as"), change.Uint(uint64(u.PeerAS)))
@@ -655,16 +658,35 @@ func (s *session) peerUp(m *decode.Message) {
 	}
 }
 
+// maxClockSkew is how far in the future a router's timestamp may be
+// before meshd takes its own receive time instead.
+const maxClockSkew = time.Minute
+
+// eventTime is the time meshd stamps on something a router reports at
+// ts: ts itself when it is plausible, else the receive time. A time is
+// implausible when it is zero, later than now by more than maxClockSkew,
+// or earlier than notBefore, what meshd already knows happened before
+// it (the peer's last Peer Up for a Peer Down). FRR stamps a Peer Down
+// with the peer's last state change, which for a peer never up is the
+// router's boot (monotonic zero).
+func eventTime(ts, notBefore, now time.Time) time.Time {
+	if ts.IsZero() || ts.Before(notBefore) || ts.After(now.Add(maxClockSkew)) {
+		return now
+	}
+	return ts
+}
+
 func (s *session) peerDown(m *decode.Message) {
 	p, d := m.Peer, m.PeerDown
 	ps := s.r.peer(p)
 	ni, addr := ps.ni, ps.addr
+	if !ps.up {
+		s.peerDownNotUp(m, ps)
+		return
+	}
 	ps.up = false
 	ps.downCount++
-	ts := m.Time
-	if ts.IsZero() {
-		ts = s.now
-	}
+	ts := eventTime(m.Time, ps.upTime, s.now)
 	// The peer's routes are gone with the session: counted as
 	// withdrawals, reported as one number on the peer_down event rather
 	// than an event per route.
@@ -675,13 +697,8 @@ func (s *session) peerDown(m *decode.Message) {
 		}})
 		return
 	}
-	state := "IDLE"
-	if d.ReasonCode == 2 || d.ReasonCode == 4 {
-		// Closed without a NOTIFICATION: the speaker goes back to
-		// trying to connect.
-		state = "ACTIVE"
-	}
-	s.set(change.NeighborPath(ni, addr, "state", "session-state"), change.String(state))
+	ps.stateKnown = true
+	s.set(change.NeighborPath(ni, addr, "state", "session-state"), change.String(downState(d.ReasonCode)))
 
 	bp := func(e ...string) *gpb.Path {
 		return change.MeshdNeighborPath(ni, addr, append([]string{"bmp", "state"}, e...)...)
@@ -719,6 +736,51 @@ func (s *session) peerDown(m *decode.Message) {
 	s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventPeerDown, Fields: fields})
 }
 
+// peerDownNotUp handles a Peer Down for a peer meshd does not hold up:
+// never seen up, or already down. It is no session going down. FRR 8.4
+// sends one on every backward FSM transition (bgp_bmp.c hooks
+// peer_backward_transition), so a neighbor that keeps failing to connect
+// sends one per attempt, and one for each neighbor not established when
+// a BMP session starts (bmp_send_peerup sends the state of every peer).
+// Counting those as downs inflated down-count, the history and the
+// peer_down events (issue 14: 58 downs for 2 real ones). They are
+// counted in meshd_bmp_peer_downs_ignored_total; a neighbor meshd never
+// had a state for gets the state the Peer Down implies, as the router
+// does know the neighbor is configured and not established.
+func (s *session) peerDownNotUp(m *decode.Message, ps *peerState) {
+	reason := "already_down"
+	if ps.upCount == 0 {
+		reason = "never_up"
+	}
+	s.b.m.ignoredDowns[reason].Inc()
+	// A peer not up holds no routes; should a sender have sent some
+	// anyway, they are gone now.
+	for _, vs := range ps.views {
+		if vs.t.Len() > 0 {
+			s.clearPeer(ps, "peer_down")
+			break
+		}
+	}
+	if ps.pseudo || ps.stateKnown {
+		return
+	}
+	ps.stateKnown = true
+	s.set(change.NeighborPath(ps.ni, ps.addr, "state", "session-state"), change.String(downState(m.PeerDown.ReasonCode)))
+	if m.Peer.AS != 0 {
+		s.set(change.NeighborPath(ps.ni, ps.addr, "state", "peer-as"), change.Uint(uint64(m.Peer.AS)))
+	}
+}
+
+// downState is the session state after a Peer Down with this reason.
+func downState(code uint8) string {
+	if code == 2 || code == 4 {
+		// Closed without a NOTIFICATION: the speaker goes back to
+		// trying to connect.
+		return "ACTIVE"
+	}
+	return "IDLE"
+}
+
 // clearPeer drops every route of a peer, counting them as withdrawals of
 // their views and in meshd_bmp_routes_cleared_total; it returns how many.
 func (s *session) clearPeer(ps *peerState, reason string) int {
@@ -752,6 +814,13 @@ func (s *session) sweep() {
 			continue
 		}
 		n := s.clearPeer(ps, "stale")
+		wasUp := ps.up
+		if !wasUp && n == 0 {
+			// Already down and holding nothing: no news, and no
+			// second peer_down for the same down.
+			delete(r.peers, k)
+			continue
+		}
 		peers++
 		routes += n
 		if !ps.pseudo && ps.up {
