@@ -50,6 +50,7 @@ type harness struct {
 	port   int
 	nsIf   string
 	ns     *testenv.Netns
+	reg    *prometheus.Registry
 	mu     sync.Mutex
 	events []change.Event
 }
@@ -62,7 +63,8 @@ func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness 
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bmpbridge.New(core, bmpbridge.WithConfig(cfg), bmpbridge.WithRegisterer(prometheus.NewRegistry()))
+	reg := prometheus.NewRegistry()
+	b, err := bmpbridge.New(core, bmpbridge.WithConfig(cfg), bmpbridge.WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{core: core, bridge: b, ip: hostIP, port: ln.Addr().(*net.TCPAddr).Port, nsIf: nsIf, ns: ns}
+	h := &harness{core: core, bridge: b, ip: hostIP, port: ln.Addr().(*net.TCPAddr).Port, nsIf: nsIf, ns: ns, reg: reg}
 	sub := core.Subscribe("test", 4096)
 	go func() {
 		for batch := range sub.C() {
@@ -105,6 +107,36 @@ func (h *harness) value(router string, path string) string {
 		return strings.Join(out, ",")
 	}
 	return fmt.Sprint(v.GetUintVal() + uint64(v.GetIntVal()))
+}
+
+// metric sums the samples of a bridge metric whose labels include
+// labels (name=value pairs).
+func (h *harness) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				ok := false
+				for _, lp := range m.GetLabel() {
+					ok = ok || (lp.GetName() == labels[i] && lp.GetValue() == labels[i+1])
+				}
+				if !ok {
+					continue next
+				}
+			}
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
 }
 
 func (h *harness) allEvents() []change.Event {
