@@ -406,3 +406,75 @@ func TestStalePeerAfterReconnect(t *testing.T) {
 		t.Errorf("peer 1 session-state = %q", s)
 	}
 }
+
+// TestOriginChangeAcrossViews: a more-specific (or the same prefix) with
+// another origin than the covering route is reported whichever of the
+// router's RIB views holds the covering route, also when one of the two
+// is the router's own (an empty AS_PATH in its Loc-RIB or Adj-RIB-Out,
+// whose origin is the router's AS, 65001 in upStream's Peer Up).
+func TestOriginChangeAcrossViews(t *testing.T) {
+	const local, remote = 65001, 42009012
+	locRIB := func() *bmpgen.Peer { return &bmpgen.Peer{Type: 3, AS: local, BGPID: rID, Time: t0} }
+	ribOut := func() *bmpgen.Peer {
+		p := peer()
+		p.Flags = bmpgen.FlagL | bmpgen.FlagO
+		return p
+	}
+	own := func(p string) *bmpgen.Route {
+		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, NextHop: netip.MustParseAddr("192.0.2.1")}
+	}
+	theirs := func(p string) *bmpgen.Route {
+		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, ASPath: []uint32{remote}, NextHop: pAddr}
+	}
+	type msg struct {
+		p *bmpgen.Peer
+		r *bmpgen.Route
+	}
+	tests := []struct {
+		name     string
+		before   []msg // the table before End-of-RIB
+		after    msg   // the news
+		old, new int64
+		covering string
+		rib      string
+	}{
+		{"their more-specific of our Loc-RIB prefix", []msg{{locRIB(), own("10.200.2.0/24")}}, msg{peer(), theirs("10.200.2.0/25")}, local, remote, "10.200.2.0/24", "LOC_RIB"},
+		{"our more-specific of their prefix", []msg{{peer(), theirs("10.200.1.0/24")}}, msg{locRIB(), own("10.200.1.0/25")}, remote, local, "10.200.1.0/24", "ADJ_RIB_IN_PRE"},
+		{"their more-specific of our Adj-RIB-Out prefix", []msg{{ribOut(), own("10.200.3.0/24")}}, msg{peer(), theirs("10.200.3.0/25")}, local, remote, "10.200.3.0/24", "ADJ_RIB_OUT_POST"},
+		{"their copy of our Loc-RIB prefix", []msg{{locRIB(), own("10.200.4.0/24")}}, msg{peer(), theirs("10.200.4.0/24")}, local, remote, "", "LOC_RIB"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Config{})
+			stream := upStream("edge1")
+			for _, m := range tc.before {
+				stream = bmpgen.AppendRouteMonitoring(stream, m.p, m.r)
+			}
+			for _, p := range []*bmpgen.Peer{peer(), locRIB(), ribOut()} {
+				stream = bmpgen.AppendEndOfRIB(stream, p)
+			}
+			stream = bmpgen.AppendRouteMonitoring(stream, tc.after.p, tc.after.r)
+			c := r.send(t, stream)
+			defer c.Close()
+			waitFor(t, "an origin_change event", func() bool { return r.count(change.EventOriginChange, nil) > 0 })
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for _, e := range r.events {
+				if e.Kind != change.EventOriginChange {
+					continue
+				}
+				f := e.Fields
+				ms, _ := f["more_specific_of"].(string)
+				if f["old_origin_as"] != tc.old || f["new_origin_as"] != tc.new || ms != tc.covering || f["covering_rib"] != tc.rib {
+					t.Errorf("origin_change %v, want old %d new %d more_specific_of %q covering_rib %s", f, tc.old, tc.new, tc.covering, tc.rib)
+				}
+			}
+			// The router's own routes carry its AS as their origin.
+			for _, e := range r.events {
+				if e.Kind == change.EventRoute && e.Route.ASPath == "" && e.Route.OriginAS != local {
+					t.Errorf("own route %s in %s: origin_as %d, want %d", e.Route.Prefix, e.Route.RIB, e.Route.OriginAS, local)
+				}
+			}
+		})
+	}
+}

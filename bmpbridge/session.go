@@ -60,6 +60,14 @@ type routerState struct {
 	// them, and their routes are cleared.
 	gen     uint64
 	sweepAt time.Time
+
+	// localAS is the router's own AS per network instance, from its Peer
+	// Ups (the local AS of a neighbor's session; RFC 9069's Loc-RIB
+	// instance peer carries it as the peer AS): the origin of the routes
+	// it originates itself, which carry an empty AS_PATH.
+	localAS map[string]uint32
+	// covering is scratch for origin checks.
+	covering []*decode.Attrs
 }
 
 type peerState struct {
@@ -70,6 +78,8 @@ type peerState struct {
 	// events sent, but it gets no neighbor entry in either model.
 	pseudo bool
 	gen    uint64
+	// as is the AS in the peer's per-peer header.
+	as uint32
 	// upGen is the router session gen of the last Peer Up; ports are the
 	// BGP session's TCP ports from it.
 	upGen      uint64
@@ -137,7 +147,7 @@ func (vs *viewState) notePathID(id uint32) {
 }
 
 func newRouterState(name string) *routerState {
-	return &routerState{name: name, in: rib.NewInterner(), peers: map[decode.PeerKey]*peerState{}}
+	return &routerState{name: name, in: rib.NewInterner(), peers: map[decode.PeerKey]*peerState{}, localAS: map[string]uint32{}}
 }
 
 func (r *routerState) peer(p *decode.Peer) *peerState {
@@ -147,7 +157,74 @@ func (r *routerState) peer(p *decode.Peer) *peerState {
 		r.peers[p.Key] = ps
 	}
 	ps.gen = r.gen
+	if p.AS != 0 {
+		ps.as = p.AS
+	}
 	return ps
+}
+
+// originOf is the origin AS of a route held in a view of peer ps: the
+// last AS of its AS_PATH, or for an empty AS_PATH the AS that originated
+// it without prepending: in an Adj-RIB-In, the peer's (an iBGP peer's
+// own routes, or a route server's), elsewhere (Loc-RIB, Adj-RIB-Out,
+// RFC 9069 and 8671) the router's own. 0 when that is not known.
+func (r *routerState) originOf(ps *peerState, view string, a *decode.Attrs) uint32 {
+	if a == nil {
+		return 0
+	}
+	if a.OriginAS != 0 {
+		return a.OriginAS
+	}
+	if a.ASPath != "" {
+		// A path that ends in an AS_SET has no single origin.
+		return 0
+	}
+	if !ps.pseudo && (view == "ADJ_RIB_IN_PRE" || view == "ADJ_RIB_IN_POST") {
+		return ps.as
+	}
+	if as := r.localAS[ps.ni]; as != 0 {
+		return as
+	}
+	if ps.pseudo {
+		return ps.as // RFC 9069 4.1: the Loc-RIB instance peer's AS is the router's
+	}
+	return 0
+}
+
+// coveringOrigins finds the longest prefix covering n (a route just added
+// to view of ps) in any RIB view of any peer of the router in the same
+// network instance: the route's own view holds shorter prefixes only,
+// the others the same prefix too (another path for it). It returns the
+// prefix length (-1 for none), the origins held for it, and where the
+// first was found.
+func (r *routerState) coveringOrigins(ps *peerState, view string, n *decode.NLRI) (bits int, origins []uint32, where *peerState, whereView string) {
+	bits = -1
+	for _, qs := range r.peers {
+		if qs.ni != ps.ni {
+			continue
+		}
+		for qv, vs := range qs.views {
+			own := qs == ps && qv == view
+			ids := vs.pathIDs
+			if n.PathID != 0 && own {
+				ids = []uint32{n.PathID}
+			}
+			l, as := vs.t.LongestCovering(n, ids, !own, max(bits, 0), r.covering[:0])
+			r.covering = as[:0]
+			if l < 0 {
+				continue
+			}
+			if l > bits {
+				bits, origins, where, whereView = l, origins[:0], qs, qv
+			}
+			for _, a := range as {
+				if o := r.originOf(qs, qv, a); o != 0 {
+					origins = append(origins, o)
+				}
+			}
+		}
+	}
+	return bits, origins, where, whereView
 }
 
 // isPseudo tells a BMP peer that stands for the router itself (Loc-RIB
@@ -587,6 +664,12 @@ func (s *session) peerUp(m *decode.Message) {
 	ps.upGen = r.gen
 	ps.localPort, ps.remotePort = u.LocalPort, u.RemotePort
 	ni, addr := ps.ni, ps.addr
+	switch {
+	case !ps.pseudo && u.LocalAS != 0:
+		r.localAS[ni] = u.LocalAS
+	case p.TypeCode == 3 && p.AS != 0 && r.localAS[ni] == 0:
+		r.localAS[ni] = p.AS // RFC 9069 4.1
+	}
 	ts := m.Time
 	if ts.IsZero() {
 		ts = s.now
@@ -953,7 +1036,7 @@ func (s *session) routes(m *decode.Message) {
 		}
 		nWd++
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Withdraw, n, m.Peer.RIB, old)})
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Withdraw, n, m.Peer.RIB, old, s.r.originOf(ps, m.Peer.RIB, old))})
 		}
 	}
 	for i := range u.Announce {
@@ -967,26 +1050,20 @@ func (s *session) routes(m *decode.Message) {
 			nDup++
 			continue
 		case rib.Changed:
-			if old != nil && u.Attrs != nil && old.OriginAS != u.Attrs.OriginAS {
+			if was, now := s.r.originOf(ps, m.Peer.RIB, old), s.r.originOf(ps, m.Peer.RIB, u.Attrs); was != 0 && now != 0 && was != now {
 				nOrig++
 				s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: map[string]any{
-					"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Text(), "old_origin_as": int64(old.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
+					"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Text(), "old_origin_as": int64(was), "new_origin_as": int64(now),
 				}})
 			}
 		case rib.Added:
-			if warm && u.Attrs != nil && u.Attrs.OriginAS != 0 {
-				if cp, ca, ok := vs.t.Covering(n); ok && ca != nil && ca.OriginAS != 0 && ca.OriginAS != u.Attrs.OriginAS {
-					nOrig++
-					s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: map[string]any{
-						"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Text(), "old_origin_as": int64(ca.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
-						"more_specific_of": cp.String(),
-					}})
-				}
+			if warm && s.originCheck(ps, m.Peer.RIB, n, u.Attrs, ts) {
+				nOrig++
 			}
 		}
 		nAnn++
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Announce, n, m.Peer.RIB, u.Attrs)})
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Announce, n, m.Peer.RIB, u.Attrs, s.r.originOf(ps, m.Peer.RIB, u.Attrs))})
 		}
 	}
 	vs.ann += uint64(nAnn)
@@ -1002,7 +1079,46 @@ func (s *session) routes(m *decode.Message) {
 	}
 }
 
-func (s *session) route(a change.RouteAction, n *decode.NLRI, view string, at *decode.Attrs) *change.Route {
+// originCheck reports a route just added (n with attributes a, in view
+// of ps) whose origin differs from every origin of the longest prefix
+// covering it, anywhere in the router's RIB views: a more-specific of
+// another origin (a hijack, in the lab's fault), or the same prefix from
+// another origin (MOAS). Looking in every view is what makes the router
+// that originates the covering prefix itself see it: its own route is in
+// its Loc-RIB (or Adj-RIB-Out), the hijacker's in an Adj-RIB-In.
+func (s *session) originCheck(ps *peerState, view string, n *decode.NLRI, a *decode.Attrs, ts time.Time) bool {
+	o := s.r.originOf(ps, view, a)
+	if o == 0 {
+		return false
+	}
+	bits, origins, where, whereView := s.r.coveringOrigins(ps, view, n)
+	if bits < 0 || len(origins) == 0 {
+		return false
+	}
+	for _, c := range origins {
+		if c == o {
+			return false
+		}
+	}
+	fields := map[string]any{
+		"afi_safi": n.AfiSafi, "rib": view, "prefix": n.Text(), "old_origin_as": int64(origins[0]), "new_origin_as": int64(o),
+		"covering_rib": whereView,
+	}
+	if bits < n.IP.Bits() {
+		p, _ := n.IP.Addr().Prefix(bits)
+		fields["more_specific_of"] = p.String()
+	}
+	if where != ps {
+		fields["covering_neighbor"] = where.addr
+		if where.pseudo {
+			fields["covering_pseudo_peer"] = true
+		}
+	}
+	s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: fields})
+	return true
+}
+
+func (s *session) route(a change.RouteAction, n *decode.NLRI, view string, at *decode.Attrs, origin uint32) *change.Route {
 	if len(s.routeSlab) == cap(s.routeSlab) {
 		s.routeSlab = make([]change.Route, 0, maxEventBatch)
 	}
@@ -1010,7 +1126,7 @@ func (s *session) route(a change.RouteAction, n *decode.NLRI, view string, at *d
 	r := &s.routeSlab[len(s.routeSlab)-1]
 	*r = change.Route{Action: a, AfiSafi: n.AfiSafi, RIB: view, Prefix: n.Text(), PathID: n.PathID}
 	if at != nil {
-		r.OriginAS = at.OriginAS
+		r.OriginAS = origin
 		r.ASPath = at.ASPath
 		r.NextHop = at.NextHop
 		r.MED = at.MED
