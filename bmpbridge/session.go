@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -80,6 +81,12 @@ type peerState struct {
 	gen    uint64
 	// as is the AS in the peer's per-peer header.
 	as uint32
+	// inst is the BGP instance whose routes the peer's views hold, for
+	// origin checks: ni, except for the Loc-RIB instance peer of the
+	// global instance (RFC 9069, peer distinguisher 0), which gobgpd
+	// names "global" (VRF/Table Name TLV) while its neighbors are in
+	// "default".
+	inst string
 	// upGen is the router session gen of the last Peer Up; ports are the
 	// BGP session's TCP ports from it.
 	upGen      uint64
@@ -160,7 +167,16 @@ func (r *routerState) peer(p *decode.Peer) *peerState {
 	if p.AS != 0 {
 		ps.as = p.AS
 	}
+	ps.inst = instanceOf(p)
 	return ps
+}
+
+// instanceOf is the BGP instance of a peer's routes (peerState.inst).
+func instanceOf(p *decode.Peer) string {
+	if p.TypeCode == 3 && p.Key.RD == 0 {
+		return "default"
+	}
+	return p.NetworkInstance
 }
 
 // originOf is the origin AS of a route held in a view of peer ps: the
@@ -182,7 +198,7 @@ func (r *routerState) originOf(ps *peerState, view string, a *decode.Attrs) uint
 	if !ps.pseudo && (view == "ADJ_RIB_IN_PRE" || view == "ADJ_RIB_IN_POST") {
 		return ps.as
 	}
-	if as := r.localAS[ps.ni]; as != 0 {
+	if as := r.localAS[ps.inst]; as != 0 {
 		return as
 	}
 	if ps.pseudo {
@@ -193,23 +209,29 @@ func (r *routerState) originOf(ps *peerState, view string, a *decode.Attrs) uint
 
 // coveringOrigins finds the longest prefix covering n (a route just added
 // to view of ps) in any RIB view of any peer of the router in the same
-// network instance: the route's own view holds shorter prefixes only,
-// the others the same prefix too (another path for it). It returns the
-// prefix length (-1 for none), the origins held for it, and where the
-// first was found.
-func (r *routerState) coveringOrigins(ps *peerState, view string, n *decode.NLRI) (bits int, origins []uint32, where *peerState, whereView string) {
+// BGP instance; with exact, only n's own prefix in the other views (the
+// other paths for it). It returns the prefix length (-1 for none), the
+// origins held for it, and where the first was found.
+func (r *routerState) coveringOrigins(ps *peerState, view string, n *decode.NLRI, exact bool) (bits int, origins []uint32, where *peerState, whereView string) {
 	bits = -1
+	minBits := 0
+	if exact {
+		minBits = n.IP.Bits()
+	}
 	for _, qs := range r.peers {
-		if qs.ni != ps.ni {
+		if qs.inst != ps.inst {
 			continue
 		}
 		for qv, vs := range qs.views {
 			own := qs == ps && qv == view
+			if own && exact {
+				continue
+			}
 			ids := vs.pathIDs
 			if n.PathID != 0 && own {
 				ids = []uint32{n.PathID}
 			}
-			l, as := vs.t.LongestCovering(n, ids, !own, max(bits, 0), r.covering[:0])
+			l, as := vs.t.LongestCovering(n, ids, exact, max(bits, minBits), r.covering[:0])
 			r.covering = as[:0]
 			if l < 0 {
 				continue
@@ -664,11 +686,12 @@ func (s *session) peerUp(m *decode.Message) {
 	ps.upGen = r.gen
 	ps.localPort, ps.remotePort = u.LocalPort, u.RemotePort
 	ni, addr := ps.ni, ps.addr
+	ps.inst = instanceOf(p)
 	switch {
 	case !ps.pseudo && u.LocalAS != 0:
-		r.localAS[ni] = u.LocalAS
-	case p.TypeCode == 3 && p.AS != 0 && r.localAS[ni] == 0:
-		r.localAS[ni] = p.AS // RFC 9069 4.1
+		r.localAS[ps.inst] = u.LocalAS
+	case p.TypeCode == 3 && p.AS != 0 && r.localAS[ps.inst] == 0:
+		r.localAS[ps.inst] = p.AS // RFC 9069 4.1
 	}
 	ts := m.Time
 	if ts.IsZero() {
@@ -1091,17 +1114,20 @@ func (s *session) originCheck(ps *peerState, view string, n *decode.NLRI, a *dec
 	if o == 0 {
 		return false
 	}
-	bits, origins, where, whereView := s.r.coveringOrigins(ps, view, n)
-	if bits < 0 || len(origins) == 0 {
-		return false
-	}
-	for _, c := range origins {
-		if c == o {
+	// The same prefix from another origin elsewhere (MOAS) is news; the
+	// same prefix from the same origin is the same route in another view,
+	// and the covering prefix decides.
+	bits, origins, where, whereView := s.r.coveringOrigins(ps, view, n, true)
+	other := slices.IndexFunc(origins, func(c uint32) bool { return c != o })
+	if other < 0 {
+		bits, origins, where, whereView = s.r.coveringOrigins(ps, view, n, false)
+		if bits < 0 || len(origins) == 0 || slices.Contains(origins, o) {
 			return false
 		}
+		other = 0
 	}
 	fields := map[string]any{
-		"afi_safi": n.AfiSafi, "rib": view, "prefix": n.Text(), "old_origin_as": int64(origins[0]), "new_origin_as": int64(o),
+		"afi_safi": n.AfiSafi, "rib": view, "prefix": n.Text(), "old_origin_as": int64(origins[other]), "new_origin_as": int64(o),
 		"covering_rib": whereView,
 	}
 	if bits < n.IP.Bits() {

@@ -165,3 +165,143 @@ router bgp 4200000003
 		t.Errorf("meshd ignored %v Peer Downs, tshark counts %d of which %d real", got, pd, frr.Dropped)
 	}
 }
+
+// gobgpOrigins reads `gobgp global rib -j` (the router's Loc-RIB) and
+// returns each prefix's origin AS as the router sees it: the last AS of
+// the AS_PATH, or the router's own AS for a path it originates (empty
+// AS_PATH).
+func gobgpOrigins(t *testing.T, d *testenv.Daemon, localAS uint32) map[string]uint32 {
+	t.Helper()
+	out := d.Gobgp(t, "global", "rib", "-j")
+	var rib map[string][]struct {
+		Attrs []struct {
+			Type    int `json:"type"`
+			ASPaths []struct {
+				Type int      `json:"segment_type"`
+				ASNs []uint32 `json:"asns"`
+			} `json:"as_paths"`
+		} `json:"attrs"`
+		Best bool `json:"best"`
+	}
+	if err := json.Unmarshal([]byte(out), &rib); err != nil {
+		t.Fatalf("gobgp global rib -j: %v\n%s", err, out)
+	}
+	origins := map[string]uint32{}
+	for prefix, paths := range rib {
+		for _, p := range paths {
+			if !p.Best {
+				continue
+			}
+			o := localAS
+			for _, a := range p.Attrs {
+				if a.Type != 2 {
+					continue
+				}
+				for _, seg := range a.ASPaths {
+					if len(seg.ASNs) > 0 {
+						o = seg.ASNs[len(seg.ASNs)-1]
+					}
+				}
+			}
+			origins[prefix] = o
+		}
+	}
+	return origins
+}
+
+// TestGobgpdHijackFlaggedOnOriginator: gobgpd A (BMP, all route
+// monitoring policies) originates 10.200.1.0/24; its peer B announces the
+// more-specific 10.200.1.0/25. A, the victim, must flag it: its own /24
+// is only in its Loc-RIB, with an empty AS_PATH. Then the other way: B
+// originates 10.200.2.0/24 and A hijacks it with 10.200.2.0/25, which A's
+// Loc-RIB must flag too (the two-router `fault hijack r1 10.200.2.0/25`
+// that raised nothing). The origin AS meshd stores for every Loc-RIB
+// route must be what gobgp's own RIB says.
+func TestGobgpdHijackFlaggedOnOriginator(t *testing.T) {
+	a := testenv.NewNetns(t, "hija")
+	bns := testenv.NewNetns(t, "hijb")
+	testenv.Veth(t, a, bns, []string{"10.0.4.1/30"}, []string{"10.0.4.2/30"})
+	h := newHarness(t, a, bmpbridge.Config{})
+	const asA, asB = 4200000001, 4200000002
+	spkA := testenv.StartGobgpd(t, a, speakerConf{as: asA, id: "10.0.4.1", peer: "10.0.4.2", peerAS: asB, bmpHost: h.ip, bmpPort: h.port, sysName: "hij-a", bmpPolicy: "all", statsTimeout: 15}.String())
+	spkB := testenv.StartGobgpd(t, bns, gobgpdConf(asB, "10.0.4.2", "10.0.4.1", asA, "", 0, ""))
+	const router = "hij-a"
+	testenv.WaitFor(t, 30*time.Second, "neighbor ESTABLISHED in the core", func() bool {
+		return h.value(router, nbr("default", "10.0.4.2", "state/session-state")) == "ESTABLISHED"
+	})
+	spkA.Gobgp(t, "global", "rib", "add", "10.200.1.0/24")
+	spkB.Gobgp(t, "global", "rib", "add", "10.200.2.0/24")
+	inLocRIB := func(prefix string, origin uint32) func(change.Event) bool {
+		return func(e change.Event) bool {
+			return e.Route.RIB == "LOC_RIB" && e.Route.Action == change.Announce && e.Route.Prefix == prefix && e.Route.OriginAS == origin
+		}
+	}
+	testenv.WaitFor(t, 20*time.Second, "A's own /24 in its Loc-RIB with origin A", func() bool {
+		return h.countEvents(change.EventRoute, inLocRIB("10.200.1.0/24", asA)) > 0
+	})
+	testenv.WaitFor(t, 20*time.Second, "B's /24 in A's Loc-RIB", func() bool {
+		return h.countEvents(change.EventRoute, inLocRIB("10.200.2.0/24", asB)) > 0
+	})
+	// gobgpd sends no End-of-RIB over BMP: meshd takes what arrives in
+	// the first originCheckDelay (30 s) after a view's first route as
+	// the initial table, whose more-specifics are no news.
+	time.Sleep(31 * time.Second)
+	if n := h.countEvents(change.EventOriginChange, nil); n != 0 {
+		t.Fatalf("%d origin_change events before any hijack:\n%s", n, h.dumpRoutes())
+	}
+
+	spkB.Gobgp(t, "global", "rib", "add", "10.200.1.0/25")
+	spkA.Gobgp(t, "global", "rib", "add", "10.200.2.0/25")
+	flagged := func(prefix string, was, now uint32, rib string) func(change.Event) bool {
+		return func(e change.Event) bool {
+			f := e.Fields
+			return f["prefix"] == prefix && f["old_origin_as"] == int64(was) && f["new_origin_as"] == int64(now) && f["rib"] == rib
+		}
+	}
+	for _, w := range []struct {
+		prefix   string
+		was, now uint32
+		rib      string
+	}{
+		{"10.200.1.0/25", asA, asB, "ADJ_RIB_IN_PRE"},
+		{"10.200.1.0/25", asA, asB, "ADJ_RIB_IN_POST"},
+		{"10.200.1.0/25", asA, asB, "LOC_RIB"},
+		{"10.200.2.0/25", asB, asA, "LOC_RIB"},
+	} {
+		if !waitUntil(20*time.Second, func() bool {
+			return h.countEvents(change.EventOriginChange, flagged(w.prefix, w.was, w.now, w.rib)) > 0
+		}) {
+			t.Errorf("no origin_change for %s in %s (%d -> %d)", w.prefix, w.rib, w.was, w.now)
+		}
+	}
+	if t.Failed() {
+		t.Logf("events:\n%s", h.dumpRoutes())
+	}
+	if got := h.metric(t, "meshd_bmp_route_events_total", "outcome", "origin_change"); got < 4 {
+		t.Errorf("meshd_bmp_route_events_total{outcome=origin_change} = %v, want at least 4", got)
+	}
+
+	// meshd's origin AS of every Loc-RIB route is gobgp's.
+	want := gobgpOrigins(t, spkA, asA)
+	t.Logf("gobgp's Loc-RIB origins: %v", want)
+	if len(want) != 4 {
+		t.Fatalf("gobgp shows %d best paths, want 4: %v", len(want), want)
+	}
+	for prefix, o := range want {
+		if h.countEvents(change.EventRoute, inLocRIB(prefix, o)) == 0 {
+			t.Errorf("meshd has no Loc-RIB route %s with gobgp's origin AS %d; events:\n%s", prefix, o, h.dumpRoutes())
+		}
+	}
+}
+
+// waitUntil polls cond until it holds or timeout passes.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
