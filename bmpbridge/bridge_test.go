@@ -478,3 +478,102 @@ func TestOriginChangeAcrossViews(t *testing.T) {
 		})
 	}
 }
+
+// TestFRRFeedQuirks replays FRR 8.4's feed for a neighbor without
+// soft-reconfiguration inbound: post-policy routes whose AS_PATH starts
+// with FRR's own AS (65001 in upStream's Peer Up), each followed by a
+// pre-policy withdraw of the same route. The neighbor's path is the route
+// event's AS path; received-pre-policy is not written (the feed cannot
+// carry it) rather than shown as 0; the withdraws are no missing
+// withdraws. A feed that carries pre-policy routes (gobgpd's) keeps its
+// received-pre-policy, and Adj-RIB-Out paths keep the prepend.
+func TestFRRFeedQuirks(t *testing.T) {
+	post := func() *bmpgen.Peer { p := peer(); p.Flags = bmpgen.FlagL; return p }
+	out := func() *bmpgen.Peer { p := peer(); p.Flags = bmpgen.FlagL | bmpgen.FlagO; return p }
+	route := func(p string, path ...uint32) *bmpgen.Route {
+		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, ASPath: path, NextHop: pAddr}
+	}
+	wd := func(p string) *bmpgen.Route {
+		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, Withdraw: true}
+	}
+	leaf := func(l string) *gpb.Path { return change.AfiSafiPath("default", "192.0.2.2", "IPV4_UNICAST", "state", "prefixes", l) }
+	for _, tc := range []struct {
+		name    string
+		stream  func() []byte
+		pre     bool // received-pre-policy written
+		quirks  map[string]float64
+		asPaths map[string]string // view -> AS path of 10.1.0.0/24
+	}{
+		{"FRR live updates", func() []byte {
+			b := upStream("edge1")
+			b = bmpgen.AppendEndOfRIB(b, post())
+			b = bmpgen.AppendEndOfRIB(b, peer())
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 65001, 42009012))
+				b = bmpgen.AppendRouteMonitoring(b, peer(), wd(p))
+			}
+			return bmpgen.AppendRouteMonitoring(b, out(), route("10.1.0.0/24", 65001, 42009012))
+		}, false, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 1},
+			map[string]string{"ADJ_RIB_IN_POST": "42009012", "ADJ_RIB_OUT_POST": "65001 42009012"}},
+		{"FRR initial sync", func() []byte {
+			b := upStream("edge1")
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 65001, 42009012, 64999))
+			}
+			b = bmpgen.AppendEndOfRIB(b, post())
+			return bmpgen.AppendEndOfRIB(b, peer())
+		}, false, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 1},
+			map[string]string{"ADJ_RIB_IN_POST": "42009012 64999"}},
+		{"gobgpd", func() []byte {
+			b := upStream("edge1")
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, peer(), route(p, 42009012))
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 42009012))
+			}
+			b = bmpgen.AppendRouteMonitoring(b, peer(), route("10.4.0.0/24", 42009012))
+			b = bmpgen.AppendEndOfRIB(b, post())
+			return bmpgen.AppendEndOfRIB(b, peer())
+		}, true, map[string]float64{"local_as_prepended": 0, "pre_policy_without_adj_rib_in": 0},
+			map[string]string{"ADJ_RIB_IN_PRE": "42009012", "ADJ_RIB_IN_POST": "42009012"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Config{FlushInterval: 20 * time.Millisecond})
+			c := r.send(t, tc.stream())
+			defer c.Close()
+			// The pre-policy view's own counter is written in the same
+			// pass as received-pre-policy would be.
+			preView := keyed(change.MeshdNeighborPath("default", "192.0.2.2", "bmp", "ribs", "rib", "state", "prefixes"), "rib", "view", "ADJ_RIB_IN_PRE")
+			waitFor(t, "received 3 and the pre-policy view's counter", func() bool {
+				return r.val("edge1", leaf("received")).GetUintVal() == 3 && r.val("edge1", preView) != nil
+			})
+			got := r.val("edge1", leaf("received-pre-policy"))
+			if tc.pre && got.GetUintVal() != 4 {
+				t.Errorf("received-pre-policy = %v, want 4", got)
+			}
+			if !tc.pre && got != nil {
+				t.Errorf("received-pre-policy = %v, want none: the sender keeps no Adj-RIB-In", got)
+			}
+			for q, want := range tc.quirks {
+				if n := testutil.ToFloat64(r.b.m.quirks[q]); n != want {
+					t.Errorf("quirk %s counted %v, want %v", q, n, want)
+				}
+			}
+			if n := testutil.ToFloat64(r.b.m.outcomes[3]); n != 0 {
+				t.Errorf("missing withdraws %v, want 0", n)
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			seen := map[string]string{}
+			for _, e := range r.events {
+				if e.Kind == change.EventRoute && e.Route.Prefix == "10.1.0.0/24" && e.Route.Action == change.Announce {
+					seen[e.Route.RIB] = e.Route.ASPath
+				}
+			}
+			for view, want := range tc.asPaths {
+				if seen[view] != want {
+					t.Errorf("%s AS path %q, want %q", view, seen[view], want)
+				}
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,6 +82,14 @@ type peerState struct {
 	gen    uint64
 	// as is the AS in the peer's per-peer header.
 	as uint32
+	// prepended is "LOCAL PEER" for an eBGP neighbor: an AS_PATH received
+	// from it that starts so has the router's own AS prepended by the
+	// sender (FRR encodes monitored routes as it would send them on, see
+	// the package doc); quirks are the sender quirks seen for the peer.
+	prepended string
+	quirks    quirk
+	// preWritten: received-pre-policy leaves have been written.
+	preWritten bool
 	// inst is the BGP instance whose routes the peer's views hold, for
 	// origin checks: ni, except for the Loc-RIB instance peer of the
 	// global instance (RFC 9069, peer distinguisher 0), which gobgpd
@@ -687,6 +696,10 @@ func (s *session) peerUp(m *decode.Message) {
 	ps.localPort, ps.remotePort = u.LocalPort, u.RemotePort
 	ni, addr := ps.ni, ps.addr
 	ps.inst = instanceOf(p)
+	ps.prepended = ""
+	if !ps.pseudo && u.LocalAS != 0 && u.PeerAS != 0 && u.LocalAS != u.PeerAS {
+		ps.prepended = strconv.FormatUint(uint64(u.LocalAS), 10) + " " + strconv.FormatUint(uint64(u.PeerAS), 10)
+	}
 	switch {
 	case !ps.pseudo && u.LocalAS != 0:
 		r.localAS[ps.inst] = u.LocalAS
@@ -1050,16 +1063,20 @@ func (s *session) routes(m *decode.Message) {
 		ts = s.now
 	}
 	var nAnn, nWd, nDup, nMiss, nOrig int
+	pre := m.Peer.RIB == "ADJ_RIB_IN_PRE"
 	for i := range u.Withdraw {
 		n := &u.Withdraw[i]
 		o, old := vs.t.Withdraw(n)
 		if o == rib.Missing {
+			if pre && s.fabricatedWithdraw(ps, n) {
+				continue
+			}
 			nMiss++
 			continue
 		}
 		nWd++
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Withdraw, n, m.Peer.RIB, old, s.r.originOf(ps, m.Peer.RIB, old))})
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Withdraw, n, m.Peer.RIB, old)})
 		}
 	}
 	for i := range u.Announce {
@@ -1080,13 +1097,17 @@ func (s *session) routes(m *decode.Message) {
 				}})
 			}
 		case rib.Added:
+			if pre && ps.quirks&quirkNoPrePolicy != 0 {
+				// The sender now keeps an Adj-RIB-In after all.
+				ps.quirks &^= quirkNoPrePolicy
+			}
 			if warm && s.originCheck(ps, m.Peer.RIB, n, u.Attrs, ts) {
 				nOrig++
 			}
 		}
 		nAnn++
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Announce, n, m.Peer.RIB, u.Attrs, s.r.originOf(ps, m.Peer.RIB, u.Attrs))})
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Announce, n, m.Peer.RIB, u.Attrs)})
 		}
 	}
 	vs.ann += uint64(nAnn)
@@ -1144,7 +1165,88 @@ func (s *session) originCheck(ps *peerState, view string, n *decode.NLRI, a *dec
 	return true
 }
 
-func (s *session) route(a change.RouteAction, n *decode.NLRI, view string, at *decode.Attrs, origin uint32) *change.Route {
+// fabricatedWithdraw tells whether a pre-policy withdraw of a route the
+// pre-policy view does not hold is the sender saying it has no
+// Adj-RIB-In: the peer's post-policy view holds the route, which a real
+// Adj-RIB-In would then hold too (post-policy routes are pre-policy
+// routes that passed the import policy). FRR without
+// soft-reconfiguration inbound sends such a withdraw after every
+// post-policy announce (FRR issue 10240).
+func (s *session) fabricatedWithdraw(ps *peerState, n *decode.NLRI) bool {
+	if ps.quirks&quirkNoPrePolicy != 0 {
+		return true
+	}
+	if post := ps.views["ADJ_RIB_IN_POST"]; post != nil && post.t.Has(n) {
+		s.noteQuirk(ps, quirkNoPrePolicy)
+		ps.countsDirty = true
+		return true
+	}
+	return false
+}
+
+// noPrePolicy tells whether the peer's pre-policy feed carries nothing
+// while its post-policy one has routes: the pre-policy view has never
+// held a route though its table transfer is done. Then the sender keeps
+// no Adj-RIB-In (FRR's initial sync sends only post-policy routes for a
+// neighbor without soft-reconfiguration inbound).
+func (s *session) noPrePolicy(ps *peerState) bool {
+	if ps.quirks&quirkNoPrePolicy != 0 {
+		return true
+	}
+	pre, post := ps.views["ADJ_RIB_IN_PRE"], ps.views["ADJ_RIB_IN_POST"]
+	if pre == nil || post == nil || pre.ann > 0 || pre.t.Len() > 0 || post.t.Len() == 0 || pre.warmAt.IsZero() || s.now.Before(pre.warmAt) {
+		return false
+	}
+	s.noteQuirk(ps, quirkNoPrePolicy)
+	return true
+}
+
+// quirk is a sender behaviour meshd corrects for or distrusts.
+type quirk uint8
+
+const (
+	// quirkLocalASPrepended: Adj-RIB-In AS_PATHs start with the router's
+	// own AS (FRR 8.4).
+	quirkLocalASPrepended quirk = 1 << iota
+	// quirkNoPrePolicy: the pre-policy feed is withdraws only, as FRR's
+	// is for a neighbor without soft-reconfiguration inbound.
+	quirkNoPrePolicy
+)
+
+var quirkNames = map[quirk]string{quirkLocalASPrepended: "local_as_prepended", quirkNoPrePolicy: "pre_policy_without_adj_rib_in"}
+
+// noteQuirk records a sender quirk once per peer: counted, logged once.
+func (s *session) noteQuirk(ps *peerState, q quirk) {
+	if ps.quirks&q != 0 {
+		return
+	}
+	ps.quirks |= q
+	s.b.m.quirks[quirkNames[q]].Inc()
+	s.log.Info("BMP sender quirk", slog.String("quirk", quirkNames[q]), slog.String("network_instance", ps.ni), slog.String("neighbor", ps.addr))
+}
+
+// asPath is the AS_PATH of a route as the neighbor sent it: in an
+// Adj-RIB-In or the Loc-RIB, a path that starts with the router's own AS
+// and then the eBGP neighbor's is the sender's outbound encoding (FRR 8.4
+// prepends its AS, bgp_bmp.c bmp_update calling bgp_packet_attribute);
+// the leading AS is dropped. Adj-RIB-Out paths are kept as they are:
+// there the prepend is what goes on the wire (RFC 8671).
+func (s *session) asPath(ps *peerState, view string, at *decode.Attrs) string {
+	p := at.ASPath
+	if ps.prepended == "" || len(p) < len(ps.prepended) || p[:len(ps.prepended)] != ps.prepended ||
+		(len(p) > len(ps.prepended) && p[len(ps.prepended)] != ' ') {
+		return p
+	}
+	switch view {
+	case "ADJ_RIB_IN_PRE", "ADJ_RIB_IN_POST", "LOC_RIB":
+	default:
+		return p
+	}
+	s.noteQuirk(ps, quirkLocalASPrepended)
+	return p[strings.IndexByte(p, ' ')+1:]
+}
+
+func (s *session) route(ps *peerState, a change.RouteAction, n *decode.NLRI, view string, at *decode.Attrs) *change.Route {
 	if len(s.routeSlab) == cap(s.routeSlab) {
 		s.routeSlab = make([]change.Route, 0, maxEventBatch)
 	}
@@ -1152,8 +1254,8 @@ func (s *session) route(a change.RouteAction, n *decode.NLRI, view string, at *d
 	r := &s.routeSlab[len(s.routeSlab)-1]
 	*r = change.Route{Action: a, AfiSafi: n.AfiSafi, RIB: view, Prefix: n.Text(), PathID: n.PathID}
 	if at != nil {
-		r.OriginAS = origin
-		r.ASPath = at.ASPath
+		r.OriginAS = s.r.originOf(ps, view, at)
+		r.ASPath = s.asPath(ps, view, at)
 		r.NextHop = at.NextHop
 		r.MED = at.MED
 		r.LocalPref = at.LocalPref
@@ -1191,6 +1293,7 @@ func (s *session) counterChanges() {
 			continue
 		}
 		afi := map[string]uint64{}
+		noPre := s.noPrePolicy(ps)
 		for view, vs := range ps.views {
 			rp := func(leaf string) *gpb.Path {
 				return keyed(change.MeshdNeighborPath(ps.ni, ps.addr, "bmp", "ribs", "rib", "state", leaf), "rib", "view", view)
@@ -1207,7 +1310,9 @@ func (s *session) counterChanges() {
 			leaf := ""
 			switch view {
 			case "ADJ_RIB_IN_PRE":
-				leaf = "received-pre-policy"
+				if !noPre {
+					leaf = "received-pre-policy"
+				}
 			case "ADJ_RIB_IN_POST":
 				leaf = "received"
 			case "ADJ_RIB_OUT_POST":
@@ -1226,6 +1331,15 @@ func (s *session) counterChanges() {
 				}
 			}
 		}
+		if noPre && ps.preWritten {
+			// What the feed cannot carry is not shown as 0.
+			ps.preWritten = false
+			for name := range ps.afiCounts {
+				if isOCFamily(name) {
+					s.del(change.AfiSafiPath(ps.ni, ps.addr, name, "state", "prefixes", "received-pre-policy"))
+				}
+			}
+		}
 		for k, n := range afi {
 			i := len(k) - 1
 			for k[i] != '/' {
@@ -1233,6 +1347,9 @@ func (s *session) counterChanges() {
 			}
 			if !isOCFamily(k[:i]) {
 				continue
+			}
+			if k[i+1:] == "received-pre-policy" {
+				ps.preWritten = true
 			}
 			s.set(change.AfiSafiPath(ps.ni, ps.addr, k[:i], "state", "prefixes", k[i+1:]), change.Uint(min(n, 1<<32-1)))
 		}
