@@ -496,7 +496,9 @@ func TestFRRFeedQuirks(t *testing.T) {
 	wd := func(p string) *bmpgen.Route {
 		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, Withdraw: true}
 	}
-	leaf := func(l string) *gpb.Path { return change.AfiSafiPath("default", "192.0.2.2", "IPV4_UNICAST", "state", "prefixes", l) }
+	leaf := func(l string) *gpb.Path {
+		return change.AfiSafiPath("default", "192.0.2.2", "IPV4_UNICAST", "state", "prefixes", l)
+	}
 	for _, tc := range []struct {
 		name    string
 		stream  func() []byte
