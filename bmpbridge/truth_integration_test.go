@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -304,4 +305,182 @@ func waitUntil(timeout time.Duration, cond func() bool) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return true
+}
+
+// TestFRRFeedSemantics holds meshd's view of an FRR 8.4 router's BMP feed
+// against FRR's own tables, for a neighbor with and without
+// soft-reconfiguration inbound (FRR keeps an Adj-RIB-In, which its
+// pre-policy monitoring reads, only with it). received must be FRR's
+// accepted count (pfxRcd); received-pre-policy FRR's received-routes
+// count where FRR has them, and absent where it has not (FRR then sends a
+// pre-policy withdraw after every post-policy announce); the AS path of
+// every Adj-RIB-In route event must be FRR's path for the route, though
+// Wireshark shows FRR's own AS prepended on the wire.
+func TestFRRFeedSemantics(t *testing.T) {
+	for i, softIn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("soft-reconfiguration=%v", softIn), func(t *testing.T) {
+			a := testenv.NewNetns(t, fmt.Sprintf("sema%d", i))
+			bns := testenv.NewNetns(t, fmt.Sprintf("semb%d", i))
+			aIP, bIP := fmt.Sprintf("10.0.%d.1", 5+i), fmt.Sprintf("10.0.%d.2", 5+i)
+			testenv.Veth(t, a, bns, []string{aIP + "/30"}, []string{bIP + "/30"})
+			h := newHarness(t, a, bmpbridge.Config{FlushInterval: 200 * time.Millisecond})
+			stopCapture := h.capture(t)
+			soft := ""
+			if softIn {
+				soft = "  neighbor " + bIP + " soft-reconfiguration inbound\n"
+			}
+			router := fmt.Sprintf("frr-sem%d", i)
+			spkA := testenv.StartFRR(t, a, fmt.Sprintf(`frr defaults traditional
+hostname %s
+!
+router bgp 4200000003
+ bgp router-id %s
+ no bgp ebgp-requires-policy
+ neighbor %s remote-as 4200000002
+ neighbor %s timers 3 9
+ neighbor %s timers connect 1
+ address-family ipv4 unicast
+%s  neighbor %s route-map IN in
+ exit-address-family
+ !
+ bmp targets meshd
+  bmp connect %s port %d min-retry 100 max-retry 1000
+  bmp monitor ipv4 unicast pre-policy
+  bmp monitor ipv4 unicast post-policy
+ exit
+!
+ip prefix-list DENY seq 5 permit 10.88.9.0/24
+route-map IN deny 10
+ match ip address prefix-list DENY
+route-map IN permit 20
+!
+`, router, aIP, bIP, bIP, bIP, soft, bIP, h.ip, h.port))
+			spkB := testenv.StartGobgpd(t, bns, gobgpdConf(4200000002, bIP, aIP, 4200000003, "", 0, ""))
+			testenv.WaitFor(t, 40*time.Second, "ESTABLISHED in the core", func() bool {
+				return h.value(router, nbr("default", bIP, "state/session-state")) == "ESTABLISHED"
+			})
+			// Three routes FRR accepts, one its import policy denies.
+			for _, p := range []string{"10.88.1.0/24", "10.88.2.0/24", "10.88.3.0/24", "10.88.9.0/24"} {
+				spkB.Gobgp(t, "global", "rib", "add", p)
+			}
+			type summary struct {
+				IPv4 struct {
+					Peers map[string]struct {
+						PfxRcd uint64 `json:"pfxRcd"`
+					} `json:"peers"`
+				} `json:"ipv4Unicast"`
+			}
+			var accepted uint64
+			testenv.WaitFor(t, 20*time.Second, "FRR accepting 3 routes", func() bool {
+				var s summary
+				if err := json.Unmarshal([]byte(spkA.Vtysh(t, "show bgp summary json")), &s); err != nil {
+					return false
+				}
+				accepted = s.IPv4.Peers[bIP].PfxRcd
+				return accepted == 3
+			})
+			af := nbr("default", bIP, "afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]/state/prefixes/")
+			testenv.WaitFor(t, 20*time.Second, "meshd's received to be FRR's pfxRcd", func() bool {
+				return h.value(router, af+"received") == strconv.FormatUint(accepted, 10)
+			})
+			pre := h.value(router, af+"received-pre-policy")
+			// Everything FRR sent is in by now (received matched): what
+			// Wireshark sees of it.
+			pcap := stopCapture()
+			nlri := strings.Join(tsharkField(t, pcap, h.port, "bgp.nlri_prefix"), ",")
+			if softIn {
+				// FRR 8.4 sends a pre-policy route only when its import
+				// policy accepts it (BMP's queue is fed from route
+				// processing): the denied 10.88.9.0/24 is in FRR's
+				// Adj-RIB-In but never on the BMP wire until a BMP
+				// session's initial table sync. meshd can count only what
+				// was sent; the test holds both facts.
+				if strings.Contains(nlri, "10.88.9.0") {
+					t.Errorf("tshark shows the denied 10.88.9.0/24 in FRR's feed (%s): FRR sends pre-policy routes its policy denies after all", nlri)
+				}
+				var rr struct {
+					Total uint64 `json:"totalPrefixCounter"`
+				}
+				out := spkA.Vtysh(t, "show bgp ipv4 unicast neighbors "+bIP+" received-routes json")
+				if err := json.Unmarshal([]byte(out), &rr); err != nil {
+					t.Fatalf("received-routes json: %v\n%s", err, out)
+				}
+				if rr.Total != 4 {
+					t.Errorf("FRR's received-routes counts %d, want 4 (the denied one too)", rr.Total)
+				}
+				if !waitUntil(10*time.Second, func() bool {
+					return h.value(router, af+"received-pre-policy") == strconv.FormatUint(rr.Total-1, 10)
+				}) {
+					t.Errorf("received-pre-policy %q, FRR's received-routes count %d less the denied route it does not send; events:\n%s", h.value(router, af+"received-pre-policy"), rr.Total, h.dumpRoutes())
+				}
+			} else if pre != "" {
+				t.Errorf("received-pre-policy = %s; FRR keeps no Adj-RIB-In without soft-reconfiguration inbound", pre)
+			}
+			if got := h.metric(t, "meshd_bmp_sender_quirks_total", "quirk", "pre_policy_without_adj_rib_in"); (got > 0) == softIn {
+				t.Errorf("pre_policy_without_adj_rib_in counted %v with soft-reconfiguration %v", got, softIn)
+			}
+
+			// AS paths: FRR's own view of each route against meshd's
+			// route events.
+			var rib struct {
+				Routes map[string][]struct {
+					Path string `json:"path"`
+				} `json:"routes"`
+			}
+			out := spkA.Vtysh(t, "show bgp ipv4 unicast json")
+			if err := json.Unmarshal([]byte(out), &rib); err != nil {
+				t.Fatalf("show bgp ipv4 unicast json: %v\n%s", err, out)
+			}
+			for prefix, paths := range rib.Routes {
+				if len(paths) != 1 {
+					t.Fatalf("FRR has %d paths for %s", len(paths), prefix)
+				}
+				for _, view := range []string{"ADJ_RIB_IN_POST", "ADJ_RIB_IN_PRE"} {
+					if view == "ADJ_RIB_IN_PRE" && !softIn {
+						continue
+					}
+					match := func(e change.Event) bool {
+						return e.Route.RIB == view && e.Route.Prefix == prefix && e.Route.Action == change.Announce
+					}
+					testenv.WaitFor(t, 10*time.Second, view+" event for "+prefix, func() bool { return h.countEvents(change.EventRoute, match) > 0 })
+					for _, e := range h.allEvents() {
+						if e.Kind == change.EventRoute && match(e) && (e.Route.ASPath != paths[0].Path || e.Route.OriginAS != 4200000002) {
+							t.Errorf("%s %s: AS path %q origin %d, FRR's path %q", view, prefix, e.Route.ASPath, e.Route.OriginAS, paths[0].Path)
+						}
+					}
+				}
+			}
+			// On the wire, FRR's own AS leads.
+			paths := tsharkField(t, pcap, h.port, "bgp.update.path_attribute.as_path_segment.as4")
+			t.Logf("tshark AS path segments: %q", paths)
+			if !slices.ContainsFunc(paths, func(s string) bool { return strings.HasPrefix(s, "4200000003,4200000002") }) {
+				t.Errorf("tshark shows no AS path starting with FRR's AS: %q", paths)
+			}
+		})
+	}
+}
+
+// tsharkField returns one field of every BMP frame of a capture, as
+// tshark prints it (occurrences joined by commas), empty ones left out.
+func tsharkField(t *testing.T, pcap []byte, port int, field string) []string {
+	t.Helper()
+	testenv.Binary(t, "tshark")
+	file := filepath.Join(t.TempDir(), "bmp.pcap")
+	if err := os.WriteFile(file, pcap, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("tshark", "-r", file, "-d", fmt.Sprintf("tcp.port==%d,bmp", port), "-Y", "bmp", "-T", "fields", "-E", "occurrence=a", "-e", field)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, stderr.String())
+	}
+	var vals []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			vals = append(vals, l)
+		}
+	}
+	return vals
 }
