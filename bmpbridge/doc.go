@@ -87,8 +87,11 @@
 //   - Pre-policy routes are the UPDATEs as received (AS paths as the
 //     neighbor sent them); post-policy ones are rebuilt from the paths
 //     the import policy accepted; withdrawals of a peer's routes when it
-//     goes down arrive pre-policy too. Trusted; received and
-//     received-pre-policy equal gobgp's accepted and received.
+//     goes down arrive pre-policy too. Trusted: received-pre-policy is
+//     gobgp's received, received the neighbor's routes in gobgp's RIB
+//     (TestGobgpdCounts). gobgp's own "accepted" is not received: it
+//     counts the paths not rejected as loops (pkg/server/peer.go) and
+//     ignores the import policy, so the two differ under one.
 //   - Loc-RIB (RFC 9069) as one instance peer named "global" (VRF/Table
 //     Name TLV) with peer distinguisher 0, address 0.0.0.0 and the
 //     router's AS: meshd takes it as the default instance for origin
@@ -98,7 +101,8 @@
 //     reconnect may lack their ADD-PATH IDs (matched to held paths).
 //   - Stats (every statistics-timeout, at least 15 s): type 7 is the sum
 //     of the neighbor's received (pre-policy) over all AFI/SAFIs, type 8
-//     the sum of accepted, not a Loc-RIB count as RFC 7854 names it.
+//     the sum of accepted (above), not a Loc-RIB count as RFC 7854 names
+//     it.
 //     Kept as bmp/stats counters only: they are totals, the OpenConfig
 //     counts are per AFI/SAFI.
 package bmpbridge

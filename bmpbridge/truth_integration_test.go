@@ -484,3 +484,92 @@ func tsharkField(t *testing.T, pcap []byte, port int, field string) []string {
 	}
 	return vals
 }
+
+// TestGobgpdCounts holds meshd's prefix counts of a gobgpd neighbor
+// against gobgp's own, with an import policy rejecting one of four
+// routes: received-pre-policy is gobgp's received (its Adj-RIB-In),
+// received the routes of the neighbor in gobgp's RIB (post-policy). gobgp's
+// own "accepted" is not that: it counts the paths not rejected as loops
+// (pkg/server/peer.go SetRejected), ignoring the import policy, and it is
+// what gobgpd sends as statistics type 8, type 7 being received.
+func TestGobgpdCounts(t *testing.T) {
+	a := testenv.NewNetns(t, "cnta")
+	bns := testenv.NewNetns(t, "cntb")
+	testenv.Veth(t, a, bns, []string{"10.0.7.1/30"}, []string{"10.0.7.2/30"})
+	h := newHarness(t, a, bmpbridge.Config{FlushInterval: 200 * time.Millisecond})
+	conf := speakerConf{as: 4200000001, id: "10.0.7.1", peer: "10.0.7.2", peerAS: 4200000002, bmpHost: h.ip, bmpPort: h.port, sysName: "cnt-a", bmpPolicy: "all", statsTimeout: 15}.String() + `
+[[defined-sets.prefix-sets]]
+  prefix-set-name = "ps9"
+  [[defined-sets.prefix-sets.prefix-list]]
+    ip-prefix = "10.66.9.0/24"
+
+[[policy-definitions]]
+  name = "deny9"
+  [[policy-definitions.statements]]
+    name = "s1"
+    [policy-definitions.statements.conditions.match-prefix-set]
+      prefix-set = "ps9"
+    [policy-definitions.statements.actions]
+      route-disposition = "reject-route"
+
+[global.apply-policy.config]
+  import-policy-list = ["deny9"]
+  default-import-policy = "accept-route"
+`
+	spkA := testenv.StartGobgpd(t, a, conf)
+	spkB := testenv.StartGobgpd(t, bns, gobgpdConf(4200000002, "10.0.7.2", "10.0.7.1", 4200000001, "", 0, ""))
+	const router, addr = "cnt-a", "10.0.7.2"
+	testenv.WaitFor(t, 30*time.Second, "ESTABLISHED in the core", func() bool {
+		return h.value(router, nbr("default", addr, "state/session-state")) == "ESTABLISHED"
+	})
+	for _, p := range []string{"10.66.1.0/24", "10.66.2.0/24", "10.66.3.0/24", "10.66.9.0/24"} {
+		spkB.Gobgp(t, "global", "rib", "add", p)
+	}
+	type gobgpNeighbor struct {
+		AfiSafis []struct {
+			State struct {
+				Family struct {
+					Afi int `json:"afi"`
+				} `json:"family"`
+				Received uint64 `json:"received"`
+				Accepted uint64 `json:"accepted"`
+			} `json:"state"`
+		} `json:"afi_safis"`
+	}
+	var received, accepted uint64
+	testenv.WaitFor(t, 20*time.Second, "gobgp receiving 4 routes", func() bool {
+		out := spkA.Gobgp(t, "neighbor", addr, "-j")
+		var n gobgpNeighbor
+		if err := json.Unmarshal([]byte(out), &n); err != nil {
+			t.Fatalf("gobgp neighbor -j: %v\n%s", err, out)
+		}
+		received, accepted = 0, 0
+		for _, f := range n.AfiSafis {
+			if f.State.Family.Afi == 1 {
+				received, accepted = f.State.Received, f.State.Accepted
+			}
+		}
+		return received == 4
+	})
+	inRIB := uint64(len(gobgpOrigins(t, spkA, 4200000001))) // every route is B's
+	t.Logf("gobgp: received %d, accepted %d, in its RIB %d", received, accepted, inRIB)
+	if inRIB != 3 {
+		t.Fatalf("gobgp's RIB holds %d routes, want 3 (one rejected by import policy)", inRIB)
+	}
+	af := nbr("default", addr, "afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]/state/prefixes/")
+	if !waitUntil(20*time.Second, func() bool {
+		return h.value(router, af+"received-pre-policy") == strconv.FormatUint(received, 10) &&
+			h.value(router, af+"received") == strconv.FormatUint(inRIB, 10)
+	}) {
+		t.Errorf("received-pre-policy %s, received %s; gobgp: received %d, in its RIB %d", h.value(router, af+"received-pre-policy"), h.value(router, af+"received"), received, inRIB)
+	}
+	stat := func(typ int) string {
+		return h.value(router, fmt.Sprintf("/meshd/network-instances/network-instance[name=default]/neighbors/neighbor[neighbor-address=%s]/bmp/stats/counter[type=%d]/state/value", addr, typ))
+	}
+	testenv.WaitFor(t, 40*time.Second, "gobgpd's stats 7 and 8 to be its received and accepted", func() bool {
+		return stat(7) == strconv.FormatUint(received, 10) && stat(8) == strconv.FormatUint(accepted, 10)
+	})
+	if got := h.metric(t, "meshd_bmp_sender_quirks_total"); got != 0 {
+		t.Errorf("sender quirks %v for gobgpd, want none", got)
+	}
+}
