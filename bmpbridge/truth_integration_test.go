@@ -3,6 +3,7 @@
 package bmpbridge_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshd/meshd/bmpbridge"
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/sinks/influx"
 )
 
 // These tests hold meshd's BMP leaves and events against the routers' own
@@ -86,6 +90,7 @@ func TestFRRPeerDownFlood(t *testing.T) {
 	testenv.Veth(t, a, bns, []string{"10.0.3.1/30"}, []string{"10.0.3.2/30"})
 	h := newHarness(t, a, bmpbridge.Config{})
 	stopCapture := h.capture(t)
+	in := startInflux(t, h)
 	spkA := testenv.StartFRR(t, a, fmt.Sprintf(`frr defaults traditional
 hostname frr-flood
 !
@@ -142,7 +147,12 @@ router bgp 4200000003
 	if n := h.countEvents(change.EventPeerDown, downs); n != int(frr.Dropped) {
 		t.Errorf("peer_down events %d, FRR's connectionsDropped %d", n, frr.Dropped)
 	}
-	// Every peer_down is stamped after the lab began, not with FRR's
+	// The peer_down events as InfluxDB holds them.
+	q := fmt.Sprintf(`SELECT count(reason_code) FROM bgp_session_event WHERE event = 'peer_down' AND router = '%s' AND neighbor = '%s'`, router, addr)
+	if !waitUntil(20*time.Second, func() bool { return influxCount(t, in, q) == int64(frr.Dropped) }) {
+		t.Errorf("InfluxDB holds %d peer_down events, FRR's connectionsDropped %d", influxCount(t, in, q), frr.Dropped)
+	}
+	// Every peer_down is stamped after the test began, not with FRR's
 	// boot time.
 	for _, e := range h.allEvents() {
 		if e.Kind == change.EventPeerDown && time.Since(e.Time) > 5*time.Minute {
@@ -572,4 +582,56 @@ func TestGobgpdCounts(t *testing.T) {
 	if got := h.metric(t, "meshd_bmp_sender_quirks_total"); got != 0 {
 		t.Errorf("sender quirks %v for gobgpd, want none", got)
 	}
+}
+
+// startInflux runs a real InfluxDB with meshd's sink fed by the harness's
+// merge core.
+func startInflux(t *testing.T, h *harness) *testenv.Influxd {
+	t.Helper()
+	in := testenv.StartInfluxd(t)
+	s, err := influx.New(influx.Config{URL: in.URL, Database: "meshd", CreateDatabase: true, SpoolDir: t.TempDir(),
+		FlushInterval: 100 * time.Millisecond, Timeout: 2 * time.Second, SnapshotInterval: -1, BatchSize: 5000},
+		influx.WithRegisterer(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := h.core.Subscribe("influx", 4096)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, sub) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer ccancel()
+		_ = s.Close(cctx)
+	})
+	return in
+}
+
+// influxCount runs a SELECT count(...) query and returns the count, 0
+// for no series.
+func influxCount(t *testing.T, in *testenv.Influxd, q string) int64 {
+	t.Helper()
+	out, err := in.Query("meshd", q)
+	if err != nil {
+		t.Fatalf("influx query: %v", err)
+	}
+	var r struct {
+		Results []struct {
+			Series []struct {
+				Values [][]json.Number `json:"values"`
+			} `json:"series"`
+		} `json:"results"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		t.Fatalf("influx answer %s: %v", out, err)
+	}
+	if len(r.Results) == 0 || len(r.Results[0].Series) == 0 || len(r.Results[0].Series[0].Values) == 0 || len(r.Results[0].Series[0].Values[0]) < 2 {
+		return 0
+	}
+	n, _ := r.Results[0].Series[0].Values[0][1].Int64()
+	return n
 }
