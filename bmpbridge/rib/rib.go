@@ -227,28 +227,6 @@ func (t *Table) Withdraw(n *decode.NLRI) (Outcome, *decode.Attrs) {
 	return Removed, old
 }
 
-// Covering returns the longest shorter prefix in the table that covers an
-// IP route (same family and path ID), with its attributes.
-func (t *Table) Covering(n *decode.NLRI) (netip.Prefix, *decode.Attrs, bool) {
-	fam, ok := ipFam(n.Family)
-	if !ok || !n.IP.IsValid() {
-		return netip.Prefix{}, nil, false
-	}
-	for l := n.IP.Bits() - 1; l >= 0; l-- {
-		if t.lens[fam][l] == 0 {
-			continue
-		}
-		p, err := n.IP.Addr().Prefix(l)
-		if err != nil {
-			continue
-		}
-		if id, ok := t.ip[keyOf(fam, p, n.PathID)]; ok {
-			return p, t.in.attrs[id], true
-		}
-	}
-	return netip.Prefix{}, nil, false
-}
-
 // LongestCovering finds the longest prefix in the table that covers the
 // IP route n, n's own prefix included when orEqual, held under path ID 0
 // or any of ids (a table of an ADD-PATH session keys routes by path ID,

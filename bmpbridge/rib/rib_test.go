@@ -100,30 +100,6 @@ func TestInternerSlotReuse(t *testing.T) {
 	}
 }
 
-func TestCovering(t *testing.T) {
-	tb := NewTable(NewInterner())
-	tb.Announce(nlri("10.0.0.0/8", 0), &decode.Attrs{Key: "x", OriginAS: 1})
-	tb.Announce(nlri("10.1.0.0/16", 0), &decode.Attrs{Key: "y", OriginAS: 2})
-	tests := []struct {
-		p, want string
-	}{
-		{"10.1.2.0/24", "10.1.0.0/16"},
-		{"10.2.0.0/16", "10.0.0.0/8"},
-		{"11.0.0.0/24", ""},
-		{"10.0.0.0/8", ""},
-	}
-	for _, tc := range tests {
-		p, _, ok := tb.Covering(nlri(tc.p, 0))
-		got := ""
-		if ok {
-			got = p.String()
-		}
-		if got != tc.want {
-			t.Errorf("Covering(%s) = %q, want %q", tc.p, got, tc.want)
-		}
-	}
-}
-
 func BenchmarkAnnounce(b *testing.B) {
 	tb := NewTable(NewInterner())
 	a := &decode.Attrs{Key: "k"}
