@@ -443,6 +443,25 @@ func TestOriginChangeAcrossViews(t *testing.T) {
 		{"their more-specific of our Adj-RIB-Out prefix", []msg{{ribOut(), own("10.200.3.0/24")}}, msg{peer(), theirs("10.200.3.0/25")}, local, remote, "10.200.3.0/24", "ADJ_RIB_OUT_POST"},
 		{"their copy of our Loc-RIB prefix", []msg{{locRIB(), own("10.200.4.0/24")}}, msg{peer(), theirs("10.200.4.0/24")}, local, remote, "", "LOC_RIB"},
 	}
+	// Not news: export policy rewriting the path of a route the router
+	// sends on (remove-private-as) gives it another origin in the
+	// Adj-RIB-Out.
+	t.Run("Adj-RIB-Out rewrite", func(t *testing.T) {
+		r := newRig(t, Config{})
+		stream := upStream("edge1")
+		stream = bmpgen.AppendRouteMonitoring(stream, peer(), theirs("10.200.5.0/24"))
+		for _, p := range []*bmpgen.Peer{peer(), ribOut()} {
+			stream = bmpgen.AppendEndOfRIB(stream, p)
+		}
+		stream = bmpgen.AppendRouteMonitoring(stream, ribOut(), own("10.200.5.0/24"))
+		c := r.send(t, stream)
+		defer c.Close()
+		// An origin_change comes in the same batch as the route events.
+		waitFor(t, "both route events", func() bool { return r.count(change.EventRoute, nil) == 2 })
+		if n := r.count(change.EventOriginChange, nil); n != 0 {
+			t.Errorf("%d origin_change events for the rewritten Adj-RIB-Out route", n)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, Config{})

@@ -233,7 +233,10 @@ func (r *routerState) coveringOrigins(ps *peerState, view string, n *decode.NLRI
 		}
 		for qv, vs := range qs.views {
 			own := qs == ps && qv == view
-			if own && exact {
+			if exact && (own || isRIBOut(view) || isRIBOut(qv)) {
+				// An Adj-RIB-Out route is the Loc-RIB's after export
+				// policy, which may rewrite the path (remove-private-as):
+				// another origin there is policy, not another originator.
 				continue
 			}
 			ids := vs.pathIDs
@@ -257,6 +260,8 @@ func (r *routerState) coveringOrigins(ps *peerState, view string, n *decode.NLRI
 	}
 	return bits, origins, where, whereView
 }
+
+func isRIBOut(view string) bool { return view == "ADJ_RIB_OUT_PRE" || view == "ADJ_RIB_OUT_POST" }
 
 // isPseudo tells a BMP peer that stands for the router itself (Loc-RIB
 // instance, or the unspecified address) from a BGP neighbor.
@@ -933,8 +938,7 @@ func (s *session) sweep() {
 			continue
 		}
 		n := s.clearPeer(ps, "stale")
-		wasUp := ps.up
-		if !wasUp && n == 0 {
+		if !ps.up && n == 0 {
 			// Already down and holding nothing: no news, and no
 			// second peer_down for the same down.
 			delete(r.peers, k)
