@@ -545,6 +545,20 @@ func TestFRRFeedQuirks(t *testing.T) {
 			return bmpgen.AppendEndOfRIB(b, peer())
 		}, false, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 1},
 			map[string]string{"ADJ_RIB_IN_POST": "42009012 64999"}},
+		{"FRR pre-policy only", func() []byte {
+			b := upStream("edge1")
+			b = bmpgen.AppendEndOfRIB(b, peer())
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, peer(), wd(p))
+			}
+			// The post-policy routes (what the test waits for) come
+			// after the withdraws, so these were judged without them.
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 42009012))
+			}
+			return b
+		}, false, map[string]float64{"local_as_prepended": 0, "pre_policy_without_adj_rib_in": 1},
+			map[string]string{"ADJ_RIB_IN_POST": "42009012"}},
 		{"gobgpd", func() []byte {
 			b := upStream("edge1")
 			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {

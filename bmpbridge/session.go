@@ -1176,11 +1176,17 @@ func (s *session) originCheck(ps *peerState, view string, n *decode.NLRI, a *dec
 // routes that passed the import policy). FRR without
 // soft-reconfiguration inbound sends such a withdraw after every
 // post-policy announce (FRR issue 10240).
+//
+// A pre-policy view that has never held a route and gets a withdraw
+// tells the same (a sender with an Adj-RIB-In sends its routes in the
+// BMP session's initial table, before any withdraw of them): FRR
+// monitoring only pre-policy, as the lab's IPv6, sends nothing else.
 func (s *session) fabricatedWithdraw(ps *peerState, n *decode.NLRI) bool {
 	if ps.quirks&quirkNoPrePolicy != 0 {
 		return true
 	}
-	if post := ps.views["ADJ_RIB_IN_POST"]; post != nil && post.t.Has(n) {
+	post := ps.views["ADJ_RIB_IN_POST"]
+	if pre := ps.views["ADJ_RIB_IN_PRE"]; (pre != nil && pre.ann == 0 && pre.t.Len() == 0) || (post != nil && post.t.Has(n)) {
 		s.noteQuirk(ps, quirkNoPrePolicy)
 		ps.countsDirty = true
 		return true
