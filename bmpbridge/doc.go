@@ -65,11 +65,15 @@
 //     initial table has no pre-policy routes and each post-policy
 //     announce is followed by a pre-policy withdraw (FRR issue 10240,
 //     PR 22588). meshd detects it (a pre-policy withdraw of a route the
-//     post-policy view holds, or a pre-policy view that never held a
-//     route next to a post-policy view that does), counts it
-//     ({quirk=pre_policy_without_adj_rib_in}), does not count those
-//     withdraws as missing, and writes no received-pre-policy: the feed
-//     cannot carry it, and 0 would be false.
+//     post-policy view holds; a withdraw into a pre-policy view that
+//     never held a route, as with pre-policy monitoring alone; or a
+//     pre-policy view that never held a route next to a post-policy view
+//     that does), counts it ({quirk=pre_policy_without_adj_rib_in}),
+//     does not count those withdraws as missing, and writes no
+//     received-pre-policy for the neighbor: the feed cannot carry it, and
+//     0 would be false. It is judged per neighbor, not per AFI/SAFI: a
+//     neighbor with soft-reconfiguration in one family only loses its
+//     received-pre-policy in all. A pre-policy announce clears it.
 //   - With soft-reconfiguration inbound, FRR still sends a live
 //     pre-policy route only if its import policy accepts it: a denied
 //     route is in FRR's received-routes but on the BMP wire only in a
