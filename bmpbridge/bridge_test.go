@@ -521,7 +521,8 @@ func TestFRRFeedQuirks(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		stream  func() []byte
-		pre     bool // received-pre-policy written
+		pre     int // received-pre-policy, -1 for none
+		missing float64
 		quirks  map[string]float64
 		asPaths map[string]string // view -> AS path of 10.1.0.0/24
 	}{
@@ -534,7 +535,7 @@ func TestFRRFeedQuirks(t *testing.T) {
 				b = bmpgen.AppendRouteMonitoring(b, peer(), wd(p))
 			}
 			return bmpgen.AppendRouteMonitoring(b, out(), route("10.1.0.0/24", 65001, 42009012))
-		}, false, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 1},
+		}, -1, 0, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 1},
 			map[string]string{"ADJ_RIB_IN_POST": "42009012", "ADJ_RIB_OUT_POST": "65001 42009012"}},
 		{"FRR initial sync", func() []byte {
 			b := upStream("edge1")
@@ -543,7 +544,7 @@ func TestFRRFeedQuirks(t *testing.T) {
 			}
 			b = bmpgen.AppendEndOfRIB(b, post())
 			return bmpgen.AppendEndOfRIB(b, peer())
-		}, false, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 1},
+		}, -1, 0, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 1},
 			map[string]string{"ADJ_RIB_IN_POST": "42009012 64999"}},
 		{"FRR pre-policy only", func() []byte {
 			b := upStream("edge1")
@@ -557,8 +558,21 @@ func TestFRRFeedQuirks(t *testing.T) {
 				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 42009012))
 			}
 			return b
-		}, false, map[string]float64{"local_as_prepended": 0, "pre_policy_without_adj_rib_in": 1},
+		}, -1, 0, map[string]float64{"local_as_prepended": 0, "pre_policy_without_adj_rib_in": 1},
 			map[string]string{"ADJ_RIB_IN_POST": "42009012"}},
+		{"FRR soft-reconfiguration, first route denied", func() []byte {
+			b := upStream("edge1")
+			b = bmpgen.AppendEndOfRIB(b, post())
+			b = bmpgen.AppendEndOfRIB(b, peer())
+			b = bmpgen.AppendRouteMonitoring(b, post(), wd("10.9.0.0/24"))
+			b = bmpgen.AppendRouteMonitoring(b, peer(), wd("10.9.0.0/24"))
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 65001, 42009012))
+				b = bmpgen.AppendRouteMonitoring(b, peer(), route(p, 65001, 42009012))
+			}
+			return b
+		}, 3, 2, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 0},
+			map[string]string{"ADJ_RIB_IN_PRE": "42009012", "ADJ_RIB_IN_POST": "42009012"}},
 		{"gobgpd", func() []byte {
 			b := upStream("edge1")
 			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
@@ -568,7 +582,7 @@ func TestFRRFeedQuirks(t *testing.T) {
 			b = bmpgen.AppendRouteMonitoring(b, peer(), route("10.4.0.0/24", 42009012))
 			b = bmpgen.AppendEndOfRIB(b, post())
 			return bmpgen.AppendEndOfRIB(b, peer())
-		}, true, map[string]float64{"local_as_prepended": 0, "pre_policy_without_adj_rib_in": 0},
+		}, 4, 0, map[string]float64{"local_as_prepended": 0, "pre_policy_without_adj_rib_in": 0},
 			map[string]string{"ADJ_RIB_IN_PRE": "42009012", "ADJ_RIB_IN_POST": "42009012"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -579,13 +593,14 @@ func TestFRRFeedQuirks(t *testing.T) {
 			// pass as received-pre-policy would be.
 			preView := keyed(change.MeshdNeighborPath("default", "192.0.2.2", "bmp", "ribs", "rib", "state", "prefixes"), "rib", "view", "ADJ_RIB_IN_PRE")
 			waitFor(t, "received 3 and the pre-policy view's counter", func() bool {
-				return r.val("edge1", leaf("received")).GetUintVal() == 3 && r.val("edge1", preView) != nil
+				return r.val("edge1", leaf("received")).GetUintVal() == 3 && r.val("edge1", preView) != nil &&
+					(tc.pre < 0 || r.val("edge1", leaf("received-pre-policy")).GetUintVal() == uint64(tc.pre))
 			})
 			got := r.val("edge1", leaf("received-pre-policy"))
-			if tc.pre && got.GetUintVal() != 4 {
-				t.Errorf("received-pre-policy = %v, want 4", got)
+			if tc.pre >= 0 && got.GetUintVal() != uint64(tc.pre) {
+				t.Errorf("received-pre-policy = %v, want %d", got, tc.pre)
 			}
-			if !tc.pre && got != nil {
+			if tc.pre < 0 && got != nil {
 				t.Errorf("received-pre-policy = %v, want none: the sender keeps no Adj-RIB-In", got)
 			}
 			for q, want := range tc.quirks {
@@ -593,20 +608,18 @@ func TestFRRFeedQuirks(t *testing.T) {
 					t.Errorf("quirk %s counted %v, want %v", q, n, want)
 				}
 			}
-			if n := testutil.ToFloat64(r.b.m.outcomes[3]); n != 0 {
-				t.Errorf("missing withdraws %v, want 0", n)
+			if n := testutil.ToFloat64(r.b.m.outcomes[3]); n != tc.missing {
+				t.Errorf("missing withdraws %v, want %v", n, tc.missing)
 			}
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			seen := map[string]string{}
-			for _, e := range r.events {
-				if e.Kind == change.EventRoute && e.Route.Prefix == "10.1.0.0/24" && e.Route.Action == change.Announce {
-					seen[e.Route.RIB] = e.Route.ASPath
-				}
-			}
+			// Events reach the rig through the core's subscription, a
+			// moment after the leaves.
 			for view, want := range tc.asPaths {
-				if seen[view] != want {
-					t.Errorf("%s AS path %q, want %q", view, seen[view], want)
+				announce := func(e change.Event) bool {
+					return e.Route.RIB == view && e.Route.Prefix == "10.1.0.0/24" && e.Route.Action == change.Announce
+				}
+				waitFor(t, view+" announce of 10.1.0.0/24", func() bool { return r.count(change.EventRoute, announce) > 0 })
+				if n := r.count(change.EventRoute, func(e change.Event) bool { return announce(e) && e.Route.ASPath == want }); n == 0 {
+					t.Errorf("%s: no announce of 10.1.0.0/24 with AS path %q", view, want)
 				}
 			}
 		})

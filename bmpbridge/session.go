@@ -1177,16 +1177,21 @@ func (s *session) originCheck(ps *peerState, view string, n *decode.NLRI, a *dec
 // soft-reconfiguration inbound sends such a withdraw after every
 // post-policy announce (FRR issue 10240).
 //
-// A pre-policy view that has never held a route and gets a withdraw
-// tells the same (a sender with an Adj-RIB-In sends its routes in the
-// BMP session's initial table, before any withdraw of them): FRR
-// monitoring only pre-policy, as the lab's IPv6, sends nothing else.
+// Without a post-policy view (pre-policy monitoring alone, as the lab's
+// IPv6), a withdraw into a pre-policy view that has never held a route
+// tells the same: a sender with an Adj-RIB-In sends its routes in the BMP
+// session's initial table, before any withdraw of them. (Not with a
+// post-policy view: FRR with soft-reconfiguration inbound sends a
+// pre-policy withdraw for a route its import policy denies, though its
+// Adj-RIB-In holds it. Should a first route be denied so, the first
+// pre-policy announce clears the verdict.)
 func (s *session) fabricatedWithdraw(ps *peerState, n *decode.NLRI) bool {
 	if ps.quirks&quirkNoPrePolicy != 0 {
 		return true
 	}
 	post := ps.views["ADJ_RIB_IN_POST"]
-	if pre := ps.views["ADJ_RIB_IN_PRE"]; (pre != nil && pre.ann == 0 && pre.t.Len() == 0) || (post != nil && post.t.Has(n)) {
+	pre := ps.views["ADJ_RIB_IN_PRE"]
+	if (post == nil && pre != nil && pre.ann == 0 && pre.t.Len() == 0) || (post != nil && post.t.Has(n)) {
 		s.noteQuirk(ps, quirkNoPrePolicy)
 		ps.countsDirty = true
 		return true
