@@ -77,7 +77,8 @@
 //   - With soft-reconfiguration inbound, FRR still sends a live
 //     pre-policy route only if its import policy accepts it: a denied
 //     route is in FRR's received-routes but on the BMP wire only in a
-//     BMP session's initial table. received-pre-policy then counts what
+//     BMP session's initial table; live, FRR sends withdraws for it,
+//     pre-policy too. received-pre-policy then counts what
 //     was sent (TestFRRFeedSemantics); it is not corrected.
 //   - Post-policy routes are FRR's valid paths: received equals FRR's
 //     pfxRcd. Stats carry no route counts (no types 7-10). No Loc-RIB

@@ -408,6 +408,14 @@ route-map IN permit 20
 				if strings.Contains(nlri, "10.88.9.0") {
 					t.Errorf("tshark shows the denied 10.88.9.0/24 in FRR's feed (%s): FRR sends pre-policy routes its policy denies after all", nlri)
 				}
+				// What FRR sends for it instead: withdraws, pre-policy too,
+				// though its Adj-RIB-In holds it (meshd's pre-policy rules
+				// must not take that for a missing Adj-RIB-In).
+				wd := strings.Join(tsharkField(t, pcap, h.port, "bgp.withdrawn_prefix"), ",")
+				t.Logf("tshark withdrawn prefixes: %s", wd)
+				if !strings.Contains(wd, "10.88.9.0") {
+					t.Errorf("tshark shows no withdraw of the denied 10.88.9.0/24: %s", wd)
+				}
 				var rr struct {
 					Total uint64 `json:"totalPrefixCounter"`
 				}
