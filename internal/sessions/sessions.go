@@ -143,6 +143,18 @@ func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 	}
 }
 
+// Flaps is how many times the session left ESTABLISHED, from the
+// established-transitions count (OpenConfig: transitions to ESTABLISHED,
+// what FRR calls connectionsEstablished): the first establishment is no
+// flap, so an established session has flapped one time fewer than it
+// was established.
+func (r Row) Flaps() uint64 {
+	if r.State == "ESTABLISHED" && r.Transitions > 0 {
+		return r.Transitions - 1
+	}
+	return r.Transitions
+}
+
 // WriteTable prints rows as an aligned text table.
 func WriteTable(w io.Writer, rows []Row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -160,7 +172,7 @@ func WriteTable(w io.Writer, rows []Row) {
 		if r.RTTus > 0 || r.Hops > 0 {
 			hops = fmt.Sprint(r.Hops)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Router, nb, r.PeerAS, r.State, r.Transitions, rtt, jit, hops, r.Losses, r.Prefixes, r.Health, r.Sources)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Router, nb, r.PeerAS, r.State, r.Flaps(), rtt, jit, hops, r.Losses, r.Prefixes, r.Health, r.Sources)
 	}
 	tw.Flush()
 }

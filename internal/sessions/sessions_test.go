@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,5 +42,32 @@ func TestBuildFromMergedState(t *testing.T) {
 	WriteTable(&b, rows)
 	if !strings.Contains(b.String(), "/20.15") || !strings.Contains(b.String(), "blue/10.9.0.1") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// TestFlaps: FLAPS counts the times a session left ESTABLISHED; a
+// session just established once has not flapped.
+func TestFlaps(t *testing.T) {
+	for _, tc := range []struct {
+		state string
+		tr    uint64
+		want  uint64
+	}{
+		{"ESTABLISHED", 1, 0},
+		{"ESTABLISHED", 3, 2},
+		{"ACTIVE", 1, 1},
+		{"IDLE", 0, 0},
+		{"ESTABLISHED", 0, 0},
+	} {
+		r := Row{Router: "r1", Neighbor: "10.0.0.2", State: tc.state, Transitions: tc.tr}
+		if got := r.Flaps(); got != tc.want {
+			t.Errorf("%s with %d transitions: flaps %d, want %d", tc.state, tc.tr, got, tc.want)
+		}
+		var b bytes.Buffer
+		WriteTable(&b, []Row{r})
+		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+		if f := strings.Fields(lines[1]); len(f) < 5 || f[4] != strconv.FormatUint(tc.want, 10) {
+			t.Errorf("%s with %d transitions: table row %q, want FLAPS %d", tc.state, tc.tr, lines[1], tc.want)
+		}
 	}
 }
