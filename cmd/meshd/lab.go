@@ -161,17 +161,22 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
   dashboards     dashboards/ (Grafana and Chronograf, InfluxQL)
   logs, configs  %s
 `, len(topo.Routers), netlab.MgmtNS, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
+	lab := "meshd lab"
+	if dir != netlab.DefaultDir {
+		lab += " --dir " + dir
+	}
 	for i, ex := range topo.FaultExamples() {
 		label := ""
 		if i == 0 {
 			label = "faults"
 		}
-		fmt.Fprintf(&b, "  %-14s meshd lab fault %s\n", label, ex)
+		fmt.Fprintf(&b, "  %-14s %s fault %s\n", label, lab, ex)
 	}
 	if _, _, _, ok := topo.RerouteExample(); !ok {
 		fmt.Fprintf(&b, "  %-14s (reroute needs a router linked to both ends: --routers 5 or more)\n", "")
 	}
-	fmt.Fprintf(&b, "  %-14s meshd lab down\n", "tear down")
+	fmt.Fprintf(&b, "  %-14s %s fault --help (all nine kinds)\n", "", lab)
+	fmt.Fprintf(&b, "  %-14s %s down\n", "tear down", lab)
 	return b.String()
 }
 
