@@ -175,7 +175,7 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
 	if _, _, _, ok := topo.RerouteExample(); !ok {
 		fmt.Fprintf(&b, "  %-14s (reroute needs a router linked to both ends: --routers 5 or more)\n", "")
 	}
-	fmt.Fprintf(&b, "  %-14s %s fault --help (all nine kinds)\n", "", lab)
+	fmt.Fprintf(&b, "  %-14s %s fault --help (all %d kinds)\n", "", lab, len(netlab.FaultKinds))
 	fmt.Fprintf(&b, "  %-14s %s down\n", "tear down", lab)
 	return b.String()
 }
