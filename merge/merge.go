@@ -121,6 +121,7 @@ type nbrInfo struct {
 var verdictInputs = map[string]bool{
 	"session-state": true, "established-transitions": true, "last-established": true,
 	"last-hop-change": true, "last-down-reason": true,
+	"last-loss": true, "rtt-recent": true, "rtt-baseline": true,
 }
 
 // verdictDue reports whether a change below a neighbor calls for the

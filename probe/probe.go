@@ -53,7 +53,8 @@
 //	LocalAddrs       --local       repeatable; the local speaker's addresses (see above)
 //	Window           --window      samples in the sliding window (default 100)
 //	WindowAge        --window-age  max sample age in the window (default 10m)
-//	LossTimeout      --loss-timeout  unacknowledged keepalive counts as lost after (default 10s)
+//	LossTimeout      --loss-timeout  the most a keepalive may wait for its ACK (default 10s); below it
+//	                               the bound is max(1 s, 3 × recent RTT), see probe/match
 //	JSON             --json        write one JSON line per sample and per path change (os.Stdout)
 //	Publish          (wiring)      receives the probe-state leaves after each change, for a gNMI target
 //	OnEvent          (wiring)      receives hop-change events
@@ -160,6 +161,8 @@ type PeerState struct {
 	stats.Summary
 	Samples            uint64
 	Losses             uint64
+	LastLoss           int64 // Unix ns, 0 never
+	Baseline           int64 // least RTT over stats.BaselineAge, ns
 	KeepalivesSent     uint64
 	KeepalivesReceived uint64
 	MessagesSeen       uint64
@@ -332,7 +335,7 @@ func (a *Agent) onEvent(e *match.Event) {
 			return
 		}
 		a.Counter.Losses++
-		p.st.Losses++
+		p.st.AddLoss(e.Time)
 		a.publish(a.state(p, e.Time), e.Time, p.key, true)
 	case match.TTL:
 		p := a.peerOf(e.Flow, 1-e.Dir)
@@ -357,7 +360,8 @@ func absDiff(a, b int64) int64 {
 func (a *Agent) state(p *peer, now int64) PeerState {
 	st := p.st
 	return PeerState{
-		Summary: st.Window.Summary(now), Samples: st.Samples, Losses: st.Losses,
+		Summary: st.Window.Summary(now), Samples: st.Samples, Losses: st.Losses, LastLoss: st.LastLoss,
+		Baseline:       st.Baseline.Min(now),
 		KeepalivesSent: st.KeepalivesSent, KeepalivesReceived: st.KeepalivesReceived,
 		MessagesSeen: st.MessagesSeen, TTL: st.TTL, Hops: st.Hops, HopChanges: st.HopChanges,
 		LastHopChange: st.LastHopChange, TSMismatches: p.tsMismatches,
@@ -445,11 +449,18 @@ func Changes(router, ni string, neighbor netip.Addr, st PeerState, t time.Time, 
 		add("rtt-p50", us(st.P50))
 		add("rtt-p99", us(st.P99))
 		add("jitter", decimalUS(st.Jitter/1e3))
+		add("rtt-recent", us(st.Recent))
+		if st.Baseline != 0 {
+			add("rtt-baseline", us(st.Baseline))
+		}
 		add("last-sample", uint64(st.LastAt))
 	}
 	add("window-samples", uint64(st.N))
 	add("samples", st.Samples)
 	add("losses", st.Losses)
+	if st.LastLoss != 0 {
+		add("last-loss", uint64(st.LastLoss))
+	}
 	add("keepalives-sent", st.KeepalivesSent)
 	add("keepalives-received", st.KeepalivesReceived)
 	add("messages-seen", st.MessagesSeen)

@@ -2,6 +2,18 @@
 // window of RTT samples (bounded by count and by age) summarised as last,
 // min, max, mean, p50, p99 and jitter; counters; and the hop count derived
 // from the peer's TTL, with path-change detection.
+//
+// # Robust figures for a verdict
+//
+// Single samples run long for reasons that are not the path: a peer that
+// delays its ACK (40-200 ms on Linux), a busy host that reads the frame
+// late. A verdict therefore reads two minima, never a single sample:
+// Summary.Recent, the least of the last RecentSamples samples (a step
+// must last that many keepalives to show, a spike never does), and
+// Peer.Baseline, the least RTT over the last BaselineAge (in
+// BaselineBucket buckets), which a sustained rise is measured against.
+// After BaselineAge at a new level the baseline has moved there too: the
+// new RTT is then the path's normal.
 package stats
 
 import (
@@ -61,11 +73,16 @@ func (w *Window) expire(now int64) {
 	}
 }
 
+// RecentSamples is how many of the latest samples Summary.Recent is the
+// least of.
+const RecentSamples = 3
+
 // Summary describes a window at one moment. Durations are ns.
 type Summary struct {
 	N        int
 	Last     int64 // the latest sample ever, even if aged out
 	Min, Max int64
+	Recent   int64 // least of the last RecentSamples samples in the window
 	Mean     float64
 	P50, P99 int64
 	Jitter   float64 // mean absolute difference of consecutive samples
@@ -95,6 +112,12 @@ func (w *Window) Summary(now int64) Summary {
 			jit += float64(d)
 		}
 		prev = v
+	}
+	for k := max(0, w.n-RecentSamples); k < w.n; k++ {
+		v := w.rtt[(w.head+k)%w.size]
+		if s.Recent == 0 || v < s.Recent {
+			s.Recent = v
+		}
 	}
 	slices.Sort(w.sorted)
 	s.Min, s.Max = w.sorted[0], w.sorted[w.n-1]
@@ -134,12 +157,56 @@ func Hops(ttl uint8) uint8 {
 	return 0
 }
 
+// Baseline ages, see the package documentation.
+const (
+	BaselineAge    = time.Hour
+	BaselineBucket = 5 * time.Minute
+)
+
+const baselineBuckets = int(BaselineAge / BaselineBucket)
+
+// Baseline keeps the least RTT of each BaselineBucket over BaselineAge.
+type Baseline struct {
+	b [baselineBuckets]struct{ start, min int64 }
+}
+
+// Add records a sample of rtt ns taken at now (Unix ns).
+func (b *Baseline) Add(now, rtt int64) {
+	start := now - now%int64(BaselineBucket)
+	i := int(start/int64(BaselineBucket)) % baselineBuckets
+	if i < 0 {
+		i += baselineBuckets
+	}
+	if b.b[i].start != start {
+		b.b[i].start, b.b[i].min = start, rtt
+		return
+	}
+	b.b[i].min = min(b.b[i].min, rtt)
+}
+
+// Min returns the least RTT of the buckets of the last BaselineAge, 0 when
+// there is none.
+func (b *Baseline) Min(now int64) int64 {
+	var m int64
+	for _, x := range b.b {
+		if x.start == 0 || now-x.start >= int64(BaselineAge) {
+			continue
+		}
+		if m == 0 || x.min < m {
+			m = x.min
+		}
+	}
+	return m
+}
+
 // Peer is what the probe knows of one (local, peer) pair.
 type Peer struct {
-	Window *Window
+	Window   *Window
+	Baseline Baseline
 
 	Samples            uint64
 	Losses             uint64
+	LastLoss           int64  // Unix ns, 0 never
 	KeepalivesSent     uint64 // by the local speaker
 	KeepalivesReceived uint64 // from the peer
 	MessagesSeen       uint64 // any type, both directions
@@ -187,8 +254,15 @@ func (p *Peer) ObserveTTL(now int64, ttl uint8) (HopChange, bool) {
 	return c, true
 }
 
+// AddLoss records a lost keepalive.
+func (p *Peer) AddLoss(now int64) {
+	p.Losses++
+	p.LastLoss = max(p.LastLoss, now)
+}
+
 // AddSample records an RTT sample.
 func (p *Peer) AddSample(now, rtt int64) {
 	p.Samples++
 	p.Window.Add(now, rtt)
+	p.Baseline.Add(now, rtt)
 }

@@ -101,3 +101,52 @@ func TestObserveTTL(t *testing.T) {
 		t.Fatalf("counters %d %d", p.HopChanges, p.LastHopChange)
 	}
 }
+
+// TestRecent: Recent is the least of the last three samples, so a single
+// spike (or two) never moves it and a step of three does.
+func TestRecent(t *testing.T) {
+	ms := int64(time.Millisecond)
+	tests := []struct {
+		name string
+		rtts []int64
+		want int64
+	}{
+		{"one-sample", []int64{5 * ms}, 5 * ms},
+		{"spike", []int64{1 * ms, 1 * ms, 38 * ms}, 1 * ms},
+		{"two-spikes", []int64{1 * ms, 1 * ms, 33 * ms, 38 * ms}, 1 * ms},
+		{"step", []int64{1 * ms, 1 * ms, 36 * ms, 36 * ms, 37 * ms}, 36 * ms},
+	}
+	for _, tc := range tests {
+		w := NewWindow(20, 0)
+		for i, v := range tc.rtts {
+			w.Add(int64(i+1)*3e9, v)
+		}
+		if s := w.Summary(int64(len(tc.rtts)+1) * 3e9); s.Recent != tc.want {
+			t.Errorf("%s: recent %d, want %d", tc.name, s.Recent, tc.want)
+		}
+	}
+}
+
+// TestBaseline: the least RTT of the last hour, whatever the window holds.
+func TestBaseline(t *testing.T) {
+	t0 := int64(1_700_000_000) * 1e9
+	min := int64(time.Minute)
+	var p Peer
+	p.Window = NewWindow(5, 0)
+	p.AddSample(t0, 900_000)
+	for i := int64(1); i <= 50; i++ {
+		p.AddSample(t0+i*min/2, 36_000_000) // a step, for 25 minutes
+	}
+	if b := p.Baseline.Min(t0 + 25*min); b != 900_000 {
+		t.Fatalf("baseline after 25 min of a step: %d, want the 0.9 ms before it", b)
+	}
+	if s := p.Window.Summary(t0 + 25*min); s.Min != 36_000_000 {
+		t.Fatalf("window min %d: the window has moved on", s.Min)
+	}
+	if b := p.Baseline.Min(t0 + 61*min); b != 36_000_000 {
+		t.Fatalf("baseline an hour on: %d, want the new level", b)
+	}
+	if b := (&Baseline{}).Min(t0); b != 0 {
+		t.Fatalf("empty baseline %d", b)
+	}
+}
