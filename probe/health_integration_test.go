@@ -38,7 +38,7 @@ func newHealthRun(t *testing.T) *healthRun {
 			t.Errorf("merge: %v", res.Err)
 		}
 	}
-	l := newDelayLab(t, func(c *Config) { c.Publish = apply })
+	l := newDelayLab(t, func(c *Config) { c.Publish, c.JSON = apply, lossLog{t} })
 	bc := bgpstate.Config{Daemon: "gobgp", GoBGPAPI: "127.0.0.1:50051", Interval: 500 * time.Millisecond}
 	r, err := bgpstate.NewReader(bc, "default", l.a.Name)
 	if err != nil {
@@ -267,4 +267,15 @@ func TestIdleNoFalseDegraded(t *testing.T) {
 func (h *healthRun) losses(peer netip.Addr) uint64 {
 	v, _, _, _ := h.core.Leaf("pa", change.MeshdNeighborPath("default", peer.String(), "probe", "state", "losses"))
 	return v.GetUintVal()
+}
+
+// lossLog logs the probe's JSON lines for lost keepalives (with their
+// reason) and drops the samples'.
+type lossLog struct{ t *testing.T }
+
+func (l lossLog) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), `"event":"loss"`) {
+		l.t.Logf("probe: %s", strings.TrimSpace(string(b)))
+	}
+	return len(b), nil
 }

@@ -59,3 +59,15 @@ func sampleJSON(s Sample) sampleLine {
 		MessagesSeen: p.MessagesSeen, TTL: p.TTL, Hops: p.Hops, HopChanges: p.HopChanges,
 	}
 }
+
+// lossLine is the --json form of a lost keepalive.
+type lossLine struct {
+	Time            string `json:"time"`
+	Event           string `json:"event"`
+	Router          string `json:"router"`
+	NetworkInstance string `json:"network_instance"`
+	Local           string `json:"local"`
+	Neighbor        string `json:"neighbor"`
+	Reason          string `json:"reason"`
+	Losses          uint64 `json:"loss"`
+}

@@ -336,6 +336,11 @@ func (a *Agent) onEvent(e *match.Event) {
 		}
 		a.Counter.Losses++
 		p.st.AddLoss(e.Time)
+		if a.cfg.JSON != nil {
+			a.writeJSON(lossLine{Time: time.Unix(0, e.Time).UTC().Format(time.RFC3339Nano), Event: "loss",
+				Router: a.cfg.Router, NetworkInstance: a.cfg.NetworkInstance, Local: p.key.Local.String(),
+				Neighbor: p.key.Peer.String(), Reason: e.Reason.String(), Losses: p.st.Losses})
+		}
 		a.publish(a.state(p, e.Time), e.Time, p.key, true)
 	case match.TTL:
 		p := a.peerOf(e.Flow, 1-e.Dir)
@@ -545,20 +550,28 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
+	// The loss timers run on the clock of what has been read: the time of
+	// the latest frame handled while frames come, and the wall clock only
+	// once the socket had nothing for a poll. A probe that falls behind
+	// (a starved CPU) would otherwise count keepalives lost whose ACKs
+	// are waiting in its socket buffer.
 	var lastExpire, lastLog int64
 	for ctx.Err() == nil {
 		f, err := src.Next()
 		now := time.Now().UnixNano()
+		clock := int64(0)
 		switch {
 		case err == nil:
 			a.Handle(&f)
+			clock = f.Time
 		case errors.Is(err, capture.ErrTimeout):
+			clock = now
 		default:
 			return fmt.Errorf("probe: capture: %w", err)
 		}
-		if now-lastExpire > int64(time.Second) {
-			a.Expire(now)
-			lastExpire = now
+		if clock-lastExpire > int64(time.Second) {
+			a.Expire(clock)
+			lastExpire = clock
 		}
 		if now-lastLog > int64(time.Minute) {
 			if lastLog != 0 {

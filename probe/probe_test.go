@@ -178,8 +178,19 @@ func TestFixtures(t *testing.T) {
 				t.Errorf("hop events %+v", hop)
 			}
 			lines := strings.Split(strings.TrimSpace(jsonOut.String()), "\n")
-			if len(lines) != 11 { // 10 samples + 1 path change
-				t.Errorf("%d JSON lines, want 11", len(lines))
+			if len(lines) != 12 { // 10 samples + 1 loss + 1 path change
+				t.Errorf("%d JSON lines, want 12", len(lines))
+			}
+			var loss struct{ Event, Reason string }
+			for _, l := range lines {
+				if strings.Contains(l, `"event":"loss"`) {
+					if err := json.Unmarshal([]byte(l), &loss); err != nil {
+						t.Fatalf("JSON line %q: %v", l, err)
+					}
+				}
+			}
+			if loss.Reason != "retransmitted" {
+				t.Errorf("loss line %+v, want the retransmitted keepalive", loss)
 			}
 			var first map[string]any
 			if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
