@@ -10,7 +10,7 @@
 // keepalive probe lost a keepalive in the last minute ("keepalives
 // unanswered": retransmitted, unacknowledged past max(1 s, 3 × RTT), or
 // missing at the sender's interval, see probe/match), when the least of
-// the probe's last three RTT samples is above the least of the last hour
+// the probe's last five RTT samples is above the least of the last hour
 // by more than 10 ms and by more than 50 % ("RTT up …", see probe/stats;
 // single late ACKs never count), or when the path or the session changed
 // in the last 5 minutes; HEALTHY otherwise. Several reasons are joined

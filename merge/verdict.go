@@ -25,7 +25,7 @@ const recentChange = 5 * time.Minute
 const recentLoss = time.Minute
 
 // An RTT rise is sustained and large enough to degrade a session when the
-// least of the probe's last three samples (rtt-recent) is above the least
+// least of the probe's last five samples (rtt-recent) is above the least
 // of the last hour (rtt-baseline) by more than rttRiseMin and by more
 // than rttRiseRel of the baseline. The floor sits above what an idle path
 // shows (single late ACKs never reach rtt-recent; see probe/stats), the

@@ -144,7 +144,7 @@ func TestLinkDownDegradedBeforeHold(t *testing.T) {
 	}
 }
 
-// TestRTTStepDegraded adds 35 ms to the peer's ACKs: once three samples
+// TestRTTStepDegraded adds 35 ms to the peer's ACKs: once five samples
 // in a row carry it (rtt-recent), the verdict is DEGRADED with the rise
 // over the baseline in the reason. The rise is checked against tcpdump's
 // capture of the same traffic: the least RTT it shows before the step and
@@ -177,10 +177,10 @@ func TestRTTStepDegraded(t *testing.T) {
 	if err1 != nil || err2 != nil {
 		t.Fatalf("reason %q: %v %v", reason, err1, err2)
 	}
-	// Three samples carry the step before it shows; a fourth may straddle
-	// the change. With a 3 s keepalive: 4 samples.
-	if after > 4 {
-		t.Errorf("%d samples after the step before the verdict changed, want at most 4", after)
+	// Five samples carry the step before it shows; a sixth may straddle
+	// the change.
+	if after > 6 {
+		t.Errorf("%d samples after the step before the verdict changed, want at most 6", after)
 	}
 	h.pr.cancel()
 	time.Sleep(300 * time.Millisecond)
@@ -195,13 +195,13 @@ func TestRTTStepDegraded(t *testing.T) {
 			post = append(post, s.RTT)
 		}
 	}})
-	if err != nil || len(pre) == 0 || len(post) < 3 {
+	if err != nil || len(pre) == 0 || len(post) < 5 {
 		t.Fatalf("tcpdump's capture: %v, %d samples before the step, %d after", err, len(pre), len(post))
 	}
-	// The verdict's figures: the least of the last three samples and the
+	// The verdict's figures: the least of the last five samples and the
 	// least before the step, from tcpdump.
 	wantBase := slices.Min(pre)
-	wantRise := slices.Min(post[len(post)-3:]) - wantBase
+	wantRise := slices.Min(post[len(post)-5:]) - wantBase
 	t.Logf("tcpdump: least before %v, after %v (samples %v)", wantBase, wantBase+wantRise, post)
 	if d := base - wantBase; d < -50*time.Microsecond || d > 50*time.Microsecond {
 		t.Errorf("baseline %v in the reason, tcpdump %v", base, wantBase)
@@ -212,8 +212,12 @@ func TestRTTStepDegraded(t *testing.T) {
 }
 
 // TestIdleNoFalseDegraded runs the sessions idle for MESHD_IDLE_MINUTES
-// (default 2) and requires the verdict to stay HEALTHY all along, with no
-// loss, while logging the RTTs the probe saw, checked against tcpdump.
+// (default 2) and requires the verdict to stay HEALTHY all along, and the
+// probe's losses to be what A's kernel retransmitted and B did not report
+// as a duplicate, while logging the RTTs the probe saw, checked against
+// tcpdump. The user-space bridge stalls now and then on a busy machine
+// (a run saw it hold both directions 270 ms, past the 214 ms RTO): the
+// retransmission is spurious, and no loss.
 func TestIdleNoFalseDegraded(t *testing.T) {
 	minutes := 2.0
 	if v := os.Getenv("MESHD_IDLE_MINUTES"); v != "" {
@@ -228,6 +232,7 @@ func TestIdleNoFalseDegraded(t *testing.T) {
 	for _, p := range peers {
 		h.waitHealthy(t, p, 3)
 	}
+	kernel0 := h.kernelRetrans(t)
 	start := time.Now()
 	end := start.Add(time.Duration(minutes * float64(time.Minute)))
 	bad := map[string]int{}
@@ -239,6 +244,20 @@ func TestIdleNoFalseDegraded(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// A's kernel is the oracle for which of its retransmissions were
+	// spurious: B reports each duplicate it got with a D-SACK (RFC 2883).
+	// Once sessions are up only keepalives are sent, so the
+	// retransmissions not D-SACKed are the keepalives really lost.
+	kernel := h.kernelRetrans(t)
+	retrans, dsack := kernel[0]-kernel0[0], kernel[1]-kernel0[1]
+	var losses uint64
+	for _, p := range peers {
+		losses += h.losses(p)
+	}
+	t.Logf("A's kernel: %d segments retransmitted, %d D-SACKs received; probe: %d keepalives lost", retrans, dsack, losses)
+	if want := retrans - min(dsack, retrans); losses != want {
+		t.Errorf("probe counted %d keepalives lost, A's kernel %d retransmissions not D-SACKed", losses, want)
+	}
 	for _, p := range peers {
 		var rtts []time.Duration
 		for _, s := range h.pr.since(p, 0) {
@@ -247,20 +266,45 @@ func TestIdleNoFalseDegraded(t *testing.T) {
 			}
 		}
 		last, _ := h.pr.last(p)
+		seq := make([]string, len(rtts))
+		for i, r := range rtts {
+			seq[i] = strconv.FormatFloat(float64(r)/1e6, 'f', 1, 64)
+		}
+		t.Logf("%s: RTTs in ms, in order: %s", p, strings.Join(seq, " "))
 		slices.Sort(rtts)
 		if len(rtts) == 0 {
 			t.Fatalf("%s: no samples in %v", p, time.Since(start))
 		}
 		t.Logf("%s: %d samples in %.1f min: least %v, median %v, most %v; losses %d; window jitter %v",
 			p, len(rtts), minutes, rtts[0], rtts[len(rtts)/2], rtts[len(rtts)-1], h.losses(p), time.Duration(last.Peer.Jitter))
-		if n := h.losses(p); n != 0 {
-			t.Errorf("%s: %d keepalives counted lost on an idle link", p, n)
-		}
 	}
 	if len(bad) > 0 {
 		t.Errorf("verdicts other than HEALTHY while idle (polls every 200 ms): %v", bad)
 	}
 	checkAgainstPcap(t, h.pr, h.dump, netip.MustParseAddr("10.71.0.1"), netip.MustParseAddr("fd71::1"))
+}
+
+// kernelRetrans reads A's kernel counters TcpRetransSegs and
+// TcpExtTCPDSACKRecv (nstat, absolute).
+func (h *healthRun) kernelRetrans(t *testing.T) [2]uint64 {
+	t.Helper()
+	out := h.a.Run(t, testenv.Binary(t, "nstat"), "-asz", "TcpRetransSegs", "TcpExtTCPDSACKRecv")
+	var c [2]uint64
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		n, err := strconv.ParseUint(f[1], 10, 64)
+		switch {
+		case err != nil:
+		case f[0] == "TcpRetransSegs":
+			c[0] = n
+		case f[0] == "TcpExtTCPDSACKRecv":
+			c[1] = n
+		}
+	}
+	return c
 }
 
 // losses reads the probe's losses leaf toward peer from the core.

@@ -3,11 +3,14 @@
 // by marker and length (several per segment, or one split across
 // segments) and pairs each KEEPALIVE with the other side's ACK covering
 // its last byte, which yields an RTT sample timed by capture timestamps.
-// Retransmitted keepalives are losses, never samples (Karn's rule).
+// Retransmitted keepalives are losses, never samples (Karn's rule),
+// unless the ACK's timestamp echo shows the first sending arrived
+// (a spurious retransmission, RFC 3522's Eifel detection).
 //
 // # When a keepalive counts as lost
 //
-// A keepalive is lost when it is retransmitted, when it is not
+// A keepalive is lost when it is retransmitted (and the ACK echoes the
+// retransmission's TSval, or no timestamps are on), when it is not
 // acknowledged within the loss bound, or when it never appears: the
 // sender has stopped putting keepalives on the wire at its usual
 // interval (its link is down, so the kernel has no route and sends
@@ -127,6 +130,7 @@ type Half struct {
 	Retransmits uint64 // segments carrying bytes already seen
 	Ambiguous   uint64 // covering ACK also acknowledged later data and TS could not vouch for it
 	TSMismatch  uint64 // seq/ack sample whose ACK echoed another segment's TSval
+	Spurious    uint64 // retransmitted keepalives whose first sending was acknowledged (not lost)
 }
 
 type pending struct {
@@ -136,6 +140,9 @@ type pending struct {
 	tsval  uint32
 	hasTS  bool
 	retx   bool // retransmitted: its ACK must not make a sample
+	// undecided: retransmitted, timestamps on, and not yet counted: its
+	// ACK tells whether the first sending arrived (see acked).
+	undecided bool
 }
 
 type tsSeen struct {
@@ -372,7 +379,7 @@ func (t *Tracker) Packet(p *packet.Packet, now int64) {
 
 func (h *Half) reset() {
 	*h = Half{TTL: h.TTL, hasTTL: h.hasTTL, sentData: h.sentData, Gaps: h.Gaps, Desyncs: h.Desyncs,
-		Retransmits: h.Retransmits, Ambiguous: h.Ambiguous, TSMismatch: h.TSMismatch}
+		Retransmits: h.Retransmits, Ambiguous: h.Ambiguous, TSMismatch: h.TSMismatch, Spurious: h.Spurious}
 }
 
 // acked handles an ACK from the other side for half o's data (sent by od).
@@ -388,6 +395,22 @@ func (t *Tracker) acked(f *Flow, o *Half, od Dir, p *packet.Packet, now int64) {
 		return
 	}
 	ka := o.pend[newest]
+	for i := 0; i <= newest; i++ {
+		if !o.pend[i].undecided {
+			continue
+		}
+		// Eifel detection (RFC 3522): an ACK that echoes the first
+		// sending's TSval says the first sending arrived, and the
+		// retransmission was spurious (the ACK was late, e.g. held
+		// by a stalled link). An echo of the retransmission's is a loss.
+		if p.HasTS && p.TSecr == o.pend[i].tsval {
+			o.Spurious++
+			continue
+		}
+		e := t.event(Loss, f, od, now)
+		e.Reason = Retransmitted
+		t.emit(e)
+	}
 	// Older covered keepalives were acknowledged late (one cumulative
 	// ACK), not lost; only the newest gives an honest RTT.
 	o.dropPending(newest + 1)
@@ -498,6 +521,11 @@ func (t *Tracker) retransmitted(f *Flow, h *Half, d Dir, seq, end uint32, now in
 			continue
 		}
 		pd.retx = true
+		if pd.hasTS {
+			// The ACK (or the loss bound) decides.
+			pd.undecided = true
+			continue
+		}
 		e := t.event(Loss, f, d, now)
 		e.Reason = Retransmitted
 		t.emit(e)
@@ -605,15 +633,21 @@ func (t *Tracker) complete(f *Flow, h *Half, d Dir, end, segEnd uint32, p *packe
 	h.npend++
 }
 
-// lost reports the oldest n pending keepalives as unacknowledged and
-// forgets them; retransmitted ones were counted already.
+// lost reports the oldest n pending keepalives as unacknowledged (or
+// retransmitted, when they were) and forgets them; retransmitted ones
+// without timestamps were counted already.
 func (t *Tracker) lost(f *Flow, h *Half, d Dir, now int64, n int) {
 	for i := 0; i < n; i++ {
-		if !h.pend[i].retx {
-			e := t.event(Loss, f, d, now)
-			e.Reason = Unacknowledged
-			t.emit(e)
+		pd := &h.pend[i]
+		if pd.retx && !pd.undecided {
+			continue
 		}
+		e := t.event(Loss, f, d, now)
+		e.Reason = Unacknowledged
+		if pd.retx {
+			e.Reason = Retransmitted
+		}
+		t.emit(e)
 	}
 	h.dropPending(n)
 }

@@ -160,6 +160,30 @@ func TestScenarios(t *testing.T) {
 		},
 		samples: []int64{20 * ms}, losses: map[match.LossReason]int{match.Retransmitted: 1}, kaA: 2,
 	}, {
+		// Seen on a lab link whose user-space bridge stalled 270 ms: the
+		// ACK of the first sending came after the retransmission, and
+		// echoed the first sending's TSval.
+		name: "spurious-retransmission-is-not-loss",
+		build: func(s *synth.Session) {
+			seq := s.Seq(0)
+			s.Segment(0, t0, synth.Keepalive())
+			first := s.TSval(0)
+			s.SegmentAt(0, t0+214*ms, seq, synth.Keepalive(), s.Seq(1))
+			s.AckEchoing(1, t0+268*ms, first)
+			s.Segment(0, t0+3000*ms, synth.Keepalive())
+			s.Ack(1, t0+3002*ms)
+		},
+		samples: []int64{2 * ms}, kaA: 2,
+	}, {
+		name: "retransmitted-keepalive-unacknowledged-is-loss",
+		build: func(s *synth.Session) {
+			seq := s.Seq(0)
+			s.Segment(0, t0, synth.Keepalive())
+			s.SegmentAt(0, t0+214*ms, seq, synth.Keepalive(), s.Seq(1))
+		},
+		expireAt: t0 + 1500*ms,
+		losses:   map[match.LossReason]int{match.Retransmitted: 1}, kaA: 1,
+	}, {
 		name: "unacknowledged-keepalive-times-out",
 		build: func(s *synth.Session) {
 			s.Segment(0, t0, synth.Keepalive())

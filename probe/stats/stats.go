@@ -8,8 +8,9 @@
 // Single samples run long for reasons that are not the path: a peer that
 // delays its ACK (40-200 ms on Linux), a busy host that reads the frame
 // late. A verdict therefore reads two minima, never a single sample:
-// Summary.Recent, the least of the last RecentSamples samples (a step
-// must last that many keepalives to show, a spike never does), and
+// Summary.Recent, the least of the last RecentSamples (5) samples (a step
+// must last that many keepalives to show, a burst of late samples shorter
+// than that never does), and
 // Peer.Baseline, the least RTT over the last BaselineAge (in
 // BaselineBucket buckets), which a sustained rise is measured against.
 // After BaselineAge at a new level the baseline has moved there too: the
@@ -75,7 +76,7 @@ func (w *Window) expire(now int64) {
 
 // RecentSamples is how many of the latest samples Summary.Recent is the
 // least of.
-const RecentSamples = 3
+const RecentSamples = 5
 
 // Summary describes a window at one moment. Durations are ns.
 type Summary struct {

@@ -272,6 +272,17 @@ func (s *Session) SegmentAt(d int, t int64, seq uint32, payload []byte, ack uint
 	return end
 }
 
+// TSval returns the TSval of side d's latest segment.
+func (s *Session) TSval(d int) uint32 { return s.ts[d] }
+
+// AckEchoing emits a pure ACK from side d at time t whose TSecr is tsecr
+// (an echo of an earlier segment than the latest, as RFC 7323 has a
+// receiver echo when a retransmission was spurious).
+func (s *Session) AckEchoing(d int, t int64, tsecr uint32) {
+	s.tsSeen[d] = tsecr
+	s.Ack(d, t)
+}
+
 // Ack emits a pure ACK from side d at time t.
 func (s *Session) Ack(d int, t int64) { s.Segment(d, t, nil) }
 
