@@ -42,6 +42,22 @@
 // window's minimum is the path's RTT. A peer under the operator's control
 // can be told to ACK at once with `ip route ... quickack 1`.
 //
+// # Noise, and what the verdict reads
+//
+// Single samples run long for reasons that are not a change of the
+// path, and the verdict (merge) never reads a single sample: it reads
+// rtt-recent (the least of the last 5) against rtt-baseline (the least
+// of the last hour), see probe/stats, and losses, see probe/match. In
+// meshd's namespace lab, tcpdump in the router and on both sides of the
+// user-space bridge (internal/wire) put the idle lab's spikes (3-152 ms
+// over a 0.2-0.4 ms path, on a 2-core machine at load 5-10) inside the
+// bridge: frames waited there, in one direction or both, while the
+// peer's turnaround stayed under 0.16 ms (no delayed ACKs: the lab sets
+// quickack) and the probe's RTTs equalled tcpdump's. When the bridge
+// stalls past the sender's RTO, the keepalive is retransmitted
+// spuriously; the ACK echoes the first sending's timestamp, and the
+// probe does not count it lost.
+//
 // # Config for the CLI (meshd probe)
 //
 //	Router           --router      target name for gNMI, "router" in JSON (default: host name)
