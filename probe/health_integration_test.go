@@ -81,9 +81,11 @@ func (h *healthRun) gobgpState(t *testing.T, peer netip.Addr) string {
 		t.Fatalf("gobgp neighbor %s -j: %v: %s", peer, err, out)
 	}
 	s := strings.Trim(string(n.State.SessionState), `"`)
-	// gobgp's API enum: 6 is ESTABLISHED (api.PeerState_ESTABLISHED).
-	if s == "6" {
-		s = "ESTABLISHED"
+	// gobgp's CLI prints its API enum (api.PeerState_SessionState) as a
+	// number.
+	states := []string{"UNKNOWN", "IDLE", "CONNECT", "ACTIVE", "OPENSENT", "OPENCONFIRM", "ESTABLISHED"}
+	if i, err := strconv.Atoi(s); err == nil && i >= 0 && i < len(states) {
+		s = states[i]
 	}
 	return strings.ToUpper(s)
 }
