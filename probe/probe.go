@@ -566,22 +566,33 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
-	// The loss timers run on the clock of what has been read: the time of
-	// the latest frame handled while frames come, and the wall clock only
-	// once the socket had nothing for a poll. A probe that falls behind
-	// (a starved CPU) would otherwise count keepalives lost whose ACKs
-	// are waiting in its socket buffer.
+	return a.live(ctx, src, func() int64 { return time.Now().UnixNano() }, log)
+}
+
+// liveSource is a live capture: frames, or ErrTimeout after an empty
+// poll, and the kernel's counters.
+type liveSource interface {
+	Next() (capture.Frame, error)
+	Stats() (packets, drops uint32, err error)
+}
+
+// live reads src until ctx ends. The loss timers run on the clock of
+// what has been read: the time of the latest frame handled while frames
+// come, and the wall clock (now) only once the socket had nothing for a
+// poll. A probe that falls behind (a starved CPU) would otherwise count
+// keepalives lost whose ACKs are waiting in its socket buffer.
+func (a *Agent) live(ctx context.Context, src liveSource, now func() int64, log *slog.Logger) error {
 	var lastExpire, lastLog int64
 	for ctx.Err() == nil {
 		f, err := src.Next()
-		now := time.Now().UnixNano()
+		wall := now()
 		clock := int64(0)
 		switch {
 		case err == nil:
 			a.Handle(&f)
 			clock = f.Time
 		case errors.Is(err, capture.ErrTimeout):
-			clock = now
+			clock = wall
 		default:
 			return fmt.Errorf("probe: capture: %w", err)
 		}
@@ -589,12 +600,12 @@ func Run(ctx context.Context, cfg Config) error {
 			a.Expire(clock)
 			lastExpire = clock
 		}
-		if now-lastLog > int64(time.Minute) {
+		if wall-lastLog > int64(time.Minute) {
 			if lastLog != 0 {
 				pk, drops, _ := src.Stats()
 				logSummary(log, a, slog.Uint64("kernel_packets", uint64(pk)), slog.Uint64("kernel_drops", uint64(drops)))
 			}
-			lastLog = now
+			lastLog = wall
 		}
 	}
 	logSummary(log, a)
