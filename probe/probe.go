@@ -169,7 +169,9 @@ type Sample struct {
 	RTT    time.Duration
 	TSRTT  time.Duration // from the TSval the ACK echoed; 0 without timestamps
 	Method string        // "seqack" or "tsecho", see match.Method
-	Peer   PeerState
+	// Piggybacked: the ACK rode on the peer's data (see match.Event).
+	Piggybacked bool
+	Peer        PeerState
 }
 
 // PeerState is a peer's figures at one moment.
@@ -178,6 +180,7 @@ type PeerState struct {
 	Samples            uint64
 	Losses             uint64
 	LastLoss           int64 // Unix ns, 0 never
+	Recent             int64 // least of the last stats.RecentSamples samples not piggybacked, ns
 	Baseline           int64 // least RTT over stats.BaselineAge, ns
 	KeepalivesSent     uint64
 	KeepalivesReceived uint64
@@ -337,7 +340,7 @@ func (a *Agent) onEvent(e *match.Event) {
 			return
 		}
 		a.Counter.Samples++
-		p.st.AddSample(e.Time, e.RTT)
+		p.st.AddSample(e.Time, e.RTT, e.Piggybacked)
 		if e.Method == match.SeqAck && e.TSRTT != 0 && absDiff(e.TSRTT, e.RTT) > 2*int64(time.Millisecond) {
 			// TSval ticks in ms on Linux: beyond two ticks the two
 			// methods disagree about which segment was acknowledged.
@@ -382,7 +385,7 @@ func (a *Agent) state(p *peer, now int64) PeerState {
 	st := p.st
 	return PeerState{
 		Summary: st.Window.Summary(now), Samples: st.Samples, Losses: st.Losses, LastLoss: st.LastLoss,
-		Baseline:       st.Baseline.Min(now),
+		Recent: st.Recent(), Baseline: st.Baseline.Min(now),
 		KeepalivesSent: st.KeepalivesSent, KeepalivesReceived: st.KeepalivesReceived,
 		MessagesSeen: st.MessagesSeen, TTL: st.TTL, Hops: st.Hops, HopChanges: st.HopChanges,
 		LastHopChange: st.LastHopChange, TSMismatches: p.tsMismatches,
@@ -397,7 +400,7 @@ func (a *Agent) sample(p *peer, e *match.Event) Sample {
 	return Sample{
 		Time: time.Unix(0, e.Time), Router: a.cfg.Router, NetworkInstance: a.cfg.NetworkInstance,
 		PeerKey: p.key, RTT: time.Duration(e.RTT), TSRTT: time.Duration(e.TSRTT), Method: m,
-		Peer: a.state(p, e.Time),
+		Piggybacked: e.Piggybacked, Peer: a.state(p, e.Time),
 	}
 }
 
@@ -470,7 +473,9 @@ func Changes(router, ni string, neighbor netip.Addr, st PeerState, t time.Time, 
 		add("rtt-p50", us(st.P50))
 		add("rtt-p99", us(st.P99))
 		add("jitter", decimalUS(st.Jitter/1e3))
-		add("rtt-recent", us(st.Recent))
+		if st.Recent != 0 {
+			add("rtt-recent", us(st.Recent))
+		}
 		if st.Baseline != 0 {
 			add("rtt-baseline", us(st.Baseline))
 		}

@@ -230,6 +230,11 @@ type Event struct {
 	// carry timestamps and that TSval was seen; 0 otherwise.
 	TSRTT  int64
 	Method Method
+	// Piggybacked: the ACK came on a segment carrying the other side's
+	// data. A peer that ACKs at once sends a pure ACK before its own next
+	// message; one whose ACK rides on its data held it back (a delayed
+	// ACK), so the sample times the peer's ACK policy as well as the path.
+	Piggybacked bool
 	Reason LossReason
 	TTL    uint8
 	OldTTL uint8
@@ -435,6 +440,7 @@ func (t *Tracker) acked(f *Flow, o *Half, od Dir, p *packet.Packet, now int64) {
 	o.rtt[o.rttN%rttRing] = e.RTT
 	o.rttN++
 	e.Method = method
+	e.Piggybacked = len(p.Payload) > 0
 	if p.HasTS {
 		if ts, ok := o.tsTime(p.TSecr); ok {
 			e.TSRTT = now - ts

@@ -517,3 +517,29 @@ func TestMissingKeepalives(t *testing.T) {
 		})
 	}
 }
+
+// TestPiggybacked: a sample whose ACK rode on the peer's own keepalive is
+// marked, a pure ACK's is not.
+func TestPiggybacked(t *testing.T) {
+	s := synth.NewSession(a4, b4, packet.LinkEthernet)
+	s.Segment(0, 1e9, synth.Keepalive())
+	s.Ack(1, 1e9+ms)
+	s.Segment(0, 4e9, synth.Keepalive())
+	s.Segment(1, 4e9+17*ms, synth.Keepalive()) // carries the ACK
+	var got []bool
+	tr := match.New(match.Config{Port: 179}, func(e *match.Event) {
+		if e.Kind == match.Sample && e.Flow.Key.Endpoint(e.Dir) == s.A {
+			got = append(got, e.Piggybacked)
+		}
+	})
+	var p packet.Packet
+	for _, f := range s.Frames {
+		if err := packet.Decode(s.Link, f.Data, &p); err != nil {
+			t.Fatal(err)
+		}
+		tr.Packet(&p, f.Time)
+	}
+	if len(got) != 2 || got[0] || !got[1] {
+		t.Errorf("piggybacked %v, want [false true]", got)
+	}
+}

@@ -8,11 +8,14 @@
 // Single samples run long for reasons that are not the path: a peer that
 // delays its ACK (40-200 ms on Linux), a busy host that reads the frame
 // late. A verdict therefore reads two minima, never a single sample:
-// Summary.Recent, the least of the last RecentSamples (5) samples (a step
+// Peer.Recent, the least of the last RecentSamples (5) samples (a step
 // must last that many keepalives to show, a burst of late samples shorter
-// than that never does), and
-// Peer.Baseline, the least RTT over the last BaselineAge (in
-// BaselineBucket buckets), which a sustained rise is measured against.
+// than that never does), and Peer.Baseline, the least RTT over the last
+// BaselineAge (in BaselineBucket buckets), which a sustained rise is
+// measured against. Both leave out samples whose ACK rode on the peer's
+// own data (probe/match's Piggybacked): the peer held that ACK back, and
+// how long depends on when it next had something to send, not on the
+// path. A peer that holds every ACK gives neither figure.
 // After BaselineAge at a new level the baseline has moved there too: the
 // new RTT is then the path's normal.
 package stats
@@ -74,7 +77,7 @@ func (w *Window) expire(now int64) {
 	}
 }
 
-// RecentSamples is how many of the latest samples Summary.Recent is the
+// RecentSamples is how many of the latest samples Peer.Recent is the
 // least of.
 const RecentSamples = 5
 
@@ -83,7 +86,6 @@ type Summary struct {
 	N        int
 	Last     int64 // the latest sample ever, even if aged out
 	Min, Max int64
-	Recent   int64 // least of the last RecentSamples samples in the window
 	Mean     float64
 	P50, P99 int64
 	Jitter   float64 // mean absolute difference of consecutive samples
@@ -113,12 +115,6 @@ func (w *Window) Summary(now int64) Summary {
 			jit += float64(d)
 		}
 		prev = v
-	}
-	for k := max(0, w.n-RecentSamples); k < w.n; k++ {
-		v := w.rtt[(w.head+k)%w.size]
-		if s.Recent == 0 || v < s.Recent {
-			s.Recent = v
-		}
 	}
 	slices.Sort(w.sorted)
 	s.Min, s.Max = w.sorted[0], w.sorted[w.n-1]
@@ -204,6 +200,8 @@ func (b *Baseline) Min(now int64) int64 {
 type Peer struct {
 	Window   *Window
 	Baseline Baseline
+	recent   [RecentSamples]int64
+	recentN  int
 
 	Samples            uint64
 	Losses             uint64
@@ -261,9 +259,27 @@ func (p *Peer) AddLoss(now int64) {
 	p.LastLoss = max(p.LastLoss, now)
 }
 
-// AddSample records an RTT sample.
-func (p *Peer) AddSample(now, rtt int64) {
+// AddSample records an RTT sample; piggybacked says its ACK rode on the
+// peer's data, which keeps it out of Recent and Baseline.
+func (p *Peer) AddSample(now, rtt int64, piggybacked bool) {
 	p.Samples++
 	p.Window.Add(now, rtt)
+	if piggybacked {
+		return
+	}
 	p.Baseline.Add(now, rtt)
+	p.recent[p.recentN%RecentSamples] = rtt
+	p.recentN++
+}
+
+// Recent returns the least of the last RecentSamples samples that were
+// not piggybacked, 0 when there is none.
+func (p *Peer) Recent() int64 {
+	var m int64
+	for i := 0; i < min(p.recentN, RecentSamples); i++ {
+		if m == 0 || p.recent[i] < m {
+			m = p.recent[i]
+		}
+	}
+	return m
 }
