@@ -235,9 +235,9 @@ type Event struct {
 	// message; one whose ACK rides on its data held it back (a delayed
 	// ACK), so the sample times the peer's ACK policy as well as the path.
 	Piggybacked bool
-	Reason LossReason
-	TTL    uint8
-	OldTTL uint8
+	Reason      LossReason
+	TTL         uint8
+	OldTTL      uint8
 }
 
 // Config tunes a Tracker.
