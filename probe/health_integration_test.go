@@ -163,6 +163,7 @@ func TestRTTStepDegraded(t *testing.T) {
 		return health != "HEALTHY"
 	})
 	took := time.Since(step)
+	atVerdict, _ := h.pr.last(peer)
 	after := 0
 	for _, s := range h.pr.since(peer, 0) {
 		if s.Time.After(step) {
@@ -184,6 +185,8 @@ func TestRTTStepDegraded(t *testing.T) {
 	if after > 6 {
 		t.Errorf("%d samples after the step before the verdict changed, want at most 6", after)
 	}
+	// One more sample, so that tcpdump has written the ones before.
+	h.pr.waitSamples(t, peer, 1, 10*time.Second)
 	h.pr.cancel()
 	time.Sleep(300 * time.Millisecond)
 	var pre, post []time.Duration
@@ -191,9 +194,10 @@ func TestRTTStepDegraded(t *testing.T) {
 		if s.PeerKey.Peer != peer {
 			return
 		}
-		if s.Time.Before(step) {
+		switch {
+		case s.Time.Before(step):
 			pre = append(pre, s.RTT)
-		} else {
+		case !s.Time.After(atVerdict.Time):
 			post = append(post, s.RTT)
 		}
 	}})
