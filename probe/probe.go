@@ -58,6 +58,13 @@
 // spuriously; the ACK echoes the first sending's timestamp, and the
 // probe does not count it lost.
 //
+// A peer that holds its ACK and sends it on its own next message
+// (piggybacked) gives samples that time its keepalive timer's phase, not
+// the path: after a lab link went down and up, its routes had lost
+// quickack, and every one of r1's samples toward r2 (FRR) rode on r2's
+// keepalive 4-17 ms later. Such samples stay in the window figures but
+// not in rtt-recent and rtt-baseline.
+//
 // # Config for the CLI (meshd probe)
 //
 //	Router           --router      target name for gNMI, "router" in JSON (default: host name)
