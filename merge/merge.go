@@ -2,6 +2,19 @@
 // meshd-model root per router, applies the changes sources hand it under a
 // precedence rule, and publishes only the leaves that really changed, with
 // discrete events, to any number of consumers through bounded queues.
+//
+// # The verdict
+//
+// Each neighbor gets a joined health verdict (verdict.go): DOWN when its
+// session-state is not ESTABLISHED; DEGRADED when established but the
+// keepalive probe lost a keepalive in the last minute ("keepalives
+// unanswered": retransmitted, unacknowledged past max(1 s, 3 × RTT), or
+// missing at the sender's interval, see probe/match), when the least of
+// the probe's last five RTT samples is above the least of the last hour
+// by more than 10 ms and by more than 50 % ("RTT up …", see probe/stats;
+// single late ACKs never count), or when the path or the session changed
+// in the last 5 minutes; HEALTHY otherwise. Several reasons are joined
+// with "; ".
 package merge
 
 import (
@@ -121,6 +134,7 @@ type nbrInfo struct {
 var verdictInputs = map[string]bool{
 	"session-state": true, "established-transitions": true, "last-established": true,
 	"last-hop-change": true, "last-down-reason": true,
+	"last-loss": true, "rtt-recent": true, "rtt-baseline": true,
 }
 
 // verdictDue reports whether a change below a neighbor calls for the

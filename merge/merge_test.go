@@ -493,3 +493,54 @@ func TestSchemasShareOCTree(t *testing.T) {
 		}
 	}
 }
+
+// TestVerdictProbe: the probe's figures degrade an established session: a
+// keepalive lost within the last minute, or rtt-recent above rtt-baseline
+// by more than max(10 ms, 50 %); neither a rise below both, nor an old
+// loss, nor a session that is down anyway.
+func TestVerdictProbe(t *testing.T) {
+	probe := func(at time.Duration, leaf string, v *gnmi.TypedValue) change.Change {
+		return ch(change.SourceProbe, at, change.MeshdNeighborPath("default", "10.0.0.2", "probe", "state", leaf), v)
+	}
+	us := func(d time.Duration) *gnmi.TypedValue { return change.Decimal(float64(d)/1e3, 3) }
+	ns := func(at time.Duration) *gnmi.TypedValue { return change.Uint(uint64(t0.Add(at).UnixNano())) }
+	tests := []struct {
+		name         string
+		state        string
+		probe        []change.Change
+		health, want string
+	}{
+		{"quiet", "ESTABLISHED", []change.Change{probe(10*time.Second, "rtt-recent", us(900*time.Microsecond)), probe(10*time.Second, "rtt-baseline", us(800*time.Microsecond))},
+			"HEALTHY", "established"},
+		{"loss-now", "ESTABLISHED", []change.Change{probe(10*time.Second, "losses", change.Uint(2)), probe(10*time.Second, "last-loss", ns(10*time.Second))},
+			"DEGRADED", "keepalives unanswered (2 lost)"},
+		{"loss-a-minute-ago", "ESTABLISHED", []change.Change{probe(10*time.Second, "losses", change.Uint(2)), probe(10*time.Second, "last-loss", ns(10*time.Second)),
+			probe(71*time.Second, "rtt-recent", us(time.Millisecond))},
+			"HEALTHY", "established"},
+		{"rtt-step-35ms", "ESTABLISHED", []change.Change{probe(10*time.Second, "rtt-recent", us(35900*time.Microsecond)), probe(10*time.Second, "rtt-baseline", us(900*time.Microsecond))},
+			"DEGRADED", "RTT up 35ms over baseline 900µs"},
+		{"rtt-rise-under-floor", "ESTABLISHED", []change.Change{probe(10*time.Second, "rtt-recent", us(9*time.Millisecond)), probe(10*time.Second, "rtt-baseline", us(500*time.Microsecond))},
+			"HEALTHY", "established"},
+		{"rtt-rise-under-ratio", "ESTABLISHED", []change.Change{probe(10*time.Second, "rtt-recent", us(130*time.Millisecond)), probe(10*time.Second, "rtt-baseline", us(100*time.Millisecond))},
+			"HEALTHY", "established"},
+		{"loss-and-step", "ESTABLISHED", []change.Change{probe(10*time.Second, "losses", change.Uint(1)), probe(10*time.Second, "last-loss", ns(10*time.Second)),
+			probe(10*time.Second, "rtt-recent", us(60*time.Millisecond)), probe(10*time.Second, "rtt-baseline", us(20*time.Millisecond))},
+			"DEGRADED", "keepalives unanswered (1 lost); RTT up 40ms over baseline 20ms"},
+		{"down-wins", "ACTIVE", []change.Change{probe(10*time.Second, "losses", change.Uint(3)), probe(10*time.Second, "last-loss", ns(10*time.Second))},
+			"DOWN", "session-state ACTIVE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCore(t)
+			c.Apply([]change.Change{ch(change.SourceBMP, 0, change.NeighborPath("default", "10.0.0.2", "state", "session-state"), change.String(tc.state))})
+			for _, p := range tc.probe {
+				c.Apply([]change.Change{p})
+			}
+			h, _, _, _ := c.Leaf("r1", change.MeshdNeighborPath("default", "10.0.0.2", "verdict", "state", "health"))
+			r, _, _, _ := c.Leaf("r1", change.MeshdNeighborPath("default", "10.0.0.2", "verdict", "state", "reason"))
+			if h.GetStringVal() != tc.health || r.GetStringVal() != tc.want {
+				t.Errorf("verdict %s %q, want %s %q", h.GetStringVal(), r.GetStringVal(), tc.health, tc.want)
+			}
+		})
+	}
+}

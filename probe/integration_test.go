@@ -48,6 +48,22 @@ func (e wireImpair) loss(t *testing.T, p float64) {
 }
 
 func delayLab(t *testing.T) (imp impair, pr *probeRun, dump string) {
+	l := newDelayLab(t, nil)
+	return l.imp, l.pr, l.dump
+}
+
+// lab is delayLab's parts, for tests that also act on the links.
+type lab struct {
+	imp        wireImpair
+	pr         *probeRun
+	dump       string
+	a, b       *testenv.Netns
+	aDev, bDev string
+}
+
+// newDelayLab builds delayLab; cfg, when set, adjusts the probe's config
+// before it starts.
+func newDelayLab(t *testing.T, cfg func(*Config)) *lab {
 	testenv.RequireRoot(t)
 	a, e, b := testenv.NewNetns(t, "pa"), testenv.NewNetns(t, "pe"), testenv.NewNetns(t, "pb")
 	testenv.Binary(t, "ethtool")
@@ -78,12 +94,16 @@ func delayLab(t *testing.T) (imp impair, pr *probeRun, dump string) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	dump = filepath.Join(dir, t.Name()+".pcap")
+	dump := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".pcap")
 	tcpdump(t, a, dump)
 	startGoBGP(t, a, 65001, "10.71.0.1", []neighbor{{addr: "10.71.0.2", local: "10.71.0.1", as: 65002}, {addr: "fd71::2", local: "fd71::1", as: 65002}})
 	startGoBGP(t, b, 65002, "10.71.0.2", []neighbor{{addr: "10.71.0.1", local: "10.71.0.2", as: 65001}, {addr: "fd71::1", local: "fd71::2", as: 65001}})
-	pr = startProbe(t, Config{Router: "pa", Netns: a.Name, Window: 5})
-	return wireImpair{l: l, from: e1}, pr, dump
+	pc := Config{Router: "pa", Netns: a.Name, Window: 5}
+	if cfg != nil {
+		cfg(&pc)
+	}
+	pr := startProbe(t, pc)
+	return &lab{imp: wireImpair{l: l, from: e1}, pr: pr, dump: dump, a: a, b: b, aDev: aDev, bDev: bDev}
 }
 
 // TestNetemDelay checks the measured RTT against a netem delay on the

@@ -15,6 +15,7 @@ type sampleLine struct {
 	RTTus              float64 `json:"rtt_us"`
 	TSRTTus            float64 `json:"ts_rtt_us,omitempty"`
 	Method             string  `json:"method"`
+	Piggybacked        bool    `json:"piggybacked,omitempty"`
 	MinUS              float64 `json:"rtt_min_us"`
 	MaxUS              float64 `json:"rtt_max_us"`
 	MeanUS             float64 `json:"rtt_mean_us"`
@@ -52,10 +53,22 @@ func sampleJSON(s Sample) sampleLine {
 	return sampleLine{
 		Time: s.Time.UTC().Format(time.RFC3339Nano), Event: "sample", Router: s.Router,
 		NetworkInstance: s.NetworkInstance, Local: s.Local.String(), Neighbor: s.PeerKey.Peer.String(),
-		RTTus: usOf(int64(s.RTT)), TSRTTus: usOf(int64(s.TSRTT)), Method: s.Method,
+		RTTus: usOf(int64(s.RTT)), TSRTTus: usOf(int64(s.TSRTT)), Method: s.Method, Piggybacked: s.Piggybacked,
 		MinUS: usOf(p.Min), MaxUS: usOf(p.Max), MeanUS: p.Mean / 1e3, P50us: usOf(p.P50), P99us: usOf(p.P99),
 		JitterUS: p.Jitter / 1e3, WindowSamples: p.N, Samples: p.Samples, Losses: p.Losses,
 		KeepalivesSent: p.KeepalivesSent, KeepalivesReceived: p.KeepalivesReceived,
 		MessagesSeen: p.MessagesSeen, TTL: p.TTL, Hops: p.Hops, HopChanges: p.HopChanges,
 	}
+}
+
+// lossLine is the --json form of a lost keepalive.
+type lossLine struct {
+	Time            string `json:"time"`
+	Event           string `json:"event"`
+	Router          string `json:"router"`
+	NetworkInstance string `json:"network_instance"`
+	Local           string `json:"local"`
+	Neighbor        string `json:"neighbor"`
+	Reason          string `json:"reason"`
+	Losses          uint64 `json:"loss"`
 }

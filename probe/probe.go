@@ -42,6 +42,29 @@
 // window's minimum is the path's RTT. A peer under the operator's control
 // can be told to ACK at once with `ip route ... quickack 1`.
 //
+// # Noise, and what the verdict reads
+//
+// Single samples run long for reasons that are not a change of the
+// path, and the verdict (merge) never reads a single sample: it reads
+// rtt-recent (the least of the last 5) against rtt-baseline (the least
+// of the last hour), see probe/stats, and losses, see probe/match. In
+// meshd's namespace lab, tcpdump in the router and on both sides of the
+// user-space bridge (internal/wire) put the idle lab's spikes (3-152 ms
+// over a 0.2-0.4 ms path, on a 2-core machine at load 5-10) inside the
+// bridge: frames waited there, in one direction or both, while the
+// peer's turnaround stayed under 0.16 ms (no delayed ACKs: the lab sets
+// quickack) and the probe's RTTs equalled tcpdump's. When the bridge
+// stalls past the sender's RTO, the keepalive is retransmitted
+// spuriously; the ACK echoes the first sending's timestamp, and the
+// probe does not count it lost.
+//
+// A peer that holds its ACK and sends it on its own next message
+// (piggybacked) gives samples that time its keepalive timer's phase, not
+// the path: after a lab link went down and up, its routes had lost
+// quickack, and every one of r1's samples toward r2 (FRR) rode on r2's
+// keepalive 4-17 ms later. Such samples stay in the window figures but
+// not in rtt-recent and rtt-baseline.
+//
 // # Config for the CLI (meshd probe)
 //
 //	Router           --router      target name for gNMI, "router" in JSON (default: host name)
@@ -53,7 +76,8 @@
 //	LocalAddrs       --local       repeatable; the local speaker's addresses (see above)
 //	Window           --window      samples in the sliding window (default 100)
 //	WindowAge        --window-age  max sample age in the window (default 10m)
-//	LossTimeout      --loss-timeout  unacknowledged keepalive counts as lost after (default 10s)
+//	LossTimeout      --loss-timeout  the most a keepalive may wait for its ACK (default 10s); below it
+//	                               the bound is max(1 s, 3 × recent RTT), see probe/match
 //	JSON             --json        write one JSON line per sample and per path change (os.Stdout)
 //	Publish          (wiring)      receives the probe-state leaves after each change, for a gNMI target
 //	OnEvent          (wiring)      receives hop-change events
@@ -152,7 +176,9 @@ type Sample struct {
 	RTT    time.Duration
 	TSRTT  time.Duration // from the TSval the ACK echoed; 0 without timestamps
 	Method string        // "seqack" or "tsecho", see match.Method
-	Peer   PeerState
+	// Piggybacked: the ACK rode on the peer's data (see match.Event).
+	Piggybacked bool
+	Peer        PeerState
 }
 
 // PeerState is a peer's figures at one moment.
@@ -160,6 +186,9 @@ type PeerState struct {
 	stats.Summary
 	Samples            uint64
 	Losses             uint64
+	LastLoss           int64 // Unix ns, 0 never
+	Recent             int64 // least of the last stats.RecentSamples samples not piggybacked, ns
+	Baseline           int64 // least RTT over stats.BaselineAge, ns
 	KeepalivesSent     uint64
 	KeepalivesReceived uint64
 	MessagesSeen       uint64
@@ -318,7 +347,7 @@ func (a *Agent) onEvent(e *match.Event) {
 			return
 		}
 		a.Counter.Samples++
-		p.st.AddSample(e.Time, e.RTT)
+		p.st.AddSample(e.Time, e.RTT, e.Piggybacked)
 		if e.Method == match.SeqAck && e.TSRTT != 0 && absDiff(e.TSRTT, e.RTT) > 2*int64(time.Millisecond) {
 			// TSval ticks in ms on Linux: beyond two ticks the two
 			// methods disagree about which segment was acknowledged.
@@ -332,7 +361,12 @@ func (a *Agent) onEvent(e *match.Event) {
 			return
 		}
 		a.Counter.Losses++
-		p.st.Losses++
+		p.st.AddLoss(e.Time)
+		if a.cfg.JSON != nil {
+			a.writeJSON(lossLine{Time: time.Unix(0, e.Time).UTC().Format(time.RFC3339Nano), Event: "loss",
+				Router: a.cfg.Router, NetworkInstance: a.cfg.NetworkInstance, Local: p.key.Local.String(),
+				Neighbor: p.key.Peer.String(), Reason: e.Reason.String(), Losses: p.st.Losses})
+		}
 		a.publish(a.state(p, e.Time), e.Time, p.key, true)
 	case match.TTL:
 		p := a.peerOf(e.Flow, 1-e.Dir)
@@ -357,7 +391,8 @@ func absDiff(a, b int64) int64 {
 func (a *Agent) state(p *peer, now int64) PeerState {
 	st := p.st
 	return PeerState{
-		Summary: st.Window.Summary(now), Samples: st.Samples, Losses: st.Losses,
+		Summary: st.Window.Summary(now), Samples: st.Samples, Losses: st.Losses, LastLoss: st.LastLoss,
+		Recent: st.Recent(), Baseline: st.Baseline.Min(now),
 		KeepalivesSent: st.KeepalivesSent, KeepalivesReceived: st.KeepalivesReceived,
 		MessagesSeen: st.MessagesSeen, TTL: st.TTL, Hops: st.Hops, HopChanges: st.HopChanges,
 		LastHopChange: st.LastHopChange, TSMismatches: p.tsMismatches,
@@ -372,7 +407,7 @@ func (a *Agent) sample(p *peer, e *match.Event) Sample {
 	return Sample{
 		Time: time.Unix(0, e.Time), Router: a.cfg.Router, NetworkInstance: a.cfg.NetworkInstance,
 		PeerKey: p.key, RTT: time.Duration(e.RTT), TSRTT: time.Duration(e.TSRTT), Method: m,
-		Peer: a.state(p, e.Time),
+		Piggybacked: e.Piggybacked, Peer: a.state(p, e.Time),
 	}
 }
 
@@ -445,11 +480,20 @@ func Changes(router, ni string, neighbor netip.Addr, st PeerState, t time.Time, 
 		add("rtt-p50", us(st.P50))
 		add("rtt-p99", us(st.P99))
 		add("jitter", decimalUS(st.Jitter/1e3))
+		if st.Recent != 0 {
+			add("rtt-recent", us(st.Recent))
+		}
+		if st.Baseline != 0 {
+			add("rtt-baseline", us(st.Baseline))
+		}
 		add("last-sample", uint64(st.LastAt))
 	}
 	add("window-samples", uint64(st.N))
 	add("samples", st.Samples)
 	add("losses", st.Losses)
+	if st.LastLoss != 0 {
+		add("last-loss", uint64(st.LastLoss))
+	}
 	add("keepalives-sent", st.KeepalivesSent)
 	add("keepalives-received", st.KeepalivesReceived)
 	add("messages-seen", st.MessagesSeen)
@@ -534,27 +578,46 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
+	return a.live(ctx, src, func() int64 { return time.Now().UnixNano() }, log)
+}
+
+// liveSource is a live capture: frames, or ErrTimeout after an empty
+// poll, and the kernel's counters.
+type liveSource interface {
+	Next() (capture.Frame, error)
+	Stats() (packets, drops uint32, err error)
+}
+
+// live reads src until ctx ends. The loss timers run on the clock of
+// what has been read: the time of the latest frame handled while frames
+// come, and the wall clock (now) only once the socket had nothing for a
+// poll. A probe that falls behind (a starved CPU) would otherwise count
+// keepalives lost whose ACKs are waiting in its socket buffer.
+func (a *Agent) live(ctx context.Context, src liveSource, now func() int64, log *slog.Logger) error {
 	var lastExpire, lastLog int64
 	for ctx.Err() == nil {
 		f, err := src.Next()
-		now := time.Now().UnixNano()
+		wall := now()
+		clock := int64(0)
 		switch {
 		case err == nil:
 			a.Handle(&f)
+			clock = f.Time
 		case errors.Is(err, capture.ErrTimeout):
+			clock = wall
 		default:
 			return fmt.Errorf("probe: capture: %w", err)
 		}
-		if now-lastExpire > int64(time.Second) {
-			a.Expire(now)
-			lastExpire = now
+		if clock-lastExpire > int64(time.Second) {
+			a.Expire(clock)
+			lastExpire = clock
 		}
-		if now-lastLog > int64(time.Minute) {
+		if wall-lastLog > int64(time.Minute) {
 			if lastLog != 0 {
 				pk, drops, _ := src.Stats()
 				logSummary(log, a, slog.Uint64("kernel_packets", uint64(pk)), slog.Uint64("kernel_drops", uint64(drops)))
 			}
-			lastLog = now
+			lastLog = wall
 		}
 	}
 	logSummary(log, a)

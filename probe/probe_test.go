@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -178,8 +179,19 @@ func TestFixtures(t *testing.T) {
 				t.Errorf("hop events %+v", hop)
 			}
 			lines := strings.Split(strings.TrimSpace(jsonOut.String()), "\n")
-			if len(lines) != 11 { // 10 samples + 1 path change
-				t.Errorf("%d JSON lines, want 11", len(lines))
+			if len(lines) != 12 { // 10 samples + 1 loss + 1 path change
+				t.Errorf("%d JSON lines, want 12", len(lines))
+			}
+			var loss struct{ Event, Reason string }
+			for _, l := range lines {
+				if strings.Contains(l, `"event":"loss"`) {
+					if err := json.Unmarshal([]byte(l), &loss); err != nil {
+						t.Fatalf("JSON line %q: %v", l, err)
+					}
+				}
+			}
+			if loss.Reason != "retransmitted" {
+				t.Errorf("loss line %+v, want the retransmitted keepalive", loss)
 			}
 			var first map[string]any
 			if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
@@ -276,4 +288,50 @@ func TestSessionChangeOnTheWire(t *testing.T) {
 	s.Frames = append(s.Frames, synth.Frame{Time: t0 + 4*ms,
 		Data: synth.Seg{Src: a, Dst: b, Seq: s.Seq(0), Flags: packet.FlagRST, TTL: 64}.Frame(packet.LinkEthernet)})
 	feed("reset", 2)
+}
+
+// stalledSource hands out its frames, then ends the run; it stands for a
+// socket whose frames waited while the probe was starved of CPU.
+type stalledSource struct {
+	frames []capture.Frame
+	cancel context.CancelFunc
+}
+
+func (s *stalledSource) Next() (capture.Frame, error) {
+	if len(s.frames) == 0 {
+		s.cancel()
+		return capture.Frame{}, capture.ErrTimeout
+	}
+	f := s.frames[0]
+	s.frames = s.frames[1:]
+	return f, nil
+}
+
+func (s *stalledSource) Stats() (uint32, uint32, error) { return 0, 0, nil }
+
+// TestLiveClockStalledProbe: a live probe that reads a keepalive and its
+// ACK 5 s after they were captured (it was starved) must not count the
+// keepalive lost in between: its loss timers run on the frames' clock
+// while frames are waiting.
+func TestLiveClockStalledProbe(t *testing.T) {
+	t0 := int64(1_700_000_000) * 1e9
+	s := synth.NewSession(netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("192.0.2.2:179"), packet.LinkEthernet)
+	s.Segment(0, t0, synth.Keepalive())
+	s.Ack(1, t0+ms)
+	s.Segment(0, t0+3000*ms, synth.Keepalive())
+	s.Ack(1, t0+3001*ms)
+	ctx, cancel := context.WithCancel(context.Background())
+	src := &stalledSource{cancel: cancel}
+	for _, f := range s.Frames {
+		src.frames = append(src.frames, capture.Frame{Data: f.Data, Time: f.Time, Link: packet.LinkEthernet})
+	}
+	var samples int
+	a := New(Config{Router: "r1", LocalAddrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, OnSample: func(Sample) { samples++ }}, false)
+	wall := t0 + 5000*ms // every frame is read 2-5 s late
+	if err := a.live(ctx, src, func() int64 { return wall }, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if a.Counter.Losses != 0 || samples != 2 {
+		t.Errorf("losses %d, samples %d; want 0 and 2", a.Counter.Losses, samples)
+	}
 }

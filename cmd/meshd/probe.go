@@ -70,7 +70,7 @@ through its gRPC API) and serves its neighbors' state as OpenConfig leaves
 	fl.StringSliceVar(&f.locals, "local", nil, "the local speaker's addresses (default: the namespace's interface addresses)")
 	fl.IntVar(&f.cfg.Window, "window", 100, "RTT samples in the sliding window")
 	fl.DurationVar(&f.cfg.WindowAge, "window-age", 10*time.Minute, "oldest sample kept in the window")
-	fl.DurationVar(&f.cfg.LossTimeout, "loss-timeout", 10*time.Second, "a keepalive not acknowledged within this counts as lost")
+	fl.DurationVar(&f.cfg.LossTimeout, "loss-timeout", 10*time.Second, "the most a keepalive may wait for its ACK before it counts as lost (below it: max(1s, 3×RTT))")
 	fl.BoolVar(&f.json, "json", false, "print one JSON line per sample and per path change")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:57400", "gNMI target address (empty: do not serve)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "gNMI TLS certificate file")

@@ -3,7 +3,38 @@
 // by marker and length (several per segment, or one split across
 // segments) and pairs each KEEPALIVE with the other side's ACK covering
 // its last byte, which yields an RTT sample timed by capture timestamps.
-// Retransmitted keepalives are losses, never samples (Karn's rule).
+// Retransmitted keepalives are losses, never samples (Karn's rule),
+// unless the ACK's timestamp echo shows the first sending arrived
+// (a spurious retransmission, RFC 3522's Eifel detection).
+//
+// # When a keepalive counts as lost
+//
+// A keepalive is lost when it is retransmitted (and the ACK echoes the
+// retransmission's TSval, or no timestamps are on), when it is not
+// acknowledged within the loss bound, or when it never appears: the
+// sender has stopped putting keepalives on the wire at its usual
+// interval (its link is down, so the kernel has no route and sends
+// nothing, or TCP holds new data back behind a retransmission).
+//
+// The loss bound is 3 × the direction's recent RTT (the largest of its
+// last 4 samples), but no less than Config.LossFloor (default 1 s) and
+// no more than Config.LossTimeout (default 10 s). The floor is above
+// what a healthy peer's ACK policy can add (a Linux peer in its
+// interactive mode holds the ACK of a lone segment 40-200 ms, its
+// TCP_DELACK_MAX) and above Linux's least retransmission timeout
+// (200 ms), so a keepalive the sender gives up on is seen retransmitted
+// first; 3 × RTT takes over on paths slower than 330 ms.
+//
+// The keepalive interval is learned per direction as the longest of the
+// last 4 gaps between consecutive keepalives with nothing else sent in
+// between (RFC 4271 restarts the keepalive timer on an UPDATE). A
+// keepalive is missing when nothing at all has come from that side for
+// k intervals plus the loss bound (an idle 4-router lab on a 2-core
+// machine at load 10 sent its 3 s keepalives 2.81-3.24 s apart, as seen
+// on the wire); at most 3 are counted per silence,
+// which is the hold time RFC 4271 suggests (3 × keepalive), after which
+// the session is over by its own rules. A gap that held a missing
+// keepalive is not learned as an interval.
 //
 // It keeps no payload: only the 19-byte header of the message being read,
 // so memory per flow is fixed and the hot path does not allocate.
@@ -79,6 +110,16 @@ type Half struct {
 	ts  [tsRing]tsSeen
 	tsN int
 
+	rtt  [rttRing]int64 // recent samples of this direction's keepalives
+	rttN int
+
+	lastMsg  int64 // capture time of the latest message this side completed, 0 none
+	prevKA   bool  // that message was a keepalive
+	gaps     [gapRing]int64
+	gapN     int
+	missed   int  // keepalives missing in the current silence
+	gapBlind bool // the current gap held a missing keepalive: not an interval
+
 	TTL      uint8
 	hasTTL   bool
 	sentData bool // this side has sent payload: its TTL is the session's
@@ -89,6 +130,7 @@ type Half struct {
 	Retransmits uint64 // segments carrying bytes already seen
 	Ambiguous   uint64 // covering ACK also acknowledged later data and TS could not vouch for it
 	TSMismatch  uint64 // seq/ack sample whose ACK echoed another segment's TSval
+	Spurious    uint64 // retransmitted keepalives whose first sending was acknowledged (not lost)
 }
 
 type pending struct {
@@ -98,6 +140,9 @@ type pending struct {
 	tsval  uint32
 	hasTS  bool
 	retx   bool // retransmitted: its ACK must not make a sample
+	// undecided: retransmitted, timestamps on, and not yet counted: its
+	// ACK tells whether the first sending arrived (see acked).
+	undecided bool
 }
 
 type tsSeen struct {
@@ -144,6 +189,31 @@ type LossReason uint8
 const (
 	Retransmitted LossReason = iota + 1
 	Unacknowledged
+	// Missing: no keepalive (nor any other message) appeared on the wire
+	// within the sender's learned keepalive interval and the loss bound.
+	Missing
+)
+
+// String names a loss reason.
+func (r LossReason) String() string {
+	switch r {
+	case Retransmitted:
+		return "retransmitted"
+	case Unacknowledged:
+		return "unacknowledged"
+	case Missing:
+		return "missing"
+	}
+	return "unknown"
+}
+
+// Loss-bound facts, see the package documentation.
+const (
+	rttRing      = 4 // recent samples the loss bound is derived from
+	gapRing      = 4 // keepalive gaps the interval is learned from
+	lossRTTs     = 3 // the loss bound in RTTs
+	maxMissing   = 3 // missing keepalives counted per silence (hold = 3 × keepalive)
+	minKeepalive = int64(100 * time.Millisecond)
 )
 
 // Event is handed to the consumer's callback; it is reused, so the
@@ -160,9 +230,14 @@ type Event struct {
 	// carry timestamps and that TSval was seen; 0 otherwise.
 	TSRTT  int64
 	Method Method
-	Reason LossReason
-	TTL    uint8
-	OldTTL uint8
+	// Piggybacked: the ACK came on a segment carrying the other side's
+	// data. A peer that ACKs at once sends a pure ACK before its own next
+	// message; one whose ACK rides on its data held it back (a delayed
+	// ACK), so the sample times the peer's ACK policy as well as the path.
+	Piggybacked bool
+	Reason      LossReason
+	TTL         uint8
+	OldTTL      uint8
 }
 
 // Config tunes a Tracker.
@@ -170,9 +245,12 @@ type Config struct {
 	// Port keeps only segments with this source or destination port; 0
 	// keeps all.
 	Port uint16
-	// LossTimeout: a keepalive not acknowledged this long is a loss
-	// (default 10 s, above any RTO a live session survives with).
+	// LossTimeout caps the loss bound: a keepalive not acknowledged this
+	// long is a loss whatever the RTT (default 10 s).
 	LossTimeout time.Duration
+	// LossFloor is the least loss bound (default 1 s); see the package
+	// documentation.
+	LossFloor time.Duration
 	// IdleTimeout: a flow without segments this long is forgotten
 	// (default 10 min, longer than any hold time).
 	IdleTimeout time.Duration
@@ -202,6 +280,12 @@ type Tracker struct {
 func New(cfg Config, emit func(*Event)) *Tracker {
 	if cfg.LossTimeout <= 0 {
 		cfg.LossTimeout = 10 * time.Second
+	}
+	if cfg.LossFloor <= 0 {
+		cfg.LossFloor = time.Second
+	}
+	if cfg.LossFloor > cfg.LossTimeout {
+		cfg.LossFloor = cfg.LossTimeout
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Minute
@@ -300,7 +384,7 @@ func (t *Tracker) Packet(p *packet.Packet, now int64) {
 
 func (h *Half) reset() {
 	*h = Half{TTL: h.TTL, hasTTL: h.hasTTL, sentData: h.sentData, Gaps: h.Gaps, Desyncs: h.Desyncs,
-		Retransmits: h.Retransmits, Ambiguous: h.Ambiguous, TSMismatch: h.TSMismatch}
+		Retransmits: h.Retransmits, Ambiguous: h.Ambiguous, TSMismatch: h.TSMismatch, Spurious: h.Spurious}
 }
 
 // acked handles an ACK from the other side for half o's data (sent by od).
@@ -316,6 +400,22 @@ func (t *Tracker) acked(f *Flow, o *Half, od Dir, p *packet.Packet, now int64) {
 		return
 	}
 	ka := o.pend[newest]
+	for i := 0; i <= newest; i++ {
+		if !o.pend[i].undecided {
+			continue
+		}
+		// Eifel detection (RFC 3522): an ACK that echoes the first
+		// sending's TSval says the first sending arrived, and the
+		// retransmission was spurious (the ACK was late, e.g. held
+		// by a stalled link). An echo of the retransmission's is a loss.
+		if p.HasTS && p.TSecr == o.pend[i].tsval {
+			o.Spurious++
+			continue
+		}
+		e := t.event(Loss, f, od, now)
+		e.Reason = Retransmitted
+		t.emit(e)
+	}
 	// Older covered keepalives were acknowledged late (one cumulative
 	// ACK), not lost; only the newest gives an honest RTT.
 	o.dropPending(newest + 1)
@@ -337,7 +437,10 @@ func (t *Tracker) acked(f *Flow, o *Half, od Dir, p *packet.Packet, now int64) {
 	}
 	e := t.event(Sample, f, od, now)
 	e.RTT = now - ka.t
+	o.rtt[o.rttN%rttRing] = e.RTT
+	o.rttN++
 	e.Method = method
+	e.Piggybacked = len(p.Payload) > 0
 	if p.HasTS {
 		if ts, ok := o.tsTime(p.TSecr); ok {
 			e.TSRTT = now - ts
@@ -424,6 +527,11 @@ func (t *Tracker) retransmitted(f *Flow, h *Half, d Dir, seq, end uint32, now in
 			continue
 		}
 		pd.retx = true
+		if pd.hasTS {
+			// The ACK (or the loss bound) decides.
+			pd.undecided = true
+			continue
+		}
 		e := t.event(Loss, f, d, now)
 		e.Reason = Retransmitted
 		t.emit(e)
@@ -512,7 +620,15 @@ func (t *Tracker) complete(f *Flow, h *Half, d Dir, end, segEnd uint32, p *packe
 	e := t.event(Message, f, d, now)
 	e.MsgTyp, e.MsgLen = typ, l
 	t.emit(e)
-	if typ != typeKeepalive || l != headerLen {
+	isKA := typ == typeKeepalive && l == headerLen
+	if isKA && h.prevKA && !h.gapBlind && now-h.lastMsg >= minKeepalive {
+		// Several keepalives in one burst (a backlog flushed after an
+		// outage) are no interval: gaps under minKeepalive are skipped.
+		h.gaps[h.gapN%gapRing] = now - h.lastMsg
+		h.gapN++
+	}
+	h.lastMsg, h.prevKA, h.missed, h.gapBlind = now, isKA, 0, false
+	if !isKA {
 		return
 	}
 	if h.npend == maxPending {
@@ -523,34 +639,73 @@ func (t *Tracker) complete(f *Flow, h *Half, d Dir, end, segEnd uint32, p *packe
 	h.npend++
 }
 
-// lost reports the oldest n pending keepalives as unacknowledged and
-// forgets them; retransmitted ones were counted already.
+// lost reports the oldest n pending keepalives as unacknowledged (or
+// retransmitted, when they were) and forgets them; retransmitted ones
+// without timestamps were counted already.
 func (t *Tracker) lost(f *Flow, h *Half, d Dir, now int64, n int) {
 	for i := 0; i < n; i++ {
-		if !h.pend[i].retx {
-			e := t.event(Loss, f, d, now)
-			e.Reason = Unacknowledged
-			t.emit(e)
+		pd := &h.pend[i]
+		if pd.retx && !pd.undecided {
+			continue
 		}
+		e := t.event(Loss, f, d, now)
+		e.Reason = Unacknowledged
+		if pd.retx {
+			e.Reason = Retransmitted
+		}
+		t.emit(e)
 	}
 	h.dropPending(n)
 }
 
+// lossBound is how long a keepalive of h may wait for its ACK (see the
+// package documentation).
+func (t *Tracker) lossBound(h *Half) int64 {
+	var r int64
+	for i := 0; i < min(h.rttN, rttRing); i++ {
+		r = max(r, h.rtt[i])
+	}
+	return min(max(lossRTTs*r, t.cfg.LossFloor.Nanoseconds()), t.cfg.LossTimeout.Nanoseconds())
+}
+
+// interval is h's learned keepalive interval, 0 while unknown.
+func (h *Half) interval() int64 {
+	var iv int64
+	for i := 0; i < min(h.gapN, gapRing); i++ {
+		iv = max(iv, h.gaps[i])
+	}
+	return iv
+}
+
 // Expire counts keepalives unacknowledged for longer than the loss
-// timeout as lost and forgets idle or closed flows. Call it now and then
-// with the current capture time.
+// bound, or missing, as lost and forgets idle or closed flows. Call it
+// now and then (every second or so) with the current capture time.
 func (t *Tracker) Expire(now int64) {
 	lt := t.cfg.LossTimeout.Nanoseconds()
 	idle := t.cfg.IdleTimeout.Nanoseconds()
 	for _, f := range t.flows {
+		closing := f.finSeen[0] || f.finSeen[1]
 		for d := range f.Half {
 			h := &f.Half[d]
+			bound := t.lossBound(h)
 			n := 0
-			for n < h.npend && now-h.pend[n].t > lt {
+			for n < h.npend && now-h.pend[n].t > bound {
 				n++
 			}
 			if n > 0 {
 				t.lost(f, h, Dir(d), now, n)
+			}
+			if closing {
+				continue
+			}
+			if iv := h.interval(); iv > 0 && h.lastMsg != 0 {
+				for h.missed < maxMissing && now-h.lastMsg > int64(h.missed+1)*iv+bound {
+					h.missed++
+					h.gapBlind = true
+					e := t.event(Loss, f, Dir(d), now)
+					e.Reason = Missing
+					t.emit(e)
+				}
 			}
 		}
 		closed := f.finSeen[0] && f.finSeen[1]

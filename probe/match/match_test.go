@@ -160,6 +160,30 @@ func TestScenarios(t *testing.T) {
 		},
 		samples: []int64{20 * ms}, losses: map[match.LossReason]int{match.Retransmitted: 1}, kaA: 2,
 	}, {
+		// Seen on a lab link whose user-space bridge stalled 270 ms: the
+		// ACK of the first sending came after the retransmission, and
+		// echoed the first sending's TSval.
+		name: "spurious-retransmission-is-not-loss",
+		build: func(s *synth.Session) {
+			seq := s.Seq(0)
+			s.Segment(0, t0, synth.Keepalive())
+			first := s.TSval(0)
+			s.SegmentAt(0, t0+214*ms, seq, synth.Keepalive(), s.Seq(1))
+			s.AckEchoing(1, t0+268*ms, first)
+			s.Segment(0, t0+3000*ms, synth.Keepalive())
+			s.Ack(1, t0+3002*ms)
+		},
+		samples: []int64{2 * ms}, kaA: 2,
+	}, {
+		name: "retransmitted-keepalive-unacknowledged-is-loss",
+		build: func(s *synth.Session) {
+			seq := s.Seq(0)
+			s.Segment(0, t0, synth.Keepalive())
+			s.SegmentAt(0, t0+214*ms, seq, synth.Keepalive(), s.Seq(1))
+		},
+		expireAt: t0 + 1500*ms,
+		losses:   map[match.LossReason]int{match.Retransmitted: 1}, kaA: 1,
+	}, {
 		name: "unacknowledged-keepalive-times-out",
 		build: func(s *synth.Session) {
 			s.Segment(0, t0, synth.Keepalive())
@@ -373,4 +397,149 @@ func FuzzTracker(f *testing.F) {
 			t.Fatalf("idle flow survived expiry")
 		}
 	})
+}
+
+// drive feeds s's frames through a tracker with Expire every 100 ms of
+// capture time, as a live probe calls it, up to until, and returns the
+// losses of A's keepalives by reason with the time of each.
+func drive(t *testing.T, s *synth.Session, until int64) (map[match.LossReason]int, []int64) {
+	t.Helper()
+	losses := map[match.LossReason]int{}
+	var at []int64
+	tr := match.New(match.Config{Port: 179}, func(e *match.Event) {
+		if e.Kind == match.Loss && e.Flow.Key.Endpoint(e.Dir) == s.A {
+			losses[e.Reason]++
+			at = append(at, e.Time)
+		}
+	})
+	var p packet.Packet
+	next := int64(0)
+	tick := func(now int64) {
+		if next == 0 {
+			next = now
+		}
+		for ; next <= now; next += 100 * ms {
+			tr.Expire(next)
+		}
+	}
+	for _, f := range s.Frames {
+		tick(f.Time)
+		if err := packet.Decode(s.Link, f.Data, &p); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		tr.Packet(&p, f.Time)
+	}
+	tick(until)
+	return losses, at
+}
+
+// TestLossBound: a keepalive not acknowledged within the loss bound
+// (3 × recent RTT, at least 1 s) is lost, long before the hold time.
+func TestLossBound(t *testing.T) {
+	t0 := int64(1_700_000_000) * 1e9
+	tests := []struct {
+		name  string
+		rtt   int64 // of the acknowledged keepalives before the last
+		until int64 // after the last keepalive's sending
+		want  int
+	}{
+		{"fast-path-within-floor", 20 * ms, 900 * ms, 0},
+		{"fast-path-past-floor", 20 * ms, 1100 * ms, 1},
+		{"delayed-acks-within-floor", 200 * ms, 900 * ms, 0},
+		{"slow-path-within-3rtt", 500 * ms, 1400 * ms, 0},
+		{"slow-path-past-3rtt", 500 * ms, 1600 * ms, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := synth.NewSession(a4, b4, packet.LinkEthernet)
+			var last int64
+			for i := int64(0); i < 4; i++ {
+				last = t0 + i*3000*ms
+				s.Segment(0, last, synth.Keepalive())
+				if i < 3 {
+					s.Ack(1, last+tc.rtt)
+				}
+			}
+			losses, _ := drive(t, s, last+tc.until)
+			if got := losses[match.Unacknowledged]; got != tc.want {
+				t.Errorf("unacknowledged losses %d, want %d (%v)", got, tc.want, losses)
+			}
+		})
+	}
+}
+
+// TestMissingKeepalives: when a sender's keepalives stop appearing on the
+// wire (its link is down: no route, nothing sent), each one due counts as
+// lost once its interval and the loss bound have passed, at most three
+// per silence; jittered intervals, a closed session and a sender whose
+// interval is not known yet count none.
+func TestMissingKeepalives(t *testing.T) {
+	t0 := int64(1_700_000_000) * 1e9
+	sec := 1000 * ms
+	tests := []struct {
+		name  string
+		gaps  []int64 // between A's keepalives, each ACKed at once
+		fin   bool
+		until int64 // after the last keepalive
+		want  []int64
+	}{
+		{"none-before-interval-and-bound", []int64{3 * sec, 3 * sec, 3 * sec}, false, 3900 * ms, nil},
+		{"one-after-4s", []int64{3 * sec, 3 * sec, 3 * sec}, false, 4200 * ms, []int64{4100 * ms}},
+		{"two-after-7s", []int64{3 * sec, 3 * sec, 3 * sec}, false, 7200 * ms, []int64{4100 * ms, 7100 * ms}},
+		{"at-most-three", []int64{3 * sec, 3 * sec, 3 * sec}, false, 60 * sec, []int64{4100 * ms, 7100 * ms, 10100 * ms}},
+		{"jittered-interval", []int64{3 * sec, 2250 * ms, 2900 * ms, 2300 * ms, 3 * sec, 2250 * ms}, false, 3900 * ms, nil},
+		{"closed", []int64{3 * sec, 3 * sec}, true, 60 * sec, nil},
+		{"interval-unknown", nil, false, 60 * sec, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := synth.NewSession(a4, b4, packet.LinkEthernet)
+			last := t0
+			s.Segment(0, last, synth.Keepalive())
+			s.Ack(1, last+ms)
+			for _, g := range tc.gaps {
+				last += g
+				s.Segment(0, last, synth.Keepalive())
+				s.Ack(1, last+ms)
+			}
+			if tc.fin {
+				s.FIN(0, last+2*ms)
+				s.FIN(1, last+3*ms)
+			}
+			losses, at := drive(t, s, last+tc.until)
+			var rel []int64
+			for _, x := range at {
+				rel = append(rel, x-last)
+			}
+			if !eq(rel, tc.want) || losses[match.Unacknowledged]+losses[match.Retransmitted] != 0 {
+				t.Errorf("losses %v at %v after the last keepalive, want %d missing at %v", losses, rel, len(tc.want), tc.want)
+			}
+		})
+	}
+}
+
+// TestPiggybacked: a sample whose ACK rode on the peer's own keepalive is
+// marked, a pure ACK's is not.
+func TestPiggybacked(t *testing.T) {
+	s := synth.NewSession(a4, b4, packet.LinkEthernet)
+	s.Segment(0, 1e9, synth.Keepalive())
+	s.Ack(1, 1e9+ms)
+	s.Segment(0, 4e9, synth.Keepalive())
+	s.Segment(1, 4e9+17*ms, synth.Keepalive()) // carries the ACK
+	var got []bool
+	tr := match.New(match.Config{Port: 179}, func(e *match.Event) {
+		if e.Kind == match.Sample && e.Flow.Key.Endpoint(e.Dir) == s.A {
+			got = append(got, e.Piggybacked)
+		}
+	})
+	var p packet.Packet
+	for _, f := range s.Frames {
+		if err := packet.Decode(s.Link, f.Data, &p); err != nil {
+			t.Fatal(err)
+		}
+		tr.Packet(&p, f.Time)
+	}
+	if len(got) != 2 || got[0] || !got[1] {
+		t.Errorf("piggybacked %v, want [false true]", got)
+	}
 }

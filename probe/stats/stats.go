@@ -2,6 +2,22 @@
 // window of RTT samples (bounded by count and by age) summarised as last,
 // min, max, mean, p50, p99 and jitter; counters; and the hop count derived
 // from the peer's TTL, with path-change detection.
+//
+// # Robust figures for a verdict
+//
+// Single samples run long for reasons that are not the path: a peer that
+// delays its ACK (40-200 ms on Linux), a busy host that reads the frame
+// late. A verdict therefore reads two minima, never a single sample:
+// Peer.Recent, the least of the last RecentSamples (5) samples (a step
+// must last that many keepalives to show, a burst of late samples shorter
+// than that never does), and Peer.Baseline, the least RTT over the last
+// BaselineAge (in BaselineBucket buckets), which a sustained rise is
+// measured against. Both leave out samples whose ACK rode on the peer's
+// own data (probe/match's Piggybacked): the peer held that ACK back, and
+// how long depends on when it next had something to send, not on the
+// path. A peer that holds every ACK gives neither figure.
+// After BaselineAge at a new level the baseline has moved there too: the
+// new RTT is then the path's normal.
 package stats
 
 import (
@@ -60,6 +76,10 @@ func (w *Window) expire(now int64) {
 		w.n--
 	}
 }
+
+// RecentSamples is how many of the latest samples Peer.Recent is the
+// least of.
+const RecentSamples = 5
 
 // Summary describes a window at one moment. Durations are ns.
 type Summary struct {
@@ -134,12 +154,58 @@ func Hops(ttl uint8) uint8 {
 	return 0
 }
 
+// Baseline ages, see the package documentation.
+const (
+	BaselineAge    = time.Hour
+	BaselineBucket = 5 * time.Minute
+)
+
+const baselineBuckets = int(BaselineAge / BaselineBucket)
+
+// Baseline keeps the least RTT of each BaselineBucket over BaselineAge.
+type Baseline struct {
+	b [baselineBuckets]struct{ start, min int64 }
+}
+
+// Add records a sample of rtt ns taken at now (Unix ns).
+func (b *Baseline) Add(now, rtt int64) {
+	start := now - now%int64(BaselineBucket)
+	i := int(start/int64(BaselineBucket)) % baselineBuckets
+	if i < 0 {
+		i += baselineBuckets
+	}
+	if b.b[i].start != start {
+		b.b[i].start, b.b[i].min = start, rtt
+		return
+	}
+	b.b[i].min = min(b.b[i].min, rtt)
+}
+
+// Min returns the least RTT of the buckets of the last BaselineAge, 0 when
+// there is none.
+func (b *Baseline) Min(now int64) int64 {
+	var m int64
+	for _, x := range b.b {
+		if x.start == 0 || now-x.start >= int64(BaselineAge) {
+			continue
+		}
+		if m == 0 || x.min < m {
+			m = x.min
+		}
+	}
+	return m
+}
+
 // Peer is what the probe knows of one (local, peer) pair.
 type Peer struct {
-	Window *Window
+	Window   *Window
+	Baseline Baseline
+	recent   [RecentSamples]int64
+	recentN  int
 
 	Samples            uint64
 	Losses             uint64
+	LastLoss           int64  // Unix ns, 0 never
 	KeepalivesSent     uint64 // by the local speaker
 	KeepalivesReceived uint64 // from the peer
 	MessagesSeen       uint64 // any type, both directions
@@ -187,8 +253,33 @@ func (p *Peer) ObserveTTL(now int64, ttl uint8) (HopChange, bool) {
 	return c, true
 }
 
-// AddSample records an RTT sample.
-func (p *Peer) AddSample(now, rtt int64) {
+// AddLoss records a lost keepalive.
+func (p *Peer) AddLoss(now int64) {
+	p.Losses++
+	p.LastLoss = max(p.LastLoss, now)
+}
+
+// AddSample records an RTT sample; piggybacked says its ACK rode on the
+// peer's data, which keeps it out of Recent and Baseline.
+func (p *Peer) AddSample(now, rtt int64, piggybacked bool) {
 	p.Samples++
 	p.Window.Add(now, rtt)
+	if piggybacked {
+		return
+	}
+	p.Baseline.Add(now, rtt)
+	p.recent[p.recentN%RecentSamples] = rtt
+	p.recentN++
+}
+
+// Recent returns the least of the last RecentSamples samples that were
+// not piggybacked, 0 when there is none.
+func (p *Peer) Recent() int64 {
+	var m int64
+	for i := 0; i < min(p.recentN, RecentSamples); i++ {
+		if m == 0 || p.recent[i] < m {
+			m = p.recent[i]
+		}
+	}
+	return m
 }

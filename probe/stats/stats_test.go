@@ -101,3 +101,73 @@ func TestObserveTTL(t *testing.T) {
 		t.Fatalf("counters %d %d", p.HopChanges, p.LastHopChange)
 	}
 }
+
+// TestRecent: Recent is the least of the last five samples, so a burst
+// of four late ones (an idle test link saw 22.1 18.6 9.1 9.2 ms over a
+// 2.1 ms path) never moves it and a step of five does; samples whose ACK
+// rode on the peer's data count in the window but not in Recent or
+// Baseline.
+func TestRecent(t *testing.T) {
+	ms := int64(time.Millisecond)
+	type smp struct {
+		rtt   int64
+		piggy bool
+	}
+	plain := func(rtts ...int64) []smp {
+		var out []smp
+		for _, r := range rtts {
+			out = append(out, smp{rtt: r})
+		}
+		return out
+	}
+	tests := []struct {
+		name           string
+		samples        []smp
+		recent, base   int64
+		windowMin, max int64
+	}{
+		{"one-sample", plain(5 * ms), 5 * ms, 5 * ms, 5 * ms, 5 * ms},
+		{"burst-of-four", plain(2*ms, 2*ms, 22*ms, 18*ms, 9*ms, 9*ms), 2 * ms, 2 * ms, 2 * ms, 22 * ms},
+		{"step", plain(1*ms, 1*ms, 36*ms, 36*ms, 37*ms, 36*ms, 38*ms), 36 * ms, 1 * ms, 1 * ms, 38 * ms},
+		{"piggybacked-left-out", []smp{{1 * ms, false}, {17 * ms, true}, {18 * ms, true}, {17 * ms, true}, {17 * ms, true}, {17 * ms, true}, {18 * ms, true}},
+			1 * ms, 1 * ms, 1 * ms, 18 * ms},
+		{"only-piggybacked", []smp{{17 * ms, true}, {18 * ms, true}}, 0, 0, 17 * ms, 18 * ms},
+	}
+	for _, tc := range tests {
+		p := NewPeer(20, 0)
+		var now int64
+		for i, sm := range tc.samples {
+			now = int64(1_700_000_000+3*i) * 1e9
+			p.AddSample(now, sm.rtt, sm.piggy)
+		}
+		s := p.Window.Summary(now)
+		if p.Recent() != tc.recent || p.Baseline.Min(now) != tc.base || s.Min != tc.windowMin || s.Max != tc.max {
+			t.Errorf("%s: recent %d baseline %d window %d-%d, want %d %d %d-%d", tc.name, p.Recent(), p.Baseline.Min(now), s.Min, s.Max,
+				tc.recent, tc.base, tc.windowMin, tc.max)
+		}
+	}
+}
+
+// TestBaseline: the least RTT of the last hour, whatever the window holds.
+func TestBaseline(t *testing.T) {
+	t0 := int64(1_700_000_000) * 1e9
+	min := int64(time.Minute)
+	var p Peer
+	p.Window = NewWindow(5, 0)
+	p.AddSample(t0, 900_000, false)
+	for i := int64(1); i <= 50; i++ {
+		p.AddSample(t0+i*min/2, 36_000_000, false) // a step, for 25 minutes
+	}
+	if b := p.Baseline.Min(t0 + 25*min); b != 900_000 {
+		t.Fatalf("baseline after 25 min of a step: %d, want the 0.9 ms before it", b)
+	}
+	if s := p.Window.Summary(t0 + 25*min); s.Min != 36_000_000 {
+		t.Fatalf("window min %d: the window has moved on", s.Min)
+	}
+	if b := p.Baseline.Min(t0 + 61*min); b != 36_000_000 {
+		t.Fatalf("baseline an hour on: %d, want the new level", b)
+	}
+	if b := (&Baseline{}).Min(t0); b != 0 {
+		t.Fatalf("empty baseline %d", b)
+	}
+}

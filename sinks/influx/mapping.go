@@ -122,6 +122,7 @@ var probeLeaf = map[string]string{
 	"rtt-last": "rtt_us", "rtt-min": "rtt_min_us", "rtt-max": "rtt_max_us", "rtt-mean": "rtt_mean_us",
 	"rtt-p50": "rtt_p50_us", "rtt-p99": "rtt_p99_us", "jitter": "jitter_us", "losses": "loss",
 	"last-hop-change": "last_hop_change_ns", "last-sample": "last_sample_ns",
+	"rtt-recent": "rtt_recent_us", "rtt-baseline": "rtt_baseline_us", "last-loss": "last_loss_ns",
 }
 
 // bmpStatNames names the RFC 7854/8671/9069 statistics types.

@@ -272,8 +272,30 @@ func (s *Session) SegmentAt(d int, t int64, seq uint32, payload []byte, ack uint
 	return end
 }
 
+// TSval returns the TSval of side d's latest segment.
+func (s *Session) TSval(d int) uint32 { return s.ts[d] }
+
+// AckEchoing emits a pure ACK from side d at time t whose TSecr is tsecr
+// (an echo of an earlier segment than the latest, as RFC 7323 has a
+// receiver echo when a retransmission was spurious).
+func (s *Session) AckEchoing(d int, t int64, tsecr uint32) {
+	s.tsSeen[d] = tsecr
+	s.Ack(d, t)
+}
+
 // Ack emits a pure ACK from side d at time t.
 func (s *Session) Ack(d int, t int64) { s.Segment(d, t, nil) }
+
+// FIN emits a FIN from side d at time t, acknowledging everything.
+func (s *Session) FIN(d int, t int64) {
+	src, dst := s.ends(d)
+	s.ts[d] = uint32(t/1e6) + uint32(d)*7919
+	seg := Seg{Src: src, Dst: dst, Seq: s.seq[d], Ack: s.seq[1-d], Flags: packet.FlagACK | packet.FlagFIN,
+		TTL: s.TTL[d], HasTS: s.TS, TSval: s.ts[d], TSecr: s.tsSeen[d], MD5: s.MD5, AO: s.AO, VLANs: s.VLANs}
+	s.tsSeen[1-d] = s.ts[d]
+	s.Frames = append(s.Frames, Frame{Time: t, Data: seg.Frame(s.Link)})
+	s.seq[d]++
+}
 
 // Handshake emits SYN, SYN-ACK, ACK at t, with A connecting.
 func (s *Session) Handshake(t int64, rtt int64) {
