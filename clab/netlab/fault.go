@@ -35,6 +35,12 @@ func (l *Lab) Fault(kind, a, b, arg string) error {
 			if p.PeerName != b {
 				continue
 			}
+			if ra.Daemon == "bird" {
+				if err := l.birdReset(ra, p.PeerAddr); err != nil {
+					return err
+				}
+				continue
+			}
 			if ra.Daemon == "frr" {
 				if err := l.vtysh(ra, "clear bgp "+p.PeerAddr.String()); err != nil {
 					return err
@@ -88,6 +94,9 @@ func (l *Lab) Hijack(name, prefix string) error {
 	p, err := netip.ParsePrefix(prefix)
 	if err != nil {
 		return fmt.Errorf("hijack %q: %w", prefix, err)
+	}
+	if r.Daemon == "bird" {
+		return l.birdHijack(r, p)
 	}
 	if r.Daemon == "frr" {
 		af := "ipv4"

@@ -41,7 +41,7 @@ type Router struct {
 	ASN    uint32
 	ID     string // BGP router ID
 	Mgmt   string // address on the management bridge
-	Daemon string // gobgpd or frr
+	Daemon string // gobgpd, frr or bird
 }
 
 // Link is a point-to-point link between two routers.
@@ -102,11 +102,15 @@ func NewTopology(n int) (*Topology, error) {
 	return t, nil
 }
 
-// daemonFor puts gobgpd on odd routers and FRR on even ones, so every
-// link but the ring's closing one joins the two implementations.
+// daemonFor cycles gobgpd, FRR and BIRD (r1 gobgpd, r2 FRR, r3 BIRD, r4
+// gobgpd, ...), so ring links join two different implementations, as
+// operators run all three. With 2 routers there is no BIRD.
 func daemonFor(i int) string {
-	if i%2 == 0 {
+	switch i % 3 {
+	case 2:
 		return "frr"
+	case 0:
+		return "bird"
 	}
 	return "gobgpd"
 }

@@ -139,7 +139,7 @@ PREFIX makes router R originate PREFIX.`,
 			return netlab.Forward(ctx)
 		},
 	}
-	cmd.AddCommand(up, down, status, fault, forward, wireCmd)
+	cmd.AddCommand(up, down, status, fault, forward, wireCmd, newLabVerifyCmd(&dir))
 	return cmd
 }
 
