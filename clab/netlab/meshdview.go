@@ -15,6 +15,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/netns"
@@ -143,7 +144,7 @@ func stripModule(s string) string {
 }
 
 // readGNMI reads every router's neighbors from meshd's gNMI target.
-func readGNMI(ctx context.Context, routers []Router) (MeshdView, error) {
+func readGNMI(ctx context.Context, routers []Router, raw map[string][]byte) (MeshdView, error) {
 	conn, err := grpc.NewClient(fmt.Sprintf("passthrough:///127.0.0.1:%d", GNMIPort),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
@@ -168,6 +169,7 @@ func readGNMI(ctx context.Context, routers []Router) (MeshdView, error) {
 			return nil, fmt.Errorf("meshd gNMI Get %s: %w", r.Name, err)
 		}
 		ApplyGNMI(v, r.Name, resp)
+		raw["gnmi-get-"+r.Name+".textproto"] = []byte(prototext.Format(resp))
 	}
 	return v, nil
 }
@@ -187,7 +189,7 @@ type influxResult struct {
 
 // influxQuery runs InfluxQL statements against the lab's database meshd,
 // with times in ns since the epoch.
-func influxQuery(ctx context.Context, q string) (*influxResult, error) {
+func influxQuery(ctx context.Context, q string, raw map[string][]byte, name string) (*influxResult, error) {
 	c := NSHTTPClient(MgmtNS)
 	c.Timeout = 30 * time.Second
 	u := fmt.Sprintf("http://%s:%d/query?db=meshd&epoch=ns&q=%s", MgmtAddr, InfluxPort, url.QueryEscape(q))
@@ -204,6 +206,7 @@ func influxQuery(ctx context.Context, q string) (*influxResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	raw[name] = b
 	return parseInflux(q, b)
 }
 
@@ -367,10 +370,10 @@ func ApplyRoutes(res *influxResult) map[RouteKey][]MeshdRoute {
 	return out
 }
 
-func readInflux(ctx context.Context) (MeshdView, map[RouteKey][]MeshdRoute, error) {
+func readInflux(ctx context.Context, raw map[string][]byte) (MeshdView, map[RouteKey][]MeshdRoute, error) {
 	var res [4]*influxResult
 	for i, q := range []string{qNeighbor, qPeerAS, qAFI, qRoutes} {
-		r, err := influxQuery(ctx, q)
+		r, err := influxQuery(ctx, q, raw, fmt.Sprintf("influx-%s.json", []string{"neighbor", "peer-as", "afi", "routes"}[i]))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -417,7 +420,7 @@ func ApplyAPI(v MeshdView, b []byte) error {
 	return nil
 }
 
-func readAPI(ctx context.Context) (MeshdView, error) {
+func readAPI(ctx context.Context, raw map[string][]byte) (MeshdView, error) {
 	c := NSHTTPClient(MgmtNS)
 	req, err := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/api/sessions", HTTPPort))
 	if err != nil {
@@ -432,6 +435,7 @@ func readAPI(ctx context.Context) (MeshdView, error) {
 	if err != nil {
 		return nil, err
 	}
+	raw["api-sessions.json"] = b
 	v := MeshdView{}
 	return v, ApplyAPI(v, b)
 }

@@ -155,6 +155,8 @@ func agrees(got, before, after string) bool {
 type Views struct {
 	Sessions map[string]MeshdView // by view name
 	Routes   map[RouteKey][]MeshdRoute
+	// Raw keeps meshd's answers by file name, for --dump.
+	Raw map[string][]byte
 }
 
 // checker accumulates one round's checks.
@@ -474,17 +476,47 @@ func (c *checker) routes(av, bv *RouterView) {
 				continue
 			}
 			nbr := mk.Neighbor
-			if ribSpec.best {
-				if nbr != "0.0.0.0" && nbr != "::" {
-					continue
-				}
+			self := nbr == "0.0.0.0" || nbr == "::"
+			if ribSpec.best && !self {
+				continue
+			}
+			if self {
+				// The router's own instance: its own routes (FRR sends
+				// them post-policy with peer 0.0.0.0).
 				nbr = ""
 			}
 			if ok, _ := bmpSends(r.Daemon, ribSpec.rib, mk.AFISAFI); !ok {
 				continue
 			}
 			k := rk{nbr, mk.AFISAFI, mk.Prefix}
-			if held[k] || len(ia[k]) > 0 || len(ib[k]) > 0 {
+			if held[k] {
+				continue
+			}
+			if self && !ribSpec.best {
+				// Own routes in an Adj-RIB-In: compare their origin with
+				// the router's own routes.
+				own := func(rs []Route) []rv {
+					var out []rv
+					for _, x := range rs {
+						if x.Neighbor == "" && x.AFISAFI == k.af && x.Prefix == k.prefix {
+							out = append(out, rv{x.OriginAS, x.ASPath})
+						}
+					}
+					return out
+				}
+				oa, ob := own(av.Routes), own(bv.Routes)
+				if len(oa) > 0 && same(oa, ob) {
+					c.rep.Checks++
+					for _, g := range c.views.Routes[mk] {
+						if g.OriginAS != oa[0].origin {
+							c.rep.Mismatches = append(c.rep.Mismatches, Mismatch{Router: r.Name, Neighbor: mk.Neighbor, AFISAFI: k.af + " " + ribSpec.rib, Prefix: k.prefix,
+								Field: "origin-as", Source: src + " own route", Want: fmt.Sprint(oa[0].origin), Got: map[string]string{ViewInflux: fmt.Sprint(g.OriginAS)}, Bad: []string{ViewInflux}})
+						}
+					}
+					continue
+				}
+			}
+			if len(ia[k]) > 0 || len(ib[k]) > 0 {
 				continue
 			}
 			c.rep.Checks++
@@ -564,13 +596,14 @@ func (l *Lab) verifyRound(ctx context.Context, dump string) (*Report, error) {
 	}
 	var views Views
 	views.Sessions = map[string]MeshdView{}
-	if views.Sessions[ViewGNMI], err = readGNMI(ctx, l.Topo.Routers); err != nil {
+	views.Raw = map[string][]byte{}
+	if views.Sessions[ViewGNMI], err = readGNMI(ctx, l.Topo.Routers, views.Raw); err != nil {
 		return nil, err
 	}
-	if views.Sessions[ViewInflux], views.Routes, err = readInflux(ctx); err != nil {
+	if views.Sessions[ViewInflux], views.Routes, err = readInflux(ctx, views.Raw); err != nil {
 		return nil, err
 	}
-	if views.Sessions[ViewAPI], err = readAPI(ctx); err != nil {
+	if views.Sessions[ViewAPI], err = readAPI(ctx, views.Raw); err != nil {
 		return nil, err
 	}
 	after, err := l.readRouters(ctx)
@@ -578,7 +611,7 @@ func (l *Lab) verifyRound(ctx context.Context, dump string) (*Report, error) {
 		return nil, err
 	}
 	if dump != "" {
-		if err := dumpRaw(dump, after); err != nil {
+		if err := dumpRaw(dump, after, views.Raw); err != nil {
 			return nil, err
 		}
 	}
@@ -614,9 +647,14 @@ func (l *Lab) readRouters(ctx context.Context) (map[string]*RouterView, error) {
 	return out, first
 }
 
-func dumpRaw(dir string, views map[string]*RouterView) error {
+func dumpRaw(dir string, views map[string]*RouterView, meshd map[string][]byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	for name, b := range meshd {
+		if err := os.WriteFile(filepath.Join(dir, "meshd-"+name), b, 0o644); err != nil {
+			return err
+		}
 	}
 	for name, v := range views {
 		for cmd, b := range v.Raw {
