@@ -52,16 +52,21 @@ func buildMeshd(t *testing.T) string {
 
 func startLab(t *testing.T) *labEnv {
 	t.Helper()
+	// Five routers: the ring plus a chord r1-r3, so r2 can be an extra hop.
+	return startLabN(t, 5)
+}
+
+func startLabN(t *testing.T, routers int) *labEnv {
+	t.Helper()
 	testenv.RequireRoot(t)
-	for _, b := range []string{"gobgpd", "gobgp", "bgpd", "influxd", "ethtool"} {
+	for _, b := range []string{"gobgpd", "gobgp", "bgpd", "vtysh", "bird", "birdc", "influxd", "ethtool"} {
 		testenv.Binary(t, b)
 	}
 	bin := buildMeshd(t)
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(routers)*5*time.Second)
 	defer cancel()
-	// Five routers: the ring plus a chord r1-r3, so r2 can be an extra hop.
-	l, err := netlab.Up(ctx, netlab.Options{Routers: 5, Dir: dir, Meshd: bin, Bin: tools.Look})
+	l, err := netlab.Up(ctx, netlab.Options{Routers: routers, Dir: dir, Meshd: bin, Bin: tools.Look})
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
