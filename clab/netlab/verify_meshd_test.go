@@ -3,7 +3,11 @@ package netlab
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/encoding/prototext"
 )
 
 func readMeshdFixture(t *testing.T, name string) []byte {
@@ -37,5 +41,101 @@ func TestApplyAPI(t *testing.T) {
 	}
 	if err := ApplyAPI(MeshdView{}, []byte(`{"router":"r1"}`)); err == nil {
 		t.Error("an answer that is not a list of rows was accepted")
+	}
+}
+
+// loadMeshdRound reads meshd's answers captured in the same verify round
+// as the routers' in testdata/verify/round (gNMI Get as prototext, the
+// InfluxQL answers, /api/sessions).
+func loadMeshdRound(t *testing.T) Views {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("testdata", "verify", "round", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	v := Views{Sessions: map[string]MeshdView{ViewGNMI: {}, ViewInflux: {}, ViewAPI: {}}}
+	for _, r := range []string{"r1", "r2", "r4"} {
+		var resp gpb.GetResponse
+		if err := prototext.Unmarshal(read("meshd-gnmi-get-"+r+".textproto"), &resp); err != nil {
+			t.Fatal(err)
+		}
+		ApplyGNMI(v.Sessions[ViewGNMI], r, &resp)
+	}
+	var res [4]*influxResult
+	for i, q := range []struct{ q, f string }{{qNeighbor, "neighbor"}, {qPeerAS, "peer-as"}, {qAFI, "afi"}, {qRoutes, "routes"}} {
+		r, err := parseInflux(q.q, read("meshd-influx-"+q.f+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res[i] = r
+	}
+	ApplyInflux(v.Sessions[ViewInflux], res[0], res[1], res[2])
+	v.Routes = ApplyRoutes(res[3])
+	if err := ApplyAPI(v.Sessions[ViewAPI], read("meshd-api-sessions.json")); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// The readers of meshd's views, on its real answers.
+func TestMeshdReaders(t *testing.T) {
+	v := loadMeshdRound(t)
+	k := SessionKey{"r1", "10.100.1.2"}
+	for _, name := range []string{ViewGNMI, ViewInflux, ViewAPI} {
+		s := v.Sessions[name][k]
+		if s == nil {
+			t.Fatalf("%s: no %v", name, k)
+		}
+		state, _ := ptrStr(s.State)
+		if state != "ESTABLISHED" || numStr(s.PeerAS) != "4200000002" || numStr(s.Transitions) != "1" {
+			t.Errorf("%s %v: state %s peer AS %s transitions %s", name, k, state, numStr(s.PeerAS), numStr(s.Transitions))
+		}
+	}
+	for _, name := range []string{ViewGNMI, ViewInflux} {
+		a := v.Sessions[name][k].AFs["IPV4_UNICAST"]
+		if a == nil {
+			t.Fatalf("%s: no IPV4_UNICAST", name)
+		}
+		if got := [3]string{numStr(a.ReceivedPre), numStr(a.Received), numStr(a.Sent)}; got != [3]string{"4", "2", "2"} {
+			t.Errorf("%s %v IPV4_UNICAST: pre %s received %s sent %s, want 4 2 2 (gobgpd r1 said 4 received, 2 accepted, 2 advertised)", name, k, got[0], got[1], got[2])
+		}
+	}
+	// Routes: the last point of a route in InfluxDB's time order.
+	own := v.Routes[RouteKey{"r1", "0.0.0.0", "LOC_RIB", "IPV4_UNICAST", "10.200.1.0/24"}]
+	if len(own) != 1 || own[0].OriginAS != 0 {
+		t.Errorf("r1's own 10.200.1.0/24 in its Loc-RIB: %+v, want one route with origin_as 0 as meshd stored it", own)
+	}
+	gone := v.Routes[RouteKey{"r2", "10.100.2.2", "ADJ_RIB_IN_POST", "IPV4_UNICAST", "10.200.1.0/24"}]
+	if len(gone) != 1 {
+		t.Errorf("r2 10.100.2.2 10.200.1.0/24 post-policy: %+v: its last point (1 µs after the withdraw) is an announce", gone)
+	}
+}
+
+// verify on one real round of the lab (routers and meshd read together)
+// reports the mismatches the live run printed, among them the doubled
+// prefix count, the origin AS 0 of own routes and FRR's post-policy AS
+// paths.
+func TestCompareRealRound(t *testing.T) {
+	topo, routers := loadRouters(t, "round")
+	rep := Compare(topo, routers, routers, loadMeshdRound(t))
+	var b strings.Builder
+	rep.Write(&b)
+	for _, want := range []string{
+		"MISMATCH r1 10.100.4.1 * prefixes-received: router r1 (gobgpd) (sum over AFI-SAFIs): 3; meshd api: 6 (differs)",
+		"MISMATCH r1 - IPV4_UNICAST LOC_RIB 10.200.1.0/24 origin-as: router r1 (gobgpd): 4200000001; meshd influx: 0 (differs)",
+		`MISMATCH r2 10.100.2.2 IPV4_UNICAST ADJ_RIB_IN_POST 10.200.3.0/24 as-path: router r2 (frr): "4200000003"; meshd influx: "4200000002 4200000003" (differs)`,
+		"MISMATCH r2 10.100.1.1 IPV4_UNICAST ADJ_RIB_IN_PRE 10.200.1.0/24 origin-as: router r2 (frr): 4200000001; meshd influx: no route (differs)",
+		"MISMATCH r2 0.0.0.0 IPV4_UNICAST ADJ_RIB_IN_POST 10.200.2.0/24 origin-as: router r2 (frr) own route: 4200000002; meshd influx: 0 (differs)",
+		"MISMATCH r2 10.100.2.2 IPV4_UNICAST prefixes-received-pre-policy: router r3 (bird, the session's other end) exported: 2; meshd gnmi: 0 (differs); meshd influx: 0 (differs)",
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("report lacks\n%s\nreport:\n%s", want, b.String())
+		}
+	}
+	if len(rep.Mismatches) != 28 {
+		t.Errorf("%d mismatches, want the live run's 28:\n%s", len(rep.Mismatches), b.String())
 	}
 }

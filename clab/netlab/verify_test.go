@@ -11,12 +11,17 @@ import (
 // verify/lab4, see its README) into router views.
 func loadLab4(t *testing.T) (*Topology, map[string]*RouterView) {
 	t.Helper()
+	return loadRouters(t, "lab4")
+}
+
+func loadRouters(t *testing.T, dir string) (*Topology, map[string]*RouterView) {
+	t.Helper()
 	topo, err := NewTopology(4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join("testdata", "verify", "lab4", name))
+		b, err := os.ReadFile(filepath.Join("testdata", "verify", dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
