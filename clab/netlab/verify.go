@@ -273,12 +273,21 @@ func Compare(topo *Topology, before, after map[string]*RouterView, views Views) 
 		}
 		c.routes(av, bv)
 	}
+	// A stable order, so two runs' reports can be compared line by line.
 	sort.SliceStable(rep.Mismatches, func(i, j int) bool {
 		a, b := rep.Mismatches[i], rep.Mismatches[j]
 		if a.Router != b.Router {
 			ra, _ := topo.Router(a.Router)
 			rb, _ := topo.Router(b.Router)
 			return ra.Index < rb.Index
+		}
+		if (a.Prefix == "") != (b.Prefix == "") {
+			return a.Prefix == "" // sessions first, then routes
+		}
+		for _, p := range [][2]string{{a.Neighbor, b.Neighbor}, {a.AFISAFI, b.AFISAFI}, {a.Prefix, b.Prefix}} {
+			if p[0] != p[1] {
+				return p[0] < p[1]
+			}
 		}
 		return false
 	})
