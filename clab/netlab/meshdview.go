@@ -78,6 +78,10 @@ type RouteKey struct {
 type MeshdRoute struct {
 	OriginAS uint32
 	ASPath   string
+	// Tied is set when a withdraw of the route has the same time as its
+	// last announce: InfluxDB cannot say which came last (action is a
+	// tag, so the two are points of different series).
+	Tied bool
 }
 
 // gnmiLeaf is a number or string leaf value.
@@ -355,17 +359,37 @@ func ApplyRoutes(res *influxResult) map[RouteKey][]MeshdRoute {
 		k  RouteKey
 		id uint64
 	}
-	cur := map[pk]MeshdRoute{}
+	type state struct {
+		r         MeshdRoute
+		announced bool
+		t         float64
+		withdrawT float64
+	}
+	cur := map[pk]*state{}
 	for _, p := range pts {
-		if p.withdraw {
-			delete(cur, pk{p.key, p.pathID})
-		} else {
-			cur[pk{p.key, p.pathID}] = p.r
+		k := pk{p.key, p.pathID}
+		st := cur[k]
+		if st == nil {
+			st = &state{withdrawT: -1}
+			cur[k] = st
 		}
+		if p.withdraw {
+			if st.announced && st.t == p.t {
+				// Same time as the announce: keep the route, marked.
+				st.r.Tied = true
+				continue
+			}
+			st.announced, st.withdrawT = false, p.t
+			continue
+		}
+		st.r, st.announced, st.t = p.r, true, p.t
+		st.r.Tied = st.withdrawT == p.t
 	}
 	out := map[RouteKey][]MeshdRoute{}
-	for k, r := range cur {
-		out[k.k] = append(out[k.k], r)
+	for k, st := range cur {
+		if st.announced {
+			out[k.k] = append(out[k.k], st.r)
+		}
 	}
 	return out
 }

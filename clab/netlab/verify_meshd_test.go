@@ -139,3 +139,32 @@ func TestCompareRealRound(t *testing.T) {
 		t.Errorf("%d mismatches, want the live run's 28:\n%s", len(rep.Mismatches), b.String())
 	}
 }
+
+// bmp_route replayed in time order: a withdraw after an announce removes
+// the route, one at the same time leaves it marked as tied, and path IDs
+// are routes of their own.
+func TestApplyRoutes(t *testing.T) {
+	q := `{"results":[{"series":[
+{"name":"bmp_route","tags":{"router":"r1","neighbor":"10.100.1.2","rib":"ADJ_RIB_IN_POST","afi_safi":"IPV4_UNICAST","action":"announce"},
+ "columns":["time","prefix","origin_as","as_path","path_id"],
+ "values":[[100,"10.200.2.0/24",4200000002,"4200000002",null],[100,"10.200.3.0/24",4200000003,"4200000002 4200000003",null],[300,"10.200.4.0/24",4200000004,"4200000004",1],[300,"10.200.4.0/24",4200000005,"4200000005",2]]},
+{"name":"bmp_route","tags":{"router":"r1","neighbor":"10.100.1.2","rib":"ADJ_RIB_IN_POST","afi_safi":"IPV4_UNICAST","action":"withdraw"},
+ "columns":["time","prefix","origin_as","as_path","path_id"],
+ "values":[[100,"10.200.3.0/24",4200000003,"4200000002 4200000003",null],[200,"10.200.2.0/24",4200000002,"4200000002",null],[400,"10.200.4.0/24",4200000004,"4200000004",1]]}
+]}]}`
+	res, err := parseInflux(qRoutes, []byte(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ApplyRoutes(res)
+	key := func(p string) RouteKey { return RouteKey{"r1", "10.100.1.2", "ADJ_RIB_IN_POST", "IPV4_UNICAST", p} }
+	if r := got[key("10.200.2.0/24")]; len(r) != 0 {
+		t.Errorf("10.200.2.0/24 withdrawn later: %+v", r)
+	}
+	if r := got[key("10.200.3.0/24")]; len(r) != 1 || !r[0].Tied {
+		t.Errorf("10.200.3.0/24 withdrawn at the announce's time: %+v, want one tied route", r)
+	}
+	if r := got[key("10.200.4.0/24")]; len(r) != 1 || r[0].OriginAS != 4200000005 {
+		t.Errorf("10.200.4.0/24 path 1 withdrawn, path 2 kept: %+v", r)
+	}
+}
