@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -216,7 +217,11 @@ func influxQuery(ctx context.Context, q string, raw map[string][]byte, name stri
 
 func parseInflux(q string, b []byte) (*influxResult, error) {
 	var res influxResult
-	if err := json.Unmarshal(b, &res); err != nil {
+	// Numbers as json.Number: times in ns since the epoch do not fit a
+	// float64's 53 bits, and a point 1 ns after another must stay after it.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&res); err != nil {
 		return nil, fmt.Errorf("InfluxQL %q: %w", q, err)
 	}
 	if res.Error != "" {
@@ -235,10 +240,22 @@ func anyNum(v any) (uint64, bool) {
 	case float64:
 		return uint64(x), true
 	case json.Number:
-		n, err := strconv.ParseUint(x.String(), 10, 64)
-		return n, err == nil
+		if n, err := strconv.ParseUint(x.String(), 10, 64); err == nil {
+			return n, true
+		}
+		f, err := x.Float64()
+		return uint64(f), err == nil && f >= 0
 	}
 	return 0, false
+}
+
+// anyTime reads a point's time in ns since the epoch (epoch=ns).
+func anyTime(v any) int64 {
+	if x, ok := v.(json.Number); ok {
+		n, _ := x.Int64()
+		return n
+	}
+	return 0
 }
 
 // InfluxQL for meshd's last values: last() of each field merges a
@@ -275,7 +292,7 @@ func ApplyInflux(v MeshdView, neighbor, peerAS, afi *influxResult) {
 		}
 	}
 	type latest struct {
-		t  float64
+		t  int64
 		as string
 	}
 	last := map[SessionKey]latest{}
@@ -283,7 +300,7 @@ func ApplyInflux(v MeshdView, neighbor, peerAS, afi *influxResult) {
 		for _, s := range r.Series {
 			k := SessionKey{s.Tags["router"], s.Tags["neighbor"]}
 			for _, row := range s.Values {
-				t, _ := row[0].(float64)
+				t := anyTime(row[0])
 				if l, ok := last[k]; !ok || t > l.t {
 					last[k] = latest{t, s.Tags["peer_as"]}
 				}
@@ -324,7 +341,7 @@ func ApplyInflux(v MeshdView, neighbor, peerAS, afi *influxResult) {
 // on its route monitoring message).
 func ApplyRoutes(res *influxResult) map[RouteKey][]MeshdRoute {
 	type pt struct {
-		t        float64
+		t        int64
 		key      RouteKey
 		pathID   uint64
 		withdraw bool
@@ -338,7 +355,7 @@ func ApplyRoutes(res *influxResult) map[RouteKey][]MeshdRoute {
 				for i, col := range s.Columns {
 					switch col {
 					case "time":
-						p.t, _ = row[i].(float64)
+						p.t = anyTime(row[i])
 					case "prefix":
 						p.key.Prefix, _ = row[i].(string)
 					case "origin_as":
@@ -362,8 +379,8 @@ func ApplyRoutes(res *influxResult) map[RouteKey][]MeshdRoute {
 	type state struct {
 		r         MeshdRoute
 		announced bool
-		t         float64
-		withdrawT float64
+		t         int64
+		withdrawT int64
 	}
 	cur := map[pk]*state{}
 	for _, p := range pts {

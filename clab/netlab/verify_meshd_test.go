@@ -150,7 +150,13 @@ func TestApplyRoutes(t *testing.T) {
  "values":[[100,"10.200.2.0/24",4200000002,"4200000002",null],[100,"10.200.3.0/24",4200000003,"4200000002 4200000003",null],[300,"10.200.4.0/24",4200000004,"4200000004",1],[300,"10.200.4.0/24",4200000005,"4200000005",2]]},
 {"name":"bmp_route","tags":{"router":"r1","neighbor":"10.100.1.2","rib":"ADJ_RIB_IN_POST","afi_safi":"IPV4_UNICAST","action":"withdraw"},
  "columns":["time","prefix","origin_as","as_path","path_id"],
- "values":[[100,"10.200.3.0/24",4200000003,"4200000002 4200000003",null],[200,"10.200.2.0/24",4200000002,"4200000002",null],[400,"10.200.4.0/24",4200000004,"4200000004",1]]}
+ "values":[[100,"10.200.3.0/24",4200000003,"4200000002 4200000003",null],[200,"10.200.2.0/24",4200000002,"4200000002",null],[400,"10.200.4.0/24",4200000004,"4200000004",1]]},
+{"name":"bmp_route","tags":{"router":"r1","neighbor":"10.100.1.2","rib":"LOC_RIB","afi_safi":"IPV4_UNICAST","action":"announce"},
+ "columns":["time","prefix","origin_as","as_path","path_id"],
+ "values":[[1796253782920703000,"10.200.5.0/24",4200000005,"4200000005",null]]},
+{"name":"bmp_route","tags":{"router":"r1","neighbor":"10.100.1.2","rib":"LOC_RIB","afi_safi":"IPV4_UNICAST","action":"withdraw"},
+ "columns":["time","prefix","origin_as","as_path","path_id"],
+ "values":[[1796253782920703001,"10.200.5.0/24",4200000005,"4200000005",null]]}
 ]}]}`
 	res, err := parseInflux(qRoutes, []byte(q))
 	if err != nil {
@@ -163,6 +169,10 @@ func TestApplyRoutes(t *testing.T) {
 	}
 	if r := got[key("10.200.3.0/24")]; len(r) != 1 || !r[0].Tied {
 		t.Errorf("10.200.3.0/24 withdrawn at the announce's time: %+v, want one tied route", r)
+	}
+	// 1 ns later, at today's times: beyond a float64's precision.
+	if r := got[RouteKey{"r1", "10.100.1.2", "LOC_RIB", "IPV4_UNICAST", "10.200.5.0/24"}]; len(r) != 0 {
+		t.Errorf("10.200.5.0/24 withdrawn 1 ns after its announce: %+v", r)
 	}
 	if r := got[key("10.200.4.0/24")]; len(r) != 1 || r[0].OriginAS != 4200000005 {
 		t.Errorf("10.200.4.0/24 path 1 withdrawn, path 2 kept: %+v", r)
