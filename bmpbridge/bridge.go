@@ -1,6 +1,3 @@
-// Package bmpbridge is meshd's BMP listener: it accepts BMP sessions from
-// routers, decodes them, and feeds the merge core with neighbor state,
-// counters and route events.
 package bmpbridge
 
 import (

@@ -406,3 +406,222 @@ func TestStalePeerAfterReconnect(t *testing.T) {
 		t.Errorf("peer 1 session-state = %q", s)
 	}
 }
+
+// TestOriginChangeAcrossViews: a more-specific (or the same prefix) with
+// another origin than the covering route is reported whichever of the
+// router's RIB views holds the covering route, also when one of the two
+// is the router's own (an empty AS_PATH in its Loc-RIB or Adj-RIB-Out,
+// whose origin is the router's AS, 65001 in upStream's Peer Up).
+func TestOriginChangeAcrossViews(t *testing.T) {
+	const local, remote = 65001, 42009012
+	locRIB := func() *bmpgen.Peer { return &bmpgen.Peer{Type: 3, AS: local, BGPID: rID, Time: t0} }
+	ribOut := func() *bmpgen.Peer {
+		p := peer()
+		p.Flags = bmpgen.FlagL | bmpgen.FlagO
+		return p
+	}
+	own := func(p string) *bmpgen.Route {
+		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, NextHop: netip.MustParseAddr("192.0.2.1")}
+	}
+	theirs := func(p string) *bmpgen.Route {
+		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, ASPath: []uint32{remote}, NextHop: pAddr}
+	}
+	type msg struct {
+		p *bmpgen.Peer
+		r *bmpgen.Route
+	}
+	tests := []struct {
+		name     string
+		before   []msg // the table before End-of-RIB
+		after    msg   // the news
+		old, new int64
+		covering string
+		rib      string
+	}{
+		{"their more-specific of our Loc-RIB prefix", []msg{{locRIB(), own("10.200.2.0/24")}}, msg{peer(), theirs("10.200.2.0/25")}, local, remote, "10.200.2.0/24", "LOC_RIB"},
+		{"our more-specific of their prefix", []msg{{peer(), theirs("10.200.1.0/24")}}, msg{locRIB(), own("10.200.1.0/25")}, remote, local, "10.200.1.0/24", "ADJ_RIB_IN_PRE"},
+		{"their more-specific of our Adj-RIB-Out prefix", []msg{{ribOut(), own("10.200.3.0/24")}}, msg{peer(), theirs("10.200.3.0/25")}, local, remote, "10.200.3.0/24", "ADJ_RIB_OUT_POST"},
+		{"their copy of our Loc-RIB prefix", []msg{{locRIB(), own("10.200.4.0/24")}}, msg{peer(), theirs("10.200.4.0/24")}, local, remote, "", "LOC_RIB"},
+	}
+	// Not news: export policy rewriting the path of a route the router
+	// sends on (remove-private-as) gives it another origin in the
+	// Adj-RIB-Out.
+	t.Run("Adj-RIB-Out rewrite", func(t *testing.T) {
+		r := newRig(t, Config{})
+		stream := upStream("edge1")
+		stream = bmpgen.AppendRouteMonitoring(stream, peer(), theirs("10.200.5.0/24"))
+		for _, p := range []*bmpgen.Peer{peer(), ribOut()} {
+			stream = bmpgen.AppendEndOfRIB(stream, p)
+		}
+		stream = bmpgen.AppendRouteMonitoring(stream, ribOut(), own("10.200.5.0/24"))
+		c := r.send(t, stream)
+		defer c.Close()
+		// An origin_change comes in the same batch as the route events.
+		waitFor(t, "both route events", func() bool { return r.count(change.EventRoute, nil) == 2 })
+		if n := r.count(change.EventOriginChange, nil); n != 0 {
+			t.Errorf("%d origin_change events for the rewritten Adj-RIB-Out route", n)
+		}
+	})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Config{})
+			stream := upStream("edge1")
+			for _, m := range tc.before {
+				stream = bmpgen.AppendRouteMonitoring(stream, m.p, m.r)
+			}
+			for _, p := range []*bmpgen.Peer{peer(), locRIB(), ribOut()} {
+				stream = bmpgen.AppendEndOfRIB(stream, p)
+			}
+			stream = bmpgen.AppendRouteMonitoring(stream, tc.after.p, tc.after.r)
+			c := r.send(t, stream)
+			defer c.Close()
+			waitFor(t, "an origin_change event", func() bool { return r.count(change.EventOriginChange, nil) > 0 })
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for _, e := range r.events {
+				if e.Kind != change.EventOriginChange {
+					continue
+				}
+				f := e.Fields
+				ms, _ := f["more_specific_of"].(string)
+				if f["old_origin_as"] != tc.old || f["new_origin_as"] != tc.new || ms != tc.covering || f["covering_rib"] != tc.rib {
+					t.Errorf("origin_change %v, want old %d new %d more_specific_of %q covering_rib %s", f, tc.old, tc.new, tc.covering, tc.rib)
+				}
+			}
+			// The router's own routes carry its AS as their origin.
+			for _, e := range r.events {
+				if e.Kind == change.EventRoute && e.Route.ASPath == "" && e.Route.OriginAS != local {
+					t.Errorf("own route %s in %s: origin_as %d, want %d", e.Route.Prefix, e.Route.RIB, e.Route.OriginAS, local)
+				}
+			}
+		})
+	}
+}
+
+// TestFRRFeedQuirks replays FRR 8.4's feed for a neighbor without
+// soft-reconfiguration inbound: post-policy routes whose AS_PATH starts
+// with FRR's own AS (65001 in upStream's Peer Up), each followed by a
+// pre-policy withdraw of the same route. The neighbor's path is the route
+// event's AS path; received-pre-policy is not written (the feed cannot
+// carry it) rather than shown as 0; the withdraws are no missing
+// withdraws. A feed that carries pre-policy routes (gobgpd's) keeps its
+// received-pre-policy, and Adj-RIB-Out paths keep the prepend.
+func TestFRRFeedQuirks(t *testing.T) {
+	post := func() *bmpgen.Peer { p := peer(); p.Flags = bmpgen.FlagL; return p }
+	out := func() *bmpgen.Peer { p := peer(); p.Flags = bmpgen.FlagL | bmpgen.FlagO; return p }
+	route := func(p string, path ...uint32) *bmpgen.Route {
+		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, ASPath: path, NextHop: pAddr}
+	}
+	wd := func(p string) *bmpgen.Route {
+		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, Withdraw: true}
+	}
+	leaf := func(l string) *gpb.Path {
+		return change.AfiSafiPath("default", "192.0.2.2", "IPV4_UNICAST", "state", "prefixes", l)
+	}
+	for _, tc := range []struct {
+		name    string
+		stream  func() []byte
+		pre     int // received-pre-policy, -1 for none
+		missing float64
+		quirks  map[string]float64
+		asPaths map[string]string // view -> AS path of 10.1.0.0/24
+	}{
+		{"FRR live updates", func() []byte {
+			b := upStream("edge1")
+			b = bmpgen.AppendEndOfRIB(b, post())
+			b = bmpgen.AppendEndOfRIB(b, peer())
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 65001, 42009012))
+				b = bmpgen.AppendRouteMonitoring(b, peer(), wd(p))
+			}
+			return bmpgen.AppendRouteMonitoring(b, out(), route("10.1.0.0/24", 65001, 42009012))
+		}, -1, 0, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 1},
+			map[string]string{"ADJ_RIB_IN_POST": "42009012", "ADJ_RIB_OUT_POST": "65001 42009012"}},
+		{"FRR initial sync", func() []byte {
+			b := upStream("edge1")
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 65001, 42009012, 64999))
+			}
+			b = bmpgen.AppendEndOfRIB(b, post())
+			return bmpgen.AppendEndOfRIB(b, peer())
+		}, -1, 0, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 1},
+			map[string]string{"ADJ_RIB_IN_POST": "42009012 64999"}},
+		{"FRR pre-policy only", func() []byte {
+			b := upStream("edge1")
+			b = bmpgen.AppendEndOfRIB(b, peer())
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, peer(), wd(p))
+			}
+			// The post-policy routes (what the test waits for) come
+			// after the withdraws, so these were judged without them.
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 42009012))
+			}
+			return b
+		}, -1, 0, map[string]float64{"local_as_prepended": 0, "pre_policy_without_adj_rib_in": 1},
+			map[string]string{"ADJ_RIB_IN_POST": "42009012"}},
+		{"FRR soft-reconfiguration, first route denied", func() []byte {
+			b := upStream("edge1")
+			b = bmpgen.AppendEndOfRIB(b, post())
+			b = bmpgen.AppendEndOfRIB(b, peer())
+			b = bmpgen.AppendRouteMonitoring(b, post(), wd("10.9.0.0/24"))
+			b = bmpgen.AppendRouteMonitoring(b, peer(), wd("10.9.0.0/24"))
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 65001, 42009012))
+				b = bmpgen.AppendRouteMonitoring(b, peer(), route(p, 65001, 42009012))
+			}
+			return b
+		}, 3, 2, map[string]float64{"local_as_prepended": 1, "pre_policy_without_adj_rib_in": 0},
+			map[string]string{"ADJ_RIB_IN_PRE": "42009012", "ADJ_RIB_IN_POST": "42009012"}},
+		{"gobgpd", func() []byte {
+			b := upStream("edge1")
+			for _, p := range []string{"10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"} {
+				b = bmpgen.AppendRouteMonitoring(b, peer(), route(p, 42009012))
+				b = bmpgen.AppendRouteMonitoring(b, post(), route(p, 42009012))
+			}
+			b = bmpgen.AppendRouteMonitoring(b, peer(), route("10.4.0.0/24", 42009012))
+			b = bmpgen.AppendEndOfRIB(b, post())
+			return bmpgen.AppendEndOfRIB(b, peer())
+		}, 4, 0, map[string]float64{"local_as_prepended": 0, "pre_policy_without_adj_rib_in": 0},
+			map[string]string{"ADJ_RIB_IN_PRE": "42009012", "ADJ_RIB_IN_POST": "42009012"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Config{FlushInterval: 20 * time.Millisecond})
+			c := r.send(t, tc.stream())
+			defer c.Close()
+			// The pre-policy view's own counter is written in the same
+			// pass as received-pre-policy would be.
+			preView := keyed(change.MeshdNeighborPath("default", "192.0.2.2", "bmp", "ribs", "rib", "state", "prefixes"), "rib", "view", "ADJ_RIB_IN_PRE")
+			waitFor(t, "received 3 and the pre-policy view's counter", func() bool {
+				return r.val("edge1", leaf("received")).GetUintVal() == 3 && r.val("edge1", preView) != nil &&
+					(tc.pre < 0 || r.val("edge1", leaf("received-pre-policy")).GetUintVal() == uint64(tc.pre))
+			})
+			got := r.val("edge1", leaf("received-pre-policy"))
+			if tc.pre >= 0 && got.GetUintVal() != uint64(tc.pre) {
+				t.Errorf("received-pre-policy = %v, want %d", got, tc.pre)
+			}
+			if tc.pre < 0 && got != nil {
+				t.Errorf("received-pre-policy = %v, want none: the sender keeps no Adj-RIB-In", got)
+			}
+			for q, want := range tc.quirks {
+				if n := testutil.ToFloat64(r.b.m.quirks[q]); n != want {
+					t.Errorf("quirk %s counted %v, want %v", q, n, want)
+				}
+			}
+			if n := testutil.ToFloat64(r.b.m.outcomes[3]); n != tc.missing {
+				t.Errorf("missing withdraws %v, want %v", n, tc.missing)
+			}
+			// Events reach the rig through the core's subscription, a
+			// moment after the leaves.
+			for view, want := range tc.asPaths {
+				announce := func(e change.Event) bool {
+					return e.Route.RIB == view && e.Route.Prefix == "10.1.0.0/24" && e.Route.Action == change.Announce
+				}
+				waitFor(t, view+" announce of 10.1.0.0/24", func() bool { return r.count(change.EventRoute, announce) > 0 })
+				if n := r.count(change.EventRoute, func(e change.Event) bool { return announce(e) && e.Route.ASPath == want }); n == 0 {
+					t.Errorf("%s: no announce of 10.1.0.0/24 with AS path %q", view, want)
+				}
+			}
+		})
+	}
+}

@@ -360,3 +360,107 @@ func TestListenIPv4AndIPv6(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerDownFlood replays what FRR 8.4 sends around one session reset
+// while the peer refuses to reconnect: a Peer Down per failed attempt
+// (bgp_bmp.c sends one on every backward FSM transition), stamped with
+// the peer's last state change, and for a peer never up with the
+// router's boot time. Only the real down counts: down-count, history and
+// peer_down events say 1, the rest is counted as ignored.
+func TestPeerDownFlood(t *testing.T) {
+	r := newRig(t, Config{})
+	boot := t0.Add(-40 * time.Minute)
+	at := func(p *bmpgen.Peer, ts time.Time) *bmpgen.Peer {
+		p.Time = ts
+		return p
+	}
+	never := func() *bmpgen.Peer {
+		return &bmpgen.Peer{Addr: netip.MustParseAddr("192.0.2.9"), AS: 42009099, Time: boot}
+	}
+	stream := upStream("edge1") // 192.0.2.2 up at t0
+	// A neighbor configured but never up: FRR reports it at BMP start and
+	// after every failed attempt.
+	for range 3 {
+		stream = bmpgen.AppendPeerDown(stream, never(), 3, 0, 0, nil, 0)
+	}
+	// The real down, then the flood of failed reconnects (each with the
+	// time of the down, the peer's last change), then one stamped before
+	// the session was up at all.
+	stream = bmpgen.AppendPeerDown(stream, at(peer(), t0.Add(10*time.Second)), 3, 6, 4, nil, 0)
+	for range 6 {
+		stream = bmpgen.AppendPeerDown(stream, at(peer(), t0.Add(10*time.Second)), 2, 0, 0, nil, 0)
+	}
+	stream = bmpgen.AppendPeerDown(stream, at(peer(), boot), 3, 0, 0, nil, 0)
+	c := r.send(t, stream)
+	defer c.Close()
+
+	nb := func(addr string, e ...string) *gpb.Path { return change.MeshdNeighborPath("default", addr, e...) }
+	oc := func(addr, leaf string) *gpb.Path { return change.NeighborPath("default", addr, "state", leaf) }
+	waitFor(t, "Peer Downs handled", func() bool {
+		return testutil.ToFloat64(r.b.m.ignoredDowns["never_up"]) == 3 && testutil.ToFloat64(r.b.m.ignoredDowns["already_down"]) == 7
+	})
+	if got := r.val("edge1", nb("192.0.2.2", "bmp", "state", "down-count")).GetUintVal(); got != 1 {
+		t.Errorf("down-count = %d, want 1", got)
+	}
+	if got := r.val("edge1", nb("192.0.2.2", "bmp", "state", "last-down")).GetUintVal(); got != uint64(t0.Add(10*time.Second).UnixNano()) {
+		t.Errorf("last-down = %v, want the real down's time", time.Unix(0, int64(got)))
+	}
+	if got := r.val("edge1", nb("192.0.2.2", "bmp", "state", "last-down-reason-code")).GetUintVal(); got != 3 {
+		t.Errorf("last-down-reason-code = %d, want the real down's 3", got)
+	}
+	if v := r.val("edge1", nb("192.0.2.2", "bmp", "history", "event")); v != nil {
+		t.Errorf("history list has a value: %v", v)
+	}
+	if v := r.val("edge1", keyed(nb("192.0.2.2", "bmp", "history", "event", "state", "kind"), "event", "sequence", "3")); v != nil {
+		t.Errorf("history entry 3 (beyond up, down): %v", v)
+	}
+	if got := r.val("edge1", oc("192.0.2.2", "established-transitions")).GetUintVal(); got != 1 {
+		t.Errorf("established-transitions = %d, want 1", got)
+	}
+	// The never-up neighbor: known to be configured and not established,
+	// with no down counted and no event.
+	if got := r.val("edge1", oc("192.0.2.9", "session-state")).GetStringVal(); got != "IDLE" {
+		t.Errorf("never-up neighbor session-state = %q, want IDLE", got)
+	}
+	if v := r.val("edge1", nb("192.0.2.9", "bmp", "state", "down-count")); v != nil {
+		t.Errorf("never-up neighbor down-count = %v, want none", v)
+	}
+	waitFor(t, "the one peer_down event", func() bool { return r.count(change.EventPeerDown, nil) >= 1 })
+	// The core has applied all the above: events of the same batches
+	// would have arrived with them.
+	if n := r.count(change.EventPeerDown, nil); n != 1 {
+		t.Errorf("peer_down events = %d, want 1", n)
+	}
+	r.mu.Lock()
+	for _, e := range r.events {
+		if e.Kind == change.EventPeerDown && !e.Time.Equal(t0.Add(10*time.Second)) {
+			t.Errorf("peer_down event at %v, want %v", e.Time, t0.Add(10*time.Second))
+		}
+	}
+	r.mu.Unlock()
+}
+
+// TestPeerDownImplausibleTime: a Peer Down stamped before the peer's
+// last Peer Up (FRR's boot-time stamp), or with no time, is stamped with
+// the receive time instead.
+func TestPeerDownImplausibleTime(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ts   time.Time
+	}{{"before the Peer Up", t0.Add(-40 * time.Minute)}, {"zero", time.Time{}}, {"far future", time.Now().Add(24 * time.Hour)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Config{})
+			p := peer()
+			p.Time = tc.ts
+			before := time.Now()
+			c := r.send(t, bmpgen.AppendPeerDown(upStream("edge1"), p, 2, 0, 0, nil, 0))
+			defer c.Close()
+			ld := change.MeshdNeighborPath("default", "192.0.2.2", "bmp", "state", "last-down")
+			waitFor(t, "last-down", func() bool { return r.val("edge1", ld) != nil })
+			got := time.Unix(0, int64(r.val("edge1", ld).GetUintVal()))
+			if got.Before(before) || got.After(time.Now()) {
+				t.Errorf("last-down = %v, want the receive time (after %v)", got, before)
+			}
+		})
+	}
+}

@@ -21,6 +21,12 @@ type metrics struct {
 	// instanceRoutes holds the route counts of pseudo-peers (Loc-RIB
 	// instances, 0.0.0.0), which the model has no neighbor for.
 	instanceRoutes *prometheus.GaugeVec
+	// ignoredDowns counts Peer Downs for peers not up, by reason.
+	ignoredDownsVec *prometheus.CounterVec
+	ignoredDowns    map[string]prometheus.Counter
+	// quirks counts peers per sender quirk meshd corrects or distrusts.
+	quirksVec *prometheus.CounterVec
+	quirks    map[string]prometheus.Counter
 
 	// Children resolved once, for the hot path.
 	outcomes [5]prometheus.Counter // announce, withdraw, duplicate, missing_withdraw, origin_change
@@ -50,6 +56,10 @@ func newMetrics() *metrics {
 			Help: "Routes dropped without a withdraw, by reason (peer_down, stale: peer not re-announced after a BMP reconnect)."}, []string{"reason"}),
 		instanceRoutes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshd_bmp_instance_routes",
 			Help: "Routes held for a router's own RIB instances (Loc-RIB, peer 0.0.0.0/::), which are not BGP neighbors."}, []string{"router", "network_instance", "rib"}),
+		ignoredDownsVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_peer_downs_ignored_total",
+			Help: "Peer Down messages for peers meshd does not hold up (never_up, already_down), which are no session going down: FRR sends one per failed connection attempt."}, []string{"reason"}),
+		quirksVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_sender_quirks_total",
+			Help: "Peers whose BMP feed showed a sender quirk, by quirk (local_as_prepended: Adj-RIB-In AS paths start with the router's own AS, dropped; pre_policy_without_adj_rib_in: the pre-policy feed is withdraws only, received-pre-policy not written)."}, []string{"quirk"}),
 	}
 	m.resolve()
 	return m
@@ -59,13 +69,21 @@ func (m *metrics) resolve() {
 	for i, o := range []string{"announce", "withdraw", "duplicate", "missing_withdraw", "origin_change"} {
 		m.outcomes[i] = m.routeEvents.WithLabelValues(o)
 	}
+	m.ignoredDowns = map[string]prometheus.Counter{}
+	for _, r := range []string{"never_up", "already_down"} {
+		m.ignoredDowns[r] = m.ignoredDownsVec.WithLabelValues(r)
+	}
+	m.quirks = map[string]prometheus.Counter{}
+	for _, q := range []string{"local_as_prepended", "pre_policy_without_adj_rib_in"} {
+		m.quirks[q] = m.quirksVec.WithLabelValues(q)
+	}
 	for i := range m.byType {
 		m.byType[i] = m.messages.WithLabelValues(decode.MsgTypeName(uint8(i)))
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.sessions, m.accepted, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes)
+	reg.MustRegister(m.sessions, m.accepted, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes, m.ignoredDownsVec, m.quirksVec)
 }
 
 // skippedLabel keeps the label set bounded: well-known names, else "other".

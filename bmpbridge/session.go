@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +62,14 @@ type routerState struct {
 	// them, and their routes are cleared.
 	gen     uint64
 	sweepAt time.Time
+
+	// localAS is the router's own AS per network instance, from its Peer
+	// Ups (the local AS of a neighbor's session; RFC 9069's Loc-RIB
+	// instance peer carries it as the peer AS): the origin of the routes
+	// it originates itself, which carry an empty AS_PATH.
+	localAS map[string]uint32
+	// covering is scratch for origin checks.
+	covering []*decode.Attrs
 }
 
 type peerState struct {
@@ -70,15 +80,33 @@ type peerState struct {
 	// events sent, but it gets no neighbor entry in either model.
 	pseudo bool
 	gen    uint64
+	// as is the AS in the peer's per-peer header.
+	as uint32
+	// prepended is "LOCAL PEER" for an eBGP neighbor: an AS_PATH received
+	// from it that starts so has the router's own AS prepended by the
+	// sender (FRR encodes monitored routes as it would send them on, see
+	// the package doc); quirks are the sender quirks seen for the peer.
+	prepended string
+	quirks    quirk
+	// preWritten: received-pre-policy leaves have been written.
+	preWritten bool
+	// inst is the BGP instance whose routes the peer's views hold, for
+	// origin checks: ni, except for the Loc-RIB instance peer of the
+	// global instance (RFC 9069, peer distinguisher 0), which gobgpd
+	// names "global" (VRF/Table Name TLV) while its neighbors are in
+	// "default".
+	inst string
 	// upGen is the router session gen of the last Peer Up; ports are the
 	// BGP session's TCP ports from it.
-	upGen       uint64
-	localPort   uint16
-	remotePort  uint16
-	up          bool
-	upTime      time.Time
-	upCount     uint64
-	downCount   uint64
+	upGen      uint64
+	localPort  uint16
+	remotePort uint16
+	up         bool
+	upTime     time.Time
+	upCount    uint64
+	downCount  uint64
+	// stateKnown: meshd has written a session state for the peer.
+	stateKnown  bool
 	histSeq     uint64
 	views       map[string]*viewState
 	afiCounts   map[string]bool // afi-safis written to the core
@@ -135,7 +163,7 @@ func (vs *viewState) notePathID(id uint32) {
 }
 
 func newRouterState(name string) *routerState {
-	return &routerState{name: name, in: rib.NewInterner(), peers: map[decode.PeerKey]*peerState{}}
+	return &routerState{name: name, in: rib.NewInterner(), peers: map[decode.PeerKey]*peerState{}, localAS: map[string]uint32{}}
 }
 
 func (r *routerState) peer(p *decode.Peer) *peerState {
@@ -145,8 +173,95 @@ func (r *routerState) peer(p *decode.Peer) *peerState {
 		r.peers[p.Key] = ps
 	}
 	ps.gen = r.gen
+	if p.AS != 0 {
+		ps.as = p.AS
+	}
+	ps.inst = instanceOf(p)
 	return ps
 }
+
+// instanceOf is the BGP instance of a peer's routes (peerState.inst).
+func instanceOf(p *decode.Peer) string {
+	if p.TypeCode == 3 && p.Key.RD == 0 {
+		return "default"
+	}
+	return p.NetworkInstance
+}
+
+// originOf is the origin AS of a route held in a view of peer ps: the
+// last AS of its AS_PATH, or for an empty AS_PATH the AS that originated
+// it without prepending: in an Adj-RIB-In, the peer's (an iBGP peer's
+// own routes, or a route server's), elsewhere (Loc-RIB, Adj-RIB-Out,
+// RFC 9069 and 8671) the router's own. 0 when that is not known.
+func (r *routerState) originOf(ps *peerState, view string, a *decode.Attrs) uint32 {
+	if a == nil {
+		return 0
+	}
+	if a.OriginAS != 0 {
+		return a.OriginAS
+	}
+	if a.ASPath != "" {
+		// A path that ends in an AS_SET has no single origin.
+		return 0
+	}
+	if !ps.pseudo && (view == "ADJ_RIB_IN_PRE" || view == "ADJ_RIB_IN_POST") {
+		return ps.as
+	}
+	if as := r.localAS[ps.inst]; as != 0 {
+		return as
+	}
+	if ps.pseudo {
+		return ps.as // RFC 9069 4.1: the Loc-RIB instance peer's AS is the router's
+	}
+	return 0
+}
+
+// coveringOrigins finds the longest prefix covering n (a route just added
+// to view of ps) in any RIB view of any peer of the router in the same
+// BGP instance; with exact, only n's own prefix in the other views (the
+// other paths for it). It returns the prefix length (-1 for none), the
+// origins held for it, and where the first was found.
+func (r *routerState) coveringOrigins(ps *peerState, view string, n *decode.NLRI, exact bool) (bits int, origins []uint32, where *peerState, whereView string) {
+	bits = -1
+	minBits := 0
+	if exact {
+		minBits = n.IP.Bits()
+	}
+	for _, qs := range r.peers {
+		if qs.inst != ps.inst {
+			continue
+		}
+		for qv, vs := range qs.views {
+			own := qs == ps && qv == view
+			if exact && (own || isRIBOut(view) || isRIBOut(qv)) {
+				// An Adj-RIB-Out route is the Loc-RIB's after export
+				// policy, which may rewrite the path (remove-private-as):
+				// another origin there is policy, not another originator.
+				continue
+			}
+			ids := vs.pathIDs
+			if n.PathID != 0 && own {
+				ids = []uint32{n.PathID}
+			}
+			l, as := vs.t.LongestCovering(n, ids, exact, max(bits, minBits), r.covering[:0])
+			r.covering = as[:0]
+			if l < 0 {
+				continue
+			}
+			if l > bits {
+				bits, origins, where, whereView = l, origins[:0], qs, qv
+			}
+			for _, a := range as {
+				if o := r.originOf(qs, qv, a); o != 0 {
+					origins = append(origins, o)
+				}
+			}
+		}
+	}
+	return bits, origins, where, whereView
+}
+
+func isRIBOut(view string) bool { return view == "ADJ_RIB_OUT_PRE" || view == "ADJ_RIB_OUT_POST" }
 
 // isPseudo tells a BMP peer that stands for the router itself (Loc-RIB
 // instance, or the unspecified address) from a BGP neighbor.
@@ -585,6 +700,17 @@ func (s *session) peerUp(m *decode.Message) {
 	ps.upGen = r.gen
 	ps.localPort, ps.remotePort = u.LocalPort, u.RemotePort
 	ni, addr := ps.ni, ps.addr
+	ps.inst = instanceOf(p)
+	ps.prepended = ""
+	if !ps.pseudo && u.LocalAS != 0 && u.PeerAS != 0 && u.LocalAS != u.PeerAS {
+		ps.prepended = strconv.FormatUint(uint64(u.LocalAS), 10) + " " + strconv.FormatUint(uint64(u.PeerAS), 10)
+	}
+	switch {
+	case !ps.pseudo && u.LocalAS != 0:
+		r.localAS[ps.inst] = u.LocalAS
+	case p.TypeCode == 3 && p.AS != 0 && r.localAS[ps.inst] == 0:
+		r.localAS[ps.inst] = p.AS // RFC 9069 4.1
+	}
 	ts := m.Time
 	if ts.IsZero() {
 		ts = s.now
@@ -600,6 +726,7 @@ func (s *session) peerUp(m *decode.Message) {
 		}
 		return
 	}
+	ps.stateKnown = true
 	np := func(e ...string) *gpb.Path { return change.NeighborPath(ni, addr, e...) }
 	s.set(np("state", "session-state"), change.String("ESTABLISHED"))
 	s.set(np("state", "peer-as"), change.Uint(uint64(u.PeerAS)))
@@ -655,16 +782,35 @@ func (s *session) peerUp(m *decode.Message) {
 	}
 }
 
+// maxClockSkew is how far in the future a router's timestamp may be
+// before meshd takes its own receive time instead.
+const maxClockSkew = time.Minute
+
+// eventTime is the time meshd stamps on something a router reports at
+// ts: ts itself when it is plausible, else the receive time. A time is
+// implausible when it is zero, later than now by more than maxClockSkew,
+// or earlier than notBefore, what meshd already knows happened before
+// it (the peer's last Peer Up for a Peer Down). FRR stamps a Peer Down
+// with the peer's last state change, which for a peer never up is the
+// router's boot (monotonic zero).
+func eventTime(ts, notBefore, now time.Time) time.Time {
+	if ts.IsZero() || ts.Before(notBefore) || ts.After(now.Add(maxClockSkew)) {
+		return now
+	}
+	return ts
+}
+
 func (s *session) peerDown(m *decode.Message) {
 	p, d := m.Peer, m.PeerDown
 	ps := s.r.peer(p)
 	ni, addr := ps.ni, ps.addr
+	if !ps.up {
+		s.peerDownNotUp(m, ps)
+		return
+	}
 	ps.up = false
 	ps.downCount++
-	ts := m.Time
-	if ts.IsZero() {
-		ts = s.now
-	}
+	ts := eventTime(m.Time, ps.upTime, s.now)
 	// The peer's routes are gone with the session: counted as
 	// withdrawals, reported as one number on the peer_down event rather
 	// than an event per route.
@@ -675,13 +821,8 @@ func (s *session) peerDown(m *decode.Message) {
 		}})
 		return
 	}
-	state := "IDLE"
-	if d.ReasonCode == 2 || d.ReasonCode == 4 {
-		// Closed without a NOTIFICATION: the speaker goes back to
-		// trying to connect.
-		state = "ACTIVE"
-	}
-	s.set(change.NeighborPath(ni, addr, "state", "session-state"), change.String(state))
+	ps.stateKnown = true
+	s.set(change.NeighborPath(ni, addr, "state", "session-state"), change.String(downState(d.ReasonCode)))
 
 	bp := func(e ...string) *gpb.Path {
 		return change.MeshdNeighborPath(ni, addr, append([]string{"bmp", "state"}, e...)...)
@@ -719,6 +860,51 @@ func (s *session) peerDown(m *decode.Message) {
 	s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventPeerDown, Fields: fields})
 }
 
+// peerDownNotUp handles a Peer Down for a peer meshd does not hold up:
+// never seen up, or already down. It is no session going down. FRR 8.4
+// sends one on every backward FSM transition (bgp_bmp.c hooks
+// peer_backward_transition), so a neighbor that keeps failing to connect
+// sends one per attempt, and one for each neighbor not established when
+// a BMP session starts (bmp_send_peerup sends the state of every peer).
+// Counting those as downs inflated down-count, the history and the
+// peer_down events (issue 14: 58 downs for 2 real ones). They are
+// counted in meshd_bmp_peer_downs_ignored_total; a neighbor meshd never
+// had a state for gets the state the Peer Down implies, as the router
+// does know the neighbor is configured and not established.
+func (s *session) peerDownNotUp(m *decode.Message, ps *peerState) {
+	reason := "already_down"
+	if ps.upCount == 0 {
+		reason = "never_up"
+	}
+	s.b.m.ignoredDowns[reason].Inc()
+	// A peer not up holds no routes; should a sender have sent some
+	// anyway, they are gone now.
+	for _, vs := range ps.views {
+		if vs.t.Len() > 0 {
+			s.clearPeer(ps, "peer_down")
+			break
+		}
+	}
+	if ps.pseudo || ps.stateKnown {
+		return
+	}
+	ps.stateKnown = true
+	s.set(change.NeighborPath(ps.ni, ps.addr, "state", "session-state"), change.String(downState(m.PeerDown.ReasonCode)))
+	if m.Peer.AS != 0 {
+		s.set(change.NeighborPath(ps.ni, ps.addr, "state", "peer-as"), change.Uint(uint64(m.Peer.AS)))
+	}
+}
+
+// downState is the session state after a Peer Down with this reason.
+func downState(code uint8) string {
+	if code == 2 || code == 4 {
+		// Closed without a NOTIFICATION: the speaker goes back to
+		// trying to connect.
+		return "ACTIVE"
+	}
+	return "IDLE"
+}
+
 // clearPeer drops every route of a peer, counting them as withdrawals of
 // their views and in meshd_bmp_routes_cleared_total; it returns how many.
 func (s *session) clearPeer(ps *peerState, reason string) int {
@@ -752,6 +938,12 @@ func (s *session) sweep() {
 			continue
 		}
 		n := s.clearPeer(ps, "stale")
+		if !ps.up && n == 0 {
+			// Already down and holding nothing: no news, and no
+			// second peer_down for the same down.
+			delete(r.peers, k)
+			continue
+		}
 		peers++
 		routes += n
 		if !ps.pseudo && ps.up {
@@ -875,16 +1067,20 @@ func (s *session) routes(m *decode.Message) {
 		ts = s.now
 	}
 	var nAnn, nWd, nDup, nMiss, nOrig int
+	pre := m.Peer.RIB == "ADJ_RIB_IN_PRE"
 	for i := range u.Withdraw {
 		n := &u.Withdraw[i]
 		o, old := vs.t.Withdraw(n)
 		if o == rib.Missing {
+			if pre && s.fabricatedWithdraw(ps, n) {
+				continue
+			}
 			nMiss++
 			continue
 		}
 		nWd++
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Withdraw, n, m.Peer.RIB, old)})
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Withdraw, n, m.Peer.RIB, old)})
 		}
 	}
 	for i := range u.Announce {
@@ -898,26 +1094,24 @@ func (s *session) routes(m *decode.Message) {
 			nDup++
 			continue
 		case rib.Changed:
-			if old != nil && u.Attrs != nil && old.OriginAS != u.Attrs.OriginAS {
+			if was, now := s.r.originOf(ps, m.Peer.RIB, old), s.r.originOf(ps, m.Peer.RIB, u.Attrs); was != 0 && now != 0 && was != now {
 				nOrig++
 				s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: map[string]any{
-					"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Text(), "old_origin_as": int64(old.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
+					"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Text(), "old_origin_as": int64(was), "new_origin_as": int64(now),
 				}})
 			}
 		case rib.Added:
-			if warm && u.Attrs != nil && u.Attrs.OriginAS != 0 {
-				if cp, ca, ok := vs.t.Covering(n); ok && ca != nil && ca.OriginAS != 0 && ca.OriginAS != u.Attrs.OriginAS {
-					nOrig++
-					s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: map[string]any{
-						"afi_safi": n.AfiSafi, "rib": m.Peer.RIB, "prefix": n.Text(), "old_origin_as": int64(ca.OriginAS), "new_origin_as": int64(u.Attrs.OriginAS),
-						"more_specific_of": cp.String(),
-					}})
-				}
+			if pre && ps.quirks&quirkNoPrePolicy != 0 {
+				// The sender now keeps an Adj-RIB-In after all.
+				ps.quirks &^= quirkNoPrePolicy
+			}
+			if warm && s.originCheck(ps, m.Peer.RIB, n, u.Attrs, ts) {
+				nOrig++
 			}
 		}
 		nAnn++
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(change.Announce, n, m.Peer.RIB, u.Attrs)})
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Announce, n, m.Peer.RIB, u.Attrs)})
 		}
 	}
 	vs.ann += uint64(nAnn)
@@ -933,7 +1127,141 @@ func (s *session) routes(m *decode.Message) {
 	}
 }
 
-func (s *session) route(a change.RouteAction, n *decode.NLRI, view string, at *decode.Attrs) *change.Route {
+// originCheck reports a route just added (n with attributes a, in view
+// of ps) whose origin differs from every origin of the longest prefix
+// covering it, anywhere in the router's RIB views: a more-specific of
+// another origin (a hijack, in the lab's fault), or the same prefix from
+// another origin (MOAS). Looking in every view is what makes the router
+// that originates the covering prefix itself see it: its own route is in
+// its Loc-RIB (or Adj-RIB-Out), the hijacker's in an Adj-RIB-In.
+func (s *session) originCheck(ps *peerState, view string, n *decode.NLRI, a *decode.Attrs, ts time.Time) bool {
+	o := s.r.originOf(ps, view, a)
+	if o == 0 {
+		return false
+	}
+	// The same prefix from another origin elsewhere (MOAS) is news; the
+	// same prefix from the same origin is the same route in another view,
+	// and the covering prefix decides.
+	bits, origins, where, whereView := s.r.coveringOrigins(ps, view, n, true)
+	other := slices.IndexFunc(origins, func(c uint32) bool { return c != o })
+	if other < 0 {
+		bits, origins, where, whereView = s.r.coveringOrigins(ps, view, n, false)
+		if bits < 0 || len(origins) == 0 || slices.Contains(origins, o) {
+			return false
+		}
+		other = 0
+	}
+	fields := map[string]any{
+		"afi_safi": n.AfiSafi, "rib": view, "prefix": n.Text(), "old_origin_as": int64(origins[other]), "new_origin_as": int64(o),
+		"covering_rib": whereView,
+	}
+	if bits < n.IP.Bits() {
+		p, _ := n.IP.Addr().Prefix(bits)
+		fields["more_specific_of"] = p.String()
+	}
+	if where != ps {
+		fields["covering_neighbor"] = where.addr
+		if where.pseudo {
+			fields["covering_pseudo_peer"] = true
+		}
+	}
+	s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventOriginChange, Fields: fields})
+	return true
+}
+
+// fabricatedWithdraw tells whether a pre-policy withdraw of a route the
+// pre-policy view does not hold is the sender saying it has no
+// Adj-RIB-In: the peer's post-policy view holds the route, which a real
+// Adj-RIB-In would then hold too (post-policy routes are pre-policy
+// routes that passed the import policy). FRR without
+// soft-reconfiguration inbound sends such a withdraw after every
+// post-policy announce (FRR issue 10240).
+//
+// Without a post-policy view (pre-policy monitoring alone, as the lab's
+// IPv6), a withdraw into a pre-policy view that has never held a route
+// tells the same: a sender with an Adj-RIB-In sends its routes in the BMP
+// session's initial table, before any withdraw of them. (Not with a
+// post-policy view: FRR with soft-reconfiguration inbound sends a
+// pre-policy withdraw for a route its import policy denies, though its
+// Adj-RIB-In holds it. Should a first route be denied so, the first
+// pre-policy announce clears the verdict.)
+func (s *session) fabricatedWithdraw(ps *peerState, n *decode.NLRI) bool {
+	if ps.quirks&quirkNoPrePolicy != 0 {
+		return true
+	}
+	post := ps.views["ADJ_RIB_IN_POST"]
+	pre := ps.views["ADJ_RIB_IN_PRE"]
+	if (post == nil && pre != nil && pre.ann == 0 && pre.t.Len() == 0) || (post != nil && post.t.Has(n)) {
+		s.noteQuirk(ps, quirkNoPrePolicy)
+		ps.countsDirty = true
+		return true
+	}
+	return false
+}
+
+// noPrePolicy tells whether the peer's pre-policy feed carries nothing
+// while its post-policy one has routes: the pre-policy view has never
+// held a route though its table transfer is done. Then the sender keeps
+// no Adj-RIB-In (FRR's initial sync sends only post-policy routes for a
+// neighbor without soft-reconfiguration inbound).
+func (s *session) noPrePolicy(ps *peerState) bool {
+	if ps.quirks&quirkNoPrePolicy != 0 {
+		return true
+	}
+	pre, post := ps.views["ADJ_RIB_IN_PRE"], ps.views["ADJ_RIB_IN_POST"]
+	if pre == nil || post == nil || pre.ann > 0 || pre.t.Len() > 0 || post.t.Len() == 0 || pre.warmAt.IsZero() || s.now.Before(pre.warmAt) {
+		return false
+	}
+	s.noteQuirk(ps, quirkNoPrePolicy)
+	return true
+}
+
+// quirk is a sender behaviour meshd corrects for or distrusts.
+type quirk uint8
+
+const (
+	// quirkLocalASPrepended: Adj-RIB-In AS_PATHs start with the router's
+	// own AS (FRR 8.4).
+	quirkLocalASPrepended quirk = 1 << iota
+	// quirkNoPrePolicy: the pre-policy feed is withdraws only, as FRR's
+	// is for a neighbor without soft-reconfiguration inbound.
+	quirkNoPrePolicy
+)
+
+var quirkNames = map[quirk]string{quirkLocalASPrepended: "local_as_prepended", quirkNoPrePolicy: "pre_policy_without_adj_rib_in"}
+
+// noteQuirk records a sender quirk once per peer: counted, logged once.
+func (s *session) noteQuirk(ps *peerState, q quirk) {
+	if ps.quirks&q != 0 {
+		return
+	}
+	ps.quirks |= q
+	s.b.m.quirks[quirkNames[q]].Inc()
+	s.log.Info("BMP sender quirk", slog.String("quirk", quirkNames[q]), slog.String("network_instance", ps.ni), slog.String("neighbor", ps.addr))
+}
+
+// asPath is the AS_PATH of a route as the neighbor sent it: in an
+// Adj-RIB-In or the Loc-RIB, a path that starts with the router's own AS
+// and then the eBGP neighbor's is the sender's outbound encoding (FRR 8.4
+// prepends its AS, bgp_bmp.c bmp_update calling bgp_packet_attribute);
+// the leading AS is dropped. Adj-RIB-Out paths are kept as they are:
+// there the prepend is what goes on the wire (RFC 8671).
+func (s *session) asPath(ps *peerState, view string, at *decode.Attrs) string {
+	p := at.ASPath
+	if ps.prepended == "" || len(p) < len(ps.prepended) || p[:len(ps.prepended)] != ps.prepended ||
+		(len(p) > len(ps.prepended) && p[len(ps.prepended)] != ' ') {
+		return p
+	}
+	switch view {
+	case "ADJ_RIB_IN_PRE", "ADJ_RIB_IN_POST", "LOC_RIB":
+	default:
+		return p
+	}
+	s.noteQuirk(ps, quirkLocalASPrepended)
+	return p[strings.IndexByte(p, ' ')+1:]
+}
+
+func (s *session) route(ps *peerState, a change.RouteAction, n *decode.NLRI, view string, at *decode.Attrs) *change.Route {
 	if len(s.routeSlab) == cap(s.routeSlab) {
 		s.routeSlab = make([]change.Route, 0, maxEventBatch)
 	}
@@ -941,8 +1269,8 @@ func (s *session) route(a change.RouteAction, n *decode.NLRI, view string, at *d
 	r := &s.routeSlab[len(s.routeSlab)-1]
 	*r = change.Route{Action: a, AfiSafi: n.AfiSafi, RIB: view, Prefix: n.Text(), PathID: n.PathID}
 	if at != nil {
-		r.OriginAS = at.OriginAS
-		r.ASPath = at.ASPath
+		r.OriginAS = s.r.originOf(ps, view, at)
+		r.ASPath = s.asPath(ps, view, at)
 		r.NextHop = at.NextHop
 		r.MED = at.MED
 		r.LocalPref = at.LocalPref
@@ -980,6 +1308,7 @@ func (s *session) counterChanges() {
 			continue
 		}
 		afi := map[string]uint64{}
+		noPre := s.noPrePolicy(ps)
 		for view, vs := range ps.views {
 			rp := func(leaf string) *gpb.Path {
 				return keyed(change.MeshdNeighborPath(ps.ni, ps.addr, "bmp", "ribs", "rib", "state", leaf), "rib", "view", view)
@@ -996,7 +1325,9 @@ func (s *session) counterChanges() {
 			leaf := ""
 			switch view {
 			case "ADJ_RIB_IN_PRE":
-				leaf = "received-pre-policy"
+				if !noPre {
+					leaf = "received-pre-policy"
+				}
 			case "ADJ_RIB_IN_POST":
 				leaf = "received"
 			case "ADJ_RIB_OUT_POST":
@@ -1015,6 +1346,15 @@ func (s *session) counterChanges() {
 				}
 			}
 		}
+		if noPre && ps.preWritten {
+			// What the feed cannot carry is not shown as 0.
+			ps.preWritten = false
+			for name := range ps.afiCounts {
+				if isOCFamily(name) {
+					s.del(change.AfiSafiPath(ps.ni, ps.addr, name, "state", "prefixes", "received-pre-policy"))
+				}
+			}
+		}
 		for k, n := range afi {
 			i := len(k) - 1
 			for k[i] != '/' {
@@ -1022,6 +1362,9 @@ func (s *session) counterChanges() {
 			}
 			if !isOCFamily(k[:i]) {
 				continue
+			}
+			if k[i+1:] == "received-pre-policy" {
+				ps.preWritten = true
 			}
 			s.set(change.AfiSafiPath(ps.ni, ps.addr, k[:i], "state", "prefixes", k[i+1:]), change.Uint(min(n, 1<<32-1)))
 		}

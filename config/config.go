@@ -7,13 +7,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"regexp"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"github.com/meshd/meshd/config/yamlcheck"
 )
 
 // HTTP is the operator HTTP listener (/metrics, /healthz, /readyz).
@@ -95,20 +94,6 @@ func ExpandEnv(text []byte, lookup func(string) (string, bool)) ([]byte, error) 
 	return out, errors.Join(errs...)
 }
 
-// decodeStrict decodes YAML into v, refusing unknown fields so a typo is
-// an error and not a silently ignored setting.
-func decodeStrict(data []byte, v any) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		return err
-	}
-	return nil
-}
-
 // readFile reads, expands and decodes a config file into v.
 func readFile(path string, v any) error {
 	raw, err := os.ReadFile(path)
@@ -117,10 +102,21 @@ func readFile(path string, v any) error {
 	}
 	text, err := ExpandEnv(raw, os.LookupEnv)
 	if err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+		return fileError(path, err)
 	}
-	if err := decodeStrict(text, v); err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
+	// Unknown keys are errors, so a typo is not a silently ignored
+	// setting; every error names the key path and line.
+	if err := yamlcheck.Decode(text, v); err != nil {
+		return fileError(path, err)
 	}
 	return nil
+}
+
+// fileError puts the file's name before its errors: on the same line when
+// there is one, above them when there are several.
+func fileError(path string, err error) error {
+	if strings.Contains(err.Error(), "\n") {
+		return errors.Join(errors.New("config "+path+":"), err)
+	}
+	return fmt.Errorf("config %s: %w", path, err)
 }

@@ -46,7 +46,7 @@ bmp: {listen: [":11019"]}
 targets:
   r1: {address: "127.0.0.1:57400", username: admin, password: "${MESHD_TEST_PASS}", insecure: true}
 `, nil},
-		{"unknown field", "bmp: {listne: [':1']}\n", []string{"field listne not found"}},
+		{"unknown field", "bmp: {listne: [':1']}\n", []string{`bmp: unknown key "listne" (line 1); did you mean "listen"?`}},
 		{"bad fields", `
 http: {listen: "nohost"}
 log: {level: loud}

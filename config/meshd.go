@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-
 	"github.com/meshd/meshd/bmpbridge"
 	"github.com/meshd/meshd/gnmiclient"
 )
@@ -30,7 +29,7 @@ func Load(path string) (*Config, error) {
 	}
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
-		return nil, errors.Join(errors.New("config "+path+":"), err)
+		return nil, fileError(path, err)
 	}
 	return c, nil
 }

@@ -10,7 +10,8 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"gopkg.in/yaml.v3"
+
+	"github.com/meshd/meshd/config/yamlcheck"
 )
 
 // Config is the gNMI collector's section of meshd's config. Target and
@@ -322,7 +323,13 @@ func ReadTargetsFile(path string) (map[string]*Target, error) {
 
 func parseTargetsFile(path string, raw []byte) (map[string]*Target, error) {
 	out := map[string]*Target{}
-	if err := yaml.Unmarshal(raw, &out); err != nil {
+	// gnmic's targets files may carry keys for gnmic alone (outputs,
+	// tags, ...): those are skipped, but a near miss of one of meshd's
+	// keys ("adress") is an error.
+	if err := yamlcheck.Decode(raw, &out, yamlcheck.ForeignKeys()); err != nil {
+		if strings.Contains(err.Error(), "\n") { // several: one a line under the name
+			return nil, errors.Join(fmt.Errorf("targets file %s:", path), err)
+		}
 		return nil, fmt.Errorf("targets file %s: %w", path, err)
 	}
 	for k, v := range out {

@@ -16,13 +16,37 @@ import (
 // Get sends one GetRequest for paths (gnmic path syntax) and returns the
 // response.
 func Get(ctx context.Context, t *Target, paths []string, encoding string) (*gpb.GetResponse, error) {
+	return GetQuery(ctx, t, GetOptions{Paths: paths, Encoding: encoding})
+}
+
+// GetOptions is one GetRequest as gnmic's get flags describe it.
+type GetOptions struct {
+	Target   string // prefix.target: which of a server's targets
+	Prefix   string // common path prefix
+	Paths    []string
+	Encoding string
+}
+
+// GetQuery sends one GetRequest built from o and returns the response.
+func GetQuery(ctx context.Context, t *Target, o GetOptions) (*gpb.GetResponse, error) {
 	fillOneShot(t)
-	enc, err := ParseEncoding(encoding)
+	enc, err := ParseEncoding(o.Encoding)
 	if err != nil {
 		return nil, fmt.Errorf("encoding: %w", err)
 	}
 	req := &gpb.GetRequest{Encoding: enc, Type: gpb.GetRequest_ALL}
-	for _, s := range paths {
+	if o.Prefix != "" {
+		if req.Prefix, err = parsePath(o.Prefix); err != nil {
+			return nil, fmt.Errorf("prefix: %w", err)
+		}
+	}
+	if o.Target != "" {
+		if req.Prefix == nil {
+			req.Prefix = &gpb.Path{}
+		}
+		req.Prefix.Target = o.Target
+	}
+	for _, s := range o.Paths {
 		p, err := parsePath(s)
 		if err != nil {
 			return nil, err

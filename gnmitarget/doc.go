@@ -25,9 +25,29 @@
 //
 // Encodings: Get answers JSON and JSON_IETF by rendering the subtree of
 // each matched node from its leaves (64-bit integers and decimal64 as
-// strings in JSON_IETF when a schema is given with WithSchema), and PROTO
-// with one scalar TypedValue per leaf. Subscribe always sends leaves; their
-// values are scalar JSON for JSON/JSON_IETF and TypedValues for PROTO.
+// strings in JSON_IETF when a schema is given with WithSchema, identityref
+// values as "module:NAME" when the generated enums are given with
+// WithEnumTypes, RFC 7951 §6.1 and §6.8), and PROTO with one scalar
+// TypedValue per leaf. Subscribe always sends leaves; their values are
+// scalar JSON for JSON/JSON_IETF and TypedValues for PROTO. A list entry's
+// key leaves (OpenConfig's network-instance/name, neighbor/neighbor-address)
+// are served from the entry's keys when the store has no leaf there, to a
+// path that names the key leaf (not to a wider path, whose walk would
+// otherwise grow by a leaf an entry): in Get, ONCE, POLL and SAMPLE, and in
+// ON_CHANGE as the entry appears and goes.
+//
+// A path that matches nothing: Get answers NOT_FOUND (gNMI specification
+// §3.3.4, "Requested paths ... neither exist (yet) ...: Return NOT_FOUND");
+// a ONCE or POLL subscription sends no value for it and its sync_response
+// as usual, and a STREAM sends nothing until the path exists (§3.5.2.4,
+// "No value returned for non-existent paths"; §3.5.1.3: subscribing to a
+// path that does not exist yet MUST be allowed). The two RPCs differ on
+// purpose, as the specification has them; openconfig/gnmi's subscribe
+// server does the same (its only NotFound is for an unknown target).
+//
+// Timestamps: a change carries the time its source reported it; Get, ONCE,
+// POLL and ON_CHANGE (heartbeats included) send that. SAMPLE notifications
+// carry the time the sample was taken (§3.5.2.3, see sendWalk).
 //
 // Subscribe modes: ONCE, POLL and STREAM; in STREAM, ON_CHANGE,
 // TARGET_DEFINED (served as ON_CHANGE: the store only learns of changes),

@@ -18,13 +18,13 @@ func (s *Server) encodeLeaf(p *gpb.Path, v *gpb.TypedValue, enc gpb.Encoding) (*
 	case gpb.Encoding_PROTO:
 		return v, nil
 	case gpb.Encoding_JSON:
-		b, err := marshalJSON(scalar(v, nil, false))
+		b, err := marshalJSON(s.scalar(v, nil, false))
 		if err != nil {
 			return nil, err
 		}
 		return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: b}}, nil
 	case gpb.Encoding_JSON_IETF:
-		b, err := marshalJSON(scalar(v, s.entryFor(p.GetElem()), true))
+		b, err := marshalJSON(s.scalar(v, s.entryFor(p.GetElem()), true))
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +109,7 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 			return nil
 		}
 		r.latest = max(r.latest, n.leaf.ts)
-		return scalar(n.leaf.val, e, r.ietf)
+		return r.s.scalar(n.leaf.val, e, r.ietf)
 	}
 	obj := map[string]any{}
 	names := make([]string, 0, len(n.kids))
@@ -144,11 +144,6 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 			if !ok {
 				continue
 			}
-			for kn, kv := range c.elem.GetKey() {
-				if _, has := v[kn]; !has {
-					v[kn] = keyValue(kv, childEntry(ce, kn), r.ietf)
-				}
-			}
 			list = append(list, v)
 		}
 		if len(list) > 0 {
@@ -158,13 +153,23 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 	if len(obj) == 0 {
 		return nil
 	}
+	// A list entry holds its keys as leaves (RFC 7951 §5.4 and gNMI
+	// §2.3.1's /a/b[name=b1] example), whether or not the store has them.
+	for kn, kv := range n.elem.GetKey() {
+		if _, has := obj[kn]; !has {
+			obj[kn] = r.s.keyValue(kv, childEntry(e, kn), r.ietf)
+		}
+	}
 	return obj
 }
 
 // keyValue types a list key (a string in the path) as its leaf's type.
-func keyValue(s string, e *yang.Entry, ietf bool) any {
+func (srv *Server) keyValue(s string, e *yang.Entry, ietf bool) any {
 	if e == nil || e.Type == nil {
 		return s
+	}
+	if ietf {
+		s = srv.qualify(s, e)
 	}
 	switch e.Type.Kind {
 	case yang.Yint8, yang.Yint16, yang.Yint32, yang.Yuint8, yang.Yuint16, yang.Yuint32:
@@ -198,10 +203,14 @@ func is64(e *yang.Entry) bool {
 }
 
 // scalar returns a typed value as a JSON value. With ietf, 64-bit integers
-// (per the schema entry e) and decimal64 values become strings (RFC 7951).
-func scalar(v *gpb.TypedValue, e *yang.Entry, ietf bool) any {
+// (per the schema entry e) and decimal64 values become strings, and
+// identityref values are qualified with their module (RFC 7951 §6.1, §6.8).
+func (s *Server) scalar(v *gpb.TypedValue, e *yang.Entry, ietf bool) any {
 	switch x := v.GetValue().(type) {
 	case *gpb.TypedValue_StringVal:
+		if ietf {
+			return s.qualify(x.StringVal, e)
+		}
 		return x.StringVal
 	case *gpb.TypedValue_AsciiVal:
 		return x.AsciiVal
@@ -235,7 +244,7 @@ func scalar(v *gpb.TypedValue, e *yang.Entry, ietf bool) any {
 	case *gpb.TypedValue_LeaflistVal:
 		out := make([]any, 0, len(x.LeaflistVal.GetElement()))
 		for _, el := range x.LeaflistVal.GetElement() {
-			out = append(out, scalar(el, e, ietf))
+			out = append(out, s.scalar(el, e, ietf))
 		}
 		return out
 	case *gpb.TypedValue_JsonVal:

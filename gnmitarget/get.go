@@ -91,7 +91,7 @@ func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, k
 	n := &gpb.Notification{Prefix: &gpb.Path{Target: t.name}}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	matchNodes(&t.root, elems, func(nd *node) {
+	matchNodes(&t.root, elems, s.keyLeaf, func(nd *node) {
 		if enc == gpb.Encoding_PROTO {
 			var ls []*leafVal
 			eachLeaf(nd, func(l *leafVal) {

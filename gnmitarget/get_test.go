@@ -34,9 +34,9 @@ func TestGetTypesPathsAndNotFound(t *testing.T) {
 		msg    string // in the error, for a code other than OK
 	}{
 		{name: "JSON, state only", target: "r1", paths: []string{nb}, enc: gpb.Encoding_JSON, typ: gpb.GetRequest_STATE,
-			want: map[string]string{"r1|" + nb: `{"state":{"messages":{"received":{"UPDATE":10}},"peer-as":65001,"session-state":"ESTABLISHED"}}`}},
+			want: map[string]string{"r1|" + nb: `{"neighbor-address":"192.0.2.1","state":{"messages":{"received":{"UPDATE":10}},"peer-as":65001,"session-state":"ESTABLISHED"}}`}},
 		{name: "JSON_IETF, config only", target: "r1", paths: []string{nb}, enc: gpb.Encoding_JSON_IETF, typ: gpb.GetRequest_CONFIG,
-			want: map[string]string{"r1|" + nb: `{"config":{"peer-as":65001}}`}},
+			want: map[string]string{"r1|" + nb: `{"config":{"peer-as":65001},"neighbor-address":"192.0.2.1"}`}},
 		{name: "JSON, all", target: "r1", paths: []string{nb + "/config", nb + "/state/peer-as"}, enc: gpb.Encoding_JSON, typ: gpb.GetRequest_ALL,
 			want: map[string]string{"r1|" + nb + "/config": `{"peer-as":65001}`, "r1|" + nb + "/state/peer-as": `65001`}},
 		{name: "operational is state", target: "r1", paths: []string{nb + "/state/peer-as", nb + "/config/peer-as"}, enc: gpb.Encoding_PROTO,

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ type options struct {
 	user, pass                string
 	models                    []*gpb.ModelData
 	schemas                   []*yang.Entry
+	enumTypes                 []map[string][]reflect.Type
 	reg                       prometheus.Registerer
 	log                       *slog.Logger
 	maxSubs                   int
@@ -68,6 +70,15 @@ func WithModels(models ...*gpb.ModelData) Option {
 // yang.Entry) used to type JSON_IETF values and qualify top-level names.
 func WithSchema(roots ...*yang.Entry) Option {
 	return func(o *options) { o.schemas = append(o.schemas, roots...) }
+}
+
+// WithEnumTypes gives generated packages' ΛEnumTypes maps (schema path to
+// the Go enum types of the leaf there). With them JSON_IETF writes an
+// identityref value as "module:NAME" (RFC 7951 §6.8), the module being the
+// identity's defining module from the enum's ΛMap: what ygot's own RFC 7951
+// encoder (EmitJSON, ConstructIETFJSON) writes for the same GoStruct field.
+func WithEnumTypes(maps ...map[string][]reflect.Type) Option {
+	return func(o *options) { o.enumTypes = append(o.enumTypes, maps...) }
 }
 
 // WithRegisterer registers the server's metrics with reg.
@@ -114,6 +125,9 @@ type Server struct {
 	grpc   *grpc.Server
 
 	noShare bool // benchmarks: build every notification per subscriber
+
+	idents     identities
+	identCache sync.Map // *yang.Entry → map[string]string (nil: no identityref)
 }
 
 // New returns a server; it loads the TLS files given with WithTLS.
@@ -129,6 +143,7 @@ func New(opts ...Option) (*Server, error) {
 		return nil, errors.New("gnmitarget: credentials need both a username and a password")
 	}
 	s := &Server{o: o, m: newMetrics(), log: o.log, targets: map[string]*target{}, clients: map[string]int{}}
+	s.idents = newIdentities(o.enumTypes)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.subs.Store(&[]*subscription{})
 	if o.reg != nil {
@@ -280,7 +295,7 @@ func (s *Server) applyLocked(t *target, ups []change.Update, evs []event) []even
 			evs = append(evs, event{target: t.name, key: l.key, path: l.path, val: l.val, ts: ts, seq: l.seq, group: l.group, depth: l.depth})
 		}
 	}
-	return evs
+	return s.keyLeafEvents(t, evs)
 }
 
 // Replace makes a target's leaves exactly ups: leaves held but not in ups
@@ -326,7 +341,7 @@ func (s *Server) DeleteTarget(name string) {
 	}
 	n := t.leaves
 	evs := t.remove(&gpb.Path{}, time.Now().UnixNano(), nil)
-	s.fanout(evs)
+	s.fanout(s.keyLeafEvents(t, evs))
 	s.dropTargetLocked(t)
 	s.m.leaves.Sub(float64(n))
 }

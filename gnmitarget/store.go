@@ -44,6 +44,16 @@ type target struct {
 	root   node
 	leaves int
 	dead   bool // removed from the server's map; writers must look it up again
+	// entryOps are the list entries the current write created or removed,
+	// in order: their key leaves, which the store does not hold, appear
+	// and vanish with them (see keyLeafEvents).
+	entryOps []entryOp
+}
+
+type entryOp struct {
+	n       *node
+	removed bool
+	ts      int64
 }
 
 // event is one leaf change handed to subscribers; val nil is a delete.
@@ -56,6 +66,9 @@ type event struct {
 	seq    uint64
 	group  *node
 	depth  int
+	// keyLeaf marks a list entry's key leaf, which only subscriptions
+	// naming it get (see subscription.keep).
+	keyLeaf bool
 }
 
 func keyString(keys map[string]string) string {
@@ -134,6 +147,9 @@ func (t *target) set(p *gpb.Path, key string, v *gpb.TypedValue, ts int64, seq f
 			}
 			c = &node{name: e.GetName(), kstr: ks, elem: e, parent: n}
 			byKey[ks] = c
+			if len(e.GetKey()) > 0 && i < len(p.GetElem())-1 {
+				t.entryOps = append(t.entryOps, entryOp{n: c})
+			}
 		}
 		n = c
 		if len(e.GetKey()) > 0 && i < len(p.GetElem())-1 {
@@ -172,6 +188,7 @@ func (t *target) remove(p *gpb.Path, ts int64, evs []event) []event {
 		evs = append(evs, event{target: t.name, key: l.key, path: l.path, ts: ts, group: l.group, depth: l.depth})
 		t.leaves--
 	})
+	eachEntry(n, func(e *node) { t.entryOps = append(t.entryOps, entryOp{n: e, removed: true, ts: ts}) })
 	if n == &t.root {
 		t.root = node{}
 		return evs
@@ -186,6 +203,9 @@ func (t *target) remove(p *gpb.Path, ts int64, evs []event) []event {
 		}
 		if len(par.kids) > 0 || par.leaf != nil || par.parent == nil {
 			break
+		}
+		if len(par.elem.GetKey()) > 0 {
+			t.entryOps = append(t.entryOps, entryOp{n: par, removed: true, ts: ts})
 		}
 		n = par
 	}
@@ -204,16 +224,44 @@ func eachLeaf(n *node, fn func(*leafVal)) {
 	}
 }
 
+// eachEntry calls fn for every list entry at or below n.
+func eachEntry(n *node, fn func(*node)) {
+	if len(n.elem.GetKey()) > 0 {
+		fn(n)
+	}
+	for _, byKey := range n.kids {
+		for _, c := range byKey {
+			if c.leaf == nil {
+				eachEntry(c, fn)
+			}
+		}
+	}
+}
+
+// attached reports whether n is still in t's tree.
+func (t *target) attached(n *node) bool {
+	for ; n.parent != nil; n = n.parent {
+		if n.parent.kids[n.name][n.kstr] != n {
+			return false
+		}
+	}
+	return n == &t.root
+}
+
 // matchNodes calls fn for every node matched by the pattern elems: "*" as a
 // name matches any one element, "..." any number (zero included), a key
 // value "*" or a key left out matches any value. A node is reported once
 // even when "..." lets the pattern match it in more than one way.
-func matchNodes(n *node, pat []*gpb.PathElem, fn func(*node)) {
+//
+// keyLeaf, when not nil, stands in for a child a list entry lacks: a
+// concrete name that is one of the entry's keys matches the key leaf
+// keyLeaf builds (OpenConfig's list/name leafref next to config/name).
+func matchNodes(n *node, pat []*gpb.PathElem, keyLeaf func(entry *node, name string) *node, fn func(*node)) {
 	var seen map[*node]bool
 	if hasEllipsis(pat) {
 		seen = map[*node]bool{}
 	}
-	matchFrom(n, pat, func(m *node) {
+	matchFrom(n, pat, keyLeaf, func(m *node) {
 		if seen != nil {
 			if seen[m] {
 				return
@@ -233,7 +281,7 @@ func hasEllipsis(pat []*gpb.PathElem) bool {
 	return false
 }
 
-func matchFrom(n *node, pat []*gpb.PathElem, fn func(*node)) {
+func matchFrom(n *node, pat []*gpb.PathElem, keyLeaf func(*node, string) *node, fn func(*node)) {
 	if len(pat) == 0 {
 		fn(n)
 		return
@@ -246,10 +294,10 @@ func matchFrom(n *node, pat []*gpb.PathElem, fn func(*node)) {
 			fn(n)
 			return
 		}
-		matchFrom(n, pat[1:], fn)
+		matchFrom(n, pat[1:], keyLeaf, fn)
 		for _, byKey := range n.kids {
 			for _, c := range byKey {
-				matchFrom(c, pat, fn)
+				matchFrom(c, pat, keyLeaf, fn)
 			}
 		}
 		return
@@ -257,7 +305,7 @@ func matchFrom(n *node, pat []*gpb.PathElem, fn func(*node)) {
 		for _, byKey := range n.kids {
 			for _, c := range byKey {
 				if keysMatch(e.GetKey(), c.elem.GetKey()) {
-					matchFrom(c, pat[1:], fn)
+					matchFrom(c, pat[1:], keyLeaf, fn)
 				}
 			}
 		}
@@ -265,18 +313,25 @@ func matchFrom(n *node, pat []*gpb.PathElem, fn func(*node)) {
 	}
 	byKey := n.kids[name]
 	if len(byKey) == 0 {
+		if keyLeaf != nil && len(e.GetKey()) == 0 {
+			if _, isKey := n.elem.GetKey()[name]; isKey {
+				if kl := keyLeaf(n, name); kl != nil {
+					matchFrom(kl, pat[1:], nil, fn)
+				}
+			}
+		}
 		return
 	}
 	if len(e.GetKey()) > 0 && concreteKeys(e.GetKey()) {
 		if c := byKey[keyString(e.GetKey())]; c != nil {
-			matchFrom(c, pat[1:], fn)
+			matchFrom(c, pat[1:], keyLeaf, fn)
 			return
 		}
 	}
 	// Wildcard keys, keys left out, or fewer keys than the list has.
 	for _, c := range byKey {
 		if keysMatch(e.GetKey(), c.elem.GetKey()) {
-			matchFrom(c, pat[1:], fn)
+			matchFrom(c, pat[1:], keyLeaf, fn)
 		}
 	}
 }

@@ -38,6 +38,9 @@ type subscription struct {
 	enc    gpb.Encoding
 	q      *queue
 	keepFn func(*event) bool
+	// streaming is set for a STREAM subscription, whose SAMPLE paths are
+	// stamped with the sample time (see sendWalk).
+	streaming bool
 
 	resyncs atomic.Int64
 }
@@ -49,16 +52,30 @@ func (sub *subscription) wantsTarget(t string) bool {
 // keep decides whether a live change goes to this subscriber: every change
 // of a target it selects under an ON_CHANGE path, and only deletes under a SAMPLE path (a sample
 // cannot show that a leaf went away).
+//
+// A key leaf's event goes only to a path that names the key leaf, as the
+// walks serve key leaves only to such paths (see matchFrom).
 func (sub *subscription) keep(ev *event) bool {
 	if !sub.wantsTarget(ev.target) {
 		return false
 	}
 	for _, p := range sub.paths {
-		if (p.onChange() || ev.val == nil) && matchPath(p.elems, ev.path.GetElem()) {
+		if !p.onChange() && ev.val != nil {
+			continue
+		}
+		if ev.keyLeaf && !namesLeaf(p.elems, ev.path.GetElem()) {
+			continue
+		}
+		if matchPath(p.elems, ev.path.GetElem()) {
 			return true
 		}
 	}
 	return false
+}
+
+// namesLeaf reports whether the pattern ends in the leaf's own name.
+func namesLeaf(pat, elems []*gpb.PathElem) bool {
+	return len(pat) > 0 && len(elems) > 0 && stripModule(pat[len(pat)-1].GetName()) == elems[len(elems)-1].GetName()
 }
 
 func (s *Server) newSubscription(sl *gpb.SubscriptionList) (*subscription, error) {
@@ -237,6 +254,7 @@ func (s *Server) fanout(evs []event) {
 func (s *Server) stream(ctx context.Context, stream gpb.GNMI_SubscribeServer, sub *subscription, updatesOnly bool) error {
 	// Registering before the initial walk means no change can fall between
 	// the two: one made before the walk is in it, one made after is queued.
+	sub.streaming = true
 	s.register(sub)
 	defer s.unregister(sub)
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -506,22 +524,52 @@ func (s *Server) sendEntries(stream gpb.GNMI_SubscribeServer, sub *subscription,
 // sendWalk sends the current leaves under paths (those filter keeps) for
 // every target the subscription selects, a target at a time so no lock is
 // held while sending.
+//
+// In a STREAM, the leaves of SAMPLE paths are stamped with the time the
+// store was read, not with their last change: the gNMI specification
+// (§3.5.2.3) sets a notification's timestamp to "the time at which the
+// value of the path that is being updated was collected from the
+// underlying data source", and §3.5.2.1 speaks of "the timestamp at which
+// an event occurred, or a sample was taken". A sample is collected when it
+// is taken. ON_CHANGE (and its heartbeats, a resend of the last event)
+// keeps the event's time, as do ONCE and POLL, which report when each
+// value became what it is.
 func (s *Server) sendWalk(stream gpb.GNMI_SubscribeServer, sub *subscription, paths []*pathSub, filter func(*leafVal) bool) error {
 	if len(paths) == 0 {
 		return nil
 	}
+	var sampled, rest []*pathSub
+	for _, p := range paths {
+		if sub.streaming && p.mode == gpb.SubscriptionMode_SAMPLE {
+			sampled = append(sampled, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
 	var leaves []*leafVal
 	for _, t := range s.selectTargets(sub.target) {
-		leaves = collect(t, paths, filter, leaves[:0])
-		if err := s.sendLeaves(stream, t.name, leaves, sub.enc); err != nil {
-			return err
+		for _, group := range [...]struct {
+			paths  []*pathSub
+			sample bool
+		}{{rest, false}, {sampled, true}} {
+			if len(group.paths) == 0 {
+				continue
+			}
+			var stamp int64
+			if group.sample {
+				stamp = time.Now().UnixNano()
+			}
+			leaves = collect(t, group.paths, s.keyLeaf, filter, leaves[:0])
+			if err := s.sendLeaves(stream, t.name, leaves, sub.enc, stamp); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
 // collect gathers the leaves of a target under any of paths.
-func collect(t *target, paths []*pathSub, filter func(*leafVal) bool, out []*leafVal) []*leafVal {
+func collect(t *target, paths []*pathSub, keyLeaf func(*node, string) *node, filter func(*leafVal) bool, out []*leafVal) []*leafVal {
 	var seen map[*leafVal]bool
 	if len(paths) > 1 {
 		seen = map[*leafVal]bool{}
@@ -529,7 +577,7 @@ func collect(t *target, paths []*pathSub, filter func(*leafVal) bool, out []*lea
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, p := range paths {
-		matchNodes(&t.root, p.elems, func(n *node) {
+		matchNodes(&t.root, p.elems, keyLeaf, func(n *node) {
 			eachLeaf(n, func(l *leafVal) {
 				if filter != nil && !filter(l) {
 					return
@@ -547,12 +595,17 @@ func collect(t *target, paths []*pathSub, filter func(*leafVal) bool, out []*lea
 	return out
 }
 
-// sendLeaves sends leaves sorted by path, so siblings share notifications.
-func (s *Server) sendLeaves(stream gpb.GNMI_SubscribeServer, targetName string, leaves []*leafVal, enc gpb.Encoding) error {
+// sendLeaves sends leaves sorted by path, so siblings share notifications;
+// stamp, when not 0, is every notification's timestamp (a sample's time).
+func (s *Server) sendLeaves(stream gpb.GNMI_SubscribeServer, targetName string, leaves []*leafVal, enc gpb.Encoding, stamp int64) error {
 	sort.Slice(leaves, func(i, j int) bool { return leaves[i].key < leaves[j].key })
 	w := s.streamNotifier(stream, enc, true)
 	for _, l := range leaves {
-		if err := w.add(targetName, l.group, l.depth, l.path, l.val, l.ts); err != nil {
+		ts := l.ts
+		if stamp != 0 {
+			ts = stamp
+		}
+		if err := w.add(targetName, l.group, l.depth, l.path, l.val, ts); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ set -euo pipefail
 
 INFLUXDB_VERSION=v1.8.10
 GOBGP_VERSION=v4.8.0
+GNMI_CLI_VERSION=v0.14.1
 GOBIN=${GOBIN:-$(go env GOPATH)/bin}
 export GOBIN
 mkdir -p "$GOBIN"
@@ -66,10 +67,16 @@ go_tool gobgpd "$GOBGP_VERSION" "github.com/osrg/gobgp/v4/cmd/gobgpd@$GOBGP_VERS
 # influxd 1.8.10 speaks the v2 write API that influxdb-client-go/v2 uses;
 # building it takes about two minutes the first time.
 go_tool influxd "$INFLUXDB_VERSION" "github.com/influxdata/influxdb/cmd/influxd@$INFLUXDB_VERSION"
+# The gNMI client the gNMI target's integration tests hold meshd to. gnmic
+# cannot be built here: the proxy serves only its v0.37.0, whose go.mod has
+# replace directives (go install refuses them) and which needs
+# inet.af/netaddr at a version the proxy does not serve. openconfig/gnmi's
+# own CLI is the reference client instead.
+go_tool gnmi_cli "$GNMI_CLI_VERSION" "github.com/openconfig/gnmi/cmd/gnmi_cli@$GNMI_CLI_VERSION"
 
-for b in influxd gobgpd gobgp; do
+for b in influxd gobgpd gobgp gnmi_cli; do
 	[ -x "$GOBIN/$b" ] || { echo "install-tools: $b missing after install" >&2; exit 1; }
 done
 [ -x /usr/lib/frr/bgpd ] || { echo "install-tools: /usr/lib/frr/bgpd missing after install" >&2; exit 1; }
 [ -x /usr/sbin/bird ] && [ -x /usr/sbin/birdc ] || { echo "install-tools: bird or birdc missing after install" >&2; exit 1; }
-log "ready: influxd gobgpd gobgp in $GOBIN; FRR in /usr/lib/frr; BIRD in /usr/sbin"
+log "ready: influxd gobgpd gobgp gnmi_cli in $GOBIN; FRR in /usr/lib/frr; BIRD in /usr/sbin"

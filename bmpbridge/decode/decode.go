@@ -1,6 +1,8 @@
 // Package decode turns the messages of one BMP session into normalised
 // records, keeping the per-peer state (ADD-PATH, AS width) that Route
-// Monitoring needs to decode right. It wraps gobgp's pkg/packet/bmp.
+// Monitoring needs to decode right; for a peer whose Peer Up it did not
+// see, it guesses ADD-PATH from the NLRI and says so on the message
+// (addpath.go). It wraps gobgp's pkg/packet/bmp.
 package decode
 
 import (
@@ -27,6 +29,7 @@ var (
 	ErrFraming = errors.New("bmp framing")   // the stream cannot be split any further
 	ErrMessage = errors.New("bmp malformed") // one message is bad; the stream goes on
 	errShort   = errors.New("NLRI truncated")
+	errOdd     = errors.New("NLRI odd for their ADD-PATH reading") // the fast path leaves them to addpath.go
 )
 
 // Message is one decoded BMP message.
@@ -47,6 +50,9 @@ type Message struct {
 	// AddPathAbsent says the routes decoded only without the ADD-PATH
 	// path IDs the Peer Up negotiated.
 	AddPathAbsent bool `json:"add_path_absent,omitempty"`
+	// Warnings say how far the decoding is a guess: without the peer's
+	// Peer Up, whether its routes carry ADD-PATH path IDs (addpath.go).
+	Warnings []string `json:"warnings,omitempty"`
 
 	spare *Update // kept across DecodeInto calls so its NLRI storage is reused
 }
@@ -245,6 +251,13 @@ type Decoder struct {
 	attrCache map[string]*Attrs
 	noFast    bool // tests compare the fast path with gobgp's
 	noOpt     *bgp.MarshallingOption
+	// guess is the ADD-PATH reading chosen for the message being decoded,
+	// from a peer without a Peer Up (addpath.go); guessed remembers each
+	// such peer view's families that a message settled unambiguously.
+	guess    []*bgp.MarshallingOption
+	guessed  map[viewKey]map[bgp.Family]bool
+	guessBuf [1]*bgp.MarshallingOption
+	warnBuf  []string
 }
 
 // NewDecoder returns a decoder for one session.
@@ -304,7 +317,9 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 		m.TypeCode = raw[5]
 	}
 	m.Type = MsgTypeName(m.TypeCode)
+	d.guess = nil
 	defer func() {
+		d.guess = nil
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %s at offset %d: decoder panic: %v", ErrMessage, m.Type, m.Offset, r)
 		}
@@ -317,17 +332,34 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 			return nil
 		}
 	}
+	if m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && len(raw) >= bmp.BMP_HEADER_SIZE+bmp.BMP_PEER_HEADER_SIZE {
+		var h bmp.BMPPeerHeader
+		if h.DecodeFromBytes(raw[bmp.BMP_HEADER_SIZE:]) == nil {
+			// Settle ADD-PATH from the NLRI themselves: without a Peer Up
+			// (a capture or session joined late) it is unknown, and with
+			// one, some senders leave the negotiated path IDs out.
+			known := d.peers[keyOf(&h)] != nil
+			var prior *bgp.MarshallingOption
+			if o := d.options(h); known && len(o) > 0 {
+				prior = o[0]
+			}
+			opt, w, absent := d.settleAddPath(raw, &h, prior, known, d.warnBuf[:0])
+			if opt != nil {
+				d.guessBuf[0] = opt
+				d.guess = d.guessBuf[:]
+			}
+			if len(w) > 0 {
+				m.Warnings = append([]string(nil), w...)
+			}
+			d.warnBuf = w[:0]
+			m.AddPathAbsent = absent
+		}
+	}
 	if m.TypeCode == bmp.BMP_MSG_ROUTE_MIRRORING {
 		return d.mirroring(raw, m)
 	}
 	msg, perr := bmp.ParseBMPMessageWithOptions(raw, d.options)
-	if perr != nil && m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && msg != nil && d.peers[keyOf(&msg.PeerHeader)] == nil {
-		// No Peer Up seen for this peer (a capture or session joined late):
-		// the routes may carry ADD-PATH IDs; try that before giving up.
-		if m2, err2 := bmp.ParseBMPMessageWithOptions(raw, guessAddPath); err2 == nil {
-			msg, perr = m2, nil
-		}
-	} else if perr != nil && m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && msg != nil {
+	if perr != nil && m.TypeCode == bmp.BMP_MSG_ROUTE_MONITORING && msg != nil && d.peers[keyOf(&msg.PeerHeader)] != nil {
 		// ADD-PATH negotiated, yet some speakers encode a view without
 		// path IDs (gobgpd v4 does for post-policy and Loc-RIB routes of
 		// path ID 0): try without before giving up, and say so.
@@ -359,6 +391,11 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 	case *bmp.BMPPeerDownNotification:
 		m.PeerDown = peerDown(body)
 		delete(d.peers, m.Peer.Key)
+		for k := range d.guessed {
+			if k.PeerKey == m.Peer.Key {
+				delete(d.guessed, k)
+			}
+		}
 		clear(d.pcache)
 		d.last = nil
 	case *bmp.BMPStatisticsReport:
@@ -376,6 +413,9 @@ func (d *Decoder) DecodeInto(m *Message, raw []byte) (err error) {
 
 // options gives gobgp the per-peer decoding options for a message.
 func (d *Decoder) options(h bmp.BMPPeerHeader) []*bgp.MarshallingOption {
+	if d.guess != nil {
+		return d.guess
+	}
 	ps := d.peers[keyOf(&h)]
 	twoByte := h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB && h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0
 	if ps == nil {
@@ -399,25 +439,11 @@ func (d *Decoder) options(h bmp.BMPPeerHeader) []*bgp.MarshallingOption {
 	return []*bgp.MarshallingOption{o}
 }
 
-var guessAddPathOpt = []*bgp.MarshallingOption{{AddPath: map[bgp.Family]bgp.BGPAddPathMode{
-	bgp.RF_IPv4_UC: bgp.BGP_ADD_PATH_RECEIVE, bgp.RF_IPv6_UC: bgp.BGP_ADD_PATH_RECEIVE,
-	bgp.RF_IPv4_MPLS: bgp.BGP_ADD_PATH_RECEIVE, bgp.RF_IPv6_MPLS: bgp.BGP_ADD_PATH_RECEIVE,
-}}}
-
 func noAddPath(h bmp.BMPPeerHeader) []*bgp.MarshallingOption {
 	if h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0 && h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB {
 		return []*bgp.MarshallingOption{{Use2ByteAS: true}}
 	}
 	return nil
-}
-
-func guessAddPath(h bmp.BMPPeerHeader) []*bgp.MarshallingOption {
-	if h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0 && h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB {
-		o := *guessAddPathOpt[0]
-		o.Use2ByteAS = true
-		return []*bgp.MarshallingOption{&o}
-	}
-	return guessAddPathOpt
 }
 
 func keyOf(h *bmp.BMPPeerHeader) PeerKey {

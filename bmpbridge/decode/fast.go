@@ -11,8 +11,9 @@ import (
 // fastRoute decodes the common Route Monitoring message without gobgp:
 // IPv4/IPv6 unicast whose attribute set was seen before (the interner or
 // the decoder's cache has it), so only the NLRI need reading. Anything
-// else, or anything odd, returns false and takes gobgp's full path, which
-// also produces the proper error.
+// else, or anything odd, or a peer without a Peer Up (whose ADD-PATH is
+// guessed), returns false and takes gobgp's full path, which also
+// produces the proper error.
 func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 	if len(raw) < bmp.BMP_HEADER_SIZE+bmp.BMP_PEER_HEADER_SIZE+bgpHeaderLen+4 {
 		return false
@@ -20,6 +21,9 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 	var h bmp.BMPPeerHeader
 	if h.DecodeFromBytes(raw[bmp.BMP_HEADER_SIZE:]) != nil {
 		return false
+	}
+	if d.peers[keyOf(&h)] == nil {
+		return false // no Peer Up: ADD-PATH is guessed on the full path
 	}
 	twoByte := h.PeerType != bmp.BMP_PEER_TYPE_LOCAL_RIB && h.Flags&bmp.BMP_PEER_FLAG_TWO_AS != 0
 	key, fams, hasAttrs, err := rawAttrs(raw, twoByte, d.keyBuf[:0], d.famBuf[:0])
@@ -49,6 +53,15 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 		o = opts[0]
 	}
 	ap4, ap6 := addPathOn(o, bgp.RF_IPv4_UC), addPathOn(o, bgp.RF_IPv6_UC)
+	if ap4 || ap6 {
+		// Some senders leave negotiated path IDs out: anything but the
+		// negotiated reading takes the full path (addpath.go).
+		opt, w, absent := d.settleAddPath(raw, &h, o, true, d.warnBuf[:0])
+		d.warnBuf = w[:0]
+		if opt != nil || len(w) > 0 || absent {
+			return false
+		}
+	}
 
 	u := m.spare
 	if u == nil {
@@ -125,6 +138,7 @@ func prefixes(out []NLRI, b []byte, f bgp.Family, addPath, text bool) ([]NLRI, e
 	if f == bgp.RF_IPv6_UC {
 		maxBits, name = 128, "IPV6_UNICAST"
 	}
+	zero, count := false, 0
 	for len(b) > 0 {
 		var id uint32
 		if addPath {
@@ -145,6 +159,13 @@ func prefixes(out []NLRI, b []byte, f bgp.Family, addPath, text bool) ([]NLRI, e
 			addr = netip.AddrFrom4([4]byte(a[:4]))
 		} else {
 			addr = netip.AddrFrom16(a)
+		}
+		if bits%8 != 0 && b[n]&(0xff>>(bits%8)) != 0 {
+			return out, errOdd // bits past the prefix length: settle ADD-PATH
+		}
+		zero, count = zero || bits == 0, count+1
+		if zero && count > 1 {
+			return out, errOdd // a /0 among others: settle ADD-PATH
 		}
 		p := netip.PrefixFrom(addr, bits).Masked()
 		r := NLRI{AfiSafi: name, Family: f, PathID: id, IP: p}

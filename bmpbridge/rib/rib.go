@@ -227,14 +227,23 @@ func (t *Table) Withdraw(n *decode.NLRI) (Outcome, *decode.Attrs) {
 	return Removed, old
 }
 
-// Covering returns the longest shorter prefix in the table that covers an
-// IP route (same family and path ID), with its attributes.
-func (t *Table) Covering(n *decode.NLRI) (netip.Prefix, *decode.Attrs, bool) {
+// LongestCovering finds the longest prefix in the table that covers the
+// IP route n, n's own prefix included when orEqual, held under path ID 0
+// or any of ids (a table of an ADD-PATH session keys routes by path ID,
+// which differ between tables). It appends the attribute sets held for
+// that prefix to out and returns its length, or -1 when there is none;
+// minBits bounds the search, so a caller that already has a covering
+// prefix of length L passes L and finds only as long or longer ones.
+func (t *Table) LongestCovering(n *decode.NLRI, ids []uint32, orEqual bool, minBits int, out []*decode.Attrs) (int, []*decode.Attrs) {
 	fam, ok := ipFam(n.Family)
 	if !ok || !n.IP.IsValid() {
-		return netip.Prefix{}, nil, false
+		return -1, out
 	}
-	for l := n.IP.Bits() - 1; l >= 0; l-- {
+	top := n.IP.Bits()
+	if !orEqual {
+		top--
+	}
+	for l := top; l >= max(minBits, 0); l-- {
 		if t.lens[fam][l] == 0 {
 			continue
 		}
@@ -242,11 +251,23 @@ func (t *Table) Covering(n *decode.NLRI) (netip.Prefix, *decode.Attrs, bool) {
 		if err != nil {
 			continue
 		}
-		if id, ok := t.ip[keyOf(fam, p, n.PathID)]; ok {
-			return p, t.in.attrs[id], true
+		found := false
+		if id, ok := t.ip[keyOf(fam, p, 0)]; ok {
+			out, found = append(out, t.in.attrs[id]), true
+		}
+		for _, pid := range ids {
+			if pid == 0 {
+				continue
+			}
+			if id, ok := t.ip[keyOf(fam, p, pid)]; ok {
+				out, found = append(out, t.in.attrs[id]), true
+			}
+		}
+		if found {
+			return l, out
 		}
 	}
-	return netip.Prefix{}, nil, false
+	return -1, out
 }
 
 // Len returns the number of routes in the table.

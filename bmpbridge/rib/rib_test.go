@@ -2,6 +2,7 @@ package rib
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -99,30 +100,6 @@ func TestInternerSlotReuse(t *testing.T) {
 	}
 }
 
-func TestCovering(t *testing.T) {
-	tb := NewTable(NewInterner())
-	tb.Announce(nlri("10.0.0.0/8", 0), &decode.Attrs{Key: "x", OriginAS: 1})
-	tb.Announce(nlri("10.1.0.0/16", 0), &decode.Attrs{Key: "y", OriginAS: 2})
-	tests := []struct {
-		p, want string
-	}{
-		{"10.1.2.0/24", "10.1.0.0/16"},
-		{"10.2.0.0/16", "10.0.0.0/8"},
-		{"11.0.0.0/24", ""},
-		{"10.0.0.0/8", ""},
-	}
-	for _, tc := range tests {
-		p, _, ok := tb.Covering(nlri(tc.p, 0))
-		got := ""
-		if ok {
-			got = p.String()
-		}
-		if got != tc.want {
-			t.Errorf("Covering(%s) = %q, want %q", tc.p, got, tc.want)
-		}
-	}
-}
-
 func BenchmarkAnnounce(b *testing.B) {
 	tb := NewTable(NewInterner())
 	a := &decode.Attrs{Key: "k"}
@@ -136,4 +113,37 @@ func BenchmarkAnnounce(b *testing.B) {
 		tb.Announce(&ns[i&(1<<16-1)], a)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "routes/s")
+}
+
+func TestLongestCovering(t *testing.T) {
+	tb := NewTable(NewInterner())
+	tb.Announce(nlri("10.0.0.0/8", 0), &decode.Attrs{Key: "x", OriginAS: 1})
+	tb.Announce(nlri("10.1.0.0/16", 7), &decode.Attrs{Key: "y", OriginAS: 2})
+	tb.Announce(nlri("10.1.0.0/16", 9), &decode.Attrs{Key: "z", OriginAS: 3})
+	tests := []struct {
+		p       string
+		ids     []uint32
+		orEqual bool
+		minBits int
+		bits    int
+		origins []uint32
+	}{
+		{"10.1.2.0/24", nil, false, 0, 8, []uint32{1}},
+		{"10.1.2.0/24", []uint32{7, 9}, false, 0, 16, []uint32{2, 3}},
+		{"10.1.2.0/24", []uint32{9}, false, 0, 16, []uint32{3}},
+		{"10.1.0.0/16", []uint32{7}, true, 0, 16, []uint32{2}},
+		{"10.1.0.0/16", []uint32{7}, false, 0, 8, []uint32{1}},
+		{"10.1.2.0/24", nil, false, 9, -1, nil},
+		{"11.0.0.0/24", []uint32{7}, true, 0, -1, nil},
+	}
+	for _, tc := range tests {
+		bits, as := tb.LongestCovering(nlri(tc.p, 0), tc.ids, tc.orEqual, tc.minBits, nil)
+		var origins []uint32
+		for _, a := range as {
+			origins = append(origins, a.OriginAS)
+		}
+		if bits != tc.bits || !slices.Equal(origins, tc.origins) {
+			t.Errorf("LongestCovering(%s, %v, %v, %d) = %d %v, want %d %v", tc.p, tc.ids, tc.orEqual, tc.minBits, bits, origins, tc.bits, tc.origins)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -10,91 +11,406 @@ import (
 	"github.com/meshd/meshd/internal/wire"
 )
 
-// Fault injects a fault between two routers: "down", "up", "reset",
-// "delay" (arg: e.g. 20ms), "loss" (arg: e.g. 5%) or "clear" (no delay or
-// loss). Delay and loss apply to frames from a to b.
+// FaultKind is one fault `meshd lab fault` takes: its name, its operands
+// and what it does. FaultKinds is the one list the parser, the errors and
+// the help text read.
+type FaultKind struct {
+	Name string
+	Args []string // operand names, after the kind
+	Help string
+}
+
+// FaultKinds are every fault the lab takes, in the order help lists them.
+var FaultKinds = []FaultKind{
+	{"down", []string{"R1", "R2"}, "take the R1-R2 link down at both ends (BGP notices when its 9 s hold timer expires)"},
+	{"up", []string{"R1", "R2"}, "bring the R1-R2 link back up"},
+	{"reset", []string{"R1", "R2"}, "reset R1's BGP sessions (IPv4 and IPv6) with R2"},
+	{"delay", []string{"R1", "R2", "DELAY"}, "delay frames from R1 to R2 by DELAY (0 to 10s, such as 20ms; 0 removes it)"},
+	{"loss", []string{"R1", "R2", "PERCENT"}, "lose PERCENT of the frames from R1 to R2 (0 to 100%, such as 5%)"},
+	{"clear", []string{"R1", "R2"}, "remove the delay and loss of frames from R1 to R2"},
+	{"reroute", []string{"R1", "R2", "VIA"}, "send R1-R2 traffic through VIA, one hop more (VIA must be linked to both)"},
+	{"unroute", []string{"R1", "R2", "VIA"}, "undo reroute R1 R2 VIA"},
+	{"hijack", []string{"R", "PREFIX"}, "make router R originate PREFIX"},
+}
+
+// FaultNames lists every fault kind, for errors and help.
+func FaultNames() string {
+	names := make([]string, len(FaultKinds))
+	for i, k := range FaultKinds {
+		names[i] = k.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func faultKind(name string) (FaultKind, bool) {
+	for _, k := range FaultKinds {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return FaultKind{}, false
+}
+
+// Fault is one parsed fault.
+type Fault struct {
+	Kind   string
+	A, B   string        // routers; hijack names only A
+	Via    string        // reroute, unroute
+	Delay  time.Duration // delay
+	Loss   float64       // loss, a fraction
+	Prefix netip.Prefix  // hijack
+}
+
+// Usage is the fault's command line with its operands named.
+func (k FaultKind) Usage() string {
+	return strings.Join(append([]string{k.Name}, k.Args...), " ")
+}
+
+// MaxDelay bounds a delay fault: longer would only hold frames the wire
+// must buffer, and BGP's hold timer expires at 9 s anyway.
+const MaxDelay = 10 * time.Second
+
+// ParseFault reads a fault from its words, as `meshd lab fault` gets
+// them: KIND then the kind's operands. It checks the words only; whether
+// the routers and links exist is the topology's to say (CheckFault).
+func ParseFault(args []string) (Fault, error) {
+	if len(args) == 0 {
+		return Fault{}, fmt.Errorf("name a fault: one of %s", FaultNames())
+	}
+	k, ok := faultKind(args[0])
+	if !ok {
+		return Fault{}, fmt.Errorf("unknown fault %q: want one of %s", args[0], FaultNames())
+	}
+	ops := args[1:]
+	if len(ops) != len(k.Args) {
+		return Fault{}, fmt.Errorf("fault %s: got %d operands, want %d (%s)", k.Name, len(ops), len(k.Args), k.Usage())
+	}
+	f := Fault{Kind: k.Name, A: ops[0]}
+	if k.Name == "hijack" {
+		p, err := netip.ParsePrefix(ops[1])
+		if err != nil {
+			return Fault{}, fmt.Errorf("hijack %s %q: want a prefix such as 10.200.1.0/25", ops[0], ops[1])
+		}
+		f.Prefix = p
+		return f, nil
+	}
+	f.B = ops[1]
+	if f.A == f.B {
+		return Fault{}, fmt.Errorf("%s %s %s: name two different routers", k.Name, f.A, f.B)
+	}
+	switch k.Name {
+	case "reroute", "unroute":
+		f.Via = ops[2]
+		if f.Via == f.A || f.Via == f.B {
+			return Fault{}, fmt.Errorf("%s %s %s %s: go through a third router", k.Name, f.A, f.B, f.Via)
+		}
+	case "delay":
+		d, err := parseDelay(ops[2])
+		if err != nil {
+			return Fault{}, err
+		}
+		f.Delay = d
+	case "loss":
+		p, err := parseLoss(ops[2])
+		if err != nil {
+			return Fault{}, err
+		}
+		f.Loss = p
+	}
+	return f, nil
+}
+
+func parseDelay(s string) (time.Duration, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("delay %q: want a duration such as 20ms (0 to %v)", s, MaxDelay)
+	case d < 0:
+		return 0, fmt.Errorf("delay %s: a delay cannot be negative (want 0 to %v, such as 20ms)", s, MaxDelay)
+	case d > MaxDelay:
+		return 0, fmt.Errorf("delay %s: at most %v", s, MaxDelay)
+	}
+	return d, nil
+}
+
+func parseLoss(s string) (float64, error) {
+	p, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	switch {
+	case err != nil || p != p: // p != p: NaN
+		return 0, fmt.Errorf("loss %q: want a percentage such as 5%%", s)
+	case p < 0:
+		return 0, fmt.Errorf("loss %s: a loss cannot be negative (want 0 to 100%%, such as 5%%)", s)
+	case p > 100:
+		return 0, fmt.Errorf("loss %s: at most 100%%", s)
+	}
+	return p / 100, nil
+}
+
+// String names the fault as the lab applies it: the direction for delay
+// and loss (they shape frames from A to B only), the link for the rest.
+func (f Fault) String() string {
+	switch f.Kind {
+	case "hijack":
+		return fmt.Sprintf("hijack %s %s", f.A, f.Prefix)
+	case "delay":
+		return fmt.Sprintf("delay %s→%s %v", f.A, f.B, f.Delay)
+	case "loss":
+		return fmt.Sprintf("loss %s→%s %s%%", f.A, f.B, strconv.FormatFloat(f.Loss*100, 'f', -1, 64))
+	case "clear":
+		return fmt.Sprintf("clear %s→%s", f.A, f.B)
+	case "reroute", "unroute":
+		return fmt.Sprintf("%s %s–%s via %s", f.Kind, f.A, f.B, f.Via)
+	}
+	return fmt.Sprintf("%s %s–%s", f.Kind, f.A, f.B)
+}
+
+// Check says whether the fault fits this topology: its routers exist
+// first, then the links it needs.
+func (t *Topology) Check(f Fault) error {
+	for _, n := range []string{f.A, f.B, f.Via} {
+		if n == "" {
+			continue
+		}
+		if _, ok := t.Router(n); !ok {
+			return fmt.Errorf("%s: no router %s (this lab has r1 to r%d)", f, n, len(t.Routers))
+		}
+	}
+	if f.Kind == "hijack" {
+		return nil
+	}
+	if _, ok := t.LinkBetween(f.A, f.B); !ok {
+		return fmt.Errorf("%s: no direct link between %s and %s (%s is linked to %s)", f, f.A, f.B, f.A, strings.Join(t.Neighbors(f.A), ", "))
+	}
+	if f.Via == "" {
+		return nil
+	}
+	_, ok1 := t.LinkBetween(f.A, f.Via)
+	_, ok2 := t.LinkBetween(f.Via, f.B)
+	if ok1 && ok2 {
+		return nil
+	}
+	if common := t.commonNeighbors(f.A, f.B); len(common) > 0 {
+		return fmt.Errorf("%s: %s is not linked to both %s and %s; %s is", f, f.Via, f.A, f.B, strings.Join(common, " and "))
+	}
+	return fmt.Errorf("%s: no router is linked to both %s and %s (with 5 or more routers, chords make such triangles)", f, f.A, f.B)
+}
+
+// Neighbors lists the routers directly linked to a router.
+func (t *Topology) Neighbors(name string) []string {
+	var out []string
+	for _, r := range t.Routers {
+		if _, ok := t.LinkBetween(name, r.Name); ok && r.Name != name {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
+func (t *Topology) commonNeighbors(a, b string) []string {
+	var out []string
+	for _, n := range t.Neighbors(a) {
+		if _, ok := t.LinkBetween(n, b); ok && n != b {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// RerouteExample finds a reroute the topology takes: a link a-b and a
+// router via linked to both. ok is false when there is none (a ring of 4
+// or fewer has no triangle).
+func (t *Topology) RerouteExample() (a, b, via string, ok bool) {
+	for _, lk := range t.Links {
+		a, b = t.Routers[lk.A-1].Name, t.Routers[lk.B-1].Name
+		if c := t.commonNeighbors(a, b); len(c) > 0 {
+			return a, b, c[0], true
+		}
+	}
+	return "", "", "", false
+}
+
+// FaultExamples are command lines, after `meshd lab fault`, that this
+// topology takes: the lab's banner prints them.
+func (t *Topology) FaultExamples() []string {
+	a, b := t.Routers[t.Links[0].A-1].Name, t.Routers[t.Links[0].B-1].Name
+	ex := []string{
+		"reset " + a + " " + b, "down " + a + " " + b, "up " + a + " " + b,
+		"delay " + a + " " + b + " 20ms", "loss " + a + " " + b + " 5%", "clear " + a + " " + b,
+	}
+	if x, y, via, ok := t.RerouteExample(); ok {
+		ex = append(ex, "reroute "+x+" "+y+" "+via)
+	}
+	// A more-specific of r1's prefix, from the router farthest along
+	// the first three.
+	h := t.Routers[min(3, len(t.Routers))-1]
+	return append(ex, fmt.Sprintf("hijack %s 10.200.1.0/25", h.Name))
+}
+
+// Apply checks a fault against the lab's topology, applies it, and says
+// what was done.
+func (l *Lab) Apply(f Fault) (string, error) {
+	if err := l.Topo.Check(f); err != nil {
+		return "", err
+	}
+	var err error
+	done := "applied"
+	switch f.Kind {
+	case "hijack":
+		err = l.hijack(f.A, f.Prefix)
+		done = fmt.Sprintf("%s originates %s", f.A, f.Prefix)
+	case "reroute", "unroute":
+		err = l.reroute(f.A, f.B, f.Via, f.Kind == "unroute")
+		if f.Kind == "unroute" {
+			done = "direct again"
+		}
+	case "down", "up":
+		err = l.setLink(f.A, f.B, f.Kind)
+		done = "link " + f.Kind + " at both ends"
+	case "reset":
+		var n int
+		n, err = l.reset(f.A, f.B)
+		done = fmt.Sprintf("%d BGP sessions reset by %s", n, f.A)
+	default:
+		err = l.impair(f)
+		switch {
+		case f.Kind == "clear":
+			done = "delay and loss removed"
+		case f.Kind == "delay" && f.Delay == 0, f.Kind == "loss" && f.Loss == 0:
+			done = "applied (removed)"
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", f, err)
+	}
+	return f.String() + ": " + done, nil
+}
+
+// Fault injects a fault between two routers (see FaultKinds); arg is the
+// delay, the loss or reroute's VIA where the kind takes one.
 func (l *Lab) Fault(kind, a, b, arg string) error {
+	args := []string{kind, a, b}
+	if arg != "" {
+		args = append(args, arg)
+	}
+	f, err := ParseFault(args)
+	if err != nil {
+		return err
+	}
+	_, err = l.Apply(f)
+	return err
+}
+
+// ends returns the link between a and b, the two routers, and each
+// one's interface on it.
+func (l *Lab) ends(a, b string) (lk Link, ra, rb Router, aIf, bIf string, err error) {
 	lk, ok := l.Topo.LinkBetween(a, b)
 	if !ok {
-		return fmt.Errorf("no direct link between %s and %s", a, b)
+		return lk, ra, rb, "", "", fmt.Errorf("no direct link between %s and %s", a, b)
 	}
-	ra, _ := l.Topo.Router(a)
-	rb, _ := l.Topo.Router(b)
-	aIf, bIf := lk.AIf, lk.BIf
+	ra, _ = l.Topo.Router(a)
+	rb, _ = l.Topo.Router(b)
+	aIf, bIf = lk.AIf, lk.BIf
 	if ra.Index != lk.A {
 		aIf, bIf = lk.BIf, lk.AIf
 	}
-	switch kind {
-	case "down", "up":
-		if err := nsRun(ra.NS, "ip", "link", "set", aIf, kind); err != nil {
-			return err
-		}
-		return nsRun(rb.NS, "ip", "link", "set", bIf, kind)
-	case "reset":
-		for _, p := range l.Topo.Peers(ra) {
-			if p.PeerName != b {
-				continue
-			}
-			if ra.Daemon == "bird" {
-				if err := l.birdReset(ra, p.PeerAddr); err != nil {
-					return err
-				}
-				continue
-			}
-			if ra.Daemon == "frr" {
-				if err := l.vtysh(ra, "clear bgp "+p.PeerAddr.String()); err != nil {
-					return err
-				}
-				continue
-			}
-			cli, err := l.bin("gobgp")
-			if err != nil {
-				return err
-			}
-			if err := nsRun(ra.NS, cli, "-u", "127.0.0.1", "-p", fmt.Sprint(gobgpAPIPort), "neighbor", p.PeerAddr.String(), "reset"); err != nil {
-				return err
-			}
-		}
-		return nil
-	case "delay", "loss", "clear":
-		// Faults shape frames leaving a, like netem on a's egress would.
-		all, err := l.loadImpairments()
-		if err != nil {
-			return err
-		}
-		imp := all[lk.Index][a]
-		switch kind {
-		case "clear":
-			imp = wire.Impairment{}
-		case "delay":
-			d, err := time.ParseDuration(arg)
-			if err != nil || d < 0 || d > 10*time.Second {
-				return fmt.Errorf("delay %q: want a duration such as 20ms (0 to 10s)", arg)
-			}
-			imp.Delay = d
-		case "loss":
-			p, err := strconv.ParseFloat(strings.TrimSuffix(arg, "%"), 64)
-			if err != nil || p < 0 || p > 100 {
-				return fmt.Errorf("loss %q: want a percentage such as 5%%", arg)
-			}
-			imp.Loss = p / 100
-		}
-		return l.setImpairment(lk, a, imp)
+	return lk, ra, rb, aIf, bIf, nil
+}
+
+// setLink takes a link down or up at both ends. Up also puts back the
+// link's addresses and routes: a lab made before keep_addr_on_down was
+// set lost its IPv6 addresses on down, and the kernel re-adds the
+// connected routes without their quickack.
+func (l *Lab) setLink(a, b, state string) error {
+	lk, ra, rb, aIf, bIf, err := l.ends(a, b)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("unknown fault %q: want down, up, reset, delay or loss", kind)
+	if err := nsRun(ra.NS, "ip", "link", "set", aIf, state); err != nil {
+		return err
+	}
+	if err := nsRun(rb.NS, "ip", "link", "set", bIf, state); err != nil {
+		return err
+	}
+	if state != "up" {
+		return nil
+	}
+	return runSteps(l.linkAddrs(lk))
+}
+
+func (l *Lab) reset(a, b string) (int, error) {
+	ra, _ := l.Topo.Router(a)
+	n := 0
+	for _, p := range l.Topo.Peers(ra) {
+		if p.PeerName != b {
+			continue
+		}
+		if ra.Daemon == "bird" {
+			if err := l.birdReset(ra, p.PeerAddr); err != nil {
+				return n, err
+			}
+			n++
+			continue
+		}
+		if ra.Daemon == "frr" {
+			if err := l.vtysh(ra, "clear bgp "+p.PeerAddr.String()); err != nil {
+				return n, err
+			}
+			n++
+			continue
+		}
+		cli, err := l.bin("gobgp")
+		if err != nil {
+			return n, err
+		}
+		if err := nsRun(ra.NS, cli, "-u", "127.0.0.1", "-p", fmt.Sprint(gobgpAPIPort), "neighbor", p.PeerAddr.String(), "reset"); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// impair sets delay, loss or neither on frames from f.A to f.B, like
+// netem on A's egress would.
+func (l *Lab) impair(f Fault) error {
+	lk, _, _, _, _, err := l.ends(f.A, f.B)
+	if err != nil {
+		return err
+	}
+	all, err := l.loadImpairments()
+	if err != nil {
+		return err
+	}
+	imp := all[lk.Index][f.A]
+	switch f.Kind {
+	case "clear":
+		imp = wire.Impairment{}
+	case "delay":
+		imp.Delay = f.Delay
+	case "loss":
+		imp.Loss = f.Loss
+	default:
+		return errors.New("not a delay, loss or clear fault")
+	}
+	return l.setImpairment(lk, f.A, imp)
 }
 
 // Hijack makes router r originate prefix (a prefix it does not own, or a
 // more-specific of another router's), as a hijack or a leak would.
 func (l *Lab) Hijack(name, prefix string) error {
-	r, ok := l.Topo.Router(name)
-	if !ok {
-		return fmt.Errorf("no router %s", name)
-	}
-	p, err := netip.ParsePrefix(prefix)
+	f, err := ParseFault([]string{"hijack", name, prefix})
 	if err != nil {
-		return fmt.Errorf("hijack %q: %w", prefix, err)
+		return err
 	}
+	_, err = l.Apply(f)
+	return err
+}
+
+func (l *Lab) hijack(name string, p netip.Prefix) error {
+	r, _ := l.Topo.Router(name)
 	if r.Daemon == "bird" {
 		return l.birdHijack(r, p)
 	}
@@ -118,18 +434,25 @@ func (l *Lab) Hijack(name, prefix string) error {
 }
 
 // Reroute sends the traffic between a and b's link addresses through via,
-// an extra hop, with host routes on all three (and back with "unroute").
+// an extra hop, with host routes on all three (and back with undo).
 // via must be linked to both.
 func (l *Lab) Reroute(a, b, via string, undo bool) error {
-	ab, ok := l.Topo.LinkBetween(a, b)
-	if !ok {
-		return fmt.Errorf("no direct link between %s and %s", a, b)
+	kind := "reroute"
+	if undo {
+		kind = "unroute"
 	}
-	av, ok1 := l.Topo.LinkBetween(a, via)
-	vb, ok2 := l.Topo.LinkBetween(via, b)
-	if !ok1 || !ok2 {
-		return fmt.Errorf("%s is not linked to both %s and %s", via, a, b)
+	f, err := ParseFault([]string{kind, a, b, via})
+	if err != nil {
+		return err
 	}
+	_, err = l.Apply(f)
+	return err
+}
+
+func (l *Lab) reroute(a, b, via string, undo bool) error {
+	ab, _ := l.Topo.LinkBetween(a, b)
+	av, _ := l.Topo.LinkBetween(a, via)
+	vb, _ := l.Topo.LinkBetween(via, b)
 	ra, _ := l.Topo.Router(a)
 	rb, _ := l.Topo.Router(b)
 	rv, _ := l.Topo.Router(via)

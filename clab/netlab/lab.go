@@ -218,18 +218,36 @@ func (l *Lab) addLink(lk Link) error {
 		}
 	}
 	steps := [][]string{
+		// The kernel drops a link's IPv6 addresses when it goes down
+		// unless told to keep them, and `fault up` would leave the IPv6
+		// sessions unable to bind their local address.
+		{a.NS, "sysctl", "-qw", "net.ipv6.conf." + lk.AIf + ".keep_addr_on_down=1"},
+		{b.NS, "sysctl", "-qw", "net.ipv6.conf." + lk.BIf + ".keep_addr_on_down=1"},
 		{WireNS, "ip", "link", "set", wa, "up"},
 		{WireNS, "ip", "link", "set", wb, "up"},
-		{a.NS, "ip", "addr", "add", lk.A4.String() + "/30", "dev", lk.AIf},
-		{b.NS, "ip", "addr", "add", lk.B4.String() + "/30", "dev", lk.BIf},
-		{a.NS, "ip", "addr", "add", lk.A6.String() + "/64", "dev", lk.AIf, "nodad"},
-		{b.NS, "ip", "addr", "add", lk.B6.String() + "/64", "dev", lk.BIf, "nodad"},
 		{a.NS, "ip", "link", "set", lk.AIf, "up"},
 		{b.NS, "ip", "link", "set", lk.BIf, "up"},
 	}
+	if err := runSteps(steps); err != nil {
+		return err
+	}
+	return runSteps(l.linkAddrs(lk))
+}
+
+// linkAddrs are the steps that give a link's two ends their addresses and
+// routes, once the link is up; each may run again (replace, not add).
+func (l *Lab) linkAddrs(lk Link) [][]string {
+	a, b := l.Topo.Routers[lk.A-1], l.Topo.Routers[lk.B-1]
+	steps := [][]string{
+		{a.NS, "ip", "addr", "replace", lk.A4.String() + "/30", "dev", lk.AIf},
+		{b.NS, "ip", "addr", "replace", lk.B4.String() + "/30", "dev", lk.BIf},
+		{a.NS, "ip", "addr", "replace", lk.A6.String() + "/64", "dev", lk.AIf, "nodad"},
+		{b.NS, "ip", "addr", "replace", lk.B6.String() + "/64", "dev", lk.BIf, "nodad"},
+	}
 	// Quick ACKs on the link's routes: a Linux speaker otherwise delays
 	// the ACK of a lone keepalive by up to ~40 ms or more, which the
-	// probe would rightly measure as round-trip time.
+	// probe would rightly measure as round-trip time. The kernel puts
+	// its own routes back, without quickack, when a link comes up again.
 	for _, side := range []struct{ ns, dev string }{{a.NS, lk.AIf}, {b.NS, lk.BIf}} {
 		v4 := netip.PrefixFrom(lk.A4, 30).Masked().String()
 		v6 := netip.PrefixFrom(lk.A6, 64).Masked().String()
@@ -237,6 +255,11 @@ func (l *Lab) addLink(lk Link) error {
 			[]string{side.ns, "ip", "route", "replace", v4, "dev", side.dev, "proto", "kernel", "scope", "link", "quickack", "1"},
 			[]string{side.ns, "ip", "-6", "route", "replace", v6, "dev", side.dev, "proto", "kernel", "metric", "256", "quickack", "1"})
 	}
+	return steps
+}
+
+// runSteps runs commands, each {namespace, program, args...}, in order.
+func runSteps(steps [][]string) error {
 	for _, s := range steps {
 		if err := nsRun(s[0], s[1], s[2:]...); err != nil {
 			return err
@@ -406,4 +429,14 @@ func cleanNamespaces() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// IsUp reports whether a lab is up in dir: Up writes the state file
+// before it starts anything, and Down removes it once everything is gone.
+func IsUp(dir string) bool {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	_, err := os.Stat(filepath.Join(dir, stateFile))
+	return err == nil
 }

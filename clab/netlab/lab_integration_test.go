@@ -204,9 +204,9 @@ func TestLab(t *testing.T) {
 
 	// Every session of the 6 links is up (IPv4 and IPv6, both ends), with
 	// probe RTT.
-	// BIRD (r3) has no BMP and no poller in the probe: meshd knows its
+	// BIRD (r5) has no BMP and no poller in the probe: meshd knows its
 	// end of a session from the probe alone, so with no session-state.
-	// The other 18 session ends are gobgpd's and FRR's.
+	// The other session ends are gobgpd's and FRR's.
 	want := 0
 	for _, r := range e.lab.Topo.Routers {
 		if r.Daemon != "bird" {

@@ -77,14 +77,14 @@ func TestTopology(t *testing.T) {
 	}
 }
 
-// The lab runs all three implementations in turn, and every ring link
-// joins two different ones.
+// The lab runs all three implementations, and every ring link joins two
+// different ones.
 func TestDaemons(t *testing.T) {
 	topo, err := NewTopology(20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"gobgpd", "frr", "bird", "gobgpd", "frr", "bird"}
+	want := []string{"gobgpd", "frr", "gobgpd", "frr", "bird", "frr", "gobgpd", "frr", "gobgpd", "bird"}
 	for i, w := range want {
 		if got := topo.Routers[i].Daemon; got != w {
 			t.Errorf("r%d runs %s, want %s", i+1, got, w)

@@ -54,7 +54,8 @@ func (e *labEnv) verify(t *testing.T, after string, wait time.Duration) {
 // kind, in a random order (seed printed; MESHD_LAB_SEED replays it), then
 // after a quiet period (MESHD_LAB_QUIET, default 60 s) that must produce
 // no session or path-change event. MESHD_LAB_ROUTERS sets the lab's size
-// (default 5: gobgpd, FRR, BIRD, gobgpd, FRR, with a chord r1-r3).
+// (default 5: gobgpd, FRR, gobgpd, FRR, BIRD, with a chord r1-r3). The
+// reset and the hijack are BIRD's (r5).
 func TestLabVerify(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("MESHD_LAB_SEED"); s != "" {
@@ -94,10 +95,10 @@ func TestLabVerify(t *testing.T) {
 		{"clear r1 r2", func() error { return l.Fault("clear", "r1", "r2", "") }},
 		{"down r3 r4", func() error { return l.Fault("down", "r3", "r4", "") }},
 		{"up r3 r4", func() error { return l.Fault("up", "r3", "r4", "") }},
-		{"reset r2 r3", func() error { return l.Fault("reset", "r2", "r3", "") }},
+		{"reset r5 r4", func() error { return l.Fault("reset", "r5", "r4", "") }},
 		{"reroute r1 r3 r2", func() error { return l.Reroute("r1", "r3", "r2", false) }},
 		{"unroute r1 r3 r2", func() error { return l.Reroute("r1", "r3", "r2", true) }},
-		{"hijack r3 10.200.1.0/25", func() error { return l.Hijack("r3", "10.200.1.0/25") }},
+		{"hijack r5 10.200.1.0/25", func() error { return l.Hijack("r5", "10.200.1.0/25") }},
 	}
 	rng := rand.New(rand.NewPCG(seed, seed>>1|1))
 	rng.Shuffle(len(faults), func(i, j int) { faults[i], faults[j] = faults[j], faults[i] })

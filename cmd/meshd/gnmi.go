@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,12 +73,13 @@ type targetFlags struct {
 	skip     bool
 	encoding string
 	raw      bool
+	paths    []string
 }
 
 func (tf *targetFlags) add(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVarP(&tf.t.Address, "address", "a", "", "target host:port")
-	f.StringVar(&tf.t.Name, "name", "", "router name for the output (default: the address)")
+	f.StringVar(&tf.t.Name, "name", "", "router name for replies that name no target (default: the address)")
 	f.StringVarP(&tf.t.Username, "username", "u", "", "username (gNMI metadata)")
 	f.StringVarP(&tf.t.Password, "password", "p", "", "password (gNMI metadata)")
 	f.BoolVar(&tf.insecure, "insecure", false, "no TLS")
@@ -89,7 +91,19 @@ func (tf *targetFlags) add(cmd *cobra.Command) {
 	f.DurationVar(&tf.t.Timeout, "timeout", 10*time.Second, "RPC timeout")
 	f.StringVarP(&tf.encoding, "encoding", "e", "json_ietf", "json_ietf, json or proto")
 	f.BoolVar(&tf.raw, "raw", false, "print the notifications as received instead of meshd's translated leaves")
+	// gnmic takes paths with a repeatable --path; an array flag, not a
+	// slice, because a path's keys may hold commas.
+	f.StringArrayVar(&tf.paths, "path", nil, "path (gnmic syntax); repeatable, and paths may also follow the flags")
 	_ = cmd.MarkFlagRequired("address")
+}
+
+// allPaths returns the --path flags followed by the positional paths.
+func (tf *targetFlags) allPaths(args []string) ([]string, error) {
+	paths := append(append([]string(nil), tf.paths...), args...)
+	if len(paths) == 0 {
+		return nil, errors.New("no path: give --path PATH (repeatable) or paths after the flags")
+	}
+	return paths, nil
 }
 
 func (tf *targetFlags) target() *gnmiclient.Target {
@@ -104,7 +118,11 @@ func (tf *targetFlags) target() *gnmiclient.Target {
 // printer writes notifications as JSON lines: raw, or translated into the
 // leaves meshd would store (unknown paths and bad values listed apart).
 type printer struct {
-	w      io.Writer
+	w io.Writer
+	// router labels notifications whose prefix names no target; one that
+	// does is labelled with its target, since a server may serve several
+	// routers on one address (gnmic's gnmi-server output, meshd's own
+	// target, a collector's cache).
 	router string
 	raw    bool
 	tr     *translate.Translator
@@ -141,8 +159,12 @@ func (p *printer) print(n *gpb.Notification) error {
 		_, err = fmt.Fprintf(p.w, "%s\n", b)
 		return err
 	}
+	router := p.router
+	if t := n.GetPrefix().GetTarget(); t != "" {
+		router = t
+	}
 	p.res.Reset()
-	p.tr.Notification(p.router, n, change.SourceGNMI, time.Now(), &p.res)
+	p.tr.Notification(router, n, change.SourceGNMI, time.Now(), &p.res)
 	for _, c := range p.res.Changes {
 		l := leafJSON{Router: c.Router, Time: c.Time, Path: change.PathKey(c.Path), Deleted: c.Value == nil}
 		if c.Value != nil {
@@ -157,25 +179,30 @@ func (p *printer) print(n *gpb.Notification) error {
 		}
 	}
 	for _, u := range p.res.Unknown {
-		if err := enc.Encode(map[string]any{"router": p.router, "unknown-path": u}); err != nil {
+		if err := enc.Encode(map[string]any{"router": router, "unknown-path": u}); err != nil {
 			return err
 		}
 	}
 	if p.res.Err != nil {
-		return enc.Encode(map[string]any{"router": p.router, "invalid": p.res.Invalid, "first-error": p.res.Err.Error()})
+		return enc.Encode(map[string]any{"router": router, "invalid": p.res.Invalid, "first-error": p.res.Err.Error()})
 	}
 	return nil
 }
 
 func newGetCmd() *cobra.Command {
 	var tf targetFlags
+	var o gnmiclient.GetOptions
 	cmd := &cobra.Command{
-		Use:   "get [flags] PATH...",
+		Use:   "get [flags] [--path PATH]... [PATH...]",
 		Short: "gNMI Get from one target, printed as JSON lines",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, paths []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			paths, err := tf.allPaths(args)
+			if err != nil {
+				return err
+			}
 			t := tf.target()
-			resp, err := gnmiclient.Get(cmd.Context(), t, paths, tf.encoding)
+			o.Paths, o.Encoding = paths, tf.encoding
+			resp, err := gnmiclient.GetQuery(cmd.Context(), t, o)
 			if err != nil {
 				return err
 			}
@@ -192,6 +219,9 @@ func newGetCmd() *cobra.Command {
 		},
 	}
 	tf.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.Prefix, "prefix", "", "common path prefix")
+	f.StringVar(&o.Target, "target", "", "target name for the request prefix (servers serving several targets)")
 	return cmd
 }
 
@@ -201,10 +231,13 @@ func newSubscribeCmd() *cobra.Command {
 	var count int
 	var interval time.Duration
 	cmd := &cobra.Command{
-		Use:   "subscribe [flags] PATH...",
+		Use:   "subscribe [flags] [--path PATH]... [PATH...]",
 		Short: "gNMI Subscribe to one target (once, poll or stream), printed as JSON lines",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, paths []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			paths, err := tf.allPaths(args)
+			if err != nil {
+				return err
+			}
 			t := tf.target()
 			sub.Paths, sub.Encoding = paths, tf.encoding
 			p, err := newPrinter(cmd.OutOrStdout(), t.Name, tf.raw)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmiclient"
+	"github.com/meshd/meshd/gnmitarget"
 	"github.com/meshd/meshd/internal/sessions"
 	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
@@ -265,4 +267,71 @@ func TestStatusCommand(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("meshd status never showed dev1 synced, down failed with its error, and dev1's neighbors (err %v):\n%s", err, out)
+}
+
+// startFleetTarget serves four routers from meshd's own gNMI target, each
+// with one neighbor whose peer-as tells the routers apart (r1: 65001, …).
+func startFleetTarget(t *testing.T) string {
+	t.Helper()
+	srv, err := gnmitarget.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 4; i++ {
+		r := fmt.Sprintf("r%d", i)
+		srv.Update(r, []change.Update{{
+			Path:  change.NeighborPath("default", "10.0.0.9", "state", "peer-as"),
+			Value: change.Uint(uint64(65000 + i)), Time: time.Now(),
+		}})
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+// Each router's leaves are labelled with the target its reply names, not
+// with --name or the address; --target asks for one router; --path is
+// taken as gnmic takes it (repeatable), next to positional paths.
+func TestGetSubscribeRouterFromPrefixTarget(t *testing.T) {
+	addr := startFleetTarget(t)
+	const path = "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=10.0.0.9]/state/peer-as"
+	all := map[string]float64{"r1": 65001, "r2": 65002, "r3": 65003, "r4": 65004}
+	cases := []struct {
+		name string
+		cmd  func() *cobra.Command
+		args []string
+		want map[string]float64
+	}{
+		{"get positional", newGetCmd, []string{path}, all},
+		{"get --path", newGetCmd, []string{"--path", path}, all},
+		{"get --target", newGetCmd, []string{"--target", "r3", "--path", path}, map[string]float64{"r3": 65003}},
+		{"get --path twice", newGetCmd, []string{"--target", "r2", "--path", path, "--path", path}, map[string]float64{"r2": 65002}},
+		{"subscribe --path", newSubscribeCmd, []string{"--mode", "once", "--path", path}, all},
+		{"subscribe --target", newSubscribeCmd, []string{"--mode", "once", "--target", "r4", path}, map[string]float64{"r4": 65004}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-a", addr, "--insecure", "--name", "fallback", "-e", "proto"}, tc.args...)
+			out, err := runCmd(t, tc.cmd(), args...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			got := map[string]float64{}
+			for _, r := range jsonLines(t, out) {
+				router, _ := r["router"].(string)
+				v, _ := r["value"].(float64)
+				got[router] = v
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("router → peer-as %v, want %v\n%s", got, tc.want, out)
+			}
+		})
+	}
+	if out, err := runCmd(t, newGetCmd(), "-a", addr, "--insecure"); err == nil || !strings.Contains(err.Error(), "--path") {
+		t.Errorf("get without a path: err %v, want one naming --path\n%s", err, out)
+	}
 }

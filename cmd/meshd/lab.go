@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,18 +46,8 @@ func newLabCmd() *cobra.Command {
 			if err := l.StartForwarder(self); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, `
-lab is up (%d routers). meshd runs in namespace %s; from this host:
-  gNMI target    127.0.0.1:%d   (gnmic -a 127.0.0.1:%d --insecure get --path /network-instances)
-  InfluxDB       http://127.0.0.1:%d  database "meshd"
-  metrics        http://127.0.0.1:%d/metrics   sessions http://127.0.0.1:%d/api/sessions
-  dashboards     dashboards/ (Grafana and Chronograf, InfluxQL)
-  logs, configs  %s
-  faults         meshd lab fault reset r1 r2 | down r1 r2 | up r1 r2 | delay r1 r2 20ms |
-                 loss r1 r2 5%% | clear r1 r2 | reroute r1 r3 r2 | hijack r3 10.200.1.0/25
-  tear down      meshd lab down
-`, routers, netlab.MgmtNS, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
-			return watchTable(ctx, out, watch)
+			fmt.Fprint(out, labBanner(l.Topo, dir))
+			return watchTable(ctx, out, watch, 2*time.Second, labRows, func() bool { return netlab.IsUp(dir) })
 		},
 	}
 	up.Flags().IntVar(&routers, "routers", 4, "number of routers (2 to 60)")
@@ -87,36 +78,37 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
 		},
 	}
 	fault := &cobra.Command{
-		Use:   "fault KIND R1 R2 [VALUE] | fault hijack R PREFIX",
-		Short: "Inject a fault: down, up, reset, delay R1 R2 20ms, loss R1 R2 5%, clear R1 R2, reroute R1 R2 R3, hijack R3 PREFIX",
-		Long: `Faults between two directly linked routers: down and up (the link), reset (the BGP
-sessions), delay and loss (frames from R1 to R2; 'delay R1 R2 0' or 'clear R1 R2' removes
-them). reroute R1 R2 R3 sends R1-R2 traffic through R3, an extra hop (unroute R1 R2 R3
-undoes it; R3 must be linked to both, as chords give with 5 or more routers). hijack R
-PREFIX makes router R originate PREFIX.`,
-		Args: cobra.RangeArgs(3, 4),
+		Use:   "fault KIND R1 R2 [VALUE|VIA] | fault hijack R PREFIX",
+		Short: "Inject a fault: " + netlab.FaultNames(),
+		Long:  faultHelp(),
+		// Flags go before KIND, so that a value such as -5ms reaches the
+		// fault's own check ("a delay cannot be negative") instead of
+		// being taken for a flag.
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, a := range args {
+				if strings.HasPrefix(a, "--") {
+					return fmt.Errorf("%s: flags go before the fault's kind (meshd lab fault --dir D delay r1 r2 20ms)", a)
+				}
+			}
+			f, err := netlab.ParseFault(args)
+			if err != nil {
+				return err
+			}
 			l, err := netlab.Load(dir)
 			if err != nil {
 				return err
 			}
 			l.SetBin(tools.Look)
-			switch args[0] {
-			case "hijack":
-				return l.Hijack(args[1], args[2])
-			case "reroute", "unroute":
-				if len(args) != 4 {
-					return fmt.Errorf("%s R1 R2 VIA: name the router to go through", args[0])
-				}
-				return l.Reroute(args[1], args[2], args[3], args[0] == "unroute")
+			msg, err := l.Apply(f)
+			if err != nil {
+				return err
 			}
-			arg := ""
-			if len(args) == 4 {
-				arg = args[3]
-			}
-			return l.Fault(args[0], args[1], args[2], arg)
+			fmt.Fprintln(cmd.OutOrStdout(), msg)
+			return nil
 		},
 	}
+	fault.Flags().SetInterspersed(false)
 	wireCmd := &cobra.Command{
 		Use:    "wire",
 		Hidden: true,
@@ -157,21 +149,73 @@ func labRows() ([]sessions.Row, error) {
 	return rows, nil
 }
 
-func watchTable(ctx context.Context, w io.Writer, d time.Duration) error {
+// labBanner says where everything is and which faults this lab's
+// topology takes (a reroute needs a router linked to both ends).
+func labBanner(topo *netlab.Topology, dir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+lab is up (%d routers). meshd runs in namespace %s; from this host:
+  gNMI target    127.0.0.1:%d   (gnmic -a 127.0.0.1:%d --insecure get --path /network-instances)
+  InfluxDB       http://127.0.0.1:%d  database "meshd"
+  metrics        http://127.0.0.1:%d/metrics   sessions http://127.0.0.1:%d/api/sessions
+  dashboards     dashboards/ (Grafana and Chronograf, InfluxQL)
+  logs, configs  %s
+`, len(topo.Routers), netlab.MgmtNS, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
+	lab := "meshd lab"
+	if dir != netlab.DefaultDir {
+		lab += " --dir " + dir
+	}
+	for i, ex := range topo.FaultExamples() {
+		label := ""
+		if i == 0 {
+			label = "faults"
+		}
+		fmt.Fprintf(&b, "  %-14s %s fault %s\n", label, lab, ex)
+	}
+	if _, _, _, ok := topo.RerouteExample(); !ok {
+		fmt.Fprintf(&b, "  %-14s (reroute needs a router linked to both ends: --routers 5 or more)\n", "")
+	}
+	fmt.Fprintf(&b, "  %-14s %s fault --help (all %d kinds)\n", "", lab, len(netlab.FaultKinds))
+	fmt.Fprintf(&b, "  %-14s %s down\n", "tear down", lab)
+	return b.String()
+}
+
+// faultHelp lists every fault kind from the one table the parser reads.
+func faultHelp() string {
+	var b strings.Builder
+	b.WriteString("Faults between two routers of the running lab (flags go before KIND):\n\n")
+	for _, k := range netlab.FaultKinds {
+		fmt.Fprintf(&b, "  %-22s %s\n", k.Usage(), k.Help)
+	}
+	return b.String()
+}
+
+// watchTable prints the sessions every interval until ctx ends, d passes
+// (when not 0), or the lab is gone: after `meshd lab down` it says so once
+// and returns, and an error that repeats is printed once.
+func watchTable(ctx context.Context, w io.Writer, d, interval time.Duration, rowsOf func() ([]sessions.Row, error), up func() bool) error {
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	lastErr := ""
 	for {
-		rows, err := labRows()
-		fmt.Fprintf(w, "\n%s  (refreshes every 2s; Ctrl-C to stop watching, the lab stays up)\n", time.Now().Format("15:04:05"))
-		if err != nil {
-			fmt.Fprintln(w, err)
-		} else {
+		if !up() {
+			fmt.Fprintln(w, "\nthe lab is down (meshd lab down): stopped watching")
+			return nil
+		}
+		rows, err := rowsOf()
+		switch {
+		case err == nil:
+			lastErr = ""
+			fmt.Fprintf(w, "\n%s  (refreshes every %v; Ctrl-C to stop watching, the lab stays up)\n", time.Now().Format("15:04:05"), interval)
 			sessions.WriteTable(w, rows)
+		case err.Error() != lastErr:
+			lastErr = err.Error()
+			fmt.Fprintf(w, "\n%s  %v (retrying every %v)\n", time.Now().Format("15:04:05"), err, interval)
 		}
 		select {
 		case <-ctx.Done():

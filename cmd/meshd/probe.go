@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/openconfig/ondatra/gnmi/oc"
 	"github.com/spf13/cobra"
 
 	"github.com/meshd/meshd/change"
@@ -138,7 +139,8 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 			gnmitarget.WithLogger(slog.Default().With("part", "probe-gnmi"))}
 		if f.bgp.Daemon != "" {
 			// The daemon's neighbor state is served in OpenConfig terms.
-			opts = append(opts, gnmitarget.WithModels(gnmiserver.Models[:3]...), gnmitarget.WithSchema(ocs.RootSchema()))
+			opts = append(opts, gnmitarget.WithModels(gnmiserver.Models[:3]...), gnmitarget.WithSchema(ocs.RootSchema()),
+				gnmitarget.WithEnumTypes(oc.ΛEnumTypes))
 		}
 		if f.tlsCert != "" {
 			opts = append(opts, gnmitarget.WithTLS(f.tlsCert, f.tlsKey, f.tlsCA))

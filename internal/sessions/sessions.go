@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sort"
 	"strings"
@@ -30,10 +31,38 @@ type Row struct {
 	JitterUS        float64 `json:"jitter_us,omitempty"`
 	Hops            uint64  `json:"hops,omitempty"`
 	Losses          uint64  `json:"losses,omitempty"`
-	Prefixes        uint64  `json:"prefixes_received,omitempty"`
-	Health          string  `json:"health,omitempty"`
-	Reason          string  `json:"reason,omitempty"`
-	Sources         string  `json:"sources,omitempty"`
+	// Prefixes is OpenConfig's prefixes/received summed over the
+	// session's AFI-SAFIs: the routes that passed import policy, what
+	// gobgp calls accepted and FRR PfxRcd. Never a sum of different leaves.
+	Prefixes uint64 `json:"prefixes_received,omitempty"`
+	// AfiSafis holds each AFI-SAFI's prefix counters, each only when a
+	// source reported it (a zero is a zero, not a missing leaf).
+	AfiSafis map[string]PrefixCounts `json:"afi_safis,omitempty"`
+	Health   string                  `json:"health,omitempty"`
+	Reason   string                  `json:"reason,omitempty"`
+	Sources  string                  `json:"sources,omitempty"`
+}
+
+// PrefixCounts are one AFI-SAFI's OpenConfig prefix counters. Received
+// is post-policy (gobgp's "accepted"); ReceivedPrePolicy is what the
+// neighbor sent before import policy (gobgp's "received").
+type PrefixCounts struct {
+	Received          *uint64 `json:"received,omitempty"`
+	ReceivedPrePolicy *uint64 `json:"received_pre_policy,omitempty"`
+	Sent              *uint64 `json:"sent,omitempty"`
+	Installed         *uint64 `json:"installed,omitempty"`
+}
+
+// total sums one counter over AFI-SAFIs; ok is false when no AFI-SAFI
+// reported it.
+func total(m map[string]PrefixCounts, leaf func(PrefixCounts) *uint64) (n uint64, ok bool) {
+	for _, c := range m {
+		if v := leaf(c); v != nil {
+			n += *v
+			ok = true
+		}
+	}
+	return n, ok
 }
 
 // Snapshotter is the part of the merge core the table reads.
@@ -60,6 +89,7 @@ func Build(ups []change.Update) []Row {
 	}
 	out := make([]Row, 0, len(rows))
 	for _, r := range rows {
+		r.Prefixes, _ = total(r.AfiSafis, func(c PrefixCounts) *uint64 { return c.Received })
 		// A row with no session state, peer AS or probe data is not a
 		// session (BMP's Loc-RIB pseudo-peers, for one).
 		if r.State == "" && r.PeerAS == 0 && r.RTTus == 0 {
@@ -99,13 +129,20 @@ func num(v *gnmi.TypedValue) float64 {
 	case *gnmi.TypedValue_FloatVal:
 		return float64(x.FloatVal)
 	case *gnmi.TypedValue_DecimalVal:
-		d := float64(x.DecimalVal.GetDigits())
-		for i := uint32(0); i < x.DecimalVal.GetPrecision(); i++ {
-			d /= 10
-		}
-		return d
+		// One division by an exact power of ten gives the double nearest
+		// the decimal, which JSON then prints with no more digits than
+		// the model's fraction-digits; dividing by 10 a digit at a time
+		// printed 244.30599999999998 for 244.306.
+		return float64(x.DecimalVal.GetDigits()) / math.Pow10(int(x.DecimalVal.GetPrecision()))
 	}
 	return 0
+}
+
+// micros reads a time in µs at the model's precision (decimal64 with 3
+// fraction digits), whatever type a source sent it as: a double carries
+// binary noise a nanosecond cannot have.
+func micros(v *gnmi.TypedValue) float64 {
+	return math.Round(num(v)*1000) / 1000
 }
 
 func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
@@ -117,11 +154,11 @@ func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 	case "state/established-transitions":
 		r.Transitions = uint64(num(v))
 	case "probe/state/rtt-last":
-		r.RTTus = num(v)
+		r.RTTus = micros(v)
 	case "probe/state/rtt-min":
-		r.RTTMinUS = num(v)
+		r.RTTMinUS = micros(v)
 	case "probe/state/jitter":
-		r.JitterUS = num(v)
+		r.JitterUS = micros(v)
 	case "probe/state/hops":
 		r.Hops = uint64(num(v))
 	case "probe/state/losses":
@@ -137,16 +174,48 @@ func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 		}
 		r.Sources = strings.Join(s, ",")
 	default:
-		if strings.HasPrefix(p, "afi-safis/afi-safi/state/prefixes/received") {
-			r.Prefixes += uint64(num(v))
+		const pfx = "afi-safis/afi-safi/state/prefixes/"
+		if !strings.HasPrefix(p, pfx) || len(rest) < 2 {
+			return
 		}
+		afi := rest[1].GetKey()["afi-safi-name"]
+		c := r.AfiSafis[afi]
+		n := uint64(num(v))
+		switch p[len(pfx):] {
+		case "received":
+			c.Received = &n
+		case "received-pre-policy":
+			c.ReceivedPrePolicy = &n
+		case "sent":
+			c.Sent = &n
+		case "installed":
+			c.Installed = &n
+		default:
+			return
+		}
+		if r.AfiSafis == nil {
+			r.AfiSafis = map[string]PrefixCounts{}
+		}
+		r.AfiSafis[afi] = c
 	}
+}
+
+// Flaps is how many times the session left ESTABLISHED, from the
+// established-transitions count (OpenConfig: transitions to ESTABLISHED,
+// what FRR calls connectionsEstablished): the first establishment is no
+// flap, so an established session has flapped one time fewer than it
+// was established.
+func (r Row) Flaps() uint64 {
+	if r.State == "ESTABLISHED" && r.Transitions > 0 {
+		return r.Transitions - 1
+	}
+	return r.Transitions
 }
 
 // WriteTable prints rows as an aligned text table.
 func WriteTable(w io.Writer, rows []Row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTER\tNEIGHBOR\tPEER-AS\tSTATE\tFLAPS\tRTT MIN/LAST(ms)\tJITTER(ms)\tHOPS\tLOSS\tPFX\tHEALTH\tSOURCES")
+	fmt.Fprintln(tw, "ROUTER\tNEIGHBOR\tPEER-AS\tSTATE\tFLAPS\tRTT MIN/LAST(ms)\tJITTER(ms)\tHOPS\tLOSS\tPFX RX/ACC\tHEALTH\tSOURCES")
 	for _, r := range rows {
 		nb := r.Neighbor
 		if r.NetworkInstance != "default" {
@@ -160,9 +229,21 @@ func WriteTable(w io.Writer, rows []Row) {
 		if r.RTTus > 0 || r.Hops > 0 {
 			hops = fmt.Sprint(r.Hops)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", r.Router, nb, r.PeerAS, r.State, r.Transitions, rtt, jit, hops, r.Losses, r.Prefixes, r.Health, r.Sources)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Router, nb, r.PeerAS, r.State, r.Flaps(), rtt, jit, hops, r.Losses, prefixCell(r.AfiSafis), r.Health, r.Sources)
 	}
 	tw.Flush()
+}
+
+// prefixCell shows received before and after import policy, as gobgp's
+// Received and Accepted columns do: "-" for a counter no source reported.
+func prefixCell(m map[string]PrefixCounts) string {
+	cell := func(leaf func(PrefixCounts) *uint64) string {
+		if n, ok := total(m, leaf); ok {
+			return fmt.Sprint(n)
+		}
+		return "-"
+	}
+	return cell(func(c PrefixCounts) *uint64 { return c.ReceivedPrePolicy }) + "/" + cell(func(c PrefixCounts) *uint64 { return c.Received })
 }
 
 // Handler serves the rows as JSON.

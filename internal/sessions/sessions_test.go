@@ -2,9 +2,15 @@ package sessions
 
 import (
 	"bytes"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/merge"
@@ -41,5 +47,164 @@ func TestBuildFromMergedState(t *testing.T) {
 	WriteTable(&b, rows)
 	if !strings.Contains(b.String(), "/20.15") || !strings.Contains(b.String(), "blue/10.9.0.1") {
 		t.Errorf("table:\n%s", b.String())
+	}
+}
+
+// TestFlaps: FLAPS counts the times a session left ESTABLISHED; a
+// session just established once has not flapped.
+func TestFlaps(t *testing.T) {
+	for _, tc := range []struct {
+		state string
+		tr    uint64
+		want  uint64
+	}{
+		{"ESTABLISHED", 1, 0},
+		{"ESTABLISHED", 3, 2},
+		{"ACTIVE", 1, 1},
+		{"IDLE", 0, 0},
+		{"ESTABLISHED", 0, 0},
+	} {
+		r := Row{Router: "r1", Neighbor: "10.0.0.2", State: tc.state, Transitions: tc.tr}
+		if got := r.Flaps(); got != tc.want {
+			t.Errorf("%s with %d transitions: flaps %d, want %d", tc.state, tc.tr, got, tc.want)
+		}
+		var b bytes.Buffer
+		WriteTable(&b, []Row{r})
+		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+		if f := strings.Fields(lines[1]); len(f) < 5 || f[4] != strconv.FormatUint(tc.want, 10) {
+			t.Errorf("%s with %d transitions: table row %q, want FLAPS %d", tc.state, tc.tr, lines[1], tc.want)
+		}
+	}
+}
+
+// The prefix count is OpenConfig's received (post-policy) summed over
+// AFI-SAFIs, never received plus received-pre-policy: gobgp's r1 said 4
+// received and 3 accepted where the table showed 7.
+func TestPrefixCounts(t *testing.T) {
+	type leaf struct {
+		afi, name string
+		n         uint64
+	}
+	u := func(n uint64) *uint64 { return &n }
+	tests := []struct {
+		name   string
+		leaves []leaf
+		want   uint64
+		afis   map[string]PrefixCounts
+		cell   string
+	}{
+		{
+			name:   "pre and post policy are not added",
+			leaves: []leaf{{"IPV4_UNICAST", "received", 3}, {"IPV4_UNICAST", "received-pre-policy", 4}},
+			want:   3,
+			afis:   map[string]PrefixCounts{"IPV4_UNICAST": {Received: u(3), ReceivedPrePolicy: u(4)}},
+			cell:   "4/3",
+		},
+		{
+			name: "the same leaf sums over AFI-SAFIs",
+			leaves: []leaf{
+				{"IPV4_UNICAST", "received", 3}, {"IPV6_UNICAST", "received", 2},
+				{"IPV4_UNICAST", "received-pre-policy", 4}, {"IPV6_UNICAST", "received-pre-policy", 2},
+				{"IPV4_UNICAST", "sent", 5}, {"IPV4_UNICAST", "installed", 1},
+			},
+			want: 5,
+			afis: map[string]PrefixCounts{
+				"IPV4_UNICAST": {Received: u(3), ReceivedPrePolicy: u(4), Sent: u(5), Installed: u(1)},
+				"IPV6_UNICAST": {Received: u(2), ReceivedPrePolicy: u(2)},
+			},
+			cell: "6/5",
+		},
+		{
+			name:   "sent and installed are not received",
+			leaves: []leaf{{"IPV4_UNICAST", "sent", 9}, {"IPV4_UNICAST", "installed", 8}},
+			want:   0,
+			afis:   map[string]PrefixCounts{"IPV4_UNICAST": {Sent: u(9), Installed: u(8)}},
+			cell:   "-/-",
+		},
+		{
+			name:   "a reported zero is a zero",
+			leaves: []leaf{{"IPV6_UNICAST", "received", 0}},
+			want:   0,
+			afis:   map[string]PrefixCounts{"IPV6_UNICAST": {Received: u(0)}},
+			cell:   "-/0",
+		},
+		{
+			name: "no prefix leaves", want: 0, cell: "-/-",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ups := []change.Update{{Router: "r1", Path: change.NeighborPath("default", "10.100.1.2", "state", "session-state"), Value: change.String("ESTABLISHED")}}
+			for _, l := range tt.leaves {
+				ups = append(ups, change.Update{Router: "r1", Path: change.AfiSafiPath("default", "10.100.1.2", l.afi, "state", "prefixes", l.name), Value: change.Uint(l.n)})
+			}
+			rows := Build(ups)
+			if len(rows) != 1 {
+				t.Fatalf("rows = %+v", rows)
+			}
+			r := rows[0]
+			if r.Prefixes != tt.want {
+				t.Errorf("prefixes = %d, want %d", r.Prefixes, tt.want)
+			}
+			if !reflect.DeepEqual(r.AfiSafis, tt.afis) {
+				got, _ := json.Marshal(r.AfiSafis)
+				want, _ := json.Marshal(tt.afis)
+				t.Errorf("afi-safis = %s, want %s", got, want)
+			}
+			var b bytes.Buffer
+			WriteTable(&b, rows)
+			lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+			if !strings.Contains(lines[0], "PFX RX/ACC") || !slices.Contains(strings.Fields(lines[1]), tt.cell) {
+				t.Errorf("table shows no %q:\n%s", tt.cell, b.String())
+			}
+		})
+	}
+}
+
+// RTTs in JSON carry the model's precision (decimal64, 3 fraction digits
+// of a µs), not the noise of a float computed from them.
+func TestRTTJSON(t *testing.T) {
+	tests := []struct {
+		v    *gnmi.TypedValue
+		want string
+	}{
+		{change.Decimal(244.306, 3), "244.306"},
+		{change.Decimal(20150.5, 3), "20150.5"},
+		{change.Decimal(1234.567, 3), "1234.567"},
+		{change.Decimal(0.001, 3), "0.001"},
+		{change.Float(244.30599999999998), "244.306"},
+		{change.Float(1e6 / 3), "333333.333"},
+	}
+	for _, tt := range tests {
+		ups := []change.Update{
+			{Router: "r1", Path: change.MeshdNeighborPath("default", "10.100.1.2", "probe", "state", "rtt-last"), Value: tt.v},
+			{Router: "r1", Path: change.MeshdNeighborPath("default", "10.100.1.2", "probe", "state", "rtt-min"), Value: tt.v},
+			{Router: "r1", Path: change.MeshdNeighborPath("default", "10.100.1.2", "probe", "state", "jitter"), Value: tt.v},
+		}
+		b, err := json.Marshal(Build(ups))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []map[string]json.RawMessage
+		if err := json.Unmarshal(b, &rows); err != nil || len(rows) != 1 {
+			t.Fatalf("JSON %s: %v", b, err)
+		}
+		for _, f := range []string{"rtt_us", "rtt_min_us", "jitter_us"} {
+			if got := string(rows[0][f]); got != tt.want {
+				t.Errorf("%v: %s is %s in JSON, want %s", tt.v, f, got, tt.want)
+			}
+		}
+	}
+}
+
+// Every decimal64 a probe can send for an RTT up to 10 s prints in JSON
+// with at most 3 fraction digits (a sample of them, bounded).
+func TestRTTJSONNoNoise(t *testing.T) {
+	for d := int64(0); d < 10_000_000_000; d += 7_777_777 {
+		v := &gnmi.TypedValue{Value: &gnmi.TypedValue_DecimalVal{DecimalVal: &gnmi.Decimal64{Digits: d, Precision: 3}}} //nolint:staticcheck // the model's decimal64
+		b, _ := json.Marshal(micros(v))
+		if i := bytes.IndexByte(b, '.'); i >= 0 && len(b)-i-1 > 3 {
+			t.Fatalf("decimal64 %d/1000 prints as %s", d, b)
+		}
 	}
 }

@@ -11,11 +11,13 @@ import (
 	"sync"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ondatra/gnmi/oc"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmitarget"
 	"github.com/meshd/meshd/merge"
+	mygot "github.com/meshd/meshd/ygot"
 )
 
 // Snapshotter gives the merged state in full, for a resynchronisation
@@ -87,6 +89,7 @@ func New(cfg Config, snap Snapshotter, opts ...Option) (*Sink, error) {
 	topts := []gnmitarget.Option{
 		gnmitarget.WithModels(Models...),
 		gnmitarget.WithSchema(ocs.RootSchema(), ms.RootSchema()),
+		gnmitarget.WithEnumTypes(oc.ΛEnumTypes, mygot.ΛEnumTypes),
 		gnmitarget.WithLogger(s.log),
 		gnmitarget.WithMaxSubscriptionsPerClient(cfg.MaxSubscriptionsPerClient),
 		gnmitarget.WithQueueSize(cfg.QueueSize),

@@ -3,6 +3,7 @@ package gnmiserver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -290,5 +291,166 @@ func TestLostBatchesResyncFromSnapshot(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(f.sink.resyncs); v != 2 { // the start and this one
 		t.Errorf("resyncs = %v, want 2", v)
+	}
+}
+
+// afiSafiPrefixes is what the BMP bridge applies for a neighbor's IPv4
+// unicast prefix counts.
+func afiSafiPrefixes(router, addr string, rx uint64, at time.Time) []change.Change {
+	mk := func(p *gpb.Path, v *gpb.TypedValue) change.Change {
+		return change.Change{Router: router, Path: p, Value: v, Time: at, Source: change.SourceBMP}
+	}
+	return append(bmpPeerUp(router, "default", addr, 64512, at),
+		mk(change.AfiSafiPath("default", addr, "IPV4_UNICAST", "state", "afi-safi-name"), change.String("IPV4_UNICAST")),
+		mk(change.AfiSafiPath("default", addr, "IPV4_UNICAST", "state", "prefixes", "received"), change.Uint(rx)))
+}
+
+// JSON_IETF writes identityref values as RFC 7951 §6.8 wants them,
+// "module:NAME" with the identity's defining module, as a leaf and as a
+// list key; enumerations stay bare (§6.4); JSON (not IETF) stays bare.
+func TestJSONIETFIdentityQualified(t *testing.T) {
+	f := start(t, 1024)
+	if res := f.core.Apply(afiSafiPrefixes("r1", "192.0.2.1", 3, time.Now())); res.Err != nil {
+		t.Fatalf("Apply: %+v", res)
+	}
+	const afi = "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=192.0.2.1]/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]"
+	const qualified = "openconfig-bgp-types:IPV4_UNICAST"
+	tests := []struct {
+		name, path string
+		enc        gpb.Encoding
+		get        func(v any) any // picks the value checked out of the decoded JSON
+		want       any
+	}{
+		{"leaf", afi + "/state/afi-safi-name", gpb.Encoding_JSON_IETF, func(v any) any { return v }, qualified},
+		{"in its container", afi + "/state", gpb.Encoding_JSON_IETF, func(v any) any { return v.(map[string]any)["afi-safi-name"] }, qualified},
+		{"list key", afi[:strings.LastIndex(afi, "/afi-safi[")], gpb.Encoding_JSON_IETF,
+			func(v any) any { return v.(map[string]any)["afi-safi"].([]any)[0].(map[string]any)["afi-safi-name"] }, qualified},
+		{"enumeration stays bare", nbrState + "/session-state", gpb.Encoding_JSON_IETF, func(v any) any { return v }, "ESTABLISHED"},
+		{"JSON stays bare", afi + "/state/afi-safi-name", gpb.Encoding_JSON, func(v any) any { return v }, "IPV4_UNICAST"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := f.waitGet(t, "r1", tc.path, tc.enc, tc.path, func(r *gpb.GetResponse, err error) bool { return err == nil })
+			val := resp.GetNotification()[0].GetUpdate()[0].GetVal()
+			b := val.GetJsonIetfVal()
+			if tc.enc == gpb.Encoding_JSON {
+				b = val.GetJsonVal()
+			}
+			var v any
+			if err := json.Unmarshal(b, &v); err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+			if got := tc.get(v); got != tc.want {
+				t.Errorf("%s = %v, want %v (JSON %s)", tc.path, got, tc.want, b)
+			}
+		})
+	}
+}
+
+// once runs a ONCE subscription and returns its updates by path, and
+// whether the sync came last.
+func (f *fixture) once(t *testing.T, target, path string, enc gpb.Encoding) (map[string]*gpb.TypedValue, []*gpb.Notification) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := f.c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+		Prefix: &gpb.Path{Target: target}, Mode: gpb.SubscriptionList_ONCE, Encoding: enc,
+		Subscription: []*gpb.Subscription{{Path: change.MustPath(path)}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*gpb.TypedValue{}
+	var ns []*gpb.Notification
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("ONCE %s: %v before the sync", path, err)
+		}
+		if resp.GetSyncResponse() {
+			return got, ns
+		}
+		n := resp.GetUpdate()
+		ns = append(ns, n)
+		for _, u := range n.GetUpdate() {
+			p := &gpb.Path{Elem: append(append([]*gpb.PathElem(nil), n.GetPrefix().GetElem()...), u.GetPath().GetElem()...)}
+			got[change.PathKey(p)] = u.GetVal()
+		}
+	}
+}
+
+// A list's key leaves (network-instance/name, neighbor/neighbor-address,
+// afi-safi/afi-safi-name: OpenConfig's leafrefs to config/ or state/)
+// answer Get and Subscribe with the key's value, typed by the schema and,
+// in JSON_IETF, an identity qualified with its module.
+func TestKeyLeavesByPath(t *testing.T) {
+	f := start(t, 1024)
+	at := time.Now()
+	if res := f.core.Apply(append(afiSafiPrefixes("r1", "192.0.2.1", 3, at), bmpPeerUp("r1", "default", "192.0.2.2", 64513, at)...)); res.Err != nil {
+		t.Fatalf("Apply: %+v", res)
+	}
+	const ni = "/network-instances/network-instance[name=default]"
+	const nbr = ni + "/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor"
+	const afi = nbr + "[neighbor-address=192.0.2.1]/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]"
+	tests := []struct {
+		name, path string
+		enc        gpb.Encoding
+		want       map[string]string // leaf path → value (PROTO: its string form; JSON: the JSON text)
+	}{
+		{"network-instance/name", ni + "/name", gpb.Encoding_PROTO, map[string]string{ni + "/name": "default"}},
+		{"neighbor-address", nbr + "[neighbor-address=192.0.2.1]/neighbor-address", gpb.Encoding_JSON_IETF,
+			map[string]string{nbr + "[neighbor-address=192.0.2.1]/neighbor-address": `"192.0.2.1"`}},
+		{"every neighbor's address", nbr + "/neighbor-address", gpb.Encoding_PROTO, map[string]string{
+			nbr + "[neighbor-address=192.0.2.1]/neighbor-address": "192.0.2.1",
+			nbr + "[neighbor-address=192.0.2.2]/neighbor-address": "192.0.2.2"}},
+		{"identity key, JSON_IETF", afi + "/afi-safi-name", gpb.Encoding_JSON_IETF,
+			map[string]string{afi + "/afi-safi-name": `"openconfig-bgp-types:IPV4_UNICAST"`}},
+		{"identity key, PROTO", afi + "/afi-safi-name", gpb.Encoding_PROTO, map[string]string{afi + "/afi-safi-name": "IPV4_UNICAST"}},
+	}
+	str := func(v *gpb.TypedValue) string {
+		switch {
+		case v.GetJsonIetfVal() != nil:
+			return string(v.GetJsonIetfVal())
+		case v.GetJsonVal() != nil:
+			return string(v.GetJsonVal())
+		}
+		return v.GetStringVal()
+	}
+	norm := func(m map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			out[change.PathKey(change.MustPath(k))] = v
+		}
+		return out
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want := norm(tc.want)
+			resp := f.waitGet(t, "r1", tc.path, tc.enc, "Get "+tc.path, func(r *gpb.GetResponse, err error) bool { return err == nil })
+			got := map[string]string{}
+			for _, n := range resp.GetNotification() {
+				for _, u := range n.GetUpdate() {
+					got[change.PathKey(u.GetPath())] = str(u.GetVal())
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("Get %s:\n got %v\nwant %v", tc.path, got, want)
+			}
+			sub, _ := f.once(t, "r1", tc.path, tc.enc)
+			got = map[string]string{}
+			for k, v := range sub {
+				got[k] = str(v)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("Subscribe ONCE %s:\n got %v\nwant %v", tc.path, got, want)
+			}
+		})
+	}
+	// A name that is no key of the entry is still not there.
+	if _, err := f.get(t, "r1", ni+"/type", gpb.Encoding_PROTO); status.Code(err) != codes.NotFound {
+		t.Errorf("Get %s/type: %v, want NotFound", ni, err)
 	}
 }
