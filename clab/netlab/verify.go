@@ -163,6 +163,7 @@ type Views struct {
 type checker struct {
 	rep   *Report
 	views Views
+	topo  *Topology
 }
 
 // value is one field of one session in one view.
@@ -207,6 +208,12 @@ func numStr(p *uint64) string {
 	return s
 }
 
+// frrNoPrePolicy is why FRR's pre-policy view is no Adj-RIB-In: without
+// soft-reconfiguration inbound FRR keeps none, and its BMP pre-policy
+// feed withdraws each route it announces (bmpbridge then writes no
+// received-pre-policy and holds no pre-policy route).
+const frrNoPrePolicy = "FRR without soft-reconfiguration inbound (the lab's) keeps no pre-policy Adj-RIB-In: its BMP pre-policy feed withdraws each route it announces, so meshd holds no pre-policy routes or count for it"
+
 // bmpSends says which RIBs a lab router's BMP feed carries for an
 // AFI-SAFI; the lab configures them (gobgpd: route-monitoring-policy all;
 // FRR: pre-policy for both, post-policy for IPv4).
@@ -217,7 +224,7 @@ func bmpSends(daemon, rib, af string) (bool, string) {
 	case "frr":
 		switch {
 		case rib == "ADJ_RIB_IN_PRE":
-			return true, ""
+			return false, frrNoPrePolicy
 		case rib == "ADJ_RIB_IN_POST" && af == "IPV4_UNICAST":
 			return true, ""
 		case rib == "ADJ_RIB_IN_POST":
@@ -232,7 +239,7 @@ func bmpSends(daemon, rib, af string) (bool, string) {
 // views.
 func Compare(topo *Topology, before, after map[string]*RouterView, views Views) *Report {
 	rep := &Report{}
-	c := &checker{rep: rep, views: views}
+	c := &checker{rep: rep, views: views, topo: topo}
 	// Which router owns an address: a BIRD session is checked at its
 	// other end, the neighbor's session with BIRD's address.
 	owner := map[string]string{}
@@ -374,6 +381,12 @@ func (c *checker) birdSession(owner map[string]string, sa, sb RouterSession) {
 	for af, ca := range sa.AFs {
 		cb := sb.AFs[af]
 		if cb == nil || ca.Sent == nil || cb.Sent == nil {
+			continue
+		}
+		if r, ok := c.topo.Router(other); ok && r.Daemon == "frr" {
+			// And FRR's accepted count is no mirror of BIRD's exports:
+			// FRR drops the routes with its own AS in the path.
+			c.rep.notComparable(frrNoPrePolicy)
 			continue
 		}
 		c.check(key, af, "prefixes-received-pre-policy", src+" exported", numStr(cb.Sent), numStr(ca.Sent), two, afGet(af, func(m *MeshdAF) *uint64 { return m.ReceivedPre }))
