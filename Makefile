@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build tools test check generate-check unit integration lab lab-down bench fuzz clean
+.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-scale bench fuzz clean
 
 all: build
 
@@ -44,6 +44,26 @@ lab: tools build
 
 lab-down: build
 	$(BIN) lab down
+
+# lab-verify: compare what meshd shows with each router's own view in the
+# running lab (exits non-zero on a mismatch).
+lab-verify: build
+	$(BIN) lab verify
+
+# The namespace lab runs once per machine: these hold its lock. TestLabVerify
+# runs verify after every fault kind in a random order (MESHD_LAB_SEED
+# replays one) and after a quiet period; `make integration` runs it with 5
+# routers and 60 s of quiet.
+LABLOCK ?= /tmp/meshd-lab.lock
+LABTEST := $(GO) test -tags integration -count=1 -p 1 -v -run '^TestLabVerify$$' ./clab/netlab
+
+# lab-soak: a quiet 10 minutes that must produce no event.
+lab-soak: tools
+	flock $(LABLOCK) env MESHD_LAB_QUIET=10m $(LABTEST) -timeout 60m
+
+# lab-scale: the same on 20 routers.
+lab-scale: tools
+	flock $(LABLOCK) env MESHD_LAB_ROUTERS=20 $(LABTEST) -timeout 90m
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...

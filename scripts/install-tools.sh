@@ -38,6 +38,19 @@ else
 	log "Debian packages present: ${debs[*]}"
 fi
 
+# BIRD 2, the lab's third BGP speaker, pinned to Debian 12's version: its
+# text output (birdc show protocols all) is what `meshd lab verify` parses.
+BIRD2_VERSION=2.0.12-7
+if [ "$(dpkg-query -W -f='${Version}' bird2 2>/dev/null)" != "$BIRD2_VERSION" ]; then
+	log "apt-get install bird2=$BIRD2_VERSION"
+	as_root apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "bird2=$BIRD2_VERSION" >/dev/null
+	# Nor is the bird service: the lab runs its own bird per router.
+	as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now bird >/dev/null 2>&1 || true'
+else
+	log "bird2 $BIRD2_VERSION present"
+fi
+
 go_tool() { # name version-stamp package@version...
 	local name=$1 stamp=$2
 	shift 2
@@ -65,4 +78,5 @@ for b in influxd gobgpd gobgp gnmi_cli; do
 	[ -x "$GOBIN/$b" ] || { echo "install-tools: $b missing after install" >&2; exit 1; }
 done
 [ -x /usr/lib/frr/bgpd ] || { echo "install-tools: /usr/lib/frr/bgpd missing after install" >&2; exit 1; }
-log "ready: influxd gobgpd gobgp gnmi_cli in $GOBIN; FRR in /usr/lib/frr"
+[ -x /usr/sbin/bird ] && [ -x /usr/sbin/birdc ] || { echo "install-tools: bird or birdc missing after install" >&2; exit 1; }
+log "ready: influxd gobgpd gobgp gnmi_cli in $GOBIN; FRR in /usr/lib/frr; BIRD in /usr/sbin"

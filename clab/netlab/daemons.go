@@ -19,6 +19,11 @@ func (l *Lab) startInflux() error {
 		return fmt.Errorf("influxd: %w (install with make tools)", err)
 	}
 	dir := filepath.Join(l.State.Dir, "influxdb")
+	// A new lab starts with a new database: a previous lab's series in the
+	// same folder would be taken for this one's last values.
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
 	conf := filepath.Join(l.State.Dir, "influxdb.conf")
 	cfg := fmt.Sprintf(`reporting-disabled = true
 bind-address = "127.0.0.1:8088"
@@ -83,6 +88,10 @@ bmp:
 
 func (l *Lab) startMeshd() error {
 	conf := filepath.Join(l.State.Dir, "meshd.yaml")
+	// Nor may a previous lab's spool be replayed into the new database.
+	if err := os.RemoveAll(filepath.Join(l.State.Dir, "spool")); err != nil {
+		return err
+	}
 	if err := os.WriteFile(conf, []byte(l.MeshdConfig()), 0o644); err != nil {
 		return err
 	}
@@ -311,6 +320,10 @@ func (l *Lab) startProbe(r Router) error {
 		if vtysh, err := l.bin("vtysh"); err == nil {
 			args = append(args, "--vtysh", vtysh)
 		}
+	case "bird":
+		// No BIRD poller in the probe: a BIRD router's probe serves RTT,
+		// hops and loss only, and verify reads BIRD's sessions from the
+		// neighbors' side.
 	case "gobgpd":
 		args = append(args, "--bgp", "gobgp", "--gobgp-api", fmt.Sprintf("127.0.0.1:%d", gobgpAPIPort), "--bgp-interval", "2s")
 	}

@@ -347,6 +347,13 @@ func (l *Lab) reset(a, b string) (int, error) {
 		if p.PeerName != b {
 			continue
 		}
+		if ra.Daemon == "bird" {
+			if err := l.birdReset(ra, p.PeerAddr); err != nil {
+				return n, err
+			}
+			n++
+			continue
+		}
 		if ra.Daemon == "frr" {
 			if err := l.vtysh(ra, "clear bgp "+p.PeerAddr.String()); err != nil {
 				return n, err
@@ -404,6 +411,9 @@ func (l *Lab) Hijack(name, prefix string) error {
 
 func (l *Lab) hijack(name string, p netip.Prefix) error {
 	r, _ := l.Topo.Router(name)
+	if r.Daemon == "bird" {
+		return l.birdHijack(r, p)
+	}
 	if r.Daemon == "frr" {
 		af := "ipv4"
 		if p.Addr().Is6() {

@@ -152,8 +152,11 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	for _, r := range topo.Routers {
 		o.progress("starting %s on %s (AS %d)", r.Daemon, r.Name, r.ASN)
 		start := l.startGobgpd
-		if r.Daemon == "frr" {
+		switch r.Daemon {
+		case "frr":
 			start = l.startFRR
+		case "bird":
+			start = l.startBIRD
 		}
 		if err := start(ctx, r); err != nil {
 			return l, err

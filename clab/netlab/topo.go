@@ -41,7 +41,7 @@ type Router struct {
 	ASN    uint32
 	ID     string // BGP router ID
 	Mgmt   string // address on the management bridge
-	Daemon string // gobgpd or frr
+	Daemon string // gobgpd, frr or bird
 }
 
 // Link is a point-to-point link between two routers.
@@ -102,10 +102,16 @@ func NewTopology(n int) (*Topology, error) {
 	return t, nil
 }
 
-// daemonFor puts gobgpd on odd routers and FRR on even ones, so every
-// link but the ring's closing one joins the two implementations.
+// daemonFor puts BIRD on every fifth router, gobgpd on the other odd ones
+// and FRR on the other even ones, so ring links join two different
+// implementations, as operators run all three. The default 4-router lab
+// keeps gobgpd and FRR (its tests and README faults name them); 5 or more
+// routers have BIRD too.
 func daemonFor(i int) string {
-	if i%2 == 0 {
+	switch {
+	case i%5 == 0:
+		return "bird"
+	case i%2 == 0:
 		return "frr"
 	}
 	return "gobgpd"

@@ -1,6 +1,9 @@
 package netlab
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // Every size `meshd lab up --routers N` takes lays out a connected
 // partial mesh whose names and addresses Linux and BGP accept.
@@ -70,6 +73,50 @@ func TestTopology(t *testing.T) {
 	for _, n := range []int{1, 61} {
 		if _, err := NewTopology(n); err == nil {
 			t.Errorf("%d routers accepted", n)
+		}
+	}
+}
+
+// The lab runs all three implementations, and every ring link joins two
+// different ones.
+func TestDaemons(t *testing.T) {
+	topo, err := NewTopology(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"gobgpd", "frr", "gobgpd", "frr", "bird", "frr", "gobgpd", "frr", "gobgpd", "bird"}
+	for i, w := range want {
+		if got := topo.Routers[i].Daemon; got != w {
+			t.Errorf("r%d runs %s, want %s", i+1, got, w)
+		}
+	}
+	for _, l := range topo.Links[:19] {
+		if a, b := topo.Routers[l.A-1], topo.Routers[l.B-1]; a.Daemon == b.Daemon {
+			t.Errorf("ring link %s-%s joins two %s", a.Name, b.Name, a.Daemon)
+		}
+	}
+}
+
+// BIRD's protocol names are symbols made of a session's address.
+func TestBirdConfig(t *testing.T) {
+	topo, err := NewTopology(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Lab{Topo: topo, State: State{Dir: "/lab"}}
+	r3, _ := topo.Router("r3")
+	conf := l.birdConfig(r3)
+	for _, want := range []string{
+		"router id 10.255.0.3;",
+		"local as 4200000003;",
+		"route 10.200.3.0/24 blackhole;",
+		"route 2001:db8:3::/48 blackhole;",
+		`include "/lab/r3-bird/hijack4.conf";`,
+		"protocol bgp n_10_100_2_1 from peer {\n  neighbor 10.100.2.1 as 4200000002;\n  source address 10.100.2.2;\n  ipv4 {",
+		"protocol bgp n_fd00_100_3__2 from peer {\n  neighbor fd00:100:3::2 as 4200000004;",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("BIRD config lacks %q:\n%s", want, conf)
 		}
 	}
 }

@@ -131,7 +131,7 @@ func newLabCmd() *cobra.Command {
 			return netlab.Forward(ctx)
 		},
 	}
-	cmd.AddCommand(up, down, status, fault, forward, wireCmd)
+	cmd.AddCommand(up, down, status, fault, forward, wireCmd, newLabVerifyCmd(&dir))
 	return cmd
 }
 

@@ -1,0 +1,156 @@
+//go:build integration
+
+package netlab_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/meshd/meshd/clab/netlab"
+)
+
+// envDuration reads a test knob from the environment.
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, s, err)
+	}
+	return d
+}
+
+// verify runs `meshd lab verify`'s check and fails the test with its
+// report on a mismatch.
+func (e *labEnv) verify(t *testing.T, after string, wait time.Duration) {
+	t.Helper()
+	start := time.Now()
+	rep, err := e.lab.Verify(context.Background(), netlab.VerifyOptions{Wait: wait})
+	var b bytes.Buffer
+	if rep != nil {
+		rep.Write(&b)
+	}
+	took := time.Since(start).Round(100 * time.Millisecond)
+	switch {
+	case err != nil:
+		t.Errorf("verify after %s: %v (%v)\n%s", after, err, took, b.String())
+	case len(rep.Mismatches) > 0:
+		t.Errorf("verify after %s: meshd disagrees with the routers after %v:\n%s", after, took, b.String())
+	default:
+		t.Logf("verify after %s: agreed in round %d (%v): %d sessions, %d routes, %d checks", after, rep.Round, took, rep.Sessions, rep.Routes, rep.Checks)
+	}
+}
+
+// TestLabVerify holds meshd to the routers' own view after every fault
+// kind, in a random order (seed printed; MESHD_LAB_SEED replays it), then
+// after a quiet period (MESHD_LAB_QUIET, default 60 s) that must produce
+// no session or path-change event. MESHD_LAB_ROUTERS sets the lab's size
+// (default 5: gobgpd, FRR, gobgpd, FRR, BIRD, with a chord r1-r3). The
+// reset and the hijack are BIRD's (r5).
+func TestLabVerify(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("MESHD_LAB_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("MESHD_LAB_SEED=%q: %v", s, err)
+		}
+		seed = n
+	}
+	t.Logf("fault order seed %d (replay with MESHD_LAB_SEED=%d)", seed, seed)
+	routers := 5
+	if s := os.Getenv("MESHD_LAB_ROUTERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 5 {
+			t.Fatalf("MESHD_LAB_ROUTERS=%q: want 5 or more (reroute needs the chord r1-r3)", s)
+		}
+		routers = n
+	}
+	quiet := envDuration(t, "MESHD_LAB_QUIET", 60*time.Second)
+	wait := envDuration(t, "MESHD_LAB_VERIFY_WAIT", 60*time.Second)
+
+	upStart := time.Now()
+	e := startLabN(t, routers)
+	t.Logf("lab of %d routers up in %v", routers, time.Since(upStart).Round(time.Second))
+	// Sessions need a while to come up everywhere; verify compares
+	// whatever state they are in, so it agrees only once meshd caught up.
+	e.verify(t, "lab up", 2*wait)
+
+	type fault struct {
+		name string
+		do   func() error
+	}
+	l := e.lab
+	faults := []fault{
+		{"delay r1 r2 20ms", func() error { return l.Fault("delay", "r1", "r2", "20ms") }},
+		{"loss r2 r3 5%", func() error { return l.Fault("loss", "r2", "r3", "5%") }},
+		{"clear r1 r2", func() error { return l.Fault("clear", "r1", "r2", "") }},
+		{"down r3 r4", func() error { return l.Fault("down", "r3", "r4", "") }},
+		{"up r3 r4", func() error { return l.Fault("up", "r3", "r4", "") }},
+		{"reset r5 r4", func() error { return l.Fault("reset", "r5", "r4", "") }},
+		{"reroute r1 r3 r2", func() error { return l.Reroute("r1", "r3", "r2", false) }},
+		{"unroute r1 r3 r2", func() error { return l.Reroute("r1", "r3", "r2", true) }},
+		{"hijack r5 10.200.1.0/25", func() error { return l.Hijack("r5", "10.200.1.0/25") }},
+	}
+	rng := rand.New(rand.NewPCG(seed, seed>>1|1))
+	rng.Shuffle(len(faults), func(i, j int) { faults[i], faults[j] = faults[j], faults[i] })
+	// unroute deletes the routes reroute adds: it must come after it.
+	var ir, iu int
+	for i, f := range faults {
+		switch f.name {
+		case "reroute r1 r3 r2":
+			ir = i
+		case "unroute r1 r3 r2":
+			iu = i
+		}
+	}
+	if iu < ir {
+		faults[ir], faults[iu] = faults[iu], faults[ir]
+	}
+	var order []string
+	for _, f := range faults {
+		order = append(order, f.name)
+	}
+	t.Logf("fault order: %q", order)
+	for _, f := range faults {
+		if err := f.do(); err != nil {
+			t.Fatalf("fault %s: %v", f.name, err)
+		}
+		e.verify(t, f.name, wait)
+	}
+	// Undo what the order left in place, so the quiet period is quiet.
+	for _, undo := range []func() error{
+		func() error { return l.Fault("up", "r3", "r4", "") },
+		func() error { return l.Fault("clear", "r1", "r2", "") },
+		func() error { return l.Fault("clear", "r2", "r3", "") },
+	} {
+		if err := undo(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.verify(t, "undoing the faults", 2*wait)
+
+	// Quiet: nothing happens, so meshd must report nothing happening.
+	start := time.Now()
+	t.Logf("quiet for %v", quiet)
+	time.Sleep(quiet)
+	for _, m := range []string{"bgp_session_event", "bgp_origin_change"} {
+		// Every event measurement has n=1.
+		q := fmt.Sprintf(`SELECT count("n") FROM %q WHERE %s`, m, sinceQ(start.Add(time.Second)))
+		n := e.influxCount(q)
+		if n < 0 {
+			t.Errorf("InfluxDB did not answer %s", q)
+		} else if n != 0 {
+			t.Errorf("a quiet lab produced %d %s points in %v", n, m, quiet)
+		}
+	}
+	e.verify(t, fmt.Sprintf("a quiet %v", quiet), wait)
+}
