@@ -354,6 +354,13 @@ func TestPseudoPeersAreNoNeighbors(t *testing.T) {
 	waitFor(t, "peer_down with routes_cleared 3", func() bool {
 		return r.count(change.EventPeerDown, func(e change.Event) bool { return e.Fields["routes_cleared"] == int64(3) }) == 1
 	})
+	// Each cleared route is withdrawn as a route event too, so a store of
+	// route events does not keep them announced.
+	waitFor(t, "3 Loc-RIB withdraw route events", func() bool {
+		return r.count(change.EventRoute, func(e change.Event) bool {
+			return e.Route.Action == change.Withdraw && e.Route.RIB == "LOC_RIB" && e.Route.OriginAS != 0
+		}) == 3
+	})
 	if nbrs := neighborsIn(r, "edge1"); len(nbrs) != 1 {
 		t.Fatalf("neighbors after Loc-RIB down = %v", nbrs)
 	}
@@ -399,8 +406,12 @@ func TestStalePeerAfterReconnect(t *testing.T) {
 	if n := r.b.RouteCount("edge1", "default", "192.0.2.2", ""); n != 10 {
 		t.Errorf("re-announced peer's routes = %d, want 10", n)
 	}
-	if n := r.count(change.EventRoute, nil); n != 17 {
-		t.Errorf("route events = %d, want 17 (the re-send must not repeat them)", n)
+	// 17 announces, then a withdraw for each expired route of peer 2;
+	// the re-send of peer 1's table repeats none.
+	withdrawn := func(e change.Event) bool { return e.Route.Action == change.Withdraw && e.Neighbor == "192.0.2.3" }
+	waitFor(t, "7 withdraw route events for the expired peer", func() bool { return r.count(change.EventRoute, withdrawn) == 7 })
+	if n := r.count(change.EventRoute, nil); n != 24 {
+		t.Errorf("route events = %d, want 17 announces and 7 withdraws (the re-send must not repeat them)", n)
 	}
 	if s := r.val("edge1", change.NeighborPath("default", "192.0.2.2", "state", "session-state")).GetStringVal(); s != "ESTABLISHED" {
 		t.Errorf("peer 1 session-state = %q", s)

@@ -812,9 +812,9 @@ func (s *session) peerDown(m *decode.Message) {
 	ps.downCount++
 	ts := eventTime(m.Time, ps.upTime, s.now)
 	// The peer's routes are gone with the session: counted as
-	// withdrawals, reported as one number on the peer_down event rather
-	// than an event per route.
-	cleared := s.clearPeer(ps, "peer_down")
+	// withdrawals, one withdraw route event each, and their number on
+	// the peer_down event.
+	cleared := s.clearPeer(ps, "peer_down", ts)
 	if ps.pseudo {
 		s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventPeerDown, Fields: map[string]any{
 			"reason_code": int64(d.ReasonCode), "reason": d.Reason, "peer_type": p.Type, "pseudo_peer": true, "routes_cleared": int64(cleared),
@@ -881,7 +881,7 @@ func (s *session) peerDownNotUp(m *decode.Message, ps *peerState) {
 	// anyway, they are gone now.
 	for _, vs := range ps.views {
 		if vs.t.Len() > 0 {
-			s.clearPeer(ps, "peer_down")
+			s.clearPeer(ps, "peer_down", eventTime(m.Time, ps.upTime, s.now))
 			break
 		}
 	}
@@ -907,12 +907,20 @@ func downState(code uint8) string {
 
 // clearPeer drops every route of a peer, counting them as withdrawals of
 // their views and in meshd_bmp_routes_cleared_total; it returns how many.
-func (s *session) clearPeer(ps *peerState, reason string) int {
+// Each route also goes out as a withdraw route event stamped ts: the
+// session that held them is gone (RFC 7854 4.9 ends the peer's
+// Adj-RIB-In with it), and a store of route events that keeps the last
+// action per route (bmp_route in InfluxDB) would otherwise show them
+// announced for good.
+func (s *session) clearPeer(ps *peerState, reason string, ts time.Time) int {
 	n := 0
-	for _, vs := range ps.views {
+	for view, vs := range ps.views {
 		k := vs.t.Len()
 		vs.wd += uint64(k)
 		n += k
+		vs.t.Each(func(nl *decode.NLRI, a *decode.Attrs) {
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Withdraw, nl, view, a)})
+		})
 		vs.t.Clear()
 	}
 	if n > 0 {
@@ -937,7 +945,7 @@ func (s *session) sweep() {
 		if ps.gen == r.gen {
 			continue
 		}
-		n := s.clearPeer(ps, "stale")
+		n := s.clearPeer(ps, "stale", s.now)
 		if !ps.up && n == 0 {
 			// Already down and holding nothing: no news, and no
 			// second peer_down for the same down.

@@ -90,8 +90,9 @@ type ipKey struct {
 }
 
 type strKey struct {
-	s  string
-	id uint32
+	s   string
+	id  uint32
+	fam bgp.Family // so Each can name the route's family
 }
 
 // family indexes for IP-keyed families.
@@ -168,11 +169,11 @@ func (t *Table) Announce(n *decode.NLRI, a *decode.Attrs) (o Outcome, old *decod
 		t.ipSeen |= 1 << fam
 		return Added, nil
 	}
-	k := strKey{s: n.Prefix, id: n.PathID}
+	k := strKey{s: n.Prefix, id: n.PathID, fam: n.Family}
 	if cur, ok := t.other[k]; ok {
 		return t.replace(cur, a, func(id uint32) { t.other[k] = id })
 	}
-	t.other[strKey{s: clone(n.Prefix), id: n.PathID}] = t.in.ref(a)
+	t.other[strKey{s: clone(n.Prefix), id: n.PathID, fam: n.Family}] = t.in.ref(a)
 	t.count[n.Family]++
 	return Added, nil
 }
@@ -196,7 +197,7 @@ func (t *Table) Has(n *decode.NLRI) bool {
 		_, ok := t.ip[keyOf(fam, n.IP, n.PathID)]
 		return ok
 	}
-	_, ok := t.other[strKey{s: n.Prefix, id: n.PathID}]
+	_, ok := t.other[strKey{s: n.Prefix, id: n.PathID, fam: n.Family}]
 	return ok
 }
 
@@ -215,7 +216,7 @@ func (t *Table) Withdraw(n *decode.NLRI) (Outcome, *decode.Attrs) {
 		t.ipCount[fam]--
 		return Removed, old
 	}
-	k := strKey{s: n.Prefix, id: n.PathID}
+	k := strKey{s: n.Prefix, id: n.PathID, fam: n.Family}
 	cur, ok := t.other[k]
 	if !ok {
 		return Missing, nil
@@ -286,6 +287,31 @@ func (t *Table) Counts() map[bgp.Family]uint64 {
 		}
 	}
 	return out
+}
+
+// Each calls f for every route in the table, in no particular order,
+// with the attribute set it holds. The table must not change meanwhile.
+// A Peer Down ends a peer's Adj-RIB-In, so the bridge walks it to write
+// each route's withdrawal; without that, a route store that keeps the
+// last action per route would show them announced for good.
+func (t *Table) Each(f func(n *decode.NLRI, a *decode.Attrs)) {
+	var n decode.NLRI
+	for k, id := range t.ip {
+		fam := ipFamilies[k.fam]
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], k.hi)
+		binary.BigEndian.PutUint64(b[8:], k.lo)
+		addr := netip.AddrFrom16(b)
+		if fam == bgp.RF_IPv4_UC || fam == bgp.RF_IPv4_MPLS {
+			addr = addr.Unmap()
+		}
+		n = decode.NLRI{AfiSafi: decode.AfiSafiName(fam), Family: fam, PathID: k.id, IP: netip.PrefixFrom(addr, int(k.bits))}
+		f(&n, t.in.attrs[id])
+	}
+	for k, id := range t.other {
+		n = decode.NLRI{AfiSafi: decode.AfiSafiName(k.fam), Family: k.fam, Prefix: k.s, PathID: k.id}
+		f(&n, t.in.attrs[id])
+	}
 }
 
 // Clear drops every route, releasing its attributes.

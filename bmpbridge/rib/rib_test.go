@@ -3,6 +3,7 @@ package rib
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -145,5 +146,37 @@ func TestLongestCovering(t *testing.T) {
 		if bits != tc.bits || !slices.Equal(origins, tc.origins) {
 			t.Errorf("LongestCovering(%s, %v, %v, %d) = %d %v, want %d %v", tc.p, tc.ids, tc.orEqual, tc.minBits, bits, origins, tc.bits, tc.origins)
 		}
+	}
+}
+
+// TestEach: every route a table holds comes out of Each once, with its
+// family, prefix, path ID and attributes, for IP and other families.
+func TestEach(t *testing.T) {
+	in := NewInterner()
+	tb := NewTable(in)
+	a := &decode.Attrs{Key: "a", OriginAS: 7}
+	routes := []*decode.NLRI{
+		nlri("10.0.0.0/8", 0),
+		nlri("10.1.0.0/16", 3),
+		{AfiSafi: decode.AfiSafiName(bgp.RF_IPv6_UC), Family: bgp.RF_IPv6_UC, IP: netip.MustParsePrefix("2001:db8::/32")},
+		{AfiSafi: decode.AfiSafiName(bgp.RF_EVPN), Family: bgp.RF_EVPN, Prefix: "[type:macadv][rd:1:1]"},
+	}
+	for _, n := range routes {
+		tb.Announce(n, a)
+	}
+	got := map[string]bool{}
+	tb.Each(func(n *decode.NLRI, at *decode.Attrs) {
+		if at != a {
+			t.Errorf("%s: attrs %v", n.Text(), at)
+		}
+		got[n.AfiSafi+" "+n.Text()+" "+strconv.Itoa(int(n.PathID))] = true
+	})
+	for _, n := range routes {
+		if k := decode.AfiSafiName(n.Family) + " " + n.Text() + " " + strconv.Itoa(int(n.PathID)); !got[k] {
+			t.Errorf("Each missed %s (got %v)", k, got)
+		}
+	}
+	if len(got) != len(routes) {
+		t.Errorf("Each gave %d routes, want %d: %v", len(got), len(routes), got)
 	}
 }

@@ -67,6 +67,8 @@ type encoder struct {
 	// series key -> last timestamp written. A pointer value lets the hot
 	// path update an entry without allocating the key again.
 	last map[string]*int64
+	// timeline is scratch for a series key without its action tag.
+	timeline []byte
 }
 
 func newEncoder() *encoder { return &encoder{last: map[string]*int64{}} }
@@ -82,6 +84,29 @@ const collisionWindow = int64(1e9)
 // it would collide with it.
 func (e *encoder) uniqueTime(series []byte, ts int64) int64 {
 	return bump(e.lastOf(series), ts)
+}
+
+// timelineKey is the key whose timestamps are kept unique for p: its
+// series key, less the action tag. A route's announces and withdraws are
+// two series (action is a tag), yet one timeline: a withdraw and a
+// re-announce carrying one BMP timestamp would otherwise land at the
+// same nanosecond in two series, and no query could tell which came last.
+func (e *encoder) timelineKey(series []byte, p *point) []byte {
+	i := slices.IndexFunc(p.tags, func(t tag) bool { return t.k == "action" })
+	if i < 0 {
+		return series
+	}
+	e.timeline = appendEscaped(e.timeline[:0], p.meas, measEsc)
+	for j, t := range p.tags {
+		if j == i || t.v == "" {
+			continue
+		}
+		e.timeline = append(e.timeline, ',')
+		e.timeline = appendEscaped(e.timeline, t.k, keyEsc)
+		e.timeline = append(e.timeline, '=')
+		e.timeline = appendEscaped(e.timeline, t.v, keyEsc)
+	}
+	return e.timeline
 }
 
 // lastOf returns the series' last-timestamp cell, creating it unset.
@@ -142,7 +167,7 @@ func (e *encoder) appendPoint(dst []byte, p *point) ([]byte, bool) {
 	sortFields(p.fields)
 	start := len(dst)
 	dst = appendSeriesKey(dst, p)
-	ts := e.uniqueTime(dst[start:], p.ts)
+	ts := e.uniqueTime(e.timelineKey(dst[start:], p), p.ts)
 	dst = append(dst, ' ')
 	for i, f := range p.fields {
 		if i > 0 {

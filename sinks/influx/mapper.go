@@ -551,7 +551,7 @@ func (m *mapper) appendRoute(dst []byte, ev *change.Event, ts int64) []byte {
 		p.tags = append(p.tags[:0], tag{"action", rs.action}, tag{"afi_safi", rs.afi},
 			tag{"neighbor", rs.nbr}, tag{"network_instance", rs.ni}, tag{"rib", rs.rib}, tag{"router", rs.router})
 		key := appendSeriesKey(nil, p)
-		rk = &routeKey{key: key, last: m.enc.lastOf(key)}
+		rk = &routeKey{key: key, last: m.enc.lastOf(m.enc.timelineKey(key, p))}
 		if len(m.routeKeys) >= maxRouteKeys {
 			clear(m.routeKeys)
 		}

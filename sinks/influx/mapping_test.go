@@ -127,6 +127,21 @@ func TestMapBatch(t *testing.T) {
 			},
 		},
 		{
+			// action is a tag: announce and withdraw are two series of one
+			// route, so their times must differ for a reader to order them.
+			name: "a withdraw and a re-announce at one time stay in order",
+			batch: change.Batch{Events: []change.Event{
+				{Time: t0, Router: "r1", NetworkInstance: "default", Neighbor: "192.0.2.1", Kind: change.EventRoute,
+					Route: &change.Route{Action: change.Withdraw, AfiSafi: "IPV4_UNICAST", RIB: "ADJ_RIB_IN_POST", Prefix: "10.0.1.0/25", OriginAS: 65001}},
+				{Time: t0, Router: "r1", NetworkInstance: "default", Neighbor: "192.0.2.1", Kind: change.EventRoute,
+					Route: &change.Route{Action: change.Announce, AfiSafi: "IPV4_UNICAST", RIB: "ADJ_RIB_IN_POST", Prefix: "10.0.1.0/25", OriginAS: 65005}},
+			}},
+			want: []string{
+				`bmp_route,action=withdraw,afi_safi=IPV4_UNICAST,neighbor=192.0.2.1,network_instance=default,rib=ADJ_RIB_IN_POST,router=r1 origin_as=65001i,prefix="10.0.1.0/25" ` + ts,
+				`bmp_route,action=announce,afi_safi=IPV4_UNICAST,neighbor=192.0.2.1,network_instance=default,rib=ADJ_RIB_IN_POST,router=r1 origin_as=65005i,prefix="10.0.1.0/25" 1700000000000000001`,
+			},
+		},
+		{
 			name: "probe sample and origin change events",
 			batch: change.Batch{Events: []change.Event{
 				{Time: t0, Router: "r1", NetworkInstance: "default", Neighbor: "192.0.2.1", Kind: change.EventProbeSample, Fields: map[string]any{"rtt_us": 250, "ttl": uint8(63)}},
