@@ -636,3 +636,31 @@ func TestFRRFeedQuirks(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnRoutesBeforePeerUp: FRR sends its own networks (post-policy,
+// peer 0.0.0.0, an empty AS_PATH) as soon as bgpd starts, before any
+// Peer Up tells meshd the router's AS. Once a Peer Up does, those routes
+// are announced again with the router's AS as their origin (the lab's
+// verify found them in bmp_route with origin_as 0 for good).
+func TestOwnRoutesBeforePeerUp(t *testing.T) {
+	r := newRig(t, Config{})
+	self := &bmpgen.Peer{Flags: 0x40, Addr: netip.MustParseAddr("0.0.0.0"), Time: t0}
+	own := netip.MustParsePrefix("10.200.2.0/24")
+	stream := bmpgen.AppendInitiation(nil, "edge1", "unit test")
+	stream = bmpgen.AppendRouteMonitoring(stream, self, &bmpgen.Route{Prefixes: []netip.Prefix{own}, NextHop: netip.MustParseAddr("0.0.0.0")})
+	c := r.send(t, stream)
+	defer c.Close()
+	ownRoute := func(origin uint32) func(e change.Event) bool {
+		return func(e change.Event) bool {
+			return e.Route.Prefix == own.String() && e.Route.Action == change.Announce && e.Route.OriginAS == origin
+		}
+	}
+	waitFor(t, "the own route, origin unknown", func() bool { return r.count(change.EventRoute, ownRoute(0)) == 1 })
+	fams := []uint32{1<<8 | 1}
+	sent := bmpgen.Open{AS: 65001, HoldTime: 90, ID: rID, Families: fams, FourOctet: true}
+	recv := bmpgen.Open{AS: 42009012, HoldTime: 30, ID: pID, Families: fams, FourOctet: true}
+	if _, err := c.Write(bmpgen.AppendPeerUp(nil, peer(), netip.MustParseAddr("192.0.2.1"), 179, 50000, sent, recv, "")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the own route restated with the router's AS", func() bool { return r.count(change.EventRoute, ownRoute(65001)) == 1 })
+}

@@ -188,6 +188,31 @@ func instanceOf(p *decode.Peer) string {
 	return p.NetworkInstance
 }
 
+// restateOwnRoutes announces again, as route events, the routes of
+// instance inst whose origin is the router's own AS and was not known
+// when they came: an empty AS_PATH outside an Adj-RIB-In. FRR sends its
+// own networks (post-policy, peer 0.0.0.0) as soon as bgpd starts,
+// before any Peer Up has told meshd the router's AS, and sends them
+// once; without this they stayed in bmp_route with origin_as 0.
+func (s *session) restateOwnRoutes(inst string) {
+	for _, ps := range s.r.peers {
+		if ps.inst != inst {
+			continue
+		}
+		for view, vs := range ps.views {
+			if !ps.pseudo && (view == "ADJ_RIB_IN_PRE" || view == "ADJ_RIB_IN_POST") {
+				continue
+			}
+			vs.t.Each(func(n *decode.NLRI, a *decode.Attrs) {
+				if a == nil || a.OriginAS != 0 || a.ASPath != "" {
+					return
+				}
+				s.event(change.Event{Time: s.now, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Announce, n, view, a)})
+			})
+		}
+	}
+}
+
 // originOf is the origin AS of a route held in a view of peer ps: the
 // last AS of its AS_PATH, or for an empty AS_PATH the AS that originated
 // it without prepending: in an Adj-RIB-In, the peer's (an iBGP peer's
@@ -706,10 +731,12 @@ func (s *session) peerUp(m *decode.Message) {
 		ps.prepended = strconv.FormatUint(uint64(u.LocalAS), 10) + " " + strconv.FormatUint(uint64(u.PeerAS), 10)
 	}
 	switch {
-	case !ps.pseudo && u.LocalAS != 0:
+	case !ps.pseudo && u.LocalAS != 0 && r.localAS[ps.inst] != u.LocalAS:
 		r.localAS[ps.inst] = u.LocalAS
+		s.restateOwnRoutes(ps.inst)
 	case p.TypeCode == 3 && p.AS != 0 && r.localAS[ps.inst] == 0:
 		r.localAS[ps.inst] = p.AS // RFC 9069 4.1
+		s.restateOwnRoutes(ps.inst)
 	}
 	ts := m.Time
 	if ts.IsZero() {
