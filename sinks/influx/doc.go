@@ -21,7 +21,12 @@
 // their own timestamps, made unique per series (a point that would share
 // its series' last timestamp is moved 1 ns later), so a replay after a
 // crash rewrites the same points instead of adding duplicates, and route
-// events of one BMP message do not overwrite each other.
+// events of one BMP message do not overwrite each other. A route's
+// announce and withdraw series (action is a tag) share one timeline per
+// peer and RIB view, kept in arrival order (a point stamped no later than
+// the one before it moves 1 ns past it): routers stamp coarsely or with a
+// route's age, and the last action per route in InfluxDB must be the last
+// the router sent.
 //
 // Honest back-pressure: the merge core never blocks on a sink; a full
 // Subscribe queue drops batches and counts them. The consumer therefore

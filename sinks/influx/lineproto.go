@@ -91,10 +91,10 @@ func (e *encoder) uniqueTime(series []byte, ts int64) int64 {
 // two series (action is a tag), yet one timeline: a withdraw and a
 // re-announce carrying one BMP timestamp would otherwise land at the
 // same nanosecond in two series, and no query could tell which came last.
-func (e *encoder) timelineKey(series []byte, p *point) []byte {
+func (e *encoder) timelineKey(series []byte, p *point) (key []byte, route bool) {
 	i := slices.IndexFunc(p.tags, func(t tag) bool { return t.k == "action" })
 	if i < 0 {
-		return series
+		return series, false
 	}
 	e.timeline = appendEscaped(e.timeline[:0], p.meas, measEsc)
 	for j, t := range p.tags {
@@ -106,7 +106,7 @@ func (e *encoder) timelineKey(series []byte, p *point) []byte {
 		e.timeline = append(e.timeline, '=')
 		e.timeline = appendEscaped(e.timeline, t.v, keyEsc)
 	}
-	return e.timeline
+	return e.timeline, true
 }
 
 // lastOf returns the series' last-timestamp cell, creating it unset.
@@ -135,6 +135,22 @@ func bump(last *int64, ts int64) int64 {
 	if ts > *last {
 		*last = ts
 	}
+	return ts
+}
+
+// bumpInOrder keeps a route timeline's timestamps in the order its points
+// come: ts, or 1 ns past the timeline's last when it is not later. The
+// last action per route in InfluxDB must be the last one the router
+// sent, and routers stamp routes coarsely or by their age (gobgpd to the
+// second, FRR with the route's age), so a withdraw and the re-announce
+// after it can carry one time, or the later event an earlier one. BMP
+// is ordered (one TCP stream a router), so arrival order is the truth;
+// a point moves at most as far as the stamps were out of order.
+func bumpInOrder(last *int64, ts int64) int64 {
+	if *last != unset && ts <= *last {
+		ts = *last + 1
+	}
+	*last = ts
 	return ts
 }
 
@@ -167,7 +183,12 @@ func (e *encoder) appendPoint(dst []byte, p *point) ([]byte, bool) {
 	sortFields(p.fields)
 	start := len(dst)
 	dst = appendSeriesKey(dst, p)
-	ts := e.uniqueTime(e.timelineKey(dst[start:], p), p.ts)
+	var ts int64
+	if tl, route := e.timelineKey(dst[start:], p); route {
+		ts = bumpInOrder(e.lastOf(tl), p.ts)
+	} else {
+		ts = e.uniqueTime(tl, p.ts)
+	}
 	dst = append(dst, ' ')
 	for i, f := range p.fields {
 		if i > 0 {

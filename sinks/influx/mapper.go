@@ -551,14 +551,15 @@ func (m *mapper) appendRoute(dst []byte, ev *change.Event, ts int64) []byte {
 		p.tags = append(p.tags[:0], tag{"action", rs.action}, tag{"afi_safi", rs.afi},
 			tag{"neighbor", rs.nbr}, tag{"network_instance", rs.ni}, tag{"rib", rs.rib}, tag{"router", rs.router})
 		key := appendSeriesKey(nil, p)
-		rk = &routeKey{key: key, last: m.enc.lastOf(m.enc.timelineKey(key, p))}
+		tl, _ := m.enc.timelineKey(key, p)
+		rk = &routeKey{key: key, last: m.enc.lastOf(tl)}
 		if len(m.routeKeys) >= maxRouteKeys {
 			clear(m.routeKeys)
 		}
 		m.routeKeys[rs] = rk
 	}
 	dst = append(dst, rk.key...)
-	ts = bump(rk.last, ts)
+	ts = bumpInOrder(rk.last, ts)
 	sep := byte(' ')
 	str := func(k, v string) {
 		dst = append(dst, sep)

@@ -142,6 +142,22 @@ func TestMapBatch(t *testing.T) {
 			},
 		},
 		{
+			// gobgpd stamps to the second, FRR with a route's age: the
+			// re-announce after a withdraw may carry an earlier time. The
+			// order BMP brought them in is kept.
+			name: "a route event stamped earlier than the one before it comes after it",
+			batch: change.Batch{Events: []change.Event{
+				{Time: t0.Add(2 * time.Second), Router: "r1", NetworkInstance: "default", Neighbor: "192.0.2.1", Kind: change.EventRoute,
+					Route: &change.Route{Action: change.Withdraw, AfiSafi: "IPV4_UNICAST", RIB: "LOC_RIB", Prefix: "10.0.2.0/24", OriginAS: 65001}},
+				{Time: t0, Router: "r1", NetworkInstance: "default", Neighbor: "192.0.2.1", Kind: change.EventRoute,
+					Route: &change.Route{Action: change.Announce, AfiSafi: "IPV4_UNICAST", RIB: "LOC_RIB", Prefix: "10.0.2.0/24", OriginAS: 65001}},
+			}},
+			want: []string{
+				`bmp_route,action=withdraw,afi_safi=IPV4_UNICAST,neighbor=192.0.2.1,network_instance=default,rib=LOC_RIB,router=r1 origin_as=65001i,prefix="10.0.2.0/24" 1700000002000000000`,
+				`bmp_route,action=announce,afi_safi=IPV4_UNICAST,neighbor=192.0.2.1,network_instance=default,rib=LOC_RIB,router=r1 origin_as=65001i,prefix="10.0.2.0/24" 1700000002000000001`,
+			},
+		},
+		{
 			name: "probe sample and origin change events",
 			batch: change.Batch{Events: []change.Event{
 				{Time: t0, Router: "r1", NetworkInstance: "default", Neighbor: "192.0.2.1", Kind: change.EventProbeSample, Fields: map[string]any{"rtt_us": 250, "ttl": uint8(63)}},
