@@ -114,24 +114,17 @@ func pcapngPackets(magic [4]byte, r io.Reader) (packets, error) {
 				return 0, nil, err
 			}
 			switch typ {
-			case ngEnhancedPacket:
-				if len(b) < 20 {
-					return 0, nil, errors.New("pcapng enhanced packet block too short")
-				}
-				l, err := link(bo.Uint32(b))
-				if err != nil {
-					return 0, nil, err
-				}
-				n := bo.Uint32(b[12:])
-				if int64(n) > int64(len(b)-20) {
-					return 0, nil, fmt.Errorf("pcapng packet of %d bytes in a block of %d", n, len(b))
-				}
-				return l, b[20 : 20+n], nil
-			case ngObsoletePacket:
+			case ngEnhancedPacket, ngObsoletePacket:
+				// The two differ only in the interface ID's width (32 bits,
+				// or 16 followed by a drops count).
 				if len(b) < 20 {
 					return 0, nil, errors.New("pcapng packet block too short")
 				}
-				l, err := link(uint32(bo.Uint16(b)))
+				id := bo.Uint32(b)
+				if typ == ngObsoletePacket {
+					id = uint32(bo.Uint16(b))
+				}
+				l, err := link(id)
 				if err != nil {
 					return 0, nil, err
 				}

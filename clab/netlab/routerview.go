@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/internal/netns"
 )
@@ -222,17 +223,7 @@ func gobgpFamily(f *api.Family) string {
 // transitions (its flops count only sessions shorter than a threshold).
 func ParseGobgpPeers(router string, b []byte) ([]RouterSession, error) {
 	var out []RouterSession
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var p api.Peer
-		if err := protojson.Unmarshal(line, &p); err != nil {
-			return nil, fmt.Errorf("gobgp peer: %w", err)
-		}
+	err := eachProtoLine(b, "gobgp peer", func(p *api.Peer) error {
 		st := strings.TrimPrefix(p.GetState().GetSessionState().String(), "SESSION_STATE_")
 		s := RouterSession{Router: router, Daemon: "gobgpd", Neighbor: p.GetState().GetNeighborAddress(), State: ocState(st),
 			LocalAS: p.GetState().GetLocalAsn(), PeerAS: p.GetState().GetPeerAsn(), AFs: map[string]*Counts{},
@@ -252,18 +243,21 @@ func ParseGobgpPeers(router string, b []byte) ([]RouterSession, error) {
 			s.AFs[name] = &Counts{Received: u64(st.GetReceived()), Accepted: u64(st.GetAccepted()), Sent: u64(st.GetAdvertised())}
 		}
 		out = append(out, s)
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	sortSessions(out)
 	return out, nil
 }
 
-// ParseGobgpPaths reads gobgpd's ListPath answers for its global table,
-// one protojson Destination a line.
-func ParseGobgpPaths(router, afiSafi string, localAS uint32, b []byte) ([]Route, error) {
-	var out []Route
+// eachProtoLine decodes b, one protojson message of type M a line (blank
+// lines skipped), and calls f with each; what names M in errors.
+func eachProtoLine[M any, PM interface {
+	*M
+	proto.Message
+}](b []byte, what string, f func(PM) error) error {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
@@ -271,10 +265,22 @@ func ParseGobgpPaths(router, afiSafi string, localAS uint32, b []byte) ([]Route,
 		if len(line) == 0 {
 			continue
 		}
-		var d api.Destination
-		if err := protojson.Unmarshal(line, &d); err != nil {
-			return nil, fmt.Errorf("gobgp destination: %w", err)
+		m := PM(new(M))
+		if err := protojson.Unmarshal(line, m); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
+		if err := f(m); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// ParseGobgpPaths reads gobgpd's ListPath answers for its global table,
+// one protojson Destination a line.
+func ParseGobgpPaths(router, afiSafi string, localAS uint32, b []byte) ([]Route, error) {
+	var out []Route
+	err := eachProtoLine(b, "gobgp destination", func(d *api.Destination) error {
 		for _, p := range d.GetPaths() {
 			r := Route{Router: router, AFISAFI: afiSafi, Prefix: d.GetPrefix(), Best: p.GetBest()}
 			if _, err := netip.ParseAddr(p.GetNeighborIp()); err == nil && !netip.MustParseAddr(p.GetNeighborIp()).IsUnspecified() {
@@ -298,13 +304,14 @@ func ParseGobgpPaths(router, afiSafi string, localAS uint32, b []byte) ([]Route,
 			r.ASPath = strings.Join(asns, " ")
 			o, err := originOf(r.ASPath, localAS)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			r.OriginAS = o
 			out = append(out, r)
 		}
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	sortRoutes(out)
@@ -545,6 +552,8 @@ func (l *Lab) readGobgp(ctx context.Context, r Router, v *RouterView) error {
 	return nil
 }
 
+// outputCtx runs a command under ctx and returns its standard output; its
+// error says what the command printed on standard error.
 func outputCtx(ctx context.Context, name string, args ...string) ([]byte, error) {
 	var stderr strings.Builder
 	cmd := exec.CommandContext(ctx, name, args...)
