@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshd/meshd/clab/netlab"
+	"github.com/meshd/meshd/internal/testenv"
 )
 
 // envDuration reads a test knob from the environment.
@@ -137,6 +138,22 @@ func TestLabVerify(t *testing.T) {
 		}
 	}
 	e.verify(t, "undoing the faults", 2*wait)
+
+	// Settle first: verify can agree before BGP has noticed the last fault
+	// (a link down and up again within a second may still reset sessions
+	// at the hold timer, 9 s), and those resets are real events. A CI run
+	// whose order ended with "down r3 r4" saw 4 of them in the quiet
+	// minute. The quiet period starts once no session event was written
+	// for two hold times.
+	const settle = 18 * time.Second
+	undone := time.Now()
+	testenv.WaitFor(t, 3*time.Minute, "no session event for two hold times", func() bool {
+		if time.Since(undone) < settle {
+			return false
+		}
+		return e.influxCount(fmt.Sprintf(`SELECT count("n") FROM "bgp_session_event" WHERE %s`, sinceQ(time.Now().Add(-settle)))) == 0
+	})
+	e.verify(t, "settling", wait)
 
 	// Quiet: nothing happens, so meshd must report nothing happening.
 	start := time.Now()
