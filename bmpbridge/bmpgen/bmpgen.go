@@ -285,6 +285,12 @@ type Route struct {
 	Communities []uint32
 	Large       [][3]uint32
 	ExtComm     [][8]byte
+	// Origin is the ORIGIN code: 0 IGP (the default), 1 EGP, 2 INCOMPLETE.
+	Origin uint8
+	// AggregatorAS and Aggregator make an AGGREGATOR attribute (4-byte AS)
+	// when Aggregator is valid.
+	AggregatorAS uint32
+	Aggregator   netip.Addr
 }
 
 // AppendRouteMonitoring appends a Route Monitoring message carrying one
@@ -358,7 +364,7 @@ func AppendUpdate(b []byte, r *Route) []byte {
 		b = attr(b, 0x80, 15, v)
 	}
 	if !r.Withdraw {
-		b = attr(b, 0x40, 1, []byte{0})
+		b = attr(b, 0x40, 1, []byte{r.Origin})
 		var path, path4 []byte
 		if len(r.ASPath) > 0 {
 			path = append(path, 2, byte(len(r.ASPath)))
@@ -386,6 +392,11 @@ func AppendUpdate(b []byte, r *Route) []byte {
 		}
 		if r.LocalPref != nil {
 			b = attr(b, 0x40, 5, binary.BigEndian.AppendUint32(nil, *r.LocalPref))
+		}
+		if r.Aggregator.IsValid() {
+			v := binary.BigEndian.AppendUint32(nil, r.AggregatorAS)
+			a := r.Aggregator.As4()
+			b = attr(b, 0xc0, 7, append(v, a[:]...))
 		}
 		if len(r.Communities) > 0 {
 			var v []byte
@@ -442,6 +453,24 @@ func AppendEndOfRIB(b []byte, p *Peer) []byte {
 	ns := len(b)
 	b = marker(b, 2)
 	b = append(b, 0, 0, 0, 0)
+	b = finishBGP(b, ns)
+	return finish(b, s)
+}
+
+// AppendEndOfRIBFamily appends a Route Monitoring message with the
+// End-of-RIB marker of afi/safi: IPv4 unicast's empty UPDATE, for any
+// other family an UPDATE holding only an empty MP_UNREACH_NLRI (RFC 4724 2).
+func AppendEndOfRIBFamily(b []byte, p *Peer, afi uint16, safi uint8) []byte {
+	if afi == 1 && safi == 1 {
+		return AppendEndOfRIB(b, p)
+	}
+	s := len(b)
+	b = header(b, RouteMonitoring)
+	b = p.append(b)
+	ns := len(b)
+	b = marker(b, 2)
+	b = append(b, 0, 0, 0, 6)
+	b = attr(b, 0x80, 15, []byte{byte(afi >> 8), byte(afi), safi})
 	b = finishBGP(b, ns)
 	return finish(b, s)
 }
