@@ -1,6 +1,8 @@
 // Package ops serves meshd's operator endpoints over HTTP: Prometheus
 // /metrics, /healthz (the process is alive) and /readyz (every part that
-// registered a readiness check says it is ready).
+// registered a readiness check says it is ready), and Go's profiles under
+// /debug/pprof/ (as Prometheus serves them on its web port): heap and CPU
+// profiles of the running binary are how its cost at fleet scale is found.
 package ops
 
 import (
@@ -10,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -41,6 +44,11 @@ func New(g prometheus.Gatherer) *Server {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", s.readyz)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.mux = mux
 	return s

@@ -42,6 +42,8 @@ func TestEndpoints(t *testing.T) {
 		{"/healthz", 200, "ok"},
 		{"/metrics", 200, "meshd_test_things_total 3"},
 		{"/readyz", 503, "bmp: bmp listener not bound"},
+		{"/debug/pprof/", 200, "heap"},
+		{"/debug/pprof/heap?debug=1", 200, "heap profile:"},
 	}
 	for _, tc := range tests {
 		code, body := get(tc.path)
