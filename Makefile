@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-scale bench fuzz clean
+.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-scale bench bench-e2e fuzz clean
 
 all: build
 
@@ -65,8 +65,19 @@ lab-soak: tools
 lab-scale: tools
 	flock $(LABLOCK) env MESHD_LAB_ROUTERS=20 $(LABTEST) -timeout 90m
 
+# bench: the component benches (the whole-binary one is bench-e2e).
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+	$(GO) test -run '^$$' -bench . -benchtime 2s $$($(GO) list ./... | grep -v /bench/e2e)
+
+# bench-e2e: the whole-binary benchmark (bench/e2e): the real `meshd run`
+# with every sink on, a real influxd, a simulated gNMI fleet, BMP full
+# tables and gNMI subscribers; E2E picks scenarios (a -bench pattern
+# under E2E/), COUNT repeats each. It holds the bench lock so two
+# benchmarks never share the cores.
+E2E   ?= .
+COUNT ?= 1
+bench-e2e: tools
+	flock /tmp/meshd-bench.lock $(GO) test -run '^$$' -bench 'E2E/$(E2E)' -benchtime 1x -count $(COUNT) -timeout 180m ./bench/e2e/
 
 # fuzz: every fuzz target for FUZZTIME each (go test takes one -fuzz target
 # a run). New inputs that fail land in the package's testdata/fuzz.

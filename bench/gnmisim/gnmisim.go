@@ -34,6 +34,10 @@ type Config struct {
 	Targets   int     // simulated routers
 	Neighbors int     // BGP neighbors per router
 	Rate      float64 // leaf updates per second per router after sync; 0 = none
+	// Tick is how often a router sends its share of Rate (default 10 ms).
+	// Routers sample and send every 100 ms or so; that is what a
+	// whole-binary benchmark should feed meshd.
+	Tick time.Duration
 	// Burst, when > 0, makes each router send this many leaf updates as fast
 	// as the stream takes them after sync, then stop: a bounded load for
 	// throughput benchmarks.
@@ -436,10 +440,20 @@ func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, preEn
 		<-ctx.Done()
 		return nil
 	}
-	// Tick at most every 10 ms; send as many notifications per tick as the
-	// rate asks for (each notification is ~3 leaf updates).
-	const tick = 10 * time.Millisecond
+	// Send as many notifications per tick as the rate asks for (each
+	// notification is ~3 leaf updates).
+	tick := cfg.Tick
+	if tick <= 0 {
+		tick = 10 * time.Millisecond
+	}
 	perTick := cfg.Rate * tick.Seconds() / 3
+	// Routers' clocks are not in step: each starts its ticks at its own
+	// phase, so the fleet's sends spread over the tick.
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(time.Duration(r.Int64N(int64(tick)))):
+	}
 	tk := time.NewTicker(tick)
 	defer tk.Stop()
 	var debt float64

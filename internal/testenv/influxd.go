@@ -93,6 +93,15 @@ func (in *Influxd) Start() {
 	in.t.Fatalf("influxd did not answer /ping within 30s; its log:\n%s", log)
 }
 
+// PID is the running server's process ID (0 when stopped), for figures
+// from /proc.
+func (in *Influxd) PID() int {
+	if in.cmd == nil {
+		return 0
+	}
+	return in.cmd.Process.Pid
+}
+
 // Stop stops the server (SIGTERM, then SIGKILL) and keeps its data.
 func (in *Influxd) Stop() {
 	if in.cmd == nil {

@@ -1,0 +1,215 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshd/meshd/bench/gnmisim"
+)
+
+// binaries are the programs a run starts: meshd itself, the gNMI
+// subscribers (bench/gnmiserver's child mode) and this test binary (the
+// fleet simulator's child mode).
+type binaries struct{ meshd, subs, self string }
+
+// build compiles meshd and the subscribers' program into dir, from the
+// module this package is in.
+func build(dir string) (binaries, error) {
+	b := binaries{meshd: filepath.Join(dir, "meshd"), subs: filepath.Join(dir, "gnmisubs")}
+	var err error
+	if b.self, err = os.Executable(); err != nil {
+		return b, err
+	}
+	for pkg, out := range map[string]string{"../../cmd/meshd": b.meshd, "../gnmiserver": b.subs} {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			return b, fmt.Errorf("go build %s: %v\n%s", pkg, err, o)
+		}
+	}
+	return b, nil
+}
+
+// roleEnv makes the test binary a child: the fleet simulator.
+const roleEnv = "MESHD_E2E_ROLE"
+
+// simChild is the gNMI fleet in its own process, driven over stdin
+// ("sent" prints the leaf updates sent so far) until stdin closes.
+type simChild struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startSim(self string, sc Scenario, targetsFile string) (*simChild, error) {
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), roleEnv+"=sim",
+		fmt.Sprintf("MESHD_E2E_SIM=%d,%d,%d,%d,%s", sc.Targets, sc.Neighbors, sc.Rate, portFleetLow, targetsFile))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &simChild{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	if line, err := c.line(); err != nil || line != "ready" {
+		c.close()
+		return nil, fmt.Errorf("fleet simulator: %q %v", line, err)
+	}
+	return c, nil
+}
+
+func (c *simChild) line() (string, error) {
+	if !c.out.Scan() {
+		return "", errors.Join(errors.New("child exited"), c.out.Err())
+	}
+	return c.out.Text(), nil
+}
+
+func (c *simChild) sent() (uint64, error) {
+	if c == nil {
+		return 0, nil
+	}
+	if _, err := io.WriteString(c.in, "sent\n"); err != nil {
+		return 0, err
+	}
+	line, err := c.line()
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(line, 10, 64)
+}
+
+func (c *simChild) close() {
+	_ = c.in.Close()
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// simMain is the simulator child's side. It serves until stdin closes,
+// and never longer than an hour.
+func simMain() int {
+	f := strings.Split(os.Getenv("MESHD_E2E_SIM"), ",")
+	if len(f) != 5 {
+		fmt.Fprintln(os.Stderr, "e2e sim: MESHD_E2E_SIM must be targets,neighbors,rate,baseport,file")
+		return 2
+	}
+	n := make([]int, 4)
+	for i := range n {
+		v, err := strconv.Atoi(f[i])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e sim:", err)
+			return 2
+		}
+		n[i] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	s, err := gnmisim.Start(ctx, gnmisim.Config{Targets: n[0], Neighbors: n[1], Rate: float64(n[2]) / float64(n[0]),
+		Tick: 100 * time.Millisecond, BasePort: n[3], Prefix: "rtr"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e sim:", err)
+		return 1
+	}
+	if err := s.WriteTargetsFile(f[4]); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e sim:", err)
+		return 1
+	}
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() == "sent" {
+			fmt.Println(s.Sent())
+		}
+	}
+	return 0
+}
+
+// subChild is the gNMI subscribers, bench/gnmiserver's child mode:
+// "synced D" once every subscriber has its sync_response, then "start"
+// and "stop" bracket the measured window and "stop" answers with the
+// result as JSON.
+type subChild struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+// subResult is the part of the child's result the bench reports.
+type subResult struct {
+	Notifications int64
+	P50, P99, Max time.Duration
+}
+
+func startSubs(bin, addr string, n int) (*subChild, error) {
+	cmd := exec.Command(bin, "-child", "-addr", addr, "-subscribers", strconv.Itoa(n), "-sync=false")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &subChild{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	c.out.Buffer(make([]byte, 1<<20), 1<<20)
+	if !c.out.Scan() || !strings.HasPrefix(c.out.Text(), "synced ") {
+		c.close()
+		return nil, fmt.Errorf("subscribers did not sync: %q", c.out.Text())
+	}
+	return c, nil
+}
+
+func (c *subChild) start() error {
+	_, err := io.WriteString(c.in, "start\n")
+	return err
+}
+
+func (c *subChild) stop() (subResult, error) {
+	var r subResult
+	if _, err := io.WriteString(c.in, "stop\n"); err != nil {
+		return r, err
+	}
+	if !c.out.Scan() {
+		return r, errors.Join(errors.New("subscribers exited"), c.out.Err())
+	}
+	err := json.Unmarshal(c.out.Bytes(), &r)
+	return r, err
+}
+
+func (c *subChild) close() {
+	_ = c.in.Close()
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
