@@ -217,7 +217,9 @@ func measureSteady(res *Result, sc Scenario, m *meshdProc, sim *simChild, subs *
 			return err
 		}
 	}
+	prof := startProfile(sc.Name+"-steady", sc.Steady)
 	time.Sleep(sc.Steady)
+	prof()
 	cpu1, _ := procCPU(m.pid())
 	sent1, err := sim.sent()
 	if err != nil {
@@ -270,6 +272,8 @@ func measureBMP(res *Result, m *meshdProc, proxy *influxProxy, tables []string, 
 	routes0, _ := proxy.count("bmp_route")
 	cpu0, _ := procCPU(m.pid())
 	start := time.Now()
+	prof := startProfile(res.Scenario.Name+"-bmp", 30*time.Second)
+	defer prof()
 	var wg sync.WaitGroup
 	lastByte := make([]time.Time, len(tables))
 	errs := make([]error, len(tables))
@@ -332,6 +336,7 @@ func measureBMP(res *Result, m *meshdProc, proxy *influxProxy, tables []string, 
 	if err != nil {
 		return err
 	}
+	saveHeap(res.Scenario.Name + "-bmp")
 	if res.BMPRoutesSent > 0 {
 		res.HeapPerRoute = float64(heap1-heap0) / float64(res.BMPRoutesSent)
 	}
@@ -357,6 +362,43 @@ func liveHeap() (int64, error) {
 		}
 	}
 	return 0, errors.New("meshd's heap profile has no HeapAlloc line")
+}
+
+// profileDir is where MESHD_E2E_PROFILE asks for meshd's profiles.
+var profileDir = os.Getenv("MESHD_E2E_PROFILE")
+
+// startProfile takes a CPU profile of meshd over d into profileDir, if
+// set. The returned func waits for it.
+func startProfile(name string, d time.Duration) (wait func()) {
+	if profileDir == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), filepath.Join(profileDir, name+".cpu.pprof"))
+	}()
+	return func() { <-done }
+}
+
+// saveHeap writes meshd's heap profile into profileDir, if set.
+func saveHeap(name string) {
+	if profileDir != "" {
+		fetch("/debug/pprof/heap?gc=1", filepath.Join(profileDir, name+".heap.pprof"))
+	}
+}
+
+func fetch(path, file string) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", portHTTP, path))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: profile %s: %v\n", path, err)
+		return
+	}
+	defer resp.Body.Close()
+	if f, err := os.Create(file); err == nil {
+		_, _ = io.Copy(f, resp.Body)
+		f.Close()
+	}
 }
 
 // meshdConfig is the production config the bench runs meshd with.
