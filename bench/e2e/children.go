@@ -42,18 +42,15 @@ func build(dir string) (binaries, error) {
 // roleEnv makes the test binary a child: the fleet simulator.
 const roleEnv = "MESHD_E2E_ROLE"
 
-// simChild is the gNMI fleet in its own process, driven over stdin
-// ("sent" prints the leaf updates sent so far) until stdin closes.
-type simChild struct {
+// child is a helper process driven by lines on its stdin, answering with
+// lines on its stdout, until its stdin closes.
+type child struct {
 	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Scanner
 }
 
-func startSim(self string, sc Scenario, targetsFile string) (*simChild, error) {
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), roleEnv+"=sim",
-		fmt.Sprintf("MESHD_E2E_SIM=%d,%d,%d,%d,%s", sc.Targets, sc.Neighbors, sc.Rate, portFleetLow, targetsFile))
+func startChild(cmd *exec.Cmd) (*child, error) {
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -66,36 +63,28 @@ func startSim(self string, sc Scenario, targetsFile string) (*simChild, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	c := &simChild{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	if line, err := c.line(); err != nil || line != "ready" {
-		c.close()
-		return nil, fmt.Errorf("fleet simulator: %q %v", line, err)
-	}
+	c := &child{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	c.out.Buffer(make([]byte, 1<<20), 1<<20)
 	return c, nil
 }
 
-func (c *simChild) line() (string, error) {
+// line reads the child's next line.
+func (c *child) line() (string, error) {
 	if !c.out.Scan() {
-		return "", errors.Join(errors.New("child exited"), c.out.Err())
+		return "", errors.Join(fmt.Errorf("%s exited", filepath.Base(c.cmd.Path)), c.out.Err())
 	}
 	return c.out.Text(), nil
 }
 
-func (c *simChild) sent() (uint64, error) {
-	if c == nil {
-		return 0, nil
+// ask sends a command line; answer says whether to read a reply.
+func (c *child) ask(cmd string, answer bool) (string, error) {
+	if _, err := io.WriteString(c.in, cmd+"\n"); err != nil || !answer {
+		return "", err
 	}
-	if _, err := io.WriteString(c.in, "sent\n"); err != nil {
-		return 0, err
-	}
-	line, err := c.line()
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(line, 10, 64)
+	return c.line()
 }
 
-func (c *simChild) close() {
+func (c *child) close() {
 	_ = c.in.Close()
 	done := make(chan struct{})
 	go func() { _ = c.cmd.Wait(); close(done) }()
@@ -105,6 +94,36 @@ func (c *simChild) close() {
 		_ = c.cmd.Process.Kill()
 		<-done
 	}
+}
+
+// simChild is the gNMI fleet in its own process: "sent" answers with the
+// leaf updates sent so far.
+type simChild struct{ *child }
+
+func startSim(self string, sc Scenario, targetsFile string) (*simChild, error) {
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), roleEnv+"=sim",
+		fmt.Sprintf("MESHD_E2E_SIM=%d,%d,%d,%d,%s", sc.Targets, sc.Neighbors, sc.Rate, portFleetLow, targetsFile))
+	c, err := startChild(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if line, err := c.line(); err != nil || line != "ready" {
+		c.close()
+		return nil, fmt.Errorf("fleet simulator: %q %v", line, err)
+	}
+	return &simChild{c}, nil
+}
+
+func (c *simChild) sent() (uint64, error) {
+	if c == nil {
+		return 0, nil
+	}
+	line, err := c.ask("sent", true)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(line, 10, 64)
 }
 
 // simMain is the simulator child's side. It serves until stdin closes,
@@ -150,11 +169,7 @@ func simMain() int {
 // "synced D" once every subscriber has its sync_response, then "start"
 // and "stop" bracket the measured window and "stop" answers with the
 // result as JSON.
-type subChild struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Scanner
-}
+type subChild struct{ *child }
 
 // subResult is the part of the child's result the bench reports.
 type subResult struct {
@@ -163,53 +178,28 @@ type subResult struct {
 }
 
 func startSubs(bin, addr string, n int) (*subChild, error) {
-	cmd := exec.Command(bin, "-child", "-addr", addr, "-subscribers", strconv.Itoa(n), "-sync=false")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
+	c, err := startChild(exec.Command(bin, "-child", "-addr", addr, "-subscribers", strconv.Itoa(n), "-sync=false"))
 	if err != nil {
 		return nil, err
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &subChild{cmd: cmd, in: in, out: bufio.NewScanner(out)}
-	c.out.Buffer(make([]byte, 1<<20), 1<<20)
-	if !c.out.Scan() || !strings.HasPrefix(c.out.Text(), "synced ") {
+	if line, err := c.line(); err != nil || !strings.HasPrefix(line, "synced ") {
 		c.close()
-		return nil, fmt.Errorf("subscribers did not sync: %q", c.out.Text())
+		return nil, fmt.Errorf("subscribers did not sync: %q %v", line, err)
 	}
-	return c, nil
+	return &subChild{c}, nil
 }
 
 func (c *subChild) start() error {
-	_, err := io.WriteString(c.in, "start\n")
+	_, err := c.ask("start", false)
 	return err
 }
 
 func (c *subChild) stop() (subResult, error) {
 	var r subResult
-	if _, err := io.WriteString(c.in, "stop\n"); err != nil {
+	line, err := c.ask("stop", true)
+	if err != nil {
 		return r, err
 	}
-	if !c.out.Scan() {
-		return r, errors.Join(errors.New("subscribers exited"), c.out.Err())
-	}
-	err := json.Unmarshal(c.out.Bytes(), &r)
+	err = json.Unmarshal([]byte(line), &r)
 	return r, err
-}
-
-func (c *subChild) close() {
-	_ = c.in.Close()
-	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
 }
