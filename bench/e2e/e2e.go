@@ -220,6 +220,7 @@ func measureSteady(res *Result, sc Scenario, m *meshdProc, sim *simChild, subs *
 	prof := startProfile(sc.Name+"-steady", sc.Steady)
 	time.Sleep(sc.Steady)
 	prof()
+	saveHeap(sc.Name + "-steady")
 	cpu1, _ := procCPU(m.pid())
 	sent1, err := sim.sent()
 	if err != nil {
