@@ -258,6 +258,11 @@ type Decoder struct {
 	guessed  map[viewKey]map[bgp.Family]bool
 	guessBuf [1]*bgp.MarshallingOption
 	warnBuf  []string
+	ap       attrParser
+	// noFastAttrs sends new attribute sets to gobgp (tests compare);
+	// fastSets counts those fastAttrs read.
+	noFastAttrs bool
+	fastSets    int
 }
 
 // NewDecoder returns a decoder for one session.
