@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"net/netip"
 	"slices"
@@ -213,6 +214,8 @@ type Attrs struct {
 	// Slot is the rib interner's index for this set, so the owner of the
 	// RIB finds it without hashing Key; only that owner touches it.
 	Slot uint32 `json:"-"`
+	// fromKey: the fast reader made it, and KeyReader remakes it.
+	fromKey bool
 }
 
 // peerState is what a Peer Up told about a peer.
@@ -247,8 +250,11 @@ type Decoder struct {
 	keyBuf  []byte
 	famBuf  []bgp.Family
 	// attrCache holds attribute sets decoded without an Interner (the
-	// offline decoder), bounded.
-	attrCache map[string]*Attrs
+	// bridge's case: its RIB's interner belongs to another goroutine),
+	// direct-mapped by a hash of the key: a full table of sets each new
+	// costs no map insert and no map growth.
+	attrCache *[attrCacheSize]*Attrs
+	attrSeed  maphash.Seed
 	noFast    bool // tests compare the fast path with gobgp's
 	noOpt     *bgp.MarshallingOption
 	// guess is the ADD-PATH reading chosen for the message being decoded,
@@ -267,7 +273,7 @@ type Decoder struct {
 
 // NewDecoder returns a decoder for one session.
 func NewDecoder(vrfs map[string]string) *Decoder {
-	return &Decoder{VRFs: vrfs, peers: map[PeerKey]*peerState{}, pcache: map[peerCacheKey]*Peer{}, noOpt: &bgp.MarshallingOption{}}
+	return &Decoder{VRFs: vrfs, peers: map[PeerKey]*peerState{}, pcache: map[peerCacheKey]*Peer{}, noOpt: &bgp.MarshallingOption{}, attrSeed: maphash.MakeSeed()}
 }
 
 // Offset returns the stream offset of the next message.

@@ -43,7 +43,7 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 			attrs = d.Interner.Lookup(key)
 		}
 		if attrs == nil {
-			attrs = d.attrCache[string(key)]
+			attrs = d.cachedAttrs(key)
 		}
 	}
 	var o *bgp.MarshallingOption

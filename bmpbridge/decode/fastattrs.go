@@ -41,11 +41,23 @@ var attrFlags = [256]uint8{
 // every attribute as on the wire, MP_REACH_NLRI shortened to type 14,
 // AFI, SAFI, next-hop length and next hop) into Attrs, or returns nil to
 // have gobgp decode the message.
-func (d *Decoder) fastAttrs(key []byte) *Attrs {
+func (d *Decoder) fastAttrs(key []byte) *Attrs { return d.ap.read(key) }
+
+// KeyReader reads attribute sets back from their keys (Attrs.Key), for
+// a RIB that keeps the keys and not the decoded sets.
+type KeyReader struct{ ap attrParser }
+
+// Read returns the attribute set of key, or nil for a key the fast reader
+// does not read (one whose Attrs.FromKey is false).
+func (r *KeyReader) Read(key []byte) *Attrs { return r.ap.read(key) }
+
+// FromKey tells whether KeyReader.Read rebuilds the set from its Key.
+func (a *Attrs) FromKey() bool { return a.fromKey }
+
+func (p *attrParser) read(key []byte) *Attrs {
 	if len(key) == 0 {
 		return nil
 	}
-	p := &d.ap
 	twoByte := key[0] == 2
 	b := key[1:]
 	var (
@@ -254,6 +266,7 @@ func (d *Decoder) fastAttrs(key []byte) *Attrs {
 		}
 	}
 	a.ExtCommunities = extMap
+	a.fromKey = true
 	return a
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -120,7 +121,7 @@ func (d *Decoder) update(raw []byte, h *bmp.BMPPeerHeader, body *bmp.BMPRouteMon
 			u.Attrs = d.Interner.Lookup(key)
 		}
 		if u.Attrs == nil {
-			u.Attrs = d.attrCache[string(key)]
+			u.Attrs = d.cachedAttrs(key)
 		}
 		if u.Attrs == nil {
 			u.Attrs = attrs(upd, string(key))
@@ -424,11 +425,37 @@ func extCommunityKind(c bgp.ExtendedCommunityInterface) string {
 	return fmt.Sprintf("type-0x%02x%02x", uint8(t), uint8(st))
 }
 
-// cacheAttrs keeps an attribute set for the messages after this one, a
-// bounded number of them.
+const attrCacheSize = 1 << 14
+
+// cacheAttrs keeps an attribute set for the messages after this one, as
+// long as no other set takes its place.
 func (d *Decoder) cacheAttrs(a *Attrs) {
-	if d.attrCache == nil || len(d.attrCache) > 1<<16 {
-		d.attrCache = map[string]*Attrs{}
+	if d.attrCache == nil {
+		d.attrCache = new([attrCacheSize]*Attrs)
 	}
-	d.attrCache[a.Key] = a
+	d.attrCache[maphash.String(d.attrSeed, a.Key)&(attrCacheSize-1)] = a
+}
+
+// cachedAttrs returns the cached set with this key, if any.
+func (d *Decoder) cachedAttrs(key []byte) *Attrs {
+	if d.attrCache == nil {
+		return nil
+	}
+	if a := d.attrCache[maphash.Bytes(d.attrSeed, key)&(attrCacheSize-1)]; a != nil && a.Key == string(key) {
+		return a
+	}
+	return nil
+}
+
+// cachedSets counts the sets in the cache, for tests.
+func (d *Decoder) cachedSets() int {
+	n := 0
+	if d.attrCache != nil {
+		for _, a := range d.attrCache {
+			if a != nil {
+				n++
+			}
+		}
+	}
+	return n
 }
