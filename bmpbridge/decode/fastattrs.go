@@ -34,8 +34,14 @@ type attrParser struct {
 // types here are those fastAttrs reads.
 var attrFlags = [256]uint8{
 	1: 0x40, 2: 0x40, 3: 0x40, 4: 0x80, 5: 0x40, 6: 0x40, 7: 0xc0, 8: 0xc0,
-	16: 0xc0, 17: 0xc0, 18: 0xc0, 32: 0xc0,
+	9: 0x80, 10: 0x80, 16: 0xc0, 17: 0xc0, 18: 0xc0, 32: 0xc0,
 }
+
+// gobgpTypes are the attribute types gobgp decodes by type
+// (bgp.GetPathAttribute); any other it keeps as unknown, checking only
+// the flags' RFC 4271 rules.
+var gobgpTypes = [256]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true,
+	14: true, 15: true, 16: true, 17: true, 18: true, 22: true, 23: true, 25: true, 26: true, 29: true, 32: true, 40: true}
 
 // fastAttrs reads the attribute key made by rawAttrs (a width byte, then
 // every attribute as on the wire, MP_REACH_NLRI shortened to type 14,
@@ -101,11 +107,22 @@ func (p *attrParser) read(key []byte) *Attrs {
 		if len(b) < hl+l {
 			return nil
 		}
-		want := attrFlags[typ]
-		if want == 0 || seen[typ] || flags&^0x30 != want || (flags&0x20 != 0 && flags&0xc0 != 0xc0) {
-			return nil // unknown to this reader, repeated, or flags gobgp may refuse
+		if seen[typ] || (flags&0x20 != 0 && flags&0xc0 != 0xc0) {
+			return nil // repeated, or partial where RFC 4271 refuses it
 		}
 		seen[typ] = true
+		if !gobgpTypes[typ] {
+			// An attribute gobgp does not know (OTC, ATTR_SET …): not
+			// read, as gobgp does not; well-known needs transitive.
+			if flags&0xc0 == 0 {
+				return nil
+			}
+			b = b[hl+l:]
+			continue
+		}
+		if want := attrFlags[typ]; want == 0 || flags&^0x30 != want {
+			return nil // one this reader leaves to gobgp, or flags gobgp refuses
+		}
 		v := b[hl : hl+l]
 		attr := b[:hl+l]
 		b = b[hl+l:]
@@ -145,6 +162,14 @@ func (p *attrParser) read(key []byte) *Attrs {
 			}
 		case 7:
 			if l != 6 && l != 8 {
+				return nil
+			}
+		case 9:
+			if l != 4 {
+				return nil
+			}
+		case 10:
+			if l%4 != 0 {
 				return nil
 			}
 		case 8:

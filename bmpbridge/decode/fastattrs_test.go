@@ -96,6 +96,7 @@ func attrCases() []struct {
 		{"ext communities", 0, bmpgen.Route{Prefixes: v4, ASPath: []uint32{42009012}, NextHop: peerV4,
 			ExtComm: [][8]byte{{0, 2, 0xfd, 0xe8, 0, 0, 0, 1}, {3, 0x0c, 0, 0, 0, 0, 0, 8}}}},
 		{"empty path", 0, bmpgen.Route{Prefixes: v4, NextHop: peerV4, Origin: 1}},
+		{"iBGP", 0, bmpgen.Route{Prefixes: v4, NextHop: peerV4, LocalPref: &lp}},
 		{"v6", 0, bmpgen.Route{Prefixes: v6, ASPath: []uint32{42009012, 6939}, NextHop: nh6, MED: &med, Communities: []uint32{5}}},
 		{"two-byte with AS4_PATH", bmpgen.FlagA, bmpgen.Route{Prefixes: v4, ASPath: []uint32{42009012, 3356, 4200000001}, TwoByte: true, NextHop: peerV4}},
 		{"two-byte v6", bmpgen.FlagA, bmpgen.Route{Prefixes: v6, ASPath: []uint32{65010, 65020}, TwoByte: true, NextHop: nh6}},
@@ -103,6 +104,13 @@ func attrCases() []struct {
 }
 
 func TestFastAttrsMatchGobgp(t *testing.T) {
+	// Attributes bmpgen does not make: ORIGINATOR_ID and CLUSTER_LIST of
+	// a route reflector, an attribute gobgp does not know (OTC, RFC 9234).
+	rr := pathAttrs(&bmpgen.Route{ASPath: []uint32{1, 2}, NextHop: peerV4})
+	rr = append(rr, 0x80, 9, 4, 10, 0, 0, 1, 0x80, 10, 8, 10, 0, 0, 2, 10, 0, 0, 3, 0xc0, 35, 4, 0, 0, 0, 7)
+	if !compareDecoders(t, attrsUpdate(0, rr, true)) {
+		t.Error("the fast reader did not read the route reflector's set")
+	}
 	for _, tc := range attrCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.r
@@ -122,7 +130,9 @@ func TestFastAttrsMatchGobgp(t *testing.T) {
 		{"partial well-known", append([]byte{0x60, 1, 1, 0}, base[4:]...)},
 		{"unused flag bits", append([]byte{0x41, 1, 1, 0}, base[4:]...)},
 		{"repeated MED", append(append([]byte(nil), base...), 0x80, 4, 4, 0, 0, 0, 1, 0x80, 4, 4, 0, 0, 0, 2)},
-		{"unknown type", append(append([]byte(nil), base...), 0xc0, 99, 1, 7)},
+		{"unknown well-known", append(append([]byte(nil), base...), 0x00, 99, 1, 7)},
+		{"originator length", append(append([]byte(nil), base...), 0x80, 9, 3, 1, 2, 3)},
+		{"PMSI tunnel", append(append([]byte(nil), base...), 0xc0, 22, 5, 0, 0, 0, 0, 0)},
 		{"empty segment", append([]byte{0x40, 1, 1, 0, 0x40, 2, 2, 2, 0}, base[len(base)-7:]...)},
 		{"bad segment type", append([]byte{0x40, 1, 1, 0, 0x40, 2, 6, 9, 1, 0, 0, 0, 1}, base[len(base)-7:]...)},
 		{"odd communities", append(append([]byte(nil), base...), 0xc0, 8, 3, 0, 0, 1)},
@@ -182,6 +192,8 @@ func FuzzFastAttrs(f *testing.F) {
 		}
 		f.Add(pathAttrs(&r), tc.flags != 0, true)
 	}
+	rr := pathAttrs(&bmpgen.Route{ASPath: []uint32{1, 2}, NextHop: peerV4})
+	f.Add(append(rr, 0x80, 9, 4, 10, 0, 0, 1, 0x80, 10, 4, 10, 0, 0, 2, 0xc0, 35, 4, 0, 0, 0, 7), false, true)
 	f.Fuzz(func(t *testing.T, attrs []byte, twoByte, v4 bool) {
 		if len(attrs) > 4000 {
 			return
