@@ -258,7 +258,7 @@ type Decoder struct {
 	// bridge's case: its RIB's interner belongs to another goroutine),
 	// direct-mapped by a hash of the key: a full table of sets each new
 	// costs no map insert and no map growth.
-	attrCache *[attrCacheSize]*Attrs
+	attrCache *[attrCacheSize]attrCacheEntry
 	attrSeed  maphash.Seed
 	noFast    bool // tests compare the fast path with gobgp's
 	noOpt     *bgp.MarshallingOption

@@ -427,13 +427,22 @@ func extCommunityKind(c bgp.ExtendedCommunityInterface) string {
 
 const attrCacheSize = 1 << 14
 
+// attrCacheEntry keeps the key's hash beside the set, so a miss (every
+// lookup, on a table of new sets) compares hashes and does not read the
+// set's key from memory.
+type attrCacheEntry struct {
+	h uint64
+	a *Attrs
+}
+
 // cacheAttrs keeps an attribute set for the messages after this one, as
 // long as no other set takes its place.
 func (d *Decoder) cacheAttrs(a *Attrs) {
 	if d.attrCache == nil {
-		d.attrCache = new([attrCacheSize]*Attrs)
+		d.attrCache = new([attrCacheSize]attrCacheEntry)
 	}
-	d.attrCache[maphash.String(d.attrSeed, a.Key)&(attrCacheSize-1)] = a
+	h := maphash.String(d.attrSeed, a.Key)
+	d.attrCache[h&(attrCacheSize-1)] = attrCacheEntry{h, a}
 }
 
 // cachedAttrs returns the cached set with this key, if any.
@@ -441,8 +450,9 @@ func (d *Decoder) cachedAttrs(key []byte) *Attrs {
 	if d.attrCache == nil {
 		return nil
 	}
-	if a := d.attrCache[maphash.Bytes(d.attrSeed, key)&(attrCacheSize-1)]; a != nil && a.Key == string(key) {
-		return a
+	h := maphash.Bytes(d.attrSeed, key)
+	if e := &d.attrCache[h&(attrCacheSize-1)]; e.h == h && e.a != nil && e.a.Key == string(key) {
+		return e.a
 	}
 	return nil
 }
@@ -451,8 +461,8 @@ func (d *Decoder) cachedAttrs(key []byte) *Attrs {
 func (d *Decoder) cachedSets() int {
 	n := 0
 	if d.attrCache != nil {
-		for _, a := range d.attrCache {
-			if a != nil {
+		for _, e := range d.attrCache {
+			if e.a != nil {
 				n++
 			}
 		}
