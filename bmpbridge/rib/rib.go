@@ -43,7 +43,7 @@ type Interner struct {
 
 type rec struct {
 	hash uint32 // high bits of the key's hash
-	off  uint32 // chunk<<chunkBits | offset; pinned sets keep none
+	off  uint32 // chunk<<chunkBits | offset; pinnedOff for a pinned set
 	n    uint32 // key length
 	refs uint32
 }
@@ -56,6 +56,7 @@ const (
 	chunkBits = 20
 	chunkSize = 1 << chunkBits
 	cacheSize = 1 << 12
+	pinnedOff = ^uint32(0) // no arena offset: the last byte of a 4 GiB arena
 )
 
 // NewInterner returns an empty interner.
@@ -81,8 +82,8 @@ func (in *Interner) key(id uint32) []byte {
 
 // sameKey tells whether live set id has key k.
 func (in *Interner) sameKey(id uint32, k string) bool {
-	if p, ok := in.pinned[id]; ok {
-		return p.Key == k
+	if in.recs[id].off == pinnedOff {
+		return in.pinned[id].Key == k
 	}
 	return in.recs[id].n == uint32(len(k)) && string(in.key(id)) == k
 }
@@ -163,7 +164,7 @@ func (in *Interner) compact() {
 		if r.refs == 0 {
 			continue
 		}
-		if _, ok := in.pinned[uint32(id)]; ok {
+		if r.off == pinnedOff {
 			continue
 		}
 		c := old[r.off>>chunkBits]
@@ -197,8 +198,8 @@ func (in *Interner) get(id uint32) *decode.Attrs {
 	if a := in.cache[id&(cacheSize-1)]; a != nil && a.Slot == id {
 		return a
 	}
-	if p, ok := in.pinned[id]; ok {
-		return p
+	if in.recs[id].off == pinnedOff {
+		return in.pinned[id]
 	}
 	a := in.rd.Read(in.key(id))
 	if a != nil {
@@ -236,6 +237,7 @@ func (in *Interner) ref(a *decode.Attrs) uint32 {
 	if a.FromKey() && len(a.Key) <= chunkSize {
 		r.off = in.store(a.Key)
 	} else {
+		r.off = pinnedOff
 		in.pinned[id] = a
 	}
 	in.recs[id] = r
@@ -262,7 +264,7 @@ func (in *Interner) unref(id uint32) {
 	if c := in.cache[id&(cacheSize-1)]; c != nil && c.Slot == id {
 		in.cache[id&(cacheSize-1)] = nil
 	}
-	if _, ok := in.pinned[id]; ok {
+	if r.off == pinnedOff {
 		delete(in.pinned, id)
 	} else {
 		in.live -= int(r.n)
@@ -280,6 +282,9 @@ func (in *Interner) unref(id uint32) {
 func (in *Interner) same(cur uint32, a *decode.Attrs) bool {
 	if cur == 0 || a == nil {
 		return cur == 0 && a == nil
+	}
+	if a.Slot == cur && in.cache[cur&(cacheSize-1)] == a {
+		return true // the set the slot was made for
 	}
 	return in.sameKey(cur, a.Key)
 }
