@@ -50,7 +50,7 @@ type nbr struct {
 // periodic snapshot. It is used by one goroutine.
 type mapper struct {
 	enc   *encoder
-	kinds map[string]kind // measurement "\x00" field -> pinned kind
+	kinds map[kindKey]kind // pinned kinds
 	nbrs  map[nbrKey]*nbr
 	// routers indexes nbrs by router, so one router's neighbors are
 	// found (resynchronised, snapshotted, deleted) without a scan of the
@@ -63,7 +63,15 @@ type mapper struct {
 	// table dump is millions of route points over a few hundred series.
 	routeKeys map[routeSeries]*routeKey
 	kp        keyPaths // for resyncRouter
+	// free holds the pending maps of series a batch touched, emptied
+	// for the next batch's: a new map per touched series and batch was
+	// most of the sink's allocation per update.
+	free []map[string]value
+	rel  []byte // scratch for mapNeighborLeafBuf
 }
+
+// kindKey names a field: its measurement and name.
+type kindKey struct{ meas, field string }
 
 type routeSeries struct{ router, ni, nbr, afi, rib, action string }
 
@@ -76,11 +84,11 @@ type routeKey struct {
 const maxRouteKeys = 1 << 16
 
 func newMapper() *mapper {
-	m := &mapper{enc: newEncoder(), kinds: map[string]kind{}, nbrs: map[nbrKey]*nbr{}, routers: map[string]map[nbrKey]*nbr{},
+	m := &mapper{enc: newEncoder(), kinds: map[kindKey]kind{}, nbrs: map[nbrKey]*nbr{}, routers: map[string]map[nbrKey]*nbr{},
 		routeKeys: map[routeSeries]*routeKey{}}
 	for meas, fs := range fixedKinds {
 		for f, k := range fs {
-			m.kinds[meas+"\x00"+f] = k
+			m.kinds[kindKey{meas, f}] = k
 		}
 	}
 	return m
@@ -88,7 +96,7 @@ func newMapper() *mapper {
 
 // kindOf returns the field's pinned kind, pinning natural if it has none.
 func (m *mapper) kindOf(meas, f string, natural kind) kind {
-	key := meas + "\x00" + f
+	key := kindKey{meas, f}
 	if k, ok := m.kinds[key]; ok {
 		return k
 	}
@@ -160,7 +168,7 @@ func (m *mapper) batch(dst []byte, b *change.Batch, now time.Time) ([]byte, int)
 		if ok {
 			n++
 		}
-		s.pending = nil
+		m.release(s)
 	}
 	m.touched = m.touched[:0]
 	for i := range b.Events {
@@ -229,7 +237,7 @@ func (m *mapper) update(u *change.Update, now time.Time) {
 		nb.peerAS = peerAS(u)
 		return
 	}
-	t, ok := mapNeighborLeaf(meshd, rest)
+	t, ok := mapNeighborLeafBuf(meshd, rest, &m.rel)
 	if !ok {
 		m.stats.unmapped++
 		return
@@ -254,6 +262,23 @@ func (m *mapper) update(u *change.Update, now time.Time) {
 	}
 }
 
+// release gives a touched series' pending map back for reuse.
+func (m *mapper) release(s *series) {
+	if len(s.pending) <= maxPendingReuse && len(m.free) < maxFree {
+		clear(s.pending)
+		m.free = append(m.free, s.pending)
+	}
+	s.pending = nil
+}
+
+// maxFree and maxPendingReuse bound the maps kept for reuse: a batch
+// touches a few series, a resync a router's; a map that held many
+// fields keeps their room after clear.
+const (
+	maxFree         = 1024
+	maxPendingReuse = 64
+)
+
 func peerAS(u *change.Update) string {
 	v, _, ok := convert(u.Value, kInt)
 	if !ok || v.i <= 0 {
@@ -275,7 +300,11 @@ func (m *mapper) set(s *series, f string, u *change.Update, now time.Time) bool 
 	}
 	s.fields[f] = v
 	if s.pending == nil {
-		s.pending = map[string]value{}
+		if n := len(m.free); n > 0 {
+			s.pending, m.free = m.free[n-1], m.free[:n-1]
+		} else {
+			s.pending = map[string]value{}
+		}
 		s.pendTime = 0
 		m.touched = append(m.touched, s)
 	}
@@ -333,7 +362,7 @@ func (m *mapper) deleteBelow(key nbrKey, meshd bool, rest []*gpb.PathElem) {
 		delete(n.series, seriesKey{mNeighborAfi, tag{"afi_safi", stripModule(rest[1].GetKey()["afi-safi-name"])}})
 		return
 	}
-	if t, ok := mapNeighborLeaf(meshd, rest); ok {
+	if t, ok := mapNeighborLeafBuf(meshd, rest, &m.rel); ok {
 		if s := n.series[seriesKey{t.meas, t.extra}]; s != nil {
 			delete(s.fields, t.field)
 		}

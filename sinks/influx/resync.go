@@ -143,7 +143,7 @@ func (m *mapper) resyncRouter(w Snapshotter, name string, now time.Time) {
 	one[0] = change.Update{}
 	m.kp.path.Elem = nil
 	for _, s := range m.touched {
-		s.pending = nil
+		m.release(s)
 	}
 	m.touched = m.touched[:0]
 }
