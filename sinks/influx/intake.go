@@ -21,31 +21,28 @@ const intakeItems = 1 << 18
 const intakeDepth = 1 << 16
 
 // intake moves batches from the core's queue into a deeper one of the
-// sink's own. When that is full it waits, so the core's queue fills and
-// the core drops and counts batches as it did without it: the intake
-// adds depth, never a loss of its own.
+// sink's own. When that is full too, batches are dropped and counted as
+// the core's are: the next batch passed on carries the count in Lost,
+// which makes the consumer resynchronise.
 type intake struct {
-	sub  Subscription
-	ch   chan change.Batch
-	max  int64
-	held atomic.Int64 // updates and events in ch
-	room chan struct{}
-	stop chan struct{}
-	done chan struct{}
-	// left is a batch taken from the core and not passed on when halt
-	// stopped the intake; drainQueued takes it after ch.
-	left *change.Batch
+	sub     Subscription
+	ch      chan change.Batch
+	max     int64
+	held    atomic.Int64 // updates and events in ch
+	dropped atomic.Uint64
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 func newIntake(sub Subscription, depth int, items int64) *intake {
-	in := &intake{sub: sub, ch: make(chan change.Batch, depth), max: items,
-		room: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	in := &intake{sub: sub, ch: make(chan change.Batch, depth), max: items, stop: make(chan struct{}), done: make(chan struct{})}
 	go in.run()
 	return in
 }
 
 func (in *intake) run() {
 	defer close(in.done)
+	var lost uint64
 	for {
 		var b change.Batch
 		var ok bool
@@ -58,28 +55,25 @@ func (in *intake) run() {
 			close(in.ch)
 			return
 		}
+		b.Lost += lost
 		n := int64(len(b.Updates) + len(b.Events))
-		for h := in.held.Load(); h > 0 && h+n > in.max; h = in.held.Load() {
+		if in.held.Load()+n <= in.max || len(in.ch) == 0 {
+			in.held.Add(n)
 			select {
-			case <-in.room:
-			case <-in.stop:
-				in.left = &b
-				return
+			case in.ch <- b:
+				lost = 0
+				continue
+			default:
+				in.held.Add(-n)
 			}
 		}
-		in.held.Add(n)
-		select {
-		case in.ch <- b:
-		case <-in.stop:
-			in.held.Add(-n)
-			in.left = &b
-			return
-		}
+		lost = b.Lost + uint64(n)
+		in.dropped.Add(uint64(n))
 	}
 }
 
-// halt stops moving batches, so that the queues can be drained in order
-// (a shutdown): ch, then left, then the core's.
+// halt stops moving batches, so that the core's queue can be drained
+// after this one in order (a shutdown).
 func (in *intake) halt() {
 	select {
 	case <-in.stop:
@@ -90,16 +84,10 @@ func (in *intake) halt() {
 }
 
 // took is told of every batch the consumer takes from C.
-func (in *intake) took(b *change.Batch) {
-	in.held.Add(-int64(len(b.Updates) + len(b.Events)))
-	select {
-	case in.room <- struct{}{}:
-	default:
-	}
-}
+func (in *intake) took(b *change.Batch) { in.held.Add(-int64(len(b.Updates) + len(b.Events))) }
 
 // C is the sink's queue; it closes after the core's does.
 func (in *intake) C() <-chan change.Batch { return in.ch }
 
-// Dropped counts what the core dropped.
-func (in *intake) Dropped() uint64 { return in.sub.Dropped() }
+// Dropped counts what the core and the intake dropped.
+func (in *intake) Dropped() uint64 { return in.sub.Dropped() + in.dropped.Load() }

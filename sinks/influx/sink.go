@@ -258,25 +258,20 @@ func (s *Sink) Run(ctx context.Context, core Subscription) error {
 func (s *Sink) drainQueued(sub Subscription) {
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	drain := func(q Subscription) {
-		for range len(q.C()) {
-			b, ok := <-q.C()
-			if !ok {
-				return
-			}
-			_ = s.consume(dctx, q, &b)
-		}
-	}
+	subs := []Subscription{sub}
 	if in, ok := sub.(*intake); ok {
 		// The sink's queue first, then what the core still holds.
 		in.halt()
-		drain(in)
-		if in.left != nil {
-			_ = s.consume(dctx, in.sub, in.left)
+		subs = append(subs, in.sub)
+	}
+	for _, q := range subs {
+		for range len(q.C()) {
+			b, ok := <-q.C()
+			if !ok {
+				break
+			}
+			_ = s.consume(dctx, sub, &b)
 		}
-		drain(in.sub)
-	} else {
-		drain(sub)
 	}
 	if s.resyncDue {
 		s.resyncDue = false
