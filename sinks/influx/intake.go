@@ -30,31 +30,18 @@ type intake struct {
 	max     int64
 	held    atomic.Int64 // updates and events in ch
 	dropped atomic.Uint64
-	stop    chan struct{}
-	done    chan struct{}
 }
 
 func newIntake(sub Subscription, depth int, items int64) *intake {
-	in := &intake{sub: sub, ch: make(chan change.Batch, depth), max: items, stop: make(chan struct{}), done: make(chan struct{})}
+	in := &intake{sub: sub, ch: make(chan change.Batch, depth), max: items}
 	go in.run()
 	return in
 }
 
 func (in *intake) run() {
-	defer close(in.done)
+	defer close(in.ch)
 	var lost uint64
-	for {
-		var b change.Batch
-		var ok bool
-		select {
-		case <-in.stop:
-			return
-		case b, ok = <-in.sub.C():
-		}
-		if !ok {
-			close(in.ch)
-			return
-		}
+	for b := range in.sub.C() {
 		b.Lost += lost
 		n := int64(len(b.Updates) + len(b.Events))
 		if in.held.Load()+n <= in.max || len(in.ch) == 0 {
@@ -70,17 +57,6 @@ func (in *intake) run() {
 		lost = b.Lost + uint64(n)
 		in.dropped.Add(uint64(n))
 	}
-}
-
-// halt stops moving batches, so that the core's queue can be drained
-// after this one in order (a shutdown).
-func (in *intake) halt() {
-	select {
-	case <-in.stop:
-	default:
-		close(in.stop)
-	}
-	<-in.done
 }
 
 // took is told of every batch the consumer takes from C.

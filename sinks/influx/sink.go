@@ -258,20 +258,12 @@ func (s *Sink) Run(ctx context.Context, core Subscription) error {
 func (s *Sink) drainQueued(sub Subscription) {
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	subs := []Subscription{sub}
-	if in, ok := sub.(*intake); ok {
-		// The sink's queue first, then what the core still holds.
-		in.halt()
-		subs = append(subs, in.sub)
-	}
-	for _, q := range subs {
-		for range len(q.C()) {
-			b, ok := <-q.C()
-			if !ok {
-				break
-			}
-			_ = s.consume(dctx, sub, &b)
+	for range len(sub.C()) {
+		b, ok := <-sub.C()
+		if !ok {
+			return
 		}
+		_ = s.consume(dctx, sub, &b)
 	}
 	if s.resyncDue {
 		s.resyncDue = false
