@@ -86,9 +86,6 @@ type Sink struct {
 	// resyncDue: the merge core dropped batches for this sink; the
 	// cache is rebuilt once the batch that said so is mapped.
 	resyncDue bool
-	// intakeItems bounds the sink's own queue (see intake); 0 reads the
-	// core's queue directly (a test of the core's drops).
-	intakeItems int64
 
 	writerCancel context.CancelFunc
 	writerDone   chan struct{}
@@ -109,7 +106,7 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	s := &Sink{cfg: cfg, o: o, log: o.log.With(slog.String("sink", "influx")), mp: newMapper(), intakeItems: intakeItems,
+	s := &Sink{cfg: cfg, o: o, log: o.log.With(slog.String("sink", "influx")), mp: newMapper(),
 		fatal: make(chan struct{}), writerDone: make(chan struct{})}
 	policy := spool.Block
 	if cfg.SpoolFullPolicy == PolicyDropOldest {
@@ -177,13 +174,9 @@ func (s *Sink) setFatal(err error) {
 // Run consumes batches until ctx is done or the subscription closes,
 // mapping them to points and appending them to the spool. It returns nil
 // then, or an ErrRefused error when InfluxDB refuses writes for good.
-func (s *Sink) Run(ctx context.Context, core Subscription) error {
+func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub := core
-	if s.intakeItems > 0 {
-		sub = newIntake(core, intakeDepth, s.intakeItems)
-	}
 	if err := s.resync(ctx, sub, false); err != nil {
 		s.drainQueued(sub)
 		return nil
@@ -273,9 +266,6 @@ func (s *Sink) drainQueued(sub Subscription) {
 
 // consume maps one batch into the buffer, flushing as it fills.
 func (s *Sink) consume(ctx context.Context, sub Subscription, b *change.Batch) error {
-	if in, ok := sub.(*intake); ok {
-		in.took(b)
-	}
 	now := time.Now()
 	if b.Lost > 0 {
 		s.m.lost.Add(float64(b.Lost))
