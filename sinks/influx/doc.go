@@ -5,7 +5,7 @@
 //
 // Data path:
 //
-//	merge core ──Subscribe queue──► intake goroutine ──sink's queue──► Run (consumer goroutine)
+//	merge core ──Subscribe queue──► Run (consumer goroutine)
 //	   map batch → points, coalescing a neighbor's leaves into one point
 //	   append to spool (write-ahead log, one write(2) per burst)
 //	                                    │
@@ -42,11 +42,7 @@
 //     meshd_influx_points_dropped_total{reason="spool_full"}; the newest
 //     data keeps flowing.
 //
-// Between the core's queue (merge.queue-depth batches, under a second
-// of a large fleet's stream) and the consumer sits the sink's own queue
-// (intake.go, up to 2^18 updates and events), filled by a goroutine
-// that does nothing else, so a consumer waiting for a CPU does not make
-// the core drop batches. A resync reads the core one router at a time
+// A resync reads the core one router at a time
 // (merge.Core.WalkRouter, resync.go), consuming the queue between
 // routers, and so does the periodic snapshot: neither builds the fleet
 // in memory or pauses the consumer for longer than one router takes.
