@@ -40,6 +40,10 @@ import (
 	mygot "github.com/meshd/meshd/ygot"
 )
 
+// hopsSuffix ends the key of the probe's hop count, whose changes make
+// path-change events.
+var hopsSuffix = []byte("/probe/state/hops")
+
 // Errors a source may check for.
 var (
 	// ErrSchema means a change does not fit the schema: unknown path, or a
@@ -448,12 +452,18 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			res.Stale++
 			return ups, nil
 		}
-		if cur.val().equal(ch.Value) {
+		if cur.equal(ch.Value) {
 			cur.ts, cur.src = stamp(ch.Time), ch.Source
 			r.seen(p, ch.Source, ch.Time, 0)
 			res.Unchanged++
 			return ups, nil
 		}
+	}
+	// The old hop count, read before the value that replaces it is set.
+	var hops uint64
+	isHops := cur != nil && bytes.HasSuffix(r.keybuf, hopsSuffix)
+	if isHops {
+		hops = cur.uintVal()
 	}
 	if cur == nil || !cur.fast().set(ch.Value) {
 		_, root := c.schemaFor(r, p)
@@ -462,26 +472,34 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		if !ok {
 			key, offs := keyOffsets(p)
 			set, err = c.setNode(r, p, key, offs, ch.Value)
+			// A field ygot filled from a value its setter would not
+			// take (an enumeration named with its module) does not hold
+			// the value as sent: the leaf keeps it.
+			if err == nil && !set.set(ch.Value) {
+				set = setter{}
+			}
 		}
 		if err != nil {
 			res.Invalid++
 			return ups, fmt.Errorf("%w: %v", ErrSchema, err)
 		}
+		added := 0
 		if cur == nil {
-			cur = &leaf{}
+			cur = r.leaves.put(r.keybuf, leaf{})
+			added = 1
 		}
-		cur.setFast(set)
+		r.seen(p, ch.Source, ch.Time, added)
+		if set.k != fieldNone {
+			cur.setField(set)
+		} else {
+			cur.setValue(ch.Value)
+		}
+	} else {
+		r.seen(p, ch.Source, ch.Time, 0)
 	}
-	if cur.kind != kindNone && bytes.HasSuffix(r.keybuf, []byte("/probe/state/hops")) {
-		r.pending = append(r.pending, hopChange(r.name, p, cur.val().uintVal(), ch))
+	if isHops {
+		r.pending = append(r.pending, hopChange(r.name, p, hops, ch))
 	}
-	added := 0
-	if cur.kind == kindNone {
-		cur = r.leaves.put(r.keybuf, *cur)
-		added = 1
-	}
-	r.seen(p, ch.Source, ch.Time, added)
-	cur.setVal(valueOf(ch.Value))
 	cur.ts, cur.src = stamp(ch.Time), ch.Source
 	res.Applied++
 	var key string
@@ -772,7 +790,7 @@ func (c *Core) Snapshot(name string) []change.Update {
 				c.log.Error("merge: unparsable leaf key", "router", rn, "key", k, "err", err)
 				return
 			}
-			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.val().typed(), Time: l.time(), Source: l.src})
+			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.typed(), Time: l.time(), Source: l.src})
 		})
 		r.mu.Unlock()
 	}
@@ -797,7 +815,7 @@ func (c *Core) Leaf(routerName string, p *gnmi.Path) (*gnmi.TypedValue, time.Tim
 	if l == nil {
 		return nil, time.Time{}, 0, false
 	}
-	return l.val().typed(), l.time(), l.src, true
+	return l.typed(), l.time(), l.src, true
 }
 
 // View calls fn with a router's OpenConfig and meshd roots under the

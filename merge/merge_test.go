@@ -324,6 +324,8 @@ func TestHopChangeIsAnEvent(t *testing.T) {
 	}
 }
 
+// A value-mode leaf holds its value inline, in a box, or as its
+// TypedValue, and gives back exactly what it was given.
 func TestValue(t *testing.T) {
 	tests := []struct {
 		a, b *gnmi.TypedValue
@@ -332,7 +334,13 @@ func TestValue(t *testing.T) {
 		{change.Uint(1), change.Uint(1), true},
 		{change.Uint(1), change.Uint(2), false},
 		{change.Uint(1), change.Int(1), false},
+		{change.Uint(1<<48 - 1), change.Uint(1<<48 - 1), true},
+		{change.Uint(1 << 48), change.Uint(1 << 48), true},
+		{change.Uint(1 << 48), change.Uint(0), false},
+		{change.Uint(math.MaxUint64), change.Uint(math.MaxUint64), true},
 		{change.Int(-3), change.Int(-3), true},
+		{change.Int(-3), change.Int(3), false},
+		{change.Int(1 << 50), change.Int(1 << 50), true},
 		{change.String("a"), change.String("a"), true},
 		{change.String("a"), change.String("b"), false},
 		{change.Bool(true), change.Bool(true), true},
@@ -344,16 +352,38 @@ func TestValue(t *testing.T) {
 		{change.Decimal(1.5, 3), change.Decimal(1.25, 3), false},
 		{change.Float(2.5), change.Float(2.5), true},
 		{change.Float(2.5), change.Float(-2.5), false},
+		{&gnmi.TypedValue{Value: &gnmi.TypedValue_DoubleVal{DoubleVal: 0.1}}, &gnmi.TypedValue{Value: &gnmi.TypedValue_DoubleVal{DoubleVal: 0.1}}, true},
+		{&gnmi.TypedValue{Value: &gnmi.TypedValue_DoubleVal{DoubleVal: 0.1}}, change.Uint(math.Float64bits(0.1)), false},
 		{change.Int(-1), change.Uint(math.MaxUint64), false},
 		{change.String(""), change.String(""), true},
 	}
 	for _, tt := range tests {
-		if got := valueOf(tt.a).equal(tt.b); got != tt.want {
-			t.Errorf("valueOf(%v).equal(%v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		// Each value is set over a leaf that held another of each
+		// kind before, as a leaf's values follow one another.
+		for _, before := range []*gnmi.TypedValue{nil, change.Uint(1 << 60), change.Int(-1), change.String("x")} {
+			var l leaf
+			if before != nil {
+				l.setValue(before)
+			}
+			l.setValue(tt.a)
+			if got := l.equal(tt.b); got != tt.want {
+				t.Errorf("leaf holding %v (after %v): equal(%v) = %v, want %v", tt.a, before, tt.b, got, tt.want)
+			}
+			if back := l.typed(); !proto.Equal(back, tt.a) {
+				t.Errorf("leaf holding %v (after %v): typed() = %v", tt.a, before, back)
+			}
 		}
-		if back := valueOf(tt.a).typed(); !proto.Equal(back, tt.a) {
-			t.Errorf("valueOf(%v).typed() = %v", tt.a, back)
-		}
+	}
+}
+
+// A big number's next value is written in the box the leaf has (the
+// store moves leaves but never keeps two copies of one).
+func TestValueBox(t *testing.T) {
+	var l leaf
+	l.setValue(change.Uint(1 << 60))
+	box, next := l.ref, change.Uint(1<<60+2)
+	if n := testing.AllocsPerRun(100, func() { l.setValue(next) }); n != 0 || l.ref != box || l.num() != 1<<60+2 {
+		t.Errorf("a big number's next value: %v allocations, box kept %v, %d", n, l.ref == box, l.num())
 	}
 }
 
@@ -542,5 +572,62 @@ func TestVerdictProbe(t *testing.T) {
 				t.Errorf("verdict %s %q, want %s %q", h.GetStringVal(), r.GetStringVal(), tc.health, tc.want)
 			}
 		})
+	}
+}
+
+// Every leaf reads back, through Leaf and Snapshot, the value its last
+// change gave it, whether the tree's field holds that value (state
+// leaves), holds it in another form or is shared by two paths (the list
+// key's leaf and its state leaf), or does not hold it at all (a config
+// leaf, a shadow path in the compressed structs).
+func TestLeavesReadBack(t *testing.T) {
+	c := newCore(t, WithoutVerdict())
+	nbr := func(elems ...string) *gnmi.Path { return change.NeighborPath("default", "10.0.0.2", elems...) }
+	sets := []struct {
+		p *gnmi.Path
+		v *gnmi.TypedValue
+	}{
+		{nbr("state", "peer-as"), change.Uint(42009012)},
+		{nbr("config", "peer-as"), change.Uint(65001)},
+		{nbr("state", "session-state"), change.String("ESTABLISHED")},
+		{nbr("state", "last-established"), change.Uint(1_700_000_000_123_456_789)},
+		{nbr("neighbor-address"), change.String("10.0.0.2")},
+		{nbr("state", "neighbor-address"), change.String("10.0.0.9")},
+		{nbr("state", "description"), change.String("to r2")},
+		{nbr("state", "enabled"), change.Bool(true)},
+		{change.MeshdNeighborPath("default", "10.0.0.2", "probe", "state", "rtt-last"), change.Decimal(20123.456, 3)},
+	}
+	// Each is set twice, with its final value the second time, so that
+	// both a new leaf and one already held are read back.
+	for round := 0; round < 2; round++ {
+		for i, s := range sets {
+			v := s.v
+			if round == 0 {
+				v = change.Uint(uint64(i)) // a first value of another kind where one is taken
+				if s.v.GetStringVal() != "" {
+					v = change.String("first")
+				}
+				if s.v.GetBoolVal() {
+					v = change.Bool(false)
+				}
+			}
+			res := c.Apply([]change.Change{ch(change.SourceGNMI, time.Duration(round), s.p, v)})
+			if round == 1 && res.Applied != 1 {
+				t.Errorf("%s = %v: %+v", change.PathKey(s.p), s.v, res)
+			}
+		}
+	}
+	snap := map[string]*gnmi.TypedValue{}
+	for _, u := range c.Snapshot("r1") {
+		snap[u.Key] = u.Value
+	}
+	for _, s := range sets {
+		v, _, _, ok := c.Leaf("r1", s.p)
+		if !ok || !proto.Equal(v, s.v) {
+			t.Errorf("Leaf(%s) = %v, %v; want %v", change.PathKey(s.p), v, ok, s.v)
+		}
+		if got := snap[change.PathKey(s.p)]; !proto.Equal(got, s.v) {
+			t.Errorf("Snapshot's %s = %v, want %v", change.PathKey(s.p), got, s.v)
+		}
 	}
 }

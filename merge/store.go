@@ -17,24 +17,19 @@ import (
 // leaf is one value held. It keeps neither its key nor its path (a path
 // is a tree of protobuf messages ten times the key's size, and is only
 // needed again for a delete or a snapshot, which parse the key back with
-// KeyPath); the key is in the leafStore. Its value and its setter are
-// laid out field by field, not as a value and a setter struct, so that
-// their small fields share a word: 40 bytes a leaf instead of 56.
+// KeyPath); the key is in the leafStore. Its value is read from the Go
+// field that holds it, or held here when no field holds it as sent (see
+// value.go): 24 bytes a leaf.
 type leaf struct {
-	ts    int64          // see stamp
-	num   uint64         // value.num
-	ref   unsafe.Pointer // value.ref
-	field unsafe.Pointer // setter.p: fast path for the next value; nil if none
-	enum  uint16         // setter.enum
-	fk    fieldKind      // setter.k
-	kind  valueKind      // value.kind
-	src   change.Source
+	ts  int64          // see stamp
+	ref unsafe.Pointer // field mode: the Go field; value mode: see setValue
+	// lo and hi are 48 bits: a field-mode leaf's enumeration index, a
+	// value-mode leaf's number (if it fits) or string length.
+	lo  uint32
+	hi  uint16
+	k   uint8 // the fieldKind (field mode), or the valueKind << 4
+	src change.Source
 }
-
-func (l *leaf) val() value       { return value{num: l.num, ref: l.ref, kind: l.kind} }
-func (l *leaf) setVal(v value)   { l.num, l.ref, l.kind = v.num, v.ref, v.kind }
-func (l *leaf) fast() setter     { return setter{p: l.field, enum: l.enum, k: l.fk} }
-func (l *leaf) setFast(s setter) { l.field, l.enum, l.fk = s.p, s.enum, s.k }
 
 // stamp is a time as Unix nanoseconds, a third of a time.Time's size;
 // the zero time has its own value.
