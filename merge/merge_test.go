@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -630,4 +631,62 @@ func TestLeavesReadBack(t *testing.T) {
 			t.Errorf("Snapshot's %s = %v, want %v", change.PathKey(s.p), got, s.v)
 		}
 	}
+}
+
+// BenchmarkHeldNeighbor reports the live heap a neighbor costs once
+// held, with its verdict: the gNMI fleet simulator's 16 leaves of a BGP
+// neighbor (bench/gnmisim), 100 neighbors a router. Run it with
+// -benchtime=Nx for N neighbors.
+func BenchmarkHeldNeighbor(b *testing.B) {
+	afi := func(leaf string) []string { return []string{"afi-safis", "afi-safi", "state", "prefixes", leaf} }
+	leaves := []struct {
+		elems []string
+		v     *gnmi.TypedValue
+	}{
+		{[]string{"state", "neighbor-address"}, nil},
+		{[]string{"state", "peer-as"}, change.Uint(65001)},
+		{[]string{"state", "local-as"}, change.Uint(65000)},
+		{[]string{"state", "session-state"}, change.String("ESTABLISHED")},
+		{[]string{"state", "established-transitions"}, change.Uint(1)},
+		{[]string{"state", "last-established"}, change.Uint(1700000000000000000)},
+		{[]string{"state", "messages", "received", "UPDATE"}, change.Uint(10)},
+		{[]string{"state", "messages", "received", "NOTIFICATION"}, change.Uint(0)},
+		{[]string{"state", "messages", "sent", "UPDATE"}, change.Uint(10)},
+		{[]string{"state", "messages", "sent", "NOTIFICATION"}, change.Uint(0)},
+		{afi("received"), change.Uint(100)},
+		{afi("sent"), change.Uint(100)},
+		{afi("installed"), change.Uint(100)},
+		{[]string{"timers", "state", "hold-time"}, change.Uint(90)},
+		{[]string{"timers", "state", "keepalive-interval"}, change.Uint(30)},
+		{[]string{"timers", "state", "negotiated-hold-time"}, change.Uint(90)},
+	}
+	c := newCore(b)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		addr := fmt.Sprintf("10.%d.%d.%d", i/100>>8&255, i/100&255, i%100)
+		chs := make([]change.Change, len(leaves))
+		for j, l := range leaves {
+			p := change.NeighborPath("default", addr, l.elems...)
+			if l.elems[0] == "afi-safis" {
+				p.Elem[len(p.Elem)-4].Key = map[string]string{"afi-safi-name": "IPV4_UNICAST"}
+			}
+			v := l.v
+			if v == nil {
+				v = change.String(addr)
+			}
+			chs[j] = change.Change{Router: fmt.Sprintf("r%d", i/100), Path: p, Value: v, Time: t0, Source: change.SourceGNMI}
+		}
+		if res := c.Apply(chs); res.Err != nil {
+			b.Fatal(res.Err)
+		}
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heap-B/neighbor")
+	runtime.KeepAlive(c)
 }
