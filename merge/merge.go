@@ -128,7 +128,7 @@ type nbrInfo struct {
 	// sent them, for the verdict's paths (see verdictPath); nil until a
 	// path with elements of the shape needed comes.
 	niElem, nbrElem *gnmi.PathElem
-	lastSeen        [8]int64  // by change.Source, Unix ns, 0 for never
+	lastSeen        [4]int64  // by change.Source (meshd's own is not seen), Unix ns, 0 for never
 	verdict         time.Time // when the verdict was last computed
 }
 

@@ -690,3 +690,13 @@ func BenchmarkHeldNeighbor(b *testing.B) {
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heap-B/neighbor")
 	runtime.KeepAlive(c)
 }
+
+// A neighbor records when each source but meshd's own last spoke of it:
+// a source added to change must find room in nbrInfo.lastSeen.
+func TestLastSeenHasRoomForEverySource(t *testing.T) {
+	for src := change.Source(0); src.String() != "unknown" || src == 0; src++ {
+		if src != change.SourceMeshd && int(src) >= len(nbrInfo{}.lastSeen) {
+			t.Errorf("source %s (%d) has no room in lastSeen (%d)", src, src, len(nbrInfo{}.lastSeen))
+		}
+	}
+}

@@ -212,7 +212,7 @@ func roundRTT(d time.Duration) time.Duration {
 // them.
 var sourcesValues [1 << len(nbrInfo{}.lastSeen)]atomic.Pointer[gnmi.TypedValue]
 
-func sourcesValue(lastSeen [8]int64) *gnmi.TypedValue {
+func sourcesValue(lastSeen [len(nbrInfo{}.lastSeen)]int64) *gnmi.TypedValue {
 	mask := 0
 	for src, ns := range lastSeen {
 		if ns != 0 {
