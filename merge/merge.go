@@ -15,6 +15,16 @@
 // single late ACKs never count), or when the path or the session changed
 // in the last 5 minutes; HEALTHY otherwise. Several reasons are joined
 // with "; ".
+//
+// # Memory
+//
+// The generated ygot structs are the one store of values. The leaf index
+// (store.go) keeps, per leaf, its time, source and a pointer to the Go
+// field that holds its value (value.go): 24 bytes, where a copy of the
+// value beside the pointer made 40. Its groups hold their prefixes as
+// shared parts, not whole strings. BenchmarkHeldNeighbor measures the
+// heap a held BGP neighbor costs (16 leaves and the verdict's): 4087
+// bytes before both, 3410 after.
 package merge
 
 import (

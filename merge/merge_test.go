@@ -700,3 +700,21 @@ func TestLastSeenHasRoomForEverySource(t *testing.T) {
 		}
 	}
 }
+
+// A state leaf reads its value from the field it shares with no other
+// leaf; deleting the config leaf of the same name (a shadow path in the
+// compressed structs) must leave that field, and so the state leaf, as
+// it was.
+func TestShadowDeleteKeepsStateLeaf(t *testing.T) {
+	c := newCore(t, WithoutVerdict())
+	st := change.NeighborPath("default", "10.0.0.2", "state", "peer-as")
+	cf := change.NeighborPath("default", "10.0.0.2", "config", "peer-as")
+	c.Apply([]change.Change{ch(change.SourceGNMI, 0, st, change.Uint(7)), ch(change.SourceGNMI, 0, cf, change.Uint(8))})
+	c.Apply([]change.Change{ch(change.SourceGNMI, time.Second, cf, nil)})
+	if v, _, _, ok := c.Leaf("r1", st); !ok || v.GetUintVal() != 7 {
+		t.Errorf("state/peer-as after the config leaf's delete = %v, %v; want 7", v, ok)
+	}
+	if _, _, _, ok := c.Leaf("r1", cf); ok {
+		t.Errorf("config/peer-as still held after its delete")
+	}
+}
