@@ -122,6 +122,25 @@ func (g *leafGroup) appendPrefix(dst []byte) []byte {
 	return append(append(dst, g.mid...), g.key...)
 }
 
+// agrees reports whether p and the group's prefix are the same as far
+// as the shorter of them goes, without building the prefix; rest is what
+// of p is past the prefix.
+func (g *leafGroup) agrees(p []byte) (rest []byte, ok bool) {
+	if g.parent != nil {
+		if p, ok = g.parent.agrees(p); !ok {
+			return nil, false
+		}
+	}
+	for _, part := range [2]string{g.mid, g.key} {
+		n := min(len(p), len(part))
+		if string(p[:n]) != part[:n] {
+			return nil, false
+		}
+		p = p[n:]
+	}
+	return p, true
+}
+
 // group returns the group whose prefix is p, or nil.
 func (s *leafStore) group(p []byte) *leafGroup {
 	if g := s.groups[prefixHash(p)]; g.is(p) {
@@ -460,13 +479,13 @@ func (s *leafStore) del(key string) {
 func (s *leafStore) eachUnder(key string, fn func(key string, l *leaf)) {
 	all, below := key == "/", key+"/"
 	each := func(g *leafGroup) {
-		s.buf = g.appendPrefix(s.buf[:0])
-		prefix := s.buf
 		// A group can hold matches only if its prefix and key agree as far
 		// as the shorter of the two goes.
-		if !all && !bytes.HasPrefix(prefix, []byte(key)) && !strings.HasPrefix(key, string(prefix)) {
+		if _, ok := g.agrees(view(key)); !all && !ok {
 			return
 		}
+		s.buf = g.appendPrefix(s.buf[:0])
+		prefix := s.buf
 		for j := range g.leaves {
 			k := string(prefix) + g.rests[j]
 			if all || k == key || strings.HasPrefix(k, below) {

@@ -226,6 +226,14 @@ func TestLeafStoreNestedGroups(t *testing.T) {
 	if g == nil || g.parent != s.group([]byte(nbr)) || g.mid != "/afis/afi" || g.key != "[name=IPV4]" {
 		t.Fatalf("afi group %+v: want it below the neighbor's", g)
 	}
+	for p, want := range map[string]bool{
+		"/n[a=10.0.0.1]": true, "/n[a=10.0.0.1]/afis/afi": true, afi + "/state/y": true,
+		"/n[a=10.0.0.2]": false, "/n[a=10.0.0.1]/afis/afi[name=IPV6]": false, "/m": false,
+	} {
+		if _, ok := g.agrees([]byte(p)); ok != want {
+			t.Errorf("afi group agrees with %s: %v, want %v", p, ok, want)
+		}
+	}
 	// Another neighbor's AFI-SAFI shares the parts of its prefix.
 	s.put([]byte("/n[a=10.0.0.2]/state/x"), leaf{src: 1})
 	s.put([]byte("/n[a=10.0.0.2]/afis/afi[name=IPV4]/state/y"), leaf{src: 1})
