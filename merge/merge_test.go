@@ -718,3 +718,31 @@ func TestShadowDeleteKeepsStateLeaf(t *testing.T) {
 		t.Errorf("config/peer-as still held after its delete")
 	}
 }
+
+// BenchmarkDeleteNeighbor deletes a neighbor's subtree from a router
+// holding 100 neighbors and sets it again (a session withdrawn and back):
+// the delete looks through every group of the router.
+func BenchmarkDeleteNeighbor(b *testing.B) {
+	c := newCore(b, WithoutVerdict())
+	set := func(addr string) []change.Change {
+		var chs []change.Change
+		for _, l := range []string{"peer-as", "local-as", "established-transitions"} {
+			chs = append(chs, change.Change{Router: "r1", Path: change.NeighborPath("default", addr, "state", l), Value: change.Uint(1), Time: t0, Source: change.SourceGNMI})
+		}
+		chs = append(chs, change.Change{Router: "r1", Path: change.NeighborPath("default", addr, "state", "session-state"), Value: change.String("ESTABLISHED"), Time: t0, Source: change.SourceGNMI})
+		return chs
+	}
+	for i := 0; i < 100; i++ {
+		c.Apply(set(fmt.Sprintf("10.0.0.%d", i)))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		addr := fmt.Sprintf("10.0.0.%d", i%100)
+		del := change.Change{Router: "r1", Path: change.NeighborPath("default", addr), Time: t0, Source: change.SourceGNMI}
+		if res := c.Apply([]change.Change{del}); res.Applied != 4 {
+			b.Fatalf("delete: %+v", res)
+		}
+		c.Apply(set(addr))
+	}
+}
