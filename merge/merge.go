@@ -24,7 +24,7 @@
 // value beside the pointer made 40. Its groups hold their prefixes as
 // shared parts, not whole strings. BenchmarkHeldNeighbor measures the
 // heap a held BGP neighbor costs (16 leaves and the verdict's): 4087
-// bytes before both, 3410 after.
+// bytes before both, 3384-3430 after (-17%).
 package merge
 
 import (
