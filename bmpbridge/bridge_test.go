@@ -664,3 +664,33 @@ func TestOwnRoutesBeforePeerUp(t *testing.T) {
 	}
 	waitFor(t, "the own route restated with the router's AS", func() bool { return r.count(change.EventRoute, ownRoute(65001)) == 1 })
 }
+
+// TestEndOfRIBPerFamily: an IPv4 End-of-RIB ends the IPv4 initial table
+// only; a more-specific of another origin in the IPv6 table that follows
+// is part of that table, not news. After the IPv6 End-of-RIB it is.
+func TestEndOfRIBPerFamily(t *testing.T) {
+	r := newRig(t, Config{})
+	nh6 := netip.MustParseAddr("2001:db8::2")
+	v6 := func(p string, origin uint32) *bmpgen.Route {
+		return &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix(p)}, ASPath: []uint32{42009012, origin}, NextHop: nh6}
+	}
+	stream := upStream("edge1")
+	stream = append(stream, table(3, 4200000001)...)
+	stream = bmpgen.AppendEndOfRIB(stream, peer())
+	stream = bmpgen.AppendRouteMonitoring(stream, peer(), v6("2001:db8::/32", 64500))
+	stream = bmpgen.AppendRouteMonitoring(stream, peer(), v6("2001:db8:1::/48", 64501))
+	stream = bmpgen.AppendEndOfRIBFamily(stream, peer(), 2, 1)
+	stream = bmpgen.AppendRouteMonitoring(stream, peer(), v6("2001:db8:2::/48", 64502))
+	c := r.send(t, stream)
+	defer c.Close()
+	waitFor(t, "6 route events", func() bool { return r.count(change.EventRoute, nil) == 6 })
+	// An origin_change comes in the same batch as its route's event.
+	if n := r.count(change.EventOriginChange, nil); n != 1 {
+		t.Fatalf("%d origin_change events, want 1 (for 2001:db8:2::/48 only)", n)
+	}
+	if n := r.count(change.EventOriginChange, func(e change.Event) bool {
+		return e.Fields["prefix"] == "2001:db8:2::/48" && e.Fields["more_specific_of"] == "2001:db8::/32"
+	}); n != 1 {
+		t.Errorf("no origin_change for 2001:db8:2::/48")
+	}
+}

@@ -30,7 +30,8 @@
 //     Adj-RIB-Out (the local AS of its Peer Ups, or RFC 9069 4.1's Loc-RIB
 //     peer AS).
 //   - origin_change events: a route whose origin changes, and a route
-//     new after the initial table whose origin differs from that of the
+//     new after the initial table (per view and AFI-SAFI: until its
+//     End-of-RIB, or 30 s after its first route) whose origin differs from that of the
 //     same prefix elsewhere (MOAS) or of the longest covering prefix, in
 //     any RIB view of any peer of the router's BGP instance, so the
 //     router that originates the covering prefix itself (in its Loc-RIB
@@ -101,8 +102,8 @@
 //     Name TLV) with peer distinguisher 0, address 0.0.0.0 and the
 //     router's AS: meshd takes it as the default instance for origin
 //     checks; the router's own routes have an empty AS_PATH.
-//   - No End-of-RIB over BMP: a view's initial table is what arrives in
-//     its first 30 s (originCheckDelay). Routes re-sent after a BMP
+//   - No End-of-RIB over BMP: a view's initial table of a family is what
+//     arrives in the 30 s after its first route (originCheckDelay). Routes re-sent after a BMP
 //     reconnect may lack their ADD-PATH IDs (matched to held paths).
 //   - Stats (every statistics-timeout, at least 15 s): type 7 is the sum
 //     of the neighbor's received (pre-policy) over all AFI/SAFIs, type 8

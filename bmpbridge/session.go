@@ -119,7 +119,11 @@ type viewState struct {
 	// warmAt is when the initial table transfer counts as done (End-of-RIB
 	// or originCheckDelay after the first route): only then is a new
 	// more-specific prefix news rather than part of the dump.
-	warmAt                             time.Time
+	warmAt time.Time
+	// famWarm is warmAt per AFI-SAFI, for origin checks: an End-of-RIB
+	// ends one family's initial table (RFC 4724 2), and a router sends
+	// its IPv6 table after its IPv4 End-of-RIB.
+	famWarm                            []famWarm
 	ann, wd, dup, origin, missing      uint64
 	lastAnn, lastWd, lastDup, lastOrig uint64
 	written                            bool
@@ -129,6 +133,22 @@ type viewState struct {
 }
 
 const maxPathIDs = 8
+
+type famWarm struct {
+	afiSafi string
+	at      time.Time
+}
+
+// warmAt returns where a family's warm time is kept, zero at first.
+func (vs *viewState) famWarmAt(afiSafi string) *time.Time {
+	for i := range vs.famWarm {
+		if vs.famWarm[i].afiSafi == afiSafi {
+			return &vs.famWarm[i].at
+		}
+	}
+	vs.famWarm = append(vs.famWarm, famWarm{afiSafi: afiSafi})
+	return &vs.famWarm[len(vs.famWarm)-1].at
+}
 
 // matchPathIDs gives routes decoded without the path IDs their session
 // negotiated (gobgpd v4 re-sends pre-policy routes so after a BMP
@@ -1077,6 +1097,9 @@ func (s *session) routes(m *decode.Message) {
 		if vs.warmAt.IsZero() || vs.warmAt.After(s.now) {
 			vs.warmAt = s.now
 		}
+		if w := vs.famWarmAt(u.EndOfRIB); w.IsZero() || w.After(s.now) {
+			*w = s.now
+		}
 	}
 	if len(u.Announce) == 0 && len(u.Withdraw) == 0 {
 		return
@@ -1086,7 +1109,7 @@ func (s *session) routes(m *decode.Message) {
 	if vs.warmAt.IsZero() {
 		vs.warmAt = s.now.Add(originCheckDelay)
 	}
-	warm := !s.now.Before(vs.warmAt)
+	warm, warmFam := false, ""
 	ps.countsDirty = true
 	if m.AddPathAbsent && len(vs.pathIDs) > 0 {
 		vs.matchPathIDs(u.Withdraw)
@@ -1139,6 +1162,13 @@ func (s *session) routes(m *decode.Message) {
 			if pre && ps.quirks&quirkNoPrePolicy != 0 {
 				// The sender now keeps an Adj-RIB-In after all.
 				ps.quirks &^= quirkNoPrePolicy
+			}
+			if n.AfiSafi != warmFam || warmFam == "" {
+				w := vs.famWarmAt(n.AfiSafi)
+				if w.IsZero() {
+					*w = s.now.Add(originCheckDelay)
+				}
+				warm, warmFam = !s.now.Before(*w), n.AfiSafi
 			}
 			if warm && s.originCheck(ps, m.Peer.RIB, n, u.Attrs, ts) {
 				nOrig++

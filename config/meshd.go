@@ -13,6 +13,9 @@ type Config struct {
 	Log   Log   `yaml:"log"`
 	HTTP  HTTP  `yaml:"http"`
 	Merge Merge `yaml:"merge"`
+	// MemoryLimit is the Go runtime's soft memory limit: a size (1GiB,
+	// 800MiB), 0 or off for none, or auto (the default): see memlimit.go.
+	MemoryLimit string `yaml:"memory-limit"`
 	// The gNMI collector's keys (targets, targets-file, subscriptions,
 	// defaults) sit at the top level, as in gnmic's config.
 	GNMI         gnmiclient.Config `yaml:",inline"`
@@ -45,6 +48,9 @@ func (c *Config) SetDefaults() {
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = "127.0.0.1:9100"
 	}
+	if c.MemoryLimit == "" {
+		c.MemoryLimit = MemoryLimitAuto
+	}
 	if c.Merge.QueueDepth == 0 {
 		c.Merge.QueueDepth = 4096
 	}
@@ -58,6 +64,9 @@ func (c *Config) Validate() error {
 	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate()}
 	if c.Merge.QueueDepth < 1 {
 		errs = append(errs, fieldErr("merge.queue-depth", "must be >= 1"))
+	}
+	if _, err := ParseMemoryLimit(c.MemoryLimit); err != nil {
+		errs = append(errs, fieldErr("memory-limit", "%v", err))
 	}
 	errs = append(errs, c.sinkSections.validate()...)
 	return errors.Join(errs...)

@@ -138,6 +138,119 @@ func put[T any](pp **T, v T) {
 	**pp = v
 }
 
+// typed returns the value the field holds as a TypedValue: the value a
+// set that took was given (set takes only the kind of value it gives back
+// here).
+func (s setter) typed() *gnmi.TypedValue {
+	switch k := s.k; k {
+	case fieldEnum:
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_StringVal{StringVal: s.stringVal()}}
+	case fieldStrings:
+		ss := *(*[]string)(s.p)
+		els := make([]*gnmi.TypedValue, len(ss))
+		vals := make([]gnmi.TypedValue_StringVal, len(ss))
+		for i := range ss {
+			vals[i].StringVal = ss[i]
+			els[i] = &gnmi.TypedValue{Value: &vals[i]}
+		}
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_LeaflistVal{LeaflistVal: &gnmi.ScalarArray{Element: els}}}
+	case fieldString:
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_StringVal{StringVal: s.stringVal()}}
+	case fieldBool:
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_BoolVal{BoolVal: get((**bool)(s.p))}}
+	case fieldUint8, fieldUint16, fieldUint32, fieldUint64:
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_UintVal{UintVal: s.uintVal()}}
+	case fieldInt8, fieldInt16, fieldInt32, fieldInt64:
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_IntVal{IntVal: s.intVal()}}
+	}
+	return nil
+}
+
+// equal reports whether the field holds tv, without making a TypedValue.
+func (s setter) equal(tv *gnmi.TypedValue) bool {
+	switch k := s.k; k {
+	case fieldEnum, fieldString:
+		sv, ok := tv.GetValue().(*gnmi.TypedValue_StringVal)
+		if k == fieldString && *(**string)(s.p) == nil {
+			return false
+		}
+		return ok && s.stringVal() == sv.StringVal && (k == fieldString || sv.StringVal != "")
+	case fieldStrings:
+		ll, ok := tv.GetValue().(*gnmi.TypedValue_LeaflistVal)
+		ss := *(*[]string)(s.p)
+		if !ok || len(ll.LeaflistVal.GetElement()) != len(ss) {
+			return false
+		}
+		for i, e := range ll.LeaflistVal.GetElement() {
+			sv, ok := e.GetValue().(*gnmi.TypedValue_StringVal)
+			if !ok || sv.StringVal != ss[i] {
+				return false
+			}
+		}
+		return true
+	case fieldBool:
+		bv, ok := tv.GetValue().(*gnmi.TypedValue_BoolVal)
+		return ok && *(**bool)(s.p) != nil && bv.BoolVal == get((**bool)(s.p))
+	case fieldUint8, fieldUint16, fieldUint32, fieldUint64:
+		uv, ok := tv.GetValue().(*gnmi.TypedValue_UintVal)
+		return ok && *(*unsafe.Pointer)(s.p) != nil && uv.UintVal == s.uintVal()
+	case fieldInt8, fieldInt16, fieldInt32, fieldInt64:
+		iv, ok := tv.GetValue().(*gnmi.TypedValue_IntVal)
+		return ok && *(*unsafe.Pointer)(s.p) != nil && iv.IntVal == s.intVal()
+	}
+	return false
+}
+
+// uintVal, intVal and stringVal read the field the way the TypedValue
+// getters read the value it was set from: the zero value for another
+// kind, or for a field not set.
+func (s setter) uintVal() uint64 {
+	switch s.k {
+	case fieldUint8:
+		return uint64(get((**uint8)(s.p)))
+	case fieldUint16:
+		return uint64(get((**uint16)(s.p)))
+	case fieldUint32:
+		return uint64(get((**uint32)(s.p)))
+	case fieldUint64:
+		return get((**uint64)(s.p))
+	}
+	return 0
+}
+
+func (s setter) intVal() int64 {
+	switch s.k {
+	case fieldInt8:
+		return int64(get((**int8)(s.p)))
+	case fieldInt16:
+		return int64(get((**int16)(s.p)))
+	case fieldInt32:
+		return int64(get((**int32)(s.p)))
+	case fieldInt64:
+		return get((**int64)(s.p))
+	}
+	return 0
+}
+
+func (s setter) stringVal() string {
+	switch s.k {
+	case fieldString:
+		return get((**string)(s.p))
+	case fieldEnum:
+		return enumTable.name(s.enum, *(*int64)(s.p))
+	}
+	return ""
+}
+
+// get reads the value a pointer field points to; the zero value if none.
+func get[T any](pp **T) T {
+	if *pp == nil {
+		var zero T
+		return zero
+	}
+	return **pp
+}
+
 // fieldSetter finds the field of parent whose path tag is rel (the leaf's
 // path relative to parent, such as "state/peer-as") and returns a setter
 // for it, or nil.
@@ -150,13 +263,20 @@ func fieldSetter(parent ygot.GoStruct, rel string) setter {
 	st := sv.Type()
 	for i := 0; i < st.NumField(); i++ {
 		f := st.Field(i)
-		if !tagHas(f.Tag.Get("path"), rel) {
+		tag := f.Tag.Get("path")
+		if !tagHas(tag, rel) || aliased(tag) {
 			continue
 		}
 		return scalarSetter(sv.Field(i))
 	}
 	return setter{}
 }
+
+// aliased reports whether a ygot path tag names more than one path
+// ("state/neighbor-address|neighbor-address": a list key's leaf and its
+// state leaf share a field). The field then holds the last value either
+// path was given, so a leaf at one of them cannot be read from it.
+func aliased(tag string) bool { return indexByte(tag, '|') >= 0 }
 
 // tagHas reports whether a ygot path tag ("state/peer-as|peer-as") has
 // rel as one of its alternatives.
@@ -227,8 +347,15 @@ type enums struct {
 	mu     sync.Mutex
 	byType map[reflect.Type]uint16
 	vals   [4096]map[string]int64 // YANG name -> value, by index
+	names  [4096][]string         // value -> YANG name ("" for none), by index
 	n      int
 }
+
+// maxEnumValue bounds the values of an enumeration given a setter, so
+// that its names are a slice indexed by value. ygot numbers an
+// enumeration's names from 1 (0 is unset); YANG's explicit values rarely
+// go past a few hundred.
+const maxEnumValue = 4096
 
 // index returns the enumeration type's index, adding it if need be.
 func (e *enums) index(t reflect.Type) (uint16, bool) {
@@ -241,17 +368,36 @@ func (e *enums) index(t reflect.Type) (uint16, bool) {
 	if m == nil || e.n == len(e.vals) {
 		return 0, false
 	}
+	var names []string
+	for name, v := range m {
+		if v < 0 || v >= maxEnumValue {
+			return 0, false
+		}
+		if int(v) >= len(names) {
+			names = append(names, make([]string, int(v)+1-len(names))...)
+		}
+		names[v] = name
+	}
 	if e.byType == nil {
 		e.byType = map[reflect.Type]uint16{}
 	}
 	i := uint16(e.n)
-	e.vals[i], e.byType[t] = m, i
+	e.vals[i], e.names[i], e.byType[t] = m, names, i
 	e.n++
 	return i, true
 }
 
 // values returns the names and values of the enumeration at index i.
 func (e *enums) values(i uint16) map[string]int64 { return e.vals[i] }
+
+// name returns the YANG name of value v of the enumeration at index i,
+// or "" (the value of an unset enumeration, 0, has none).
+func (e *enums) name(i uint16, v int64) string {
+	if names := e.names[i]; v >= 0 && v < int64(len(names)) {
+		return names[v]
+	}
+	return ""
+}
 
 // enumNames maps an enumeration type's YANG names to its values, from
 // the table when it has room for the type.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
 )
@@ -80,6 +81,66 @@ func TestSetter(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s after set(%v) = %#v, want %#v", tt.field, tt.v, got, tt.want)
+		}
+		// A leaf reads its value back from the field: exactly what the
+		// set was given.
+		var l leaf
+		l.setField(set)
+		if back := l.typed(); !proto.Equal(back, tt.v) {
+			t.Errorf("%s after set(%v) reads back as %v", tt.field, tt.v, back)
+		}
+		if !l.equal(tt.v) {
+			t.Errorf("%s after set(%v): equal(%v) = false", tt.field, tt.v, tt.v)
+		}
+	}
+}
+
+// A field-mode leaf is equal only to the value its field holds, of the
+// kind its setter takes; an unset field equals nothing.
+func TestSetterEqual(t *testing.T) {
+	intv := func(n int64) *gnmi.TypedValue { return &gnmi.TypedValue{Value: &gnmi.TypedValue_IntVal{IntVal: n}} }
+	tests := []struct {
+		field   string
+		set, v  *gnmi.TypedValue // set nil: the field is left unset
+		want    bool
+		uintVal uint64
+		str     string
+	}{
+		{"U8", change.Uint(7), change.Uint(7), true, 7, ""},
+		{"U8", change.Uint(7), change.Uint(263), false, 7, ""},
+		{"U8", change.Uint(7), intv(7), false, 7, ""},
+		{"U8", nil, change.Uint(0), false, 0, ""},
+		{"U64", change.Uint(1 << 60), change.Uint(1 << 60), true, 1 << 60, ""},
+		{"I16", intv(-5), intv(-5), true, 0, ""},
+		{"I16", intv(-5), intv(65531), false, 0, ""},
+		{"S", change.String("a"), change.String("a"), true, 0, "a"},
+		{"S", change.String("a"), change.String("b"), false, 0, "a"},
+		{"S", nil, change.String(""), false, 0, ""},
+		{"B", change.Bool(false), change.Bool(false), true, 0, ""},
+		{"B", change.Bool(false), change.Bool(true), false, 0, ""},
+		{"E", change.String("ACTIVE"), change.String("ACTIVE"), true, 0, "ACTIVE"},
+		{"E", change.String("ACTIVE"), change.String("IDLE"), false, 0, "ACTIVE"},
+		{"E", nil, change.String(""), false, 0, ""},
+		{"L", change.StringList([]string{"a"}), change.StringList([]string{"a"}), true, 0, ""},
+		{"L", change.StringList([]string{"a"}), change.StringList([]string{"a", "b"}), false, 0, ""},
+		{"L", change.StringList([]string{"a"}), change.StringList([]string{"b"}), false, 0, ""},
+	}
+	for _, tt := range tests {
+		var s fieldsUnderTest
+		set := scalarSetter(reflect.ValueOf(&s).Elem().FieldByName(tt.field))
+		if tt.set != nil && !set.set(tt.set) {
+			t.Fatalf("%s set(%v) did not take", tt.field, tt.set)
+		}
+		var l leaf
+		l.setField(set)
+		if got := l.equal(tt.v); got != tt.want {
+			t.Errorf("%s holding %v: equal(%v) = %v, want %v", tt.field, tt.set, tt.v, got, tt.want)
+		}
+		if got := l.uintVal(); got != tt.uintVal {
+			t.Errorf("%s holding %v: uintVal() = %d, want %d", tt.field, tt.set, got, tt.uintVal)
+		}
+		if got := l.stringVal(); got != tt.str {
+			t.Errorf("%s holding %v: stringVal() = %q, want %q", tt.field, tt.set, got, tt.str)
 		}
 	}
 }

@@ -15,6 +15,16 @@
 // single late ACKs never count), or when the path or the session changed
 // in the last 5 minutes; HEALTHY otherwise. Several reasons are joined
 // with "; ".
+//
+// # Memory
+//
+// The generated ygot structs are the one store of values. The leaf index
+// (store.go) keeps, per leaf, its time, source and a pointer to the Go
+// field that holds its value (value.go): 24 bytes, where a copy of the
+// value beside the pointer made 40. Its groups hold their prefixes as
+// shared parts, not whole strings. BenchmarkHeldNeighbor measures the
+// heap a held BGP neighbor costs (16 leaves and the verdict's): 4087
+// bytes before both, 3384-3430 after (-17%).
 package merge
 
 import (
@@ -39,6 +49,10 @@ import (
 	"github.com/meshd/meshd/change"
 	mygot "github.com/meshd/meshd/ygot"
 )
+
+// hopsSuffix ends the key of the probe's hop count, whose changes make
+// path-change events.
+var hopsSuffix = []byte("/probe/state/hops")
 
 // Errors a source may check for.
 var (
@@ -124,7 +138,7 @@ type nbrInfo struct {
 	// sent them, for the verdict's paths (see verdictPath); nil until a
 	// path with elements of the shape needed comes.
 	niElem, nbrElem *gnmi.PathElem
-	lastSeen        [8]int64  // by change.Source, Unix ns, 0 for never
+	lastSeen        [4]int64  // by change.Source (meshd's own is not seen), Unix ns, 0 for never
 	verdict         time.Time // when the verdict was last computed
 }
 
@@ -448,12 +462,18 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			res.Stale++
 			return ups, nil
 		}
-		if cur.val().equal(ch.Value) {
+		if cur.equal(ch.Value) {
 			cur.ts, cur.src = stamp(ch.Time), ch.Source
 			r.seen(p, ch.Source, ch.Time, 0)
 			res.Unchanged++
 			return ups, nil
 		}
+	}
+	// The old hop count, read before the value that replaces it is set.
+	var hops uint64
+	isHops := cur != nil && bytes.HasSuffix(r.keybuf, hopsSuffix)
+	if isHops {
+		hops = cur.uintVal()
 	}
 	if cur == nil || !cur.fast().set(ch.Value) {
 		_, root := c.schemaFor(r, p)
@@ -462,26 +482,34 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		if !ok {
 			key, offs := keyOffsets(p)
 			set, err = c.setNode(r, p, key, offs, ch.Value)
+			// A field ygot filled from a value its setter would not
+			// take (an enumeration named with its module) does not hold
+			// the value as sent: the leaf keeps it.
+			if err == nil && !set.set(ch.Value) {
+				set = setter{}
+			}
 		}
 		if err != nil {
 			res.Invalid++
 			return ups, fmt.Errorf("%w: %v", ErrSchema, err)
 		}
+		added := 0
 		if cur == nil {
-			cur = &leaf{}
+			cur = r.leaves.put(r.keybuf, leaf{})
+			added = 1
 		}
-		cur.setFast(set)
+		r.seen(p, ch.Source, ch.Time, added)
+		if set.k != fieldNone {
+			cur.setField(set)
+		} else {
+			cur.setValue(ch.Value)
+		}
+	} else {
+		r.seen(p, ch.Source, ch.Time, 0)
 	}
-	if cur.kind != kindNone && bytes.HasSuffix(r.keybuf, []byte("/probe/state/hops")) {
-		r.pending = append(r.pending, hopChange(r.name, p, cur.val().uintVal(), ch))
+	if isHops {
+		r.pending = append(r.pending, hopChange(r.name, p, hops, ch))
 	}
-	added := 0
-	if cur.kind == kindNone {
-		cur = r.leaves.put(r.keybuf, *cur)
-		added = 1
-	}
-	r.seen(p, ch.Source, ch.Time, added)
-	cur.setVal(valueOf(ch.Value))
 	cur.ts, cur.src = stamp(ch.Time), ch.Source
 	res.Applied++
 	var key string
@@ -772,7 +800,7 @@ func (c *Core) Snapshot(name string) []change.Update {
 				c.log.Error("merge: unparsable leaf key", "router", rn, "key", k, "err", err)
 				return
 			}
-			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.val().typed(), Time: l.time(), Source: l.src})
+			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.typed(), Time: l.time(), Source: l.src})
 		})
 		r.mu.Unlock()
 	}
@@ -797,7 +825,7 @@ func (c *Core) Leaf(routerName string, p *gnmi.Path) (*gnmi.TypedValue, time.Tim
 	if l == nil {
 		return nil, time.Time{}, 0, false
 	}
-	return l.val().typed(), l.time(), l.src, true
+	return l.typed(), l.time(), l.src, true
 }
 
 // View calls fn with a router's OpenConfig and meshd roots under the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -324,6 +325,8 @@ func TestHopChangeIsAnEvent(t *testing.T) {
 	}
 }
 
+// A value-mode leaf holds its value inline, in a box, or as its
+// TypedValue, and gives back exactly what it was given.
 func TestValue(t *testing.T) {
 	tests := []struct {
 		a, b *gnmi.TypedValue
@@ -332,7 +335,13 @@ func TestValue(t *testing.T) {
 		{change.Uint(1), change.Uint(1), true},
 		{change.Uint(1), change.Uint(2), false},
 		{change.Uint(1), change.Int(1), false},
+		{change.Uint(1<<48 - 1), change.Uint(1<<48 - 1), true},
+		{change.Uint(1 << 48), change.Uint(1 << 48), true},
+		{change.Uint(1 << 48), change.Uint(0), false},
+		{change.Uint(math.MaxUint64), change.Uint(math.MaxUint64), true},
 		{change.Int(-3), change.Int(-3), true},
+		{change.Int(-3), change.Int(3), false},
+		{change.Int(1 << 50), change.Int(1 << 50), true},
 		{change.String("a"), change.String("a"), true},
 		{change.String("a"), change.String("b"), false},
 		{change.Bool(true), change.Bool(true), true},
@@ -344,16 +353,38 @@ func TestValue(t *testing.T) {
 		{change.Decimal(1.5, 3), change.Decimal(1.25, 3), false},
 		{change.Float(2.5), change.Float(2.5), true},
 		{change.Float(2.5), change.Float(-2.5), false},
+		{&gnmi.TypedValue{Value: &gnmi.TypedValue_DoubleVal{DoubleVal: 0.1}}, &gnmi.TypedValue{Value: &gnmi.TypedValue_DoubleVal{DoubleVal: 0.1}}, true},
+		{&gnmi.TypedValue{Value: &gnmi.TypedValue_DoubleVal{DoubleVal: 0.1}}, change.Uint(math.Float64bits(0.1)), false},
 		{change.Int(-1), change.Uint(math.MaxUint64), false},
 		{change.String(""), change.String(""), true},
 	}
 	for _, tt := range tests {
-		if got := valueOf(tt.a).equal(tt.b); got != tt.want {
-			t.Errorf("valueOf(%v).equal(%v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		// Each value is set over a leaf that held another of each
+		// kind before, as a leaf's values follow one another.
+		for _, before := range []*gnmi.TypedValue{nil, change.Uint(1 << 60), change.Int(-1), change.String("x")} {
+			var l leaf
+			if before != nil {
+				l.setValue(before)
+			}
+			l.setValue(tt.a)
+			if got := l.equal(tt.b); got != tt.want {
+				t.Errorf("leaf holding %v (after %v): equal(%v) = %v, want %v", tt.a, before, tt.b, got, tt.want)
+			}
+			if back := l.typed(); !proto.Equal(back, tt.a) {
+				t.Errorf("leaf holding %v (after %v): typed() = %v", tt.a, before, back)
+			}
 		}
-		if back := valueOf(tt.a).typed(); !proto.Equal(back, tt.a) {
-			t.Errorf("valueOf(%v).typed() = %v", tt.a, back)
-		}
+	}
+}
+
+// A big number's next value is written in the box the leaf has (the
+// store moves leaves but never keeps two copies of one).
+func TestValueBox(t *testing.T) {
+	var l leaf
+	l.setValue(change.Uint(1 << 60))
+	box, next := l.ref, change.Uint(1<<60+2)
+	if n := testing.AllocsPerRun(100, func() { l.setValue(next) }); n != 0 || l.ref != box || l.num() != 1<<60+2 {
+		t.Errorf("a big number's next value: %v allocations, box kept %v, %d", n, l.ref == box, l.num())
 	}
 }
 
@@ -542,5 +573,176 @@ func TestVerdictProbe(t *testing.T) {
 				t.Errorf("verdict %s %q, want %s %q", h.GetStringVal(), r.GetStringVal(), tc.health, tc.want)
 			}
 		})
+	}
+}
+
+// Every leaf reads back, through Leaf and Snapshot, the value its last
+// change gave it, whether the tree's field holds that value (state
+// leaves), holds it in another form or is shared by two paths (the list
+// key's leaf and its state leaf), or does not hold it at all (a config
+// leaf, a shadow path in the compressed structs).
+func TestLeavesReadBack(t *testing.T) {
+	c := newCore(t, WithoutVerdict())
+	nbr := func(elems ...string) *gnmi.Path { return change.NeighborPath("default", "10.0.0.2", elems...) }
+	sets := []struct {
+		p *gnmi.Path
+		v *gnmi.TypedValue
+	}{
+		{nbr("state", "peer-as"), change.Uint(42009012)},
+		{nbr("config", "peer-as"), change.Uint(65001)},
+		{nbr("state", "session-state"), change.String("ESTABLISHED")},
+		{nbr("state", "last-established"), change.Uint(1_700_000_000_123_456_789)},
+		{nbr("neighbor-address"), change.String("10.0.0.2")},
+		{nbr("state", "neighbor-address"), change.String("10.0.0.9")},
+		{nbr("state", "description"), change.String("to r2")},
+		{nbr("state", "enabled"), change.Bool(true)},
+		{change.MeshdNeighborPath("default", "10.0.0.2", "probe", "state", "rtt-last"), change.Decimal(20123.456, 3)},
+	}
+	// Each is set twice, with its final value the second time, so that
+	// both a new leaf and one already held are read back.
+	for round := 0; round < 2; round++ {
+		for i, s := range sets {
+			v := s.v
+			if round == 0 {
+				v = change.Uint(uint64(i)) // a first value of another kind where one is taken
+				if s.v.GetStringVal() != "" {
+					v = change.String("first")
+				}
+				if s.v.GetBoolVal() {
+					v = change.Bool(false)
+				}
+			}
+			res := c.Apply([]change.Change{ch(change.SourceGNMI, time.Duration(round), s.p, v)})
+			if round == 1 && res.Applied != 1 {
+				t.Errorf("%s = %v: %+v", change.PathKey(s.p), s.v, res)
+			}
+		}
+	}
+	snap := map[string]*gnmi.TypedValue{}
+	for _, u := range c.Snapshot("r1") {
+		snap[u.Key] = u.Value
+	}
+	for _, s := range sets {
+		v, _, _, ok := c.Leaf("r1", s.p)
+		if !ok || !proto.Equal(v, s.v) {
+			t.Errorf("Leaf(%s) = %v, %v; want %v", change.PathKey(s.p), v, ok, s.v)
+		}
+		if got := snap[change.PathKey(s.p)]; !proto.Equal(got, s.v) {
+			t.Errorf("Snapshot's %s = %v, want %v", change.PathKey(s.p), got, s.v)
+		}
+	}
+}
+
+// BenchmarkHeldNeighbor reports the live heap a neighbor costs once
+// held, with its verdict: the gNMI fleet simulator's 16 leaves of a BGP
+// neighbor (bench/gnmisim), 100 neighbors a router. Run it with
+// -benchtime=Nx for N neighbors.
+func BenchmarkHeldNeighbor(b *testing.B) {
+	afi := func(leaf string) []string { return []string{"afi-safis", "afi-safi", "state", "prefixes", leaf} }
+	leaves := []struct {
+		elems []string
+		v     *gnmi.TypedValue
+	}{
+		{[]string{"state", "neighbor-address"}, nil},
+		{[]string{"state", "peer-as"}, change.Uint(65001)},
+		{[]string{"state", "local-as"}, change.Uint(65000)},
+		{[]string{"state", "session-state"}, change.String("ESTABLISHED")},
+		{[]string{"state", "established-transitions"}, change.Uint(1)},
+		{[]string{"state", "last-established"}, change.Uint(1700000000000000000)},
+		{[]string{"state", "messages", "received", "UPDATE"}, change.Uint(10)},
+		{[]string{"state", "messages", "received", "NOTIFICATION"}, change.Uint(0)},
+		{[]string{"state", "messages", "sent", "UPDATE"}, change.Uint(10)},
+		{[]string{"state", "messages", "sent", "NOTIFICATION"}, change.Uint(0)},
+		{afi("received"), change.Uint(100)},
+		{afi("sent"), change.Uint(100)},
+		{afi("installed"), change.Uint(100)},
+		{[]string{"timers", "state", "hold-time"}, change.Uint(90)},
+		{[]string{"timers", "state", "keepalive-interval"}, change.Uint(30)},
+		{[]string{"timers", "state", "negotiated-hold-time"}, change.Uint(90)},
+	}
+	c := newCore(b)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		addr := fmt.Sprintf("10.%d.%d.%d", i/100>>8&255, i/100&255, i%100)
+		chs := make([]change.Change, len(leaves))
+		for j, l := range leaves {
+			p := change.NeighborPath("default", addr, l.elems...)
+			if l.elems[0] == "afi-safis" {
+				p.Elem[len(p.Elem)-4].Key = map[string]string{"afi-safi-name": "IPV4_UNICAST"}
+			}
+			v := l.v
+			if v == nil {
+				v = change.String(addr)
+			}
+			chs[j] = change.Change{Router: fmt.Sprintf("r%d", i/100), Path: p, Value: v, Time: t0, Source: change.SourceGNMI}
+		}
+		if res := c.Apply(chs); res.Err != nil {
+			b.Fatal(res.Err)
+		}
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(b.N), "heap-B/neighbor")
+	runtime.KeepAlive(c)
+}
+
+// A neighbor records when each source but meshd's own last spoke of it:
+// a source added to change must find room in nbrInfo.lastSeen.
+func TestLastSeenHasRoomForEverySource(t *testing.T) {
+	for src := change.Source(0); src.String() != "unknown" || src == 0; src++ {
+		if src != change.SourceMeshd && int(src) >= len(nbrInfo{}.lastSeen) {
+			t.Errorf("source %s (%d) has no room in lastSeen (%d)", src, src, len(nbrInfo{}.lastSeen))
+		}
+	}
+}
+
+// A state leaf reads its value from the field it shares with no other
+// leaf; deleting the config leaf of the same name (a shadow path in the
+// compressed structs) must leave that field, and so the state leaf, as
+// it was.
+func TestShadowDeleteKeepsStateLeaf(t *testing.T) {
+	c := newCore(t, WithoutVerdict())
+	st := change.NeighborPath("default", "10.0.0.2", "state", "peer-as")
+	cf := change.NeighborPath("default", "10.0.0.2", "config", "peer-as")
+	c.Apply([]change.Change{ch(change.SourceGNMI, 0, st, change.Uint(7)), ch(change.SourceGNMI, 0, cf, change.Uint(8))})
+	c.Apply([]change.Change{ch(change.SourceGNMI, time.Second, cf, nil)})
+	if v, _, _, ok := c.Leaf("r1", st); !ok || v.GetUintVal() != 7 {
+		t.Errorf("state/peer-as after the config leaf's delete = %v, %v; want 7", v, ok)
+	}
+	if _, _, _, ok := c.Leaf("r1", cf); ok {
+		t.Errorf("config/peer-as still held after its delete")
+	}
+}
+
+// BenchmarkDeleteNeighbor deletes a neighbor's subtree from a router
+// holding 100 neighbors and sets it again (a session withdrawn and back):
+// the delete looks through every group of the router.
+func BenchmarkDeleteNeighbor(b *testing.B) {
+	c := newCore(b, WithoutVerdict())
+	set := func(addr string) []change.Change {
+		var chs []change.Change
+		for _, l := range []string{"peer-as", "local-as", "established-transitions"} {
+			chs = append(chs, change.Change{Router: "r1", Path: change.NeighborPath("default", addr, "state", l), Value: change.Uint(1), Time: t0, Source: change.SourceGNMI})
+		}
+		chs = append(chs, change.Change{Router: "r1", Path: change.NeighborPath("default", addr, "state", "session-state"), Value: change.String("ESTABLISHED"), Time: t0, Source: change.SourceGNMI})
+		return chs
+	}
+	for i := 0; i < 100; i++ {
+		c.Apply(set(fmt.Sprintf("10.0.0.%d", i)))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		addr := fmt.Sprintf("10.0.0.%d", i%100)
+		del := change.Change{Router: "r1", Path: change.NeighborPath("default", addr), Time: t0, Source: change.SourceGNMI}
+		if res := c.Apply([]change.Change{del}); res.Applied != 4 {
+			b.Fatalf("delete: %+v", res)
+		}
+		c.Apply(set(addr))
 	}
 }

@@ -8,21 +8,27 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// value is a leaf's value held inline. A *gnmi.TypedValue costs a
-// message, a oneof wrapper and a pointer, ~90 bytes a leaf more than the
-// scalars nearly every leaf holds; other kinds (leaf-lists, decimals,
-// bytes) keep their TypedValue. A string is held as its data pointer and
-// length (num), so that a value is two words and a kind, not four.
-type value struct {
-	num  uint64         // uint, int (as bits), bool (0/1), double (as bits), a string's length
-	ref  unsafe.Pointer // a string's bytes (kindString), the *gnmi.TypedValue (kindOther)
-	kind valueKind
-}
+// A leaf's value has one home. Where the generated struct's field holds
+// it exactly as the source sent it (a scalar or enumeration whose setter
+// took the value, see fastset.go), the leaf points at the field and reads
+// the value from there: the field's setter is the leaf's value, and a
+// leaf is 24 bytes instead of 40 with a copy of its value beside it. That
+// is field mode.
+//
+// Any other leaf holds its own value (value mode): one the tree holds in
+// another form (a decimal, a union, an enumeration named with its module,
+// a list key's leaf, whose field is shared with its state leaf), or not at
+// all (a config leaf, which the compressed OpenConfig structs keep only as
+// a shadow path). A scalar is held inline: a number that fits the leaf's
+// 48 spare bits, a bool, or a string as its data pointer and length;
+// a bigger number or a double in an 8-byte box; anything else (leaf-lists,
+// decimals, bytes) keeps its TypedValue.
 
+// valueKind is the kind of a value-mode leaf's value.
 type valueKind uint8
 
 const (
-	kindNone valueKind = iota
+	kindNone valueKind = iota // field mode, or a leaf not yet set
 	kindUint
 	kindInt
 	kindString
@@ -31,76 +37,138 @@ const (
 	kindOther
 )
 
-func valueOf(tv *gnmi.TypedValue) value {
+// aux48 is the leaf's 48 spare bits: a field-mode leaf's enumeration
+// index, a value-mode leaf's number or string length.
+func (l *leaf) aux48() uint64     { return uint64(l.lo) | uint64(l.hi)<<32 }
+func (l *leaf) setAux48(n uint64) { l.lo, l.hi = uint32(n), uint16(n>>32) }
+
+func (l *leaf) fieldKind() fieldKind { return fieldKind(l.k & 0x0f) }
+func (l *leaf) kind() valueKind      { return valueKind(l.k >> 4) }
+
+// fast returns the setter of a field-mode leaf, else the zero setter.
+func (l *leaf) fast() setter {
+	if fk := l.fieldKind(); fk != fieldNone {
+		return setter{p: l.ref, enum: uint16(l.lo), k: fk}
+	}
+	return setter{}
+}
+
+// setField puts the leaf in field mode: its value is what s's field holds.
+func (l *leaf) setField(s setter) {
+	l.ref, l.k = s.p, uint8(s.k)
+	l.setAux48(uint64(s.enum))
+}
+
+// setValue puts the leaf in value mode, holding tv's value.
+func (l *leaf) setValue(tv *gnmi.TypedValue) {
+	var kind valueKind
+	var num uint64
 	switch v := tv.GetValue().(type) {
 	case *gnmi.TypedValue_UintVal:
-		return value{kind: kindUint, num: v.UintVal}
+		kind, num = kindUint, v.UintVal
 	case *gnmi.TypedValue_IntVal:
-		return value{kind: kindInt, num: uint64(v.IntVal)}
-	case *gnmi.TypedValue_StringVal:
-		return value{kind: kindString, num: uint64(len(v.StringVal)), ref: unsafe.Pointer(unsafe.StringData(v.StringVal))}
+		kind, num = kindInt, uint64(v.IntVal)
 	case *gnmi.TypedValue_BoolVal:
-		var n uint64
+		kind = kindBool
 		if v.BoolVal {
-			n = 1
+			num = 1
 		}
-		return value{kind: kindBool, num: n}
 	case *gnmi.TypedValue_DoubleVal:
-		return value{kind: kindDouble, num: math.Float64bits(v.DoubleVal)}
+		kind, num = kindDouble, math.Float64bits(v.DoubleVal)
+	case *gnmi.TypedValue_StringVal:
+		l.ref, l.k = unsafe.Pointer(unsafe.StringData(v.StringVal)), uint8(kindString)<<4
+		l.setAux48(uint64(len(v.StringVal)))
+		return
+	default:
+		l.ref, l.k = unsafe.Pointer(tv), uint8(kindOther)<<4
+		return
 	}
-	return value{kind: kindOther, ref: unsafe.Pointer(tv)}
+	if num < 1<<48 {
+		l.ref = nil
+		l.setAux48(num)
+	} else if l.kind() == kind && l.ref != nil {
+		*(*uint64)(l.ref) = num // the box this leaf already has
+	} else {
+		box := new(uint64) // not &num: that would put num on the heap every call
+		*box = num
+		l.ref = unsafe.Pointer(box)
+	}
+	l.k = uint8(kind) << 4
 }
 
-// typed returns the value as a TypedValue, made anew for scalars.
-func (v value) typed() *gnmi.TypedValue {
-	switch v.kind {
+// num is a value-mode number: inline, or in its box when ref is set.
+func (l *leaf) num() uint64 {
+	if l.ref != nil {
+		return *(*uint64)(l.ref)
+	}
+	return l.aux48()
+}
+
+func (l *leaf) str() string { return unsafe.String((*byte)(l.ref), int(l.aux48())) }
+
+// typed returns the value as a TypedValue, made anew unless the leaf
+// keeps the one it was sent.
+func (l *leaf) typed() *gnmi.TypedValue {
+	if l.fieldKind() != fieldNone {
+		return l.fast().typed()
+	}
+	switch l.kind() {
 	case kindUint:
-		return &gnmi.TypedValue{Value: &gnmi.TypedValue_UintVal{UintVal: v.num}}
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_UintVal{UintVal: l.num()}}
 	case kindInt:
-		return &gnmi.TypedValue{Value: &gnmi.TypedValue_IntVal{IntVal: int64(v.num)}}
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_IntVal{IntVal: int64(l.num())}}
 	case kindString:
-		return &gnmi.TypedValue{Value: &gnmi.TypedValue_StringVal{StringVal: v.stringVal()}}
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_StringVal{StringVal: l.str()}}
 	case kindBool:
-		return &gnmi.TypedValue{Value: &gnmi.TypedValue_BoolVal{BoolVal: v.num != 0}}
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_BoolVal{BoolVal: l.num() != 0}}
 	case kindDouble:
-		return &gnmi.TypedValue{Value: &gnmi.TypedValue_DoubleVal{DoubleVal: math.Float64frombits(v.num)}}
-	}
-	return v.other()
-}
-
-// equal reports whether the value equals tv. The scalar kinds are
-// compared directly: proto.Equal walks both messages by reflection and
-// costs as much as the rest of an unchanged update.
-func (v value) equal(tv *gnmi.TypedValue) bool {
-	switch v.kind {
-	case kindNone:
-		return false
+		return &gnmi.TypedValue{Value: &gnmi.TypedValue_DoubleVal{DoubleVal: math.Float64frombits(l.num())}}
 	case kindOther:
-		return proto.Equal(v.other(), tv)
+		return (*gnmi.TypedValue)(l.ref)
 	}
-	w := valueOf(tv)
-	return w.kind == v.kind && w.num == v.num && (v.kind != kindString || w.stringVal() == v.stringVal())
+	return nil
 }
 
-// uintVal, stringVal and other read a value the way the TypedValue
-// getters do: the zero value for another kind.
-func (v value) uintVal() uint64 {
-	if v.kind == kindUint {
-		return v.num
+// equal reports whether the leaf holds tv. The scalar kinds are compared
+// directly: proto.Equal walks both messages by reflection and costs as
+// much as the rest of an unchanged update.
+func (l *leaf) equal(tv *gnmi.TypedValue) bool {
+	if l.fieldKind() != fieldNone {
+		return l.fast().equal(tv)
+	}
+	switch v := tv.GetValue().(type) {
+	case *gnmi.TypedValue_UintVal:
+		return l.kind() == kindUint && l.num() == v.UintVal
+	case *gnmi.TypedValue_IntVal:
+		return l.kind() == kindInt && l.num() == uint64(v.IntVal)
+	case *gnmi.TypedValue_BoolVal:
+		return l.kind() == kindBool && (l.num() != 0) == v.BoolVal
+	case *gnmi.TypedValue_DoubleVal:
+		return l.kind() == kindDouble && l.num() == math.Float64bits(v.DoubleVal)
+	case *gnmi.TypedValue_StringVal:
+		return l.kind() == kindString && l.str() == v.StringVal
+	}
+	return l.kind() == kindOther && proto.Equal((*gnmi.TypedValue)(l.ref), tv)
+}
+
+// uintVal and stringVal read a value the way the TypedValue getters do:
+// the zero value for another kind.
+func (l *leaf) uintVal() uint64 {
+	if l.fieldKind() != fieldNone {
+		return l.fast().uintVal()
+	}
+	if l.kind() == kindUint {
+		return l.num()
 	}
 	return 0
 }
 
-func (v value) stringVal() string {
-	if v.kind == kindString {
-		return unsafe.String((*byte)(v.ref), int(v.num))
+func (l *leaf) stringVal() string {
+	if l.fieldKind() != fieldNone {
+		return l.fast().stringVal()
+	}
+	if l.kind() == kindString {
+		return l.str()
 	}
 	return ""
-}
-
-func (v value) other() *gnmi.TypedValue {
-	if v.kind == kindOther {
-		return (*gnmi.TypedValue)(v.ref)
-	}
-	return nil
 }

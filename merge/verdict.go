@@ -90,23 +90,23 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 
 	health, reason := "UNKNOWN", "no session state reported yet"
 	if st := ocLeaf("/state/session-state"); st != nil {
-		s := st.val().stringVal()
+		s := st.stringVal()
 		if s != "ESTABLISHED" {
 			health, reason = "DOWN", "session-state "+s
 			if rs := meshLeaf("/bmp/state/last-down-reason"); rs != nil && rs.time().Before(st.time().Add(time.Second)) == false {
-				reason += ": " + rs.val().stringVal()
+				reason += ": " + rs.stringVal()
 			}
 		} else {
 			health, reason = "HEALTHY", "established"
 			if hc := meshLeaf("/probe/state/last-hop-change"); hc != nil {
-				if at := time.Unix(0, int64(hc.val().uintVal())); now.Sub(at) < recentChange {
+				if at := time.Unix(0, int64(hc.uintVal())); now.Sub(at) < recentChange {
 					health, reason = "DEGRADED", "path (hop count) changed recently"
 				}
 			}
 			tr := ocLeaf("/state/established-transitions")
 			le := ocLeaf("/state/last-established")
-			if tr != nil && le != nil && tr.val().uintVal() > 1 {
-				if at := lastEstablished(le.val().uintVal()); now.Sub(at) < recentChange {
+			if tr != nil && le != nil && tr.uintVal() > 1 {
+				if at := lastEstablished(le.uintVal()); now.Sub(at) < recentChange {
 					health, reason = "DEGRADED", "session flapped recently"
 				}
 			}
@@ -128,16 +128,14 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 		var res Result
 		ups, _ = c.setLocked(r, &ch, ups, &res)
 	}
-	if l := meshLeaf("/verdict/state/health"); l == nil || l.val().stringVal() != health {
+	if l := meshLeaf("/verdict/state/health"); l == nil || l.stringVal() != health {
 		set("health", change.String(health))
 	}
-	if l := meshLeaf("/verdict/state/reason"); l == nil || l.val().stringVal() != reason {
+	if l := meshLeaf("/verdict/state/reason"); l == nil || l.stringVal() != reason {
 		set("reason", change.String(reason))
 	}
-	// Sources values are shared (sourcesValue), so the one a leaf holds
-	// is the same value when the sources are the same.
 	src := sourcesValue(n.lastSeen)
-	if l := meshLeaf("/verdict/state/sources"); l == nil || l.val().other() != src {
+	if l := meshLeaf("/verdict/state/sources"); l == nil || !l.equal(src) {
 		set("sources", src)
 	}
 	for _, ls := range lastSeenLeaves {
@@ -145,7 +143,7 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 		if ns == 0 {
 			continue
 		}
-		if cur := meshLeaf(ls.rest); cur != nil && ns-int64(cur.val().uintVal()) < int64(lastSeenStep) {
+		if cur := meshLeaf(ls.rest); cur != nil && ns-int64(cur.uintVal()) < int64(lastSeenStep) {
 			continue
 		}
 		set(ls.name, change.Uint(uint64(ns)))
@@ -159,10 +157,10 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 func probeTrouble(meshLeaf func(rest string) *leaf, now time.Time) string {
 	var why []string
 	if ll := meshLeaf("/probe/state/last-loss"); ll != nil {
-		if at := time.Unix(0, int64(ll.val().uintVal())); now.Sub(at) < recentLoss {
+		if at := time.Unix(0, int64(ll.uintVal())); now.Sub(at) < recentLoss {
 			w := "keepalives unanswered"
 			if n := meshLeaf("/probe/state/losses"); n != nil {
-				w += fmt.Sprintf(" (%d lost)", n.val().uintVal())
+				w += fmt.Sprintf(" (%d lost)", n.uintVal())
 			}
 			why = append(why, w)
 		}
@@ -184,7 +182,7 @@ func microseconds(l *leaf) (time.Duration, bool) {
 		return 0, false
 	}
 	var us float64
-	switch v := l.val().typed().GetValue().(type) {
+	switch v := l.typed().GetValue().(type) {
 	case *gnmi.TypedValue_DecimalVal:
 		us = float64(v.DecimalVal.GetDigits()) / math.Pow10(int(v.DecimalVal.GetPrecision()))
 	case *gnmi.TypedValue_DoubleVal:
@@ -214,7 +212,7 @@ func roundRTT(d time.Duration) time.Duration {
 // them.
 var sourcesValues [1 << len(nbrInfo{}.lastSeen)]atomic.Pointer[gnmi.TypedValue]
 
-func sourcesValue(lastSeen [8]int64) *gnmi.TypedValue {
+func sourcesValue(lastSeen [len(nbrInfo{}.lastSeen)]int64) *gnmi.TypedValue {
 	mask := 0
 	for src, ns := range lastSeen {
 		if ns != 0 {

@@ -17,7 +17,9 @@ import (
 // orders of magnitude cheaper than ytypes.SetNode, which parses struct
 // tags and schema for every element of every call. ok is false when the
 // path or value needs ytypes (multi-key list entries not there yet,
-// unions, leaf-lists, decimals); the caller then falls back to it.
+// unions, leaf-lists, decimals); the caller then falls back to it. A
+// field that two paths share is set, but returns the zero setter: its
+// leaf cannot be read from it (see aliased).
 func walkSet(root ygot.GoStruct, elems []*gnmi.PathElem, v *gnmi.TypedValue) (setter, bool) {
 	cur := reflect.ValueOf(root)
 	i := 0
@@ -58,6 +60,9 @@ func walkSet(root ygot.GoStruct, elems []*gnmi.PathElem, v *gnmi.TypedValue) (se
 			set := scalarSetter(fv)
 			if !set.set(v) {
 				return setter{}, false
+			}
+			if aliased(st.Type().Field(f).Tag.Get("path")) {
+				return setter{}, true // set, but the leaf keeps its value
 			}
 			return set, true
 		}

@@ -2,7 +2,12 @@
 // records, keeping the per-peer state (ADD-PATH, AS width) that Route
 // Monitoring needs to decode right; for a peer whose Peer Up it did not
 // see, it guesses ADD-PATH from the NLRI and says so on the message
-// (addpath.go). It wraps gobgp's pkg/packet/bmp.
+// (addpath.go). It wraps gobgp's pkg/packet/bmp; IPv4/IPv6 unicast
+// Route Monitoring, the bulk of a full table, is read without it (fast.go,
+// and fastattrs.go for attribute sets not seen before: hand-written
+// because gobgp's decode was half the BMP path's CPU on tables where most
+// routes carry a set of their own, and held equal to gobgp by
+// FuzzFastAttrs).
 package decode
 
 import (
@@ -10,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"net/netip"
 	"slices"
@@ -213,6 +219,8 @@ type Attrs struct {
 	// Slot is the rib interner's index for this set, so the owner of the
 	// RIB finds it without hashing Key; only that owner touches it.
 	Slot uint32 `json:"-"`
+	// fromKey: the fast reader made it, and KeyReader remakes it.
+	fromKey bool
 }
 
 // peerState is what a Peer Up told about a peer.
@@ -247,8 +255,11 @@ type Decoder struct {
 	keyBuf  []byte
 	famBuf  []bgp.Family
 	// attrCache holds attribute sets decoded without an Interner (the
-	// offline decoder), bounded.
-	attrCache map[string]*Attrs
+	// bridge's case: its RIB's interner belongs to another goroutine),
+	// direct-mapped by a hash of the key: a full table of sets each new
+	// costs no map insert and no map growth.
+	attrCache *[attrCacheSize]attrCacheEntry
+	attrSeed  maphash.Seed
 	noFast    bool // tests compare the fast path with gobgp's
 	noOpt     *bgp.MarshallingOption
 	// guess is the ADD-PATH reading chosen for the message being decoded,
@@ -258,11 +269,16 @@ type Decoder struct {
 	guessed  map[viewKey]map[bgp.Family]bool
 	guessBuf [1]*bgp.MarshallingOption
 	warnBuf  []string
+	ap       attrParser
+	// noFastAttrs sends new attribute sets to gobgp (tests compare);
+	// fastSets counts those fastAttrs read.
+	noFastAttrs bool
+	fastSets    int
 }
 
 // NewDecoder returns a decoder for one session.
 func NewDecoder(vrfs map[string]string) *Decoder {
-	return &Decoder{VRFs: vrfs, peers: map[PeerKey]*peerState{}, pcache: map[peerCacheKey]*Peer{}, noOpt: &bgp.MarshallingOption{}}
+	return &Decoder{VRFs: vrfs, peers: map[PeerKey]*peerState{}, pcache: map[peerCacheKey]*Peer{}, noOpt: &bgp.MarshallingOption{}, attrSeed: maphash.MakeSeed()}
 }
 
 // Offset returns the stream offset of the next message.

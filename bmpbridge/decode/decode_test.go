@@ -298,7 +298,7 @@ func TestFastPathMatchesGobgp(t *testing.T) {
 	if !bytes.Equal(ja, jb) {
 		t.Fatalf("fast and gobgp paths differ:\nfast %s\nslow %s", ja[:min(len(ja), 2000)], jb[:min(len(jb), 2000)])
 	}
-	if len(fast.attrCache) == 0 {
+	if fast.cachedSets() == 0 {
 		t.Fatal("fast path not used")
 	}
 

@@ -10,7 +10,8 @@ import (
 
 // fastRoute decodes the common Route Monitoring message without gobgp:
 // IPv4/IPv6 unicast whose attribute set was seen before (the interner or
-// the decoder's cache has it), so only the NLRI need reading. Anything
+// the decoder's cache has it), so only the NLRI need reading, or is one
+// fastAttrs reads. Anything
 // else, or anything odd, or a peer without a Peer Up (whose ADD-PATH is
 // guessed), returns false and takes gobgp's full path, which also
 // produces the proper error.
@@ -42,10 +43,7 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 			attrs = d.Interner.Lookup(key)
 		}
 		if attrs == nil {
-			attrs = d.attrCache[string(key)]
-		}
-		if attrs == nil {
-			return false
+			attrs = d.cachedAttrs(key)
 		}
 	}
 	var o *bgp.MarshallingOption
@@ -83,12 +81,18 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 	}
 	for len(as) > 0 {
 		flags, typ := as[0], as[1]
+		if flags&0x0f != 0 {
+			return false // unused flag bits: gobgp refuses the attribute
+		}
 		hl, l := 3, int(as[2])
 		if flags&0x10 != 0 {
 			hl, l = 4, int(binary.BigEndian.Uint16(as[2:4]))
 		}
 		v := as[hl : hl+l]
 		as = as[hl+l:]
+		if (typ == 14 || typ == 15) && flags&^0x10 != 0x80 {
+			return false // gobgp wants them optional, non-transitive, not partial
+		}
 		switch typ {
 		case 14:
 			if len(v) < 5 || binary.BigEndian.Uint16(v) != bgp.AFI_IP6 {
@@ -116,6 +120,18 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 	m.spare = u
 	if len(u.Announce) == 0 && len(u.Withdraw) == 0 {
 		return false
+	}
+	if hasAttrs && attrs == nil {
+		if d.noFastAttrs {
+			return false
+		}
+		if attrs = d.fastAttrs(key); attrs == nil {
+			return false
+		}
+		d.fastSets++
+		if d.Interner == nil {
+			d.cacheAttrs(attrs)
+		}
 	}
 	if len(u.Announce) > 0 {
 		u.Attrs = attrs

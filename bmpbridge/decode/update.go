@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
-	"strings"
 
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/packet/bmp"
@@ -121,15 +121,12 @@ func (d *Decoder) update(raw []byte, h *bmp.BMPPeerHeader, body *bmp.BMPRouteMon
 			u.Attrs = d.Interner.Lookup(key)
 		}
 		if u.Attrs == nil {
-			u.Attrs = d.attrCache[string(key)]
+			u.Attrs = d.cachedAttrs(key)
 		}
 		if u.Attrs == nil {
 			u.Attrs = attrs(upd, string(key))
 			if d.Interner == nil {
-				if d.attrCache == nil || len(d.attrCache) > 1<<16 {
-					d.attrCache = map[string]*Attrs{}
-				}
-				d.attrCache[u.Attrs.Key] = u.Attrs
+				d.cacheAttrs(u.Attrs)
 			}
 		}
 	}
@@ -283,14 +280,18 @@ func toSegments(ps []bgp.AsPathParamInterface) []segment {
 }
 
 // mergeAS4 rebuilds the real AS path from a 2-byte AS_PATH and AS4_PATH
-// (RFC 6793 section 4.2.3): the leading ASes of AS_PATH that AS4_PATH does
-// not cover, followed by AS4_PATH.
+// (RFC 6793 section 4.2.3).
 func mergeAS4(path, path4 []bgp.AsPathParamInterface) []segment {
-	segs := toSegments(path)
-	if len(path4) == 0 {
+	return mergeSegments(toSegments(path), toSegments(path4))
+}
+
+// mergeSegments is mergeAS4 on segments: the leading ASes of AS_PATH that
+// AS4_PATH does not cover, followed by AS4_PATH.
+func mergeSegments(segs, segs4 []segment) []segment {
+	if len(segs4) == 0 {
 		return segs
 	}
-	n, n4 := countAS(segs), countAS(toSegments(path4))
+	n, n4 := countAS(segs), countAS(segs4)
 	if n < n4 {
 		return segs
 	}
@@ -309,7 +310,7 @@ func mergeAS4(path, path4 []bgp.AsPathParamInterface) []segment {
 		out = append(out, segment{typ: s.typ, as: s.as[:k]})
 		keep -= k
 	}
-	return append(out, toSegments(path4)...)
+	return append(out, segs4...)
 }
 
 func countAS(segs []segment) int {
@@ -329,32 +330,42 @@ func countAS(segs []segment) int {
 // confederation segments in parentheses) and returns its origin AS: the
 // last AS of a final AS_SEQUENCE, or the only member of a final AS_SET.
 func formatASPath(segs []segment) (string, uint32) {
-	var b strings.Builder
+	b, origin := appendASPath(nil, segs)
+	return string(b), origin
+}
+
+// appendASPath is formatASPath appending to b.
+func appendASPath(b []byte, segs []segment) ([]byte, uint32) {
 	var origin uint32
+	start := len(b)
 	for _, s := range segs {
 		if len(s.as) == 0 {
 			continue
 		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
+		if len(b) > start {
+			b = append(b, ' ')
 		}
-		open, sep, cl := "", " ", ""
+		open, sep, cl := byte(0), byte(' '), byte(0)
 		switch s.typ {
 		case bgp.BGP_ASPATH_ATTR_TYPE_SET:
-			open, sep, cl = "{", ",", "}"
+			open, sep, cl = '{', ',', '}'
 		case bgp.BGP_ASPATH_ATTR_TYPE_CONFED_SEQ:
-			open, cl = "(", ")"
+			open, cl = '(', ')'
 		case bgp.BGP_ASPATH_ATTR_TYPE_CONFED_SET:
-			open, sep, cl = "[", ",", "]"
+			open, sep, cl = '[', ',', ']'
 		}
-		b.WriteString(open)
+		if open != 0 {
+			b = append(b, open)
+		}
 		for i, as := range s.as {
 			if i > 0 {
-				b.WriteString(sep)
+				b = append(b, sep)
 			}
-			b.WriteString(strconv.FormatUint(uint64(as), 10))
+			b = strconv.AppendUint(b, uint64(as), 10)
 		}
-		b.WriteString(cl)
+		if cl != 0 {
+			b = append(b, cl)
+		}
 		switch {
 		case s.typ == bgp.BGP_ASPATH_ATTR_TYPE_SEQ:
 			origin = s.as[len(s.as)-1]
@@ -364,7 +375,7 @@ func formatASPath(segs []segment) (string, uint32) {
 			origin = 0
 		}
 	}
-	return b.String(), origin
+	return b, origin
 }
 
 // extCommunityKind names an extended community's kind for grouping.
@@ -412,4 +423,49 @@ func extCommunityKind(c bgp.ExtendedCommunityInterface) string {
 		return "flowspec"
 	}
 	return fmt.Sprintf("type-0x%02x%02x", uint8(t), uint8(st))
+}
+
+const attrCacheSize = 1 << 14
+
+// attrCacheEntry keeps the key's hash beside the set, so a miss (every
+// lookup, on a table of new sets) compares hashes and does not read the
+// set's key from memory.
+type attrCacheEntry struct {
+	h uint64
+	a *Attrs
+}
+
+// cacheAttrs keeps an attribute set for the messages after this one, as
+// long as no other set takes its place.
+func (d *Decoder) cacheAttrs(a *Attrs) {
+	if d.attrCache == nil {
+		d.attrCache = new([attrCacheSize]attrCacheEntry)
+	}
+	h := maphash.String(d.attrSeed, a.Key)
+	d.attrCache[h&(attrCacheSize-1)] = attrCacheEntry{h, a}
+}
+
+// cachedAttrs returns the cached set with this key, if any.
+func (d *Decoder) cachedAttrs(key []byte) *Attrs {
+	if d.attrCache == nil {
+		return nil
+	}
+	h := maphash.Bytes(d.attrSeed, key)
+	if e := &d.attrCache[h&(attrCacheSize-1)]; e.h == h && e.a != nil && e.a.Key == string(key) {
+		return e.a
+	}
+	return nil
+}
+
+// cachedSets counts the sets in the cache, for tests.
+func (d *Decoder) cachedSets() int {
+	n := 0
+	if d.attrCache != nil {
+		for _, e := range d.attrCache {
+			if e.a != nil {
+				n++
+			}
+		}
+	}
+	return n
 }

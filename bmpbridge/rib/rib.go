@@ -5,6 +5,7 @@ package rib
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"net/netip"
 
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
@@ -12,32 +13,201 @@ import (
 	"github.com/meshd/meshd/bmpbridge/decode"
 )
 
-// Interner holds each distinct attribute set once, reference counted.
+// Interner holds each distinct attribute set once, reference counted,
+// as its key bytes (decode.Attrs.Key: the raw attributes) in an arena of
+// pointer-free chunks; the decoded set (strings for the route events) is
+// kept only in a small cache and read back from the key when needed
+// (decode.KeyReader). Sets the fast reader cannot read back are kept
+// decoded (pinned). Its index is an open-addressing table of key hashes,
+// so a new set costs no Go map insert and a freed one no map delete.
+//
+// Why: a full table where most routes carry their own attribute set held
+// the decoded sets (Attrs, strings, a map entry keyed by a string) at 801
+// bytes of heap per route (bench/bmpreplay -new-attr-share 1.0), against
+// meshd's aim of 300; see the package report for the figures after.
+//
 // It is not safe for concurrent use; one router's session owns it.
 type Interner struct {
-	ids   map[string]uint32
-	attrs []*decode.Attrs
-	refs  []uint32
-	free  []uint32
+	recs   []rec // by ID; 0 is "no attributes"
+	free   []uint32
+	index  []uint64 // hash<<32 | ID, 0 empty; a power of two long
+	n      int      // live sets
+	chunks [][]byte
+	live   int // arena bytes of live sets
+	dead   int // arena bytes of freed sets
+	pinned map[uint32]*decode.Attrs
+	cache  [cacheSize]*decode.Attrs // by ID&(cacheSize-1), valid while Slot is the ID
+	rd     decode.KeyReader
+	seed   maphash.Seed
 }
+
+type rec struct {
+	hash uint32 // high bits of the key's hash
+	off  uint32 // chunk<<chunkBits | offset; pinnedOff for a pinned set
+	n    uint32 // key length
+	refs uint32
+}
+
+// compactMin is the freed arena bytes below which the arena is never
+// rewritten; a variable for tests.
+var compactMin = 4 * chunkSize
+
+const (
+	chunkBits = 20
+	chunkSize = 1 << chunkBits
+	cacheSize = 1 << 12
+	pinnedOff = ^uint32(0) // no arena offset: the last byte of a 4 GiB arena
+)
 
 // NewInterner returns an empty interner.
 func NewInterner() *Interner {
-	// ID 0 is reserved for "no attributes".
-	return &Interner{ids: map[string]uint32{}, attrs: []*decode.Attrs{nil}, refs: []uint32{0}}
+	return &Interner{recs: []rec{{}}, index: make([]uint64, 1024), pinned: map[uint32]*decode.Attrs{}, seed: maphash.MakeSeed()}
+}
+
+func (in *Interner) hash(key string) uint32 {
+	h := uint32(maphash.String(in.seed, key) >> 32)
+	if h == 0 {
+		h = 1 // 0 marks an empty index entry
+	}
+	return h
+}
+
+// key returns the key bytes of a live set that is not pinned.
+func (in *Interner) key(id uint32) []byte {
+	r := &in.recs[id]
+	c := in.chunks[r.off>>chunkBits]
+	o := r.off & (chunkSize - 1)
+	return c[o : o+r.n]
+}
+
+// sameKey tells whether live set id has key k.
+func (in *Interner) sameKey(id uint32, k string) bool {
+	if in.recs[id].off == pinnedOff {
+		return in.pinned[id].Key == k
+	}
+	return in.recs[id].n == uint32(len(k)) && string(in.key(id)) == k
+}
+
+// find returns the ID of the live set with key k, or 0.
+func (in *Interner) find(k string, h uint32) uint32 {
+	mask := uint64(len(in.index) - 1)
+	for i := uint64(h) & mask; ; i = (i + 1) & mask {
+		e := in.index[i]
+		if e == 0 {
+			return 0
+		}
+		if uint32(e>>32) == h && in.sameKey(uint32(e), k) {
+			return uint32(e)
+		}
+	}
+}
+
+func (in *Interner) insertIndex(h, id uint32) {
+	mask := uint64(len(in.index) - 1)
+	i := uint64(h) & mask
+	for in.index[i] != 0 {
+		i = (i + 1) & mask
+	}
+	in.index[i] = uint64(h)<<32 | uint64(id)
+}
+
+// removeIndex deletes id's entry, shifting later entries of its probe
+// run back (linear probing needs no tombstones).
+func (in *Interner) removeIndex(h, id uint32) {
+	mask := uint64(len(in.index) - 1)
+	i := uint64(h) & mask
+	for uint32(in.index[i]) != id {
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; in.index[j] != 0; j = (j + 1) & mask {
+		home := (in.index[j] >> 32) & mask
+		// Move j into the hole at i unless its home lies in (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			in.index[i] = in.index[j]
+			i = j
+		}
+	}
+	in.index[i] = 0
+}
+
+func (in *Interner) grow() {
+	old := in.index
+	in.index = make([]uint64, 2*len(old))
+	for _, e := range old {
+		if e != 0 {
+			in.insertIndex(uint32(e>>32), uint32(e))
+		}
+	}
+}
+
+// store copies a key into the arena and returns its offset.
+func (in *Interner) store(k string) uint32 {
+	n := len(in.chunks)
+	if n == 0 || len(in.chunks[n-1])+len(k) > chunkSize {
+		in.chunks = append(in.chunks, make([]byte, 0, chunkSize))
+		n++
+	}
+	c := in.chunks[n-1]
+	off := uint32(n-1)<<chunkBits | uint32(len(c))
+	in.chunks[n-1] = append(c, k...)
+	in.live += len(k)
+	return off
+}
+
+// compact rewrites the live keys into fresh chunks once freed ones take
+// more room than they do.
+func (in *Interner) compact() {
+	old := in.chunks
+	in.chunks, in.live, in.dead = nil, 0, 0
+	for id := 1; id < len(in.recs); id++ {
+		r := &in.recs[id]
+		if r.refs == 0 {
+			continue
+		}
+		if r.off == pinnedOff {
+			continue
+		}
+		c := old[r.off>>chunkBits]
+		o := r.off & (chunkSize - 1)
+		r.off = in.store(string(c[o : o+r.n]))
+	}
 }
 
 // Lookup returns the interned attribute set with this key, if any; the
 // decoder uses it to skip decoding attributes it has seen.
 func (in *Interner) Lookup(key []byte) *decode.Attrs {
-	if id, ok := in.ids[string(key)]; ok {
-		return in.attrs[id]
+	if id := in.find(string(key), in.hash(string(key))); id != 0 {
+		return in.get(id)
 	}
 	return nil
 }
 
 // Len returns the number of distinct attribute sets held.
-func (in *Interner) Len() int { return len(in.ids) }
+func (in *Interner) Len() int { return in.n }
+
+// ArenaBytes returns the bytes the arena's chunks take, for tests and
+// benchmarks.
+func (in *Interner) ArenaBytes() int { return len(in.chunks) * chunkSize }
+
+// get returns the attribute set of a live ID, reading it back from its
+// key unless the cache or the pinned sets have it.
+func (in *Interner) get(id uint32) *decode.Attrs {
+	if id == 0 {
+		return nil
+	}
+	if a := in.cache[id&(cacheSize-1)]; a != nil && a.Slot == id {
+		return a
+	}
+	if in.recs[id].off == pinnedOff {
+		return in.pinned[id]
+	}
+	a := in.rd.Read(in.key(id))
+	if a != nil {
+		a.Slot = id
+		in.cache[id&(cacheSize-1)] = a
+	}
+	return a
+}
 
 func (in *Interner) ref(a *decode.Attrs) uint32 {
 	if a == nil {
@@ -45,26 +215,39 @@ func (in *Interner) ref(a *decode.Attrs) uint32 {
 	}
 	// The decoder hands the same *Attrs for every route of a set, so the
 	// slot it carries saves hashing the key on nearly every route.
-	if id := a.Slot; id != 0 && int(id) < len(in.attrs) && in.attrs[id] == a {
-		in.refs[id]++
+	if id := a.Slot; id != 0 && int(id) < len(in.recs) && in.recs[id].refs > 0 && in.sameKey(id, a.Key) {
+		in.recs[id].refs++
 		return id
 	}
-	if id, ok := in.ids[a.Key]; ok {
-		in.refs[id]++
+	h := in.hash(a.Key)
+	if id := in.find(a.Key, h); id != 0 {
+		in.recs[id].refs++
+		a.Slot = id
 		return id
 	}
 	var id uint32
 	if n := len(in.free); n > 0 {
 		id = in.free[n-1]
 		in.free = in.free[:n-1]
-		in.attrs[id], in.refs[id] = a, 1
 	} else {
-		id = uint32(len(in.attrs))
-		in.attrs = append(in.attrs, a)
-		in.refs = append(in.refs, 1)
+		id = uint32(len(in.recs))
+		in.recs = append(in.recs, rec{})
 	}
-	in.ids[a.Key] = id
+	r := rec{hash: h, n: uint32(len(a.Key)), refs: 1}
+	if a.FromKey() && len(a.Key) <= chunkSize {
+		r.off = in.store(a.Key)
+	} else {
+		r.off = pinnedOff
+		in.pinned[id] = a
+	}
+	in.recs[id] = r
+	in.n++
+	if in.n*10 >= len(in.index)*7 {
+		in.grow()
+	}
+	in.insertIndex(h, id)
 	a.Slot = id
+	in.cache[id&(cacheSize-1)] = a
 	return id
 }
 
@@ -72,12 +255,38 @@ func (in *Interner) unref(id uint32) {
 	if id == 0 {
 		return
 	}
-	in.refs[id]--
-	if in.refs[id] == 0 {
-		delete(in.ids, in.attrs[id].Key)
-		in.attrs[id] = nil
-		in.free = append(in.free, id)
+	r := &in.recs[id]
+	r.refs--
+	if r.refs > 0 {
+		return
 	}
+	in.removeIndex(r.hash, id)
+	if c := in.cache[id&(cacheSize-1)]; c != nil && c.Slot == id {
+		in.cache[id&(cacheSize-1)] = nil
+	}
+	if r.off == pinnedOff {
+		delete(in.pinned, id)
+	} else {
+		in.live -= int(r.n)
+		in.dead += int(r.n)
+	}
+	*r = rec{}
+	in.n--
+	in.free = append(in.free, id)
+	if in.dead > compactMin && in.dead > in.live {
+		in.compact()
+	}
+}
+
+// same tells whether live set cur (0 for none) is a.
+func (in *Interner) same(cur uint32, a *decode.Attrs) bool {
+	if cur == 0 || a == nil {
+		return cur == 0 && a == nil
+	}
+	if a.Slot == cur && in.cache[cur&(cacheSize-1)] == a {
+		return true // the set the slot was made for
+	}
+	return in.sameKey(cur, a.Key)
 }
 
 // ipKey is a compact, pointer-free key for IP (and labeled) unicast
@@ -87,6 +296,14 @@ type ipKey struct {
 	id     uint32
 	bits   uint8
 	fam    uint8
+}
+
+// v4Key is ipKey for IPv4 unicast, most of a full table: half the map
+// slot (16 bytes with the value, against 32), so a 1M-route table takes
+// 30 bytes a route less and its map grows with half the copying.
+type v4Key struct {
+	addr, id uint32
+	bits     uint8
 }
 
 type strKey struct {
@@ -133,7 +350,8 @@ const (
 // Table holds the routes of one peer in one RIB view.
 type Table struct {
 	in    *Interner
-	ip    map[ipKey]uint32
+	v4    map[v4Key]uint32
+	ip    map[ipKey]uint32 // IP families but IPv4 unicast
 	other map[strKey]uint32
 	// lens counts routes per prefix length per IP family, so the search
 	// for a covering prefix only probes lengths that exist.
@@ -147,7 +365,7 @@ var ipFamilies = [numIPFams]bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC, bgp.RF_IP
 
 // NewTable returns an empty table interning attributes in in.
 func NewTable(in *Interner) *Table {
-	return &Table{in: in, ip: map[ipKey]uint32{}, other: map[strKey]uint32{}, count: map[bgp.Family]uint64{}}
+	return &Table{in: in, v4: map[v4Key]uint32{}, ip: map[ipKey]uint32{}, other: map[strKey]uint32{}, count: map[bgp.Family]uint64{}}
 }
 
 func keyOf(fam uint8, p netip.Prefix, id uint32) ipKey {
@@ -155,10 +373,36 @@ func keyOf(fam uint8, p netip.Prefix, id uint32) ipKey {
 	return ipKey{hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:]), id: id, bits: uint8(p.Bits()), fam: fam}
 }
 
+func v4KeyOf(p netip.Prefix, id uint32) v4Key {
+	a := p.Addr().As4()
+	return v4Key{addr: binary.BigEndian.Uint32(a[:]), id: id, bits: uint8(p.Bits())}
+}
+
+// lookup finds an IP route's attribute set ID.
+func (t *Table) lookup(fam uint8, p netip.Prefix, id uint32) (uint32, bool) {
+	if fam == famV4 && p.Addr().Is4() {
+		cur, ok := t.v4[v4KeyOf(p, id)]
+		return cur, ok
+	}
+	cur, ok := t.ip[keyOf(fam, p, id)]
+	return cur, ok
+}
+
 // Announce records a route and reports what changed; old is the previous
 // attribute set for Changed and Duplicate.
 func (t *Table) Announce(n *decode.NLRI, a *decode.Attrs) (o Outcome, old *decode.Attrs) {
 	if fam, ok := ipFam(n.Family); ok && n.IP.IsValid() {
+		if fam == famV4 && n.IP.Addr().Is4() {
+			k := v4KeyOf(n.IP, n.PathID)
+			if cur, ok := t.v4[k]; ok {
+				return t.replace(cur, a, func(id uint32) { t.v4[k] = id })
+			}
+			t.v4[k] = t.in.ref(a)
+			t.lens[fam][k.bits]++
+			t.ipCount[fam]++
+			t.ipSeen |= 1 << fam
+			return Added, nil
+		}
 		k := keyOf(fam, n.IP, n.PathID)
 		if cur, ok := t.ip[k]; ok {
 			return t.replace(cur, a, func(id uint32) { t.ip[k] = id })
@@ -181,10 +425,13 @@ func (t *Table) Announce(n *decode.NLRI, a *decode.Attrs) (o Outcome, old *decod
 func clone(s string) string { return string([]byte(s)) }
 
 func (t *Table) replace(cur uint32, a *decode.Attrs, set func(uint32)) (Outcome, *decode.Attrs) {
-	old := t.in.attrs[cur]
-	if old == a || (old != nil && a != nil && old.Key == a.Key) {
-		return Duplicate, old
+	if t.in.same(cur, a) {
+		if a != nil && a.FromKey() {
+			return Duplicate, a // the same set: no need to read it back
+		}
+		return Duplicate, t.in.get(cur)
 	}
+	old := t.in.get(cur)
 	id := t.in.ref(a)
 	t.in.unref(cur)
 	set(id)
@@ -194,7 +441,7 @@ func (t *Table) replace(cur uint32, a *decode.Attrs, set func(uint32)) (Outcome,
 // Has reports whether the table holds the route.
 func (t *Table) Has(n *decode.NLRI) bool {
 	if fam, ok := ipFam(n.Family); ok && n.IP.IsValid() {
-		_, ok := t.ip[keyOf(fam, n.IP, n.PathID)]
+		_, ok := t.lookup(fam, n.IP, n.PathID)
 		return ok
 	}
 	_, ok := t.other[strKey{s: n.Prefix, id: n.PathID, fam: n.Family}]
@@ -204,15 +451,18 @@ func (t *Table) Has(n *decode.NLRI) bool {
 // Withdraw removes a route; old is the attribute set it had.
 func (t *Table) Withdraw(n *decode.NLRI) (Outcome, *decode.Attrs) {
 	if fam, ok := ipFam(n.Family); ok && n.IP.IsValid() {
-		k := keyOf(fam, n.IP, n.PathID)
-		cur, ok := t.ip[k]
+		cur, ok := t.lookup(fam, n.IP, n.PathID)
 		if !ok {
 			return Missing, nil
 		}
-		old := t.in.attrs[cur]
-		delete(t.ip, k)
+		old := t.in.get(cur)
+		if fam == famV4 && n.IP.Addr().Is4() {
+			delete(t.v4, v4KeyOf(n.IP, n.PathID))
+		} else {
+			delete(t.ip, keyOf(fam, n.IP, n.PathID))
+		}
 		t.in.unref(cur)
-		t.lens[fam][k.bits]--
+		t.lens[fam][n.IP.Bits()]--
 		t.ipCount[fam]--
 		return Removed, old
 	}
@@ -221,7 +471,7 @@ func (t *Table) Withdraw(n *decode.NLRI) (Outcome, *decode.Attrs) {
 	if !ok {
 		return Missing, nil
 	}
-	old := t.in.attrs[cur]
+	old := t.in.get(cur)
 	delete(t.other, k)
 	t.in.unref(cur)
 	t.count[n.Family]--
@@ -253,15 +503,15 @@ func (t *Table) LongestCovering(n *decode.NLRI, ids []uint32, orEqual bool, minB
 			continue
 		}
 		found := false
-		if id, ok := t.ip[keyOf(fam, p, 0)]; ok {
-			out, found = append(out, t.in.attrs[id]), true
+		if id, ok := t.lookup(fam, p, 0); ok {
+			out, found = append(out, t.in.get(id)), true
 		}
 		for _, pid := range ids {
 			if pid == 0 {
 				continue
 			}
-			if id, ok := t.ip[keyOf(fam, p, pid)]; ok {
-				out, found = append(out, t.in.attrs[id]), true
+			if id, ok := t.lookup(fam, p, pid); ok {
+				out, found = append(out, t.in.get(id)), true
 			}
 		}
 		if found {
@@ -272,7 +522,7 @@ func (t *Table) LongestCovering(n *decode.NLRI, ids []uint32, orEqual bool, minB
 }
 
 // Len returns the number of routes in the table.
-func (t *Table) Len() int { return len(t.ip) + len(t.other) }
+func (t *Table) Len() int { return len(t.v4) + len(t.ip) + len(t.other) }
 
 // Counts returns the routes per family; families that had routes stay
 // listed with 0.
@@ -296,6 +546,12 @@ func (t *Table) Counts() map[bgp.Family]uint64 {
 // last action per route would show them announced for good.
 func (t *Table) Each(f func(n *decode.NLRI, a *decode.Attrs)) {
 	var n decode.NLRI
+	for k, id := range t.v4 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], k.addr)
+		n = decode.NLRI{AfiSafi: decode.AfiSafiName(bgp.RF_IPv4_UC), Family: bgp.RF_IPv4_UC, PathID: k.id, IP: netip.PrefixFrom(netip.AddrFrom4(b), int(k.bits))}
+		f(&n, t.in.get(id))
+	}
 	for k, id := range t.ip {
 		fam := ipFamilies[k.fam]
 		var b [16]byte
@@ -306,22 +562,26 @@ func (t *Table) Each(f func(n *decode.NLRI, a *decode.Attrs)) {
 			addr = addr.Unmap()
 		}
 		n = decode.NLRI{AfiSafi: decode.AfiSafiName(fam), Family: fam, PathID: k.id, IP: netip.PrefixFrom(addr, int(k.bits))}
-		f(&n, t.in.attrs[id])
+		f(&n, t.in.get(id))
 	}
 	for k, id := range t.other {
 		n = decode.NLRI{AfiSafi: decode.AfiSafiName(k.fam), Family: k.fam, Prefix: k.s, PathID: k.id}
-		f(&n, t.in.attrs[id])
+		f(&n, t.in.get(id))
 	}
 }
 
 // Clear drops every route, releasing its attributes.
 func (t *Table) Clear() {
+	for _, id := range t.v4 {
+		t.in.unref(id)
+	}
 	for _, id := range t.ip {
 		t.in.unref(id)
 	}
 	for _, id := range t.other {
 		t.in.unref(id)
 	}
+	clear(t.v4)
 	clear(t.ip)
 	clear(t.other)
 	t.lens = [numIPFams][129]uint32{}

@@ -1,6 +1,10 @@
 package rib
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -8,6 +12,7 @@ import (
 
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
+	"github.com/meshd/meshd/bmpbridge/bmpgen"
 	"github.com/meshd/meshd/bmpbridge/decode"
 )
 
@@ -178,5 +183,125 @@ func TestEach(t *testing.T) {
 	}
 	if len(got) != len(routes) {
 		t.Errorf("Each gave %d routes, want %d: %v", len(got), len(routes), got)
+	}
+}
+
+// decodedTable decodes a bmpgen full table with the decoder the bridge
+// uses, returning its routes with their attribute sets.
+func decodedTable(t *testing.T, c bmpgen.TableConfig) (nl []decode.NLRI, at []*decode.Attrs) {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, _, err := bmpgen.WriteTable(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	d := decode.NewDecoder(nil)
+	sc := bufio.NewScanner(&buf)
+	sc.Buffer(make([]byte, 8192), decode.MaxMessage)
+	sc.Split(decode.Split(decode.MaxMessage))
+	for sc.Scan() {
+		m, err := d.Decode(sc.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Update == nil {
+			continue
+		}
+		for _, n := range m.Update.Announce {
+			nl, at = append(nl, n), append(at, m.Update.Attrs)
+		}
+	}
+	return nl, at
+}
+
+// TestInternerReadsBack holds attribute sets as key bytes only: what the
+// table hands back (old sets of withdraws and changes, covering routes)
+// must equal what went in, through index deletions, slot reuse and arena
+// compaction.
+func TestInternerReadsBack(t *testing.T) {
+	defer func(m int) { compactMin = m }(compactMin)
+	compactMin = 1 << 12
+	nl, at := decodedTable(t, bmpgen.TableConfig{SysName: "r", Peers: 1, Routes: 20000, V6Share: 0.2, NewAttrShare: 0.6, Seed: 5})
+	in := NewInterner()
+	tb := NewTable(in)
+	want := map[netip.Prefix]string{}
+	sets := map[string]bool{}
+	for i := range nl {
+		if o, _ := tb.Announce(&nl[i], at[i]); o != Added {
+			t.Fatalf("route %d: %v", i, o)
+		}
+		if !at[i].FromKey() {
+			t.Fatalf("route %d: attribute set not from the fast reader", i)
+		}
+		j, _ := json.Marshal(at[i])
+		want[nl[i].IP] = string(j)
+		sets[at[i].Key] = true
+	}
+	if in.Len() != len(sets) || len(in.pinned) != 0 {
+		t.Fatalf("interned %d sets (%d pinned), want %d", in.Len(), len(in.pinned), len(sets))
+	}
+	check := func(what string, n *decode.NLRI, a *decode.Attrs) {
+		t.Helper()
+		j, _ := json.Marshal(a)
+		if string(j) != want[n.IP] {
+			t.Fatalf("%s %s: got %s, want %s", what, n.IP, j, want[n.IP])
+		}
+	}
+	// Withdraw in a shuffled order; half way, re-announce some with the
+	// set of another route (a change) and look the rest up.
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := rng.Perm(len(nl))
+	for k, i := range order {
+		if k == len(order)/2 {
+			if in.dead == 0 || len(in.free) == 0 {
+				t.Fatalf("half way: no freed sets (dead %d, free %d)", in.dead, len(in.free))
+			}
+			for _, i := range order[k : k+500] {
+				o, old := tb.Announce(&nl[i], at[order[0]])
+				if o != Changed && !(o == Duplicate && at[i].Key == at[order[0]].Key) {
+					t.Fatalf("re-announce: %v", o)
+				}
+				check("changed", &nl[i], old)
+				j, _ := json.Marshal(at[order[0]])
+				want[nl[i].IP] = string(j)
+			}
+			tb.Each(func(n *decode.NLRI, a *decode.Attrs) { check("each", n, a) })
+		}
+		o, old := tb.Withdraw(&nl[i])
+		if o != Removed {
+			t.Fatalf("withdraw %s: %v", nl[i].IP, o)
+		}
+		check("withdrawn", &nl[i], old)
+	}
+	if in.Len() != 0 || tb.Len() != 0 || in.live != 0 {
+		t.Fatalf("after all withdraws: %d sets, %d routes, %d live arena bytes", in.Len(), tb.Len(), in.live)
+	}
+	for i, e := range in.index {
+		if e != 0 {
+			t.Fatalf("index entry %d left: %x", i, e)
+		}
+	}
+}
+
+// TestInternerIndexDeletion drives the index's probe runs and their
+// backward-shift deletion: 3000 sets, a third removed.
+func TestInternerIndexDeletion(t *testing.T) {
+	in := NewInterner()
+	var attrs []*decode.Attrs
+	for i := 0; i < 3000; i++ {
+		a := &decode.Attrs{Key: "k" + strconv.Itoa(i)}
+		attrs = append(attrs, a)
+		in.ref(a)
+	}
+	// Remove every third, then all must still be found or gone.
+	for i, a := range attrs {
+		if i%3 == 0 {
+			in.unref(a.Slot)
+		}
+	}
+	for i, a := range attrs {
+		got := in.Lookup([]byte(a.Key))
+		if (i%3 == 0) != (got == nil) || (got != nil && got != a) {
+			t.Fatalf("set %d: lookup %v", i, got)
+		}
 	}
 }

@@ -68,6 +68,7 @@ func run(ctx context.Context, cfg *config.Config) error {
 	log := slog.Default()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	applyMemoryLimit(log, cfg, reg)
 
 	core, err := merge.New(merge.WithRegisterer(reg), merge.WithLogger(log))
 	if err != nil {

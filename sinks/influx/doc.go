@@ -36,11 +36,16 @@
 //     Nothing already spooled is lost, but the merge core now drops
 //     batches for this sink; that is logged as an error when it starts
 //     and ends, counted by the core and by meshd_influx_source_lost_total,
-//     and state is resynchronised from the core's snapshot afterwards
-//     (events in the gap are lost; the state history is repaired).
+//     and state is resynchronised from the core afterwards (events in
+//     the gap are lost; the state history is repaired).
 //   - "drop-oldest": the oldest spooled points are deleted and counted in
 //     meshd_influx_points_dropped_total{reason="spool_full"}; the newest
 //     data keeps flowing.
+//
+// A resync reads the core one router at a time
+// (merge.Core.WalkRouter, resync.go), consuming the queue between
+// routers, and so does the periodic snapshot: neither builds the fleet
+// in memory or pauses the consumer for longer than one router takes.
 //
 // Errors: 5xx, 429, timeouts and connection failures are retried with
 // exponential backoff forever (the data is safe in the spool), waiting at

@@ -49,16 +49,29 @@ type nbr struct {
 // every state field per neighbor, for tags such as peer_as and for the
 // periodic snapshot. It is used by one goroutine.
 type mapper struct {
-	enc     *encoder
-	kinds   map[string]kind // measurement "\x00" field -> pinned kind
-	nbrs    map[nbrKey]*nbr
+	enc   *encoder
+	kinds map[kindKey]kind // pinned kinds
+	nbrs  map[nbrKey]*nbr
+	// routers indexes nbrs by router, so one router's neighbors are
+	// found (resynchronised, snapshotted, deleted) without a scan of the
+	// fleet's.
+	routers map[string]map[nbrKey]*nbr
 	touched []*series
 	stats   mapStats
 	pt      point
 	// routeKeys caches the encoded series key of bmp_route series: a
 	// table dump is millions of route points over a few hundred series.
 	routeKeys map[routeSeries]*routeKey
+	kp        keyPaths // for resyncRouter
+	// free holds the pending maps of series a batch touched, emptied
+	// for the next batch's: a new map per touched series and batch was
+	// most of the sink's allocation per update.
+	free []map[string]value
+	rel  []byte // scratch for mapNeighborLeafBuf
 }
+
+// kindKey names a field: its measurement and name.
+type kindKey struct{ meas, field string }
 
 type routeSeries struct{ router, ni, nbr, afi, rib, action string }
 
@@ -71,10 +84,11 @@ type routeKey struct {
 const maxRouteKeys = 1 << 16
 
 func newMapper() *mapper {
-	m := &mapper{enc: newEncoder(), kinds: map[string]kind{}, nbrs: map[nbrKey]*nbr{}, routeKeys: map[routeSeries]*routeKey{}}
+	m := &mapper{enc: newEncoder(), kinds: map[kindKey]kind{}, nbrs: map[nbrKey]*nbr{}, routers: map[string]map[nbrKey]*nbr{},
+		routeKeys: map[routeSeries]*routeKey{}}
 	for meas, fs := range fixedKinds {
 		for f, k := range fs {
-			m.kinds[meas+"\x00"+f] = k
+			m.kinds[kindKey{meas, f}] = k
 		}
 	}
 	return m
@@ -82,7 +96,7 @@ func newMapper() *mapper {
 
 // kindOf returns the field's pinned kind, pinning natural if it has none.
 func (m *mapper) kindOf(meas, f string, natural kind) kind {
-	key := meas + "\x00" + f
+	key := kindKey{meas, f}
 	if k, ok := m.kinds[key]; ok {
 		return k
 	}
@@ -95,8 +109,33 @@ func (m *mapper) neighbor(k nbrKey) *nbr {
 	if n == nil {
 		n = &nbr{nbrKey: k, series: map[seriesKey]*series{}}
 		m.nbrs[k] = n
+		rn := m.routers[k.router]
+		if rn == nil {
+			rn = map[nbrKey]*nbr{}
+			m.routers[k.router] = rn
+		}
+		rn[k] = n
 	}
 	return n
+}
+
+// dropNeighbor forgets a neighbor.
+func (m *mapper) dropNeighbor(k nbrKey) {
+	delete(m.nbrs, k)
+	if rn := m.routers[k.router]; rn != nil {
+		delete(rn, k)
+		if len(rn) == 0 {
+			delete(m.routers, k.router)
+		}
+	}
+}
+
+// dropRouter forgets a router's neighbors.
+func (m *mapper) dropRouter(name string) {
+	for k := range m.routers[name] {
+		delete(m.nbrs, k)
+	}
+	delete(m.routers, name)
 }
 
 func (n *nbr) get(k seriesKey) *series {
@@ -129,7 +168,7 @@ func (m *mapper) batch(dst []byte, b *change.Batch, now time.Time) ([]byte, int)
 		if ok {
 			n++
 		}
-		s.pending = nil
+		m.release(s)
 	}
 	m.touched = m.touched[:0]
 	for i := range b.Events {
@@ -198,7 +237,7 @@ func (m *mapper) update(u *change.Update, now time.Time) {
 		nb.peerAS = peerAS(u)
 		return
 	}
-	t, ok := mapNeighborLeaf(meshd, rest)
+	t, ok := mapNeighborLeafBuf(meshd, rest, &m.rel)
 	if !ok {
 		m.stats.unmapped++
 		return
@@ -223,6 +262,23 @@ func (m *mapper) update(u *change.Update, now time.Time) {
 	}
 }
 
+// release gives a touched series' pending map back for reuse.
+func (m *mapper) release(s *series) {
+	if len(s.pending) <= maxPendingReuse && len(m.free) < maxFree {
+		clear(s.pending)
+		m.free = append(m.free, s.pending)
+	}
+	s.pending = nil
+}
+
+// maxFree and maxPendingReuse bound the maps kept for reuse: a batch
+// touches a few series, a resync a router's; a map that held many
+// fields keeps their room after clear.
+const (
+	maxFree         = 1024
+	maxPendingReuse = 64
+)
+
 func peerAS(u *change.Update) string {
 	v, _, ok := convert(u.Value, kInt)
 	if !ok || v.i <= 0 {
@@ -244,7 +300,11 @@ func (m *mapper) set(s *series, f string, u *change.Update, now time.Time) bool 
 	}
 	s.fields[f] = v
 	if s.pending == nil {
-		s.pending = map[string]value{}
+		if n := len(m.free); n > 0 {
+			s.pending, m.free = m.free[n-1], m.free[:n-1]
+		} else {
+			s.pending = map[string]value{}
+		}
 		s.pendTime = 0
 		m.touched = append(m.touched, s)
 	}
@@ -258,11 +318,7 @@ func (m *mapper) set(s *series, f string, u *change.Update, now time.Time) bool 
 func (m *mapper) routerLeaf(u *change.Update, meshd bool, now time.Time) {
 	elems := u.Path.GetElem()
 	if u.Value == nil && (len(elems) <= 1 || meshd && len(elems) <= 2) {
-		for k := range m.nbrs {
-			if k.router == u.Router {
-				delete(m.nbrs, k)
-			}
-		}
+		m.dropRouter(u.Router)
 		return
 	}
 	if !meshd || len(elems) != 4 || elems[1].GetName() != "router" || elems[2].GetName() != "state" {
@@ -294,11 +350,11 @@ func (m *mapper) deleteBelow(key nbrKey, meshd bool, rest []*gpb.PathElem) {
 				}
 			}
 		} else {
-			delete(m.nbrs, key)
+			m.dropNeighbor(key)
 			return
 		}
 		if len(n.series) == 0 {
-			delete(m.nbrs, key)
+			m.dropNeighbor(key)
 		}
 		return
 	}
@@ -306,7 +362,7 @@ func (m *mapper) deleteBelow(key nbrKey, meshd bool, rest []*gpb.PathElem) {
 		delete(n.series, seriesKey{mNeighborAfi, tag{"afi_safi", stripModule(rest[1].GetKey()["afi-safi-name"])}})
 		return
 	}
-	if t, ok := mapNeighborLeaf(meshd, rest); ok {
+	if t, ok := mapNeighborLeafBuf(meshd, rest, &m.rel); ok {
 		if s := n.series[seriesKey{t.meas, t.extra}]; s != nil {
 			delete(s.fields, t.field)
 		}
@@ -344,38 +400,45 @@ func (m *mapper) appendSeries(dst []byte, s *series, fields map[string]value, ts
 // snapshot appends every cached series in full, at now.
 func (m *mapper) snapshot(dst []byte, now time.Time) ([]byte, int) {
 	n := 0
-	ts := now.UnixNano()
-	var ok bool
 	for _, nb := range m.nbrs {
-		for _, s := range nb.series {
-			if s.meas == mNeighbor {
-				delete(s.fields, "uptime_s")
-				if s.fields["established"].i == 1 {
-					if le := s.fields["last_established_ns"].i; le > 0 && le < ts {
-						s.fields["uptime_s"] = intV((ts - le) / 1e9)
-					}
-				}
-			}
-			dst, ok = m.appendSeries(dst, s, s.fields, ts)
-			if ok {
-				n++
-			}
-		}
+		var k int
+		dst, k = m.snapshotNeighbor(dst, nb, now.UnixNano())
+		n += k
 	}
 	return dst, n
 }
 
-// resync replaces the cache with the merge core's current state.
-func (m *mapper) resync(ups []change.Update, now time.Time) {
-	clear(m.nbrs)
-	m.markLocRIB(ups)
-	for i := range ups {
-		m.update(&ups[i], now)
+// snapshotRouter appends every cached series of one router in full, at
+// now.
+func (m *mapper) snapshotRouter(dst []byte, router string, now time.Time) ([]byte, int) {
+	n := 0
+	for _, nb := range m.routers[router] {
+		var k int
+		dst, k = m.snapshotNeighbor(dst, nb, now.UnixNano())
+		n += k
 	}
-	for _, s := range m.touched {
-		s.pending = nil
+	return dst, n
+}
+
+// snapshotNeighbor appends a neighbor's cached series in full, at ts.
+func (m *mapper) snapshotNeighbor(dst []byte, nb *nbr, ts int64) ([]byte, int) {
+	n := 0
+	var ok bool
+	for _, s := range nb.series {
+		if s.meas == mNeighbor {
+			delete(s.fields, "uptime_s")
+			if s.fields["established"].i == 1 {
+				if le := s.fields["last_established_ns"].i; le > 0 && le < ts {
+					s.fields["uptime_s"] = intV((ts - le) / 1e9)
+				}
+			}
+		}
+		dst, ok = m.appendSeries(dst, s, s.fields, ts)
+		if ok {
+			n++
+		}
 	}
-	m.touched = m.touched[:0]
+	return dst, n
 }
 
 // event appends the points of one event.

@@ -17,6 +17,7 @@ import (
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
@@ -36,9 +37,11 @@ type Subscription interface {
 }
 
 // Snapshotter gives the merged state to resynchronise from after the
-// merge core dropped batches; *merge.Core implements it.
+// merge core dropped batches, one router at a time (see resync.go);
+// *merge.Core implements it.
 type Snapshotter interface {
-	Snapshot(router string) []change.Update
+	Routers() []string
+	WalkRouter(name string, fn func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source)) bool
 }
 
 // Option configures a Sink.
@@ -80,6 +83,9 @@ type Sink struct {
 	bufPoints int
 	maxBuf    int
 	seen      mapStats
+	// resyncDue: the merge core dropped batches for this sink; the
+	// cache is rebuilt once the batch that said so is mapped.
+	resyncDue bool
 
 	writerCancel context.CancelFunc
 	writerDone   chan struct{}
@@ -171,8 +177,9 @@ func (s *Sink) setFatal(err error) {
 func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.o.snap != nil {
-		s.mp.resync(s.o.snap.Snapshot(""), time.Now())
+	if err := s.resync(ctx, sub, false); err != nil {
+		s.drainQueued(sub)
+		return nil
 	}
 	var snapC <-chan time.Time
 	if s.cfg.SnapshotInterval > 0 {
@@ -189,10 +196,7 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 			_ = s.flush(ctx)
 			return s.fatalErr
 		case <-snapC:
-			var n int
-			s.buf, n = s.mp.snapshot(s.buf, time.Now())
-			s.bufPoints += n
-			if err := s.flush(ctx); err != nil {
+			if err := s.snapshot(ctx, sub); err != nil {
 				s.drainQueued(sub)
 				return nil
 			}
@@ -225,6 +229,17 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 				return nil
 			}
 		}
+		for s.resyncDue {
+			s.resyncDue = false
+			if err := s.resync(ctx, sub, true); err != nil {
+				s.drainQueued(sub)
+				return nil
+			}
+			if err := s.flush(ctx); err != nil {
+				s.drainQueued(sub)
+				return nil
+			}
+		}
 	}
 }
 
@@ -243,6 +258,10 @@ func (s *Sink) drainQueued(sub Subscription) {
 		}
 		_ = s.consume(dctx, sub, &b)
 	}
+	if s.resyncDue {
+		s.resyncDue = false
+		_ = s.resync(dctx, nil, true)
+	}
 }
 
 // consume maps one batch into the buffer, flushing as it fills.
@@ -252,12 +271,7 @@ func (s *Sink) consume(ctx context.Context, sub Subscription, b *change.Batch) e
 		s.m.lost.Add(float64(b.Lost))
 		s.log.Warn("influx: the merge core dropped updates for this sink (its queue was full); history has a gap",
 			slog.Uint64("lost", b.Lost), slog.Uint64("lost_total", sub.Dropped()))
-		if s.o.snap != nil {
-			s.mp.resync(s.o.snap.Snapshot(""), now)
-			var n int
-			s.buf, n = s.mp.snapshot(s.buf, now)
-			s.bufPoints += n
-		}
+		s.resyncDue = s.o.snap != nil
 	}
 	var n int
 	var ferr error

@@ -1,0 +1,79 @@
+package merge
+
+import (
+	"math"
+	"time"
+
+	"github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/change"
+)
+
+// WalkRouter calls fn for every leaf held for a router, under the
+// router's lock, and reports whether the router is held. A leaf's key is
+// prefix+rest: prefix is its group's (the key up to its last list entry,
+// a neighbor or one of its AFI-SAFIs), rest the part below it; both are
+// the store's own strings, so a walk allocates nothing per leaf. The
+// value is good only during the call: scalars are handed out in one
+// TypedValue reused from leaf to leaf. fn must not call into the core.
+//
+// A consumer that resynchronises from the store (the InfluxDB sink)
+// walks it one router at a time with this instead of Snapshot, which
+// builds the whole fleet as updates with a parsed path each: at 200
+// routers × 100 neighbors that was 380 MB of heap and a quarter of the
+// CPU.
+func (c *Core) WalkRouter(name string, fn func(prefix, rest string, v *gnmi.TypedValue, t time.Time, src change.Source)) bool {
+	r := c.router(name, false)
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.removed {
+		return false
+	}
+	var sc typedScratch
+	for _, g := range r.leaves.groups {
+		for j := range g.leaves {
+			l := &g.leaves[j]
+			fn(g.prefix, g.rests[j], sc.typed(l), l.time(), l.src)
+		}
+	}
+	return true
+}
+
+// typedScratch hands out a leaf's value as a TypedValue without
+// allocating one per leaf: the scalar kinds reuse one message and its
+// oneof wrappers.
+type typedScratch struct {
+	tv gnmi.TypedValue
+	u  gnmi.TypedValue_UintVal
+	i  gnmi.TypedValue_IntVal
+	s  gnmi.TypedValue_StringVal
+	b  gnmi.TypedValue_BoolVal
+	d  gnmi.TypedValue_DoubleVal
+}
+
+func (sc *typedScratch) typed(l *leaf) *gnmi.TypedValue {
+	v := l.val()
+	switch v.kind {
+	case kindUint:
+		sc.u.UintVal = v.num
+		sc.tv.Value = &sc.u
+	case kindInt:
+		sc.i.IntVal = int64(v.num)
+		sc.tv.Value = &sc.i
+	case kindString:
+		sc.s.StringVal = v.stringVal()
+		sc.tv.Value = &sc.s
+	case kindBool:
+		sc.b.BoolVal = v.num != 0
+		sc.tv.Value = &sc.b
+	case kindDouble:
+		sc.d.DoubleVal = math.Float64frombits(v.num)
+		sc.tv.Value = &sc.d
+	default:
+		return v.other()
+	}
+	return &sc.tv
+}
