@@ -12,8 +12,8 @@ import (
 // WalkRouter calls fn for every leaf held for a router, under the
 // router's lock, and reports whether the router is held. A leaf's key is
 // prefix+rest: prefix is its group's (the key up to its last list entry,
-// a neighbor or one of its AFI-SAFIs), rest the part below it; both are
-// the store's own strings, so a walk allocates nothing per leaf. The
+// a neighbor or one of its AFI-SAFIs), made once a group, rest the part
+// below it, the store's own string, so a walk allocates nothing per leaf. The
 // value is good only during the call: scalars are handed out in one
 // TypedValue reused from leaf to leaf. fn must not call into the core.
 //
@@ -33,10 +33,15 @@ func (c *Core) WalkRouter(name string, fn func(prefix, rest string, v *gnmi.Type
 		return false
 	}
 	var sc typedScratch
+	var pbuf []byte
 	for _, g := range r.leaves.groups {
+		// The store keeps a group's prefix in parts: it is built once a
+		// group, not once a leaf.
+		pbuf = g.appendPrefix(pbuf[:0])
+		prefix := string(pbuf)
 		for j := range g.leaves {
 			l := &g.leaves[j]
-			fn(g.prefix, g.rests[j], sc.typed(l), l.time(), l.src)
+			fn(prefix, g.rests[j], sc.typed(l), l.time(), l.src)
 		}
 	}
 	return true
@@ -55,25 +60,44 @@ type typedScratch struct {
 }
 
 func (sc *typedScratch) typed(l *leaf) *gnmi.TypedValue {
-	v := l.val()
-	switch v.kind {
+	if l.fieldKind() != fieldNone {
+		f := l.fast()
+		switch f.k {
+		case fieldEnum, fieldString:
+			sc.s.StringVal = f.stringVal()
+			sc.tv.Value = &sc.s
+		case fieldBool:
+			sc.b.BoolVal = get((**bool)(f.p))
+			sc.tv.Value = &sc.b
+		case fieldUint8, fieldUint16, fieldUint32, fieldUint64:
+			sc.u.UintVal = f.uintVal()
+			sc.tv.Value = &sc.u
+		case fieldInt8, fieldInt16, fieldInt32, fieldInt64:
+			sc.i.IntVal = f.intVal()
+			sc.tv.Value = &sc.i
+		default:
+			return f.typed()
+		}
+		return &sc.tv
+	}
+	switch l.kind() {
 	case kindUint:
-		sc.u.UintVal = v.num
+		sc.u.UintVal = l.num()
 		sc.tv.Value = &sc.u
 	case kindInt:
-		sc.i.IntVal = int64(v.num)
+		sc.i.IntVal = int64(l.num())
 		sc.tv.Value = &sc.i
 	case kindString:
-		sc.s.StringVal = v.stringVal()
+		sc.s.StringVal = l.str()
 		sc.tv.Value = &sc.s
 	case kindBool:
-		sc.b.BoolVal = v.num != 0
+		sc.b.BoolVal = l.num() != 0
 		sc.tv.Value = &sc.b
 	case kindDouble:
-		sc.d.DoubleVal = math.Float64frombits(v.num)
+		sc.d.DoubleVal = math.Float64frombits(l.num())
 		sc.tv.Value = &sc.d
 	default:
-		return v.other()
+		return l.typed()
 	}
 	return &sc.tv
 }
