@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
@@ -20,9 +21,11 @@ import (
 	mygot "github.com/meshd/meshd/ygot"
 )
 
-// Snapshotter gives the merged state in full, for a resynchronisation
-// after the sink missed batches. *merge.Core implements it.
+// Snapshotter gives the merged state, router by router, for a
+// resynchronisation after the sink missed batches. *merge.Core
+// implements it.
 type Snapshotter interface {
+	Routers() []string
 	Snapshot(router string) []change.Update
 }
 
@@ -141,8 +144,13 @@ func (s *Sink) Run(ctx context.Context, sub *merge.Subscription) error {
 		slog.Bool("tls", s.cfg.TLSCert != ""), slog.Bool("mtls", s.cfg.TLSCA != ""), slog.Bool("auth", s.cfg.Username != ""))
 	defer s.srv.GracefulStop()
 
-	s.resync()
-	for {
+	a := &applier{s: s, sub: sub}
+	a.resync()
+	// A loss is reported by the next batch delivered; when none comes
+	// (the fleet went quiet), this finds it.
+	idle := time.NewTicker(lossCheck)
+	defer idle.Stop()
+	for !a.closed {
 		select {
 		case <-ctx.Done():
 			return nil
@@ -152,41 +160,176 @@ func (s *Sink) Run(ctx context.Context, sub *merge.Subscription) error {
 			if !ok {
 				return nil
 			}
-			s.Apply(b)
+			a.take(b)
+		case <-idle.C:
+			a.checkLost()
 		}
+	}
+	return nil
+}
+
+// lossCheck is how often an idle sink looks for a loss no batch reported.
+const lossCheck = time.Second
+
+// maxWrite bounds the updates one write gathers from the queue: enough
+// that a burst (a fleet's initial sync) costs a write per thousands of
+// leaves rather than one per notification, few enough that the first
+// leaf of a write does not wait long for the last.
+const maxWrite = 8192
+
+// applier is Run's state: it moves the queue's batches into the served
+// tree and resynchronises it from the merge core after a loss.
+//
+// A resync must not undo itself. Batches wait in the queue, so when one
+// says others were lost, those behind it are older than a snapshot taken
+// now, and applying them after it would take their leaves back in time
+// (and show subscribers old values with old timestamps). And a resync
+// that stops the queue for the whole fleet's snapshot loses the batches
+// that come meanwhile, so the next one starts another: at 200 routers x
+// 100 neighbors a resync took seconds, every one of them was followed by
+// another, and subscribers got their updates seconds late. So:
+//   - the resync goes one router at a time, reading the subscription's
+//     Seq before the router's snapshot; the router's batches numbered up
+//     to it are in the snapshot and are skipped when they come;
+//   - between two routers it applies what has queued meanwhile;
+//   - a loss reported by a batch is ignored when every dropped batch is
+//     older than the last resync's start (Subscription.LostSeq): markers
+//     of losses a resync already covered do not start another.
+type applier struct {
+	s      *Sink
+	sub    *merge.Subscription
+	closed bool
+	buf    []change.Update
+	// cuts are the last resync's Seq per router; cut0 is the Seq read
+	// before it listed the routers, for routers it did not see (gone from
+	// the core, their queued batches are older than the snapshot).
+	cuts   map[string]uint64
+	cut0   uint64
+	maxCut uint64
+	// lostSeen is set when a batch reported a loss the last resync does
+	// not cover.
+	lostSeen bool
+	lost     uint64 // updates reported lost since the last resync
+}
+
+// take applies b and whatever else is queued (up to maxWrite updates) in
+// one write, then resynchronises if a batch reported an uncovered loss.
+func (a *applier) take(b change.Batch) {
+	a.add(b)
+	for len(a.buf) < maxWrite && !a.closed {
+		select {
+		case nb, ok := <-a.sub.C():
+			if !ok {
+				a.closed = true
+				break
+			}
+			a.add(nb)
+			continue
+		default:
+		}
+		break
+	}
+	a.flush()
+	a.checkLost()
+}
+
+// checkLost resynchronises if a batch the last resync does not cover was
+// dropped.
+func (a *applier) checkLost() {
+	if a.lostSeen || a.sub.LostSeq() > a.cut0 {
+		a.s.log.Warn("gnmi server missed changes; resynchronising from the merged state", slog.Uint64("lost", a.lost))
+		a.resync()
 	}
 }
 
-// Apply applies one batch: its updates per router, or, when the batch
-// says batches were lost, a full resynchronisation from the snapshot.
-func (s *Sink) Apply(b change.Batch) {
-	s.batches.Inc()
-	if b.Lost > 0 {
-		s.log.Warn("gnmi server missed changes; resynchronising from the merged state", slog.Uint64("lost", b.Lost))
-		s.resync()
+// add queues b's updates for the next write, less those the last resync
+// already holds.
+func (a *applier) add(b change.Batch) {
+	a.s.batches.Inc()
+	if b.Lost > 0 && a.sub.LostSeq() > a.cut0 {
+		a.lostSeen = true
+		a.lost += b.Lost
+	}
+	if b.Seq > a.maxCut {
+		a.buf = append(a.buf, b.Updates...)
 		return
 	}
-	// One write for the whole batch: every subscriber wakes once for it.
-	s.srv.UpdateMany(b.Updates)
+	for _, u := range b.Updates {
+		cut, ok := a.cuts[u.Router]
+		if !ok {
+			cut = a.cut0
+		}
+		if b.Seq > cut {
+			a.buf = append(a.buf, u)
+		}
+	}
 }
 
-// resync makes the served tree equal to the merge core's snapshot.
-func (s *Sink) resync() {
-	s.resyncs.Inc()
-	snap := s.snap.Snapshot("")
-	seen := map[string]bool{}
-	for i := 0; i < len(snap); {
-		j := i + 1
-		for j < len(snap) && snap[j].Router == snap[i].Router {
-			j++
-		}
-		seen[snap[i].Router] = true
-		s.srv.Replace(snap[i].Router, snap[i:j])
-		i = j
+// flush writes the gathered updates: every subscriber wakes once for them.
+func (a *applier) flush() {
+	if len(a.buf) == 0 {
+		return
 	}
-	for _, t := range s.srv.Targets() {
-		if !seen[t] {
-			s.srv.DeleteTarget(t)
+	a.s.srv.UpdateMany(a.buf)
+	clear(a.buf) // the values are the core's; do not keep them alive
+	a.buf = a.buf[:0]
+}
+
+// drain applies what is queued now, without waiting.
+func (a *applier) drain() {
+	for !a.closed {
+		select {
+		case b, ok := <-a.sub.C():
+			if !ok {
+				a.closed = true
+				break
+			}
+			a.add(b)
+			if len(a.buf) >= maxWrite {
+				a.flush()
+			}
+			continue
+		default:
 		}
+		break
+	}
+	a.flush()
+}
+
+// resync makes the served tree equal to the merge core's, router by
+// router, and repeats while batches it may not cover were lost meanwhile.
+func (a *applier) resync() {
+	for pass := 0; ; pass++ {
+		a.s.resyncs.Inc()
+		a.lostSeen, a.lost = false, 0
+		cut0 := a.sub.Seq()
+		names := a.s.snap.Routers()
+		seen := make(map[string]bool, len(names))
+		for _, n := range names {
+			seen[n] = true
+		}
+		// Targets served but no longer held are replaced by their (empty)
+		// snapshot, which removes them unless they came back meanwhile.
+		for _, t := range a.s.srv.Targets() {
+			if !seen[t] {
+				names = append(names, t)
+			}
+		}
+		cuts := make(map[string]uint64, len(names))
+		// The skipping below must already use this pass's cuts, so that
+		// the batches drained between routers are judged by them.
+		a.cuts, a.cut0, a.maxCut = cuts, cut0, cut0
+		for _, n := range names {
+			cut := a.sub.Seq()
+			ups := a.s.snap.Snapshot(n)
+			cuts[n] = cut
+			a.maxCut = max(a.maxCut, cut)
+			a.s.srv.Replace(n, ups)
+			a.drain()
+		}
+		if a.closed || a.sub.LostSeq() <= cut0 {
+			return
+		}
+		a.s.log.Warn("gnmi server missed changes during a resynchronisation; again", slog.Int("pass", pass+1))
 	}
 }
