@@ -28,6 +28,9 @@ type Subscription struct {
 	dropped atomic.Uint64 // in all
 	once    sync.Once
 	keys    bool
+	// fn, once set by Deliver (under subMu), takes the batches instead
+	// of ch.
+	fn func(change.Batch)
 }
 
 // SubscribeOption configures a Subscription.
@@ -84,6 +87,44 @@ func (s *Subscription) Seq() uint64 { return s.seq.Load() }
 // batch with Lost > 0 and then LostSeq sees that loss in it.
 func (s *Subscription) LostSeq() uint64 { return s.lostSeq.Load() }
 
+// Deliver switches the consumer to synchronous delivery, if no batch it
+// missed is numbered above covered (the Seq its last resynchronisation
+// started from); it reports whether it switched. The batches still
+// queued are handed to fn first, in order; from then on every batch is
+// handed to fn in the publisher's goroutine, under the locks of the
+// batch's routers (so one router's batches reach fn in order, different
+// routers' possibly at once), and none is dropped. The channel stays
+// open, empty, until Close.
+//
+// fn must not call into the core, and it delays the sources: it is for a
+// consumer whose work is a bounded in-memory write, the gNMI server's
+// store, whose subscribers have queues of their own. Such a consumer in
+// a queue is starved while hundreds of collector goroutines fill it (a
+// fleet's initial sync), loses batches and must resynchronise; handed the
+// batches this way it costs the sources its write, and never falls
+// behind.
+func (s *Subscription) Deliver(covered uint64, fn func(change.Batch)) bool {
+	s.c.subMu.Lock()
+	defer s.c.subMu.Unlock()
+	if s.lostSeq.Load() > covered {
+		return false
+	}
+	for {
+		select {
+		case b, ok := <-s.ch:
+			if !ok {
+				return false // closed
+			}
+			fn(b)
+			continue
+		default:
+		}
+		break
+	}
+	s.fn = fn
+	return true
+}
+
 // Close removes the consumer and closes its channel.
 func (s *Subscription) Close() {
 	s.once.Do(func() {
@@ -114,6 +155,10 @@ func (c *Core) publish(b change.Batch) {
 		// exactly once.
 		b.Seq = s.seq.Add(1)
 		b.Lost = s.lost.Swap(0)
+		if s.fn != nil {
+			s.fn(b)
+			continue
+		}
 		select {
 		case s.ch <- b:
 		default:

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
@@ -144,57 +143,73 @@ func (s *Sink) Run(ctx context.Context, sub *merge.Subscription) error {
 		slog.Bool("tls", s.cfg.TLSCert != ""), slog.Bool("mtls", s.cfg.TLSCA != ""), slog.Bool("auth", s.cfg.Username != ""))
 	defer s.srv.GracefulStop()
 
+	// Serve what the core holds, then take batches as the core publishes
+	// them, in its sources' goroutines (see merge.Subscription.Deliver):
+	// a sink goroutine fed by a queue is starved by hundreds of collector
+	// goroutines during a fleet's sync and loses batches. A loss between
+	// the resync and the switch makes another resync.
 	a := &applier{s: s, sub: sub}
-	a.resync()
-	// A loss is reported by the next batch delivered; when none comes
-	// (the fleet went quiet), this finds it.
-	idle := time.NewTicker(lossCheck)
-	defer idle.Stop()
-	for !a.closed {
+	for {
+		a.resync()
+		if a.closed {
+			return nil
+		}
+		if sub.Deliver(a.cut0, a.deliver) {
+			break
+		}
+		s.log.Warn("gnmi server missed changes; resynchronising from the merged state", slog.Uint64("dropped", sub.Dropped()))
+	}
+	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-serveErr:
 			return fmt.Errorf("gnmi-server: serve: %w", err)
-		case b, ok := <-sub.C():
+		case _, ok := <-sub.C(): // nothing comes; closed by Close
 			if !ok {
 				return nil
 			}
-			a.take(b)
-		case <-idle.C:
-			a.checkLost()
 		}
 	}
-	return nil
 }
 
-// lossCheck is how often an idle sink looks for a loss no batch reported.
-const lossCheck = time.Second
+// deliver applies one batch handed over by the core: the ones still
+// queued at the switch (through the resync's skipping, one at a time),
+// then the live ones, several at once for different routers.
+func (a *applier) deliver(b change.Batch) {
+	if b.Seq <= a.maxCut {
+		// Only batches queued before the switch are numbered this low:
+		// a publisher numbers and hands over a batch under the lock
+		// Deliver takes. They come one at a time, so a.buf is free.
+		a.add(b)
+		a.flush()
+		return
+	}
+	a.s.batches.Inc()
+	a.s.srv.UpdateMany(b.Updates)
+}
 
-// maxWrite bounds the updates one write gathers from the queue: enough
-// that a burst (a fleet's initial sync) costs a write per thousands of
-// leaves rather than one per notification, few enough that the first
-// leaf of a write does not wait long for the last.
+// maxWrite bounds the updates one write gathers while the resync drains
+// the queue: a write per thousands of leaves rather than one per batch.
 const maxWrite = 8192
 
-// applier is Run's state: it moves the queue's batches into the served
-// tree and resynchronises it from the merge core after a loss.
+// applier brings the served tree level with the merge core before the
+// switch to synchronous delivery: a resync, router by router, and the
+// batches queued meanwhile.
 //
-// A resync must not undo itself. Batches wait in the queue, so when one
-// says others were lost, those behind it are older than a snapshot taken
-// now, and applying them after it would take their leaves back in time
-// (and show subscribers old values with old timestamps). And a resync
-// that stops the queue for the whole fleet's snapshot loses the batches
-// that come meanwhile, so the next one starts another: at 200 routers x
-// 100 neighbors a resync took seconds, every one of them was followed by
-// another, and subscribers got their updates seconds late. So:
-//   - the resync goes one router at a time, reading the subscription's
-//     Seq before the router's snapshot; the router's batches numbered up
-//     to it are in the snapshot and are skipped when they come;
-//   - between two routers it applies what has queued meanwhile;
-//   - a loss reported by a batch is ignored when every dropped batch is
-//     older than the last resync's start (Subscription.LostSeq): markers
-//     of losses a resync already covered do not start another.
+// The resync must not undo itself. Batches wait in the queue, so those
+// queued before a router's snapshot was taken are older than it, and
+// applying them after it would take their leaves back in time (and show
+// subscribers old values with old timestamps). So it reads the
+// subscription's Seq before each router's snapshot; the router's batches
+// numbered up to it are in the snapshot and are skipped when they come.
+// Between two routers it applies what has queued meanwhile, so a resync
+// of a large fleet does not stop the queue for its whole length. (Before,
+// the sink read a queue for good: at 200 routers x 100 neighbors the
+// fleet's sync filled it, the whole-fleet resync that followed took
+// seconds and lost the batches that came meanwhile, and so on: every
+// update reached subscribers seconds late, and the queued batches behind
+// each resync took leaves back in time.)
 type applier struct {
 	s      *Sink
 	sub    *merge.Subscription
@@ -206,50 +221,12 @@ type applier struct {
 	cuts   map[string]uint64
 	cut0   uint64
 	maxCut uint64
-	// lostSeen is set when a batch reported a loss the last resync does
-	// not cover.
-	lostSeen bool
-	lost     uint64 // updates reported lost since the last resync
 }
 
-// take applies b and whatever else is queued (up to maxWrite updates) in
-// one write, then resynchronises if a batch reported an uncovered loss.
-func (a *applier) take(b change.Batch) {
-	a.add(b)
-	for len(a.buf) < maxWrite && !a.closed {
-		select {
-		case nb, ok := <-a.sub.C():
-			if !ok {
-				a.closed = true
-				break
-			}
-			a.add(nb)
-			continue
-		default:
-		}
-		break
-	}
-	a.flush()
-	a.checkLost()
-}
-
-// checkLost resynchronises if a batch the last resync does not cover was
-// dropped.
-func (a *applier) checkLost() {
-	if a.lostSeen || a.sub.LostSeq() > a.cut0 {
-		a.s.log.Warn("gnmi server missed changes; resynchronising from the merged state", slog.Uint64("lost", a.lost))
-		a.resync()
-	}
-}
-
-// add queues b's updates for the next write, less those the last resync
+// add queues b's updates for the next write, less those the resync
 // already holds.
 func (a *applier) add(b change.Batch) {
 	a.s.batches.Inc()
-	if b.Lost > 0 && a.sub.LostSeq() > a.cut0 {
-		a.lostSeen = true
-		a.lost += b.Lost
-	}
 	if b.Seq > a.maxCut {
 		a.buf = append(a.buf, b.Updates...)
 		return
@@ -301,7 +278,6 @@ func (a *applier) drain() {
 func (a *applier) resync() {
 	for pass := 0; ; pass++ {
 		a.s.resyncs.Inc()
-		a.lostSeen, a.lost = false, 0
 		cut0 := a.sub.Seq()
 		names := a.s.snap.Routers()
 		seen := make(map[string]bool, len(names))
@@ -316,8 +292,8 @@ func (a *applier) resync() {
 			}
 		}
 		cuts := make(map[string]uint64, len(names))
-		// The skipping below must already use this pass's cuts, so that
-		// the batches drained between routers are judged by them.
+		// The skipping must already use this pass's cuts, so that the
+		// batches drained between routers are judged by them.
 		a.cuts, a.cut0, a.maxCut = cuts, cut0, cut0
 		for _, n := range names {
 			cut := a.sub.Seq()
@@ -330,6 +306,7 @@ func (a *applier) resync() {
 		if a.closed || a.sub.LostSeq() <= cut0 {
 			return
 		}
-		a.s.log.Warn("gnmi server missed changes during a resynchronisation; again", slog.Int("pass", pass+1))
+		a.s.log.Warn("gnmi server missed changes while resynchronising; again",
+			slog.Int("pass", pass+1), slog.Uint64("dropped", a.sub.Dropped()))
 	}
 }
