@@ -1,5 +1,15 @@
 // Package gnmiserver is meshd's re-serve sink: it keeps a gnmitarget store
 // current from the merge core's change stream, one gNMI target per router.
+//
+// It starts from the core's snapshot, router by router, then takes the
+// core's batches as they are published, in the sources' goroutines
+// (merge.Subscription.Deliver), not from a queue: the store's write is
+// bounded in-memory work (each subscriber has a coalescing queue of its
+// own, so a slow subscriber delays no one), and a sink goroutine fed by a
+// queue was starved by the collector goroutines during a fleet's sync,
+// lost batches and resynchronised for tens of seconds, during which
+// subscribers got updates seconds late. A re-served update keeps the
+// timestamp its source gave it.
 package gnmiserver
 
 import (
