@@ -80,6 +80,11 @@ type Batch struct {
 	// previous batch because its queue was full; a consumer that keeps a
 	// copy of the state resynchronises from the merge core's snapshot.
 	Lost uint64
+	// Seq numbers the batches offered to one consumer, dropped ones
+	// included; a router's batches are numbered in the order they were
+	// published. A consumer that resynchronises compares it with the
+	// subscription's Seq read before each snapshot (merge.Subscription).
+	Seq uint64
 }
 
 // EventKind names a discrete event. Kinds are a small fixed set so they can

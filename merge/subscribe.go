@@ -10,14 +10,27 @@ import (
 // Subscription is one consumer's bounded queue of batches. When the queue
 // is full a batch is dropped and counted rather than blocking the core;
 // the next batch delivered carries the count in Lost.
+//
+// Every batch offered is numbered (change.Batch.Seq) under the locks of
+// its routers, so a consumer that resynchronises can tell, per router,
+// which queued batches its snapshot already holds: read Seq, then take
+// the router's snapshot; the router's batches numbered up to what Seq
+// said are in it (applying them again would take the router back in
+// time), the later ones are not. LostSeq says whether any dropped batch
+// is newer than a given Seq, i.e. whether a resync already covers a loss.
 type Subscription struct {
 	name    string
 	ch      chan change.Batch
 	c       *Core
+	seq     atomic.Uint64 // the last number given to a batch
+	lostSeq atomic.Uint64 // the greatest number of a dropped batch
 	lost    atomic.Uint64 // since the last delivered batch
 	dropped atomic.Uint64 // in all
 	once    sync.Once
 	keys    bool
+	// fn, once set by Deliver (under subMu), takes the batches instead
+	// of ch.
+	fn func(change.Batch)
 }
 
 // SubscribeOption configures a Subscription.
@@ -64,6 +77,54 @@ func (s *Subscription) Name() string { return s.name }
 // Dropped is the number of updates and events this consumer has missed.
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
+// Seq is the number of the last batch offered to this consumer: every
+// batch published before the call has a number up to it, every batch
+// published after one above it.
+func (s *Subscription) Seq() uint64 { return s.seq.Load() }
+
+// LostSeq is the greatest number of a batch this consumer missed, 0 if
+// none. It is set before the loss is counted, so a consumer that reads a
+// batch with Lost > 0 and then LostSeq sees that loss in it.
+func (s *Subscription) LostSeq() uint64 { return s.lostSeq.Load() }
+
+// Deliver switches the consumer to synchronous delivery, if no batch it
+// missed is numbered above covered (the Seq its last resynchronisation
+// started from); it reports whether it switched. The batches still
+// queued are handed to fn first, in order; from then on every batch is
+// handed to fn in the publisher's goroutine, under the locks of the
+// batch's routers (so one router's batches reach fn in order, different
+// routers' possibly at once), and none is dropped. The channel stays
+// open, empty, until Close.
+//
+// fn must not call into the core, and it delays the sources: it is for a
+// consumer whose work is a bounded in-memory write, the gNMI server's
+// store, whose subscribers have queues of their own. Such a consumer in
+// a queue is starved while hundreds of collector goroutines fill it (a
+// fleet's initial sync), loses batches and must resynchronise; handed the
+// batches this way it costs the sources its write, and never falls
+// behind.
+func (s *Subscription) Deliver(covered uint64, fn func(change.Batch)) bool {
+	s.c.subMu.Lock()
+	defer s.c.subMu.Unlock()
+	if s.lostSeq.Load() > covered {
+		return false
+	}
+	for {
+		select {
+		case b, ok := <-s.ch:
+			if !ok {
+				return false // closed
+			}
+			fn(b)
+			continue
+		default:
+		}
+		break
+	}
+	s.fn = fn
+	return true
+}
+
 // Close removes the consumer and closes its channel.
 func (s *Subscription) Close() {
 	s.once.Do(func() {
@@ -92,10 +153,21 @@ func (c *Core) publish(b change.Batch) {
 		// Swap, not Load then Store: batches of different routers are
 		// published at once, and each lost count must reach the consumer
 		// exactly once.
+		b.Seq = s.seq.Add(1)
 		b.Lost = s.lost.Swap(0)
+		if s.fn != nil {
+			s.fn(b)
+			continue
+		}
 		select {
 		case s.ch <- b:
 		default:
+			for {
+				m := s.lostSeq.Load()
+				if m >= b.Seq || s.lostSeq.CompareAndSwap(m, b.Seq) {
+					break
+				}
+			}
 			s.lost.Add(b.Lost + n)
 			s.dropped.Add(n)
 			c.m.dropped.WithLabelValues(s.name).Add(float64(n))

@@ -11,15 +11,9 @@ import (
 	"os/exec"
 	"runtime/pprof"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/meshd/meshd/gnmiclient/respcodec"
+	"github.com/meshd/meshd/bench/internal/gnmisub"
 )
 
 // clients are the bench's gNMI subscribers, in this process or in a child
@@ -32,156 +26,40 @@ type clients interface {
 	close()
 }
 
-// result is what the subscribers saw while measuring.
+// result is what the subscribers saw while measuring, with the clients'
+// CPU and RSS when they run in a child process.
 type result struct {
-	Received      int64         // leaf updates
-	Notifications int64         // notifications, one latency sample each
-	P50, P99      time.Duration //
-	P999, Max     time.Duration //
-	// Per change batch (one timestamp): when its first subscriber had it,
-	// and when its last one did; the gap is the fan-out's.
-	FirstP50, FirstP99 time.Duration
-	LastP50, LastP99   time.Duration
-	Batches            int
-	CPU                time.Duration // the clients' CPU while measuring (child only)
-	RSS                string        // the clients' RSS (child only)
+	gnmisub.Result
+	CPU time.Duration // the clients' CPU while measuring (child only)
+	RSS string        // the clients' RSS (child only)
 }
 
-// subscriberSet is n STREAM ON_CHANGE subscribers on the whole tree, each
-// on its own connection, each fully decoding what it receives (the gRPC
-// proto codec unmarshals every SubscribeResponse, as gnmic does). Latency
-// is the receive time minus the notification's timestamp, which is the
-// time the bench stamped on the change before handing it to the merge core.
+// subscriberSet is n STREAM ON_CHANGE subscribers on the whole tree
+// (gnmisub), with the CPU they used while measuring.
 type subscriberSet struct {
-	lat       hist
-	batches   batchSpread
-	received  atomic.Int64
-	measuring atomic.Bool
-	wg        sync.WaitGroup
-	conns     []*grpc.ClientConn
-	synced    time.Duration
-	cpu0      time.Duration
-	cpu       time.Duration
+	set  *gnmisub.Set
+	cpu0 time.Duration
 }
 
 func connect(ctx context.Context, addr string, n int, withSync bool) (*subscriberSet, error) {
-	s := &subscriberSet{}
-	ready := make(chan struct{}, n)
-	w0 := time.Now()
-	for i := 0; i < n; i++ {
-		dopts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-		if clientWindow > 0 {
-			dopts = append(dopts, grpc.WithInitialWindowSize(clientWindow), grpc.WithInitialConnWindowSize(clientWindow))
-		}
-		cc, err := grpc.NewClient(addr, dopts...)
-		if err != nil {
-			return nil, err
-		}
-		s.conns = append(s.conns, cc)
-		// Subscribers decode as meshd's own gNMI client does: the
-		// generic protobuf decoder would make a hundred subscribers on
-		// this 2-core machine cost more than the server they measure.
-		codec := respcodec.NewCodec()
-		codec.D.Reuse = true
-		st, err := gpb.NewGNMIClient(cc).Subscribe(ctx, grpc.ForceCodecV2(codec))
-		if err != nil {
-			return nil, err
-		}
-		if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
-			Prefix: &gpb.Path{Target: "*"}, Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO, UpdatesOnly: !withSync,
-			Subscription: []*gpb.Subscription{{Path: &gpb.Path{}, Mode: gpb.SubscriptionMode_ON_CHANGE}}}}}); err != nil {
-			return nil, err
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			r := new(gpb.SubscribeResponse)
-			for {
-				r.Reset()
-				if err := st.RecvMsg(r); err != nil {
-					return
-				}
-				if r.GetSyncResponse() {
-					ready <- struct{}{}
-					continue
-				}
-				n := r.GetUpdate()
-				if s.measuring.Load() {
-					d := time.Duration(time.Now().UnixNano() - n.GetTimestamp())
-					s.lat.add(d)
-					s.batches.add(n.GetTimestamp(), d)
-					s.received.Add(int64(len(n.GetUpdate()) + len(n.GetDelete())))
-				}
-			}
-		}()
+	set, err := gnmisub.Connect(ctx, addr, n, gnmisub.Config{Sync: withSync, ClientWindow: clientWindow})
+	if err != nil {
+		return nil, err
 	}
-	for i := 0; i < n; i++ {
-		select {
-		case <-ready:
-		case <-time.After(5 * time.Minute):
-			return nil, errors.New("subscribers did not sync within 5 minutes")
-		}
-	}
-	s.synced = time.Since(w0)
-	return s, nil
+	return &subscriberSet{set: set}, nil
 }
 
 func (s *subscriberSet) begin() {
 	s.cpu0 = cpuTime()
-	s.measuring.Store(true)
+	s.set.Begin()
 }
 
 func (s *subscriberSet) end() result {
-	s.measuring.Store(false)
-	s.cpu = cpuTime() - s.cpu0
-	s.lat.mu.Lock()
-	defer s.lat.mu.Unlock()
-	first, last := s.batches.hists()
-	return result{
-		Received: s.received.Load(), Notifications: int64(len(s.lat.us)),
-		P50: s.lat.pct(0.5), P99: s.lat.pct(0.99), P999: s.lat.pct(0.999), Max: s.lat.pct(1),
-		FirstP50: first.pct(0.5), FirstP99: first.pct(0.99), LastP50: last.pct(0.5), LastP99: last.pct(0.99),
-		Batches: len(first.us), CPU: s.cpu, RSS: procStatus("VmRSS"),
-	}
+	r := s.set.End()
+	return result{Result: r, CPU: cpuTime() - s.cpu0, RSS: procStatus("VmRSS")}
 }
 
-// batchSpread keeps, per change batch (the bench stamps a batch's changes
-// with one time), the least and the greatest latency any subscriber saw.
-type batchSpread struct {
-	mu sync.Mutex
-	m  map[int64][2]time.Duration
-}
-
-func (b *batchSpread) add(ts int64, d time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.m == nil {
-		b.m = map[int64][2]time.Duration{}
-	}
-	mm, ok := b.m[ts]
-	if !ok {
-		mm = [2]time.Duration{d, d}
-	}
-	b.m[ts] = [2]time.Duration{min(mm[0], d), max(mm[1], d)}
-}
-
-func (b *batchSpread) hists() (first, last *hist) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	first, last = &hist{}, &hist{}
-	for _, mm := range b.m {
-		first.add(mm[0])
-		last.add(mm[1])
-	}
-	return first, last
-}
-
-func (s *subscriberSet) shutdown() {
-	for _, cc := range s.conns {
-		_ = cc.Close()
-	}
-	s.wg.Wait()
-}
+func (s *subscriberSet) shutdown() { s.set.Close() }
 
 // inProcClients runs the subscribers in this process.
 type inProcClients struct {
@@ -199,7 +77,7 @@ func startInProc(ctx context.Context, addr string, n int, withSync bool) (client
 	return &inProcClients{set: set, cancel: cancel}, nil
 }
 
-func (c *inProcClients) syncTime() time.Duration { return c.set.synced }
+func (c *inProcClients) syncTime() time.Duration { return c.set.set.SyncTime() }
 func (c *inProcClients) start() error            { c.set.begin(); return nil }
 func (c *inProcClients) stop() (result, error) {
 	r := c.set.end()
@@ -297,7 +175,7 @@ func runChild(addr string, n int, withSync bool) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("synced %v\n", set.synced)
+	fmt.Printf("synced %v\n", set.set.SyncTime())
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		switch in.Text() {

@@ -14,9 +14,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -113,26 +111,6 @@ func neighborLeaves(router string, i int, at time.Time) []change.Change {
 		af(change.Uint(900), "installed"),
 		af(change.Uint(10), "sent"),
 	}
-}
-
-// hist is a log-linear latency histogram in microseconds.
-type hist struct {
-	mu sync.Mutex
-	us []int64
-}
-
-func (h *hist) add(d time.Duration) {
-	h.mu.Lock()
-	h.us = append(h.us, d.Microseconds())
-	h.mu.Unlock()
-}
-
-func (h *hist) pct(p float64) time.Duration {
-	if len(h.us) == 0 {
-		return 0
-	}
-	sort.Slice(h.us, func(i, j int) bool { return h.us[i] < h.us[j] })
-	return time.Duration(h.us[int(p*float64(len(h.us)-1))]) * time.Microsecond
 }
 
 func cpuTime() time.Duration {

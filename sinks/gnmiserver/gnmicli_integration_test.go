@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/merge"
 )
 
 // These tests hold meshd's gNMI target to openconfig/gnmi's reference
@@ -245,4 +246,101 @@ func TestGNMICLISampleTimestamps(t *testing.T) {
 			t.Errorf("sample %d stamped %v, not after the one before (%v)", i, time.Unix(0, ts).UTC(), time.Unix(0, stamps[i-1]).UTC())
 		}
 	}
+}
+
+// gnmi_cli on an ON_CHANGE stream of a counter that its source moves on
+// (and stamps) once a second: what it prints is the core's value at the
+// start, then every later value in order, each with the timestamp its
+// source gave it. The sink's queue (4 batches) overflowed before it read
+// it, so this also holds the resync to the order of the source: before,
+// the batches queued behind a resync took the counter back to a value
+// from minutes before, and a loss made a resync whose re-sent values
+// reached subscribers seconds late.
+func TestGNMICLIStreamSourceOrderAndTimestamps(t *testing.T) {
+	const before, after = 200, 400
+	base := time.Unix(1_700_000_000, 0)
+	upd := change.NeighborPath("default", "192.0.2.1", "state", "messages", "received", "UPDATE")
+	count := func(i int) []change.Change {
+		return []change.Change{{Router: "r1", Path: upd, Value: change.Uint(uint64(i)), Time: base.Add(time.Duration(i) * time.Second), Source: change.SourceBMP}}
+	}
+	f := startAfter(t, 4, func(core *merge.Core) {
+		core.Apply(bmpPeerUp("r1", "default", "192.0.2.1", 64512, base))
+		for i := 1; i <= before; i++ {
+			core.Apply(count(i))
+		}
+	})
+	if f.sub.Dropped() == 0 {
+		t.Fatal("the queue of 4 did not overflow")
+	}
+	type out struct {
+		resps []*gpb.SubscribeResponse
+		text  string
+	}
+	done := make(chan out, 1)
+	go func() {
+		resps, text, _ := f.cliSubscribe(t, subReq("r1", gpb.SubscriptionList_STREAM, gpb.Encoding_PROTO, &gpb.Subscription{
+			Path: change.MustPath(cliNbr + "[neighbor-address=192.0.2.1]/state/messages/received/UPDATE"), Mode: gpb.SubscriptionMode_ON_CHANGE,
+		}), 3*time.Second)
+		done <- out{resps, text}
+	}()
+	// Changes from now on: those before gnmi_cli's subscription took hold
+	// reach it as its initial value, the others one by one.
+	deadline := time.Now().Add(10 * time.Second)
+	for f.streams(t) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("gnmi_cli did not subscribe within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := before + 1; i <= after; i++ {
+		f.core.Apply(count(i))
+	}
+	o := <-done
+	var vals []uint64
+	for _, r := range o.resps {
+		n := r.GetUpdate()
+		for _, u := range n.GetUpdate() {
+			v := u.GetVal().GetUintVal()
+			if want := base.Add(time.Duration(v) * time.Second).UnixNano(); n.GetTimestamp() != want {
+				t.Errorf("value %d stamped %v, want its source's %v", v, time.Unix(0, n.GetTimestamp()).UTC(), time.Unix(0, want).UTC())
+			}
+			vals = append(vals, v)
+		}
+	}
+	if len(vals) == 0 {
+		t.Fatalf("gnmi_cli printed no value:\n%s", o.text)
+	}
+	if vals[0] < before {
+		t.Errorf("first value %d, want the core's value when gnmi_cli subscribed (%d or later)", vals[0], before)
+	}
+	for i := 1; i < len(vals); i++ {
+		if vals[i] <= vals[i-1] {
+			t.Errorf("value %d after %d: not in the source's order", vals[i], vals[i-1])
+		}
+	}
+	if last := vals[len(vals)-1]; last != after {
+		t.Errorf("last value %d, want %d", last, after)
+	}
+}
+
+// streams is the number of STREAM subscriptions the target serves.
+func (f *fixture) streams(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "meshd_gnmitarget_subscriptions" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "mode" && l.GetValue() == "STREAM" {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -1,5 +1,15 @@
 // Package gnmiserver is meshd's re-serve sink: it keeps a gnmitarget store
 // current from the merge core's change stream, one gNMI target per router.
+//
+// It starts from the core's snapshot, router by router, then takes the
+// core's batches as they are published, in the sources' goroutines
+// (merge.Subscription.Deliver), not from a queue: the store's write is
+// bounded in-memory work (each subscriber has a coalescing queue of its
+// own, so a slow subscriber delays no one), and a sink goroutine fed by a
+// queue was starved by the collector goroutines during a fleet's sync,
+// lost batches and resynchronised for tens of seconds, during which
+// subscribers got updates seconds late. A re-served update keeps the
+// timestamp its source gave it.
 package gnmiserver
 
 import (
@@ -20,9 +30,11 @@ import (
 	mygot "github.com/meshd/meshd/ygot"
 )
 
-// Snapshotter gives the merged state in full, for a resynchronisation
-// after the sink missed batches. *merge.Core implements it.
+// Snapshotter gives the merged state, router by router, for a
+// resynchronisation after the sink missed batches. *merge.Core
+// implements it.
 type Snapshotter interface {
+	Routers() []string
 	Snapshot(router string) []change.Update
 }
 
@@ -141,52 +153,170 @@ func (s *Sink) Run(ctx context.Context, sub *merge.Subscription) error {
 		slog.Bool("tls", s.cfg.TLSCert != ""), slog.Bool("mtls", s.cfg.TLSCA != ""), slog.Bool("auth", s.cfg.Username != ""))
 	defer s.srv.GracefulStop()
 
-	s.resync()
+	// Serve what the core holds, then take batches as the core publishes
+	// them, in its sources' goroutines (see merge.Subscription.Deliver):
+	// a sink goroutine fed by a queue is starved by hundreds of collector
+	// goroutines during a fleet's sync and loses batches. A loss between
+	// the resync and the switch makes another resync.
+	a := &applier{s: s, sub: sub}
+	for {
+		a.resync()
+		if a.closed {
+			return nil
+		}
+		if sub.Deliver(a.cut0, a.deliver) {
+			break
+		}
+		s.log.Warn("gnmi server missed changes; resynchronising from the merged state", slog.Uint64("dropped", sub.Dropped()))
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-serveErr:
 			return fmt.Errorf("gnmi-server: serve: %w", err)
-		case b, ok := <-sub.C():
+		case _, ok := <-sub.C(): // nothing comes; closed by Close
 			if !ok {
 				return nil
 			}
-			s.Apply(b)
 		}
 	}
 }
 
-// Apply applies one batch: its updates per router, or, when the batch
-// says batches were lost, a full resynchronisation from the snapshot.
-func (s *Sink) Apply(b change.Batch) {
-	s.batches.Inc()
-	if b.Lost > 0 {
-		s.log.Warn("gnmi server missed changes; resynchronising from the merged state", slog.Uint64("lost", b.Lost))
-		s.resync()
+// deliver applies one batch handed over by the core: the ones still
+// queued at the switch (through the resync's skipping, one at a time),
+// then the live ones, several at once for different routers.
+func (a *applier) deliver(b change.Batch) {
+	if b.Seq <= a.maxCut {
+		// Only batches queued before the switch are numbered this low:
+		// a publisher numbers and hands over a batch under the lock
+		// Deliver takes. They come one at a time, so a.buf is free.
+		a.add(b)
+		a.flush()
 		return
 	}
-	// One write for the whole batch: every subscriber wakes once for it.
-	s.srv.UpdateMany(b.Updates)
+	a.s.batches.Inc()
+	a.s.srv.UpdateMany(b.Updates)
 }
 
-// resync makes the served tree equal to the merge core's snapshot.
-func (s *Sink) resync() {
-	s.resyncs.Inc()
-	snap := s.snap.Snapshot("")
-	seen := map[string]bool{}
-	for i := 0; i < len(snap); {
-		j := i + 1
-		for j < len(snap) && snap[j].Router == snap[i].Router {
-			j++
-		}
-		seen[snap[i].Router] = true
-		s.srv.Replace(snap[i].Router, snap[i:j])
-		i = j
+// maxWrite bounds the updates one write gathers while the resync drains
+// the queue: a write per thousands of leaves rather than one per batch.
+const maxWrite = 8192
+
+// applier brings the served tree level with the merge core before the
+// switch to synchronous delivery: a resync, router by router, and the
+// batches queued meanwhile.
+//
+// The resync must not undo itself. Batches wait in the queue, so those
+// queued before a router's snapshot was taken are older than it, and
+// applying them after it would take their leaves back in time (and show
+// subscribers old values with old timestamps). So it reads the
+// subscription's Seq before each router's snapshot; the router's batches
+// numbered up to it are in the snapshot and are skipped when they come.
+// Between two routers it applies what has queued meanwhile, so a resync
+// of a large fleet does not stop the queue for its whole length. (Before,
+// the sink read a queue for good: at 200 routers x 100 neighbors the
+// fleet's sync filled it, the whole-fleet resync that followed took
+// seconds and lost the batches that came meanwhile, and so on: every
+// update reached subscribers seconds late, and the queued batches behind
+// each resync took leaves back in time.)
+type applier struct {
+	s      *Sink
+	sub    *merge.Subscription
+	closed bool
+	buf    []change.Update
+	// cuts are the last resync's Seq per router; cut0 is the Seq read
+	// before it listed the routers, for routers it did not see (gone from
+	// the core, their queued batches are older than the snapshot).
+	cuts   map[string]uint64
+	cut0   uint64
+	maxCut uint64
+}
+
+// add queues b's updates for the next write, less those the resync
+// already holds.
+func (a *applier) add(b change.Batch) {
+	a.s.batches.Inc()
+	if b.Seq > a.maxCut {
+		a.buf = append(a.buf, b.Updates...)
+		return
 	}
-	for _, t := range s.srv.Targets() {
-		if !seen[t] {
-			s.srv.DeleteTarget(t)
+	for _, u := range b.Updates {
+		cut, ok := a.cuts[u.Router]
+		if !ok {
+			cut = a.cut0
 		}
+		if b.Seq > cut {
+			a.buf = append(a.buf, u)
+		}
+	}
+}
+
+// flush writes the gathered updates: every subscriber wakes once for them.
+func (a *applier) flush() {
+	if len(a.buf) == 0 {
+		return
+	}
+	a.s.srv.UpdateMany(a.buf)
+	clear(a.buf) // the values are the core's; do not keep them alive
+	a.buf = a.buf[:0]
+}
+
+// drain applies what is queued now, without waiting.
+func (a *applier) drain() {
+	for !a.closed {
+		select {
+		case b, ok := <-a.sub.C():
+			if !ok {
+				a.closed = true
+				break
+			}
+			a.add(b)
+			if len(a.buf) >= maxWrite {
+				a.flush()
+			}
+			continue
+		default:
+		}
+		break
+	}
+	a.flush()
+}
+
+// resync makes the served tree equal to the merge core's, router by
+// router, and repeats while batches it may not cover were lost meanwhile.
+func (a *applier) resync() {
+	for pass := 0; ; pass++ {
+		a.s.resyncs.Inc()
+		cut0 := a.sub.Seq()
+		names := a.s.snap.Routers()
+		seen := make(map[string]bool, len(names))
+		for _, n := range names {
+			seen[n] = true
+		}
+		// Targets served but no longer held are replaced by their (empty)
+		// snapshot, which removes them unless they came back meanwhile.
+		for _, t := range a.s.srv.Targets() {
+			if !seen[t] {
+				names = append(names, t)
+			}
+		}
+		cuts := make(map[string]uint64, len(names))
+		// The skipping must already use this pass's cuts, so that the
+		// batches drained between routers are judged by them.
+		a.cuts, a.cut0, a.maxCut = cuts, cut0, cut0
+		for _, n := range names {
+			cut := a.sub.Seq()
+			ups := a.s.snap.Snapshot(n)
+			cuts[n] = cut
+			a.maxCut = max(a.maxCut, cut)
+			a.s.srv.Replace(n, ups)
+			a.drain()
+		}
+		if a.closed || a.sub.LostSeq() <= cut0 {
+			return
+		}
+		a.s.log.Warn("gnmi server missed changes while resynchronising; again",
+			slog.Int("pass", pass+1), slog.Uint64("dropped", a.sub.Dropped()))
 	}
 }

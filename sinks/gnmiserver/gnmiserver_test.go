@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,6 +69,7 @@ func TestValidate(t *testing.T) {
 type fixture struct {
 	core *merge.Core
 	sink *Sink
+	sub  *merge.Subscription
 	c    gpb.GNMIClient
 	reg  *prometheus.Registry
 }
@@ -82,16 +84,38 @@ func start(t *testing.T, depth int) *fixture {
 // go to the sink.
 func startWith(t *testing.T, depth int, cfg Config, dopts []grpc.DialOption, opts ...Option) *fixture {
 	t.Helper()
+	return startHook(t, depth, nil, nil, cfg, dopts, opts...)
+}
+
+// startAfter runs the sink once before has fed the core, with the sink's
+// queue (of depth batches) already subscribed and nothing reading it.
+func startAfter(t *testing.T, depth int, before func(*merge.Core)) *fixture {
+	t.Helper()
+	return startHook(t, depth, before, nil, Config{Listen: "127.0.0.1:0", MinSampleInterval: 50 * time.Millisecond},
+		[]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
+}
+
+// startHook is startWith with before run between subscribing and Run,
+// and snap (if not nil) wrapping the core as the sink's snapshot source.
+func startHook(t *testing.T, depth int, before func(*merge.Core), snap func(*merge.Core) Snapshotter, cfg Config, dopts []grpc.DialOption, opts ...Option) *fixture {
+	t.Helper()
 	core, err := merge.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	sink, err := New(cfg, core, append([]Option{WithRegisterer(reg)}, opts...)...)
+	var src Snapshotter = core
+	if snap != nil {
+		src = snap(core)
+	}
+	sink, err := New(cfg, src, append([]Option{WithRegisterer(reg)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sub := core.Subscribe("gnmi-server", depth, merge.WithKeys())
+	if before != nil {
+		before(core)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sink.Run(ctx, sub) }()
@@ -114,7 +138,7 @@ func startWith(t *testing.T, depth int, cfg Config, dopts []grpc.DialOption, opt
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	return &fixture{core: core, sink: sink, c: gpb.NewGNMIClient(cc), reg: reg}
+	return &fixture{core: core, sink: sink, sub: sub, c: gpb.NewGNMIClient(cc), reg: reg}
 }
 
 // bmpPeerUp is what the BMP bridge applies for a Peer Up: OpenConfig
@@ -263,35 +287,124 @@ func TestCapabilities(t *testing.T) {
 	}
 }
 
-func TestLostBatchesResyncFromSnapshot(t *testing.T) {
-	f := start(t, 1024)
-	at := time.Now()
-	f.core.Apply(append(bmpPeerUp("r1", "default", "192.0.2.1", 64512, at), bmpPeerUp("r2", "default", "192.0.2.9", 64513, at)...))
-	f.waitGet(t, "r2", "/", gpb.Encoding_PROTO, "r2 served", func(r *gpb.GetResponse, err error) bool { return err == nil })
-
-	// The served tree drifts from the core (as if batches were missed):
-	// the core loses r2 and a neighbor of r1 changes while the sink sees
-	// none of it, then a batch arrives saying some were lost.
-	other, err := merge.New()
+// The sink's queue overflowed before it read anything: its first resync
+// serves the core's state, and the batches still queued, older than that
+// state, neither take a leaf back in time nor bring back a router the
+// core has dropped; their loss, which that resync covers, starts no
+// other resync. (Before, a resync was followed by the batches it had
+// already covered, and every loss marker started another whole-fleet
+// resync, each losing more batches: subscribers of a busy fleet saw
+// updates seconds late.)
+func TestQueuedBatchesDoNotUndoResync(t *testing.T) {
+	const n = 50
+	at := time.Unix(1_700_000_000, 0)
+	upd := change.NeighborPath("default", "192.0.2.1", "state", "messages", "received", "UPDATE")
+	count := func(i int) []change.Change {
+		return []change.Change{{Router: "r1", Path: upd, Value: change.Uint(uint64(i)), Time: at.Add(time.Duration(i) * time.Second), Source: change.SourceBMP}}
+	}
+	f := startAfter(t, 4, func(core *merge.Core) {
+		core.Apply(append(bmpPeerUp("r1", "default", "192.0.2.1", 64512, at), bmpPeerUp("r2", "default", "192.0.2.9", 64513, at)...))
+		for i := 1; i <= n; i++ {
+			core.Apply(count(i))
+		}
+		core.RemoveRouter("r2", change.SourceBMP, at.Add(time.Hour))
+	})
+	if f.sub.Dropped() == 0 {
+		t.Fatal("the queue of 4 did not overflow")
+	}
+	updPath := nbrState + "/messages/received/UPDATE"
+	served := func(want uint64) {
+		t.Helper()
+		f.waitGet(t, "r1", updPath, gpb.Encoding_PROTO, fmt.Sprintf("r1's UPDATE counter at %d", want), func(r *gpb.GetResponse, err error) bool {
+			return err == nil && r.GetNotification()[0].GetUpdate()[0].GetVal().GetUintVal() == want
+		})
+	}
+	served(n)
+	// Queued batches are taken by the same loop that served n: once it
+	// has, none is left to take it back. Let a later change through the
+	// queue to be sure it was emptied.
+	f.core.Apply(count(n + 1))
+	served(n + 1)
+	resp, err := f.get(t, "r1", updPath, gpb.Encoding_PROTO)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other.Apply(bmpPeerUp("r1", "default", "192.0.2.1", 64512, at))
-	other.Apply([]change.Change{{Router: "r1", Path: change.NeighborPath("default", "192.0.2.1", "state", "session-state"),
-		Value: change.String("ACTIVE"), Time: at.Add(time.Second), Source: change.SourceBMP}})
-	f.sink.snap = other
-	f.sink.Apply(change.Batch{Lost: 3})
-
-	resp, err := f.get(t, "r1", nbrState+"/session-state", gpb.Encoding_PROTO)
-	if err != nil || resp.GetNotification()[0].GetUpdate()[0].GetVal().GetStringVal() != "ACTIVE" {
-		t.Errorf("after resync r1 = %v, %v", resp, err)
+	if ts, want := resp.GetNotification()[0].GetTimestamp(), at.Add((n+1)*time.Second).UnixNano(); ts != want {
+		t.Errorf("served with timestamp %v, want the source's %v", time.Unix(0, ts).UTC(), time.Unix(0, want).UTC())
 	}
 	if _, err := f.get(t, "r2", "/", gpb.Encoding_PROTO); status.Code(err) != codes.NotFound {
-		t.Errorf("r2 after resync: %v, want NotFound", err)
+		t.Errorf("r2, removed from the core while its batches were queued: %v, want NotFound", err)
 	}
-	if v := testutil.ToFloat64(f.sink.resyncs); v != 2 { // the start and this one
-		t.Errorf("resyncs = %v, want 2", v)
+	// Served now as the core publishes: nothing more is dropped from the
+	// queue of 4, and each Apply returns with the change served.
+	dropped := f.sub.Dropped()
+	for i := n + 2; i <= n+100; i++ {
+		f.core.Apply(count(i))
+		resp, err := f.get(t, "r1", updPath, gpb.Encoding_PROTO)
+		if err != nil || resp.GetNotification()[0].GetUpdate()[0].GetVal().GetUintVal() != uint64(i) {
+			t.Fatalf("after Apply of %d: served %v, %v", i, resp, err)
+		}
 	}
+	if d := f.sub.Dropped(); d != dropped {
+		t.Errorf("%d more updates dropped after the sink was level with the core", d-dropped)
+	}
+	if v := testutil.ToFloat64(f.sink.resyncs); v != 1 {
+		t.Errorf("resyncs = %v, want 1 (the start's, which covers the loss)", v)
+	}
+}
+
+// Batches lost while the sink resynchronises (here its first one, held
+// at the gate while the core changes more often than the queue of 2
+// holds) make it resynchronise again before it takes batches from the
+// core directly: the served tree is the core's, the router the core
+// dropped meanwhile included.
+func TestUncoveredLossResyncs(t *testing.T) {
+	at := time.Unix(1_700_000_000, 0)
+	gate := make(chan struct{})
+	entered := make(chan struct{})
+	var once sync.Once
+	f := startHook(t, 2, func(core *merge.Core) {
+		core.Apply(append(bmpPeerUp("r1", "default", "192.0.2.1", 64512, at), bmpPeerUp("r2", "default", "192.0.2.9", 64513, at)...))
+	}, func(core *merge.Core) Snapshotter {
+		return gatedSnap{Core: core, wait: func() {
+			once.Do(func() {
+				close(entered)
+				<-gate
+			})
+		}}
+	}, Config{Listen: "127.0.0.1:0", MinSampleInterval: 50 * time.Millisecond},
+		[]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
+	<-entered
+	upd := change.NeighborPath("default", "192.0.2.1", "state", "messages", "received", "UPDATE")
+	for i := 0; i < 8; i++ {
+		f.core.Apply([]change.Change{{Router: "r1", Path: upd, Value: change.Uint(uint64(i)), Time: at.Add(time.Duration(i) * time.Second), Source: change.SourceBMP}})
+	}
+	f.core.RemoveRouter("r2", change.SourceBMP, at.Add(time.Minute))
+	state := change.NeighborPath("default", "192.0.2.1", "state", "session-state")
+	f.core.Apply([]change.Change{{Router: "r1", Path: state, Value: change.String("ACTIVE"), Time: at.Add(time.Minute), Source: change.SourceBMP}})
+	if f.sub.Dropped() == 0 {
+		t.Fatal("the queue of 2 did not overflow")
+	}
+	close(gate)
+	f.waitGet(t, "r1", nbrState+"/session-state", gpb.Encoding_PROTO, "r1 ACTIVE", func(r *gpb.GetResponse, err error) bool {
+		return err == nil && r.GetNotification()[0].GetUpdate()[0].GetVal().GetStringVal() == "ACTIVE"
+	})
+	f.waitGet(t, "r1", nbrState+"/messages/received/UPDATE", gpb.Encoding_PROTO, "r1's counter at 7", func(r *gpb.GetResponse, err error) bool {
+		return err == nil && r.GetNotification()[0].GetUpdate()[0].GetVal().GetUintVal() == 7
+	})
+	f.waitGet(t, "r2", "/", gpb.Encoding_PROTO, "r2 gone", func(r *gpb.GetResponse, err error) bool { return status.Code(err) == codes.NotFound })
+}
+
+// gatedSnap calls wait before each use of the core's snapshot.
+type gatedSnap struct {
+	*merge.Core
+	wait func()
+}
+
+func (g gatedSnap) Routers() []string { g.wait(); return g.Core.Routers() }
+func (g gatedSnap) Snapshot(r string) []change.Update {
+	g.wait()
+	return g.Core.Snapshot(r)
 }
 
 // afiSafiPrefixes is what the BMP bridge applies for a neighbor's IPv4
