@@ -112,13 +112,7 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 		return r.s.scalar(n.leaf.val, e, r.ietf)
 	}
 	obj := map[string]any{}
-	names := make([]string, 0, len(n.kids))
-	for name := range n.kids {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		byKey := n.kids[name]
+	for _, name := range n.names() {
 		ce := childEntry(e, name)
 		member := name
 		if r.ietf && root {
@@ -126,20 +120,24 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 				member = m + ":" + name
 			}
 		}
-		if _, single := byKey[""]; single && len(byKey) == 1 {
-			if v := r.render(byKey[""], ce, false); v != nil {
+		single, byKey := n.kids[name], n.lists[name]
+		if single != nil && len(byKey) == 0 {
+			if v := r.render(single, ce, false); v != nil {
 				obj[member] = v
 			}
 			continue
 		}
-		ks := make([]string, 0, len(byKey))
+		ks := make([]string, 0, len(byKey)+1)
 		for k := range byKey {
 			ks = append(ks, k)
 		}
 		sort.Strings(ks)
 		var list []any
+		if single != nil {
+			ks = append([]string{""}, ks...)
+		}
 		for _, k := range ks {
-			c := byKey[k]
+			c := n.child(name, k)
 			v, ok := r.render(c, ce, false).(map[string]any)
 			if !ok {
 				continue

@@ -76,7 +76,7 @@ func (s *Server) keyLeafEvents(t *target, evs []event) []event {
 		n := op.n
 		names := make([]string, 0, len(n.elem.GetKey()))
 		for name := range n.elem.GetKey() {
-			if len(n.kids[name]) == 0 { // else a leaf of the store is the key leaf
+			if !n.hasNamed(name) { // else a leaf of the store is the key leaf
 				names = append(names, name)
 			}
 		}

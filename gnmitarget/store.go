@@ -27,15 +27,102 @@ type leafVal struct {
 }
 
 // node is a point in a target's tree. Children are indexed by element name
-// and then by the canonical string of the element's keys, so a query with a
-// concrete name and concrete keys needs no scan.
+// and, for list entries, then by the canonical string of the element's
+// keys, so a query with a concrete name and concrete keys needs no scan.
 type node struct {
 	name   string
 	kstr   string
 	elem   *gpb.PathElem
 	parent *node
-	kids   map[string]map[string]*node
-	leaf   *leafVal
+	// kids are the children whose element has no keys (containers and
+	// leaves, most of a tree's nodes), in one map a node; lists are the
+	// list entries, by name and keys. A map per name for every child, as
+	// before, held 1.1 GB of a 1,000 × 100 fleet's 1.9 GB here.
+	kids  map[string]*node
+	lists map[string]map[string]*node
+	leaf  *leafVal
+}
+
+// child is n's child called name with keys ks ("" for none).
+func (n *node) child(name, ks string) *node {
+	if ks == "" {
+		return n.kids[name]
+	}
+	return n.lists[name][ks]
+}
+
+func (n *node) addChild(c *node) {
+	if c.kstr == "" {
+		if n.kids == nil {
+			n.kids = map[string]*node{}
+		}
+		n.kids[c.name] = c
+		return
+	}
+	if n.lists == nil {
+		n.lists = map[string]map[string]*node{}
+	}
+	byKey := n.lists[c.name]
+	if byKey == nil {
+		byKey = map[string]*node{}
+		n.lists[c.name] = byKey
+	}
+	byKey[c.kstr] = c
+}
+
+func (n *node) dropChild(c *node) {
+	if c.kstr == "" {
+		delete(n.kids, c.name)
+		return
+	}
+	byKey := n.lists[c.name]
+	delete(byKey, c.kstr)
+	if len(byKey) == 0 {
+		delete(n.lists, c.name)
+	}
+}
+
+// hasKids reports whether n has any child.
+func (n *node) hasKids() bool { return len(n.kids) > 0 || len(n.lists) > 0 }
+
+// hasNamed reports whether n has a child called name.
+func (n *node) hasNamed(name string) bool { return n.kids[name] != nil || len(n.lists[name]) > 0 }
+
+// eachChild calls fn for every child of n, in no particular order.
+func (n *node) eachChild(fn func(*node)) {
+	for _, c := range n.kids {
+		fn(c)
+	}
+	for _, byKey := range n.lists {
+		for _, c := range byKey {
+			fn(c)
+		}
+	}
+}
+
+// eachNamed calls fn for every child of n called name.
+func (n *node) eachNamed(name string, fn func(*node)) {
+	if c := n.kids[name]; c != nil {
+		fn(c)
+	}
+	for _, c := range n.lists[name] {
+		fn(c)
+	}
+}
+
+// names are the names of n's children, sorted.
+func (n *node) names() []string {
+	out := make([]string, 0, len(n.kids)+len(n.lists))
+	for name := range n.kids {
+		out = append(out, name)
+	}
+	for name := range n.lists {
+		if n.kids[name] == nil {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 type target struct {
@@ -134,19 +221,11 @@ func (t *target) set(p *gpb.Path, key string, v *gpb.TypedValue, ts int64, seq f
 	n := &t.root
 	group, depth := n, 0
 	for i, e := range p.GetElem() {
-		byKey := n.kids[e.GetName()]
 		ks := keyString(e.GetKey())
-		c := byKey[ks]
+		c := n.child(e.GetName(), ks)
 		if c == nil {
-			if n.kids == nil {
-				n.kids = map[string]map[string]*node{}
-			}
-			if byKey == nil {
-				byKey = map[string]*node{}
-				n.kids[e.GetName()] = byKey
-			}
 			c = &node{name: e.GetName(), kstr: ks, elem: e, parent: n}
-			byKey[ks] = c
+			n.addChild(c)
 			if len(e.GetKey()) > 0 && i < len(p.GetElem())-1 {
 				t.entryOps = append(t.entryOps, entryOp{n: c})
 			}
@@ -178,7 +257,7 @@ func (t *target) set(p *gpb.Path, key string, v *gpb.TypedValue, ts int64, seq f
 func (t *target) remove(p *gpb.Path, ts int64, evs []event) []event {
 	n := &t.root
 	for _, e := range p.GetElem() {
-		c := n.kids[e.GetName()][keyString(e.GetKey())]
+		c := n.child(e.GetName(), keyString(e.GetKey()))
 		if c == nil {
 			return evs
 		}
@@ -196,12 +275,8 @@ func (t *target) remove(p *gpb.Path, ts int64, evs []event) []event {
 	// Prune the node and every ancestor it leaves empty.
 	for n.parent != nil {
 		par := n.parent
-		byKey := par.kids[n.name]
-		delete(byKey, n.kstr)
-		if len(byKey) == 0 {
-			delete(par.kids, n.name)
-		}
-		if len(par.kids) > 0 || par.leaf != nil || par.parent == nil {
+		par.dropChild(n)
+		if par.hasKids() || par.leaf != nil || par.parent == nil {
 			break
 		}
 		if len(par.elem.GetKey()) > 0 {
@@ -217,11 +292,7 @@ func eachLeaf(n *node, fn func(*leafVal)) {
 	if n.leaf != nil {
 		fn(n.leaf)
 	}
-	for _, byKey := range n.kids {
-		for _, c := range byKey {
-			eachLeaf(c, fn)
-		}
-	}
+	n.eachChild(func(c *node) { eachLeaf(c, fn) })
 }
 
 // eachEntry calls fn for every list entry at or below n.
@@ -229,19 +300,17 @@ func eachEntry(n *node, fn func(*node)) {
 	if len(n.elem.GetKey()) > 0 {
 		fn(n)
 	}
-	for _, byKey := range n.kids {
-		for _, c := range byKey {
-			if c.leaf == nil {
-				eachEntry(c, fn)
-			}
+	n.eachChild(func(c *node) {
+		if c.leaf == nil {
+			eachEntry(c, fn)
 		}
-	}
+	})
 }
 
 // attached reports whether n is still in t's tree.
 func (t *target) attached(n *node) bool {
 	for ; n.parent != nil; n = n.parent {
-		if n.parent.kids[n.name][n.kstr] != n {
+		if n.parent.child(n.name, n.kstr) != n {
 			return false
 		}
 	}
@@ -295,24 +364,17 @@ func matchFrom(n *node, pat []*gpb.PathElem, keyLeaf func(*node, string) *node, 
 			return
 		}
 		matchFrom(n, pat[1:], keyLeaf, fn)
-		for _, byKey := range n.kids {
-			for _, c := range byKey {
-				matchFrom(c, pat, keyLeaf, fn)
-			}
-		}
+		n.eachChild(func(c *node) { matchFrom(c, pat, keyLeaf, fn) })
 		return
 	case "*":
-		for _, byKey := range n.kids {
-			for _, c := range byKey {
-				if keysMatch(e.GetKey(), c.elem.GetKey()) {
-					matchFrom(c, pat[1:], keyLeaf, fn)
-				}
+		n.eachChild(func(c *node) {
+			if keysMatch(e.GetKey(), c.elem.GetKey()) {
+				matchFrom(c, pat[1:], keyLeaf, fn)
 			}
-		}
+		})
 		return
 	}
-	byKey := n.kids[name]
-	if len(byKey) == 0 {
+	if !n.hasNamed(name) {
 		if keyLeaf != nil && len(e.GetKey()) == 0 {
 			if _, isKey := n.elem.GetKey()[name]; isKey {
 				if kl := keyLeaf(n, name); kl != nil {
@@ -323,17 +385,17 @@ func matchFrom(n *node, pat []*gpb.PathElem, keyLeaf func(*node, string) *node, 
 		return
 	}
 	if len(e.GetKey()) > 0 && concreteKeys(e.GetKey()) {
-		if c := byKey[keyString(e.GetKey())]; c != nil {
+		if c := n.child(name, keyString(e.GetKey())); c != nil {
 			matchFrom(c, pat[1:], keyLeaf, fn)
 			return
 		}
 	}
 	// Wildcard keys, keys left out, or fewer keys than the list has.
-	for _, c := range byKey {
+	n.eachNamed(name, func(c *node) {
 		if keysMatch(e.GetKey(), c.elem.GetKey()) {
 			matchFrom(c, pat[1:], keyLeaf, fn)
 		}
-	}
+	})
 }
 
 func concreteKeys(keys map[string]string) bool {
