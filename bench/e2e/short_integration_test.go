@@ -33,6 +33,9 @@ func TestE2EShort(t *testing.T) {
 	if r.BMPRoutePoints != int64(r.BMPRoutesSent) {
 		t.Errorf("bmp_route points in InfluxDB: %d, want %d (one per route sent)", r.BMPRoutePoints, r.BMPRoutesSent)
 	}
+	if r.StopErr != "" {
+		t.Errorf("meshd did not stop cleanly: %s", r.StopErr)
+	}
 	if r.PeakRSS == 0 || r.SteadyCPU == 0 || r.BMPCPU == 0 {
 		t.Errorf("no figures from /proc: peak RSS %d, steady CPU %v, BMP CPU %v", r.PeakRSS, r.SteadyCPU, r.BMPCPU)
 	}
