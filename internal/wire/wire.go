@@ -161,7 +161,9 @@ func (l *Link) read(ctx context.Context, i int, q chan<- frame) {
 	oob := make([]byte, 128)
 	var last time.Time
 	for ctx.Err() == nil && !l.closed.Load() {
+		waited := time.Now()
 		n, oobn, _, from, err := unix.Recvmsg(l.fds[i], buf, oob, 0)
+		now := time.Now()
 		if err != nil {
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 				continue
@@ -180,7 +182,7 @@ func (l *Link) read(ctx context.Context, i int, q chan<- frame) {
 			l.stats[i].drop.Add(1)
 			continue
 		}
-		due := rxTime(oob[:oobn]).Add(imp.Delay)
+		due := now.Add(imp.Delay - frameAge(rxTime(oob[:oobn]), waited, now))
 		if due.Before(last) {
 			due = last // keep order when the delay shrinks
 		}
@@ -238,6 +240,17 @@ func waitUntil(ctx context.Context, t time.Time) {
 func realtime() {
 	runtime.LockOSThread()
 	_ = unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: 1 /* SCHED_FIFO */, Priority: 10}, 0)
+}
+
+// frameAge is how long before now a frame arrived, by the kernel's
+// timestamp rx, bounded by what the read itself shows: a frame read
+// after waiting since waited arrived no earlier than that. The kernel's
+// timestamp is wall-clock time and Go's deadlines are monotonic; a CI
+// machine's two clocks disagreed by a third of a millisecond, and frames
+// left the wire before their delay was up (RTT 19.67 ms on a 20 ms wire).
+func frameAge(rx, waited, now time.Time) time.Duration {
+	age := now.Round(0).Sub(rx)
+	return max(0, min(age, now.Sub(waited)))
 }
 
 // rxTime reads the kernel's receive timestamp from a control message, or
