@@ -56,6 +56,7 @@ type Result struct {
 	CPUPerUpdate    time.Duration // SteadyCPU / Updates
 	Dropped         float64       // updates the merge core dropped for a consumer (meshd_merge_dropped_total)
 	InfluxLost      float64       // updates the InfluxDB sink lost or dropped
+	InfluxRefused   int64         // writes influxd did not acknowledge
 
 	InfluxP50, InfluxP99 time.Duration // source timestamp → acknowledged by influxd
 	InfluxSamples        int
@@ -193,6 +194,7 @@ func run(tb testing.TB, bins binaries, sc Scenario) (*Result, error) {
 		return nil, err
 	}
 	res.InfluxdCPU, _ = procCPU(in.PID())
+	res.InfluxRefused = proxy.refused()
 	busy1, steal1 := machineCPU()
 	res.MachineBusy, res.Steal = busy1-busy0, steal1-steal0
 	res.Wall = time.Since(t0)

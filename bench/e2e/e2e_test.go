@@ -103,7 +103,7 @@ func (r *Result) Report() string {
 		fmt.Fprintf(&b, "  BMP -> InfluxDB: %d of %d route points; last point %s after the last byte\n", r.BMPRoutePoints, r.BMPRoutesSent, lag)
 		fmt.Fprintf(&b, "  heap per held route: %.0f bytes\n", r.HeapPerRoute)
 	}
-	fmt.Fprintf(&b, "  meshd RSS: peak %s, settled %s; influxd %.1f CPU-s\n", mib(r.PeakRSS), mib(r.SettledRSS), r.InfluxdCPU.Seconds())
+	fmt.Fprintf(&b, "  meshd RSS: peak %s, settled %s; influxd %.1f CPU-s, %d writes refused\n", mib(r.PeakRSS), mib(r.SettledRSS), r.InfluxdCPU.Seconds(), r.InfluxRefused)
 	fmt.Fprintf(&b, "  shutdown: %v %s\n", r.StopTime.Round(100*time.Millisecond), r.StopErr)
 	return b.String()
 }

@@ -29,12 +29,10 @@ type influxProxy struct {
 	// timestamp, and a snapshot all its points with one, so each is one
 	// sample however many points it has: the latency of a batch of
 	// changes, not of lines.
-	acked      map[int64]int64
-	lines      map[string]int64 // acknowledged points by measurement
-	lastAck    map[string]time.Time
-	writes     int64
-	failures   int64
-	writeBytes int64
+	acked    map[int64]int64
+	lines    map[string]int64 // acknowledged points by measurement
+	lastAck  map[string]time.Time
+	failures int64 // writes influxd refused
 }
 
 // timedMeasurements are the measurements whose timestamps are the
@@ -116,8 +114,6 @@ func (p *influxProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *influxProxy) record(body []byte, ack time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.writes++
-	p.writeBytes += int64(len(body))
 	a := ack.UnixNano()
 	for len(body) > 0 {
 		var line []byte
@@ -170,6 +166,13 @@ func (p *influxProxy) latency() []time.Duration {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// refused is the number of writes influxd did not acknowledge.
+func (p *influxProxy) refused() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failures
 }
 
 // count is the number of acknowledged points of measurement m and when
