@@ -120,7 +120,7 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 				member = m + ":" + name
 			}
 		}
-		single, byKey := n.kids[name], n.lists[name]
+		single, byKey := n.kid(name), n.lists[name]
 		if single != nil && len(byKey) == 0 {
 			if v := r.render(single, ce, false); v != nil {
 				obj[member] = v

@@ -69,9 +69,9 @@ func typeFilter(t gpb.GetRequest_DataType) (func(*leafVal) bool, error) {
 	case gpb.GetRequest_ALL:
 		return nil, nil
 	case gpb.GetRequest_CONFIG:
-		return func(l *leafVal) bool { return underConfig(l.path) }, nil
+		return func(l *leafVal) bool { return nodeUnderConfig(l.at) }, nil
 	case gpb.GetRequest_STATE, gpb.GetRequest_OPERATIONAL:
-		return func(l *leafVal) bool { return !underConfig(l.path) }, nil
+		return func(l *leafVal) bool { return !nodeUnderConfig(l.at) }, nil
 	}
 	return nil, status.Errorf(codes.InvalidArgument, "unknown data type %v", t)
 }
@@ -99,9 +99,9 @@ func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, k
 					ls = append(ls, l)
 				}
 			})
-			sort.Slice(ls, func(i, j int) bool { return ls[i].key < ls[j].key })
+			sortLeaves(ls)
 			for _, l := range ls {
-				n.Update = append(n.Update, &gpb.Update{Path: l.path, Val: l.val})
+				n.Update = append(n.Update, &gpb.Update{Path: l.path(), Val: l.val})
 				n.Timestamp = max(n.Timestamp, l.ts)
 			}
 			return
@@ -129,16 +129,20 @@ func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, k
 	return n
 }
 
+// nodeUnderConfig is underConfig of n's path, without building it.
+func nodeUnderConfig(n *node) bool {
+	for ; n.parent != nil; n = n.parent {
+		if n.elem.GetName() == "config" {
+			return true
+		}
+	}
+	return false
+}
+
 func nodePath(n *node) *gpb.Path {
-	if n.leaf != nil {
-		return n.leaf.path
-	}
-	var elems []*gpb.PathElem
-	for c := n; c.parent != nil; c = c.parent {
-		elems = append(elems, c.elem)
-	}
-	for i, j := 0, len(elems)-1; i < j; i, j = i+1, j-1 {
-		elems[i], elems[j] = elems[j], elems[i]
+	elems := make([]*gpb.PathElem, nodeDepth(n))
+	for i, c := len(elems)-1, n; i >= 0; i, c = i-1, c.parent {
+		elems[i] = c.elem
 	}
 	return &gpb.Path{Elem: elems}
 }

@@ -34,11 +34,10 @@ func (s *Server) keyLeaf(n *node, name string) *node {
 	}
 	p := nodePath(n)
 	p = &gpb.Path{Elem: append(p.Elem[:len(p.Elem):len(p.Elem)], &gpb.PathElem{Name: name})}
-	l.path = p
-	l.key = change.PathKey(p)
 	l.val = typedKey(kv, s.entryFor(p.Elem))
 	l.group, l.depth = n, len(p.Elem)-1
-	return &node{name: name, elem: p.Elem[len(p.Elem)-1], parent: n, leaf: l}
+	l.at = &node{elem: p.Elem[len(p.Elem)-1], parent: n, leaf: l}
+	return l.at
 }
 
 // typedKey types a key value (always a string in a path) as the key leaf's
@@ -94,7 +93,8 @@ func (s *Server) keyLeafEvents(t *target, evs []event) []event {
 			}
 			if kl := s.keyLeaf(n, name); kl != nil {
 				l := kl.leaf
-				evs = append(evs, event{target: t.name, key: l.key, path: l.path, val: l.val, ts: l.ts, seq: l.seq,
+				lp := l.path()
+				evs = append(evs, event{target: t.name, key: change.PathKey(lp), path: lp, val: l.val, ts: l.ts, seq: l.seq,
 					group: n, depth: l.depth, keyLeaf: true})
 			}
 		}

@@ -291,8 +291,8 @@ func (s *Server) applyLocked(t *target, ups []change.Update, evs []event) []even
 			evs = t.remove(p, ts, evs)
 			continue
 		}
-		if l, changed := t.set(p, leafKey(u, p), u.Value, ts, s.nextSeq); changed {
-			evs = append(evs, event{target: t.name, key: l.key, path: l.path, val: l.val, ts: ts, seq: l.seq, group: l.group, depth: l.depth})
+		if l, changed := t.set(p, u.Value, ts, s.nextSeq); changed {
+			evs = append(evs, event{target: t.name, key: leafKey(u, p), path: l.path(), val: l.val, ts: ts, seq: l.seq, group: l.group, depth: l.depth})
 		}
 	}
 	return s.keyLeafEvents(t, evs)
@@ -313,8 +313,8 @@ func (s *Server) Replace(targetName string, ups []change.Update) {
 	if t := s.target(targetName, false); t != nil {
 		t.mu.RLock()
 		eachLeaf(&t.root, func(l *leafVal) {
-			if !keep[l.key] {
-				gone = append(gone, change.Update{Path: l.path, Key: l.key, Time: time.Now()})
+			if k := l.key(); !keep[k] {
+				gone = append(gone, change.Update{Path: l.path(), Key: k, Time: time.Now()})
 			}
 		})
 		t.mu.RUnlock()

@@ -14,9 +14,15 @@ import (
 
 // leafVal is one leaf's value as published; it is never modified after it
 // is stored, so walkers may keep it after releasing the target's lock.
+//
+// A leaf holds neither its path nor its path's key string: both are built
+// from the tree when a walk needs them (see path and key). Held per leaf,
+// they were about 330 of the 500 bytes a leaf cost at 1,000 routers x 100
+// neighbours, the store's largest part (bench/e2e, gnmi-1000x100 heap
+// profile), while only subscriptions' initial syncs, Get and resyncs read
+// them.
 type leafVal struct {
-	path *gpb.Path
-	key  string
+	at   *node // the leaf's node
 	val  *gpb.TypedValue
 	ts   int64
 	seq  uint64
@@ -30,55 +36,95 @@ type leafVal struct {
 // and, for list entries, then by the canonical string of the element's
 // keys, so a query with a concrete name and concrete keys needs no scan.
 type node struct {
-	name   string
 	kstr   string
-	elem   *gpb.PathElem
+	elem   *gpb.PathElem // its name is the node's, without a module prefix
 	parent *node
 	// kids are the children whose element has no keys (containers and
-	// leaves, most of a tree's nodes), in one map a node; lists are the
-	// list entries, by name and keys. A map per name for every child, as
-	// before, held 1.1 GB of a 1,000 × 100 fleet's 1.9 GB here.
-	kids  map[string]*node
+	// leaves, most of a tree's nodes), found by a scan while there are
+	// few and through kidx once there are more; lists are the list
+	// entries, by name and keys. A map per name for every child held
+	// 1.1 GB of a 1,000 × 100 fleet's 1.9 GB here, and then a map of
+	// kids per container still 230 MB.
+	kids  []*node
+	kidx  map[string]*node
 	lists map[string]map[string]*node
 	leaf  *leafVal
+}
+
+// scanKids is how many unkeyed children a node finds by a scan before it
+// indexes them in a map: a scan of this many names is about as fast as a
+// map lookup and costs no memory.
+const scanKids = 12
+
+func (n *node) name() string { return n.elem.GetName() }
+
+// kid is n's unkeyed child called name.
+func (n *node) kid(name string) *node {
+	if n.kidx != nil {
+		return n.kidx[name]
+	}
+	for _, c := range n.kids {
+		if c.elem.Name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 // child is n's child called name with keys ks ("" for none).
 func (n *node) child(name, ks string) *node {
 	if ks == "" {
-		return n.kids[name]
+		return n.kid(name)
 	}
 	return n.lists[name][ks]
 }
 
 func (n *node) addChild(c *node) {
+	name := c.name()
 	if c.kstr == "" {
-		if n.kids == nil {
-			n.kids = map[string]*node{}
+		n.kids = append(n.kids, c)
+		if n.kidx != nil {
+			n.kidx[name] = c
+		} else if len(n.kids) > scanKids {
+			n.kidx = make(map[string]*node, len(n.kids))
+			for _, k := range n.kids {
+				n.kidx[k.name()] = k
+			}
 		}
-		n.kids[c.name] = c
 		return
 	}
 	if n.lists == nil {
 		n.lists = map[string]map[string]*node{}
 	}
-	byKey := n.lists[c.name]
+	byKey := n.lists[name]
 	if byKey == nil {
 		byKey = map[string]*node{}
-		n.lists[c.name] = byKey
+		n.lists[name] = byKey
 	}
 	byKey[c.kstr] = c
 }
 
 func (n *node) dropChild(c *node) {
+	name := c.name()
 	if c.kstr == "" {
-		delete(n.kids, c.name)
+		for i, k := range n.kids {
+			if k == c {
+				last := len(n.kids) - 1
+				n.kids[i] = n.kids[last]
+				n.kids[last] = nil
+				n.kids = n.kids[:last]
+				break
+			}
+		}
+		if n.kidx != nil {
+			delete(n.kidx, name)
+		}
 		return
 	}
-	byKey := n.lists[c.name]
+	byKey := n.lists[name]
 	delete(byKey, c.kstr)
 	if len(byKey) == 0 {
-		delete(n.lists, c.name)
+		delete(n.lists, name)
 	}
 }
 
@@ -86,7 +132,7 @@ func (n *node) dropChild(c *node) {
 func (n *node) hasKids() bool { return len(n.kids) > 0 || len(n.lists) > 0 }
 
 // hasNamed reports whether n has a child called name.
-func (n *node) hasNamed(name string) bool { return n.kids[name] != nil || len(n.lists[name]) > 0 }
+func (n *node) hasNamed(name string) bool { return n.kid(name) != nil || len(n.lists[name]) > 0 }
 
 // eachChild calls fn for every child of n, in no particular order.
 func (n *node) eachChild(fn func(*node)) {
@@ -102,7 +148,7 @@ func (n *node) eachChild(fn func(*node)) {
 
 // eachNamed calls fn for every child of n called name.
 func (n *node) eachNamed(name string, fn func(*node)) {
-	if c := n.kids[name]; c != nil {
+	if c := n.kid(name); c != nil {
 		fn(c)
 	}
 	for _, c := range n.lists[name] {
@@ -113,11 +159,11 @@ func (n *node) eachNamed(name string, fn func(*node)) {
 // names are the names of n's children, sorted.
 func (n *node) names() []string {
 	out := make([]string, 0, len(n.kids)+len(n.lists))
-	for name := range n.kids {
-		out = append(out, name)
+	for _, c := range n.kids {
+		out = append(out, c.name())
 	}
 	for name := range n.lists {
-		if n.kids[name] == nil {
+		if n.kid(name) == nil {
 			out = append(out, name)
 		}
 	}
@@ -212,19 +258,23 @@ func normalise(p *gpb.Path) *gpb.Path {
 	return out
 }
 
+// path builds the leaf's path from the tree's elements, so the leaves of
+// one list entry share their keys' PathElems (and maps) rather than each
+// holding the copy its update came with.
+func (l *leafVal) path() *gpb.Path { return nodePath(l.at) }
+
+// key is the canonical string of the leaf's path.
+func (l *leafVal) key() string { return change.PathKey(l.path()) }
+
 // set stores a leaf; it reports false when the value is unchanged.
-//
-// The leaf keeps a path of its own made of the tree nodes' elements, so
-// the leaves of one list entry share their keys' PathElems (and maps)
-// rather than each holding the copy its update came with.
-func (t *target) set(p *gpb.Path, key string, v *gpb.TypedValue, ts int64, seq func() uint64) (*leafVal, bool) {
+func (t *target) set(p *gpb.Path, v *gpb.TypedValue, ts int64, seq func() uint64) (*leafVal, bool) {
 	n := &t.root
 	group, depth := n, 0
 	for i, e := range p.GetElem() {
 		ks := keyString(e.GetKey())
 		c := n.child(e.GetName(), ks)
 		if c == nil {
-			c = &node{name: e.GetName(), kstr: ks, elem: e, parent: n}
+			c = &node{kstr: ks, elem: e, parent: n}
 			n.addChild(c)
 			if len(e.GetKey()) > 0 && i < len(p.GetElem())-1 {
 				t.entryOps = append(t.entryOps, entryOp{n: c})
@@ -238,17 +288,10 @@ func (t *target) set(p *gpb.Path, key string, v *gpb.TypedValue, ts int64, seq f
 	if n.leaf != nil && proto.Equal(n.leaf.val, v) {
 		return nil, false
 	}
-	var lp *gpb.Path
 	if n.leaf == nil {
 		t.leaves++
-		lp = &gpb.Path{Elem: make([]*gpb.PathElem, len(p.GetElem()))}
-		for i, a := len(lp.Elem)-1, n; i >= 0; i, a = i-1, a.parent {
-			lp.Elem[i] = a.elem
-		}
-	} else {
-		lp = n.leaf.path // the same path: keep the one already held
 	}
-	n.leaf = &leafVal{path: lp, key: key, val: v, ts: ts, seq: seq(), group: group, depth: depth}
+	n.leaf = &leafVal{at: n, val: v, ts: ts, seq: seq(), group: group, depth: depth}
 	return n.leaf, true
 }
 
@@ -264,7 +307,8 @@ func (t *target) remove(p *gpb.Path, ts int64, evs []event) []event {
 		n = c
 	}
 	eachLeaf(n, func(l *leafVal) {
-		evs = append(evs, event{target: t.name, key: l.key, path: l.path, ts: ts, group: l.group, depth: l.depth})
+		lp := l.path()
+		evs = append(evs, event{target: t.name, key: change.PathKey(lp), path: lp, ts: ts, group: l.group, depth: l.depth})
 		t.leaves--
 	})
 	eachEntry(n, func(e *node) { t.entryOps = append(t.entryOps, entryOp{n: e, removed: true, ts: ts}) })
@@ -310,7 +354,7 @@ func eachEntry(n *node, fn func(*node)) {
 // attached reports whether n is still in t's tree.
 func (t *target) attached(n *node) bool {
 	for ; n.parent != nil; n = n.parent {
-		if n.parent.child(n.name, n.kstr) != n {
+		if n.parent.child(n.name(), n.kstr) != n {
 			return false
 		}
 	}
@@ -447,6 +491,48 @@ func matchPath(pat, elems []*gpb.PathElem) bool {
 		elems = elems[1:]
 	}
 	return true
+}
+
+// pathLess orders two nodes of one tree by their paths, element by element
+// from the root (name, then keys; an ancestor first), as sorting their
+// path strings would but without building them.
+func pathLess(a, b *node) bool {
+	da, db := nodeDepth(a), nodeDepth(b)
+	for ; da > db; da-- {
+		if a.parent == b {
+			return false
+		}
+		a = a.parent
+	}
+	for ; db > da; db-- {
+		if b.parent == a {
+			return true
+		}
+		b = b.parent
+	}
+	if a == b {
+		return false
+	}
+	for a.parent != b.parent {
+		a, b = a.parent, b.parent
+	}
+	if a.name() != b.name() {
+		return a.name() < b.name()
+	}
+	return a.kstr < b.kstr
+}
+
+func nodeDepth(n *node) int {
+	d := 0
+	for ; n.parent != nil; n = n.parent {
+		d++
+	}
+	return d
+}
+
+// sortLeaves sorts leaves by path (see pathLess).
+func sortLeaves(ls []*leafVal) {
+	sort.Slice(ls, func(i, j int) bool { return pathLess(ls[i].at, ls[j].at) })
 }
 
 // leafKey returns the canonical key of an update's path.

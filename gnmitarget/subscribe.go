@@ -598,14 +598,14 @@ func collect(t *target, paths []*pathSub, keyLeaf func(*node, string) *node, fil
 // sendLeaves sends leaves sorted by path, so siblings share notifications;
 // stamp, when not 0, is every notification's timestamp (a sample's time).
 func (s *Server) sendLeaves(stream gpb.GNMI_SubscribeServer, targetName string, leaves []*leafVal, enc gpb.Encoding, stamp int64) error {
-	sort.Slice(leaves, func(i, j int) bool { return leaves[i].key < leaves[j].key })
+	sortLeaves(leaves)
 	w := s.streamNotifier(stream, enc, true)
 	for _, l := range leaves {
 		ts := l.ts
 		if stamp != 0 {
 			ts = stamp
 		}
-		if err := w.add(targetName, l.group, l.depth, l.path, l.val, ts); err != nil {
+		if err := w.add(targetName, l.group, l.depth, l.path(), l.val, ts); err != nil {
 			return err
 		}
 	}
