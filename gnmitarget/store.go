@@ -22,10 +22,10 @@ import (
 // profile), while only subscriptions' initial syncs, Get and resyncs read
 // them.
 type leafVal struct {
-	at   *node // the leaf's node
-	val  *gpb.TypedValue
-	ts   int64
-	seq  uint64
+	at  *node // the leaf's node
+	val *gpb.TypedValue
+	ts  int64
+	seq uint64
 	// group is the leaf's deepest list entry (or the root); the leaves of
 	// one list entry share a notification prefix of depth elements.
 	group *node
