@@ -274,7 +274,11 @@ func (t *target) set(p *gpb.Path, v *gpb.TypedValue, ts int64, seq func() uint64
 		ks := keyString(e.GetKey())
 		c := n.child(e.GetName(), ks)
 		if c == nil {
-			c = &node{kstr: ks, elem: e, parent: n}
+			ce := e
+			if ks == "" {
+				ce = sharedElem(e.GetName())
+			}
+			c = &node{kstr: ks, elem: ce, parent: n}
 			n.addChild(c)
 			if len(e.GetKey()) > 0 && i < len(p.GetElem())-1 {
 				t.entryOps = append(t.entryOps, entryOp{n: c})
@@ -491,6 +495,37 @@ func matchPath(pat, elems []*gpb.PathElem) bool {
 		elems = elems[1:]
 	}
 	return true
+}
+
+// elems holds one PathElem per element name without keys, shared by every
+// target's tree: a fleet's containers and leaves have a few dozen names
+// between them, and a PathElem of their own cost each about 80 bytes. The
+// elements are read, never changed, once shared. The table is bounded, so
+// a source sending endless names costs each its own element instead.
+var elems = struct {
+	sync.RWMutex
+	m map[string]*gpb.PathElem
+}{m: map[string]*gpb.PathElem{}}
+
+const maxSharedElems = 4096
+
+func sharedElem(name string) *gpb.PathElem {
+	elems.RLock()
+	e := elems.m[name]
+	elems.RUnlock()
+	if e != nil {
+		return e
+	}
+	e = &gpb.PathElem{Name: strings.Clone(name)}
+	elems.Lock()
+	defer elems.Unlock()
+	if old := elems.m[name]; old != nil {
+		return old
+	}
+	if len(elems.m) < maxSharedElems {
+		elems.m[e.Name] = e
+	}
+	return e
 }
 
 // pathLess orders two nodes of one tree by their paths, element by element
