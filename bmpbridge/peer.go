@@ -6,6 +6,8 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/packet/bmp"
 
 	"github.com/meshd/meshd/bmpbridge/decode"
 	"github.com/meshd/meshd/change"
@@ -37,7 +39,7 @@ func (s *session) peerUp(m *decode.Message) {
 	case !ps.pseudo && u.LocalAS != 0 && r.localAS[ps.inst] != u.LocalAS:
 		r.localAS[ps.inst] = u.LocalAS
 		s.restateOwnRoutes(ps.inst)
-	case p.TypeCode == 3 && p.AS != 0 && r.localAS[ps.inst] == 0:
+	case p.TypeCode == bmp.BMP_PEER_TYPE_LOCAL_RIB && p.AS != 0 && r.localAS[ps.inst] == 0:
 		r.localAS[ps.inst] = p.AS // RFC 9069 4.1
 		s.restateOwnRoutes(ps.inst)
 	}
@@ -164,7 +166,7 @@ func (s *session) peerDown(m *decode.Message) {
 	fields := map[string]any{"reason_code": int64(d.ReasonCode), "reason": d.Reason, "peer_type": p.Type, "routes_cleared": int64(cleared)}
 	if n := d.Notification; n != nil {
 		reason += ": " + n.CodeName + " / " + n.SubcodeName
-		if n.Data != "" && n.Code == 6 {
+		if n.Data != "" && n.Code == bgp.BGP_ERROR_CEASE {
 			reason += " (" + n.Data + ")"
 		}
 		s.set(bp("last-notification-code"), change.Uint(uint64(n.Code)))
@@ -174,7 +176,7 @@ func (s *session) peerDown(m *decode.Message) {
 		fields["notification"] = n.CodeName
 		fields["notification_subcode_name"] = n.SubcodeName
 		dir := "received"
-		if d.ReasonCode == 1 {
+		if d.ReasonCode == bmp.BMP_PEER_DOWN_REASON_LOCAL_BGP_NOTIFICATION {
 			dir = "sent"
 		}
 		s.event(change.Event{Time: ts, NetworkInstance: ni, Neighbor: addr, Kind: change.EventMessage, Fields: map[string]any{
@@ -227,7 +229,7 @@ func (s *session) peerDownNotUp(m *decode.Message, ps *peerState) {
 
 // downState is the session state after a Peer Down with this reason.
 func downState(code uint8) string {
-	if code == 2 || code == 4 {
+	if code == bmp.BMP_PEER_DOWN_REASON_LOCAL_NO_NOTIFICATION || code == bmp.BMP_PEER_DOWN_REASON_REMOTE_NO_NOTIFICATION {
 		// Closed without a NOTIFICATION: the speaker goes back to
 		// trying to connect.
 		return "ACTIVE"

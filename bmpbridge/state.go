@@ -6,6 +6,7 @@ import (
 
 	"github.com/meshd/meshd/bmpbridge/decode"
 	"github.com/meshd/meshd/bmpbridge/rib"
+	"github.com/osrg/gobgp/v4/pkg/packet/bmp"
 )
 
 // How routes leave the RIBs (what the leaves and events say):
@@ -188,7 +189,7 @@ func (r *routerState) peer(p *decode.Peer) *peerState {
 
 // instanceOf is the BGP instance of a peer's routes (peerState.inst).
 func instanceOf(p *decode.Peer) string {
-	if p.TypeCode == 3 && p.Key.RD == 0 {
+	if p.TypeCode == bmp.BMP_PEER_TYPE_LOCAL_RIB && p.Key.RD == 0 {
 		return "default"
 	}
 	return p.NetworkInstance
@@ -272,7 +273,7 @@ func isRIBOut(view string) bool { return view == "ADJ_RIB_OUT_PRE" || view == "A
 // isPseudo tells a BMP peer that stands for the router itself (Loc-RIB
 // instance, or the unspecified address) from a BGP neighbor.
 func isPseudo(p *decode.Peer) bool {
-	return p.TypeCode == 3 || p.Address == "0.0.0.0" || p.Address == "::" || p.Address == ""
+	return p.TypeCode == bmp.BMP_PEER_TYPE_LOCAL_RIB || p.Address == "0.0.0.0" || p.Address == "::" || p.Address == ""
 }
 
 func (r *routerState) view(ps *peerState, v string) *viewState {
