@@ -142,7 +142,7 @@ type nbrInfo struct {
 	verdict         time.Time // when the verdict was last computed
 }
 
-// verdictLeaves are the leaves the verdict is made of; a change to any
+// verdictInputs are the leaves the verdict is made of; a change to any
 // other leaf (a message counter, an RTT) only refreshes the verdict's
 // last-seen times, at most every lastSeenStep.
 var verdictInputs = map[string]bool{
@@ -491,7 +491,7 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		}
 		if err != nil {
 			res.Invalid++
-			return ups, fmt.Errorf("%w: %v", ErrSchema, err)
+			return ups, fmt.Errorf("%w: %w", ErrSchema, err)
 		}
 		added := 0
 		if cur == nil {

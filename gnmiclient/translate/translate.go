@@ -695,7 +695,7 @@ func decodeJSON(raw []byte) (any, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: %v", errJSON, err)
+		return nil, fmt.Errorf("%w: %w", errJSON, err)
 	}
 	return v, nil
 }
