@@ -18,7 +18,7 @@ import (
 	"github.com/openconfig/goyang/pkg/yang"
 
 	"github.com/meshd/meshd/change"
-	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/schema"
 )
 
 // Translator converts notifications into changes. It is safe for
@@ -48,7 +48,7 @@ func WithTable(data []byte) Option {
 
 // New returns a translator over the merge core's schemas.
 func New(opts ...Option) (*Translator, error) {
-	ocs, ms, err := merge.Schemas()
+	ocs, ms, err := schema.Schemas()
 	if err != nil {
 		return nil, err
 	}
