@@ -103,8 +103,11 @@ type Feed interface {
 	Deliver(covered uint64, fn func(change.Batch)) bool
 }
 
-// Source produces changes. Its New gets the Applier; Run serves until ctx
-// ends, then returns once nothing more will be applied.
+// Source produces changes. Its New gets the Applier (Env.Applier), not
+// its Run: New binds the source's listeners, and a router may connect the
+// moment they are open. Run serves until ctx ends, then returns once
+// nothing more will be applied. A source built but never to run (another
+// stage failed to build) is released by Run with a done context.
 type Source interface {
 	Run(ctx context.Context) error
 }
