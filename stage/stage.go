@@ -155,6 +155,8 @@ type SourceInfo struct {
 
 // SinkInfo registers a sink.
 type SinkInfo struct {
+	// Name names the sink's config section, by convention, and its
+	// feed (the consumer label of the merge core's metrics).
 	Name string
 	// New builds the sink from env, or returns nil, nil when its config
 	// does not ask for it.

@@ -8,7 +8,9 @@ import (
 	"github.com/meshd/meshd/stage"
 )
 
-func init() { stage.RegisterSink(stage.SinkInfo{Name: "influxdb", New: newStageSink}) }
+// Registered as influx, its queue's name in meshd_merge_dropped_total
+// {consumer}; its config section is influxdb.
+func init() { stage.RegisterSink(stage.SinkInfo{Name: "influx", New: newStageSink}) }
 
 // drainTimeout bounds the writes Close waits for at shutdown.
 const drainTimeout = 20 * time.Second
