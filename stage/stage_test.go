@@ -13,6 +13,16 @@ func (nopSink) Run(context.Context, Feed) error { return nil }
 // twice (by a source and a sink alike) or a registration without New
 // panics at init rather than leaving one of the two unbuilt.
 func TestRegistry(t *testing.T) {
+	// An empty registry for this test, the process's back after it.
+	reg.mu.Lock()
+	sources, sinks := reg.sources, reg.sinks
+	reg.sources, reg.sinks = nil, nil
+	reg.mu.Unlock()
+	t.Cleanup(func() {
+		reg.mu.Lock()
+		reg.sources, reg.sinks = sources, sinks
+		reg.mu.Unlock()
+	})
 	newSink := func(Env) (Sink, error) { return nopSink{}, nil }
 	RegisterSink(SinkInfo{Name: "test-b", New: newSink})
 	RegisterSink(SinkInfo{Name: "test-a", New: newSink, Keys: true})
