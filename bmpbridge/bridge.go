@@ -11,18 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshd/meshd/stage"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/meshd/meshd/change"
-	"github.com/meshd/meshd/merge"
 )
-
-// Sink is what the bridge needs of the merge core; *merge.Core has it.
-type Sink interface {
-	Apply(changes []change.Change, events ...change.Event) merge.Result
-	Emit(events ...change.Event)
-	ReleaseSource(router string, src change.Source)
-}
 
 // Option configures a Bridge.
 type Option func(*Bridge)
@@ -61,10 +52,10 @@ func WithTargetAddress(name string, ip netip.Addr) Option {
 	}
 }
 
-// Bridge accepts BMP sessions and feeds a Sink.
+// Bridge accepts BMP sessions and feeds the merge core.
 type Bridge struct {
 	cfg         Config
-	core        Sink
+	core        stage.Applier
 	log         *slog.Logger
 	reg         prometheus.Registerer
 	m           *metrics
@@ -84,9 +75,9 @@ type Bridge struct {
 }
 
 // New returns a bridge feeding core.
-func New(core Sink, opts ...Option) (*Bridge, error) {
+func New(core stage.Applier, opts ...Option) (*Bridge, error) {
 	if core == nil {
-		return nil, errors.New("bmpbridge: nil sink")
+		return nil, errors.New("bmpbridge: nil merge core")
 	}
 	b := &Bridge{core: core, log: slog.Default(), targets: map[string]bool{}, targetAddrs: map[string]string{}, alias: map[string]string{},
 		routers: map[string]*routerState{}, conns: map[net.Conn]string{}, m: newMetrics()}

@@ -111,4 +111,15 @@
 //     it.
 //     Kept as bmp/stats counters only: they are totals, the OpenConfig
 //     counts are per AFI/SAFI.
+//
+// # Files, by job
+//
+//   - bridge.go: listeners, sessions, router naming (the Bridge).
+//   - read.go: framing and decoding a connection's bytes, in batches.
+//   - session.go: one BMP session's life and its hand-over to the core.
+//   - state.go: what is held per router, peer and RIB view.
+//   - peer.go: Peer Up, Peer Down and stale peers to OpenConfig leaves.
+//   - routes.go: Route Monitoring into the RIBs, route and origin events.
+//   - quirks.go: sender behaviours meshd corrects for.
+//   - counters.go: Statistics Reports and the route counters written.
 package bmpbridge

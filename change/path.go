@@ -9,10 +9,6 @@ import (
 	"github.com/openconfig/ygot/ygot"
 )
 
-// BGPProtocol is the key meshd uses for the BGP protocol instance in
-// OpenConfig paths; sources normalise whatever a router calls it to this.
-var BGPProtocol = map[string]string{"identifier": "BGP", "name": "BGP"}
-
 // NeighborPath returns the OpenConfig path of a BGP neighbor in a network
 // instance, with elems (e.g. "state", "session-state") appended.
 func NeighborPath(ni, addr string, elems ...string) *gpb.Path {

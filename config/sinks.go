@@ -9,6 +9,13 @@ import (
 type sinkSections struct {
 	Influx     influx.Config     `yaml:"influxdb"`
 	GNMIServer gnmiserver.Config `yaml:"gnmi-server"`
+
+	// Sinks and Sources hold the sections of the stages registered
+	// with package stage that have no typed section above (a new sink
+	// needs no change here): each is decoded, and checked, by its own
+	// stage when meshd run builds it (stage.Env.Decode).
+	Sinks   map[string]any `yaml:"sinks"`
+	Sources map[string]any `yaml:"sources"`
 }
 
 // InfluxEnabled reports whether the InfluxDB sink is configured.

@@ -16,21 +16,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmiclient/translate"
-	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/stage"
 )
-
-// Merger is what the client needs of the merge core (*merge.Core).
-type Merger interface {
-	Apply(changes []change.Change, events ...change.Event) merge.Result
-	ReleaseSource(router string, src change.Source)
-}
 
 // Client runs the gNMI sessions. Create it with New, start it with Run.
 type Client struct {
 	cfg    Config
-	merger Merger
+	merger stage.Applier
 	tr     *translate.Translator
 	log    *slog.Logger
 	m      *metrics
@@ -59,7 +52,7 @@ func WithTranslator(t *translate.Translator) Option { return func(c *Client) { c
 
 // New returns a client for cfg feeding m. It applies the config's
 // defaults and validates it.
-func New(cfg Config, m Merger, opts ...Option) (*Client, error) {
+func New(cfg Config, m stage.Applier, opts ...Option) (*Client, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err

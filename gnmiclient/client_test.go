@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/stage"
 	mygot "github.com/meshd/meshd/ygot"
 )
 
@@ -33,7 +34,7 @@ func fast(t *Target) *Target {
 	return t
 }
 
-func runClient(t *testing.T, cfg Config, m Merger) (*Client, *prometheus.Registry) {
+func runClient(t *testing.T, cfg Config, m stage.Applier) (*Client, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	c, err := New(cfg, m, WithRegisterer(reg))

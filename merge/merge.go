@@ -47,6 +47,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/schema"
+	"github.com/meshd/meshd/stage"
 	mygot "github.com/meshd/meshd/ygot"
 )
 
@@ -142,7 +144,7 @@ type nbrInfo struct {
 	verdict         time.Time // when the verdict was last computed
 }
 
-// verdictLeaves are the leaves the verdict is made of; a change to any
+// verdictInputs are the leaves the verdict is made of; a change to any
 // other leaf (a message counter, an RTT) only refreshes the verdict's
 // last-seen times, at most every lastSeenStep.
 var verdictInputs = map[string]bool{
@@ -182,26 +184,8 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 // benchmarks of the bare merge).
 func WithoutVerdict() Option { return func(c *Core) { c.verdict = false } }
 
-var schemas struct {
-	once    sync.Once
-	oc, msh *ytypes.Schema
-	err     error
-}
-
-// Schemas returns the OpenConfig and meshd schemas. They are unpacked once
-// per process and are read-only after. The OpenConfig one is the tree the
-// oc package unpacked when it was initialised (its init panics if that
-// fails): oc.Schema would unpack a second copy of the whole OpenConfig
-// schema, 12 MiB that live as long as meshd does.
-func Schemas() (ocSchema, meshdSchema *ytypes.Schema, err error) {
-	schemas.once.Do(func() {
-		schemas.oc = &ytypes.Schema{Root: &oc.Root{}, SchemaTree: oc.SchemaTree, Unmarshal: oc.Unmarshal}
-		if schemas.msh, schemas.err = mygot.Schema(); schemas.err != nil {
-			schemas.err = fmt.Errorf("meshd schema: %w", schemas.err)
-		}
-	})
-	return schemas.oc, schemas.msh, schemas.err
-}
+// Schemas returns the OpenConfig and meshd schemas (schema.Schemas).
+func Schemas() (ocSchema, meshdSchema *ytypes.Schema, err error) { return schema.Schemas() }
 
 // New returns an empty merge core.
 func New(opts ...Option) (*Core, error) {
@@ -224,16 +208,9 @@ func New(opts ...Option) (*Core, error) {
 	return c, nil
 }
 
-// Result says what became of the changes of one Apply call.
-type Result struct {
-	Applied   int // leaves whose value changed (published)
-	Unchanged int // same value as before (not published)
-	Outranked int // a higher-ranked live source owns the leaf
-	Stale     int // older than the value held
-	Invalid   int // did not fit the schema
-	// Err holds the first few schema errors, for the source to log and count.
-	Err error
-}
+// Result says what became of the changes of one Apply call; it is the
+// stage contract's, as sources read it without importing the core.
+type Result = stage.Result
 
 // Apply applies changes and publishes the leaves that changed, together
 // with events, as one batch. Changes are applied in order.
@@ -491,7 +468,7 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		}
 		if err != nil {
 			res.Invalid++
-			return ups, fmt.Errorf("%w: %v", ErrSchema, err)
+			return ups, fmt.Errorf("%w: %w", ErrSchema, err)
 		}
 		added := 0
 		if cur == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
@@ -744,5 +745,18 @@ func BenchmarkDeleteNeighbor(b *testing.B) {
 			b.Fatalf("delete: %+v", res)
 		}
 		c.Apply(set(addr))
+	}
+}
+
+// TestSchemaErrorKeepsCause: ErrSchema wraps ygot's own error, so a
+// caller can still read its gRPC status.
+func TestSchemaErrorKeepsCause(t *testing.T) {
+	c := newCore(t)
+	res := c.Apply([]change.Change{
+		ch(change.SourceGNMI, 0, change.MustPath("/network-instances/network-instance[name=default]/no-such-leaf"), change.String("x")),
+	})
+	var gs interface{ GRPCStatus() *status.Status }
+	if !errors.Is(res.Err, ErrSchema) || !errors.As(res.Err, &gs) {
+		t.Fatalf("Err = %v (%T), want ErrSchema wrapping ygot's status error", res.Err, res.Err)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/meshd/meshd/gnmiclient"
 	"github.com/meshd/meshd/gnmiclient/translate"
 	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/stage"
 )
 
 // The fleet benchmark runs the simulator in a child process (this test
@@ -90,7 +91,7 @@ func envInt(k string, def int) int {
 	return def
 }
 
-// counting is a Merger that only counts: the decode-only figure.
+// counting is an Applier that only counts: the decode-only figure.
 type counting struct{ n atomic.Uint64 }
 
 func (c *counting) Apply(ch []change.Change, _ ...change.Event) merge.Result {
@@ -98,6 +99,7 @@ func (c *counting) Apply(ch []change.Change, _ ...change.Event) merge.Result {
 	return merge.Result{Applied: len(ch)}
 }
 func (c *counting) ReleaseSource(string, change.Source) {}
+func (c *counting) Emit(...change.Event)                {}
 
 // forwarding counts what it hands on to a real merge core. Counting here
 // rather than gathering the client's metrics keeps the bench's polling
@@ -113,6 +115,7 @@ func (f *forwarding) Apply(ch []change.Change, ev ...change.Event) merge.Result 
 	return r
 }
 func (f *forwarding) ReleaseSource(r string, s change.Source) { f.core.ReleaseSource(r, s) }
+func (f *forwarding) Emit(ev ...change.Event)                 { f.core.Emit(ev...) }
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -242,7 +245,7 @@ func benchFleet(b *testing.B, mode string) {
 // runFleet times the fleet's sync, then calls startBurst and times the
 // bursts: the two phases do not overlap.
 func runFleet(b *testing.B, mode, file string, targets, nbrs, burst, sim int, startBurst func()) {
-	var m gnmiclient.Merger
+	var m stage.Applier
 	var leaves func() uint64 // leaf updates handed to the merger so far
 	reg := prometheus.NewRegistry()
 	if mode == "decode" {

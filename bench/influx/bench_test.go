@@ -30,6 +30,11 @@ type chanSub struct{ ch chan change.Batch }
 
 func (c chanSub) C() <-chan change.Batch { return c.ch }
 func (c chanSub) Dropped() uint64        { return 0 }
+func (c chanSub) Seq() uint64            { return 0 }
+func (c chanSub) LostSeq() uint64        { return 0 }
+func (c chanSub) Deliver(uint64, func(change.Batch)) bool {
+	return false // the sink reads C
+}
 
 // cpuTicks returns utime+stime of a process in clock ticks (100/s).
 func cpuTicks(b *testing.B, pid string) float64 {

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"time"
+
+	"github.com/osrg/gobgp/v4/pkg/packet/bmp"
 )
 
 // Message types.
@@ -218,15 +220,15 @@ func AppendPeerDown(b []byte, p *Peer, reason, code, subcode uint8, data []byte,
 	b = p.append(b)
 	b = append(b, reason)
 	switch reason {
-	case 1, 3:
+	case bmp.BMP_PEER_DOWN_REASON_LOCAL_BGP_NOTIFICATION, bmp.BMP_PEER_DOWN_REASON_REMOTE_BGP_NOTIFICATION:
 		ns := len(b)
 		b = marker(b, 3)
 		b = append(b, code, subcode)
 		b = append(b, data...)
 		b = finishBGP(b, ns)
-	case 2:
+	case bmp.BMP_PEER_DOWN_REASON_LOCAL_NO_NOTIFICATION:
 		b = binary.BigEndian.AppendUint16(b, fsm)
-	case 6:
+	case bmp.BMP_PEER_DOWN_REASON_TLV_FOLLOWS:
 		b = tlv(b, 0, data)
 	}
 	return finish(b, s)
@@ -249,7 +251,8 @@ func AppendStats(b []byte, p *Peer, stats []Stat) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(stats)))
 	for _, st := range stats {
 		switch st.Type {
-		case 9, 10, 16, 17:
+		case bmp.BMP_STAT_TYPE_PER_AFI_SAFI_ADJ_RIB_IN, bmp.BMP_STAT_TYPE_PER_AFI_SAFI_LOC_RIB,
+			bmp.BMP_STAT_TYPE_PER_AFI_SAFI_ADJ_RIB_OUT_PRE_POLICY, bmp.BMP_STAT_TYPE_PER_AFI_SAFI_ADJ_RIB_OUT_POST_POLICY:
 			v := binary.BigEndian.AppendUint16(nil, st.AFI)
 			v = append(v, st.SAFI)
 			v = binary.BigEndian.AppendUint64(v, st.Value)
@@ -258,7 +261,8 @@ func AppendStats(b []byte, p *Peer, stats []Stat) []byte {
 			l := st.Len
 			if l == 0 {
 				l = 4
-				if st.Type == 7 || st.Type == 8 || st.Type == 14 || st.Type == 15 {
+				if st.Type == bmp.BMP_STAT_TYPE_ADJ_RIB_IN || st.Type == bmp.BMP_STAT_TYPE_LOC_RIB ||
+					st.Type == bmp.BMP_STAT_TYPE_ADJ_RIB_OUT_PRE_POLICY || st.Type == bmp.BMP_STAT_TYPE_ADJ_RIB_OUT_POST_POLICY {
 					l = 8
 				}
 			}

@@ -93,7 +93,7 @@ func (n *nlriFields) split(raw []byte) bool {
 		if len(as) < 3 {
 			return false
 		}
-		flags, typ := as[0], as[1]
+		flags, typ := as[0], bgp.BGPAttrType(as[1])
 		hl, l := 3, int(as[2])
 		if flags&0x10 != 0 {
 			if len(as) < 4 {
@@ -107,12 +107,12 @@ func (n *nlriFields) split(raw []byte) bool {
 		v := as[hl : hl+l]
 		as = as[hl+l:]
 		switch typ {
-		case 14: // MP_REACH_NLRI: AFI, SAFI, next hop, a reserved byte, NLRI
+		case bgp.BGP_ATTR_TYPE_MP_REACH_NLRI: // AFI, SAFI, next hop, a reserved byte, NLRI
 			if len(v) < 5 || len(v) < 5+int(v[3]) {
 				continue
 			}
 			n.add(bgp.NewFamily(binary.BigEndian.Uint16(v), v[2]), v[5+int(v[3]):])
-		case 15: // MP_UNREACH_NLRI: AFI, SAFI, withdrawn NLRI
+		case bgp.BGP_ATTR_TYPE_MP_UNREACH_NLRI: // AFI, SAFI, withdrawn NLRI
 			if len(v) < 3 {
 				continue
 			}

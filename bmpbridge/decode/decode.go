@@ -580,7 +580,7 @@ func initiation(b *bmp.BMPInitiation) *Initiation {
 }
 
 func termination(b *bmp.BMPTermination) *Termination {
-	t := &Termination{ReasonCode: 1, Reason: TerminationReason(1)}
+	t := &Termination{ReasonCode: bmp.BMP_TERM_REASON_UNSPEC, Reason: TerminationReason(bmp.BMP_TERM_REASON_UNSPEC)}
 	for _, tlv := range b.Info {
 		switch v := tlv.(type) {
 		case *bmp.BMPTermTLV16:
@@ -731,7 +731,7 @@ func peerDown(b *bmp.BMPPeerDownNotification) *PeerDown {
 			pd.Notification = &Notification{Code: n.ErrorCode, Subcode: n.ErrorSubcode, CodeName: cn, SubcodeName: sn}
 			if len(n.Data) > 0 {
 				// Shutdown communication (RFC 9003) is a length-prefixed UTF-8 text.
-				if n.ErrorCode == 6 && (n.ErrorSubcode == 2 || n.ErrorSubcode == 4) && int(n.Data[0]) == len(n.Data)-1 {
+				if n.ErrorCode == bgp.BGP_ERROR_CEASE && (n.ErrorSubcode == bgp.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN || n.ErrorSubcode == bgp.BGP_ERROR_SUB_ADMINISTRATIVE_RESET) && int(n.Data[0]) == len(n.Data)-1 {
 					pd.Notification.Data = string(n.Data[1:])
 				} else {
 					pd.Notification.Data = hex.EncodeToString(n.Data)
@@ -786,13 +786,13 @@ func (d *Decoder) mirroring(raw []byte, m *Message) error {
 		typ, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:4]))
 		mr.TLVs++
 		switch {
-		case typ == 0:
+		case typ == bmp.BMP_ROUTE_MIRRORING_TLV_TYPE_BGP_MSG:
 			mr.Messages++
-		case typ == 1 && n == 2:
+		case typ == bmp.BMP_ROUTE_MIRRORING_TLV_TYPE_INFO && n == 2:
 			switch binary.BigEndian.Uint16(b[4:6]) {
-			case 0:
+			case bmp.BMP_ROUTE_MIRRORING_INFO_ERR_PDU:
 				mr.ErroredPDUs++
-			case 1:
+			case bmp.BMP_ROUTE_MIRRORING_INFO_MSG_LOST:
 				mr.MessagesLost++
 			}
 		}

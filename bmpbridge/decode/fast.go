@@ -80,7 +80,7 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 		return false
 	}
 	for len(as) > 0 {
-		flags, typ := as[0], as[1]
+		flags, typ := as[0], bgp.BGPAttrType(as[1])
 		if flags&0x0f != 0 {
 			return false // unused flag bits: gobgp refuses the attribute
 		}
@@ -90,11 +90,11 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 		}
 		v := as[hl : hl+l]
 		as = as[hl+l:]
-		if (typ == 14 || typ == 15) && flags&^0x10 != 0x80 {
+		if (typ == bgp.BGP_ATTR_TYPE_MP_REACH_NLRI || typ == bgp.BGP_ATTR_TYPE_MP_UNREACH_NLRI) && flags&^0x10 != 0x80 {
 			return false // gobgp wants them optional, non-transitive, not partial
 		}
 		switch typ {
-		case 14:
+		case bgp.BGP_ATTR_TYPE_MP_REACH_NLRI:
 			if len(v) < 5 || binary.BigEndian.Uint16(v) != bgp.AFI_IP6 {
 				return false
 			}
@@ -105,7 +105,7 @@ func (d *Decoder) fastRoute(raw []byte, m *Message) bool {
 			if u.Announce, err = prefixes(u.Announce, v[off+1:], bgp.RF_IPv6_UC, ap6, text); err != nil {
 				return false
 			}
-		case 15:
+		case bgp.BGP_ATTR_TYPE_MP_UNREACH_NLRI:
 			if len(v) < 3 || binary.BigEndian.Uint16(v) != bgp.AFI_IP6 {
 				return false
 			}

@@ -33,8 +33,20 @@ type attrParser struct {
 // (bgp.PathAttrFlags), the extended-length and partial bits aside; the
 // types here are those fastAttrs reads.
 var attrFlags = [256]uint8{
-	1: 0x40, 2: 0x40, 3: 0x40, 4: 0x80, 5: 0x40, 6: 0x40, 7: 0xc0, 8: 0xc0,
-	9: 0x80, 10: 0x80, 16: 0xc0, 17: 0xc0, 18: 0xc0, 32: 0xc0,
+	bgp.BGP_ATTR_TYPE_ORIGIN:               0x40,
+	bgp.BGP_ATTR_TYPE_AS_PATH:              0x40,
+	bgp.BGP_ATTR_TYPE_NEXT_HOP:             0x40,
+	bgp.BGP_ATTR_TYPE_MULTI_EXIT_DISC:      0x80,
+	bgp.BGP_ATTR_TYPE_LOCAL_PREF:           0x40,
+	bgp.BGP_ATTR_TYPE_ATOMIC_AGGREGATE:     0x40,
+	bgp.BGP_ATTR_TYPE_AGGREGATOR:           0xc0,
+	bgp.BGP_ATTR_TYPE_COMMUNITIES:          0xc0,
+	bgp.BGP_ATTR_TYPE_ORIGINATOR_ID:        0x80,
+	bgp.BGP_ATTR_TYPE_CLUSTER_LIST:         0x80,
+	bgp.BGP_ATTR_TYPE_EXTENDED_COMMUNITIES: 0xc0,
+	bgp.BGP_ATTR_TYPE_AS4_PATH:             0xc0,
+	bgp.BGP_ATTR_TYPE_AS4_AGGREGATOR:       0xc0,
+	bgp.BGP_ATTR_TYPE_LARGE_COMMUNITY:      0xc0,
 }
 
 // gobgpTypes are the attribute types gobgp decodes by type
@@ -78,13 +90,13 @@ func (p *attrParser) read(key []byte) *Attrs {
 		extAttr           []byte
 	)
 	for len(b) > 0 {
-		if b[0] == 14 {
+		if b[0] == byte(bgp.BGP_ATTR_TYPE_MP_REACH_NLRI) {
 			// MP_REACH_NLRI as rawAttrs keeps it: IPv6 unicast with a
 			// global (and perhaps link-local) next hop only.
-			if len(b) < 5 || seen[14] {
+			if len(b) < 5 || seen[bgp.BGP_ATTR_TYPE_MP_REACH_NLRI] {
 				return nil
 			}
-			seen[14] = true
+			seen[bgp.BGP_ATTR_TYPE_MP_REACH_NLRI] = true
 			afi, safi, l := binary.BigEndian.Uint16(b[1:3]), b[3], int(b[4])
 			if afi != bgp.AFI_IP6 || safi != bgp.SAFI_UNICAST || (l != 16 && l != 32) || len(b) < 5+l {
 				return nil
@@ -96,7 +108,7 @@ func (p *attrParser) read(key []byte) *Attrs {
 		if len(b) < 3 {
 			return nil
 		}
-		flags, typ := b[0], b[1]
+		flags, typ := b[0], bgp.BGPAttrType(b[1])
 		hl, l := 3, int(b[2])
 		if flags&0x10 != 0 {
 			if len(b) < 4 {
@@ -127,7 +139,7 @@ func (p *attrParser) read(key []byte) *Attrs {
 		attr := b[:hl+l]
 		b = b[hl+l:]
 		switch typ {
-		case 1:
+		case bgp.BGP_ATTR_TYPE_ORIGIN:
 			if l != 1 {
 				return nil
 			}
@@ -139,56 +151,56 @@ func (p *attrParser) read(key []byte) *Attrs {
 			default:
 				origin = "INCOMPLETE"
 			}
-		case 2:
+		case bgp.BGP_ATTR_TYPE_AS_PATH:
 			pathV, hasPath = v, true
-		case 3:
+		case bgp.BGP_ATTR_TYPE_NEXT_HOP:
 			if l != 4 {
 				return nil
 			}
 			nh = netip.AddrFrom4([4]byte(v))
-		case 4:
+		case bgp.BGP_ATTR_TYPE_MULTI_EXIT_DISC:
 			if l != 4 {
 				return nil
 			}
 			med, hasMED = binary.BigEndian.Uint32(v), true
-		case 5:
+		case bgp.BGP_ATTR_TYPE_LOCAL_PREF:
 			if l != 4 {
 				return nil
 			}
 			lp, hasLP = binary.BigEndian.Uint32(v), true
-		case 6:
+		case bgp.BGP_ATTR_TYPE_ATOMIC_AGGREGATE:
 			if l != 0 {
 				return nil
 			}
-		case 7:
+		case bgp.BGP_ATTR_TYPE_AGGREGATOR:
 			if l != 6 && l != 8 {
 				return nil
 			}
-		case 9:
+		case bgp.BGP_ATTR_TYPE_ORIGINATOR_ID:
 			if l != 4 {
 				return nil
 			}
-		case 10:
+		case bgp.BGP_ATTR_TYPE_CLUSTER_LIST:
 			if l%4 != 0 {
 				return nil
 			}
-		case 8:
+		case bgp.BGP_ATTR_TYPE_COMMUNITIES:
 			if l%4 != 0 {
 				return nil
 			}
 			comm = v
-		case 16:
+		case bgp.BGP_ATTR_TYPE_EXTENDED_COMMUNITIES:
 			if l%8 != 0 {
 				return nil
 			}
 			ext, extAttr = v, attr
-		case 17:
+		case bgp.BGP_ATTR_TYPE_AS4_PATH:
 			path4V, hasPath4 = v, true
-		case 18:
+		case bgp.BGP_ATTR_TYPE_AS4_AGGREGATOR:
 			if l != 8 {
 				return nil
 			}
-		case 32:
+		case bgp.BGP_ATTR_TYPE_LARGE_COMMUNITY:
 			if l%12 != 0 {
 				return nil
 			}

@@ -53,7 +53,7 @@ func rawAttrs(raw []byte, twoByte bool, key []byte, fams []bgp.Family) ([]byte, 
 		if len(b) < 3 {
 			return key, fams, true, errors.New("truncated path attribute header")
 		}
-		flags, typ := b[0], b[1]
+		flags, typ := b[0], bgp.BGPAttrType(b[1])
 		hl, l := 3, int(b[2])
 		if flags&0x10 != 0 {
 			if len(b) < 4 {
@@ -66,17 +66,17 @@ func rawAttrs(raw []byte, twoByte bool, key []byte, fams []bgp.Family) ([]byte, 
 		}
 		v := b[hl : hl+l]
 		switch typ {
-		case 14: // MP_REACH_NLRI: the family and next hop are part of the route
+		case bgp.BGP_ATTR_TYPE_MP_REACH_NLRI: // the family and next hop are part of the route
 			if len(v) >= 4 {
 				fams = append(fams, bgp.NewFamily(binary.BigEndian.Uint16(v), v[2]))
 				nh := 4 + int(v[3])
 				if nh > len(v) {
 					nh = len(v)
 				}
-				key = append(key, 14)
+				key = append(key, byte(bgp.BGP_ATTR_TYPE_MP_REACH_NLRI))
 				key = append(key, v[:nh]...)
 			}
-		case 15: // MP_UNREACH_NLRI
+		case bgp.BGP_ATTR_TYPE_MP_UNREACH_NLRI:
 			if len(v) >= 3 {
 				fams = append(fams, bgp.NewFamily(binary.BigEndian.Uint16(v), v[2]))
 			}

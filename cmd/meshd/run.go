@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"sync"
@@ -17,12 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
-	"github.com/meshd/meshd/bmpbridge"
 	"github.com/meshd/meshd/config"
-	"github.com/meshd/meshd/gnmiclient"
 	"github.com/meshd/meshd/internal/ops"
 	"github.com/meshd/meshd/internal/sessions"
 	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/stage"
 )
 
 func init() { register(newRunCmd) }
@@ -80,52 +77,53 @@ func run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 
-	var sources, sinks []component
-
-	if len(cfg.GNMI.Targets) > 0 || cfg.GNMI.TargetsFile != "" {
-		gc, err := gnmiclient.New(cfg.GNMI, core, gnmiclient.WithLogger(log.With("part", "gnmi")), gnmiclient.WithRegisterer(reg))
-		if err != nil {
-			return err
-		}
-		opsSrv.Handle("/api/gnmi/targets", jsonHandler(func() any { return gc.Status() }))
-		sources = append(sources, component{"gnmi client", gc.Run})
-	}
-
-	if len(cfg.BMP.Listen) > 0 {
-		bopts := []bmpbridge.Option{bmpbridge.WithConfig(cfg.BMP), bmpbridge.WithLogger(log.With("part", "bmp")), bmpbridge.WithRegisterer(reg)}
-		for name, t := range cfg.GNMI.Targets {
-			bopts = append(bopts, bmpbridge.WithTargets(name))
-			// A router exporting BMP from the address meshd reaches its
-			// gNMI at joins its gNMI record whatever its sysName. (A host
-			// name is not resolved: give the router an alias instead.)
-			// config.Load filled in and checked the host:port.
-			host, _, _ := net.SplitHostPort(t.Address)
-			if ip, err := netip.ParseAddr(host); err == nil {
-				bopts = append(bopts, bmpbridge.WithTargetAddress(name, ip))
-			}
-		}
-		br, err := bmpbridge.New(core, bopts...)
-		if err != nil {
-			return err
-		}
-		lctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		if err := br.Listen(lctx); err != nil {
-			return err
-		}
-		sources = append(sources, component{"bmp listener", func(ctx context.Context) error {
-			<-ctx.Done()
-			cancel()
-			br.Close()
-			return nil
-		}})
-	}
-
-	sinkComps, err := buildSinks(ctx, cfg, core, reg, opsSrv)
-	if err != nil {
+	if err := checkSections(cfg); err != nil {
 		return err
 	}
-	sinks = append(sinks, sinkComps...)
+	env := stage.Env{Log: log, Registerer: reg, Ops: opsHooks{opsSrv}, Decode: decoder(cfg),
+		Applier: core, State: core, Targets: targetHosts(cfg)}
+
+	// Sources bind their listeners when built: one that fails to build
+	// releases those built before it (Run with a done context).
+	var sources, sinks []component
+	release := func() {
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		for _, c := range sources {
+			_ = c.run(done)
+		}
+	}
+	for _, info := range stage.Sources() {
+		src, err := info.New(env)
+		if err != nil {
+			release()
+			return fmt.Errorf("%s: %w", info.Name, err)
+		}
+		if src != nil {
+			sources = append(sources, component{info.Name, src.Run})
+		}
+	}
+	// Each sink gets its own queue on the core, closed once its Run has
+	// drained.
+	for _, info := range stage.Sinks() {
+		snk, err := info.New(env)
+		if err != nil {
+			release()
+			return fmt.Errorf("%s: %w", info.Name, err)
+		}
+		if snk == nil {
+			continue
+		}
+		var opts []merge.SubscribeOption
+		if info.Keys {
+			opts = append(opts, merge.WithKeys())
+		}
+		feed := core.Subscribe(info.Name, cfg.Merge.QueueDepth, opts...)
+		sinks = append(sinks, component{info.Name, func(ctx context.Context) error {
+			defer feed.Close()
+			return snk.Run(ctx, feed)
+		}})
+	}
 
 	log.Info("meshd running", slog.String("http", opsSrv.Addr()), slog.Int("sources", len(sources)), slog.Int("sinks", len(sinks)))
 	var errs []error

@@ -18,7 +18,7 @@ import (
 	"github.com/openconfig/goyang/pkg/yang"
 
 	"github.com/meshd/meshd/change"
-	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/schema"
 )
 
 // Translator converts notifications into changes. It is safe for
@@ -48,7 +48,7 @@ func WithTable(data []byte) Option {
 
 // New returns a translator over the merge core's schemas.
 func New(opts ...Option) (*Translator, error) {
-	ocs, ms, err := merge.Schemas()
+	ocs, ms, err := schema.Schemas()
 	if err != nil {
 		return nil, err
 	}
@@ -695,7 +695,7 @@ func decodeJSON(raw []byte) (any, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: %v", errJSON, err)
+		return nil, fmt.Errorf("%w: %w", errJSON, err)
 	}
 	return v, nil
 }

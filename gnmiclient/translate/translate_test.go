@@ -2,6 +2,8 @@ package translate
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -365,5 +367,15 @@ func TestWalksRemembered(t *testing.T) {
 	}
 	if len(reused.walks) != 4 {
 		t.Errorf("%d walks remembered, want 4 (two paths below two prefixes)", len(reused.walks))
+	}
+}
+
+// TestBadJSONKeepsCause: errJSON wraps the JSON decoder's error, so its
+// offset stays readable.
+func TestBadJSONKeepsCause(t *testing.T) {
+	_, err := decodeJSON([]byte(`{"a":}`))
+	var se *json.SyntaxError
+	if !errors.Is(err, errJSON) || !errors.As(err, &se) {
+		t.Fatalf("err = %v (%T), want errJSON wrapping *json.SyntaxError", err, err)
 	}
 }

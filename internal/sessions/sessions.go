@@ -16,6 +16,7 @@ import (
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/stage"
 )
 
 // Row is one session as meshd sees it.
@@ -63,11 +64,6 @@ func total(m map[string]PrefixCounts, leaf func(PrefixCounts) *uint64) (n uint64
 		}
 	}
 	return n, ok
-}
-
-// Snapshotter is the part of the merge core the table reads.
-type Snapshotter interface {
-	Snapshot(router string) []change.Update
 }
 
 // Build turns a snapshot of leaves into rows, sorted.
@@ -247,7 +243,7 @@ func prefixCell(m map[string]PrefixCounts) string {
 }
 
 // Handler serves the rows as JSON.
-func Handler(s Snapshotter) http.Handler {
+func Handler(s stage.Snapshotter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rows := Build(s.Snapshot(r.URL.Query().Get("router")))
 		w.Header().Set("Content-Type", "application/json")

@@ -26,17 +26,10 @@ import (
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmitarget"
-	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/schema"
+	"github.com/meshd/meshd/stage"
 	mygot "github.com/meshd/meshd/ygot"
 )
-
-// Snapshotter gives the merged state, router by router, for a
-// resynchronisation after the sink missed batches. *merge.Core
-// implements it.
-type Snapshotter interface {
-	Routers() []string
-	Snapshot(router string) []change.Update
-}
 
 // Models are the models Capabilities reports. ondatra's gnmi/oc v0.6.0
 // (the OpenConfig bindings the merge core validates against) carries no
@@ -61,7 +54,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
 // Sink serves the merged tree over gNMI.
 type Sink struct {
 	cfg  Config
-	snap Snapshotter
+	snap stage.Snapshotter
 	srv  *gnmitarget.Server
 	reg  prometheus.Registerer
 	log  *slog.Logger
@@ -74,7 +67,7 @@ type Sink struct {
 }
 
 // New validates cfg and builds the sink; Run starts serving.
-func New(cfg Config, snap Snapshotter, opts ...Option) (*Sink, error) {
+func New(cfg Config, snap stage.Snapshotter, opts ...Option) (*Sink, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -94,7 +87,7 @@ func New(cfg Config, snap Snapshotter, opts ...Option) (*Sink, error) {
 		Name: "meshd_gnmiserver_batches_total",
 		Help: "Change batches applied to the served tree.",
 	})
-	ocs, ms, err := merge.Schemas()
+	ocs, ms, err := schema.Schemas()
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +132,7 @@ func (s *Sink) Server() *gnmitarget.Server { return s.srv }
 
 // Run serves gNMI and applies the batches of sub until ctx ends or sub is
 // closed, then stops the server gracefully.
-func (s *Sink) Run(ctx context.Context, sub *merge.Subscription) error {
+func (s *Sink) Run(ctx context.Context, sub stage.Feed) error {
 	lis, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gnmi-server: listen: %w", err)
@@ -222,7 +215,7 @@ const maxWrite = 8192
 // each resync took leaves back in time.)
 type applier struct {
 	s      *Sink
-	sub    *merge.Subscription
+	sub    stage.Feed
 	closed bool
 	buf    []change.Update
 	// cuts are the last resync's Seq per router; cut0 is the Seq read

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/stage"
 )
 
 func TestValidate(t *testing.T) {
@@ -97,14 +98,14 @@ func startAfter(t *testing.T, depth int, before func(*merge.Core)) *fixture {
 
 // startHook is startWith with before run between subscribing and Run,
 // and snap (if not nil) wrapping the core as the sink's snapshot source.
-func startHook(t *testing.T, depth int, before func(*merge.Core), snap func(*merge.Core) Snapshotter, cfg Config, dopts []grpc.DialOption, opts ...Option) *fixture {
+func startHook(t *testing.T, depth int, before func(*merge.Core), snap func(*merge.Core) stage.Snapshotter, cfg Config, dopts []grpc.DialOption, opts ...Option) *fixture {
 	t.Helper()
 	core, err := merge.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	var src Snapshotter = core
+	var src stage.Snapshotter = core
 	if snap != nil {
 		src = snap(core)
 	}
@@ -365,7 +366,7 @@ func TestUncoveredLossResyncs(t *testing.T) {
 	var once sync.Once
 	f := startHook(t, 2, func(core *merge.Core) {
 		core.Apply(append(bmpPeerUp("r1", "default", "192.0.2.1", 64512, at), bmpPeerUp("r2", "default", "192.0.2.9", 64513, at)...))
-	}, func(core *merge.Core) Snapshotter {
+	}, func(core *merge.Core) stage.Snapshotter {
 		return gatedSnap{Core: core, wait: func() {
 			once.Do(func() {
 				close(entered)

@@ -25,6 +25,7 @@ import (
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/stage"
 )
 
 // chanSub is a subscription fed directly by a test (the merge core's
@@ -33,6 +34,11 @@ type chanSub struct{ ch chan change.Batch }
 
 func (c chanSub) C() <-chan change.Batch { return c.ch }
 func (c chanSub) Dropped() uint64        { return 0 }
+func (c chanSub) Seq() uint64            { return 0 }
+func (c chanSub) LostSeq() uint64        { return 0 }
+func (c chanSub) Deliver(uint64, func(change.Batch)) bool {
+	return false // the sink reads C
+}
 
 func testConfig(t *testing.T, url, db string) Config {
 	return Config{URL: url, Database: db, CreateDatabase: true, SpoolDir: t.TempDir(),
@@ -132,7 +138,7 @@ func routeEvents(router string, from, n int, at time.Time) []change.Event {
 
 // runSink starts Run in the background and returns a stop function that
 // cancels it, closes the sink and returns Run's error.
-func runSink(t *testing.T, s *Sink, sub Subscription) func() error {
+func runSink(t *testing.T, s *Sink, sub stage.Feed) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, sub) }()

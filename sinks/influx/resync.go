@@ -9,6 +9,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/stage"
 )
 
 // Resynchronising. The sink keeps the last value of every state field
@@ -116,7 +117,7 @@ func (kp *keyPaths) pathOf(prefix, rest string) (*gpb.Path, bool) {
 
 // resyncRouter replaces one router's part of the cache with what the
 // core holds for it, as resync does for the whole fleet from a Snapshot.
-func (m *mapper) resyncRouter(w Snapshotter, name string, now time.Time) {
+func (m *mapper) resyncRouter(w stage.Snapshotter, name string, now time.Time) {
 	m.dropRouter(name)
 	m.kp.reset()
 	var one [1]change.Update
@@ -153,7 +154,7 @@ func (m *mapper) resyncRouter(w Snapshotter, name string, now time.Time) {
 // it (stamped then). Between routers it consumes what the queue holds
 // (see the top of this file). Routers the cache knows and the core no
 // longer holds are forgotten.
-func (s *Sink) resync(ctx context.Context, sub Subscription, write bool) error {
+func (s *Sink) resync(ctx context.Context, sub stage.Feed, write bool) error {
 	if s.o.snap == nil {
 		return nil
 	}
@@ -188,7 +189,7 @@ func (s *Sink) resync(ctx context.Context, sub Subscription, write bool) error {
 
 // snapshot writes every cached series in full, one router at a time,
 // consuming the queue between routers.
-func (s *Sink) snapshot(ctx context.Context, sub Subscription) error {
+func (s *Sink) snapshot(ctx context.Context, sub stage.Feed) error {
 	names := make([]string, 0, len(s.mp.routers))
 	for r := range s.mp.routers {
 		names = append(names, r)
@@ -208,7 +209,7 @@ func (s *Sink) snapshot(ctx context.Context, sub Subscription) error {
 // the buffer once it is large and consumes the batches queued meanwhile.
 // A batch that reports lost updates asks for another resync (resyncDue)
 // rather than starting one inside this one.
-func (s *Sink) between(ctx context.Context, sub Subscription) error {
+func (s *Sink) between(ctx context.Context, sub stage.Feed) error {
 	if len(s.buf) >= s.maxBuf {
 		if err := s.flush(ctx); err != nil {
 			return err

@@ -17,11 +17,11 @@ import (
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/sinks/influx/spool"
+	"github.com/meshd/meshd/stage"
 )
 
 // ErrRefused wraps a write InfluxDB refused for a reason retrying cannot
@@ -29,28 +29,13 @@ import (
 // in the spool for the next start with a corrected configuration.
 var ErrRefused = errors.New("influx: InfluxDB refused the write")
 
-// Subscription is the part of the merge core's subscription the sink
-// reads; *merge.Subscription implements it.
-type Subscription interface {
-	C() <-chan change.Batch
-	Dropped() uint64
-}
-
-// Snapshotter gives the merged state to resynchronise from after the
-// merge core dropped batches, one router at a time (see resync.go);
-// *merge.Core implements it.
-type Snapshotter interface {
-	Routers() []string
-	WalkRouter(name string, fn func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source)) bool
-}
-
 // Option configures a Sink.
 type Option func(*options)
 
 type options struct {
 	reg  prometheus.Registerer
 	log  *slog.Logger
-	snap Snapshotter
+	snap stage.Snapshotter
 }
 
 // WithRegisterer registers the sink's metrics with reg.
@@ -61,7 +46,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithSnapshotter lets the sink prime its neighbor cache at start and
 // resynchronise it after lost batches.
-func WithSnapshotter(s Snapshotter) Option { return func(o *options) { o.snap = s } }
+func WithSnapshotter(s stage.Snapshotter) Option { return func(o *options) { o.snap = s } }
 
 // Sink writes the merged change stream to InfluxDB through an on-disk
 // spool. See the package documentation for the design.
@@ -174,7 +159,7 @@ func (s *Sink) setFatal(err error) {
 // Run consumes batches until ctx is done or the subscription closes,
 // mapping them to points and appending them to the spool. It returns nil
 // then, or an ErrRefused error when InfluxDB refuses writes for good.
-func (s *Sink) Run(ctx context.Context, sub Subscription) error {
+func (s *Sink) Run(ctx context.Context, sub stage.Feed) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.resync(ctx, sub, false); err != nil {
@@ -248,7 +233,7 @@ func (s *Sink) Run(ctx context.Context, sub Subscription) error {
 // once flushing has failed (a CI run lost a batch left in the queue while
 // Run was blocked on a full disk); what cannot be spooled stays in the
 // buffer for Close, to spool under its deadline or count as dropped.
-func (s *Sink) drainQueued(sub Subscription) {
+func (s *Sink) drainQueued(sub stage.Feed) {
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for range len(sub.C()) {
@@ -265,7 +250,7 @@ func (s *Sink) drainQueued(sub Subscription) {
 }
 
 // consume maps one batch into the buffer, flushing as it fills.
-func (s *Sink) consume(ctx context.Context, sub Subscription, b *change.Batch) error {
+func (s *Sink) consume(ctx context.Context, sub stage.Feed, b *change.Batch) error {
 	now := time.Now()
 	if b.Lost > 0 {
 		s.m.lost.Add(float64(b.Lost))
