@@ -118,6 +118,8 @@ func (kp *keyPaths) pathOf(prefix, rest string) (*gpb.Path, bool) {
 // resyncRouter replaces one router's part of the cache with what the
 // core holds for it, as resync does for the whole fleet from a Snapshot.
 func (m *mapper) resyncRouter(w stage.Snapshotter, name string, now time.Time) {
+	m.filling = true
+	defer func() { m.filling = false }()
 	m.dropRouter(name)
 	m.kp.reset()
 	var one [1]change.Update
@@ -159,6 +161,20 @@ func (s *Sink) resync(ctx context.Context, sub stage.Feed, write bool) error {
 		return nil
 	}
 	start := time.Now()
+	routers, points, err := s.walkCore(ctx, sub, write)
+	if err != nil {
+		return err
+	}
+	s.m.resyncs.Inc()
+	s.log.Info("influx: resynchronised from the merge core", slog.Int("routers", routers),
+		slog.Int("points", points), slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+// walkCore reads every router back from the merge core into the cache,
+// with write appending its series in full, and consumes the queue
+// between routers. It returns how many routers and points.
+func (s *Sink) walkCore(ctx context.Context, sub stage.Feed, write bool) (int, int, error) {
 	names := s.o.snap.Routers()
 	for r := range s.mp.routers {
 		names = append(names, r)
@@ -177,19 +193,25 @@ func (s *Sink) resync(ctx context.Context, sub stage.Feed, write bool) error {
 			s.bufPoints += n
 			points += n
 		}
+		s.mp.forgetValues(r)
 		if err := s.between(ctx, sub); err != nil {
-			return err
+			return len(done), points, err
 		}
 	}
-	s.m.resyncs.Inc()
-	s.log.Info("influx: resynchronised from the merge core", slog.Int("routers", len(done)),
-		slog.Int("points", points), slog.Duration("took", time.Since(start)))
-	return nil
+	return len(done), points, nil
 }
 
-// snapshot writes every cached series in full, one router at a time,
-// consuming the queue between routers.
+// snapshot writes every series in full, one router at a time, consuming
+// the queue between routers: read back from the merge core when the sink
+// has it (values are not kept then, see mapper.keepValues), else from the
+// values kept.
 func (s *Sink) snapshot(ctx context.Context, sub stage.Feed) error {
+	if !s.mp.keepValues {
+		if _, _, err := s.walkCore(ctx, sub, true); err != nil {
+			return err
+		}
+		return s.flush(ctx)
+	}
 	names := make([]string, 0, len(s.mp.routers))
 	for r := range s.mp.routers {
 		names = append(names, r)

@@ -93,6 +93,7 @@ func New(cfg Config, opts ...Option) (*Sink, error) {
 	}
 	s := &Sink{cfg: cfg, o: o, log: o.log.With(slog.String("sink", "influx")), mp: newMapper(),
 		fatal: make(chan struct{}), writerDone: make(chan struct{})}
+	s.mp.keepValues = o.snap == nil
 	policy := spool.Block
 	if cfg.SpoolFullPolicy == PolicyDropOldest {
 		policy = spool.DropOldest

@@ -18,10 +18,12 @@ import (
 	"testing"
 	"time"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/merge"
 )
 
 // fault is what writeProxy does to one write request instead of simply
@@ -420,5 +422,85 @@ func TestWriteBodyTooLarge(t *testing.T) {
 	}
 	if r := metric(t, reg, "meshd_influx_write_retries_total", ""); r != 0 {
 		t.Errorf("413 retried %v times", r)
+	}
+}
+
+// TestPeriodicSnapshotFromCore: a sink that can read the merge core back
+// keeps no field values between snapshots, and its snapshots, read from
+// the core, still write each series in full with the values the core
+// holds, a change included.
+func TestPeriodicSnapshotFromCore(t *testing.T) {
+	in := testenv.StartInfluxd(t)
+	in.CreateDB(t, "snapcore")
+	core, err := merge.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, in.URL, "snapcore")
+	cfg.SnapshotInterval = time.Second
+	s, err := New(cfg, WithRegisterer(prometheus.NewRegistry()), WithLogger(logger(t)), WithSnapshotter(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runSink(t, s, core.Subscribe("influx", 64))
+	oc := "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=192.0.2.1]"
+	apply := func(at time.Time, kv ...any) {
+		t.Helper()
+		var chs []change.Change
+		for i := 0; i < len(kv); i += 2 {
+			chs = append(chs, change.Change{Router: "r1", Path: change.MustPath(oc + kv[i].(string)), Value: kv[i+1].(*gpb.TypedValue), Time: at, Source: change.SourceGNMI})
+		}
+		if res := core.Apply(chs); res.Err != nil || res.Invalid > 0 {
+			t.Fatalf("apply: %+v", res)
+		}
+	}
+	start := time.Now()
+	apply(start, "/state/peer-as", change.Uint(65001), "/state/session-state", change.String("ESTABLISHED"),
+		"/state/messages/received/UPDATE", change.Uint(10),
+		"/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]/state/prefixes/received", change.Uint(900))
+	nq := fmt.Sprintf(`SELECT "established", "session_state", "updates_rx", "peer_as" FROM "bgp_neighbor" WHERE "neighbor" = '192.0.2.1' AND time > %d`, start.UnixNano())
+	aq := fmt.Sprintf(`SELECT "prefixes_received" FROM "bgp_neighbor_afi" WHERE "afi_safi" = 'IPV4_UNICAST' AND time > %d`, start.UnixNano())
+	testenv.WaitFor(t, 10*time.Second, "two snapshots of the neighbor and its AFI", func() bool {
+		_, n := rowsNS(t, in, "snapcore", nq)
+		_, a := rowsNS(t, in, "snapcore", aq)
+		return len(n) >= 2 && len(a) >= 2
+	})
+	_, vals := rowsNS(t, in, "snapcore", nq)
+	for _, v := range vals {
+		if got := fmt.Sprint(v[1:]); got != "[1 ESTABLISHED 10 65001]" {
+			t.Errorf("snapshot at %v: %s, want the state the core holds", v[0], got)
+		}
+	}
+	_, avals := rowsNS(t, in, "snapcore", aq)
+	for _, v := range avals {
+		if fmt.Sprint(v[1]) != "900" {
+			t.Errorf("AFI snapshot at %v: %v, want 900", v[0], v[1])
+		}
+	}
+
+	changed := time.Now()
+	apply(changed, "/state/session-state", change.String("IDLE"))
+	cq := fmt.Sprintf(`SELECT "established", "session_state", "updates_rx", "peer_as" FROM "bgp_neighbor" WHERE "neighbor" = '192.0.2.1' AND time > %d AND "updates_rx" = 10`, changed.UnixNano())
+	testenv.WaitFor(t, 10*time.Second, "a snapshot after the change", func() bool {
+		_, v := rowsNS(t, in, "snapcore", cq)
+		return len(v) >= 1
+	})
+	_, cvals := rowsNS(t, in, "snapcore", cq)
+	for _, v := range cvals {
+		if got := fmt.Sprint(v[1:]); got != "[0 IDLE 10 65001]" {
+			t.Errorf("snapshot at %v after the change: %s, want [0 IDLE 10 65001]", v[0], got)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, nb := range s.mp.nbrs {
+		for _, sr := range nb.series {
+			held += len(sr.fields)
+		}
+	}
+	if held != 0 || len(s.mp.nbrs) == 0 {
+		t.Errorf("the sink holds %d field values over %d neighbors between snapshots, want none over 1", held, len(s.mp.nbrs))
 	}
 }
