@@ -80,7 +80,11 @@ func (r *Result) Report() string {
 	fmt.Fprintf(&b, "== e2e %s (wall %v; machine busy %.1f CPU-s, stolen %.1f CPU-s)\n", sc.Name, r.Wall.Round(time.Second), r.MachineBusy.Seconds(), r.Steal.Seconds())
 	if sc.Targets > 0 {
 		fmt.Fprintf(&b, "  gNMI fleet %d x %d at %d updates/s, %d subscribers on *\n", sc.Targets, sc.Neighbors, sc.Rate, sc.Subscribers)
-		fmt.Fprintf(&b, "  sync: %v, meshd %.1f CPU-s\n", r.SyncTime.Round(100*time.Millisecond), r.SyncCPU.Seconds())
+		fmt.Fprintf(&b, "  sync: %v, meshd %.1f CPU-s", r.SyncTime.Round(100*time.Millisecond), r.SyncCPU.Seconds())
+		if r.SyncedTargets < sc.Targets {
+			fmt.Fprintf(&b, " (NOT SYNCED: %d of %d targets by the deadline)", r.SyncedTargets, sc.Targets)
+		}
+		b.WriteString("\n")
 	}
 	if sc.Targets > 0 && sc.Rate > 0 {
 		fmt.Fprintf(&b, "  steady %v: %d updates sent, %d received (%.0f/s); meshd %.2f CPU-s = %.2f CPU-µs/update\n",

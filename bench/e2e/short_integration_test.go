@@ -18,6 +18,9 @@ func TestE2EShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + r.Report())
+	if r.SyncedTargets != shortScenario.Targets {
+		t.Errorf("%d of %d gNMI targets synced", r.SyncedTargets, shortScenario.Targets)
+	}
 	if r.Dropped != 0 || r.InfluxLost != 0 {
 		t.Errorf("dropped: merge core %v, InfluxDB sink %v; want none", r.Dropped, r.InfluxLost)
 	}
