@@ -106,7 +106,7 @@ func ng(links []uint16, segs [][2]any) []byte {
 		epb = le.AppendUint32(epb, n)
 		epb = le.AppendUint32(epb, n)
 		b = blk(b, 6, append(epb, frame...))
-		b = blk(b, 5, []byte("statistics are skipped"))
+		b = blk(b, 0xbad, []byte("custom blocks are skipped"))
 	}
 	return b
 }
@@ -127,7 +127,7 @@ func TestPcapng(t *testing.T) {
 			b := ng([]uint16{1}, segs)
 			b[len(b)-1] = 9
 			return b
-		}(), "abcdef", "pcapng block type 5: trailing length"},
+		}(), "abcdef", "pcapng block type 2989: trailing length"},
 		{"no interface", ng(nil, segs), "", "pcapng packet on interface 4294967295 of 0"},
 	}
 	for _, tc := range tests {
