@@ -82,6 +82,7 @@ type Packet struct {
 
 // Reader reads the packets of one capture file.
 type Reader struct {
+	err   error // sticky, after pcapgo panicked
 	pcap  *pcapgo.Reader
 	ng    *pcapgo.NgReader
 	guard *ngGuard
@@ -90,7 +91,16 @@ type Reader struct {
 
 // NewReader reads a capture from r, telling the format from its first
 // bytes.
-func NewReader(r io.Reader) (*Reader, error) {
+func NewReader(r io.Reader) (rd *Reader, err error) {
+	defer func() {
+		if v := recover(); v != nil { // see Next
+			rd, err = nil, fmt.Errorf("%w: pcapgo: %v", ErrFormat, v)
+		}
+	}()
+	return newReader(r)
+}
+
+func newReader(r io.Reader) (*Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, err := br.Peek(4)
 	if err != nil {
@@ -133,7 +143,23 @@ func (r *Reader) LinkType() uint32 {
 }
 
 // Next returns the next packet, or io.EOF at the end of the file.
-func (r *Reader) Next() (Packet, error) {
+func (r *Reader) Next() (p Packet, err error) {
+	if r.err != nil {
+		return Packet{}, r.err
+	}
+	// pcapgo v1.1.19 panics on some hostile input (an interface's time
+	// resolution of 10^-65 s divides by zero): a bad file, not a crash.
+	// The reader's state is then unknown, so it stays failed.
+	defer func() {
+		if v := recover(); v != nil {
+			r.err = fmt.Errorf("%w: pcapgo: %v", ErrFormat, v)
+			p, err = Packet{}, r.err
+		}
+	}()
+	return r.next()
+}
+
+func (r *Reader) next() (Packet, error) {
 	var data []byte
 	var ci gopacket.CaptureInfo
 	var err error

@@ -67,6 +67,7 @@ func TestNgGuard(t *testing.T) {
 		{"no interface", ngFile(shb(), epb(0, 60, frame)), nil, "pcapng packet on interface 0 of 0"},
 		{"cut short", good[:len(good)-30], []uint32{276}, "pcapng block type 6: unexpected EOF"},
 		{"bad trailer", badTrailer, []uint32{276, 1}, "trailing length 9, want 92"},
+		{"time resolution 10^-65 s", ngFile(shb(), []any{uint32(ngIDB), append(idb(1, 65535)[1].([]byte), 9, 0, 1, 0, 65, 0, 0, 0, 0, 0, 0, 0)}, epb(0, 60, frame)), nil, "pcapgo: runtime error"},
 		{"block length", ngFile(shb(), []any{uint32(ngIDB), []byte{1}})[:len(ngFile(shb()))+4], nil, "unexpected EOF"},
 	}
 	for _, tc := range tests {
