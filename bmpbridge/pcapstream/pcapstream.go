@@ -153,6 +153,9 @@ func (f *Flow) drain(final bool) {
 	}
 }
 
+// maxVLANTags bounds the stacked VLAN tags followed in a frame.
+const maxVLANTags = 4
+
 // network strips the link layer and returns the IP packet.
 func network(link uint32, b []byte) ([]byte, bool) {
 	switch link {
@@ -161,8 +164,10 @@ func network(link uint32, b []byte) ([]byte, bool) {
 			return nil, false
 		}
 		et, off := binary.BigEndian.Uint16(b[12:]), 14
-		for et == 0x8100 || et == 0x88a8 {
-			if len(b) < off+4 {
+		// 802.1Q, 802.1ad and the older QinQ TPID, at most maxVLANTags
+		// deep (as the probe's decoder, probe/packet, takes them).
+		for tags := 0; et == 0x8100 || et == 0x88a8 || et == 0x9100; tags++ {
+			if len(b) < off+4 || tags == maxVLANTags {
 				return nil, false
 			}
 			et, off = binary.BigEndian.Uint16(b[off+2:]), off+4
