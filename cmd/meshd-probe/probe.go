@@ -41,7 +41,7 @@ func probeCommand(f *probeFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "meshd-probe",
 		Short: "Run the on-box keepalive probe: RTT, jitter, loss and hop changes of BGP sessions, served over gNMI",
-		Long: `probe watches BGP keepalives and their ACKs on the wire (AF_PACKET with a kernel
+		Long: `meshd-probe watches BGP keepalives and their ACKs on the wire (AF_PACKET with a kernel
 BPF filter for TCP port 179; needs CAP_NET_RAW, and CAP_SYS_ADMIN for --netns) or in a
 pcap file, and serves per-peer statistics over gNMI under meshd's probe model
 (/meshd/network-instances/network-instance/neighbors/neighbor/probe/state).
