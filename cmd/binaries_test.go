@@ -51,7 +51,11 @@ func TestBinaryDeps(t *testing.T) {
 		t.Run(tc.bin, func(t *testing.T) {
 			out, err := exec.Command("go", "list", "-deps", "./"+tc.bin).Output()
 			if err != nil {
-				t.Fatalf("go list -deps ./cmd/%s: %v", tc.bin, err)
+				var stderr []byte
+				if ee, ok := err.(*exec.ExitError); ok {
+					stderr = ee.Stderr
+				}
+				t.Fatalf("go list -deps ./cmd/%s: %v\n%s", tc.bin, err, stderr)
 			}
 			deps := strings.Fields(string(out))
 			if len(deps) < 10 {
