@@ -3,7 +3,10 @@
 # they need first.
 
 GO      ?= go
-BIN     := bin/meshd
+# Three binaries, one per job: the collector, the on-box agent, and the
+# lab (which runs the other two from bin/).
+BINS    := meshd meshd-probe meshd-lab
+LAB     := bin/meshd-lab
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
@@ -13,7 +16,8 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 all: build
 
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/meshd
+	@for b in $(BINS); do echo "$(GO) build -o bin/$$b ./cmd/$$b"; \
+	  $(GO) build -ldflags "$(LDFLAGS)" -o bin/$$b ./cmd/$$b || exit 1; done
 
 tools:
 	bash scripts/install-tools.sh
@@ -40,15 +44,15 @@ integration: build
 	$(GO) test -tags integration -count=1 -p 1 -timeout 40m ./...
 
 lab: tools build
-	$(BIN) lab up
+	$(LAB) up
 
 lab-down: build
-	$(BIN) lab down
+	$(LAB) down
 
 # lab-verify: compare what meshd shows with each router's own view in the
 # running lab (exits non-zero on a mismatch).
 lab-verify: build
-	$(BIN) lab verify
+	$(LAB) verify
 
 # The namespace lab runs once per machine: these hold its lock. TestLabVerify
 # runs verify after every fault kind in a random order (MESHD_LAB_SEED

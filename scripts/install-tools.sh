@@ -39,7 +39,7 @@ else
 fi
 
 # BIRD 2, the lab's third BGP speaker, pinned to Debian 12's version: its
-# text output (birdc show protocols all) is what `meshd lab verify` parses.
+# text output (birdc show protocols all) is what `meshd-lab verify` parses.
 BIRD2_VERSION=2.0.12-7
 if [ "$(dpkg-query -W -f='${Version}' bird2 2>/dev/null)" != "$BIRD2_VERSION" ]; then
 	log "apt-get install bird2=$BIRD2_VERSION"

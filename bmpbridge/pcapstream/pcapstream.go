@@ -1,15 +1,19 @@
-// Package pcapstream reads a capture file (classic pcap or pcapng) and
+// Package pcapstream reads a capture file (classic pcap or pcapng, through
+// internal/pcapfile, the reader the probe's --pcap uses too) and
 // reassembles the payload of each TCP flow in sequence order, so a captured
 // BMP session can be decoded offline. Pure Go, no libpcap.
 package pcapstream
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"sort"
+
+	"github.com/meshd/meshd/internal/pcapfile"
 )
 
 // Flow is one direction of a TCP connection and its reassembled bytes.
@@ -31,54 +35,31 @@ var ErrNotPcap = errors.New("not a pcap or pcapng file")
 
 // Format names the capture format b starts with: "pcap", "pcapng", or ""
 // for neither.
-func Format(b []byte) string {
-	if len(b) < 4 {
-		return ""
-	}
-	switch binary.LittleEndian.Uint32(b) {
-	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
-		return "pcap"
-	case ngSectionHeader: // a palindrome: the same in either byte order
-		return "pcapng"
-	}
-	return ""
-}
+func Format(b []byte) string { return pcapfile.Format(b) }
 
 // IsPcap reports whether b starts like a capture file Read can read
 // (classic pcap or pcapng).
 func IsPcap(b []byte) bool { return Format(b) != "" }
 
-// maxRecord bounds one captured packet; larger records are corrupt.
-const maxRecord = 1 << 20
-
-// packets yields the captured packets of a file with their link type; it
-// returns io.EOF at the end.
-type packets func() (link uint32, data []byte, err error)
-
 // Read reads a pcap or pcapng file and returns its TCP flows with payload,
 // in the order they first carried data.
 func Read(r io.Reader) ([]*Flow, error) {
-	var magic [4]byte
-	if _, err := io.ReadFull(r, magic[:]); err != nil {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(4)
+	if err != nil {
 		return nil, fmt.Errorf("capture header: %w", err)
 	}
-	var next packets
-	var err error
-	switch Format(magic[:]) {
-	case "pcap":
-		next, err = pcapPackets(magic, r)
-	case "pcapng":
-		next, err = pcapngPackets(magic, r)
-	default:
+	if !IsPcap(magic) {
 		return nil, ErrNotPcap
 	}
+	pr, err := pcapfile.NewReader(br)
 	if err != nil {
 		return nil, err
 	}
 	flows := map[flowKey]*Flow{}
 	var order []*Flow
 	for {
-		link, buf, err := next()
+		pkt, err := pr.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				break
@@ -88,6 +69,7 @@ func Read(r io.Reader) ([]*Flow, error) {
 			}
 			return order, err
 		}
+		link, buf := pkt.Link, pkt.Data
 		ip, ok := network(link, buf)
 		if !ok {
 			continue
@@ -123,51 +105,6 @@ func Read(r io.Reader) ([]*Flow, error) {
 		f.drain(true)
 	}
 	return order, nil
-}
-
-// readRest reads the rest of a record whose start was read: the input
-// ending here is an unexpected EOF, not the end of the file.
-func readRest(r io.Reader, b []byte) error {
-	if _, err := io.ReadFull(r, b); err != nil {
-		if errors.Is(err, io.EOF) {
-			return io.ErrUnexpectedEOF
-		}
-		return err
-	}
-	return nil
-}
-
-// pcapPackets reads a classic pcap file after its magic number.
-func pcapPackets(magic [4]byte, r io.Reader) (packets, error) {
-	var gh [24]byte
-	copy(gh[:], magic[:])
-	if err := readRest(r, gh[4:]); err != nil {
-		return nil, fmt.Errorf("pcap header: %w", err)
-	}
-	var bo binary.ByteOrder = binary.LittleEndian
-	if m := binary.LittleEndian.Uint32(gh[:]); m == 0xd4c3b2a1 || m == 0x4d3cb2a1 {
-		bo = binary.BigEndian
-	}
-	link := bo.Uint32(gh[20:]) & 0x0fffffff
-	var ph [16]byte
-	buf := make([]byte, 0, 65536)
-	return func() (uint32, []byte, error) {
-		if _, err := io.ReadFull(r, ph[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				return 0, nil, io.EOF
-			}
-			return 0, nil, fmt.Errorf("pcap record header: %w", err)
-		}
-		n := bo.Uint32(ph[8:])
-		if n > maxRecord {
-			return 0, nil, fmt.Errorf("pcap record of %d bytes", n)
-		}
-		buf = buf[:n]
-		if err := readRest(r, buf); err != nil {
-			return 0, nil, fmt.Errorf("pcap record: %w", err)
-		}
-		return link, buf, nil
-	}, nil
 }
 
 // add places a segment, trimming what was already received (retransmits)
@@ -216,6 +153,9 @@ func (f *Flow) drain(final bool) {
 	}
 }
 
+// maxVLANTags bounds the stacked VLAN tags followed in a frame.
+const maxVLANTags = 4
+
 // network strips the link layer and returns the IP packet.
 func network(link uint32, b []byte) ([]byte, bool) {
 	switch link {
@@ -224,8 +164,10 @@ func network(link uint32, b []byte) ([]byte, bool) {
 			return nil, false
 		}
 		et, off := binary.BigEndian.Uint16(b[12:]), 14
-		for et == 0x8100 || et == 0x88a8 {
-			if len(b) < off+4 {
+		// 802.1Q, 802.1ad and the older QinQ TPID, at most maxVLANTags
+		// deep (as the probe's decoder, probe/packet, takes them).
+		for tags := 0; et == 0x8100 || et == 0x88a8 || et == 0x9100; tags++ {
+			if len(b) < off+4 || tags == maxVLANTags {
 				return nil, false
 			}
 			et, off = binary.BigEndian.Uint16(b[off+2:]), off+4

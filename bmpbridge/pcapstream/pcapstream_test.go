@@ -11,7 +11,10 @@ import (
 
 // pcap builds a little-endian Ethernet pcap of TCP segments (seq, payload)
 // from 10.0.0.1:40000 to 10.0.0.2:11019, starting with a SYN at seq 999.
-func pcap(segs [][2]any) []byte {
+func pcap(segs [][2]any) []byte { return pcapTagged(nil, segs) }
+
+// pcapTagged is pcap with each frame carrying VLAN tags of these TPIDs.
+func pcapTagged(tpids []uint16, segs [][2]any) []byte {
 	var b []byte
 	b = binary.LittleEndian.AppendUint32(b, 0xa1b2c3d4)
 	b = binary.LittleEndian.AppendUint16(b, 2)
@@ -20,7 +23,12 @@ func pcap(segs [][2]any) []byte {
 	b = binary.LittleEndian.AppendUint32(b, 65535)
 	b = binary.LittleEndian.AppendUint32(b, 1)
 	pkt := func(seq uint32, flags byte, payload []byte) {
-		eth := append(make([]byte, 12), 0x08, 0x00)
+		eth := make([]byte, 12)
+		for i, tpid := range tpids {
+			eth = binary.BigEndian.AppendUint16(eth, tpid)
+			eth = binary.BigEndian.AppendUint16(eth, uint16(100+i))
+		}
+		eth = append(eth, 0x08, 0x00)
 		ip := []byte{0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2}
 		binary.BigEndian.PutUint16(ip[2:], uint16(20+20+len(payload)))
 		tcp := make([]byte, 20)
@@ -106,7 +114,7 @@ func ng(links []uint16, segs [][2]any) []byte {
 		epb = le.AppendUint32(epb, n)
 		epb = le.AppendUint32(epb, n)
 		b = blk(b, 6, append(epb, frame...))
-		b = blk(b, 5, []byte("statistics are skipped"))
+		b = blk(b, 0xbad, []byte("custom blocks are skipped"))
 	}
 	return b
 }
@@ -127,7 +135,7 @@ func TestPcapng(t *testing.T) {
 			b := ng([]uint16{1}, segs)
 			b[len(b)-1] = 9
 			return b
-		}(), "abcdef", "pcapng block type 5: trailing length"},
+		}(), "abcdef", "pcapng block type 2989: trailing length"},
 		{"no interface", ng(nil, segs), "", "pcapng packet on interface 4294967295 of 0"},
 	}
 	for _, tc := range tests {
@@ -197,5 +205,36 @@ func TestTruncatedPcap(t *testing.T) {
 	}
 	if _, err := Read(bytes.NewReader(full)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BMP over a tagged link: 802.1Q, QinQ (802.1ad) and the older QinQ TPID
+// 0x9100, as the probe's decoder takes them.
+func TestVLANTags(t *testing.T) {
+	segs := [][2]any{{uint32(1000), []byte("abc")}}
+	for _, tc := range []struct {
+		name  string
+		tpids []uint16
+		want  string
+	}{
+		{"untagged", nil, "abc"},
+		{"802.1Q", []uint16{0x8100}, "abc"},
+		{"QinQ", []uint16{0x88a8, 0x8100}, "abc"},
+		{"QinQ 0x9100", []uint16{0x9100, 0x8100}, "abc"},
+		{"five tags", []uint16{0x88a8, 0x8100, 0x8100, 0x8100, 0x8100}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			flows, err := Read(bytes.NewReader(pcapTagged(tc.tpids, segs)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if len(flows) > 0 {
+				got = string(flows[0].Data)
+			}
+			if got != tc.want {
+				t.Errorf("data %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -30,7 +30,7 @@ func birdProto(peer netip.Addr) string {
 func (l *Lab) birdConfig(r Router) string {
 	dir := l.BIRDDir(r)
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Written by 'meshd lab up'.
+	fmt.Fprintf(&b, `# Written by 'meshd-lab up'.
 log stderr { warning, error, fatal };
 router id %s;
 protocol device { scan time 10; }

@@ -68,7 +68,7 @@ gnmi-server:
 // MeshdConfig is the config the lab gives meshd.
 func (l *Lab) MeshdConfig() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `# Written by 'meshd lab up'.
+	fmt.Fprintf(&b, `# Written by 'meshd-lab up'.
 log:
   level: info
 http:
@@ -95,12 +95,9 @@ func (l *Lab) startMeshd() error {
 	if err := os.WriteFile(conf, []byte(l.MeshdConfig()), 0o644); err != nil {
 		return err
 	}
-	bin := l.opts.Meshd
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return err
-		}
+	bin, err := l.opts.binary("meshd", l.opts.Meshd)
+	if err != nil {
+		return err
 	}
 	if err := l.start("meshd", MgmtNS, bin, "run", "-c", conf); err != nil {
 		return err
@@ -302,15 +299,12 @@ func (l *Lab) vtysh(r Router, cmd string) error {
 // startProbe runs meshd's keepalive probe in a router's namespace, serving
 // gNMI on the router's management address.
 func (l *Lab) startProbe(r Router) error {
-	bin := l.opts.Meshd
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return err
-		}
+	bin, err := l.opts.binary("meshd-probe", l.opts.Probe)
+	if err != nil {
+		return err
 	}
 	// The management network is private to the lab, hence no TLS there.
-	args := []string{"probe", "--router", r.Name,
+	args := []string{"--router", r.Name,
 		"--listen", fmt.Sprintf("%s:%d", r.Mgmt, ProbePort), "--allow-insecure", "--window", "20"}
 	// The probe also serves its router's own view of the sessions (the
 	// daemon's neighbor state, OpenConfig), polled every 2 s.

@@ -11,7 +11,7 @@ import (
 	"github.com/meshd/meshd/internal/wire"
 )
 
-// FaultKind is one fault `meshd lab fault` takes: its name, its operands
+// FaultKind is one fault `meshd-lab fault` takes: its name, its operands
 // and what it does. FaultKinds is the one list the parser, the errors and
 // the help text read.
 type FaultKind struct {
@@ -70,7 +70,7 @@ func (k FaultKind) Usage() string {
 // must buffer, and BGP's hold timer expires at 9 s anyway.
 const MaxDelay = 10 * time.Second
 
-// ParseFault reads a fault from its words, as `meshd lab fault` gets
+// ParseFault reads a fault from its words, as `meshd-lab fault` gets
 // them: KIND then the kind's operands. It checks the words only; whether
 // the routers and links exist is the topology's to say (CheckFault).
 func ParseFault(args []string) (Fault, error) {
@@ -232,7 +232,7 @@ func (t *Topology) RerouteExample() (a, b, via string, ok bool) {
 	return "", "", "", false
 }
 
-// FaultExamples are command lines, after `meshd lab fault`, that this
+// FaultExamples are command lines, after `meshd-lab fault`, that this
 // topology takes: the lab's banner prints them.
 func (t *Topology) FaultExamples() []string {
 	a, b := t.Routers[t.Links[0].A-1].Name, t.Routers[t.Links[0].B-1].Name

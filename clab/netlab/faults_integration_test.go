@@ -18,7 +18,7 @@ import (
 )
 
 // faultLab is the default 4-router lab (`make lab`: a ring, no chords)
-// and the meshd binary that runs in it, for `meshd lab fault` itself.
+// and the meshd-lab binary that runs it, for `meshd-lab fault` itself.
 type faultLab struct {
 	*labEnv
 	bin, dir string
@@ -30,11 +30,12 @@ func startDefaultLab(t *testing.T) *faultLab {
 	for _, b := range []string{"gobgpd", "gobgp", "bgpd", "vtysh", "influxd", "ethtool"} {
 		testenv.Binary(t, b)
 	}
-	bin := buildMeshd(t)
+	o := buildBins(t)
 	dir := t.TempDir()
+	o.Routers, o.Dir = 4, dir
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := netlab.Up(ctx, netlab.Options{Routers: 4, Dir: dir, Meshd: bin, Bin: tools.Look})
+	l, err := netlab.Up(ctx, o)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
@@ -43,16 +44,16 @@ func startDefaultLab(t *testing.T) *faultLab {
 			t.Errorf("lab down: %v", err)
 		}
 	})
-	return &faultLab{labEnv: &labEnv{t: t, lab: l}, bin: bin, dir: dir}
+	return &faultLab{labEnv: &labEnv{t: t, lab: l}, bin: o.Lab, dir: dir}
 }
 
-// fault runs `meshd lab fault` as an operator would and returns what it
+// fault runs `meshd-lab fault` as an operator would and returns what it
 // printed.
 func (e *faultLab) fault(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(e.bin, append([]string{"lab", "fault", "--dir", e.dir}, args...)...).CombinedOutput()
+	out, err := exec.Command(e.bin, append([]string{"fault", "--dir", e.dir}, args...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("meshd lab fault %s: %v: %s", strings.Join(args, " "), err, out)
+		t.Fatalf("meshd-lab fault %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return strings.TrimSpace(string(out))
 }
@@ -240,10 +241,10 @@ func TestLabDefaultFaults(t *testing.T) {
 			{"clear r1 r2", "clear r1→r2: delay and loss removed"},
 		} {
 			if got := e.fault(t, strings.Fields(tt.args)...); got != tt.want {
-				t.Errorf("meshd lab fault %s printed %q, want %q", tt.args, got, tt.want)
+				t.Errorf("meshd-lab fault %s printed %q, want %q", tt.args, got, tt.want)
 			}
 		}
-		out, err := exec.Command(e.bin, "lab", "fault", "--dir", e.dir, "delay", "r1", "r99", "10ms").CombinedOutput()
+		out, err := exec.Command(e.bin, "fault", "--dir", e.dir, "delay", "r1", "r99", "10ms").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "no router r99") {
 			t.Errorf("fault delay r1 r99: %v: %s", err, out)
 		}

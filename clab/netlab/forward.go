@@ -14,11 +14,15 @@ import (
 // SetBin sets how the lab finds tools after Load.
 func (l *Lab) SetBin(f func(string) (string, error)) { l.opts.Bin = f }
 
-// StartForwarder starts `meshd lab forward` detached, so the lab's gNMI
+// StartForwarder starts `meshd-lab forward` detached, so the lab's gNMI
 // target, HTTP endpoints and InfluxDB are reachable on this host's
 // loopback after `lab up` returns.
-func (l *Lab) StartForwarder(self string) error {
-	return l.startHere("forward", self, "lab", "forward")
+func (l *Lab) StartForwarder() error {
+	bin, err := l.opts.binary("meshd-lab", l.opts.Lab)
+	if err != nil {
+		return err
+	}
+	return l.startHere("forward", bin, "forward")
 }
 
 // Forward serves host loopback ports that lead into the management

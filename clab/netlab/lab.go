@@ -24,8 +24,13 @@ import (
 type Options struct {
 	Routers int
 	Dir     string // state, configs and logs
-	// Meshd is the meshd binary to run in the management namespace.
-	Meshd string
+	// Meshd is the collector (meshd) run in the management namespace,
+	// Probe the agent (meshd-probe) run in each router's namespace, and
+	// Lab the binary with the lab's own daemons (meshd-lab: wire and
+	// forward). Empty Lab is the running executable; empty Meshd and
+	// Probe are the binaries of those names beside it (`make build` puts
+	// all three in bin/).
+	Meshd, Probe, Lab string
 	// Bin finds a tool (gobgpd, gobgp, influxd, ...).
 	Bin func(name string) (string, error)
 	// Progress receives one line per step.
@@ -86,8 +91,19 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if o.Dir == "" {
 		o.Dir = DefaultDir
 	}
+	// Find the three binaries before anything is built, so a missing one
+	// is named up front, not after half a lab.
+	if o.Meshd, err = o.binary("meshd", o.Meshd); err != nil {
+		return nil, err
+	}
+	if o.Probe, err = o.binary("meshd-probe", o.Probe); err != nil {
+		return nil, err
+	}
+	if o.Lab, err = o.binary("meshd-lab", o.Lab); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(o.Dir, stateFile)); err == nil {
-		return nil, fmt.Errorf("a lab is already up (state in %s): run 'meshd lab down' first", o.Dir)
+		return nil, fmt.Errorf("a lab is already up (state in %s): run 'meshd-lab down' first", o.Dir)
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
@@ -200,7 +216,7 @@ func (l *Lab) addRouter(r Router) error {
 }
 
 // addLink joins two routers through the wire namespace: each router's end
-// is a veth whose peer sits in WireNS, where `meshd lab wire` bridges the
+// is a veth whose peer sits in WireNS, where `meshd-lab wire` bridges the
 // two in user space and adds the delay and loss faults ask for (this
 // kernel family has no netem).
 func (l *Lab) addLink(lk Link) error {
@@ -439,4 +455,25 @@ func IsUp(dir string) bool {
 	}
 	_, err := os.Stat(filepath.Join(dir, stateFile))
 	return err == nil
+}
+
+// binary returns the path of one of meshd's binaries: the one opts names,
+// else for the lab's own the running executable, else the one called name
+// beside it.
+func (o *Options) binary(name, given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if name == "meshd-lab" {
+		return self, nil
+	}
+	p := filepath.Join(filepath.Dir(self), name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s is not beside %s (make build puts meshd, meshd-probe and meshd-lab in bin/): %w", name, self, err)
+	}
+	return p, nil
 }

@@ -34,20 +34,25 @@ type labEnv struct {
 	gc  gpb.GNMIClient
 }
 
-func buildMeshd(t *testing.T) string {
+// buildBins builds meshd, meshd-probe and meshd-lab into one folder, as
+// `make build` does, and returns the lab options that run them.
+func buildBins(t *testing.T) netlab.Options {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(out)))
-	bin := filepath.Join(t.TempDir(), "meshd")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/meshd")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build meshd: %v\n%s", err, b)
+	dir := t.TempDir()
+	for _, name := range []string{"meshd", "meshd-probe", "meshd-lab"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, b)
+		}
 	}
-	return bin
+	return netlab.Options{Meshd: filepath.Join(dir, "meshd"), Probe: filepath.Join(dir, "meshd-probe"),
+		Lab: filepath.Join(dir, "meshd-lab"), Bin: tools.Look}
 }
 
 func startLab(t *testing.T) *labEnv {
@@ -62,11 +67,12 @@ func startLabN(t *testing.T, routers int) *labEnv {
 	for _, b := range []string{"gobgpd", "gobgp", "bgpd", "vtysh", "bird", "birdc", "influxd", "ethtool"} {
 		testenv.Binary(t, b)
 	}
-	bin := buildMeshd(t)
+	o := buildBins(t)
 	dir := t.TempDir()
+	o.Routers, o.Dir = routers, dir
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(routers)*5*time.Second)
 	defer cancel()
-	l, err := netlab.Up(ctx, netlab.Options{Routers: routers, Dir: dir, Meshd: bin, Bin: tools.Look})
+	l, err := netlab.Up(ctx, o)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}

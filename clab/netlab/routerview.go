@@ -26,7 +26,7 @@ import (
 )
 
 // This file reads each router's own view of its sessions and routes: the
-// oracle `meshd lab verify` holds meshd to. Parsers take the daemons' raw
+// oracle `meshd-lab verify` holds meshd to. Parsers take the daemons' raw
 // output, so tests run them on captures of the real daemons (testdata/).
 
 // Counts are a session's prefix counts for one AFI-SAFI as the router

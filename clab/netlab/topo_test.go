@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// Every size `meshd lab up --routers N` takes lays out a connected
+// Every size `meshd-lab up --routers N` takes lays out a connected
 // partial mesh whose names and addresses Linux and BGP accept.
 func TestTopology(t *testing.T) {
 	for _, n := range []int{2, 3, 5, 20, 60} {

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// `meshd lab verify` holds meshd to the routers' own view: every session's
+// `meshd-lab verify` holds meshd to the routers' own view: every session's
 // state, peer AS, established transitions and prefix counts per AFI-SAFI,
 // and the origin AS (and AS path) of every route, as each router's daemon
 // reports them, against meshd's gNMI target, InfluxDB's last values and

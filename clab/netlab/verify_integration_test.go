@@ -30,7 +30,7 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	return d
 }
 
-// verify runs `meshd lab verify`'s check and fails the test with its
+// verify runs `meshd-lab verify`'s check and fails the test with its
 // report on a mismatch.
 func (e *labEnv) verify(t *testing.T, after string, wait time.Duration) {
 	t.Helper()

@@ -62,18 +62,15 @@ func (l *Lab) setImpairment(lk Link, from string, imp wire.Impairment) error {
 	return syscall.Kill(pid, syscall.SIGHUP)
 }
 
-// startWire starts `meshd lab wire` detached.
+// startWire starts `meshd-lab wire` detached.
 func (l *Lab) startWire() error {
-	bin := l.opts.Meshd
-	if bin == "" {
-		var err error
-		if bin, err = os.Executable(); err != nil {
-			return err
-		}
+	bin, err := l.opts.binary("meshd-lab", l.opts.Lab)
+	if err != nil {
+		return err
 	}
 	l.opts.progress("starting the link daemon in %s (delay and loss faults)", WireNS)
 	// It runs in the root namespace and opens its sockets in WireNS.
-	return l.startHere("wire", bin, "lab", "wire", "--dir", l.State.Dir)
+	return l.startHere("wire", bin, "wire", "--dir", l.State.Dir)
 }
 
 // RunWire bridges every link of the lab in user space until ctx ends,

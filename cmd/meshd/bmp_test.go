@@ -75,7 +75,7 @@ func TestBMPDecodeInputs(t *testing.T) {
 		{name: "raw BMP stream with a malformed message", file: write("bad.bmp", append(append([]byte(nil), raw[:218]...), 3, 0, 0, 0, 7, 0, 0)), lineCount: 3,
 			wantErr: "bad.bmp: 1 message malformed"},
 		{name: "pcapng cut short", file: write("cut.pcapng", read(fix("gobgpd-locrib.pcapng"))[:1500]),
-			wantErr: "cut.pcapng: pcapng: pcapng block type 6: unexpected EOF"},
+			wantErr: "cut.pcapng: pcapng: bad capture file: pcapng block type 6: unexpected EOF"},
 		{name: "not a capture", file: write("junk", []byte("hello, world\n")),
 			wantErr: "junk: not a pcap, pcapng or BMP stream (starts with 68 65 6c 6c 6f 2c 20 77)"},
 		{name: "empty", file: write("empty", nil), wantErr: "empty: empty"},

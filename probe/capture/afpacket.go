@@ -7,17 +7,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/meshd/meshd/internal/netns"
 	"github.com/meshd/meshd/probe/packet"
 )
 
@@ -71,7 +68,7 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 		cfg.BufferBytes = 4 << 20
 	}
 	var l *Live
-	err := InNetns(cfg.Netns, func() error {
+	err := inNetns(cfg.Netns, func() error {
 		var err error
 		l, err = openLive(cfg)
 		return err
@@ -79,48 +76,15 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 	return l, err
 }
 
-// InNetns runs fn on an OS thread that has entered the named network
-// namespace (or in the current one when name is empty). The thread is
-// returned to the original namespace afterwards, or discarded if that
-// fails, so no other goroutine ever runs in the wrong namespace.
-func InNetns(name string, fn func() error) error {
-	if name == "" {
-		return fn()
+// inNetns runs fn inside the named namespace (internal/netns), and names
+// the capability the process lacks when it may not enter.
+func inNetns(name string, fn func() error) error {
+	err := netns.Do(name, fn)
+	var ee *netns.EnterError
+	if errors.As(err, &ee) {
+		return capError(fmt.Sprintf("entering network namespace %s", name), ee.Err, capSysAdmin)
 	}
-	path := name
-	if !strings.ContainsRune(name, '/') {
-		path = filepath.Join("/run/netns", name)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Not unlocking on failure makes the runtime end this thread
-		// with the goroutine, taking the foreign namespace with it.
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- fmt.Errorf("netns: current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(path)
-		if err != nil {
-			errc <- fmt.Errorf("netns %s: %w", name, err)
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- capError(fmt.Sprintf("entering network namespace %s", name), err, capSysAdmin)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("netns: returning from %s: %w", name, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return err
 }
 
 func openLive(cfg LiveConfig) (*Live, error) {
@@ -296,9 +260,9 @@ func (l *Live) Stats() (packets, drops uint32, err error) {
 
 // LocalAddrs returns the addresses of every interface in the named
 // namespace (the current one when name is empty).
-func LocalAddrs(netns string) ([]netip.Addr, error) {
+func LocalAddrs(ns string) ([]netip.Addr, error) {
 	var out []netip.Addr
-	err := InNetns(netns, func() error {
+	err := inNetns(ns, func() error {
 		addrs, err := net.InterfaceAddrs()
 		if err != nil {
 			return err
@@ -325,7 +289,7 @@ func capError(what string, err error, capNum int) error {
 	have, known := hasCap(capNum)
 	switch {
 	case known && !have:
-		return fmt.Errorf("%s: %w: the process lacks %s (run as root, or grant it: setcap cap_net_raw,cap_sys_admin+ep meshd)", what, err, name)
+		return fmt.Errorf("%s: %w: the process lacks %s (run as root, or grant it: setcap cap_net_raw,cap_sys_admin+ep meshd-probe)", what, err, name)
 	default:
 		return fmt.Errorf("%s: %w: %s is needed (an LSM or user namespace may be refusing it)", what, err, name)
 	}

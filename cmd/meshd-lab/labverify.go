@@ -14,7 +14,7 @@ import (
 	"github.com/meshd/meshd/internal/tools"
 )
 
-// errMismatch makes `meshd lab verify` exit non-zero after printing its
+// errMismatch makes `meshd-lab verify` exit non-zero after printing its
 // report.
 var errMismatch = errors.New("meshd disagrees with the routers")
 

@@ -12,19 +12,17 @@ import (
 	"syscall"
 	"time"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
+	"github.com/openconfig/ygot/ytypes"
 	"github.com/spf13/cobra"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmitarget"
-	"github.com/meshd/meshd/merge"
 	"github.com/meshd/meshd/probe"
 	"github.com/meshd/meshd/probe/bgpstate"
-	"github.com/meshd/meshd/sinks/gnmiserver"
 	mygot "github.com/meshd/meshd/ygot"
 )
-
-func init() { register(newProbeCmd) }
 
 type probeFlags struct {
 	cfg                probe.Config
@@ -38,14 +36,12 @@ type probeFlags struct {
 	bgp                bgpstate.Config
 }
 
-func newProbeCmd() *cobra.Command { return probeCommand(&probeFlags{}) }
-
 // probeCommand is the probe command parsing its flags into f.
 func probeCommand(f *probeFlags) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "probe",
+		Use:   "meshd-probe",
 		Short: "Run the on-box keepalive probe: RTT, jitter, loss and hop changes of BGP sessions, served over gNMI",
-		Long: `probe watches BGP keepalives and their ACKs on the wire (AF_PACKET with a kernel
+		Long: `meshd-probe watches BGP keepalives and their ACKs on the wire (AF_PACKET with a kernel
 BPF filter for TCP port 179; needs CAP_NET_RAW, and CAP_SYS_ADMIN for --netns) or in a
 pcap file, and serves per-peer statistics over gNMI under meshd's probe model
 (/meshd/network-instances/network-instance/neighbors/neighbor/probe/state).
@@ -131,15 +127,16 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 
 	var poller *bgpstate.Poller
 	if f.listen != "" && cfg.Pcap == "" {
-		ocs, msch, err := merge.Schemas()
+		msch, err := mygot.Schema()
 		if err != nil {
-			return err
+			return fmt.Errorf("meshd schema: %w", err)
 		}
 		opts := []gnmitarget.Option{gnmitarget.WithModels(mygot.ΓModelData...), gnmitarget.WithSchema(msch.RootSchema()),
 			gnmitarget.WithLogger(slog.Default().With("part", "probe-gnmi"))}
 		if f.bgp.Daemon != "" {
 			// The daemon's neighbor state is served in OpenConfig terms.
-			opts = append(opts, gnmitarget.WithModels(gnmiserver.Models[:3]...), gnmitarget.WithSchema(ocs.RootSchema()),
+			ocs := &ytypes.Schema{Root: &oc.Root{}, SchemaTree: oc.SchemaTree, Unmarshal: oc.Unmarshal}
+			opts = append(opts, gnmitarget.WithModels(ocModels...), gnmitarget.WithSchema(ocs.RootSchema()),
 				gnmitarget.WithEnumTypes(oc.ΛEnumTypes))
 		}
 		if f.tlsCert != "" {
@@ -187,6 +184,16 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 		go func() { _ = poller.Run(ctx) }()
 	}
 	return probe.Run(ctx, cfg)
+}
+
+// ocModels are the OpenConfig models the agent reports with --bgp: the
+// collector's gNMI target reports the same ones (sinks/gnmiserver.Models),
+// but the agent does not carry the collector's merge core and sinks to
+// import them.
+var ocModels = []*gpb.ModelData{
+	{Name: "openconfig-network-instance", Organization: "OpenConfig working group"},
+	{Name: "openconfig-bgp", Organization: "OpenConfig working group"},
+	{Name: "openconfig-bgp-types", Organization: "OpenConfig working group"},
 }
 
 // checkExposure refuses to serve gNMI beyond loopback without TLS and

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/meshd/meshd/clab/netlab"
 	"github.com/meshd/meshd/internal/sessions"
@@ -47,7 +50,7 @@ func TestLabFaultErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			out, err := runCmd(t, newLabCmd(), append([]string{"fault", "--dir", dir}, tt.args...)...)
+			out, err := runCmd(t, newRoot(), append([]string{"fault", "--dir", dir}, tt.args...)...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want %q (output %q)", err, tt.want, out)
 			}
@@ -55,7 +58,7 @@ func TestLabFaultErrors(t *testing.T) {
 	}
 }
 
-var faultLine = regexp.MustCompile("meshd lab (?:--dir [^ ]+ )?fault ([^#\n`]*[^ #\n`])")
+var faultLine = regexp.MustCompile("meshd-lab (?:--dir [^ ]+ )?fault ([^#\n`]*[^ #\n`])")
 
 // Every fault the banner shows is one the lab it describes takes.
 func TestLabBannerFaults(t *testing.T) {
@@ -65,7 +68,7 @@ func TestLabBannerFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		banner := labBanner(topo, "/tmp/x")
-		if !strings.Contains(banner, "meshd lab --dir /tmp/x fault reset r1 r2") {
+		if !strings.Contains(banner, "meshd-lab --dir /tmp/x fault reset r1 r2") {
 			t.Errorf("%d routers: the banner's faults do not name the lab's folder:\n%s", n, banner)
 		}
 		ms := faultLine.FindAllStringSubmatch(banner, -1)
@@ -126,7 +129,7 @@ func checkFault(t *testing.T, topo *netlab.Topology, words string) {
 	}
 }
 
-// After `meshd lab down` the watching `lab up` says so once and returns,
+// After `meshd-lab down` the watching `lab up` says so once and returns,
 // where it printed a netns error every 2 s; an error that repeats while
 // the lab is still there is printed once.
 func TestWatchTableLabGone(t *testing.T) {
@@ -167,4 +170,17 @@ func TestWatchTableLabGone(t *testing.T) {
 	if c := strings.Count(s, "the lab is down"); c != 1 {
 		t.Errorf("'the lab is down' printed %d times, want once:\n%s", c, s)
 	}
+}
+
+// runCmd runs a command as the binary would and returns what it printed.
+func runCmd(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
 }

@@ -1,31 +1,11 @@
-package main
+package cli
 
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
-
-// The version the release build links in is what `meshd version` prints.
-func TestVersionCommand(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "meshd")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version=v9.8.7 -X main.commit=0123abc", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin, "version").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "meshd v9.8.7\ncommit 0123abc\n" + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
-	if string(out) != want {
-		t.Errorf("meshd version printed %q, want %q", out, want)
-	}
-}
 
 func TestNewLogger(t *testing.T) {
 	for _, tc := range []struct {
@@ -41,7 +21,7 @@ func TestNewLogger(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := newLogger(tc.level, tc.format, f)
+		l, err := NewLogger(tc.level, tc.format, f)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s/%s: error %v, want one naming %s", tc.level, tc.format, err, tc.err)

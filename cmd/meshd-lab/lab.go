@@ -18,14 +18,9 @@ import (
 	"github.com/meshd/meshd/internal/tools"
 )
 
-func init() { register(newLabCmd) }
-
-func newLabCmd() *cobra.Command {
+// addLabCmds adds the lab's commands to the root command cmd.
+func addLabCmds(cmd *cobra.Command) {
 	var dir string
-	cmd := &cobra.Command{
-		Use:   "lab",
-		Short: "Run meshd's namespace lab: BGP routers in network namespaces that meshd watches",
-	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", netlab.DefaultDir, "folder for the lab's state, configs and logs")
 
 	var routers int
@@ -42,8 +37,7 @@ func newLabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			self, _ := os.Executable()
-			if err := l.StartForwarder(self); err != nil {
+			if err := l.StartForwarder(); err != nil {
 				return err
 			}
 			fmt.Fprint(out, labBanner(l.Topo, dir))
@@ -88,7 +82,7 @@ func newLabCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, a := range args {
 				if strings.HasPrefix(a, "--") {
-					return fmt.Errorf("%s: flags go before the fault's kind (meshd lab fault --dir D delay r1 r2 20ms)", a)
+					return fmt.Errorf("%s: flags go before the fault's kind (meshd-lab fault --dir D delay r1 r2 20ms)", a)
 				}
 			}
 			f, err := netlab.ParseFault(args)
@@ -132,7 +126,6 @@ func newLabCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(up, down, status, fault, forward, wireCmd, newLabVerifyCmd(&dir))
-	return cmd
 }
 
 func labRows() ([]sessions.Row, error) {
@@ -161,7 +154,7 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
   dashboards     dashboards/ (Grafana and Chronograf, InfluxQL)
   logs, configs  %s
 `, len(topo.Routers), netlab.MgmtNS, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
-	lab := "meshd lab"
+	lab := "meshd-lab"
 	if dir != netlab.DefaultDir {
 		lab += " --dir " + dir
 	}
@@ -191,7 +184,7 @@ func faultHelp() string {
 }
 
 // watchTable prints the sessions every interval until ctx ends, d passes
-// (when not 0), or the lab is gone: after `meshd lab down` it says so once
+// (when not 0), or the lab is gone: after `meshd-lab down` it says so once
 // and returns, and an error that repeats is printed once.
 func watchTable(ctx context.Context, w io.Writer, d, interval time.Duration, rowsOf func() ([]sessions.Row, error), up func() bool) error {
 	if d > 0 {
@@ -204,7 +197,7 @@ func watchTable(ctx context.Context, w io.Writer, d, interval time.Duration, row
 	lastErr := ""
 	for {
 		if !up() {
-			fmt.Fprintln(w, "\nthe lab is down (meshd lab down): stopped watching")
+			fmt.Fprintln(w, "\nthe lab is down (meshd-lab down): stopped watching")
 			return nil
 		}
 		rows, err := rowsOf()
