@@ -109,7 +109,7 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 			return nil
 		}
 		r.latest = max(r.latest, n.leaf.ts)
-		return r.s.scalar(n.leaf.val, e, r.ietf)
+		return r.s.scalar(n.leaf.v.typed(), e, r.ietf)
 	}
 	obj := map[string]any{}
 	for _, name := range n.names() {

@@ -101,7 +101,7 @@ func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, k
 			})
 			sortLeaves(ls)
 			for _, l := range ls {
-				n.Update = append(n.Update, &gpb.Update{Path: l.path(), Val: l.val})
+				n.Update = append(n.Update, &gpb.Update{Path: l.path(), Val: l.v.typed()})
 				n.Timestamp = max(n.Timestamp, l.ts)
 			}
 			return

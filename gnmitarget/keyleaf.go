@@ -34,7 +34,7 @@ func (s *Server) keyLeaf(n *node, name string) *node {
 	}
 	p := nodePath(n)
 	p = &gpb.Path{Elem: append(p.Elem[:len(p.Elem):len(p.Elem)], &gpb.PathElem{Name: name})}
-	l.val = typedKey(kv, s.entryFor(p.Elem))
+	l.v = compact(typedKey(kv, s.entryFor(p.Elem)))
 	l.group, l.depth = n, len(p.Elem)-1
 	l.at = &node{elem: p.Elem[len(p.Elem)-1], parent: n, leaf: l}
 	return l.at
@@ -94,7 +94,7 @@ func (s *Server) keyLeafEvents(t *target, evs []event) []event {
 			if kl := s.keyLeaf(n, name); kl != nil {
 				l := kl.leaf
 				lp := l.path()
-				evs = append(evs, event{target: t.name, key: change.PathKey(lp), path: lp, val: l.val, ts: l.ts, seq: l.seq,
+				evs = append(evs, event{target: t.name, key: change.PathKey(lp), path: lp, val: l.v.typed(), ts: l.ts, seq: l.seq,
 					group: n, depth: l.depth, keyLeaf: true})
 			}
 		}

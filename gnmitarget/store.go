@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
 )
@@ -23,7 +22,7 @@ import (
 // them.
 type leafVal struct {
 	at  *node // the leaf's node
-	val *gpb.TypedValue
+	v   cval
 	ts  int64
 	seq uint64
 	// group is the leaf's deepest list entry (or the root); the leaves of
@@ -289,13 +288,13 @@ func (t *target) set(p *gpb.Path, v *gpb.TypedValue, ts int64, seq func() uint64
 			group, depth = c, i+1
 		}
 	}
-	if n.leaf != nil && proto.Equal(n.leaf.val, v) {
+	if n.leaf != nil && n.leaf.v.equal(v) {
 		return nil, false
 	}
 	if n.leaf == nil {
 		t.leaves++
 	}
-	n.leaf = &leafVal{at: n, val: v, ts: ts, seq: seq(), group: group, depth: depth}
+	n.leaf = &leafVal{at: n, v: compact(v), ts: ts, seq: seq(), group: group, depth: depth}
 	return n.leaf, true
 }
 

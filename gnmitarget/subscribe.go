@@ -605,7 +605,7 @@ func (s *Server) sendLeaves(stream gpb.GNMI_SubscribeServer, targetName string, 
 		if stamp != 0 {
 			ts = stamp
 		}
-		if err := w.add(targetName, l.group, l.depth, l.path(), l.val, ts); err != nil {
+		if err := w.add(targetName, l.group, l.depth, l.path(), l.v.typed(), ts); err != nil {
 			return err
 		}
 	}
