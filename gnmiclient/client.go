@@ -64,6 +64,9 @@ func New(cfg Config, m stage.Applier, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	for _, w := range cfg.Warnings() {
+		c.log.Warn("gnmi: config", slog.String("key", w))
+	}
 	if c.tr == nil {
 		tr, err := translate.New()
 		if err != nil {
@@ -107,9 +110,12 @@ func (c *Client) Run(ctx context.Context) error {
 
 // loadFile parses and validates the targets file's content.
 func (c *Client) loadFile(content []byte) (map[string]*Target, error) {
-	raw, err := parseTargetsFile(c.cfg.TargetsFile, content)
+	raw, warns, err := parseTargetsFile(c.cfg.TargetsFile, content)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range warns {
+		c.log.Warn("gnmi: targets file", slog.String("file", c.cfg.TargetsFile), slog.String("key", w))
 	}
 	ts, err := c.checkTargets(raw)
 	if err != nil {
