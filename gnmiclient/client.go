@@ -2,6 +2,15 @@
 // target (from config and a watched gnmic-format targets file), each
 // reconnecting on its own, turning what arrives into typed changes for the
 // merge core.
+//
+// gnmic is the reference for the configuration. A targets file is decoded
+// into gnmic's own target type (github.com/openconfig/gnmic/pkg/api,
+// types.TargetConfig), so a key means what it means to gnmic; a key gnmic
+// does not know is an error naming it, and each gnmic key is used, warned
+// about or refused as targetsfile.go decides (TestGnmicKeysDecided fails
+// when a gnmic upgrade brings a key nobody decided). A subscription's
+// SubscribeRequest is the one gnmic's pkg/api builds from the same keys
+// (TestBuildRequestAsGnmic).
 package gnmiclient
 
 import (
