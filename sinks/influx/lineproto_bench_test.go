@@ -1,12 +1,19 @@
 package influx
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
 
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+
+	"github.com/meshd/meshd/sinks/influx/spool"
 )
 
 // The encoder in lineproto.go is kept instead of line-protocol/v2's
@@ -140,7 +147,7 @@ func BenchmarkLineProtocol(b *testing.B) {
 			}
 			buf, _ = enc.appendPoint(buf, &pts[i%n])
 		}
-		reportCPU(b, cpu0)
+		reportCPU(b, cpu0, "cpu-ns/point")
 	})
 	b.Run("line-protocol-v2", func(b *testing.B) {
 		var e lineprotocol.Encoder
@@ -158,7 +165,7 @@ func BenchmarkLineProtocol(b *testing.B) {
 		if err := e.Err(); err != nil {
 			b.Fatal(err)
 		}
-		reportCPU(b, cpu0)
+		reportCPU(b, cpu0, "cpu-ns/point")
 	})
 	b.Run("line-protocol-v2+unique-time", func(b *testing.B) {
 		var e lineprotocol.Encoder
@@ -185,7 +192,7 @@ func BenchmarkLineProtocol(b *testing.B) {
 		if err := e.Err(); err != nil {
 			b.Fatal(err)
 		}
-		reportCPU(b, cpu0)
+		reportCPU(b, cpu0, "cpu-ns/point")
 	})
 }
 
@@ -199,6 +206,62 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func reportCPU(b *testing.B, since time.Duration) {
-	b.ReportMetric(float64((cpuTime()-since).Nanoseconds())/float64(b.N), "cpu-ns/point")
+func reportCPU(b *testing.B, since time.Duration, unit string) {
+	b.ReportMetric(float64((cpuTime()-since).Nanoseconds())/float64(b.N), unit)
+}
+
+// BenchmarkWriteRequest sends one batch of 5,000 points (1.5 MB of
+// line protocol, as the spool hands it over) to a local HTTP server
+// that reads and discards it: the sink's write (the client's HTTP
+// service, gzip with a pooled BestSpeed writer) against the client's
+// WriteAPIBlocking.WriteRecord, plain and gzipped. Both include the
+// server's share of the CPU, which is the same for both.
+func BenchmarkWriteRequest(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	pts := benchPoints(5000)
+	enc := newEncoder()
+	var data []byte
+	for i := range pts {
+		data, _ = enc.appendPoint(data, &pts[i])
+	}
+	batch := spool.Batch{Data: data, Points: len(pts)}
+	for _, gz := range []bool{false, true} {
+		name := map[bool]string{false: "plain", true: "gzip"}[gz]
+		b.Run("sink/"+name, func(b *testing.B) {
+			cfg := Config{URL: srv.URL, Database: "meshd", SpoolDir: b.TempDir(), Gzip: gz}
+			s, err := New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close(context.Background())
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for range b.N {
+				if err := s.write(context.Background(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, cpu0, "cpu-ns/batch")
+		})
+		b.Run("WriteAPIBlocking/"+name, func(b *testing.B) {
+			c := influxdb2.NewClientWithOptions(srv.URL, "", influxdb2.DefaultOptions().SetUseGZip(gz).SetLogLevel(0))
+			defer c.Close()
+			w := c.WriteAPIBlocking("", "meshd")
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for range b.N {
+				// The spool's bytes become the string the API takes.
+				if err := w.WriteRecord(context.Background(), string(data)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, cpu0, "cpu-ns/batch")
+		})
+	}
 }
