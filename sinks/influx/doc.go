@@ -84,10 +84,10 @@
 //     default level with a new writer per request, and has no retry of
 //     its own (the spool and retry loop here are what make a kill -9 lose
 //     nothing). BenchmarkWriteRequest, one 1.5 MB batch of 5,000 points to
-//     a local server, 200 requests, -cpu 1, runs under the bench lock,
+//     a local server, 200 requests, -cpu 1, 3 runs under the bench lock,
 //     CPU ms per batch (the server's share included, the same for both):
-//     plain, the sink 0.95-0.99 and 40 KB allocated, WriteRecord 2.3-3.3
-//     and 1.5 MB; gzip, the sink 6.5-9.6 and 49 KB, WriteRecord 23.6-27.4
+//     plain, the sink 0.89-0.99 and 40 KB allocated, WriteRecord 2.3-3.3
+//     and 1.5 MB; gzip, the sink 6.5-9.6 and 49 KB, WriteRecord 23.6-27.6
 //     and 3.8 MB.
 //   - CREATE DATABASE (create-database): influxdb-client-go has no call
 //     that creates an InfluxDB 1.8 database. Its BucketsAPI is InfluxDB
