@@ -23,7 +23,11 @@ import (
 // loader reads, so a key means here what it means to gnmic, and a key
 // gnmic does not know is an error naming it. Every one of gnmic's keys is
 // then used, warned about, or refused, as targetKeys says; none is
-// dropped without a word.
+// dropped without a word. gnmic's loader parses YAML 1.1 (yaml.v2):
+// yes/no and on/off are booleans there, and here too (yaml.v3 reads them
+// so into a bool); a bare number is a duration in nanoseconds there,
+// which meshd refuses with an error naming the key rather than read
+// "timeout: 10" as 10ns.
 
 // fileTarget is one entry of a targets file: gnmic's target and the keys
 // meshd adds (gnmic's loader ignores keys it does not know, so a file

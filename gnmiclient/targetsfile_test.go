@@ -35,6 +35,12 @@ func TestTargetsFile(t *testing.T) {
 			`r2.address: "127.0.0.1:57401,127.0.0.1:57402": several addresses, which gnmic tries in turn (line 7); meshd dials one` + "\n" +
 			`r2.proxy: gnmic key meshd does not support (line 8); meshd dials targets directly, not through a SOCKS5 proxy` + "\n" +
 			`r2.metadata: gnmic key meshd does not support (line 9); meshd sends no extra gRPC metadata`},
+		{file: "targets-yaml11.yaml", err: ` r1.timeout: want a duration (like 10s, 1m30s), got the number 10 (line 7)`},
+		{file: "targets-yes.yaml", check: func(t *testing.T, ts map[string]*Target) {
+			if r := ts["r2"]; !isTrue(r.Insecure) || r.SkipVerify == nil || *r.SkipVerify {
+				t.Errorf("r2 = %+v, want insecure true and skip-verify false, as gnmic reads yes and off", r)
+			}
+		}},
 		{file: "targets-keepalive.yaml", err: ` r2.grpc-keepalive: set with keepalive-time or keepalive-timeout (line 11); keep one`},
 		{file: "targets-warned.yaml", warns: []string{
 			`r1.gzip: gnmic key ignored by meshd (line 6); meshd does not compress gNMI streams, the data is the same`,
