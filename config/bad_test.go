@@ -33,7 +33,7 @@ func TestBadConfigs(t *testing.T) {
 			`influxdb: unknown key "batchsize" (line 5); did you mean "batch-size"?` + "\n" +
 			`influxdb: unknown key "use_gzip" (line 6); did you mean "use-gzip"?` + "\n" +
 			`subscriptions.mine: unknown key "sample_interval" (line 10); did you mean "sample-interval"?` + "\n" +
-			`subscriptions.mine: unknown key "colour" (line 11); known keys: encoding, heartbeat-interval, mode, paths, prefix, sample-interval, stream-mode, suppress-redundant, target, updates-only`},
+			`subscriptions.mine: unknown key "colour" (line 11); known keys: depth, encoding, heartbeat-interval, history, mode, models, name, outputs, paths, prefix, qos, sample-interval, set-target, stream-mode, stream-subscriptions, suppress-redundant, target, updates-only`},
 		// Past decoding, validation speaks the same way.
 		{"invalid-values.yaml", "\n" +
 			`http.listen: "nohost" is not host:port: address nohost: missing port in address` + "\n" +

@@ -2,6 +2,15 @@
 // target (from config and a watched gnmic-format targets file), each
 // reconnecting on its own, turning what arrives into typed changes for the
 // merge core.
+//
+// gnmic is the reference for the configuration. A targets file is decoded
+// into gnmic's own target type (github.com/openconfig/gnmic/pkg/api,
+// types.TargetConfig), so a key means what it means to gnmic; a key gnmic
+// does not know is an error naming it, and each gnmic key is used, warned
+// about or refused as targetsfile.go decides (TestGnmicKeysDecided fails
+// when a gnmic upgrade brings a key nobody decided). A subscription's
+// SubscribeRequest is the one gnmic's pkg/api builds from the same keys
+// (TestBuildRequestAsGnmic).
 package gnmiclient
 
 import (
@@ -64,6 +73,9 @@ func New(cfg Config, m stage.Applier, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	for _, w := range cfg.Warnings() {
+		c.log.Warn("gnmi: config", slog.String("key", w))
+	}
 	if c.tr == nil {
 		tr, err := translate.New()
 		if err != nil {
@@ -107,9 +119,12 @@ func (c *Client) Run(ctx context.Context) error {
 
 // loadFile parses and validates the targets file's content.
 func (c *Client) loadFile(content []byte) (map[string]*Target, error) {
-	raw, err := parseTargetsFile(c.cfg.TargetsFile, content)
+	raw, warns, err := parseTargetsFile(c.cfg.TargetsFile, content)
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range warns {
+		c.log.Warn("gnmi: targets file", slog.String("file", c.cfg.TargetsFile), slog.String("key", w))
 	}
 	ts, err := c.checkTargets(raw)
 	if err != nil {

@@ -409,7 +409,7 @@ srl1:
   subscriptions: [srl-bgp-neighbors]
 10.0.0.9:57400:
 `), 0o600)
-	ts, err := ReadTargetsFile(f)
+	ts, _, err := ReadTargetsFile(f)
 	if err != nil {
 		t.Fatal(err)
 	}

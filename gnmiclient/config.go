@@ -10,8 +10,6 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-
-	"github.com/meshd/meshd/config/yamlcheck"
 )
 
 // Config is the gNMI collector's section of meshd's config. Target and
@@ -49,6 +47,9 @@ type Target struct {
 	// matches gRPC servers' default ping policy: shorter needs the server
 	// to allow it.
 	KeepaliveTime time.Duration `yaml:"keepalive-time,omitempty"`
+	// KeepaliveTimeout is how long a keepalive ping may go unanswered
+	// before the connection is given up (gnmic's grpc-keepalive.timeout).
+	KeepaliveTimeout time.Duration `yaml:"keepalive-timeout,omitempty"`
 	// SyncTimeout bounds the wait for sync_response; a target that sends
 	// nothing for that long after subscribing is reconnected.
 	SyncTimeout   time.Duration `yaml:"sync-timeout,omitempty"`
@@ -71,6 +72,21 @@ type Subscription struct {
 	HeartbeatInterval time.Duration `yaml:"heartbeat-interval,omitempty"`
 	SuppressRedundant bool          `yaml:"suppress-redundant,omitempty"`
 	UpdatesOnly       bool          `yaml:"updates-only,omitempty"`
+	// Qos is the DSCP marking asked of the target (SubscriptionList.qos).
+	Qos *uint32 `yaml:"qos,omitempty"`
+	// Models restricts the subscription to these YANG modules, by name
+	// (SubscriptionList.use_models).
+	Models []string `yaml:"models,omitempty"`
+
+	// gnmic's other subscription keys, named so that a gnmic
+	// subscription block is refused or warned about key by key
+	// (subscriptionKeys says which and why) instead of failing as unknown.
+	GnmicName           string   `yaml:"name,omitempty"`
+	Outputs             []string `yaml:"outputs,omitempty"`
+	SetTarget           bool     `yaml:"set-target,omitempty"`
+	Depth               uint32   `yaml:"depth,omitempty"`
+	History             any      `yaml:"history,omitempty"`
+	StreamSubscriptions any      `yaml:"stream-subscriptions,omitempty"`
 }
 
 // BGP neighbor state paths meshd keeps (OpenConfig). Keys are explicit
@@ -126,6 +142,9 @@ func (c *Config) SetDefaults() {
 	}
 	if d.KeepaliveTime == 0 {
 		d.KeepaliveTime = 5 * time.Minute
+	}
+	if d.KeepaliveTimeout == 0 {
+		d.KeepaliveTimeout = 20 * time.Second
 	}
 	if d.SyncTimeout == 0 {
 		d.SyncTimeout = time.Minute
@@ -184,6 +203,7 @@ func (t *Target) fill(key string, d *Target) {
 	dur(&t.RetryTimer, d.RetryTimer)
 	dur(&t.MaxRetryTimer, d.MaxRetryTimer)
 	dur(&t.KeepaliveTime, d.KeepaliveTime)
+	dur(&t.KeepaliveTimeout, d.KeepaliveTimeout)
 	dur(&t.SyncTimeout, d.SyncTimeout)
 	if t.Insecure == nil {
 		t.Insecure = d.Insecure
@@ -248,7 +268,7 @@ func (s *Subscription) validate(field string) error {
 	if s.SampleInterval < 0 || s.HeartbeatInterval < 0 {
 		return fmt.Errorf("%s.sample-interval: must be >= 0", field)
 	}
-	return nil
+	return s.refuseGnmicKeys(field)
 }
 
 func (t *Target) validate(field string, subs map[string]*Subscription) error {
@@ -309,35 +329,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
-}
-
-// ReadTargetsFile reads a gnmic-format targets file: a map of target name
-// (or address) to its settings.
-func ReadTargetsFile(path string) (map[string]*Target, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("targets file: %w", err)
-	}
-	return parseTargetsFile(path, raw)
-}
-
-func parseTargetsFile(path string, raw []byte) (map[string]*Target, error) {
-	out := map[string]*Target{}
-	// gnmic's targets files may carry keys for gnmic alone (outputs,
-	// tags, ...): those are skipped, but a near miss of one of meshd's
-	// keys ("adress") is an error.
-	if err := yamlcheck.Decode(raw, &out, yamlcheck.ForeignKeys()); err != nil {
-		if strings.Contains(err.Error(), "\n") { // several: one a line under the name
-			return nil, errors.Join(fmt.Errorf("targets file %s:", path), err)
-		}
-		return nil, fmt.Errorf("targets file %s: %w", path, err)
-	}
-	for k, v := range out {
-		if v == nil {
-			out[k] = &Target{}
-		}
-	}
-	return out, nil
 }
 
 // ParseEncoding maps gnmic's encoding names to gNMI's.

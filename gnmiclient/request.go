@@ -59,6 +59,12 @@ func BuildRequest(subs []*Subscription, mode, encoding string) (*gpb.SubscribeRe
 			list.Prefix = &gpb.Path{Target: s.Target}
 		}
 		list.UpdatesOnly = list.UpdatesOnly && s.UpdatesOnly
+		if s.Qos != nil && list.Qos == nil {
+			list.Qos = &gpb.QOSMarking{Marking: *s.Qos}
+		}
+		for _, m := range s.Models {
+			list.UseModels = append(list.UseModels, &gpb.ModelData{Name: m})
+		}
 		sm, err := parseStreamMode(s.StreamMode)
 		if err != nil {
 			return nil, err
@@ -133,9 +139,12 @@ func Dial(ctx context.Context, t *Target) (*grpc.ClientConn, context.Context, er
 	if err != nil {
 		return nil, nil, err
 	}
-	ka := t.KeepaliveTime
+	ka, kto := t.KeepaliveTime, t.KeepaliveTimeout
 	if ka == 0 {
 		ka = 5 * time.Minute
+	}
+	if kto == 0 {
+		kto = 20 * time.Second
 	}
 	to := t.Timeout
 	if to == 0 {
@@ -143,7 +152,7 @@ func Dial(ctx context.Context, t *Target) (*grpc.ClientConn, context.Context, er
 	}
 	conn, err := grpc.NewClient(t.Address,
 		grpc.WithTransportCredentials(creds),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: ka, Timeout: 20 * time.Second, PermitWithoutStream: false}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: ka, Timeout: kto, PermitWithoutStream: false}),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: to}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
 		// A fixed flow-control window bounds what one target can have

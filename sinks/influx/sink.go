@@ -675,35 +675,35 @@ func (s *Sink) retry(ctx context.Context, what string, op func(context.Context) 
 	}
 }
 
-// createDatabase runs CREATE DATABASE through the 1.x query endpoint.
+// createDatabase runs CREATE DATABASE through the client's HTTP service
+// (its Authorization header, user agent, timeout and error parsing, as
+// for writes). influxdb-client-go v2 has no call that creates an
+// InfluxDB 1.8 database: its BucketsAPI is InfluxDB 2's /api/v2/buckets,
+// which 1.8 does not serve, and its QueryAPI speaks Flux, which has no
+// statement that creates one (1.8 serves only /api/v2/write,
+// /api/v2/query and /health of the 2.x API). So the InfluxQL statement
+// goes to 1.8's own /query endpoint, through the client all the same.
 func (s *Sink) createDatabase(ctx context.Context) error {
 	q := url.Values{"q": {fmt.Sprintf("CREATE DATABASE %q", s.cfg.Database)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(s.cfg.URL, "/")+"/query", strings.NewReader(q.Encode()))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if tok := s.cfg.token(); tok != "" {
-		if u, p, ok := strings.Cut(tok, ":"); ok {
-			req.SetBasicAuth(u, p)
-		} else {
-			req.Header.Set("Authorization", "Token "+tok)
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("%w: create database: %v", errRetry, err)
+	var body []byte
+	herr := s.http.DoPostRequest(ctx, strings.TrimRight(s.client.ServerURL(), "/")+"/query", strings.NewReader(q.Encode()),
+		func(req *http.Request) { req.Header.Set("Content-Type", "application/x-www-form-urlencoded") },
+		func(resp *http.Response) error {
+			defer resp.Body.Close()
+			body, _ = io.ReadAll(io.LimitReader(resp.Body, 4096))
+			return nil
+		})
+	if herr != nil {
+		if herr.StatusCode == 0 || herr.StatusCode >= 500 {
+			return fmt.Errorf("%w: create database: %v", errRetry, herr)
+		}
+		return refused(herr.StatusCode, fmt.Errorf("create database: %w", herr), s.cfg)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	switch {
-	case resp.StatusCode >= 500:
-		return fmt.Errorf("%w: create database: HTTP %d: %s", errRetry, resp.StatusCode, body)
-	case resp.StatusCode != http.StatusOK:
-		return refused(resp.StatusCode, fmt.Errorf("create database: %s", strings.TrimSpace(string(body))), s.cfg)
-	case strings.Contains(string(body), `"error"`):
+	// InfluxQL reports a statement's failure (not an admin, a bad name)
+	// in a 200 response's body.
+	if strings.Contains(string(body), `"error"`) {
 		return fmt.Errorf("%w: create database %q: %s", ErrRefused, s.cfg.Database, strings.TrimSpace(string(body)))
 	}
 	s.log.Info("influx: database ready", slog.String("database", s.cfg.Database))
