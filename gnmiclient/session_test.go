@@ -382,3 +382,35 @@ func TestUnknownNotLoggedPerUpdate(t *testing.T) {
 		t.Errorf("%d warnings for %d bad notifications, want at most one summary: %v", n, notes, all)
 	}
 }
+
+// A target whose initial state takes longer than the sync timeout to
+// arrive, but arrives without a pause that long, is not stalled: it syncs
+// on its first session.
+func TestSlowInitialStateNotStalled(t *testing.T) {
+	const notifications = 30 // one every 100 ms: 3 s, twice the timeout
+	f := startFake(t, func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
+		for i := 0; i < notifications; i++ {
+			if err := send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: &gpb.Notification{
+				Timestamp: time.Now().UnixNano(),
+				Update: []*gpb.Update{{Path: change.NeighborPath("default", fmt.Sprintf("10.0.0.%d", i+1), "state", "peer-as"), Val: change.Uint(65001)}},
+			}}}); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		send(syncResp)
+		<-ctx.Done()
+		return nil
+	})
+	tgt := fast(&Target{Address: f.addr})
+	tgt.SyncTimeout = 1500 * time.Millisecond
+	c, _ := runClient(t, Config{Targets: map[string]*Target{"slow": tgt}}, newCore(t))
+	waitFor(t, 20*time.Second, "the slow target synced", func() bool { return statusOf(c, "slow").State == StateSynced })
+	if st := statusOf(c, "slow"); st.Connects != 1 || st.Failures != 0 {
+		t.Errorf("slow target: %+v, want synced on its first session", st)
+	}
+}
