@@ -392,7 +392,7 @@ func TestSlowInitialStateNotStalled(t *testing.T) {
 		for i := 0; i < notifications; i++ {
 			if err := send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: &gpb.Notification{
 				Timestamp: time.Now().UnixNano(),
-				Update: []*gpb.Update{{Path: change.NeighborPath("default", fmt.Sprintf("10.0.0.%d", i+1), "state", "peer-as"), Val: change.Uint(65001)}},
+				Update:    []*gpb.Update{{Path: change.NeighborPath("default", fmt.Sprintf("10.0.0.%d", i+1), "state", "peer-as"), Val: change.Uint(65001)}},
 			}}}); err != nil {
 				return err
 			}
