@@ -19,7 +19,7 @@ func TestCompactValue(t *testing.T) {
 		{Value: &gpb.TypedValue_BoolVal{BoolVal: true}},
 		{Value: &gpb.TypedValue_BoolVal{}},
 		{Value: &gpb.TypedValue_DoubleVal{DoubleVal: 250.5}},
-		{Value: &gpb.TypedValue_FloatVal{FloatVal: 1.5}}, //nolint:staticcheck // some targets send it
+		{Value: &gpb.TypedValue_FloatVal{FloatVal: 1.5}},                                            //nolint:staticcheck // some targets send it
 		{Value: &gpb.TypedValue_DecimalVal{DecimalVal: &gpb.Decimal64{Digits: 2505, Precision: 1}}}, //nolint:staticcheck
 		{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(`{"a":1}`)}},
 		{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: []*gpb.TypedValue{{Value: &gpb.TypedValue_UintVal{UintVal: 1}}}}}},
