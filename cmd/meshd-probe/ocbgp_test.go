@@ -11,6 +11,8 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
+	"github.com/openconfig/ygot/ygot"
+	"github.com/openconfig/ygot/ytypes"
 	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/meshd/meshd/change"
@@ -173,4 +175,64 @@ func pathString(p *gpb.Path) string {
 		}
 	}
 	return b.String()
+}
+
+// Every leaf the agent publishes is accepted by the collector's schema as
+// by the agent's (ytypes.SetNode, as the merge core sets it), lands in the
+// same typed field (the two trees emit the same RFC 7951 JSON), and a
+// value either refuses, both refuse.
+func TestOCBindingTypesLikeCollector(t *testing.T) {
+	ocs, _, err := schema.Schemas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bgps, err := ocbgp.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	collector, agent := &oc.Root{}, &ocbgp.Root{}
+	set := func(root ygot.GoStruct, sch *ytypes.Schema, p *gpb.Path, v *gpb.TypedValue) error {
+		return ytypes.SetNode(sch.RootSchema(), root, p, v, &ytypes.InitMissingElements{})
+	}
+	for _, l := range ocLeaves(t) {
+		if err := set(collector, ocs, l.Path, l.Value); err != nil {
+			t.Errorf("%s: the collector's schema refuses %v: %v", pathString(l.Path), l.Value, err)
+		}
+		if err := set(agent, bgps, l.Path, l.Value); err != nil {
+			t.Errorf("%s: the agent's schema refuses %v: %v", pathString(l.Path), l.Value, err)
+		}
+	}
+	emit := func(root ygot.GoStruct) string {
+		s, err := ygot.EmitJSON(root, &ygot.EmitJSONConfig{Format: ygot.RFC7951, Indent: " ", SkipValidation: true,
+			RFC7951Config: &ygot.RFC7951JSONConfig{AppendModuleName: true, PrependModuleNameIdentityref: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if c, a := emit(collector), emit(agent); c != a {
+		t.Errorf("the trees differ:\ncollector: %s\nagent:     %s", c, a)
+	} else if !strings.Contains(a, `"openconfig-bgp-types:L2VPN_EVPN"`) || !strings.Contains(a, `"OPENCONFIRM"`) {
+		t.Errorf("the tree lacks the typed values it was given: %s", a)
+	}
+
+	nb := change.NeighborPath("default", "10.9.0.2", "state")
+	bad := []struct {
+		name string
+		path *gpb.Path
+		v    *gpb.TypedValue
+	}{
+		{"session-state not in the enum", change.NeighborPath("default", "10.9.0.2", "state", "session-state"), change.String("UP")},
+		{"peer-as as a string", change.NeighborPath("default", "10.9.0.2", "state", "peer-as"), change.String("65002")},
+		{"unknown AFI-SAFI", change.AfiSafiPath("default", "10.9.0.2", "IPV5_UNICAST", "state", "prefixes", "received"), change.Uint(1)},
+		{"prefix count beyond uint32", change.AfiSafiPath("default", "10.9.0.2", "IPV4_UNICAST", "state", "prefixes", "sent"), change.Uint(1 << 33)},
+		{"no such leaf", &gpb.Path{Elem: append(nb.GetElem(), &gpb.PathElem{Name: "no-such-leaf"})}, change.Uint(1)},
+	}
+	for _, tc := range bad {
+		ce := set(&oc.Root{}, ocs, tc.path, tc.v)
+		ae := set(&ocbgp.Root{}, bgps, tc.path, tc.v)
+		if ce == nil || ae == nil {
+			t.Errorf("%s: collector's schema: %v, agent's: %v; want both to refuse", tc.name, ce, ae)
+		}
+	}
 }
