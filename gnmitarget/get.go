@@ -139,6 +139,19 @@ func nodeUnderConfig(n *node) bool {
 	return false
 }
 
+// appendNodeElems appends the elements of n's path to elems.
+func appendNodeElems(elems []*gpb.PathElem, n *node) []*gpb.PathElem {
+	d := nodeDepth(n)
+	start := len(elems)
+	for range d {
+		elems = append(elems, nil)
+	}
+	for i := start + d - 1; i >= start; i, n = i-1, n.parent {
+		elems[i] = n.elem
+	}
+	return elems
+}
+
 func nodePath(n *node) *gpb.Path {
 	elems := make([]*gpb.PathElem, nodeDepth(n))
 	for i, c := len(elems)-1, n; i >= 0; i, c = i-1, c.parent {

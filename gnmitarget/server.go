@@ -292,7 +292,7 @@ func (s *Server) applyLocked(t *target, ups []change.Update, evs []event) []even
 			continue
 		}
 		if l, changed := t.set(p, u.Value, ts, s.nextSeq); changed {
-			evs = append(evs, event{target: t.name, key: leafKey(u, p), path: l.path(), val: u.Value, ts: ts, seq: l.seq, group: l.group, depth: l.depth})
+			evs = append(evs, event{target: t.name, key: leafKey(u, p), path: p, val: u.Value, ts: ts, seq: l.seq, group: l.group, depth: l.depth})
 		}
 	}
 	return s.keyLeafEvents(t, evs)

@@ -600,12 +600,22 @@ func collect(t *target, paths []*pathSub, keyLeaf func(*node, string) *node, fil
 func (s *Server) sendLeaves(stream gpb.GNMI_SubscribeServer, targetName string, leaves []*leafVal, enc gpb.Encoding, stamp int64) error {
 	sortLeaves(leaves)
 	w := s.streamNotifier(stream, enc, true)
-	for _, l := range leaves {
+	// The leaves' paths and values are built in two allocations for the
+	// lot, not two or three a leaf: the notifications keep sub-slices
+	// of elems (never appended to: their capacity ends with them) and
+	// pointers into vals until they are sent.
+	elems := make([]*gpb.PathElem, 0, len(leaves)*12)
+	vals := make([]gpb.TypedValue, len(leaves))
+	var p gpb.Path
+	for i, l := range leaves {
 		ts := l.ts
 		if stamp != 0 {
 			ts = stamp
 		}
-		if err := w.add(targetName, l.group, l.depth, l.path(), l.v.typed(), ts); err != nil {
+		start := len(elems)
+		elems = appendNodeElems(elems, l.at)
+		p.Elem = elems[start:len(elems):len(elems)]
+		if err := w.add(targetName, l.group, l.depth, &p, l.v.typedIn(&vals[i]), ts); err != nil {
 			return err
 		}
 	}

@@ -78,6 +78,30 @@ func (c cval) typed() *gpb.TypedValue {
 	return c.ref
 }
 
+// typedIn is typed, building a scalar's TypedValue in dst (which the
+// caller owns, one of a batch allocated at once) rather than a new one.
+func (c cval) typedIn(dst *gpb.TypedValue) *gpb.TypedValue {
+	switch c.kind {
+	case cvRef:
+		return c.ref
+	case cvString:
+		dst.Value = &gpb.TypedValue_StringVal{StringVal: c.s}
+	case cvASCII:
+		dst.Value = &gpb.TypedValue_AsciiVal{AsciiVal: c.s}
+	case cvUint:
+		dst.Value = &gpb.TypedValue_UintVal{UintVal: c.n}
+	case cvInt:
+		dst.Value = &gpb.TypedValue_IntVal{IntVal: int64(c.n)}
+	case cvBool:
+		dst.Value = &gpb.TypedValue_BoolVal{BoolVal: c.n == 1}
+	case cvDouble:
+		dst.Value = &gpb.TypedValue_DoubleVal{DoubleVal: math.Float64frombits(c.n)}
+	case cvFloat:
+		dst.Value = &gpb.TypedValue_FloatVal{FloatVal: math.Float32frombits(uint32(c.n))} //nolint:staticcheck // as received
+	}
+	return dst
+}
+
 // equal reports whether v is the value c holds.
 func (c cval) equal(v *gpb.TypedValue) bool {
 	if c.kind == cvRef {
