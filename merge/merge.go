@@ -823,9 +823,8 @@ func (c *Core) View(routerName string, fn func(*oc.Root, *mygot.Root)) bool {
 // change over gNMI, and sinks want the change itself, with old and new.
 func hopChange(routerName string, p *gnmi.Path, old uint64, ch *change.Change) change.Event {
 	ni, addr, _, _ := change.NeighborOf(p)
-	return change.Event{
-		Time: ch.Time, Router: routerName, NetworkInstance: ni, Neighbor: addr,
-		Kind: change.EventHopChange, Source: ch.Source,
-		Fields: map[string]any{"old_hops": int64(old), "new_hops": int64(ch.Value.GetUintVal())},
-	}
+	return change.HopChange{
+		Time: ch.Time, Router: routerName, NetworkInstance: ni, Neighbor: addr, Source: ch.Source,
+		OldHops: old, NewHops: ch.Value.GetUintVal(),
+	}.Event()
 }
