@@ -134,22 +134,10 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 		hops = cur.uintVal()
 	}
 	if cur == nil || !cur.fast().set(ch.Value) {
-		_, root := c.schemaFor(r, p)
-		set, ok := walkSet(root, p.GetElem(), ch.Value)
-		var err error
-		if !ok {
-			key, offs := keyOffsets(p)
-			set, err = c.setNode(r, p, key, offs, ch.Value)
-			// A field ygot filled from a value its setter would not
-			// take (an enumeration named with its module) does not hold
-			// the value as sent: the leaf keeps it.
-			if err == nil && !set.set(ch.Value) {
-				set = setter{}
-			}
-		}
+		set, err := c.validate(r, p, ch.Value)
 		if err != nil {
 			res.Invalid++
-			return ups, fmt.Errorf("%w: %w", ErrSchema, err)
+			return ups, err
 		}
 		added := 0
 		if cur == nil {

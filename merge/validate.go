@@ -1,6 +1,7 @@
 package merge
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
@@ -15,6 +16,32 @@ func (c *Core) schemaFor(r *router, p *gnmi.Path) (*ytypes.Schema, ygot.GoStruct
 		return c.meshSch, r.meshd
 	}
 	return c.ocSch, r.oc
+}
+
+// validate is the schema check of an incoming change, its one home: a
+// leaf that is new, or whose value its field's fast setter does not
+// take, is set in the router's tree through the schema, which refuses a
+// path or a value that does not fit (ErrSchema). It returns the setter
+// that holds the value in the tree, or none when the leaf keeps the value
+// itself.
+func (c *Core) validate(r *router, p *gnmi.Path, v *gnmi.TypedValue) (setter, error) {
+	_, root := c.schemaFor(r, p)
+	set, ok := walkSet(root, p.GetElem(), v)
+	if ok {
+		return set, nil
+	}
+	key, offs := keyOffsets(p)
+	set, err := c.setNode(r, p, key, offs, v)
+	if err != nil {
+		return setter{}, fmt.Errorf("%w: %w", ErrSchema, err)
+	}
+	// A field ygot filled from a value its setter would not take (an
+	// enumeration named with its module) does not hold the value as
+	// sent: the leaf keeps it.
+	if !set.set(v) {
+		set = setter{}
+	}
+	return set, nil
 }
 
 // setNode sets a value in the router's tree, starting from the nearest
