@@ -375,7 +375,7 @@ func TestConfigValidate(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		"bad address":   {Config{Targets: map[string]*Target{"r": {Address: "nohost"}}}, "targets.r.address"},
+		"bad address":   {Config{Targets: map[string]*Target{"r": {Address: "127.0.0.1:1,127.0.0.1:2"}}}, "targets.r.address"},
 		"unknown sub":   {Config{Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", Subscriptions: []string{"zz"}}}}, "targets.r.subscriptions"},
 		"cert w/o key":  {Config{Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", TLSCert: "x"}}}, "targets.r.tls-key"},
 		"bad encoding":  {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, Encoding: "ascii"}}}, "subscriptions.s.encoding"},
@@ -395,6 +395,14 @@ func TestConfigValidate(t *testing.T) {
 	good.SetDefaults()
 	if err := good.Validate(); err != nil {
 		t.Errorf("a gnmic-style address-only target: %v", err)
+	}
+	// A host without a port means what it means to gnmic: its port 57400
+	// (this was the "not host:port" error before targets were read as
+	// gnmic's).
+	host := Config{Targets: map[string]*Target{"r": {Address: "nohost"}}}
+	host.SetDefaults()
+	if err := host.Validate(); err != nil || host.Targets["r"].Address != "nohost:57400" {
+		t.Errorf("a host without a port: err %v, address %q, want nohost:57400", err, host.Targets["r"].Address)
 	}
 }
 

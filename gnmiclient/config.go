@@ -3,7 +3,6 @@ package gnmiclient
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sort"
 	"strings"
@@ -16,8 +15,10 @@ import (
 // subscription keys use gnmic's names, so a gnmic targets file or
 // subscription block can be reused as it is.
 type Config struct {
-	// Targets by name; the name is the router's identity in meshd.
-	Targets map[string]*Target `yaml:"targets"`
+	// Targets by name; the name is the router's identity in meshd. They
+	// are decoded as a gnmic targets file's entries are (decodeTargets):
+	// a key means here what it means there.
+	Targets Targets `yaml:"targets"`
 	// TargetsFile is a gnmic-format targets file (name: {address: ...}),
 	// watched for changes: targets are added, changed and removed live.
 	TargetsFile string `yaml:"targets-file"`
@@ -56,6 +57,10 @@ type Target struct {
 	Subscriptions []string      `yaml:"subscriptions,omitempty"`
 	// Encoding overrides the subscriptions' encoding for this target.
 	Encoding string `yaml:"encoding,omitempty"`
+
+	// warnings name the gnmic keys of the target's config entry that
+	// meshd reads but does not act on (Config.Warnings).
+	warnings []string
 }
 
 // Subscription is one named subscription, with gnmic's field names.
@@ -182,6 +187,11 @@ func (t *Target) fill(key string, d *Target) {
 	if t.Address == "" {
 		t.Address = key
 	}
+	// As gnmic: a host alone gets gnmic's port. An address gnmic reads
+	// otherwise is left for validate to name.
+	if a, err := gnmicAddress(t.Address); err == nil {
+		t.Address = a
+	}
 	str := func(v *string, def string) {
 		if *v == "" {
 			*v = def
@@ -272,8 +282,8 @@ func (s *Subscription) validate(field string) error {
 }
 
 func (t *Target) validate(field string, subs map[string]*Subscription) error {
-	if _, _, err := net.SplitHostPort(t.Address); err != nil {
-		return fmt.Errorf("%s.address: %q is not host:port", field, t.Address)
+	if _, err := gnmicAddress(t.Address); err != nil {
+		return fmt.Errorf("%s.address: %v", field, err)
 	}
 	if (t.TLSCert == "") != (t.TLSKey == "") {
 		return fmt.Errorf("%s.tls-key: tls-cert and tls-key go together", field)

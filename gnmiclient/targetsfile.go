@@ -109,34 +109,88 @@ func ReadTargetsFile(path string) (map[string]*Target, []string, error) {
 }
 
 func parseTargetsFile(path string, raw []byte) (map[string]*Target, []string, error) {
-	in := map[string]*fileTarget{}
-	if err := yamlcheck.Decode(raw, &in); err != nil {
+	root, err := yamlcheck.Parse(raw)
+	if err != nil {
 		return nil, nil, fileError(path, err)
 	}
-	lines := keyLines(raw)
-	out := make(map[string]*Target, len(in))
-	var errs, warns []*yamlcheck.Error
-	for _, name := range sortedKeys(in) {
-		t, w, err := in[name].target(name, lines[name])
-		errs = append(errs, err...)
-		warns = append(warns, w...)
-		out[name] = t
-	}
-	byLine := func(a, b *yamlcheck.Error) int { return cmp.Compare(a.Line, b.Line) }
+	out, warns, errs := decodeTargets(root, "")
 	if len(errs) > 0 {
-		slices.SortStableFunc(errs, byLine)
-		joined := make([]error, len(errs))
-		for i, e := range errs {
-			joined[i] = e
-		}
-		return nil, nil, fileError(path, errors.Join(joined...))
+		return nil, nil, fileError(path, yamlcheck.Join(errs))
 	}
-	slices.SortStableFunc(warns, byLine)
 	ws := make([]string, len(warns))
 	for i, w := range warns {
 		ws[i] = w.Error()
 	}
 	return out, ws, nil
+}
+
+// decodeTargets is the one decoder of gnmic targets, for a targets file
+// (path "") and for the targets key of meshd's config (path "targets"):
+// the same keys mean the same there as in gnmic. It returns the targets,
+// the warnings and the errors, each in line order. A nil node (an empty
+// document) holds no targets.
+func decodeTargets(n *yaml.Node, path string) (map[string]*Target, []*yamlcheck.Error, []*yamlcheck.Error) {
+	in := map[string]*fileTarget{}
+	if n != nil {
+		if errs := yamlcheck.CheckNode(n, reflect.TypeOf(&in), path); len(errs) > 0 {
+			return nil, nil, errs
+		}
+		if err := yamlcheck.DecodeNode(n, &in, path); err != nil {
+			return nil, nil, []*yamlcheck.Error{{Path: path, Line: n.Line, Msg: err.Error()}}
+		}
+	}
+	lines := keyLines(n)
+	out := make(map[string]*Target, len(in))
+	var errs, warns []*yamlcheck.Error
+	for _, name := range sortedKeys(in) {
+		t, w, err := in[name].target(name, keyPath(path, name), lines[name])
+		errs = append(errs, err...)
+		warns = append(warns, w...)
+		out[name] = t
+	}
+	byLine := func(a, b *yamlcheck.Error) int { return cmp.Compare(a.Line, b.Line) }
+	slices.SortStableFunc(errs, byLine)
+	slices.SortStableFunc(warns, byLine)
+	return out, warns, errs
+}
+
+func keyPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// Targets are the targets of meshd's config (its targets key), decoded
+// as a gnmic targets file's entries are (decodeTargets).
+type Targets map[string]*Target
+
+// CheckYAML reports what decodeTargets refuses, with the rest of the
+// config's problems (yamlcheck.Checker).
+func (Targets) CheckYAML(n *yaml.Node, path string) []*yamlcheck.Error {
+	_, _, errs := decodeTargets(n, path)
+	return errs
+}
+
+// UnmarshalYAML decodes the targets key of meshd's config; the warnings
+// stay with their targets for Config.Warnings.
+func (ts *Targets) UnmarshalYAML(n *yaml.Node) error {
+	out, warns, errs := decodeTargets(n, "targets")
+	if len(errs) > 0 {
+		return yamlcheck.Join(errs)
+	}
+	for _, w := range warns {
+		// A warning's path is targets.NAME.KEY.
+		name := strings.TrimPrefix(w.Path, "targets.")
+		if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			name = name[:i]
+		}
+		if t := out[name]; t != nil {
+			t.warnings = append(t.warnings, w.Error())
+		}
+	}
+	*ts = out
+	return nil
 }
 
 func fileError(path string, err error) error {
@@ -149,14 +203,14 @@ func fileError(path string, err error) error {
 // target turns a gnmic target into meshd's, as gnmic would fill it in:
 // the entry's key is its name and, without an address, its address; an
 // address without a port gets gnmic's default port.
-func (f *fileTarget) target(key string, lines map[string]int) (*Target, []*yamlcheck.Error, []*yamlcheck.Error) {
+func (f *fileTarget) target(key, path string, lines map[string]int) (*Target, []*yamlcheck.Error, []*yamlcheck.Error) {
 	if f == nil {
 		f = &fileTarget{}
 	}
 	var errs, warns []*yamlcheck.Error
 	for _, k := range setKeys(&f.TargetConfig) {
 		r := targetKeys[k]
-		e := &yamlcheck.Error{Path: key + "." + k, Line: lines[k]}
+		e := &yamlcheck.Error{Path: path + "." + k, Line: lines[k]}
 		switch r.use {
 		case keyWarned:
 			e.Msg = "gnmic key ignored by meshd; " + r.why
@@ -185,14 +239,14 @@ func (f *fileTarget) target(key string, lines map[string]int) (*Target, []*yamlc
 	}
 	addr, err := gnmicAddress(t.Address)
 	if err != nil {
-		errs = append(errs, &yamlcheck.Error{Path: key + ".address", Line: lines["address"], Msg: err.Error()})
+		errs = append(errs, &yamlcheck.Error{Path: path + ".address", Line: lines["address"], Msg: err.Error()})
 	}
 	t.Address = addr
 	if ka := tc.GRPCKeepalive; ka != nil {
 		// gnmic's grpc-keepalive and meshd's keepalive-time say the same
 		// thing; one of them, so the file has one meaning.
 		if f.KeepaliveTime != 0 || f.KeepaliveTimeout != 0 {
-			errs = append(errs, &yamlcheck.Error{Path: key + ".grpc-keepalive", Line: lines["grpc-keepalive"],
+			errs = append(errs, &yamlcheck.Error{Path: path + ".grpc-keepalive", Line: lines["grpc-keepalive"],
 				Msg: "set with keepalive-time or keepalive-timeout; keep one"})
 		}
 		// permit-without-stream changes nothing: meshd's connection
@@ -258,15 +312,14 @@ func gnmicTargetKeys() []string {
 	return keys
 }
 
-// keyLines returns, for each top-level entry of a targets file, the line
-// of each of its keys.
-func keyLines(raw []byte) map[string]map[string]int {
+// keyLines returns, for each entry of a mapping of targets, the line of
+// each of its keys.
+func keyLines(n *yaml.Node) map[string]map[string]int {
 	out := map[string]map[string]int{}
-	var doc yaml.Node
-	if yaml.Unmarshal(raw, &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+	if n == nil || n.Kind != yaml.MappingNode {
 		return out
 	}
-	top := doc.Content[0].Content
+	top := n.Content
 	for i := 0; i+1 < len(top); i += 2 {
 		m := map[string]int{}
 		if v := top[i+1]; v.Kind == yaml.MappingNode {
@@ -334,10 +387,15 @@ func (s *Subscription) setGnmicKeys() []string {
 	return keys
 }
 
-// Warnings names the gnmic keys in the config's subscriptions that meshd
+// Warnings names the gnmic keys in the config's targets and subscriptions that meshd
 // reads but does not act on.
 func (c *Config) Warnings() []string {
 	var out []string
+	for _, name := range sortedKeys(c.Targets) {
+		if t := c.Targets[name]; t != nil {
+			out = append(out, t.warnings...)
+		}
+	}
 	for _, name := range sortedKeys(c.Subscriptions) {
 		if s := c.Subscriptions[name]; s != nil {
 			out = append(out, s.gnmicWarnings("subscriptions."+name)...)

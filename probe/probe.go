@@ -422,14 +422,12 @@ func (a *Agent) emitSample(s Sample) {
 }
 
 func (a *Agent) emitHopChange(p *peer, now int64, hc stats.HopChange) {
-	ev := change.Event{
+	ev := change.HopChange{
 		Time: time.Unix(0, now), Router: a.cfg.Router, NetworkInstance: a.cfg.NetworkInstance,
-		Neighbor: p.key.Peer.String(), Kind: change.EventHopChange, Source: change.SourceProbe,
-		Fields: map[string]any{
-			"local": p.key.Local.String(), "old_ttl": int64(hc.OldTTL), "new_ttl": int64(hc.NewTTL),
-			"old_hops": int64(hc.OldHops), "new_hops": int64(hc.NewHops),
-		},
-	}
+		Neighbor: p.key.Peer.String(), Source: change.SourceProbe,
+		OldHops: uint64(hc.OldHops), NewHops: uint64(hc.NewHops),
+		Local: p.key.Local.String(), OldTTL: hc.OldTTL, NewTTL: hc.NewTTL,
+	}.Event()
 	if a.cfg.OnEvent != nil {
 		a.cfg.OnEvent(ev)
 	}

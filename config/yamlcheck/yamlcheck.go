@@ -61,35 +61,72 @@ func ForeignKeys() Option { return func(c *checker) { c.foreign = true } }
 // into v (a pointer). An empty document leaves v as it is. The error
 // joins one *Error per problem, in line order.
 func Decode(data []byte, v any, opts ...Option) error {
+	root, err := Parse(data)
+	if err != nil || root == nil {
+		return err
+	}
+	return DecodeNode(root, v, "", opts...)
+}
+
+// Parse parses a YAML document and returns its root node, nil for an
+// empty document. A syntax error is an *Error.
+func Parse(data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return syntaxError(err)
+		return nil, syntaxError(err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return nil
+		return nil, nil
 	}
-	c := &checker{}
-	for _, o := range opts {
-		o(c)
-	}
-	root := doc.Content[0]
-	c.check(root, reflect.TypeOf(v), "")
-	if len(c.errs) > 0 {
-		slices.SortStableFunc(c.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
-		errs := make([]error, len(c.errs))
-		for i, e := range c.errs {
-			errs[i] = e
-		}
-		return errors.Join(errs...)
+	return doc.Content[0], nil
+}
+
+// DecodeNode is Decode for a node of a document, found at the key path
+// path ("" for the document itself): errors name their keys below path.
+func DecodeNode(n *yaml.Node, v any, path string, opts ...Option) error {
+	if errs := CheckNode(n, reflect.TypeOf(v), path, opts...); len(errs) > 0 {
+		return Join(errs)
 	}
 	// Node.Decode ignores unknown keys: the check has refused those that
 	// are not foreign.
-	if err := root.Decode(v); err != nil {
+	if err := n.Decode(v); err != nil {
 		// The check above should have caught it; say it without Go types
 		// all the same.
 		return plain(err)
 	}
 	return nil
+}
+
+// CheckNode checks a node found at the key path path against the Go type
+// t, and returns its problems.
+func CheckNode(n *yaml.Node, t reflect.Type, path string, opts ...Option) []*Error {
+	c := &checker{}
+	for _, o := range opts {
+		o(c)
+	}
+	c.check(n, t, path)
+	return c.errs
+}
+
+// Join joins errors in line order into one error, nil for none.
+func Join(errs []*Error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return errors.Join(out...)
+}
+
+// A Checker decodes itself (it is also a yaml.Unmarshaler) and checks its
+// own node, so that its problems are found, and said, with the rest of
+// the document's. Types that keep another tool's keys (gnmic's targets)
+// are Checkers.
+type Checker interface {
+	CheckYAML(n *yaml.Node, path string) []*Error
 }
 
 type checker struct {
@@ -112,6 +149,7 @@ func (c *checker) fail(n *yaml.Node, path, format string, args ...any) {
 
 var (
 	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	checkerType     = reflect.TypeFor[Checker]()
 	durationType    = reflect.TypeFor[time.Duration]()
 	timeType        = reflect.TypeFor[time.Time]()
 )
@@ -135,11 +173,13 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 	}
 	for t.Kind() == reflect.Pointer {
 		if t.Implements(unmarshalerType) {
+			c.self(n, t, path)
 			return
 		}
 		t = t.Elem()
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		c.self(n, reflect.PointerTo(t), path)
 		return // the type says its own errors
 	}
 	switch {
@@ -180,6 +220,14 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 	case t.Kind() == reflect.Interface:
 	default:
 		c.scalar(n, t, path)
+	}
+}
+
+// self lets a type that decodes itself check its node, when it is a
+// Checker (pt is a pointer type).
+func (c *checker) self(n *yaml.Node, pt reflect.Type, path string) {
+	if pt.Implements(checkerType) {
+		c.errs = append(c.errs, reflect.New(pt.Elem()).Interface().(Checker).CheckYAML(n, path)...)
 	}
 }
 
