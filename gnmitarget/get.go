@@ -3,11 +3,12 @@ package gnmitarget
 import (
 	"context"
 	"sort"
-	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshd/meshd/change"
 )
 
 // Get answers from the store: PROTO gives one scalar update per leaf,
@@ -58,7 +59,7 @@ func (s *Server) Get(_ context.Context, req *gpb.GetRequest) (resp *gpb.GetRespo
 			}
 		}
 		if !found {
-			return nil, status.Errorf(codes.NotFound, "no data at %s for target %q", pathString(elems), tname)
+			return nil, status.Errorf(codes.NotFound, "no data at %s for target %q", change.PathKey(&gpb.Path{Elem: elems}), tname)
 		}
 	}
 	return resp, nil
@@ -158,26 +159,6 @@ func nodePath(n *node) *gpb.Path {
 		elems[i] = c.elem
 	}
 	return &gpb.Path{Elem: elems}
-}
-
-func pathString(elems []*gpb.PathElem) string {
-	if len(elems) == 0 {
-		return "/"
-	}
-	var b strings.Builder
-	for _, e := range elems {
-		b.WriteByte('/')
-		b.WriteString(e.GetName())
-		ks := make([]string, 0, len(e.GetKey()))
-		for k := range e.GetKey() {
-			ks = append(ks, k)
-		}
-		sort.Strings(ks)
-		for _, k := range ks {
-			b.WriteString("[" + k + "=" + e.GetKey()[k] + "]")
-		}
-	}
-	return b.String()
 }
 
 func sortTargets(ts []*target) {

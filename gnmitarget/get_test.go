@@ -10,6 +10,8 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshd/meshd/change"
 )
 
 // Get's data type filter applies to the JSON encodings (a rendered
@@ -87,7 +89,7 @@ func TestGetTypesPathsAndNotFound(t *testing.T) {
 					if err := json.Unmarshal(b, &v); err != nil {
 						t.Fatalf("%s: %v", b, err)
 					}
-					got[n.GetPrefix().GetTarget()+"|"+pathString(u.GetPath().GetElem())] = v
+					got[n.GetPrefix().GetTarget()+"|"+change.PathKey(u.GetPath())] = v
 				}
 			}
 			for k, js := range tc.want {

@@ -235,3 +235,6 @@ func hasPrefix(keys []string, p string) int {
 	}
 	return n
 }
+
+// pathString is the canonical string of a path's elements.
+func pathString(elems []*gpb.PathElem) string { return change.PathKey(&gpb.Path{Elem: elems}) }

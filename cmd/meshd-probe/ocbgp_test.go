@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -124,10 +123,10 @@ func TestOCBindingMatchesCollector(t *testing.T) {
 		for _, enc := range []gpb.Encoding{gpb.Encoding_JSON_IETF, gpb.Encoding_JSON, gpb.Encoding_PROTO} {
 			a, c := get(agent, p, enc), get(collector, p, enc)
 			if a != c {
-				t.Errorf("%s %v:\nagent:     %s\ncollector: %s", pathString(p), enc, a, c)
+				t.Errorf("%s %v:\nagent:     %s\ncollector: %s", change.PathKey(p), enc, a, c)
 			}
 			if strings.HasPrefix(c, "error") {
-				t.Errorf("%s %v: the collector refuses it: %s", pathString(p), enc, c)
+				t.Errorf("%s %v: the collector refuses it: %s", change.PathKey(p), enc, c)
 			}
 			checked++
 		}
@@ -150,31 +149,14 @@ func TestOCBindingHasEveryLeaf(t *testing.T) {
 		e := root
 		for _, el := range l.Path.GetElem() {
 			if e = e.Dir[el.GetName()]; e == nil {
-				t.Errorf("%s: no schema entry for %q", pathString(l.Path), el.GetName())
+				t.Errorf("%s: no schema entry for %q", change.PathKey(l.Path), el.GetName())
 				break
 			}
 		}
 		if e != nil && !e.IsLeaf() {
-			t.Errorf("%s: schema entry is not a leaf", pathString(l.Path))
+			t.Errorf("%s: schema entry is not a leaf", change.PathKey(l.Path))
 		}
 	}
-}
-
-func pathString(p *gpb.Path) string {
-	var b strings.Builder
-	for _, e := range p.GetElem() {
-		b.WriteByte('/')
-		b.WriteString(e.GetName())
-		ks := make([]string, 0, len(e.GetKey()))
-		for k := range e.GetKey() {
-			ks = append(ks, k)
-		}
-		sort.Strings(ks)
-		for _, k := range ks {
-			b.WriteString("[" + k + "=" + e.GetKey()[k] + "]")
-		}
-	}
-	return b.String()
 }
 
 // Every leaf the agent publishes is accepted by the collector's schema as
@@ -196,10 +178,10 @@ func TestOCBindingTypesLikeCollector(t *testing.T) {
 	}
 	for _, l := range ocLeaves(t) {
 		if err := set(collector, ocs, l.Path, l.Value); err != nil {
-			t.Errorf("%s: the collector's schema refuses %v: %v", pathString(l.Path), l.Value, err)
+			t.Errorf("%s: the collector's schema refuses %v: %v", change.PathKey(l.Path), l.Value, err)
 		}
 		if err := set(agent, bgps, l.Path, l.Value); err != nil {
-			t.Errorf("%s: the agent's schema refuses %v: %v", pathString(l.Path), l.Value, err)
+			t.Errorf("%s: the agent's schema refuses %v: %v", change.PathKey(l.Path), l.Value, err)
 		}
 	}
 	emit := func(root ygot.GoStruct) string {
