@@ -18,11 +18,8 @@ var forbidden = []struct {
 	deny []string
 }{
 	// The on-box agent: no InfluxDB client, no collector (merge core,
-	// sinks, BMP, gNMI client), no lab, no simulator, no user-space wire,
-	// and not ondatra's whole OpenConfig binding (about 17 MB; the agent
-	// types its BGP leaves by the trimmed ygot/ocbgp).
+	// sinks, BMP, gNMI client), no lab, no simulator, no user-space wire.
 	{"meshd-probe", []string{
-		"github.com/openconfig/ondatra",
 		"github.com/influxdata",
 		"github.com/meshd/meshd/sinks",
 		"github.com/meshd/meshd/merge",

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ondatra/gnmi/oc"
+	"github.com/openconfig/ygot/ytypes"
 	"github.com/spf13/cobra"
 
 	"github.com/meshd/meshd/change"
@@ -20,7 +22,6 @@ import (
 	"github.com/meshd/meshd/probe"
 	"github.com/meshd/meshd/probe/bgpstate"
 	mygot "github.com/meshd/meshd/ygot"
-	"github.com/meshd/meshd/ygot/ocbgp"
 )
 
 type probeFlags struct {
@@ -126,11 +127,18 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 
 	var poller *bgpstate.Poller
 	if f.listen != "" && cfg.Pcap == "" {
-		opts, err := schemaOptions(f.bgp.Daemon != "")
+		msch, err := mygot.Schema()
 		if err != nil {
-			return err
+			return fmt.Errorf("meshd schema: %w", err)
 		}
-		opts = append(opts, gnmitarget.WithLogger(slog.Default().With("part", "probe-gnmi")))
+		opts := []gnmitarget.Option{gnmitarget.WithModels(mygot.ΓModelData...), gnmitarget.WithSchema(msch.RootSchema()),
+			gnmitarget.WithLogger(slog.Default().With("part", "probe-gnmi"))}
+		if f.bgp.Daemon != "" {
+			// The daemon's neighbor state is served in OpenConfig terms.
+			ocs := &ytypes.Schema{Root: &oc.Root{}, SchemaTree: oc.SchemaTree, Unmarshal: oc.Unmarshal}
+			opts = append(opts, gnmitarget.WithModels(ocModels...), gnmitarget.WithSchema(ocs.RootSchema()),
+				gnmitarget.WithEnumTypes(oc.ΛEnumTypes))
+		}
 		if f.tlsCert != "" {
 			opts = append(opts, gnmitarget.WithTLS(f.tlsCert, f.tlsKey, f.tlsCA))
 		}
@@ -176,28 +184,6 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 		go func() { _ = poller.Run(ctx) }()
 	}
 	return probe.Run(ctx, cfg)
-}
-
-// schemaOptions are the gNMI target's models and schemas: meshd's probe
-// model, and with bgp the OpenConfig BGP neighbor state, typed by the
-// trimmed binding in ygot/ocbgp rather than ondatra's whole OpenConfig,
-// which would be about 17 MB of the agent.
-func schemaOptions(bgp bool) ([]gnmitarget.Option, error) {
-	msch, err := mygot.Schema()
-	if err != nil {
-		return nil, fmt.Errorf("meshd schema: %w", err)
-	}
-	opts := []gnmitarget.Option{gnmitarget.WithModels(mygot.ΓModelData...), gnmitarget.WithSchema(msch.RootSchema())}
-	if bgp {
-		// The daemon's neighbor state is served in OpenConfig terms.
-		ocs, err := ocbgp.Schema()
-		if err != nil {
-			return nil, fmt.Errorf("OpenConfig BGP schema: %w", err)
-		}
-		opts = append(opts, gnmitarget.WithModels(ocModels...), gnmitarget.WithSchema(ocs.RootSchema()),
-			gnmitarget.WithEnumTypes(ocbgp.ΛEnumTypes))
-	}
-	return opts, nil
 }
 
 // ocModels are the OpenConfig models the agent reports with --bgp: the

@@ -18,13 +18,10 @@ import (
 	"github.com/meshd/meshd/gnmitarget"
 	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
-	mygot "github.com/meshd/meshd/ygot"
-	"github.com/meshd/meshd/ygot/ocbgp"
 )
 
-// served wires a poller of r to a gnmitarget server typed as meshd-probe
-// --bgp types it (meshd's model and the trimmed ygot/ocbgp), and to a
-// merge core, the collector's, that counts leaves not fitting its schema.
+// served wires a poller of r to a gnmitarget server as `meshd probe --bgp`
+// does, and to a merge core that counts leaves not fitting the schema.
 type servedPoller struct {
 	p       *Poller
 	cl      gpb.GNMIClient
@@ -35,15 +32,11 @@ type servedPoller struct {
 
 func serve(t *testing.T, r Reader, router string) *servedPoller {
 	t.Helper()
-	ms, err := mygot.Schema()
+	ocs, ms, err := merge.Schemas()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ocs, err := ocbgp.Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gnmitarget.New(gnmitarget.WithSchema(ms.RootSchema(), ocs.RootSchema()), gnmitarget.WithEnumTypes(ocbgp.ΛEnumTypes))
+	srv, err := gnmitarget.New(gnmitarget.WithSchema(ocs.RootSchema(), ms.RootSchema()))
 	if err != nil {
 		t.Fatal(err)
 	}
