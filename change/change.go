@@ -5,6 +5,7 @@
 package change
 
 import (
+	"fmt"
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
@@ -129,6 +130,22 @@ const (
 	Withdraw
 )
 
+// MarshalText writes an action as its name, as String does.
+func (a RouteAction) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText reads an action's name.
+func (a *RouteAction) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "announce":
+		*a = Announce
+	case "withdraw":
+		*a = Withdraw
+	default:
+		return fmt.Errorf("route action %q: want announce or withdraw", b)
+	}
+	return nil
+}
+
 func (a RouteAction) String() string {
 	switch a {
 	case Announce:
@@ -141,17 +158,17 @@ func (a RouteAction) String() string {
 
 // Route is one route event from a RIB view.
 type Route struct {
-	Action           RouteAction
-	AfiSafi          string // e.g. IPV4_UNICAST, as OpenConfig names AFI-SAFIs
-	RIB              string // e.g. ADJ_RIB_IN_PRE, as the meshd model names RIB views
-	Prefix           string
-	PathID           uint32
-	OriginAS         uint32
-	ASPath           string
-	NextHop          string
-	MED              *uint32
-	LocalPref        *uint32
-	Communities      []string
-	ExtCommunities   map[string][]string
-	LargeCommunities []string
+	Action           RouteAction         `json:"action"`
+	AfiSafi          string              `json:"afi_safi"` // e.g. IPV4_UNICAST, as OpenConfig names AFI-SAFIs
+	RIB              string              `json:"rib"`      // e.g. ADJ_RIB_IN_PRE, as the meshd model names RIB views
+	Prefix           string              `json:"prefix"`
+	PathID           uint32              `json:"path_id,omitempty"`
+	OriginAS         uint32              `json:"origin_as,omitempty"`
+	ASPath           string              `json:"as_path,omitempty"`
+	NextHop          string              `json:"next_hop,omitempty"`
+	MED              *uint32             `json:"med,omitempty"`
+	LocalPref        *uint32             `json:"local_pref,omitempty"`
+	Communities      []string            `json:"communities,omitempty"`
+	ExtCommunities   map[string][]string `json:"ext_communities,omitempty"`
+	LargeCommunities []string            `json:"large_communities,omitempty"`
 }

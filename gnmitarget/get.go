@@ -154,11 +154,7 @@ func appendNodeElems(elems []*gpb.PathElem, n *node) []*gpb.PathElem {
 }
 
 func nodePath(n *node) *gpb.Path {
-	elems := make([]*gpb.PathElem, nodeDepth(n))
-	for i, c := len(elems)-1, n; i >= 0; i, c = i-1, c.parent {
-		elems[i] = c.elem
-	}
-	return &gpb.Path{Elem: elems}
+	return &gpb.Path{Elem: appendNodeElems(make([]*gpb.PathElem, 0, nodeDepth(n)), n)}
 }
 
 func sortTargets(ts []*target) {

@@ -164,25 +164,9 @@ type line struct {
 	Time            *time.Time       `json:"time,omitempty"`
 	Source          string           `json:"source,omitempty"`
 	Fields          map[string]any   `json:"fields,omitempty"`
-	Route           *route           `json:"route,omitempty"`
+	Route           *change.Route    `json:"route,omitempty"`
 	Count           uint64           `json:"count,omitempty"`
 	Error           string           `json:"error,omitempty"`
-}
-
-type route struct {
-	Action           string              `json:"action"`
-	AfiSafi          string              `json:"afi_safi"`
-	RIB              string              `json:"rib"`
-	Prefix           string              `json:"prefix"`
-	PathID           uint32              `json:"path_id,omitempty"`
-	OriginAS         uint32              `json:"origin_as,omitempty"`
-	ASPath           string              `json:"as_path,omitempty"`
-	NextHop          string              `json:"next_hop,omitempty"`
-	MED              *uint32             `json:"med,omitempty"`
-	LocalPref        *uint32             `json:"local_pref,omitempty"`
-	Communities      []string            `json:"communities,omitempty"`
-	ExtCommunities   map[string][]string `json:"ext_communities,omitempty"`
-	LargeCommunities []string            `json:"large_communities,omitempty"`
 }
 
 func (s *Sink) write(enc *json.Encoder, b *change.Batch) {
@@ -206,12 +190,7 @@ func (s *Sink) write(enc *json.Encoder, b *change.Batch) {
 		e := &b.Events[i]
 		t := e.Time
 		l := line{Type: "event", Router: e.Router, Kind: e.Kind, NetworkInstance: e.NetworkInstance, Neighbor: e.Neighbor,
-			Time: &t, Source: e.Source.String(), Fields: e.Fields}
-		if r := e.Route; r != nil {
-			l.Route = &route{Action: r.Action.String(), AfiSafi: r.AfiSafi, RIB: r.RIB, Prefix: r.Prefix, PathID: r.PathID,
-				OriginAS: r.OriginAS, ASPath: r.ASPath, NextHop: r.NextHop, MED: r.MED, LocalPref: r.LocalPref,
-				Communities: r.Communities, ExtCommunities: r.ExtCommunities, LargeCommunities: r.LargeCommunities}
-		}
+			Time: &t, Source: e.Source.String(), Fields: e.Fields, Route: e.Route}
 		s.put(enc, &l)
 	}
 }

@@ -140,7 +140,7 @@ func TestRegisteredSinkWritesTheStream(t *testing.T) {
 		}
 	}
 	if len(events) != 2 || events[0].Kind != change.EventPeerUp || events[0].Neighbor != "192.0.2.2" || events[0].Fields["peer_as"] != float64(65002) ||
-		events[1].Kind != change.EventRoute || events[1].Route == nil || events[1].Route.Prefix != "198.51.100.0/24" || events[1].Route.Action != "announce" {
+		events[1].Kind != change.EventRoute || events[1].Route == nil || events[1].Route.Prefix != "198.51.100.0/24" || events[1].Route.Action != change.Announce {
 		t.Errorf("events = %+v", events)
 	}
 }
