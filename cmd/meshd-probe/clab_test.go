@@ -1,14 +1,12 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
-	"gopkg.in/yaml.v3"
 
+	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/sinks/gnmiserver"
 )
 
@@ -17,38 +15,16 @@ import (
 // at start-up (the namespace lab runs the same code, not these lines).
 // This is the probe nodes' half; cmd/meshd checks the collector's.
 func TestClabTwinCommands(t *testing.T) {
-	dir := filepath.Join("..", "..", "clab")
-	b, err := os.ReadFile(filepath.Join(dir, "meshd.clab.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var topo struct {
-		Topology struct {
-			Kinds map[string]struct {
-				Image string `yaml:"image"`
-			} `yaml:"kinds"`
-			Nodes map[string]struct {
-				Image string   `yaml:"image"`
-				Cmd   string   `yaml:"cmd"`
-				Binds []string `yaml:"binds"`
-			} `yaml:"nodes"`
-		} `yaml:"topology"`
-	}
-	if err := yaml.Unmarshal(b, &topo); err != nil {
-		t.Fatal(err)
-	}
-	dockerfile, err := os.ReadFile(filepath.Join(dir, "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	twin := testenv.ReadClabTwin(t)
+	dockerfile := twin.Dockerfile
 	// The image is built on the routers' own FRR image (--bgp frr runs
 	// vtysh, which must speak to those routers' daemons) and carries both
 	// binaries, with no entrypoint: each node's cmd names its binary.
-	if !strings.Contains(string(dockerfile), "./cmd/meshd-probe") || !strings.Contains(string(dockerfile), "ENTRYPOINT []") {
+	if !strings.Contains(dockerfile, "./cmd/meshd-probe") || !strings.Contains(dockerfile, "ENTRYPOINT []") {
 		t.Errorf("clab/Dockerfile does not build ./cmd/meshd-probe into an image without an entrypoint")
 	}
 	probes := 0
-	for name, n := range topo.Topology.Nodes {
+	for name, n := range twin.Nodes {
 		if n.Image != "meshd:dev" {
 			continue
 		}
@@ -69,8 +45,8 @@ func TestClabTwinCommands(t *testing.T) {
 		if err := f.check(); err != nil {
 			t.Errorf("%s: %q: %v", name, n.Cmd, err)
 		}
-		if f.bgp.Daemon == "frr" && !strings.Contains(string(dockerfile), "FROM "+topo.Topology.Kinds["linux"].Image+"\n") {
-			t.Errorf("%s runs --bgp frr, but clab/Dockerfile's image is not built on the routers' %s (vtysh)", name, topo.Topology.Kinds["linux"].Image)
+		if f.bgp.Daemon == "frr" && !strings.Contains(dockerfile, "FROM "+twin.Kinds["linux"].Image+"\n") {
+			t.Errorf("%s runs --bgp frr, but clab/Dockerfile's image is not built on the routers' %s (vtysh)", name, twin.Kinds["linux"].Image)
 		}
 	}
 	if probes != 2 {

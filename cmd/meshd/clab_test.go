@@ -1,14 +1,12 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/meshd/meshd/config"
+	"github.com/meshd/meshd/internal/testenv"
 )
 
 // The containerlab twin runs meshd's own image with command lines and a
@@ -16,32 +14,13 @@ import (
 // at start-up (the namespace lab runs the same code, not these lines).
 // This is the collector's half; cmd/meshd-probe checks the probes'.
 func TestClabTwinCommands(t *testing.T) {
-	dir := filepath.Join("..", "..", "clab")
-	b, err := os.ReadFile(filepath.Join(dir, "meshd.clab.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var topo struct {
-		Topology struct {
-			Nodes map[string]struct {
-				Image string   `yaml:"image"`
-				Cmd   string   `yaml:"cmd"`
-				Binds []string `yaml:"binds"`
-			} `yaml:"nodes"`
-		} `yaml:"topology"`
-	}
-	if err := yaml.Unmarshal(b, &topo); err != nil {
-		t.Fatal(err)
-	}
-	dockerfile, err := os.ReadFile(filepath.Join(dir, "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(dockerfile), "./cmd/meshd ") && !strings.Contains(string(dockerfile), "./cmd/meshd\n") {
+	twin := testenv.ReadClabTwin(t)
+	dir, dockerfile := twin.Dir, twin.Dockerfile
+	if !strings.Contains(dockerfile, "./cmd/meshd ") && !strings.Contains(dockerfile, "./cmd/meshd\n") {
 		t.Errorf("clab/Dockerfile does not build ./cmd/meshd")
 	}
 	runs := 0
-	for name, n := range topo.Topology.Nodes {
+	for name, n := range twin.Nodes {
 		if n.Image != "meshd:dev" {
 			continue
 		}
