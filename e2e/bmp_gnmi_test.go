@@ -146,7 +146,10 @@ func TestBMPOnlyRouterOverGNMI(t *testing.T) {
 	if err := json.Unmarshal(resp.GetNotification()[0].GetUpdate()[0].GetVal().GetJsonIetfVal(), &state); err != nil {
 		t.Fatal(err)
 	}
-	for k, want := range map[string]any{"session-state": "ESTABLISHED", "peer-as": float64(42009012), "local-as": float64(65001)} {
+	// A top-level object's members are qualified with their module (RFC
+	// 7951 §4).
+	const ni = "openconfig-network-instance:"
+	for k, want := range map[string]any{ni + "session-state": "ESTABLISHED", ni + "peer-as": float64(42009012), ni + "local-as": float64(65001)} {
 		if state[k] != want {
 			t.Errorf("state %s = %v, want %v (state %v)", k, state[k], want, state)
 		}

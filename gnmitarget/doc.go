@@ -23,12 +23,14 @@
 //     never by the change rate, and a slow subscriber never delays the
 //     store or another subscriber (only its own sender goroutine blocks).
 //
-// Encodings: Get answers JSON and JSON_IETF by rendering the subtree of
-// each matched node from its leaves (64-bit integers and decimal64 as
-// strings in JSON_IETF when a schema is given with WithSchema, identityref
-// values as "module:NAME" when the generated enums are given with
-// WithEnumTypes, RFC 7951 §6.1 and §6.8), and PROTO with one scalar
-// TypedValue per leaf. Subscribe always sends leaves; their values are
+// Encodings: Get answers JSON and JSON_IETF with the subtree of each
+// matched node, rendered by the Renderer given with WithRenderer (the
+// collector's: ygot, from the merge core's structs) or else from the
+// node's leaves (64-bit integers and decimal64 as strings in JSON_IETF
+// when a schema is given with WithSchema, identityref values as
+// "module:NAME" when the generated enums are given with WithEnumTypes, RFC
+// 7951 §6.1 and §6.8; the members of the subtree's top object qualified
+// with their module, §4), and PROTO with one scalar TypedValue per leaf. Subscribe always sends leaves; their values are
 // scalar JSON for JSON/JSON_IETF and TypedValues for PROTO. A list entry's
 // key leaves (OpenConfig's network-instance/name, neighbor/neighbor-address)
 // are served from the entry's keys when the store has no leaf there, to a

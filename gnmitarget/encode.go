@@ -36,15 +36,16 @@ func (s *Server) encodeLeaf(p *gpb.Path, v *gpb.TypedValue, enc gpb.Encoding) (*
 func marshalJSON(v any) ([]byte, error) { return json.Marshal(v) }
 
 // entryFor finds the schema entry of a data path in the schemas given with
-// WithSchema; nil when there is none.
+// WithSchema; nil when there is none. The target's root is every
+// schema's root at once: its members come from all of them.
 func (s *Server) entryFor(elems []*gpb.PathElem) *yang.Entry {
 	if len(s.o.schemas) == 0 {
 		return nil
 	}
+	if len(elems) == 0 {
+		return s.root
+	}
 	for _, root := range s.o.schemas {
-		if len(elems) == 0 {
-			return root
-		}
 		e := root
 		for _, el := range elems {
 			if e = childEntry(e, el.GetName()); e == nil {
@@ -56,6 +57,22 @@ func (s *Server) entryFor(elems []*gpb.PathElem) *yang.Entry {
 		}
 	}
 	return nil
+}
+
+// joinRoots is one root entry whose children are those of every root.
+func joinRoots(roots []*yang.Entry) *yang.Entry {
+	if len(roots) == 1 {
+		return roots[0]
+	}
+	j := &yang.Entry{Kind: yang.DirectoryEntry, Dir: map[string]*yang.Entry{}}
+	for _, r := range roots {
+		for n, c := range r.Dir {
+			if j.Dir[n] == nil {
+				j.Dir[n] = c
+			}
+		}
+	}
+	return j
 }
 
 // childEntry finds a data child by name, looking through choice and case
@@ -77,8 +94,8 @@ func childEntry(e *yang.Entry, name string) *yang.Entry {
 	return nil
 }
 
-// moduleOf returns the module that defines a top-level schema node, from
-// the schema path ygot annotates entries with.
+// moduleOf returns the module that defines a schema node, from the schema
+// path ygot annotates entries with ("/module/top/...").
 func moduleOf(e *yang.Entry) string {
 	if e == nil {
 		return ""
@@ -103,7 +120,10 @@ type renderer struct {
 	latest int64
 }
 
-func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
+// render renders n, whose schema entry is e; top is set for the node a
+// Get asked for, whose members RFC 7951 §4 wants qualified with their
+// module, as a top-level object's are.
+func (r *renderer) render(n *node, e *yang.Entry, top bool) any {
 	if n.leaf != nil {
 		if r.keep != nil && !r.keep(n.leaf) {
 			return nil
@@ -115,7 +135,7 @@ func (r *renderer) render(n *node, e *yang.Entry, root bool) any {
 	for _, name := range n.names() {
 		ce := childEntry(e, name)
 		member := name
-		if r.ietf && root {
+		if r.ietf && top {
 			if m := moduleOf(ce); m != "" {
 				member = m + ":" + name
 			}

@@ -52,7 +52,10 @@ func (s *Server) Get(_ context.Context, req *gpb.GetRequest) (resp *gpb.GetRespo
 		}
 		found := false
 		for _, t := range targets {
-			n := s.getTarget(t, elems, enc, keep)
+			n, err := s.getTarget(t, elems, enc, req.GetType(), keep)
+			if err != nil {
+				return nil, err
+			}
 			if n != nil {
 				found = true
 				resp.Notification = append(resp.Notification, n)
@@ -88,10 +91,10 @@ func underConfig(p *gpb.Path) bool {
 
 // getTarget builds one target's notification for one path, nil if nothing
 // matched.
-func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, keep func(*leafVal) bool) *gpb.Notification {
+func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, typ gpb.GetRequest_DataType, keep func(*leafVal) bool) (*gpb.Notification, error) {
 	n := &gpb.Notification{Prefix: &gpb.Path{Target: t.name}}
+	var rendered []renderAt
 	t.mu.RLock()
-	defer t.mu.RUnlock()
 	matchNodes(&t.root, elems, s.keyLeaf, func(nd *node) {
 		if enc == gpb.Encoding_PROTO {
 			var ls []*leafVal
@@ -107,9 +110,24 @@ func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, k
 			}
 			return
 		}
+		if s.o.render != nil {
+			// Rendered below, once this target's lock is let go: the
+			// renderer reads the store it belongs to under that store's
+			// own lock, which a writer holds while it writes here.
+			latest, hit := int64(0), false
+			eachLeaf(nd, func(l *leafVal) {
+				if keep == nil || keep(l) {
+					latest, hit = max(latest, l.ts), true
+				}
+			})
+			if hit {
+				rendered = append(rendered, renderAt{path: nodePath(nd), ts: latest})
+			}
+			return
+		}
 		r := renderer{s: s, ietf: enc == gpb.Encoding_JSON_IETF, keep: keep}
 		path := nodePath(nd)
-		v := r.render(nd, s.entryFor(path.GetElem()), nd == &t.root)
+		v := r.render(nd, s.entryFor(path.GetElem()), true)
 		if v == nil {
 			return
 		}
@@ -117,17 +135,39 @@ func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, k
 		if err != nil {
 			return
 		}
-		tv := &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: b}}
-		if r.ietf {
-			tv = &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: b}}
-		}
-		n.Update = append(n.Update, &gpb.Update{Path: path, Val: tv})
+		n.Update = append(n.Update, &gpb.Update{Path: path, Val: jsonValue(b, r.ietf)})
 		n.Timestamp = max(n.Timestamp, r.latest)
 	})
-	if len(n.Update) == 0 {
-		return nil
+	t.mu.RUnlock()
+	for _, ra := range rendered {
+		b, ok, err := s.o.render(t.name, ra.path, enc == gpb.Encoding_JSON_IETF, typ)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "rendering %s of target %q: %v", change.PathKey(ra.path), t.name, err)
+		}
+		if !ok {
+			continue // gone since it matched
+		}
+		n.Update = append(n.Update, &gpb.Update{Path: ra.path, Val: jsonValue(b, enc == gpb.Encoding_JSON_IETF)})
+		n.Timestamp = max(n.Timestamp, ra.ts)
 	}
-	return n
+	if len(n.Update) == 0 {
+		return nil, nil
+	}
+	return n, nil
+}
+
+// renderAt is a node a Renderer renders: its path and its newest leaf's
+// time.
+type renderAt struct {
+	path *gpb.Path
+	ts   int64
+}
+
+func jsonValue(b []byte, ietf bool) *gpb.TypedValue {
+	if ietf {
+		return &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: b}}
+	}
+	return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: b}}
 }
 
 // nodeUnderConfig is underConfig of n's path, without building it.

@@ -41,6 +41,7 @@ type options struct {
 	models                    []*gpb.ModelData
 	schemas                   []*yang.Entry
 	enumTypes                 []map[string][]reflect.Type
+	render                    Renderer
 	reg                       prometheus.Registerer
 	log                       *slog.Logger
 	maxSubs                   int
@@ -80,6 +81,19 @@ func WithSchema(roots ...*yang.Entry) Option {
 func WithEnumTypes(maps ...map[string][]reflect.Type) Option {
 	return func(o *options) { o.enumTypes = append(o.enumTypes, maps...) }
 }
+
+// Renderer renders the node at path of a target as one JSON value for
+// Get: RFC 7951 (JSON_IETF) when ietf is set, else gNMI's JSON. typ is
+// the Get's data type. ok is false when the target holds nothing there
+// (any more).
+type Renderer func(target string, path *gpb.Path, ietf bool, typ gpb.GetRequest_DataType) (json []byte, ok bool, err error)
+
+// WithRenderer has Get's JSON and JSON_IETF values rendered by r from the
+// store the served tree mirrors, instead of from the served tree's own
+// leaves: the collector's gNMI server renders them with ygot from the
+// merge core's structs. The served tree still finds what a path matches,
+// and each matched node's time.
+func WithRenderer(r Renderer) Option { return func(o *options) { o.render = r } }
 
 // WithRegisterer registers the server's metrics with reg.
 func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
@@ -126,6 +140,7 @@ type Server struct {
 
 	noShare bool // benchmarks: build every notification per subscriber
 
+	root       *yang.Entry // the schemas' roots joined (entryFor)
 	idents     identities
 	identCache sync.Map // *yang.Entry → map[string]string (nil: no identityref)
 }
@@ -144,6 +159,9 @@ func New(opts ...Option) (*Server, error) {
 	}
 	s := &Server{o: o, m: newMetrics(), log: o.log, targets: map[string]*target{}, clients: map[string]int{}}
 	s.idents = newIdentities(o.enumTypes)
+	if len(o.schemas) > 0 {
+		s.root = joinRoots(o.schemas)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.subs.Store(&[]*subscription{})
 	if o.reg != nil {

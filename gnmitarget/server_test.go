@@ -127,16 +127,24 @@ func TestGetJSON(t *testing.T) {
 		return e
 	}
 	top := dir("stats", dir("peer", leaf("addr", str), dir("state", leaf("rx", u64), leaf("as", u32))))
+	state := top.Dir["peer"].Dir["state"]
 	top.Annotation = map[string]any{"schemapath": "/example-mod/stats"}
-	root := dir("", top)
+	state.Annotation = map[string]any{"schemapath": "/example-mod/stats/peer/state"}
+	for _, l := range state.Dir {
+		l.Annotation = map[string]any{"schemapath": "/example-mod/stats/peer/state/" + l.Name}
+	}
+	// A second model's root: its members come from its own schema.
+	other := dir("other", leaf("seen", u64))
+	other.Annotation = map[string]any{"schemapath": "/other-mod/other"}
 
-	s, addr := startServer(t, WithSchema(root))
+	s, addr := startServer(t, WithSchema(dir("", top), dir("", other)))
 	for _, a := range []string{"10.0.0.1", "10.0.0.2"} {
 		s.Update("r1", []change.Update{
 			leafUp(mustPath(t, "/stats/peer[addr="+a+"]/state/rx"), change.Uint(1<<40), t0),
 			leafUp(mustPath(t, "/stats/peer[addr="+a+"]/state/as"), change.Uint(65001), t0),
 		})
 	}
+	s.Update("r1", []change.Update{leafUp(mustPath(t, "/other/seen"), change.Uint(1<<62), t0)})
 	c := dial(t, addr)
 	for _, tc := range []struct {
 		enc  gpb.Encoding
@@ -145,7 +153,12 @@ func TestGetJSON(t *testing.T) {
 	}{
 		{gpb.Encoding_JSON_IETF, "/", map[string]string{"/": `{"example-mod:stats":{"peer":[
 			{"addr":"10.0.0.1","state":{"as":65001,"rx":"1099511627776"}},
-			{"addr":"10.0.0.2","state":{"as":65001,"rx":"1099511627776"}}]}}`}},
+			{"addr":"10.0.0.2","state":{"as":65001,"rx":"1099511627776"}}]},
+			"other-mod:other":{"seen":"4611686018427387904"}}`}},
+		// A subtree is a top-level object: its members are qualified
+		// (RFC 7951 §4).
+		{gpb.Encoding_JSON_IETF, "/stats/peer[addr=10.0.0.1]/state", map[string]string{
+			"/stats/peer[addr=10.0.0.1]/state": `{"example-mod:as":65001,"example-mod:rx":"1099511627776"}`}},
 		{gpb.Encoding_JSON, "/stats/peer/state", map[string]string{
 			"/stats/peer[addr=10.0.0.1]/state": `{"as":65001,"rx":1099511627776}`,
 			"/stats/peer[addr=10.0.0.2]/state": `{"as":65001,"rx":1099511627776}`}},

@@ -2,10 +2,12 @@ package merge
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/ondatra/gnmi/oc"
+	"github.com/openconfig/ygot/ygot"
 
 	"github.com/meshd/meshd/change"
 	mygot "github.com/meshd/meshd/ygot"
@@ -27,12 +29,9 @@ func (c *Core) Snapshot(name string) []change.Update {
 		rn := r.name
 		r.mu.Lock()
 		r.leaves.eachUnder("/", func(k string, l *leaf) {
-			p, err := change.KeyPath(k)
-			if err != nil {
-				c.log.Error("merge: unparsable leaf key", "router", rn, "key", k, "err", err)
-				return
+			if u, ok := c.leafUpdate(rn, k, l); ok {
+				out = append(out, u)
 			}
-			out = append(out, change.Update{Router: rn, Path: p, Key: k, Value: l.typed(), Time: l.time(), Source: l.src})
 		})
 		r.mu.Unlock()
 	}
@@ -71,4 +70,56 @@ func (c *Core) View(routerName string, fn func(*oc.Root, *mygot.Root)) bool {
 	defer r.mu.Unlock()
 	fn(r.oc, r.meshd)
 	return true
+}
+
+// Trees calls fn, under the router's lock, with the router's roots as
+// the generated structs (the OpenConfig root, then meshd's) and the
+// config leaves at or below configUnder (none when it is nil), which the
+// compressed OpenConfig structs keep only as shadow paths, as updates
+// with their keys. fn must not keep or change any of them.
+func (c *Core) Trees(routerName string, configUnder *gnmi.Path, fn func(roots []ygot.GoStruct, config []change.Update)) bool {
+	r := c.lockHeld(routerName)
+	if r == nil {
+		return false
+	}
+	defer r.mu.Unlock()
+	var config []change.Update
+	if configUnder != nil {
+		r.leaves.eachUnder(change.PathKey(normalise(configUnder)), func(k string, l *leaf) {
+			if !strings.Contains(k, "/config/") {
+				return
+			}
+			if u, ok := c.leafUpdate(routerName, k, l); ok {
+				config = append(config, u)
+			}
+		})
+	}
+	fn([]ygot.GoStruct{r.oc, r.meshd}, config)
+	return true
+}
+
+// leafUpdate is a held leaf as an update, with its path parsed back from
+// its key.
+func (c *Core) leafUpdate(router, key string, l *leaf) (change.Update, bool) {
+	p, err := change.KeyPath(key)
+	if err != nil {
+		c.log.Error("merge: unparsable leaf key", "router", router, "key", key, "err", err)
+		return change.Update{}, false
+	}
+	return change.Update{Router: router, Path: p, Key: key, Value: l.typed(), Time: l.time(), Source: l.src}, true
+}
+
+// lockHeld returns the named router locked, nil if it is not held (or
+// was removed while this waited for its lock).
+func (c *Core) lockHeld(name string) *router {
+	r := c.router(name, false)
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	if r.removed {
+		r.mu.Unlock()
+		return nil
+	}
+	return r
 }

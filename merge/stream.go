@@ -23,15 +23,11 @@ import (
 // routers × 100 neighbors that was 380 MB of heap and a quarter of the
 // CPU.
 func (c *Core) WalkRouter(name string, fn func(prefix, rest string, v *gnmi.TypedValue, t time.Time, src change.Source)) bool {
-	r := c.router(name, false)
+	r := c.lockHeld(name)
 	if r == nil {
 		return false
 	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.removed {
-		return false
-	}
 	var sc typedScratch
 	var pbuf []byte
 	for _, g := range r.leaves.groups {

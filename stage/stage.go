@@ -46,6 +46,7 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/ygot/ygot"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
@@ -83,6 +84,18 @@ type Snapshotter interface {
 	// WalkRouter calls fn for every leaf of a router without building
 	// a snapshot; false when there is no such router.
 	WalkRouter(router string, fn func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source)) bool
+}
+
+// Trees reads a router's merged state as the generated ygot structs, the
+// one store of its values, for a sink that renders them with ygot (the
+// gNMI target's Get); *merge.Core implements it.
+type Trees interface {
+	// Trees calls fn under the router's lock with its roots (OpenConfig,
+	// then meshd's) and the config leaves at or below configUnder (none
+	// for nil), which no field of the compressed OpenConfig structs
+	// holds; false when there is no such router. fn must not keep or
+	// change them.
+	Trees(router string, configUnder *gpb.Path, fn func(roots []ygot.GoStruct, config []change.Update)) bool
 }
 
 // Feed is one sink's stream of the batches the merge core publishes, a

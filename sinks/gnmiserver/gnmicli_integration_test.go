@@ -153,7 +153,8 @@ func TestGNMICLIGetKeyLeaf(t *testing.T) {
 
 // gnmi_cli's JSON_IETF Get of a subtree shows identityref values (the
 // afi-safi-name leaf and the afi-safi list key) as "module:NAME", RFC 7951
-// §6.8, and an enumeration (session-state) bare.
+// §6.8, and an enumeration (session-state) bare; the subtree's top-level
+// members are qualified with their module (§4).
 func TestGNMICLIJSONIETFIdentity(t *testing.T) {
 	f, _ := startCLI(t)
 	resp, out, err := f.cliGet(t, getReq("r1", gpb.Encoding_JSON_IETF, cliNbr+"[neighbor-address=192.0.2.1]"))
@@ -163,7 +164,7 @@ func TestGNMICLIJSONIETFIdentity(t *testing.T) {
 	var nb struct {
 		State struct {
 			SessionState string `json:"session-state"`
-		} `json:"state"`
+		} `json:"openconfig-network-instance:state"`
 		AfiSafis struct {
 			AfiSafi []struct {
 				Name  string `json:"afi-safi-name"`
@@ -171,7 +172,7 @@ func TestGNMICLIJSONIETFIdentity(t *testing.T) {
 					Name string `json:"afi-safi-name"`
 				} `json:"state"`
 			} `json:"afi-safi"`
-		} `json:"afi-safis"`
+		} `json:"openconfig-network-instance:afi-safis"`
 	}
 	ups := resp.GetNotification()[0].GetUpdate()
 	if len(ups) != 1 {

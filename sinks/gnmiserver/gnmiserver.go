@@ -1,6 +1,15 @@
 // Package gnmiserver is meshd's re-serve sink: it keeps a gnmitarget store
 // current from the merge core's change stream, one gNMI target per router.
 //
+// Get's JSON and JSON_IETF values are not rendered from that store but by
+// ygot from the merge core's generated structs (render.go, through
+// stage.Trees): the structs are the one store of the merged values, and
+// ygot's RFC 7951 encoder is the field's reference. The store finds which
+// nodes a Get's path matches, serves PROTO and every subscription: its
+// index of nodes is what per-leaf change fan-out needs; the value it
+// keeps beside is 40 of the 366 bytes a leaf costs there (gnmitarget's
+// BenchmarkStoreHeap).
+//
 // It starts from the core's snapshot, router by router, then takes the
 // core's batches as they are published, in the sources' goroutines
 // (merge.Subscription.Deliver), not from a queue: the store's write is
@@ -21,6 +30,7 @@ import (
 	"sync"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ondatra/gnmi/oc"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -99,6 +109,10 @@ func New(cfg Config, snap stage.Snapshotter, opts ...Option) (*Sink, error) {
 		gnmitarget.WithMaxSubscriptionsPerClient(cfg.MaxSubscriptionsPerClient),
 		gnmitarget.WithQueueSize(cfg.QueueSize),
 		gnmitarget.WithMinSampleInterval(cfg.MinSampleInterval),
+	}
+	if trees, ok := snap.(stage.Trees); ok {
+		r := &treeRenderer{trees: trees, schemas: []*yang.Entry{ocs.RootSchema(), ms.RootSchema()}}
+		topts = append(topts, gnmitarget.WithRenderer(r.render))
 	}
 	if cfg.TLSCert != "" {
 		topts = append(topts, gnmitarget.WithTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA))

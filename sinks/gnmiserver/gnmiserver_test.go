@@ -200,7 +200,8 @@ func TestBMPOnlyRouterServedAsOpenConfig(t *testing.T) {
 	}
 
 	// Get, JSON_IETF: the neighbor's state container, typed by the schema
-	// (peer-as is a uint32 number; module-qualified at the root).
+	// (peer-as is a uint32 number), its members qualified with their
+	// module as a top-level object's are (RFC 7951 §4).
 	resp, err := f.get(t, "edge1", nbrState, gpb.Encoding_JSON_IETF)
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +210,8 @@ func TestBMPOnlyRouterServedAsOpenConfig(t *testing.T) {
 	if err := json.Unmarshal(resp.GetNotification()[0].GetUpdate()[0].GetVal().GetJsonIetfVal(), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st["session-state"] != "ESTABLISHED" || st["peer-as"] != float64(64512) || st["local-as"] != float64(65000) {
+	const ni = "openconfig-network-instance:"
+	if st[ni+"session-state"] != "ESTABLISHED" || st[ni+"peer-as"] != float64(64512) || st[ni+"local-as"] != float64(65000) {
 		t.Errorf("JSON_IETF state = %v", st)
 	}
 	resp, err = f.get(t, "edge1", "/", gpb.Encoding_JSON_IETF)
@@ -429,6 +431,7 @@ func TestJSONIETFIdentityQualified(t *testing.T) {
 	}
 	const afi = "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=192.0.2.1]/afi-safis/afi-safi[afi-safi-name=IPV4_UNICAST]"
 	const qualified = "openconfig-bgp-types:IPV4_UNICAST"
+	const ni = "openconfig-network-instance:"
 	tests := []struct {
 		name, path string
 		enc        gpb.Encoding
@@ -436,9 +439,11 @@ func TestJSONIETFIdentityQualified(t *testing.T) {
 		want       any
 	}{
 		{"leaf", afi + "/state/afi-safi-name", gpb.Encoding_JSON_IETF, func(v any) any { return v }, qualified},
-		{"in its container", afi + "/state", gpb.Encoding_JSON_IETF, func(v any) any { return v.(map[string]any)["afi-safi-name"] }, qualified},
+		// A subtree's top-level members are qualified with their module
+		// (RFC 7951 §4), the ones below only where the module changes.
+		{"in its container", afi + "/state", gpb.Encoding_JSON_IETF, func(v any) any { return v.(map[string]any)[ni+"afi-safi-name"] }, qualified},
 		{"list key", afi[:strings.LastIndex(afi, "/afi-safi[")], gpb.Encoding_JSON_IETF,
-			func(v any) any { return v.(map[string]any)["afi-safi"].([]any)[0].(map[string]any)["afi-safi-name"] }, qualified},
+			func(v any) any { return v.(map[string]any)[ni+"afi-safi"].([]any)[0].(map[string]any)["afi-safi-name"] }, qualified},
 		{"enumeration stays bare", nbrState + "/session-state", gpb.Encoding_JSON_IETF, func(v any) any { return v }, "ESTABLISHED"},
 		{"JSON stays bare", afi + "/state/afi-safi-name", gpb.Encoding_JSON, func(v any) any { return v }, "IPV4_UNICAST"},
 	}
