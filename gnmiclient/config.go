@@ -63,7 +63,14 @@ type Target struct {
 	warnings []string
 }
 
-// Subscription is one named subscription, with gnmic's field names.
+// Subscription is one named subscription, with gnmic's field names. It
+// is not gnmic's pkg/api types.SubscriptionConfig, as targets are
+// TargetConfig: that type has no yaml tags in v0.1.9 (gnmic decodes it
+// with mapstructure, through viper), so YAML would read it under other
+// keys. Its keys are mirrored here instead; a test checks that every one
+// of gnmic's keys is here and decided (subscriptionKeys), and
+// TestBuildRequestAsGnmic that gnmic's own request builder makes the same
+// SubscribeRequest from the same keys.
 type Subscription struct {
 	Paths  []string `yaml:"paths"`
 	Prefix string   `yaml:"prefix,omitempty"`
