@@ -95,19 +95,23 @@ func childEntry(e *yang.Entry, name string) *yang.Entry {
 }
 
 // moduleOf returns the module that defines a schema node, from the schema
-// path ygot annotates entries with ("/module/top/...").
+// path ygot annotates entries with ("/module/top/..."), or its YANG
+// statement's module. ygot annotates containers and lists, not every
+// leaf: a leaf without either is its parent's module (a leaf augmented
+// into a container from another module has its own annotation).
 func moduleOf(e *yang.Entry) string {
-	if e == nil {
-		return ""
-	}
-	if sp, ok := e.Annotation["schemapath"].(string); ok {
-		sp = strings.TrimPrefix(sp, "/")
-		if i := strings.IndexByte(sp, '/'); i > 0 {
-			return sp[:i]
+	for ; e != nil; e = e.Parent {
+		if sp, ok := e.Annotation["schemapath"].(string); ok {
+			sp = strings.TrimPrefix(sp, "/")
+			if i := strings.IndexByte(sp, '/'); i > 0 {
+				return sp[:i]
+			}
 		}
-	}
-	if m := yang.RootNode(e.Node); m != nil {
-		return m.Name
+		if e.Node != nil {
+			if m := yang.RootNode(e.Node); m != nil {
+				return m.Name
+			}
+		}
 	}
 	return ""
 }

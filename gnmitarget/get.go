@@ -94,7 +94,32 @@ func underConfig(p *gpb.Path) bool {
 func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, typ gpb.GetRequest_DataType, keep func(*leafVal) bool) (*gpb.Notification, error) {
 	n := &gpb.Notification{Prefix: &gpb.Path{Target: t.name}}
 	var rendered []renderAt
-	t.mu.RLock()
+	func() {
+		t.mu.RLock()
+		defer t.mu.RUnlock()
+		s.matchForGet(t, n, elems, enc, keep, &rendered)
+	}()
+	for _, ra := range rendered {
+		b, ok, err := s.o.render(t.name, ra.path, enc == gpb.Encoding_JSON_IETF, typ)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "rendering %s of target %q: %v", change.PathKey(ra.path), t.name, err)
+		}
+		if !ok {
+			continue // gone since it matched
+		}
+		n.Update = append(n.Update, &gpb.Update{Path: ra.path, Val: jsonValue(b, enc == gpb.Encoding_JSON_IETF)})
+		n.Timestamp = max(n.Timestamp, ra.ts)
+	}
+	if len(n.Update) == 0 {
+		return nil, nil
+	}
+	return n, nil
+}
+
+// matchForGet adds to n what the nodes elems matches hold (PROTO leaves
+// and JSON renders of the served tree), and to rendered the nodes a
+// Renderer renders; t.mu is held.
+func (s *Server) matchForGet(t *target, n *gpb.Notification, elems []*gpb.PathElem, enc gpb.Encoding, keep func(*leafVal) bool, rendered *[]renderAt) {
 	matchNodes(&t.root, elems, s.keyLeaf, func(nd *node) {
 		if enc == gpb.Encoding_PROTO {
 			var ls []*leafVal
@@ -111,9 +136,9 @@ func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, t
 			return
 		}
 		if s.o.render != nil {
-			// Rendered below, once this target's lock is let go: the
-			// renderer reads the store it belongs to under that store's
-			// own lock, which a writer holds while it writes here.
+			// Rendered by getTarget once this target's lock is let go:
+			// the renderer reads the store it belongs to under that
+			// store's own lock, which a writer holds while it writes here.
 			latest, hit := int64(0), false
 			eachLeaf(nd, func(l *leafVal) {
 				if keep == nil || keep(l) {
@@ -121,7 +146,7 @@ func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, t
 				}
 			})
 			if hit {
-				rendered = append(rendered, renderAt{path: nodePath(nd), ts: latest})
+				*rendered = append(*rendered, renderAt{path: nodePath(nd), ts: latest})
 			}
 			return
 		}
@@ -138,22 +163,6 @@ func (s *Server) getTarget(t *target, elems []*gpb.PathElem, enc gpb.Encoding, t
 		n.Update = append(n.Update, &gpb.Update{Path: path, Val: jsonValue(b, r.ietf)})
 		n.Timestamp = max(n.Timestamp, r.latest)
 	})
-	t.mu.RUnlock()
-	for _, ra := range rendered {
-		b, ok, err := s.o.render(t.name, ra.path, enc == gpb.Encoding_JSON_IETF, typ)
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "rendering %s of target %q: %v", change.PathKey(ra.path), t.name, err)
-		}
-		if !ok {
-			continue // gone since it matched
-		}
-		n.Update = append(n.Update, &gpb.Update{Path: ra.path, Val: jsonValue(b, enc == gpb.Encoding_JSON_IETF)})
-		n.Timestamp = max(n.Timestamp, ra.ts)
-	}
-	if len(n.Update) == 0 {
-		return nil, nil
-	}
-	return n, nil
 }
 
 // renderAt is a node a Renderer renders: its path and its newest leaf's

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -118,4 +120,29 @@ func pathKey(t *testing.T, k string) string {
 	t.Helper()
 	tg, p, _ := strings.Cut(k, "|")
 	return tg + "|" + pathString(mustPath(t, p).GetElem())
+}
+
+// A Get that panics (a bug) is answered INTERNAL, counted and logged; the
+// server and its other RPCs go on.
+func TestGetPanicRecovered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, addr := startServer(t, WithRegisterer(reg), WithRenderer(func(string, *gpb.Path, bool, gpb.GetRequest_DataType) ([]byte, bool, error) {
+		panic("renderer bug")
+	}))
+	s.Update("r1", nbr("default", "192.0.2.1", "ESTABLISHED", 10))
+	c := dial(t, addr)
+	p := change.NeighborPath("default", "192.0.2.1", "state")
+	_, err := c.Get(context.Background(), &gpb.GetRequest{Prefix: &gpb.Path{Target: "r1"}, Path: []*gpb.Path{p}, Encoding: gpb.Encoding_JSON_IETF})
+	if status.Code(err) != codes.Internal {
+		t.Fatalf("Get with a panicking renderer: %v, want INTERNAL", err)
+	}
+	resp, err := c.Get(context.Background(), &gpb.GetRequest{Prefix: &gpb.Path{Target: "r1"}, Path: []*gpb.Path{p}, Encoding: gpb.Encoding_PROTO})
+	if err != nil || len(resp.GetNotification()) != 1 {
+		t.Fatalf("Get after the panic: %v, %v", resp, err)
+	}
+	// The target's lock was let go: a write still goes through.
+	s.Update("r1", nbr("default", "192.0.2.1", "IDLE", 11))
+	if got := testutil.ToFloat64(s.m.panics.WithLabelValues("Get")); got != 1 {
+		t.Errorf("meshd_gnmitarget_panics_total{rpc=Get} = %v, want 1", got)
+	}
 }

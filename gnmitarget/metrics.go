@@ -12,6 +12,7 @@ type metrics struct {
 	resyncs       prometheus.Counter
 	leaves        prometheus.Gauge
 	targets       prometheus.Gauge
+	panics        *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -52,11 +53,15 @@ func newMetrics() *metrics {
 			Name: "meshd_gnmitarget_targets",
 			Help: "Targets held in the store.",
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshd_gnmitarget_panics_total",
+			Help: "RPCs that panicked (a bug): answered with INTERNAL and logged with the stack; the server goes on.",
+		}, []string{"rpc"}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.rpcs, m.authFailures, m.subscriptions, m.sent, m.shared, m.dropped, m.resyncs, m.leaves, m.targets} {
+	for _, c := range []prometheus.Collector{m.rpcs, m.authFailures, m.subscriptions, m.sent, m.shared, m.dropped, m.resyncs, m.leaves, m.targets, m.panics} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -469,20 +470,38 @@ func (s *Server) authenticate(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
 	if err := s.authenticate(ctx); err != nil {
 		s.m.rpcs.WithLabelValues(rpcName(info.FullMethod), codes.Unauthenticated.String()).Inc()
 		return nil, err
 	}
+	defer s.recoverRPC(info.FullMethod, peerAddr(ctx), &err)
 	return h(ctx, req)
 }
 
-func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
 	if err := s.authenticate(ss.Context()); err != nil {
 		s.m.rpcs.WithLabelValues(rpcName(info.FullMethod), codes.Unauthenticated.String()).Inc()
 		return err
 	}
+	defer s.recoverRPC(info.FullMethod, peerAddr(ss.Context()), &err)
 	return h(srv, ss)
+}
+
+// recoverRPC turns a panic in an RPC into an INTERNAL status, counted and
+// logged with its stack: gRPC does not recover handlers, and one request
+// that hits a bug must not end the process and every other client's
+// stream with it.
+func (s *Server) recoverRPC(method, client string, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	name := rpcName(method)
+	s.m.panics.WithLabelValues(name).Inc()
+	s.log.Error("gnmi target: RPC panicked", slog.String("rpc", name), slog.String("client", client),
+		slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+	*err = status.Errorf(codes.Internal, "internal error serving %s", name)
 }
 
 func rpcName(full string) string {

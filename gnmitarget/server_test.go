@@ -123,16 +123,16 @@ func TestGetJSON(t *testing.T) {
 		e := &yang.Entry{Name: n, Kind: yang.DirectoryEntry, Dir: map[string]*yang.Entry{}}
 		for _, k := range kids {
 			e.Dir[k.Name] = k
+			k.Parent = e
 		}
 		return e
 	}
 	top := dir("stats", dir("peer", leaf("addr", str), dir("state", leaf("rx", u64), leaf("as", u32))))
 	state := top.Dir["peer"].Dir["state"]
 	top.Annotation = map[string]any{"schemapath": "/example-mod/stats"}
+	// As ygot's schemas: containers annotated, leaves not (a subtree's
+	// leaves are in their container's module).
 	state.Annotation = map[string]any{"schemapath": "/example-mod/stats/peer/state"}
-	for _, l := range state.Dir {
-		l.Annotation = map[string]any{"schemapath": "/example-mod/stats/peer/state/" + l.Name}
-	}
 	// A second model's root: its members come from its own schema.
 	other := dir("other", leaf("seen", u64))
 	other.Annotation = map[string]any{"schemapath": "/other-mod/other"}

@@ -4,7 +4,13 @@
 // Get's JSON and JSON_IETF values are not rendered from that store but by
 // ygot from the merge core's generated structs (render.go, through
 // stage.Trees): the structs are the one store of the merged values, and
-// ygot's RFC 7951 encoder is the field's reference. The store finds which
+// ygot's RFC 7951 encoder is the field's reference. It is the slow way:
+// BenchmarkGet's router of 100 neighbors takes 80-160 ms a JSON_IETF Get
+// against 7-13 ms rendered from the served tree's leaves (15x the
+// allocations), one neighbor's state 1.4-1.8 ms against 0.25-0.36 ms, on
+// this 2-core machine under load. The router's lock is held only while
+// the asked-for structs are copied (9 ms for the whole router), so its
+// sources wait no longer than they did for the served tree's lock. The store finds which
 // nodes a Get's path matches, serves PROTO and every subscription: its
 // index of nodes is what per-leaf change fan-out needs; the value it
 // keeps beside is 40 of the 366 bytes a leaf costs there (gnmitarget's

@@ -98,7 +98,7 @@ func startAfter(t *testing.T, depth int, before func(*merge.Core)) *fixture {
 
 // startHook is startWith with before run between subscribing and Run,
 // and snap (if not nil) wrapping the core as the sink's snapshot source.
-func startHook(t *testing.T, depth int, before func(*merge.Core), snap func(*merge.Core) stage.Snapshotter, cfg Config, dopts []grpc.DialOption, opts ...Option) *fixture {
+func startHook(t testing.TB, depth int, before func(*merge.Core), snap func(*merge.Core) stage.Snapshotter, cfg Config, dopts []grpc.DialOption, opts ...Option) *fixture {
 	t.Helper()
 	core, err := merge.New()
 	if err != nil {
@@ -156,7 +156,7 @@ func bmpPeerUp(router, ni, addr string, as uint64, at time.Time) []change.Change
 	}
 }
 
-func (f *fixture) get(t *testing.T, target, path string, enc gpb.Encoding) (*gpb.GetResponse, error) {
+func (f *fixture) get(t testing.TB, target, path string, enc gpb.Encoding) (*gpb.GetResponse, error) {
 	t.Helper()
 	p, err := change.ParsePath(path)
 	if err != nil {

@@ -30,56 +30,93 @@ type treeRenderer struct {
 }
 
 func (r *treeRenderer) render(router string, path *gpb.Path, ietf bool, typ gpb.GetRequest_DataType) ([]byte, bool, error) {
-	var v any
-	var err error
+	elems := path.GetElem()
 	var configUnder *gpb.Path
 	if typ == gpb.GetRequest_ALL || typ == gpb.GetRequest_CONFIG {
 		configUnder = path
 	}
+	// Under the router's lock only the nodes asked for are copied: ygot
+	// renders a struct ten times slower than it copies it (a router of
+	// 100 neighbors: 88 ms against 9 ms), and the router's sources wait
+	// for the lock.
+	var parts []part
+	var err error
 	held := r.trees.Trees(router, configUnder, func(roots []ygot.GoStruct, config []change.Update) {
-		v, err = r.renderIn(roots, config, path.GetElem(), ietf, typ)
+		parts, err = r.copyParts(roots, config, elems, typ)
 	})
-	if !held || err != nil || v == nil {
+	if !held || err != nil {
 		return nil, false, err
 	}
-	b, err := json.Marshal(v)
+	var out any
+	for _, p := range parts {
+		v, err := p.render(ietf)
+		if err != nil {
+			return nil, false, err
+		}
+		out = mergeJSON(out, v)
+	}
+	if out == nil {
+		return nil, false, nil
+	}
+	b, err := json.Marshal(out)
 	return b, err == nil, err
 }
 
-func (r *treeRenderer) renderIn(roots []ygot.GoStruct, shadow []change.Update, elems []*gpb.PathElem, ietf bool, typ gpb.GetRequest_DataType) (any, error) {
+// part is a copy of a struct to render and the rest of the path below it.
+type part struct {
+	gs     ygot.GoStruct
+	rest   []*gpb.PathElem
+	shadow bool // config leaves, set and rendered through shadow paths
+}
+
+func (p part) render(ietf bool) (any, error) {
+	var m map[string]any
+	var err error
+	if ietf || p.shadow {
+		m, err = ygot.ConstructIETFJSON(p.gs, &ygot.RFC7951JSONConfig{AppendModuleName: ietf, PreferShadowPath: p.shadow})
+	} else {
+		m, err = ygot.ConstructInternalJSON(p.gs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return descend(m, p.rest, ietf)
+}
+
+// copyParts copies, from each root whose schema has the path, the
+// nearest struct at or above it (state), and builds a struct of the
+// config leaves below it (config), as the data type asks.
+func (r *treeRenderer) copyParts(roots []ygot.GoStruct, config []change.Update, elems []*gpb.PathElem, typ gpb.GetRequest_DataType) ([]part, error) {
 	if len(roots) != len(r.schemas) {
 		return nil, fmt.Errorf("%d roots for %d schemas", len(roots), len(r.schemas))
 	}
-	var out any
+	var parts []part
 	for i, root := range roots {
 		sch := r.schemas[i]
 		if len(elems) > 0 && sch.Dir[elems[0].GetName()] == nil {
 			continue
 		}
 		if typ != gpb.GetRequest_CONFIG {
-			v, err := renderTree(sch, root, elems, ietf, false)
+			gs, k := structAt(sch, root, elems, false)
+			c, err := ygot.DeepCopy(gs)
 			if err != nil {
 				return nil, err
 			}
-			out = mergeJSON(out, v)
+			parts = append(parts, part{gs: c, rest: elems[k:]})
 		}
 		if typ != gpb.GetRequest_ALL && typ != gpb.GetRequest_CONFIG {
 			continue
 		}
-		cfg, err := shadowRoot(sch, root, shadow, elems)
+		cfg, err := shadowRoot(sch, root, config, elems)
 		if err != nil {
 			return nil, err
 		}
-		if cfg == nil {
-			continue
+		if cfg != nil {
+			gs, k := structAt(sch, cfg, elems, true)
+			parts = append(parts, part{gs: gs, rest: elems[k:], shadow: true})
 		}
-		v, err := renderTree(sch, cfg, elems, ietf, true)
-		if err != nil {
-			return nil, err
-		}
-		out = mergeJSON(out, v)
 	}
-	return out, nil
+	return parts, nil
 }
 
 // shadowRoot sets the config leaves under elems into a new root of
@@ -127,38 +164,25 @@ func sameKeys(a, b map[string]string) bool {
 	return true
 }
 
-// renderTree renders the node at elems of root. ygot renders structs; a
-// path may end at a container the compressed structs have no struct for
-// (".../neighbor[...]/state") or at a leaf, so the nearest struct above
-// is rendered and the rest of the path taken from its JSON.
-func renderTree(sch *yang.Entry, root ygot.GoStruct, elems []*gpb.PathElem, ietf, shadow bool) (any, error) {
+// structAt returns the struct at elems of root, or the nearest one above
+// it, and how many of elems lead to it. A path may end at a container the
+// compressed structs have no struct for (".../neighbor[...]/state") or at
+// a leaf: the rest of it is taken from the struct's rendering (descend).
+func structAt(sch *yang.Entry, root ygot.GoStruct, elems []*gpb.PathElem, shadow bool) (ygot.GoStruct, int) {
 	var opts []ytypes.GetNodeOpt
 	if shadow {
 		opts = append(opts, &ytypes.PreferShadowPath{})
 	}
-	k := len(elems)
-	var gs ygot.GoStruct = root
-	for ; k > 0; k-- {
+	for k := len(elems); k > 0; k-- {
 		nodes, err := ytypes.GetNode(sch, root, &gpb.Path{Elem: elems[:k]}, opts...)
 		if err != nil || len(nodes) != 1 {
 			continue
 		}
 		if s, ok := nodes[0].Data.(ygot.GoStruct); ok && !reflect.ValueOf(s).IsNil() {
-			gs = s
-			break
+			return s, k
 		}
 	}
-	var m map[string]any
-	var err error
-	if ietf || shadow {
-		m, err = ygot.ConstructIETFJSON(gs, &ygot.RFC7951JSONConfig{AppendModuleName: ietf, PreferShadowPath: shadow})
-	} else {
-		m, err = ygot.ConstructInternalJSON(gs)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return descend(m, elems[k:], ietf)
+	return root, 0
 }
 
 // descend takes the value at rest from a rendered struct. RFC 7951 §4
