@@ -397,6 +397,7 @@ func (s *Sink) writeLoop(ctx context.Context) {
 	free := make(chan []byte, inflight+1)
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
+	var lastLost uint64
 	var wg sync.WaitGroup
 	for range inflight {
 		wg.Add(1)
@@ -450,6 +451,10 @@ func (s *Sink) writeLoop(ctx context.Context) {
 		default:
 		}
 		b, err := s.sp.Read(wctx, buf, s.cfg.BatchSize, maxRequestBytes, s.cfg.FlushInterval)
+		if l := s.sp.Stats().LostPoints; l != lastLost {
+			s.m.pointsDropped.WithLabelValues("spool_lost").Add(float64(l - lastLost))
+			lastLost = l
+		}
 		if err != nil {
 			if wctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
 				return

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -82,6 +83,7 @@ type Stats struct {
 	Bytes         int64  // on disk
 	Segments      int    // files
 	DroppedPoints uint64 // lost to DropOldest
+	LostPoints    uint64 // in segment files deleted under the spool (lostLocked)
 	CorruptBytes  uint64 // discarded at Open: torn or corrupt tails
 	Replayed      int64  // unacknowledged points found at Open
 }
@@ -121,6 +123,7 @@ type Spool struct {
 	// still being written.
 	rotate   bool
 	dropped  uint64
+	lost     uint64
 	corrupt  uint64
 	replayed int64
 
@@ -356,9 +359,18 @@ func (s *Spool) Append(ctx context.Context, payload []byte, count int) error {
 			return ctx.Err()
 		}
 	}
+	if s.unlinked() {
+		if err := s.lostLocked(); err != nil {
+			return err
+		}
+	}
 	w := s.segs[len(s.segs)-1]
 	if w.size > 0 && (s.rotate || w.size+size > s.o.SegmentBytes) {
-		if err := s.newSegment(w.seq + 1); err != nil {
+		err := s.newSegment(w.seq + 1)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = s.lostLocked()
+		}
+		if err != nil {
 			return err
 		}
 		if err := s.freeAckedLocked(); err != nil {
@@ -519,6 +531,13 @@ func (s *Spool) readLocked(b *Batch, maxPoints, maxBytes int) error {
 				s.rf.Close()
 			}
 			f, err := os.Open(filepath.Join(s.o.Dir, segName(seg.seq)))
+			if errors.Is(err, fs.ErrNotExist) {
+				s.rf = nil
+				if err := s.lostLocked(); err != nil {
+					return err
+				}
+				continue
+			}
 			if err != nil {
 				s.rf = nil
 				return fmt.Errorf("spool: read: %w", err)
@@ -555,6 +574,150 @@ func (s *Spool) readLocked(b *Batch, maxPoints, maxBytes int) error {
 		b.End, b.endInSeg = s.read, s.readInSeg
 	}
 	return nil
+}
+
+// lostLocked takes in that segment files vanished under the spool (its
+// directory deleted while meshd runs, a cleaner of old files): it makes
+// the directory again and writes the cursor and lock files again. A
+// missing segment the spool still has open (the one being written, the
+// one being read) is copied back from its open file, which the kernel
+// keeps until it is closed: nothing in it is lost. Any other is dropped,
+// its points not yet read counted as lost (LostPoints; those read are on
+// their way to InfluxDB). Without this, the reader failed to open the
+// missing segment for good, while appends went on into a deleted file.
+func (s *Spool) lostLocked() error {
+	if err := os.MkdirAll(s.o.Dir, 0o750); err != nil {
+		return fmt.Errorf("spool: make %s again: %w", s.o.Dir, err)
+	}
+	var lost, gone, saved int64
+	var keep []*segment
+	last := s.segs[len(s.segs)-1]
+	for _, g := range s.segs {
+		path := filepath.Join(s.o.Dir, segName(g.seq))
+		if _, err := os.Stat(path); err == nil {
+			keep = append(keep, g)
+			continue
+		}
+		var open *os.File
+		switch {
+		case g == last:
+			open = s.wf
+		case s.rf != nil && s.rfSeq == g.seq:
+			open = s.rf
+		}
+		if open != nil {
+			f, err := copyBack(open, path, g.size)
+			if err == nil {
+				if g == last {
+					s.wf.Close()
+					s.wf = f
+				} else {
+					f.Close()
+				}
+				if s.rf != nil && s.rfSeq == g.seq {
+					s.rf.Close()
+					s.rf = nil
+				}
+				keep = append(keep, g)
+				saved++
+				continue
+			}
+			s.log.Error("influx spool: cannot copy a deleted segment back from its open file", slog.String("file", path), slog.String("error", err.Error()))
+		}
+		unacked, unread := g.points, g.points
+		switch {
+		case g.seq < s.ack.Seg:
+			unacked = 0
+		case g.seq == s.ack.Seg:
+			unacked -= s.ackedInSeg
+		}
+		switch {
+		case g.seq < s.read.Seg:
+			unread = 0
+		case g.seq == s.read.Seg:
+			unread -= s.readInSeg
+		}
+		lost += unread
+		s.pending = max(s.pending-unacked, 0)
+		s.total -= g.size
+		gone++
+		if s.rf != nil && s.rfSeq == g.seq {
+			s.rf.Close()
+			s.rf = nil
+		}
+	}
+	s.segs = keep
+	if len(keep) == 0 || keep[len(keep)-1] != last {
+		if err := s.newSegment(last.seq + 1); err != nil {
+			return err
+		}
+	}
+	first := Pos{Seg: s.segs[0].seq}
+	if s.ack.Seg < first.Seg {
+		s.ack, s.ackedInSeg = first, 0
+	}
+	if s.read.Seg < first.Seg {
+		s.read, s.readInSeg = first, 0
+	}
+	s.lost += uint64(lost)
+	for name, f := range map[string]**os.File{"ack": &s.ackFile, "LOCK": &s.lockFile} {
+		nf, err := os.OpenFile(filepath.Join(s.o.Dir, name), os.O_CREATE|os.O_RDWR, 0o640)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if name == "LOCK" {
+			_ = syscall.Flock(int(nf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		}
+		(*f).Close()
+		*f = nf
+	}
+	if err := s.writeAck(); err != nil {
+		return fmt.Errorf("spool: ack: %w", err)
+	}
+	syncDir(s.o.Dir)
+	s.log.Error("influx spool: segment files were deleted under the spool; made them again where it could and went on",
+		slog.String("dir", s.o.Dir), slog.Int64("segments_copied_back", saved), slog.Int64("segments_lost", gone), slog.Int64("points_lost", lost))
+	s.changed()
+	return nil
+}
+
+// copyBack writes the first size bytes of a deleted file, still open as
+// f, to a new file at path (through /proc/self/fd, which reopens the
+// deleted file for reading) and returns the new file, open for writing at
+// its end.
+func copyBack(f *os.File, path string, size int64) (*os.File, error) {
+	src, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(dst, io.NewSectionReader(src, 0, size)); err != nil {
+		dst.Close()
+		_ = os.Remove(path)
+		return nil, err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		_ = os.Remove(path)
+		return nil, err
+	}
+	return dst, nil
+}
+
+// unlinked reports whether the write segment's file was deleted (its
+// link count is 0), checked before each append so that nothing more
+// goes into a file no one can read back by name.
+func (s *Spool) unlinked() bool {
+	fi, err := s.wf.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
 }
 
 func (s *Spool) segIndex(seq uint64) int {
@@ -625,7 +788,7 @@ func (s *Spool) freeAckedLocked() error {
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Points: s.pending, Bytes: s.total, Segments: len(s.segs), DroppedPoints: s.dropped, CorruptBytes: s.corrupt, Replayed: s.replayed}
+	return Stats{Points: s.pending, Bytes: s.total, Segments: len(s.segs), DroppedPoints: s.dropped, LostPoints: s.lost, CorruptBytes: s.corrupt, Replayed: s.replayed}
 }
 
 func (s *Spool) syncLoop() {
