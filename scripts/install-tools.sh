@@ -20,8 +20,9 @@ as_root() {
 }
 
 # Debian packages: FRR (its package ships the BMP module, bgpd -M bmp),
-# iproute2 (namespaces, veth, tc netem), tcpdump and tshark for captures.
-debs=(frr iproute2 ethtool tcpdump tshark procps psmisc)
+# iproute2 (namespaces, veth, tc netem), tcpdump and tshark for captures,
+# e2fsprogs and mount for the spool tests' ext4 disk that turns read-only.
+debs=(frr iproute2 ethtool tcpdump tshark procps psmisc e2fsprogs mount)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

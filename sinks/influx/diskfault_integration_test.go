@@ -3,9 +3,16 @@
 package influx
 
 import (
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
@@ -82,5 +89,111 @@ func TestSpoolDirDeleted(t *testing.T) {
 				t.Errorf("%d points counted lost; the one segment was open and should have been copied back", lost)
 			}
 		})
+	}
+}
+
+// ext4Disk mounts a 32 MiB ext4 file system from an image file, as a disk
+// that remounts itself read-only on an error (errors=remount-ro), and
+// returns its directory and a func that makes it fail: ext4's
+// trigger_fs_error, after which every write through a file already open
+// fails with EROFS, as on a disk the kernel took read-only under meshd.
+func ext4Disk(t *testing.T) (dir string, fail func()) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	img := filepath.Join(t.TempDir(), "disk.img")
+	dir = t.TempDir()
+	for _, c := range [][]string{{"truncate", "-s", "32M", img}, {"mkfs.ext4", "-q", "-F", img}, {"mount", "-o", "loop,errors=remount-ro", img, dir}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s (scripts/install-tools.sh installs e2fsprogs and mount; loop devices are needed)", c, err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	out, err := exec.Command("findmnt", "-n", "-o", "SOURCE", dir).Output()
+	if err != nil {
+		t.Fatalf("findmnt %s: %v", dir, err)
+	}
+	dev := filepath.Base(strings.TrimSpace(string(out)))
+	return dir, func() {
+		t.Helper()
+		if err := os.WriteFile("/sys/fs/ext4/"+dev+"/trigger_fs_error", []byte("1"), 0); err != nil {
+			t.Fatalf("making %s fail: %v", dev, err)
+		}
+		if f, err := os.Create(filepath.Join(dir, "probe")); err == nil || !errors.Is(err, syscall.EROFS) {
+			if f != nil {
+				f.Close()
+			}
+			t.Fatalf("the disk is still writable after its error: %v", err)
+		}
+	}
+}
+
+// TestSpoolReadOnly: the spool's disk turns read-only while meshd runs
+// (the kernel remounts it after an error) and InfluxDB is down. Appends
+// fail, each failure counted and logged; the points spooled before are
+// still read and reach InfluxDB once it is back; what the disk refused is
+// counted as dropped at the latest when meshd stops. Nothing goes
+// uncounted: InfluxDB's count plus every count of dropped points is what
+// was sent.
+func TestSpoolReadOnly(t *testing.T) {
+	in := testenv.StartInfluxd(t)
+	in.CreateDB(t, "meshd")
+	in.Stop()
+	dir, fail := ext4Disk(t)
+	cfg := testConfig(t, in.URL, "meshd")
+	cfg.SpoolDir = filepath.Join(dir, "spool")
+	cfg.BatchSize = 500
+	reg := prometheus.NewRegistry()
+	s, err := New(cfg, WithRegisterer(reg), WithLogger(logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := chanSub{make(chan change.Batch, 64)}
+	// Close tries the disk until its deadline: a short one, as it cannot
+	// succeed here.
+	stop := runSinkClose(s, sub, 3*time.Second)
+	base := time.Now().Add(-time.Hour)
+	sent := 0
+	// Sends as the merge core does: a batch the sink cannot take now is
+	// dropped and counted, not waited for.
+	notTaken := 0
+	send := func(from, to int) {
+		for i := from; i < to; i += 500 {
+			select {
+			case sub.ch <- change.Batch{Events: routeEvents("r1", i, 500, base.Add(time.Duration(i)*time.Millisecond))}:
+				sent += 500
+			default:
+				notTaken += 500
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
+	}
+	const total = 6000
+	send(0, total/2)
+	testenv.WaitFor(t, 30*time.Second, "the first half spooled", func() bool {
+		return metric(t, reg, "meshd_influx_points_spooled_total", "") == total/2
+	})
+	fail()
+	send(total/2, total)
+	testenv.WaitFor(t, 30*time.Second, "an append refused by the read-only disk", func() bool {
+		return metric(t, reg, "meshd_influx_spool_errors_total", "") > 0
+	})
+	in.Start()
+	testenv.WaitFor(t, 60*time.Second, "the points spooled before the failure in InfluxDB", func() bool {
+		return count(t, in, "meshd", mBMPRoute, "prefix") >= total/2
+	})
+	runErr, closeErr := stop()
+	if runErr != nil {
+		t.Errorf("Run: %v", runErr)
+	}
+	// What the disk refused is reported when meshd stops, by count.
+	if closeErr != nil && !strings.Contains(closeErr.Error(), "could not be spooled") {
+		t.Errorf("Close: %v", closeErr)
+	}
+	got := count(t, in, "meshd", mBMPRoute, "prefix")
+	dropped := int(metric(t, reg, "meshd_influx_points_dropped_total", ""))
+	t.Logf("sent %d (%d not taken), in InfluxDB %d, dropped %d, spool errors %v", sent, notTaken, got, dropped,
+		metric(t, reg, "meshd_influx_spool_errors_total", ""))
+	if got+dropped != sent {
+		t.Errorf("InfluxDB holds %d and %d are counted dropped, but %d were sent: %d points unaccounted for", got, dropped, sent, sent-got-dropped)
 	}
 }

@@ -139,18 +139,28 @@ func routeEvents(router string, from, n int, at time.Time) []change.Event {
 // runSink starts Run in the background and returns a stop function that
 // cancels it, closes the sink and returns Run's error.
 func runSink(t *testing.T, s *Sink, sub stage.Feed) func() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, sub) }()
+	stop := runSinkClose(s, sub, 30*time.Second)
 	return func() error {
-		cancel()
-		err := <-done
-		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer ccancel()
-		if cerr := s.Close(cctx); cerr != nil {
+		err, cerr := stop()
+		if cerr != nil {
 			t.Errorf("close: %v", cerr)
 		}
 		return err
+	}
+}
+
+// runSinkClose is runSink for a test that checks Close's error itself:
+// stop returns Run's error and Close's, given closeWithin.
+func runSinkClose(s *Sink, sub stage.Feed, closeWithin time.Duration) (stop func() (runErr, closeErr error)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, sub) }()
+	return func() (error, error) {
+		cancel()
+		err := <-done
+		cctx, ccancel := context.WithTimeout(context.Background(), closeWithin)
+		defer ccancel()
+		return err, s.Close(cctx)
 	}
 }
 
