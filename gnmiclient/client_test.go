@@ -227,24 +227,7 @@ func TestMisbehavingTargets(t *testing.T) {
 		<-ctx.Done()
 		return nil
 	})
-	var healthyStop = make(chan struct{})
-	healthy := startFake(t, func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
-		send(syncResp)
-		for i := uint64(1); ; i++ {
-			if err := send(nbrUpdate("default", "10.0.0.1", "established-transitions", change.Uint(i))); err != nil {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-healthyStop:
-				<-ctx.Done()
-				return nil
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	})
-	defer close(healthyStop)
+	healthy := startHealthy(t)
 	stallT := fast(&Target{Address: staller.addr})
 	stallT.SyncTimeout = 500 * time.Millisecond
 	core := newCore(t)
@@ -383,6 +366,8 @@ func TestConfigValidate(t *testing.T) {
 		"bad mode":      {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, Mode: "often"}}}, "subscriptions.s.mode"},
 		"no paths":      {Config{Subscriptions: map[string]*Subscription{"s": {}}}, "subscriptions.s.paths"},
 		"once target":   {Config{Subscriptions: map[string]*Subscription{"s": {Paths: []string{"/a"}, Mode: "once"}}, Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", Subscriptions: []string{"s"}}}}, "targets.r.subscriptions"},
+		"tiny max msg":  {Config{Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", MaxMsgSize: 100}}}, "targets.r.max-msg-size"},
+		"negative msg":  {Config{Targets: map[string]*Target{"r": {Address: "127.0.0.1:1", MaxMsgSize: -1}}}, "targets.r.max-msg-size"},
 	}
 	for name, tc := range cases {
 		tc.cfg.SetDefaults()

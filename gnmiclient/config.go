@@ -53,8 +53,15 @@ type Target struct {
 	KeepaliveTimeout time.Duration `yaml:"keepalive-timeout,omitempty"`
 	// SyncTimeout bounds the wait for sync_response; a target that sends
 	// nothing for that long after subscribing is reconnected.
-	SyncTimeout   time.Duration `yaml:"sync-timeout,omitempty"`
-	Subscriptions []string      `yaml:"subscriptions,omitempty"`
+	SyncTimeout time.Duration `yaml:"sync-timeout,omitempty"`
+	// MaxMsgSize is the largest message accepted from the target, in
+	// bytes (default 64 MiB). A larger one ends the session with
+	// RESOURCE_EXHAUSTED, counted as a session failure, and the session
+	// is made again after the retry timer: one target's oversized
+	// notification costs meshd no more than this, and no other target
+	// anything.
+	MaxMsgSize    int      `yaml:"max-msg-size,omitempty"`
+	Subscriptions []string `yaml:"subscriptions,omitempty"`
 	// Encoding overrides the subscriptions' encoding for this target.
 	Encoding string `yaml:"encoding,omitempty"`
 
@@ -110,6 +117,15 @@ var bgpNeighborPaths = []string{
 	"/network-instances/network-instance[name=*]/protocols/protocol[identifier=*][name=*]/bgp/neighbors/neighbor[neighbor-address=*]/afi-safis/afi-safi[afi-safi-name=*]/state/prefixes",
 }
 
+// DefaultMaxMsgSize is the largest message meshd takes from a target
+// unless max-msg-size says otherwise: a full table of a large router's
+// BGP neighbor state in one notification is a few megabytes.
+const DefaultMaxMsgSize = 64 << 20
+
+// minMaxMsgSize keeps max-msg-size above what one leaf's notification
+// with its path may take.
+const minMaxMsgSize = 4 << 10
+
 // BuiltinSubscriptions returns the subscriptions meshd knows without
 // configuration.
 func BuiltinSubscriptions() map[string]*Subscription {
@@ -160,6 +176,9 @@ func (c *Config) SetDefaults() {
 	}
 	if d.SyncTimeout == 0 {
 		d.SyncTimeout = time.Minute
+	}
+	if d.MaxMsgSize == 0 {
+		d.MaxMsgSize = DefaultMaxMsgSize
 	}
 	if len(d.Subscriptions) == 0 {
 		d.Subscriptions = []string{"bgp-neighbors"}
@@ -222,6 +241,9 @@ func (t *Target) fill(key string, d *Target) {
 	dur(&t.KeepaliveTime, d.KeepaliveTime)
 	dur(&t.KeepaliveTimeout, d.KeepaliveTimeout)
 	dur(&t.SyncTimeout, d.SyncTimeout)
+	if t.MaxMsgSize == 0 {
+		t.MaxMsgSize = d.MaxMsgSize
+	}
 	if t.Insecure == nil {
 		t.Insecure = d.Insecure
 	}
@@ -311,6 +333,9 @@ func (t *Target) validate(field string, subs map[string]*Subscription) error {
 	}
 	if t.Timeout <= 0 {
 		return fmt.Errorf("%s.timeout: must be > 0", field)
+	}
+	if t.MaxMsgSize < minMaxMsgSize {
+		return fmt.Errorf("%s.max-msg-size: %d bytes; must be at least %d", field, t.MaxMsgSize, minMaxMsgSize)
 	}
 	if t.Encoding != "" {
 		if _, err := ParseEncoding(t.Encoding); err != nil {

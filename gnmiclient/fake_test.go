@@ -143,3 +143,28 @@ func listen(t *testing.T) net.Listener {
 	}
 	return lis
 }
+
+// startHealthy is a target that syncs, then counts up
+// established-transitions every 20 ms for as long as its session lasts:
+// the one beside misbehaving targets that must not be disturbed.
+func startHealthy(t *testing.T) *fakeTarget {
+	t.Helper()
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	return startFake(t, func(ctx context.Context, conn int, req *gpb.SubscribeRequest, send func(*gpb.SubscribeResponse) error) error {
+		send(syncResp)
+		for i := uint64(1); ; i++ {
+			if err := send(nbrUpdate("default", "10.0.0.1", "established-transitions", change.Uint(i))); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-stop:
+				<-ctx.Done()
+				return nil
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+}

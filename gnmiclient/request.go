@@ -1,6 +1,7 @@
 package gnmiclient
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -154,7 +155,7 @@ func Dial(ctx context.Context, t *Target) (*grpc.ClientConn, context.Context, er
 		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: ka, Timeout: kto, PermitWithoutStream: false}),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: to}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cmp.Or(t.MaxMsgSize, DefaultMaxMsgSize))),
 		// A fixed flow-control window bounds what one target can have
 		// buffered in meshd: gRPC's default grows it (BDP estimation) up
 		// to megabytes a connection, which a fleet syncing at once turns

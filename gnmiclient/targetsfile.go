@@ -38,6 +38,7 @@ type fileTarget struct {
 	KeepaliveTime      time.Duration `yaml:"keepalive-time,omitempty"`
 	KeepaliveTimeout   time.Duration `yaml:"keepalive-timeout,omitempty"`
 	SyncTimeout        time.Duration `yaml:"sync-timeout,omitempty"`
+	MaxMsgSize         int           `yaml:"max-msg-size,omitempty"`
 }
 
 // keyUse is what meshd does with one of gnmic's keys.
@@ -229,6 +230,7 @@ func (f *fileTarget) target(key, path string, lines map[string]int) (*Target, []
 		TLSServerName: tc.TLSServerName, Timeout: tc.Timeout,
 		RetryTimer: tc.RetryTimer, MaxRetryTimer: f.MaxRetryTimer,
 		KeepaliveTime: f.KeepaliveTime, KeepaliveTimeout: f.KeepaliveTimeout, SyncTimeout: f.SyncTimeout,
+		MaxMsgSize:    f.MaxMsgSize,
 		Subscriptions: tc.Subscriptions, Encoding: deref(tc.Encoding),
 	}
 	if t.Name == "" {

@@ -203,3 +203,14 @@ func yamlKeys(t reflect.Type) []string {
 	}
 	return out
 }
+
+// max-msg-size, a key meshd adds, is read from a targets file.
+func TestTargetsFileMaxMsgSize(t *testing.T) {
+	ts, _, err := parseTargetsFile("t.yaml", []byte("r1:\n  address: 127.0.0.1:1\n  max-msg-size: 1048576\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ts["r1"].MaxMsgSize; got != 1<<20 {
+		t.Errorf("max-msg-size = %d, want %d", got, 1<<20)
+	}
+}
