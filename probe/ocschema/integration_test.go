@@ -24,45 +24,8 @@ import (
 // the sessions are up with prefixes counted, and again after a reset.
 func TestRealDaemonsServeSame(t *testing.T) {
 	const frrAS, gobgpAS = 4200000011, 65012
-	a := testenv.NewNetns(t, "ocsa")
-	b := testenv.NewNetns(t, "ocsb")
-	testenv.Veth(t, a, b, []string{"10.78.0.1/30", "fd00:78::1/64"}, []string{"10.78.0.2/30", "fd00:78::2/64"})
-	frr := testenv.StartFRR(t, a, fmt.Sprintf(`frr defaults traditional
-hostname a
-router bgp %d
- bgp router-id 10.78.0.1
- no bgp ebgp-requires-policy
- neighbor 10.78.0.2 remote-as %d
- neighbor 10.78.0.2 timers 3 9
- neighbor 10.78.0.2 timers connect 1
- neighbor fd00:78::2 remote-as %d
- neighbor fd00:78::2 timers 3 9
- neighbor fd00:78::2 timers connect 1
- address-family ipv4 unicast
-  network 192.0.2.0/24
-  no neighbor fd00:78::2 activate
- exit-address-family
- address-family ipv6 unicast
-  neighbor fd00:78::2 activate
- exit-address-family
-`, frrAS, gobgpAS, gobgpAS))
-	nb := func(addr, afi string) string {
-		return fmt.Sprintf(`[[neighbors]]
-  [neighbors.config]
-    neighbor-address = %q
-    peer-as = %d
-  [neighbors.timers.config]
-    hold-time = 9
-    keepalive-interval = 3
-    connect-retry = 1
-    idle-hold-time-after-reset = 1
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = %q
-`, addr, frrAS, afi)
-	}
-	gb := testenv.StartGobgpd(t, b, fmt.Sprintf("[global.config]\n  as = %d\n  router-id = \"10.78.0.2\"\n  port = 179\n\n%s\n%s",
-		gobgpAS, nb("10.78.0.1", "ipv4-unicast"), nb("fd00:78::1", "ipv6-unicast")))
+	pair := testenv.StartBGPPair(t, "ocs", 78, frrAS, gobgpAS)
+	gb := pair.Gobgpd
 	gb.Gobgp(t, "global", "rib", "add", "203.0.113.0/24", "-a", "ipv4")
 	gb.Gobgp(t, "global", "rib", "add", "2001:db8:78::/48", "-a", "ipv6")
 
@@ -86,8 +49,8 @@ router bgp %d
 	// Polled by hand, not Run: the two servers must hold the same leaves
 	// while they are compared.
 	pollers := map[string]*bgpstate.Poller{
-		"ra": poller("frr", "ra", &bgpstate.FRR{Vtysh: testenv.Binary(t, "vtysh"), Socket: frr.Dir}),
-		"rb": poller("gobgp", "rb", &bgpstate.GoBGP{Netns: b.Name}),
+		"ra": poller("frr", "ra", &bgpstate.FRR{Vtysh: testenv.Binary(t, "vtysh"), Socket: pair.FRR.Dir}),
+		"rb": poller("gobgp", "rb", &bgpstate.GoBGP{Netns: gb.NS.Name}),
 	}
 	// ready polls until every want leaf is served with its value.
 	type want struct {
