@@ -493,12 +493,11 @@ func TestServesSameAsOpenConfig(t *testing.T) {
 	}
 	ietf := p.compare(t, slices.Sorted(maps.Keys(ups)), paths, 40)
 	// The answers compared are ones the schema shapes: were the schema
-	// missing on both sides, they would match too. (Not among them: a
-	// Get of the root names /network-instances without its module, since
-	// gnmitarget types the root by the first schema given, meshd's.)
+	// missing on both sides, they would match too.
 	for _, want := range []string{`"openconfig-bgp-types:IPV4_UNICAST"`, `"openconfig-bgp-types:VPNV4_FLOWSPEC"`,
 		`"identifier":"openconfig-policy-types:BGP"`, `"established-transitions":"9223372036854775813"`,
-		`"UPDATE":"1152921504606846976"`, `"session-state":"OPENCONFIRM"`, `"negotiated-hold-time":90`} {
+		`"UPDATE":"1152921504606846976"`, `"session-state":"OPENCONFIRM"`, `"negotiated-hold-time":90`,
+		`"openconfig-network-instance:network-instances":{`, `"openconfig-network-instance:session-state":"OPENCONFIRM"`} {
 		if !strings.Contains(ietf, want) {
 			t.Errorf("no JSON_IETF answer holds %s", want)
 		}
