@@ -136,8 +136,8 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 			// The daemon's neighbor state is served in OpenConfig terms,
 			// typed by the part of the schema it uses (the whole
 			// generated binding would be two fifths of the binary).
-			opts = append(opts, gnmitarget.WithModels(ocModels...), gnmitarget.WithSchema(ocschema.Root()),
-				gnmitarget.WithIdentityModules(ocschema.IdentityModules()))
+			opts = append(opts, gnmitarget.WithModels(ocModels...))
+			opts = append(opts, ocschema.Options()...)
 		}
 		if f.tlsCert != "" {
 			opts = append(opts, gnmitarget.WithTLS(f.tlsCert, f.tlsKey, f.tlsCA))

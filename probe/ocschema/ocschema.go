@@ -10,9 +10,10 @@
 // linux/amd64, `go build -o`); with this table it is 27.0 MB, the same
 // gNMI answers for every path it publishes. The table holds facts only
 // (node names, list keys, leaf types, identity names and their modules),
-// written here; ocschema_test.go checks each fact against the generated
-// binding and checks that a gnmitarget server answers Get, Subscribe and
-// Capabilities byte for byte as it does with the full schema.
+// written here. The tests hold it to the generated binding: each fact,
+// and a gnmitarget server's answers to Get (every encoding), Subscribe
+// ONCE and Capabilities, byte for byte against one built with the whole
+// schema, for the leaves of recorded and live FRR and gobgpd sessions.
 //
 // The tree is read-only: gnmitarget caches by entry.
 package ocschema
@@ -22,6 +23,8 @@ import (
 	"sync"
 
 	"github.com/openconfig/goyang/pkg/yang"
+
+	"github.com/meshd/meshd/gnmitarget"
 )
 
 // Module is the module ygot's schema paths name for every node of the
@@ -117,6 +120,14 @@ var afiSafiTypes = identities("openconfig-bgp-types",
 // ygot's generated one) holding /network-instances and, below it, only
 // the nodes that lead to the table's leaves.
 var Root = sync.OnceValue(func() *yang.Entry { return build(Module, lists, leaves) })
+
+// Options are the gnmitarget options that type the OpenConfig leaves the
+// probe serves: the tree and its identities. meshd-probe serves with
+// them, and the tests compare a server built with them with one built
+// with the generated binding.
+func Options() []gnmitarget.Option {
+	return []gnmitarget.Option{gnmitarget.WithSchema(Root()), gnmitarget.WithIdentityModules(IdentityModules())}
+}
 
 // IdentityModules returns, for gnmitarget.WithIdentityModules, each
 // identityref leaf's schema path with identity name → defining module.

@@ -334,7 +334,7 @@ func newPair(t *testing.T) *pair {
 	}
 	p := &pair{}
 	// As cmd/meshd-probe/probe.go builds it, and as it did before.
-	p.sub, p.subC = start(gnmitarget.WithSchema(Root()), gnmitarget.WithIdentityModules(IdentityModules()))
+	p.sub, p.subC = start(Options()...)
 	p.gen, p.genC = start(gnmitarget.WithSchema(full()), gnmitarget.WithEnumTypes(oc.ΛEnumTypes))
 	return p
 }
