@@ -18,8 +18,13 @@ var forbidden = []struct {
 	deny []string
 }{
 	// The on-box agent: no InfluxDB client, no collector (merge core,
-	// sinks, BMP, gNMI client), no lab, no simulator, no user-space wire.
+	// sinks, BMP, gNMI client), no lab, no simulator, no user-space wire,
+	// and not the generated OpenConfig binding (ondatra's gnmi/oc, also
+	// linked by meshd's schema package): it was two fifths of the agent,
+	// which types its few OpenConfig leaves with probe/ocschema.
 	{"meshd-probe", []string{
+		"github.com/openconfig/ondatra",
+		"github.com/meshd/meshd/schema",
 		"github.com/influxdata",
 		"github.com/meshd/meshd/sinks",
 		"github.com/meshd/meshd/merge",

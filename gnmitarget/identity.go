@@ -17,7 +17,15 @@ type identities struct {
 	byType map[string]map[string]string // enum type name → identity → module
 }
 
-func newIdentities(maps []map[string][]reflect.Type) identities {
+// WithIdentityModules gives, for schema paths keyed as in WithEnumTypes'
+// maps, the defining module of each identity the leaf there may name: what
+// WithEnumTypes reads from generated enum types, for a schema built without
+// them (the probe agent's hand-built OpenConfig subset, probe/ocschema).
+func WithIdentityModules(byPath map[string]map[string]string) Option {
+	return func(o *options) { o.identityModules = append(o.identityModules, byPath) }
+}
+
+func newIdentities(maps []map[string][]reflect.Type, modMaps []map[string]map[string]string) identities {
 	id := identities{byPath: map[string][]string{}, byType: map[string]map[string]string{}}
 	for _, m := range maps {
 		for path, types := range m {
@@ -40,6 +48,18 @@ func newIdentities(maps []map[string][]reflect.Type) identities {
 					id.byPath[path] = append(id.byPath[path], name)
 				}
 			}
+		}
+	}
+	for _, m := range modMaps {
+		for path, mods := range m {
+			if len(mods) == 0 {
+				continue
+			}
+			// Keyed apart from the enum type names, which are Go
+			// identifiers and so hold no '/'.
+			name := "identities:" + path
+			id.byType[name] = mods
+			id.byPath[path] = append(id.byPath[path], name)
 		}
 	}
 	return id

@@ -43,6 +43,7 @@ type options struct {
 	schemas                   []*yang.Entry
 	enumTypes                 []map[string][]reflect.Type
 	render                    Renderer
+	identityModules           []map[string]map[string]string
 	reg                       prometheus.Registerer
 	log                       *slog.Logger
 	maxSubs                   int
@@ -159,7 +160,7 @@ func New(opts ...Option) (*Server, error) {
 		return nil, errors.New("gnmitarget: credentials need both a username and a password")
 	}
 	s := &Server{o: o, m: newMetrics(), log: o.log, targets: map[string]*target{}, clients: map[string]int{}}
-	s.idents = newIdentities(o.enumTypes)
+	s.idents = newIdentities(o.enumTypes, o.identityModules)
 	if len(o.schemas) > 0 {
 		s.root = joinRoots(o.schemas)
 	}

@@ -13,14 +13,13 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"github.com/openconfig/ondatra/gnmi/oc"
-	"github.com/openconfig/ygot/ytypes"
 	"github.com/spf13/cobra"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmitarget"
 	"github.com/meshd/meshd/probe"
 	"github.com/meshd/meshd/probe/bgpstate"
+	"github.com/meshd/meshd/probe/ocschema"
 	mygot "github.com/meshd/meshd/ygot"
 )
 
@@ -134,10 +133,11 @@ func runProbe(ctx context.Context, cmd *cobra.Command, f *probeFlags) error {
 		opts := []gnmitarget.Option{gnmitarget.WithModels(mygot.ΓModelData...), gnmitarget.WithSchema(msch.RootSchema()),
 			gnmitarget.WithLogger(slog.Default().With("part", "probe-gnmi"))}
 		if f.bgp.Daemon != "" {
-			// The daemon's neighbor state is served in OpenConfig terms.
-			ocs := &ytypes.Schema{Root: &oc.Root{}, SchemaTree: oc.SchemaTree, Unmarshal: oc.Unmarshal}
-			opts = append(opts, gnmitarget.WithModels(ocModels...), gnmitarget.WithSchema(ocs.RootSchema()),
-				gnmitarget.WithEnumTypes(oc.ΛEnumTypes))
+			// The daemon's neighbor state is served in OpenConfig terms,
+			// typed by the part of the schema it uses (the whole
+			// generated binding would be two fifths of the binary).
+			opts = append(opts, gnmitarget.WithModels(ocModels...))
+			opts = append(opts, ocschema.Options()...)
 		}
 		if f.tlsCert != "" {
 			opts = append(opts, gnmitarget.WithTLS(f.tlsCert, f.tlsKey, f.tlsCA))

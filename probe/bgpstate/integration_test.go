@@ -165,52 +165,14 @@ const (
 // leaves back over gNMI: sessions, ASes, prefix counts, message counters,
 // and a reset counted as a second establishment with a NOTIFICATION.
 func TestDaemonsOverGNMI(t *testing.T) {
-	testenv.RequireRoot(t)
-	a := testenv.NewNetns(t, "bsta")
-	b := testenv.NewNetns(t, "bstb")
-	testenv.Veth(t, a, b, []string{"10.77.0.1/30", "fd00:77::1/64"}, []string{"10.77.0.2/30", "fd00:77::2/64"})
-	frr := testenv.StartFRR(t, a, fmt.Sprintf(`frr defaults traditional
-hostname a
-router bgp %d
- bgp router-id 10.77.0.1
- no bgp ebgp-requires-policy
- neighbor 10.77.0.2 remote-as %d
- neighbor 10.77.0.2 timers 3 9
- neighbor 10.77.0.2 timers connect 1
- neighbor fd00:77::2 remote-as %d
- neighbor fd00:77::2 timers 3 9
- neighbor fd00:77::2 timers connect 1
- address-family ipv4 unicast
-  network 192.0.2.0/24
-  no neighbor fd00:77::2 activate
- exit-address-family
- address-family ipv6 unicast
-  neighbor fd00:77::2 activate
- exit-address-family
-`, frrAS, gobgpAS, gobgpAS))
-	nb := func(addr, afi string) string {
-		return fmt.Sprintf(`[[neighbors]]
-  [neighbors.config]
-    neighbor-address = %q
-    peer-as = %d
-  [neighbors.timers.config]
-    hold-time = 9
-    keepalive-interval = 3
-    connect-retry = 1
-    idle-hold-time-after-reset = 1
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = %q
-`, addr, frrAS, afi)
-	}
-	gb := testenv.StartGobgpd(t, b, fmt.Sprintf("[global.config]\n  as = %d\n  router-id = \"10.77.0.2\"\n  port = 179\n\n%s\n%s",
-		gobgpAS, nb("10.77.0.1", "ipv4-unicast"), nb("fd00:77::1", "ipv6-unicast")))
+	pair := testenv.StartBGPPair(t, "bst", 77, frrAS, gobgpAS)
+	frr, gb := pair.FRR, pair.Gobgpd
 	gb.Gobgp(t, "global", "rib", "add", "203.0.113.0/24", "-a", "ipv4")
 	gb.Gobgp(t, "global", "rib", "add", "198.51.100.0/24", "-a", "ipv4")
 	gb.Gobgp(t, "global", "rib", "add", "2001:db8:77::/48", "-a", "ipv6")
 
 	fsp := serve(t, &FRR{Vtysh: testenv.Binary(t, "vtysh"), Socket: frr.Dir}, "ra")
-	gsp := serve(t, &GoBGP{Netns: b.Name}, "rb")
+	gsp := serve(t, &GoBGP{Netns: gb.NS.Name}, "rb")
 
 	st := func(addr string, elems ...string) *gpb.Path {
 		return change.NeighborPath("default", addr, append([]string{"state"}, elems...)...)
