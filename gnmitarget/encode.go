@@ -136,14 +136,17 @@ func (r *renderer) render(n *node, e *yang.Entry, top bool) any {
 		return r.s.scalar(n.leaf.v.typed(), e, r.ietf)
 	}
 	obj := map[string]any{}
-	for _, name := range n.names() {
-		ce := childEntry(e, name)
-		member := name
+	memberOf := func(name string, ce *yang.Entry) string {
 		if r.ietf && top {
 			if m := moduleOf(ce); m != "" {
-				member = m + ":" + name
+				return m + ":" + name
 			}
 		}
+		return name
+	}
+	for _, name := range n.names() {
+		ce := childEntry(e, name)
+		member := memberOf(name, ce)
 		single, byKey := n.kid(name), n.lists[name]
 		if single != nil && len(byKey) == 0 {
 			if v := r.render(single, ce, false); v != nil {
@@ -178,8 +181,9 @@ func (r *renderer) render(n *node, e *yang.Entry, top bool) any {
 	// A list entry holds its keys as leaves (RFC 7951 §5.4 and gNMI
 	// §2.3.1's /a/b[name=b1] example), whether or not the store has them.
 	for kn, kv := range n.elem.GetKey() {
-		if _, has := obj[kn]; !has {
-			obj[kn] = r.s.keyValue(kv, childEntry(e, kn), r.ietf)
+		ke := childEntry(e, kn)
+		if member := memberOf(kn, ke); obj[member] == nil {
+			obj[member] = r.s.keyValue(kv, ke, r.ietf)
 		}
 	}
 	return obj

@@ -159,6 +159,10 @@ func TestGetJSON(t *testing.T) {
 		// (RFC 7951 §4).
 		{gpb.Encoding_JSON_IETF, "/stats/peer[addr=10.0.0.1]/state", map[string]string{
 			"/stats/peer[addr=10.0.0.1]/state": `{"example-mod:as":65001,"example-mod:rx":"1099511627776"}`}},
+		// A list entry's key, which the store has no leaf for, is a
+		// member like the others.
+		{gpb.Encoding_JSON_IETF, "/stats/peer[addr=10.0.0.1]", map[string]string{
+			"/stats/peer[addr=10.0.0.1]": `{"example-mod:addr":"10.0.0.1","example-mod:state":{"as":65001,"rx":"1099511627776"}}`}},
 		{gpb.Encoding_JSON, "/stats/peer/state", map[string]string{
 			"/stats/peer[addr=10.0.0.1]/state": `{"as":65001,"rx":1099511627776}`,
 			"/stats/peer[addr=10.0.0.2]/state": `{"as":65001,"rx":1099511627776}`}},
