@@ -28,7 +28,9 @@
 // collector's: ygot, from the merge core's structs) or else from the
 // node's leaves (64-bit integers and decimal64 as strings in JSON_IETF
 // when a schema is given with WithSchema, identityref values as
-// "module:NAME" when the generated enums are given with WithEnumTypes, RFC
+// "module:NAME" when the generated enums are given with WithEnumTypes or
+// the identities' modules with WithIdentityModules (the probe's, without
+// the generated OpenConfig binding), RFC
 // 7951 §6.1 and §6.8; the members of the subtree's top object qualified
 // with their module, §4), and PROTO with one scalar TypedValue per leaf. Subscribe always sends leaves; their values are
 // scalar JSON for JSON/JSON_IETF and TypedValues for PROTO. A list entry's
