@@ -3,6 +3,7 @@
 package netlab_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -180,17 +181,31 @@ func (e *labEnv) influxCount(q string) int {
 	return n
 }
 
-// influxFloats returns a query's first field, in the order of its rows.
-func (e *labEnv) influxFloats(q string) []float64 {
-	rows, _ := e.influxRows(q)
-	var out []float64
+// rttSample is one RTT sample of the probe's as InfluxDB holds it.
+type rttSample struct {
+	at  int64 // when the probe took it (last_sample_ns), Unix ns
+	rtt float64
+}
+
+// influxRTTs returns every RTT sample of a router towards a neighbor, in
+// the order they were taken, each once: the sink writes a sample's
+// rtt_us with its last_sample_ns, and again in each of its snapshots.
+func (e *labEnv) influxRTTs(router, nbr string) []rttSample {
+	rows, _ := e.influxRows(fmt.Sprintf(`SELECT "rtt_us", "last_sample_ns" FROM "bgp_keepalive" WHERE "router" = '%s' AND "neighbor" = '%s'`, router, nbr))
+	var out []rttSample
+	seen := map[int64]bool{}
 	for _, v := range rows {
-		if len(v) > 1 {
-			if f, ok := v[1].(float64); ok {
-				out = append(out, f)
-			}
+		if len(v) < 3 {
+			continue
+		}
+		rtt, ok1 := v[1].(float64)
+		at, ok2 := v[2].(float64)
+		if ok1 && ok2 && !seen[int64(at)] {
+			seen[int64(at)] = true
+			out = append(out, rttSample{at: int64(at), rtt: rtt})
 		}
 	}
+	slices.SortFunc(out, func(a, b rttSample) int { return cmp.Compare(a.at, b.at) })
 	return out
 }
 
@@ -357,10 +372,19 @@ func TestLab(t *testing.T) {
 			r := e.rows()[r1r2]
 			return r.State == "ESTABLISHED" && r.RTTus > 0
 		})
-		// Every RTT sample of r1's keepalives towards r2, as InfluxDB
-		// has them (the probe's rtt-last, one per keepalive, 3 s apart).
-		const rttQ = `SELECT "rtt_us" FROM "bgp_keepalive" WHERE "router" = 'r1' AND "neighbor" = '10.100.1.2' AND `
-		samples := func(cond string) []float64 { return e.influxFloats(rttQ + cond + " ORDER BY time") }
+		// The RTT samples of r1's keepalives towards r2 that InfluxDB
+		// has (the probe's rtt-last, one per keepalive, 3 s apart), taken
+		// in [from, to).
+		samples := func(from, to time.Time) []float64 {
+			var out []float64
+			for _, s := range e.influxRTTs("r1", "10.100.1.2") {
+				if s.at >= from.UnixNano() && s.at < to.UnixNano() {
+					out = append(out, s.rtt)
+				}
+			}
+			return out
+		}
+		forever := time.Now().Add(time.Hour)
 		// The baseline is the path's samples before the delay and after
 		// it is cleared, minBaseline of them at least: a BGP reset does
 		// not change the path, so the samples of the session before the
@@ -373,12 +397,11 @@ func TestLab(t *testing.T) {
 		// routes, not settled.
 		var before []float64
 		testenv.WaitFor(t, 2*time.Minute, fmt.Sprintf("%d RTT samples of r1 10.100.1.2 in InfluxDB", minBaseline), func() bool {
-			now := time.Now().UnixNano()
+			now := time.Now()
 			if resetAt.IsZero() {
-				before = samples(fmt.Sprintf("time <= %d", now))
+				before = samples(time.Time{}, now)
 			} else {
-				before = append(samples(fmt.Sprintf("time < %d", resetAt.UnixNano())),
-					samples(fmt.Sprintf("time > %d AND time <= %d", resetAt.Add(10*time.Second).UnixNano(), now))...)
+				before = append(samples(time.Time{}, resetAt), samples(resetAt.Add(10*time.Second), now)...)
 			}
 			return len(before) >= minBaseline
 		})
@@ -388,6 +411,7 @@ func TestLab(t *testing.T) {
 		if err := e.lab.Fault("delay", "r2", "r1", "20ms"); err != nil {
 			t.Fatal(err)
 		}
+		applied := time.Now() // the delay holds from here on at the latest
 		cleared := false
 		clear := func() {
 			if !cleared {
@@ -416,7 +440,7 @@ func TestLab(t *testing.T) {
 		// (a CI run saw 17.7 ms for 20 ms): it is not taken.
 		var delayed []float64
 		for deadline := time.Now().Add(20 * 5 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-			if all := samples(fmt.Sprintf("time > %d", start.UnixNano())); len(all) > 1 {
+			if all := samples(applied, forever); len(all) > 1 {
 				delayed = all[1:min(len(all), 21)]
 			}
 			if b.confirmed(delayed) || len(delayed) >= 20 || time.Now().After(deadline) {
@@ -428,7 +452,7 @@ func TestLab(t *testing.T) {
 		end := time.Now()
 		var after []float64
 		testenv.WaitFor(t, 2*time.Minute, "10 RTT samples of r1 10.100.1.2 after the delay was cleared", func() bool {
-			if all := samples(fmt.Sprintf("time > %d", end.UnixNano())); len(all) > 1 {
+			if all := samples(end, forever); len(all) > 1 {
 				after = all[1:] // the first may straddle the clear
 			}
 			return len(after) >= 10
