@@ -170,20 +170,19 @@ func TestNetemDelay(t *testing.T) {
 	baseline(func(p netip.Addr) int { return pr.counted(p) + 1 })
 	// The emulator is a Go program on a busy 2-core machine and now and
 	// then forwards a frame late, so single samples run long; the
-	// confirmed least must be the path. How close is the baseline's own
-	// noise, its spread (p75 - least): twice that either way (one for how
-	// far the least of a few samples strays, one for a load that changes
-	// between the baseline and the delay), and never under the wire's own
-	// holds (1 ms each way and the delay), which it keeps from the
-	// kernel's receive time.
+	// confirmed least must be the path, within 0.2 ms (issue 7), or
+	// within the noise of a least, when a loaded machine makes that
+	// larger: twice the baseline's low spread, see rttSpread. And never
+	// under the wire's own holds (1 ms each way and the delay), which it
+	// keeps from the kernel's receive time.
 	for _, ph := range phases {
 		want := ph.delay + base[ph.p]
-		spread := rttSpread(baseRTTs[ph.p])
+		tol := max(200*time.Microsecond, 2*rttSpread(baseRTTs[ph.p]))
 		floor := ph.delay + 2*time.Millisecond
-		if d := ph.least - want; d < -2*spread || d > 2*spread || ph.least < floor {
-			t.Errorf("%s: least RTT %v with delay %v, want %v ± %v (twice the baseline's spread) and at least %v", ph.p, ph.least, ph.delay, want, 2*spread, floor)
+		if d := ph.least - want; d < -tol || d > tol || ph.least < floor {
+			t.Errorf("%s: least RTT %v with delay %v, want %v ± %v and at least %v", ph.p, ph.least, ph.delay, want, tol, floor)
 		} else {
-			t.Logf("%s delay %v: least RTT %v, want %v (error %v, baseline spread %v)", ph.p, ph.delay, ph.least, want, d, spread)
+			t.Logf("%s delay %v: least RTT %v, want %v ± %v (error %v)", ph.p, ph.delay, ph.least, want, tol, d)
 		}
 	}
 	checkAgainstPcap(t, pr, dump, netip.MustParseAddr("10.71.0.1"), netip.MustParseAddr("fd71::1"))
@@ -209,13 +208,14 @@ func confirmedMin(t *testing.T, pr *probeRun, peer netip.Addr, start, atLeast, m
 	return ss
 }
 
-// rttSpread is the spread of baseline RTTs: their 75th percentile less
-// their least. Up to a quarter of them may be the emulator's spikes
-// (ms, where the path's noise is tens of µs) without widening it.
+// rttSpread is the low spread of baseline RTTs: their ⌈n/4⌉-th least
+// less their least, how far the least of a set of samples strays. The rest is left out: on a loaded machine most samples may be
+// the emulator's spikes (ms; stress runs saw the 75th percentile 4-40 ms
+// over a least that was right within 54 µs).
 func rttSpread(rtts []time.Duration) time.Duration {
 	s := slices.Clone(rtts)
 	slices.Sort(s)
-	return s[(len(s)*3+3)/4-1] - s[0]
+	return s[(len(s)+3)/4-1] - s[0]
 }
 
 func minRTT(ss []Sample) time.Duration {
