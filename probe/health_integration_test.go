@@ -186,9 +186,8 @@ func TestRTTStepDegraded(t *testing.T) {
 		t.Errorf("%d samples after the step before the verdict changed, want at most 6", after)
 	}
 	// One more sample, so that tcpdump has written the ones before.
-	h.pr.waitSamples(t, peer, 1, 10*time.Second)
+	more := h.pr.waitSamples(t, peer, 1, 10*time.Second)
 	h.pr.cancel()
-	time.Sleep(300 * time.Millisecond)
 	// tcpdump's samples up to the verdict's last: the verdict's figures
 	// are the least of the last five (rtt-recent) over the least of all
 	// (the baseline). Which side of the step a sample falls is not asked:
@@ -196,17 +195,17 @@ func TestRTTStepDegraded(t *testing.T) {
 	// of the delay, and its time is the answer's.
 	var upTo []time.Duration
 	before := 0
-	_, err := FromPcap(context.Background(), Config{Pcap: h.dump, LocalAddrs: []netip.Addr{netip.MustParseAddr("10.71.0.1")}, OnSample: func(s Sample) {
+	for _, s := range pcapSamples(t, h.dump, more[0].Time, netip.MustParseAddr("10.71.0.1")) {
 		if s.PeerKey.Peer != peer || s.Time.After(atVerdict.Time) {
-			return
+			continue
 		}
 		upTo = append(upTo, s.RTT)
 		if s.Time.Before(step) {
 			before++
 		}
-	}})
-	if err != nil || before == 0 || len(upTo) < before+4 {
-		t.Fatalf("tcpdump's capture: %v, %d samples before the step, %d after", err, before, len(upTo)-before)
+	}
+	if before == 0 || len(upTo) < before+4 {
+		t.Fatalf("tcpdump's capture: %d samples before the step, %d after: %v", before, len(upTo)-before, upTo)
 	}
 	wantBase := slices.Min(upTo)
 	wantRise := slices.Min(upTo[len(upTo)-5:]) - wantBase

@@ -232,12 +232,15 @@ func minRTT(ss []Sample) time.Duration {
 func checkAgainstPcap(t *testing.T, pr *probeRun, dump string, local ...netip.Addr) {
 	t.Helper()
 	pr.cancel()
-	time.Sleep(300 * time.Millisecond) // tcpdump's -U writes are on disk by now
-	var fromPcap []Sample
-	_, err := FromPcap(context.Background(), Config{Pcap: dump, LocalAddrs: local, OnSample: func(s Sample) { fromPcap = append(fromPcap, s) }})
-	if err != nil {
-		t.Fatalf("reading tcpdump's capture: %v", err)
+	pr.mu.Lock()
+	var last time.Time
+	for _, s := range pr.samples {
+		if s.Time.After(last) {
+			last = s.Time
+		}
 	}
+	pr.mu.Unlock()
+	fromPcap := pcapSamples(t, dump, last, local...)
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	byKey := map[string]time.Duration{}
@@ -311,6 +314,24 @@ func quickack(t *testing.T, ns *testenv.Netns, dev string, prefixes ...string) {
 
 // tcpdump records the namespace's BGP traffic to file for the length of
 // the test (set MESHD_PROBE_TCPDUMP=dir to get one per test).
+// pcapSamples reads the samples in tcpdump's capture once it holds one
+// taken at until or later, or after 10 s: tcpdump writes each packet as
+// it gets it (-U), but a loaded machine runs it late.
+func pcapSamples(t *testing.T, dump string, until time.Time, local ...netip.Addr) []Sample {
+	t.Helper()
+	var ss []Sample
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ss = ss[:0]
+		_, err := FromPcap(context.Background(), Config{Pcap: dump, LocalAddrs: local, OnSample: func(s Sample) { ss = append(ss, s) }})
+		if err != nil {
+			t.Fatalf("reading tcpdump's capture: %v", err)
+		}
+		if len(ss) > 0 && !ss[len(ss)-1].Time.Before(until) || time.Now().After(deadline) {
+			return ss
+		}
+	}
+}
+
 func tcpdump(t *testing.T, ns *testenv.Netns, file string) {
 	t.Helper()
 	cmd := ns.Command(testenv.Binary(t, "tcpdump"), "-i", "any", "-s", "0", "-U", "--time-stamp-precision=nano", "-w", file, "tcp port 179")
