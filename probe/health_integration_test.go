@@ -57,11 +57,20 @@ func newHealthRun(t *testing.T) *healthRun {
 
 // verdict returns the joined verdict on the session with peer.
 func (h *healthRun) verdict(peer netip.Addr) (health, reason string) {
-	leaf := func(name string) string {
-		v, _, _, _ := h.core.Leaf("pa", change.MeshdNeighborPath("default", peer.String(), "verdict", "state", name))
-		return v.GetStringVal()
+	health, reason, _ = h.verdictAt(peer)
+	return health, reason
+}
+
+// verdictAt is verdict with the verdict's time: that of the newest
+// figure it was made from.
+func (h *healthRun) verdictAt(peer netip.Addr) (health, reason string, at time.Time) {
+	leaf := func(name string) (string, time.Time) {
+		v, ts, _, _ := h.core.Leaf("pa", change.MeshdNeighborPath("default", peer.String(), "verdict", "state", name))
+		return v.GetStringVal(), ts
 	}
-	return leaf("health"), leaf("reason")
+	health, at = leaf("health")
+	reason, _ = leaf("reason")
+	return health, reason, at
 }
 
 // gobgpState asks gobgpd in A itself (its CLI's JSON) for the session's
@@ -119,20 +128,22 @@ func TestLinkDownDegradedBeforeHold(t *testing.T) {
 	h.a.Run(t, "ip", "link", "set", h.aDev, "down")
 	h.b.Run(t, "ip", "link", "set", h.bDev, "down")
 	var health, reason string
+	var at time.Time
 	testenv.WaitFor(t, 20*time.Second, "a DEGRADED or DOWN verdict after the link went down", func() bool {
-		health, reason = h.verdict(peer)
+		health, reason, at = h.verdictAt(peer)
 		return health != "HEALTHY"
 	})
-	took := time.Since(down)
+	seen := time.Since(down)
 	state := h.gobgpState(t, peer)
 	losses := h.losses(peer)
-	t.Logf("%v after link down: verdict %s %q; gobgpd %s; losses %d (before %d); last sample %v before the down",
-		took.Round(time.Millisecond), health, reason, state, losses, before.Peer.Losses, down.Sub(before.Time).Round(time.Millisecond))
+	// The verdict's own time is that of the probe's figures it was made
+	// from: when the probe counted the loss, not when this test, which a
+	// loaded machine runs late, looked.
+	took := at.Sub(down)
+	t.Logf("verdict %s %q at %v after link down (seen at %v); gobgpd %s; losses %d (before %d); last sample %v before the down",
+		health, reason, took.Round(time.Millisecond), seen.Round(time.Millisecond), state, losses, before.Peer.Losses, down.Sub(before.Time).Round(time.Millisecond))
 	if health != "DEGRADED" || !strings.HasPrefix(reason, "keepalives unanswered") {
 		t.Fatalf("verdict %s %q, want DEGRADED, keepalives unanswered", health, reason)
-	}
-	if state != "ESTABLISHED" {
-		t.Fatalf("gobgpd says %s when the verdict changed: the hold timer beat the probe", state)
 	}
 	if losses <= before.Peer.Losses {
 		t.Fatalf("losses %d, were %d before the down", losses, before.Peer.Losses)
@@ -140,9 +151,23 @@ func TestLinkDownDegradedBeforeHold(t *testing.T) {
 	// The bound follows from the design, not from a measurement: a
 	// missing keepalive is counted one interval (3 s) plus the 1 s floor
 	// after the last one, which went out at most 3 s before the down, and
-	// the probe runs its timers every second: 3 + 1 + 1 = 5 s < 9 s hold.
+	// the probe runs its timers every second: 3 + 1 + 1 = 5 s.
 	if took > 5*time.Second+500*time.Millisecond {
 		t.Errorf("DEGRADED %v after the down, want within 5.5 s", took)
+	}
+	// gobgpd's hold timer (9 s) runs from the last message it got, B's
+	// keepalive, at most one interval (3 s) before the down: it can end
+	// the session 6 s after the down at the earliest. Before that,
+	// gobgpd must still say ESTABLISHED; after it, the protocol's bound
+	// stands in for its word, which no longer tells which came first.
+	const holdEarliest = 9*time.Second - 3*time.Second
+	switch {
+	case took >= holdEarliest:
+		t.Errorf("DEGRADED %v after the down: the hold timer may have beaten the probe (earliest at %v)", took, holdEarliest)
+	case seen < holdEarliest && state != "ESTABLISHED":
+		t.Fatalf("gobgpd says %s %v after the down, before its hold timer can end the session", state, seen)
+	case seen >= holdEarliest:
+		t.Logf("gobgpd's word (%s) taken too late to order it with the verdict; the verdict at %v is before its hold timer can fire (%v)", state, took, holdEarliest)
 	}
 }
 
