@@ -5,6 +5,8 @@ package probe
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/netip"
 	"os"
 	"regexp"
@@ -18,6 +20,8 @@ import (
 	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
 	"github.com/meshd/meshd/probe/bgpstate"
+	"github.com/meshd/meshd/probe/capture"
+	"github.com/meshd/meshd/probe/packet"
 )
 
 // healthRun is delayLab with the verdict an operator sees: the probe's
@@ -155,20 +159,51 @@ func TestLinkDownDegradedBeforeHold(t *testing.T) {
 	if took > 5*time.Second+500*time.Millisecond {
 		t.Errorf("DEGRADED %v after the down, want within 5.5 s", took)
 	}
-	// gobgpd's hold timer (9 s) runs from the last message it got, B's
-	// keepalive, at most one interval (3 s) before the down: it can end
-	// the session 6 s after the down at the earliest. Before that,
-	// gobgpd must still say ESTABLISHED; after it, the protocol's bound
-	// stands in for its word, which no longer tells which came first.
-	const holdEarliest = 9*time.Second - 3*time.Second
+	// gobgpd's hold timer (9 s) runs from the last message it got from
+	// B, which tcpdump in A saw arrive: it can end the session no sooner
+	// than 9 s after that. (On a loaded machine B's keepalives run late,
+	// and a run saw the timer fire 4.2 s after the down.) The verdict
+	// must come before then; gobgpd must say ESTABLISHED if asked before
+	// then, and after it its word no longer orders the two.
+	holdEnd := lastFrom(t, h.dump, peer, down).Add(9 * time.Second).Sub(down)
 	switch {
-	case took >= holdEarliest:
-		t.Errorf("DEGRADED %v after the down: the hold timer may have beaten the probe (earliest at %v)", took, holdEarliest)
-	case seen < holdEarliest && state != "ESTABLISHED":
-		t.Fatalf("gobgpd says %s %v after the down, before its hold timer can end the session", state, seen)
-	case seen >= holdEarliest:
-		t.Logf("gobgpd's word (%s) taken too late to order it with the verdict; the verdict at %v is before its hold timer can fire (%v)", state, took, holdEarliest)
+	case took >= holdEnd:
+		t.Errorf("DEGRADED %v after the down, when gobgpd's hold timer could end the session %v after it: the hold timer may have beaten the probe", took, holdEnd)
+	case seen < holdEnd && state != "ESTABLISHED":
+		t.Fatalf("gobgpd says %s %v after the down, before its hold timer (%v) can end the session", state, seen, holdEnd)
+	case seen >= holdEnd:
+		t.Logf("gobgpd's word (%s) taken too late to order it with the verdict; the verdict at %v came before its hold timer could fire (%v)", state, took, holdEnd)
 	}
+}
+
+// lastFrom returns when tcpdump's capture last saw a BGP segment with
+// data from peer before t.
+func lastFrom(t *testing.T, dump string, peer netip.Addr, before time.Time) time.Time {
+	t.Helper()
+	fr, err := capture.OpenFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fr.Close()
+	var last time.Time
+	var p packet.Packet
+	for {
+		f, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("tcpdump's capture: %v", err)
+		}
+		at := time.Unix(0, f.Time)
+		if f.Decode(&p) == nil && len(p.Payload) > 0 && p.Src == peer && at.Before(before) {
+			last = at
+		}
+	}
+	if last.IsZero() {
+		t.Fatalf("no BGP message from %s in tcpdump's capture before %v", peer, before)
+	}
+	return last
 }
 
 // TestRTTStepDegraded adds 35 ms to the peer's ACKs: once five samples
