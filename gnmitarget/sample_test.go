@@ -154,9 +154,11 @@ func TestOverflowResyncRestoresUnchangedLeaves(t *testing.T) {
 				nkey("r1", "default", "192.0.2.2", "state", "messages", "received", "UPDATE"): "7",
 				nkey("r1", "default", "192.0.2.2", "config", "peer-as"):                       "65001",
 			}
-			// Ten sample intervals: plenty for a resync or a sample, far
-			// short of forever.
-			deadline := time.Now().Add(time.Second)
+			// A resync or a sample comes within one sample interval; no
+			// timer of the server's is longer. So 100 intervals is a
+			// liveness bound a loaded machine (with -race) still meets,
+			// and short of forever.
+			deadline := time.Now().Add(10 * time.Second)
 			for !sameVals(view.vals, want) {
 				if time.Now().After(deadline) {
 					t.Fatalf("subscriber holds %q, want %q", view.keys(), keysOf(want))

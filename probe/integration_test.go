@@ -116,14 +116,18 @@ func TestNetemDelay(t *testing.T) {
 	// The baseline is measured before the delays and again after them,
 	// and the lesser taken: on a starved machine the emulator can run a
 	// few ms late for a stretch, even steadily enough for two samples to
-	// agree (a CI run's baseline came out 3.2 ms, the path's ~2 ms).
+	// agree (a CI run's baseline came out 3.2 ms, the path's ~2 ms). Ten
+	// samples each time at least: the tolerance below is their spread,
+	// and a spread needs samples.
 	base := map[netip.Addr]time.Duration{}
+	baseRTTs := map[netip.Addr][]time.Duration{}
 	baseline := func(start func(netip.Addr) int) {
 		for _, p := range peers {
-			ss := confirmedMin(t, pr, p, start(p), 5, 20)
+			ss := confirmedMin(t, pr, p, start(p), 10, 20)
 			if b, ok := base[p]; !ok || minRTT(ss) < b {
 				base[p] = minRTT(ss)
 			}
+			baseRTTs[p] = append(baseRTTs[p], rttsOf(ss)...)
 			t.Logf("%s baseline RTTs %v, min %v", p, rttsOf(ss), minRTT(ss))
 		}
 	}
@@ -165,14 +169,20 @@ func TestNetemDelay(t *testing.T) {
 	imp.delay(t, 0)
 	baseline(func(p netip.Addr) int { return pr.counted(p) + 1 })
 	// The emulator is a Go program on a busy 2-core machine and now and
-	// then forwards a frame late, so single samples run long; none may
-	// run short, and the confirmed least must be the path.
+	// then forwards a frame late, so single samples run long; the
+	// confirmed least must be the path, within 0.2 ms (issue 7), or
+	// within the noise of a least, when a loaded machine makes that
+	// larger: twice the baseline's low spread, see rttSpread. And never
+	// under the wire's own holds (1 ms each way and the delay), which it
+	// keeps from the kernel's receive time.
 	for _, ph := range phases {
 		want := ph.delay + base[ph.p]
-		if d := ph.least - want; d < -200*time.Microsecond || d > 200*time.Microsecond {
-			t.Errorf("%s: least RTT %v with delay %v, want %v ± 0.2 ms", ph.p, ph.least, ph.delay, want)
+		tol := max(200*time.Microsecond, 2*rttSpread(baseRTTs[ph.p]))
+		floor := ph.delay + 2*time.Millisecond
+		if d := ph.least - want; d < -tol || d > tol || ph.least < floor {
+			t.Errorf("%s: least RTT %v with delay %v, want %v ± %v and at least %v", ph.p, ph.least, ph.delay, want, tol, floor)
 		} else {
-			t.Logf("%s delay %v: least RTT %v, want %v (error %v)", ph.p, ph.delay, ph.least, want, d)
+			t.Logf("%s delay %v: least RTT %v, want %v ± %v (error %v)", ph.p, ph.delay, ph.least, want, tol, d)
 		}
 	}
 	checkAgainstPcap(t, pr, dump, netip.MustParseAddr("10.71.0.1"), netip.MustParseAddr("fd71::1"))
@@ -198,6 +208,16 @@ func confirmedMin(t *testing.T, pr *probeRun, peer netip.Addr, start, atLeast, m
 	return ss
 }
 
+// rttSpread is the low spread of baseline RTTs: their ⌈n/4⌉-th least
+// less their least, how far the least of a set of samples strays. The rest is left out: on a loaded machine most samples may be
+// the emulator's spikes (ms; stress runs saw the 75th percentile 4-40 ms
+// over a least that was right within 54 µs).
+func rttSpread(rtts []time.Duration) time.Duration {
+	s := slices.Clone(rtts)
+	slices.Sort(s)
+	return s[(len(s)+3)/4-1] - s[0]
+}
+
 func minRTT(ss []Sample) time.Duration {
 	m := ss[0].RTT
 	for _, s := range ss[1:] {
@@ -212,12 +232,15 @@ func minRTT(ss []Sample) time.Duration {
 func checkAgainstPcap(t *testing.T, pr *probeRun, dump string, local ...netip.Addr) {
 	t.Helper()
 	pr.cancel()
-	time.Sleep(300 * time.Millisecond) // tcpdump's -U writes are on disk by now
-	var fromPcap []Sample
-	_, err := FromPcap(context.Background(), Config{Pcap: dump, LocalAddrs: local, OnSample: func(s Sample) { fromPcap = append(fromPcap, s) }})
-	if err != nil {
-		t.Fatalf("reading tcpdump's capture: %v", err)
+	pr.mu.Lock()
+	var last time.Time
+	for _, s := range pr.samples {
+		if s.Time.After(last) {
+			last = s.Time
+		}
 	}
+	pr.mu.Unlock()
+	fromPcap := pcapSamples(t, dump, last, local...)
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	byKey := map[string]time.Duration{}
@@ -291,6 +314,24 @@ func quickack(t *testing.T, ns *testenv.Netns, dev string, prefixes ...string) {
 
 // tcpdump records the namespace's BGP traffic to file for the length of
 // the test (set MESHD_PROBE_TCPDUMP=dir to get one per test).
+// pcapSamples reads the samples in tcpdump's capture once it holds one
+// taken at until or later, or after 10 s: tcpdump writes each packet as
+// it gets it (-U), but a loaded machine runs it late.
+func pcapSamples(t *testing.T, dump string, until time.Time, local ...netip.Addr) []Sample {
+	t.Helper()
+	var ss []Sample
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ss = ss[:0]
+		_, err := FromPcap(context.Background(), Config{Pcap: dump, LocalAddrs: local, OnSample: func(s Sample) { ss = append(ss, s) }})
+		if err != nil {
+			t.Fatalf("reading tcpdump's capture: %v", err)
+		}
+		if len(ss) > 0 && !ss[len(ss)-1].Time.Before(until) || time.Now().After(deadline) {
+			return ss
+		}
+	}
+}
+
 func tcpdump(t *testing.T, ns *testenv.Netns, file string) {
 	t.Helper()
 	cmd := ns.Command(testenv.Binary(t, "tcpdump"), "-i", "any", "-s", "0", "-U", "--time-stamp-precision=nano", "-w", file, "tcp port 179")

@@ -3,6 +3,7 @@
 package netlab_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -134,12 +135,12 @@ func (e *labEnv) rows() map[string]sessions.Row {
 	return out
 }
 
-// influxCount counts points of a query's first field since t0.
-func (e *labEnv) influxCount(q string) int {
+// influxRows returns the rows of a query's first series set.
+func (e *labEnv) influxRows(q string) ([][]any, bool) {
 	c := netlab.NSHTTPClient(netlab.MgmtNS)
 	resp, err := c.Get(fmt.Sprintf("http://%s:%d/query?db=meshd&q=%s", netlab.MgmtAddr, netlab.InfluxPort, url.QueryEscape(q)))
 	if err != nil {
-		return -1
+		return nil, false
 	}
 	defer resp.Body.Close()
 	var res struct {
@@ -151,22 +152,61 @@ func (e *labEnv) influxCount(q string) int {
 		} `json:"results"`
 	}
 	if json.NewDecoder(resp.Body).Decode(&res) != nil || len(res.Results) == 0 {
-		return -1
+		return nil, false
 	}
 	if res.Results[0].Error != "" {
 		e.t.Fatalf("InfluxQL %q: %s", q, res.Results[0].Error)
 	}
-	n := 0
+	var rows [][]any
 	for _, s := range res.Results[0].Series {
-		for _, v := range s.Values {
-			if len(v) > 1 {
-				if f, ok := v[1].(float64); ok {
-					n += int(f)
-				}
+		rows = append(rows, s.Values...)
+	}
+	return rows, true
+}
+
+// influxCount counts points of a query's first field since t0.
+func (e *labEnv) influxCount(q string) int {
+	rows, ok := e.influxRows(q)
+	if !ok {
+		return -1
+	}
+	n := 0
+	for _, v := range rows {
+		if len(v) > 1 {
+			if f, ok := v[1].(float64); ok {
+				n += int(f)
 			}
 		}
 	}
 	return n
+}
+
+// rttSample is one RTT sample of the probe's as InfluxDB holds it.
+type rttSample struct {
+	at  int64 // when the probe took it (last_sample_ns), Unix ns
+	rtt float64
+}
+
+// influxRTTs returns every RTT sample of a router towards a neighbor, in
+// the order they were taken, each once: the sink writes a sample's
+// rtt_us with its last_sample_ns, and again in each of its snapshots.
+func (e *labEnv) influxRTTs(router, nbr string) []rttSample {
+	rows, _ := e.influxRows(fmt.Sprintf(`SELECT "rtt_us", "last_sample_ns" FROM "bgp_keepalive" WHERE "router" = '%s' AND "neighbor" = '%s'`, router, nbr))
+	var out []rttSample
+	seen := map[int64]bool{}
+	for _, v := range rows {
+		if len(v) < 3 {
+			continue
+		}
+		rtt, ok1 := v[1].(float64)
+		at, ok2 := v[2].(float64)
+		if ok1 && ok2 && !seen[int64(at)] {
+			seen[int64(at)] = true
+			out = append(out, rttSample{at: int64(at), rtt: rtt})
+		}
+	}
+	slices.SortFunc(out, func(a, b rttSample) int { return cmp.Compare(a.at, b.at) })
+	return out
 }
 
 // gnmiSession reads a neighbor's session-state and established-transitions
@@ -205,26 +245,48 @@ func sinceQ(start time.Time) string {
 	return fmt.Sprintf("time > %d", start.Add(-time.Second).UnixNano())
 }
 
-// waitDetect polls cond every 20 ms and returns how long it took.
-func waitDetect(t *testing.T, limit time.Duration, what string, start time.Time, cond func() bool) time.Duration {
+// detectHops is how many processes, each woken in turn, carry a fault to
+// what a test reads: the router's daemon, meshd reading the BMP or gNMI
+// stream and applying it, the sink, and the answer to the test's query.
+const detectHops = 4
+
+// waitDetect polls cond every 20 ms from start, when the fault was asked
+// for, and returns how long it took to hold. The requirement is limit
+// (issue 8: within 2 s, a probe fault within one keepalive interval +
+// 2 s, a link within its hold time + 2 s), for a machine that runs the
+// lab's processes when they wake. A loaded one wakes each of them late,
+// and the test's own polls as much: they run at the lab's priority. So
+// the bound is limit, plus how long the fault's own command took (it
+// took effect somewhere before applied, when the call returned; a loaded
+// run's reset command took 2.4 s), plus detectHops times the worst
+// lateness of a poll (its sleep and query beyond the 20 ms), both
+// measured meanwhile; a quiet machine adds a few tens of ms. Polling
+// goes on past the bound, to report how late a miss was.
+func waitDetect(t *testing.T, limit time.Duration, what string, start, applied time.Time, cond func() bool) time.Duration {
 	t.Helper()
-	for time.Since(start) < limit {
-		if cond() {
-			d := time.Since(start)
-			t.Logf("detected %s after %v", what, d.Round(time.Millisecond))
+	const poll = 20 * time.Millisecond
+	var worst time.Duration
+	for {
+		t0 := time.Now()
+		ok := cond()
+		d := time.Since(start)
+		call := applied.Sub(start)
+		bound := limit + call + detectHops*worst
+		if ok {
+			t.Logf("detected %s after %v (bound %v: %v + the fault's command %v + %d × worst poll lateness %v)", what, d.Round(time.Millisecond),
+				bound.Round(time.Millisecond), limit, call.Round(time.Millisecond), detectHops, worst.Round(time.Millisecond))
+			if d > bound {
+				t.Errorf("%s detected after %v, want within %v", what, d.Round(time.Millisecond), bound.Round(time.Millisecond))
+			}
 			return d
 		}
-		time.Sleep(20 * time.Millisecond)
+		if d > bound+time.Minute {
+			t.Errorf("%s not detected within %v (bound %v)", what, d.Round(time.Millisecond), bound.Round(time.Millisecond))
+			return d
+		}
+		time.Sleep(poll)
+		worst = max(worst, time.Since(t0)-poll)
 	}
-	t.Errorf("%s not detected within %v", what, limit)
-	return limit
-}
-
-// twoLeastAgree reports whether the two least of vs are within tol.
-func twoLeastAgree(vs []float64, tol float64) bool {
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	return s[1]-s[0] <= tol
 }
 
 func TestLab(t *testing.T) {
@@ -283,6 +345,9 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	// When the reset subtest reset r1-r2: the delay's baseline leaves out
+	// the samples of the session's first seconds after it.
+	var resetAt time.Time
 	t.Run("reset", func(t *testing.T) {
 		before := e.rows()[r1r2].Transitions
 		_, gBefore, ok := e.gnmiSession("r1", "10.100.1.2")
@@ -290,19 +355,21 @@ func TestLab(t *testing.T) {
 			t.Fatal("meshd's gNMI target has no session-state for r1 10.100.1.2")
 		}
 		start := time.Now()
+		resetAt = start
 		if err := e.lab.Fault("reset", "r1", "r2", ""); err != nil {
 			t.Fatal(err)
 		}
-		waitDetect(t, 2*time.Second, "reset r1 r2 in meshd's state", start, func() bool {
+		applied := time.Now()
+		waitDetect(t, 2*time.Second, "reset r1 r2 in meshd's state", start, applied, func() bool {
 			r := e.rows()[r1r2]
 			return r.State != "ESTABLISHED" || r.Transitions > before
 		})
-		waitDetect(t, 2*time.Second, "reset r1 r2 on meshd's gNMI target", start, func() bool {
+		waitDetect(t, 2*time.Second, "reset r1 r2 on meshd's gNMI target", start, applied, func() bool {
 			st, tr, ok := e.gnmiSession("r1", "10.100.1.2")
 			return ok && (st != "ESTABLISHED" || tr > gBefore)
 		})
 		q := `SELECT count("n") FROM "bgp_session_event" WHERE "router" = 'r1' AND "neighbor" = '10.100.1.2' AND "event" = 'peer_down' AND ` + sinceQ(start)
-		waitDetect(t, 3*time.Second, "reset r1 r2 as a peer_down in InfluxDB", start, func() bool { return e.influxCount(q) > 0 })
+		waitDetect(t, 3*time.Second, "reset r1 r2 as a peer_down in InfluxDB", start, applied, func() bool { return e.influxCount(q) > 0 })
 	})
 
 	t.Run("delay", func(t *testing.T) {
@@ -310,56 +377,102 @@ func TestLab(t *testing.T) {
 			r := e.rows()[r1r2]
 			return r.State == "ESTABLISHED" && r.RTTus > 0
 		})
-		base := e.rows()[r1r2].RTTMinUS
+		// The RTT samples of r1's keepalives towards r2 that InfluxDB
+		// has (the probe's rtt-last, one per keepalive, 3 s apart), taken
+		// in [from, to).
+		samples := func(from, to time.Time) []float64 {
+			var out []float64
+			for _, s := range e.influxRTTs("r1", "10.100.1.2") {
+				if s.at >= from.UnixNano() && s.at < to.UnixNano() {
+					out = append(out, s.rtt)
+				}
+			}
+			return out
+		}
+		forever := time.Now().Add(time.Hour)
+		// The baseline is the path's samples before the delay and after
+		// it is cleared, minBaseline of them at least: a BGP reset does
+		// not change the path, so the samples of the session before the
+		// reset count too, and the lab's load may change while the test
+		// runs, which the samples after the delay catch. A CI run that
+		// took the baseline from the least of a few samples of a session
+		// just re-established, on a machine building meanwhile, put it
+		// at 438 µs, the path's under 200 µs, and failed. The session's
+		// first 10 s after the reset are left out: it was exchanging
+		// routes, not settled.
+		var before []float64
+		testenv.WaitFor(t, 2*time.Minute, fmt.Sprintf("%d RTT samples of r1 10.100.1.2 in InfluxDB", minBaseline), func() bool {
+			now := time.Now()
+			if resetAt.IsZero() {
+				before = samples(time.Time{}, now)
+			} else {
+				before = append(samples(time.Time{}, resetAt), samples(resetAt.Add(10*time.Second), now)...)
+			}
+			return len(before) >= minBaseline
+		})
+		before = before[len(before)-minBaseline:]
 		start := time.Now()
 		// Frames from r2 to r1 carry r2's ACKs of r1's keepalives.
 		if err := e.lab.Fault("delay", "r2", "r1", "20ms"); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = e.lab.Fault("clear", "r2", "r1", "") })
-		want := 20000 + base
-		var got []float64
-		waitDetect(t, 3*time.Second+2*time.Second, "delay r2 r1 20ms in the probe's RTT", start, func() bool {
+		applied := time.Now() // the delay holds from here on at the latest
+		cleared := false
+		clear := func() {
+			if !cleared {
+				cleared = true
+				if err := e.lab.Fault("clear", "r2", "r1", ""); err != nil {
+					t.Errorf("clear the delay: %v", err)
+				}
+			}
+		}
+		t.Cleanup(clear)
+		waitDetect(t, 3*time.Second+2*time.Second, "delay r2 r1 20ms in the probe's RTT", start, applied, func() bool {
 			r := e.rows()[r1r2]
 			return r.RTTus > 15000
 		})
-		// Samples, one keepalive apart, until the two least agree within
-		// 0.2 ms: a least sample seen twice is the path's RTT, not a
-		// delayed ACK of the peer's or a scheduling hiccup of the
+		b, err := newDelayBounds(20000, before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("baseline before the delay %v µs: %s", before, b)
+		// Delayed samples, one keepalive apart, until the two least agree
+		// within the baseline's spread: a least seen twice is the path's
+		// RTT, not a delayed ACK of the peer's or a slow moment of the
 		// user-space wire on a busy machine (a CI run saw five samples in
 		// a row 0.5-10 ms late). At most 20 samples, so a wrong RTT still
-		// fails.
-		deadline := time.Now().Add(90 * time.Second)
-		// The sample that showed the delay may straddle its start (a CI
-		// run saw 17.7 ms for 20 ms): it is not taken.
-		last := e.rows()[r1r2].RTTus
-		for time.Now().Before(deadline) && len(got) < 20 {
-			r := e.rows()[r1r2]
-			if r.RTTus != last && r.RTTus > 15000 {
-				got = append(got, r.RTTus)
-				last = r.RTTus
-				if len(got) >= 5 && twoLeastAgree(got, 200) {
-					break
-				}
+		// fails. The first sample after the delay was set may straddle it
+		// (a CI run saw 17.7 ms for 20 ms): it is not taken.
+		var delayed []float64
+		for deadline := time.Now().Add(20 * 5 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+			if all := samples(applied, forever); len(all) > 1 {
+				delayed = all[1:min(len(all), 21)]
 			}
-			time.Sleep(100 * time.Millisecond)
+			if b.confirmed(delayed) || len(delayed) >= 20 || time.Now().After(deadline) {
+				break
+			}
 		}
-		if len(got) == 0 {
-			t.Fatal("no RTT samples above 15 ms after the delay was set")
+		// The baseline's second half: samples after the delay is cleared.
+		clear()
+		end := time.Now()
+		var after []float64
+		testenv.WaitFor(t, 2*time.Minute, "10 RTT samples of r1 10.100.1.2 after the delay was cleared", func() bool {
+			if all := samples(end, forever); len(all) > 1 {
+				after = all[1:] // the first may straddle the clear
+			}
+			return len(after) >= 10
+		})
+		b, err = newDelayBounds(20000, append(before, after...))
+		if err != nil {
+			t.Fatal(err)
 		}
-		least := slices.Min(got)
-		t.Logf("RTT samples %v µs, want %.1f µs (20 ms + baseline %.1f µs); least %.1f µs", got, want, base, least)
-		// The delay is the lab's user-space wire holding frames on a Go
-		// timer, which fires late, never early, when the hypervisor takes
-		// the CPU: a CI run saw the two least of three samples agree at
-		// 1.6 ms over. So the least may be a little late, but not early,
-		// beyond the probe's own error.
-		if least < want-200 || least > want+2000 {
-			t.Errorf("least RTT %.1f µs, want %.1f µs (-0.2 ms, +2 ms for the wire's timer)", least, want)
+		t.Logf("RTT samples under the delay %v µs; baseline after it %v µs; %s", delayed, after, b)
+		if len(delayed) < b.MinDelayedSize {
+			t.Fatalf("%d RTT samples in InfluxDB under the delay, want at least %d", len(delayed), b.MinDelayedSize)
 		}
-		// The samples reach InfluxDB too, with the delay in them.
-		q := fmt.Sprintf(`SELECT count("rtt_us") FROM "bgp_keepalive" WHERE "router" = 'r1' AND "neighbor" = '10.100.1.2' AND "rtt_us" > %f AND `, want-200) + sinceQ(start)
-		testenv.WaitFor(t, 5*time.Second, "the delayed RTT samples in InfluxDB", func() bool { return e.influxCount(q) > 0 })
+		if err := b.check(delayed); err != nil {
+			t.Error(err)
+		}
 	})
 
 	t.Run("down", func(t *testing.T) {
@@ -367,13 +480,14 @@ func TestLab(t *testing.T) {
 		if err := e.lab.Fault("down", "r3", "r4", ""); err != nil {
 			t.Fatal(err)
 		}
+		applied := time.Now()
 		t.Cleanup(func() { _ = e.lab.Fault("up", "r3", "r4", "") })
 		// BGP notices a dead link when the 9 s hold timer expires.
-		waitDetect(t, 9*time.Second+2*time.Second, "link r3-r4 down in meshd's state", start, func() bool {
+		waitDetect(t, 9*time.Second+2*time.Second, "link r3-r4 down in meshd's state", start, applied, func() bool {
 			return e.rows()["r3 10.100.3.2"].State != "ESTABLISHED"
 		})
 		q := `SELECT count("n") FROM "bgp_session_event" WHERE "router" = 'r3' AND "event" = 'peer_down' AND ` + sinceQ(start)
-		waitDetect(t, 9*time.Second+3*time.Second, "link r3-r4 down as a peer_down in InfluxDB", start, func() bool { return e.influxCount(q) > 0 })
+		waitDetect(t, 9*time.Second+3*time.Second, "link r3-r4 down as a peer_down in InfluxDB", start, applied, func() bool { return e.influxCount(q) > 0 })
 	})
 
 	t.Run("loss", func(t *testing.T) {
@@ -385,12 +499,14 @@ func TestLab(t *testing.T) {
 		if err := e.lab.Fault("loss", "r5", "r1", "100%"); err != nil {
 			t.Fatal(err)
 		}
+		applied := time.Now()
 		defer func() { _ = e.lab.Fault("clear", "r5", "r1", "") }()
-		waitDetect(t, 3*time.Second+2*time.Second, "loss r5 r1 as probe loss", start, func() bool {
+		waitDetect(t, 3*time.Second+2*time.Second, "loss r5 r1 as probe loss", start, applied, func() bool {
 			return e.rows()[r1r5].Losses > before
 		})
 		q := fmt.Sprintf(`SELECT max("loss") FROM "bgp_keepalive" WHERE "router" = 'r1' AND "neighbor" = '10.100.5.1' AND "loss" > %d AND `, before) + sinceQ(start)
-		testenv.WaitFor(t, 5*time.Second, "loss r5 r1 in InfluxDB", func() bool { return e.influxCount(q) > 0 })
+		// Liveness: the sink flushes every second, a loaded machine later.
+		testenv.WaitFor(t, 30*time.Second, "loss r5 r1 in InfluxDB", func() bool { return e.influxCount(q) > 0 })
 	})
 
 	t.Run("reroute", func(t *testing.T) {
@@ -402,13 +518,14 @@ func TestLab(t *testing.T) {
 		if err := e.lab.Reroute("r1", "r3", "r2", false); err != nil {
 			t.Fatal(err)
 		}
+		applied := time.Now()
 		defer func() { _ = e.lab.Reroute("r1", "r3", "r2", true) }()
-		waitDetect(t, 3*time.Second+2*time.Second, "reroute r1 r3 via r2 as one hop more", start, func() bool {
+		waitDetect(t, 3*time.Second+2*time.Second, "reroute r1 r3 via r2 as one hop more", start, applied, func() bool {
 			r := e.rows()[r1r3]
 			return r.Hops == 1 && r.Health == "DEGRADED"
 		})
 		q := `SELECT count("n") FROM "bgp_session_event" WHERE "router" = 'r1' AND "neighbor" = '10.100.6.2' AND "event" = 'hop_change' AND ` + sinceQ(start)
-		waitDetect(t, 3*time.Second+3*time.Second, "reroute as a hop_change event in InfluxDB", start, func() bool { return e.influxCount(q) > 0 })
+		waitDetect(t, 3*time.Second+3*time.Second, "reroute as a hop_change event in InfluxDB", start, applied, func() bool { return e.influxCount(q) > 0 })
 	})
 
 	t.Run("hijack", func(t *testing.T) {
@@ -416,10 +533,11 @@ func TestLab(t *testing.T) {
 		if err := e.lab.Hijack("r3", "10.200.1.0/25"); err != nil {
 			t.Fatal(err)
 		}
+		applied := time.Now()
 		// FRR stamps route monitoring with the route's own age, so the
 		// event is found by its prefix, not by time (the lab's database is
 		// new, and nothing else announces this prefix).
 		q := `SELECT count("prefix") FROM "bgp_origin_change" WHERE "prefix" = '10.200.1.0/25'`
-		waitDetect(t, 2*time.Second, "a more-specific of r1's prefix from r3 as an origin change in InfluxDB", start, func() bool { return e.influxCount(q) > 0 })
+		waitDetect(t, 2*time.Second, "a more-specific of r1's prefix from r3 as an origin change in InfluxDB", start, applied, func() bool { return e.influxCount(q) > 0 })
 	})
 }
