@@ -9,8 +9,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(roleEnv) == "sim" {
+	switch os.Getenv(roleEnv) {
+	case "sim":
 		os.Exit(simMain())
+	case "soaksim":
+		os.Exit(soakSimMain())
 	}
 	os.Exit(m.Run())
 }

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"bytes"
+	"hash/fnv"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// The soak harness's faults live in the proxy between meshd and influxd:
+// "down" closes its listener and every connection, so meshd's writes are
+// refused as by a stopped server; "slow" holds each write before
+// forwarding it. influxd itself keeps running and keeps what it has.
+
+// down makes InfluxDB unreachable: connections are refused until up.
+func (p *influxProxy) down() { _ = p.srv.Close() }
+
+// up serves again on the same address.
+func (p *influxProxy) up() error {
+	var lis net.Listener
+	// The old listener's socket may take a moment to go.
+	err := waitFor(10*time.Second, 50*time.Millisecond, func() (bool, error) {
+		var err error
+		lis, err = net.Listen("tcp", p.addr)
+		return err == nil, nil
+	})
+	if err != nil {
+		return err
+	}
+	p.lis = lis
+	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	go p.srv.Serve(lis)
+	return nil
+}
+
+// slow holds every write d before forwarding it (0: none).
+func (p *influxProxy) slow(d time.Duration) { p.hold.Store(int64(d)) }
+
+// trackKeys starts keeping the key of every acknowledged point, for
+// duplicated.
+func (p *influxProxy) trackKeys() {
+	p.mu.Lock()
+	p.track = true
+	p.mu.Unlock()
+}
+
+// duplicated is the number of points influxd acknowledged more than once:
+// the same series and timestamp in two acknowledged writes. InfluxDB keeps
+// one point per series and time, so a duplicate is a re-send (a write
+// retried after influxd had taken it, a spool replayed past its last
+// saved acknowledgement), harmless to the data but counted.
+func (p *influxProxy) duplicated() int64 {
+	p.mu.Lock()
+	keys := slices.Clone(p.keys)
+	p.mu.Unlock()
+	slices.Sort(keys)
+	var n int64
+	for i := 1; i < len(keys); i++ {
+		if keys[i] == keys[i-1] {
+			n++
+		}
+	}
+	return n
+}
+
+// acknowledged is the number of points influxd has acknowledged, over
+// every measurement.
+func (p *influxProxy) acknowledged() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, c := range p.lines {
+		n += c
+	}
+	return n
+}
+
+// pointKey hashes a line's series (measurement and tags) and timestamp,
+// which together name one point in InfluxDB.
+func pointKey(line []byte) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write(seriesOf(line))
+	if sp := bytes.LastIndexByte(line, ' '); sp >= 0 {
+		_, _ = h.Write(line[sp:])
+	}
+	return h.Sum64()
+}
+
+// seriesOf is a line's measurement and tags: up to the first unescaped
+// space.
+func seriesOf(line []byte) []byte {
+	for i := 0; i < len(line); i++ {
+		switch line[i] {
+		case '\\':
+			i++
+		case ' ':
+			return line[:i]
+		}
+	}
+	return line
+}
