@@ -39,7 +39,7 @@ type influxProxy struct {
 	addr  string
 	hold  atomic.Int64 // ns each write is held before it is forwarded
 	track bool         // keep every acknowledged point's key in keys
-	keys  []uint64
+	keys  []ackedPoint
 }
 
 // timedMeasurements are the measurements whose timestamps are the
@@ -137,7 +137,7 @@ func (p *influxProxy) record(body []byte, ack time.Time) {
 		}
 		m := measurement(line)
 		if p.track {
-			p.keys = append(p.keys, pointKey(line))
+			p.keys = append(p.keys, ackedPoint{pointKey(line), lineHash(line)})
 		}
 		p.lines[string(m)]++
 		p.lastAck[string(m)] = ack

@@ -91,25 +91,33 @@ func (l SoakLoad) String() string {
 // SoakRow is one fault's result: a line of the table.
 type SoakRow struct {
 	Fault    Fault
-	Load     SoakLoad
+	Load     string
 	Duration time.Duration // the fault's
 
 	Expected, Found, Lost, Duplicated int64
+	// Overwritten are the duplicates whose lines differ: a point that
+	// replaced another in InfluxDB (see influxProxy.duplicated).
+	Overwritten int64
 
 	PeakRSS         int64 // meshd's VmHWM (the larger of the two lives for kill -9)
 	SpoolPeak       int64 // meshd_influx_spool_bytes, sampled every second
 	SpoolPeakPoints int64 // meshd_influx_queue_points at its peak
 	SpoolBound      int64 // spool-max-bytes
-	// Recovery is, for InfluxDB faults, fault end → every expected point
-	// found in InfluxDB; for kill -9, restart → every target synced and
+	// Recovery is, for InfluxDB faults, fault end → every point stamped
+	// before the fault's last second found in InfluxDB; for kill -9, restart → every target synced and
 	// every neighbor with a point stamped after the restart (full state).
 	Recovery time.Duration
-	// ReplayRate is points influxd acknowledged a second over Recovery.
+	// ReplayRate is points influxd acknowledged a second over Recovery
+	// (the backlog and the live load together); for kill -9, the spooled
+	// points over the time from restart until all were found.
 	ReplayRate float64
 	// MeshdDropped is what meshd's own counters say it dropped
 	// (merge core for a consumer, InfluxDB sink lost or dropped).
 	MeshdDropped float64
 	Note         string
+	// Failed says which of the row's own checks failed (BMP rows:
+	// messages not all counted, a clean session touched, ...).
+	Failed string
 }
 
 // soakSpoolBound is the spool's bound in the soak's config: room for
@@ -119,7 +127,7 @@ const soakSpoolBound = 4 << 30
 // runSoak runs one row: a fresh influxd, fleet and meshd, a steady
 // start, the fault, and the count.
 func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.Duration) (*SoakRow, error) {
-	row := &SoakRow{Fault: fault, Load: load, Duration: dur, SpoolBound: soakSpoolBound}
+	row := &SoakRow{Fault: fault, Load: load.String(), Duration: dur, SpoolBound: soakSpoolBound}
 	dir := tb.TempDir()
 	in := testenv.StartInfluxd(tb)
 	proxy, err := startProxy(fmt.Sprintf("127.0.0.1:%d", soakProxy), in.URL)
@@ -159,7 +167,7 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 	case FaultInfluxDown, FaultInfluxSlow:
 		err = influxFault(row, fault, m, proxy, sim, q, dur)
 	case FaultKill:
-		m, err = killFault(row, bins, cfgPath, spoolDir, m, smp, proxy, sim, q, dur)
+		m, err = killFault(row, load, bins, cfgPath, spoolDir, m, smp, sim, q, dur)
 	default:
 		err = fmt.Errorf("unknown fault %q", fault)
 	}
@@ -174,11 +182,12 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 		return row, err
 	}
 	row.MeshdDropped += sum(mfs, "meshd_merge_dropped_total") + sum(mfs, "meshd_influx_source_lost_total") + sum(mfs, "meshd_influx_points_dropped_total")
+	row.Note = strings.TrimSpace(fmt.Sprintf("%s meshd retried %.0f writes.", row.Note, sum(mfs, "meshd_influx_write_retries_total")))
 	_, peak, _ := procMem(m.pid())
 	row.PeakRSS = max(row.PeakRSS, peak)
 	smp.stop()
 	row.SpoolPeak, row.SpoolPeakPoints = smp.peak()
-	row.Duplicated = proxy.duplicated()
+	row.Duplicated, row.Overwritten = proxy.duplicated()
 	if err := m.stop(); err != nil {
 		row.Note = strings.TrimSpace(row.Note + " " + err.Error())
 	}
@@ -209,7 +218,22 @@ func influxFault(row *SoakRow, fault Fault, m *meshdProc, proxy *influxProxy, si
 	from := start.Add(-5*time.Second).Unix() + 1 // whole seconds after the steady start began
 	til := end.Add(5 * time.Second).Unix()
 	deadline := 10*time.Minute + 2*dur
-	err := waitFor(deadline, time.Second, func() (bool, error) {
+	// Recovery: every point stamped before the fault's last second is in.
+	// The whole window, which runs 5 s past the fault, is checked after.
+	err := waitFor(deadline, 250*time.Millisecond, func() (bool, error) {
+		e, err := sim.count(from, end.Unix())
+		if err != nil {
+			return false, err
+		}
+		f, err := q.count(from, end.Unix())
+		return err == nil && f >= e, m.exited()
+	})
+	row.Recovery = time.Since(end)
+	row.ReplayRate = float64(proxy.acknowledged()-acked0) / row.Recovery.Seconds()
+	if err != nil {
+		row.Note = fmt.Sprintf("points stamped before the fault's end not all in within %v: %v; ", deadline, err)
+	}
+	err = waitFor(deadline, time.Second, func() (bool, error) {
 		if time.Now().Unix() <= til+1 {
 			return false, m.exited()
 		}
@@ -223,11 +247,9 @@ func influxFault(row *SoakRow, fault Fault, m *meshdProc, proxy *influxProxy, si
 		}
 		return row.Found >= row.Expected, m.exited()
 	})
-	row.Recovery = time.Since(end)
-	row.ReplayRate = float64(proxy.acknowledged()-acked0) / row.Recovery.Seconds()
 	row.Lost = row.Expected - row.Found
 	if err != nil {
-		row.Note = fmt.Sprintf("not all in within %v: %v", deadline, err)
+		row.Note += fmt.Sprintf("not all in within %v: %v", deadline, err)
 		return nil
 	}
 	// A late point would have shown as found > expected; read both again
@@ -245,7 +267,7 @@ func influxFault(row *SoakRow, fault Fault, m *meshdProc, proxy *influxProxy, si
 // killFault lets meshd run for dur at the load, kills it with SIGKILL,
 // checks that the restarted meshd writes every point its spool held, and
 // times its way back to full state. It returns the restarted meshd.
-func killFault(row *SoakRow, bins binaries, cfgPath, spoolDir string, m *meshdProc, smp *sampler, proxy *influxProxy, sim *soakSim, q influxQuerier, dur time.Duration) (*meshdProc, error) {
+func killFault(row *SoakRow, load SoakLoad, bins binaries, cfgPath, spoolDir string, m *meshdProc, smp *sampler, sim *soakSim, q influxQuerier, dur time.Duration) (*meshdProc, error) {
 	if err := sleepWatching(m, dur); err != nil {
 		return m, err
 	}
@@ -270,11 +292,11 @@ func killFault(row *SoakRow, bins binaries, cfgPath, spoolDir string, m *meshdPr
 	smp.resume()
 	// Full state: every target synced again and every neighbor's state
 	// rewritten, stamped after the restart.
-	neighbors := row.Load.Targets * row.Load.Neighbors
+	neighbors := load.Targets * load.Neighbors
 	var series int
 	err = waitFor(5*time.Minute, time.Second, func() (bool, error) {
 		mfs, err := scrape(soakMetrics())
-		if err != nil || int(sum(mfs, "meshd_gnmi_target_state", "state", "synced")) < row.Load.Targets {
+		if err != nil || int(sum(mfs, "meshd_gnmi_target_state", "state", "synced")) < load.Targets {
 			return false, m2.exited()
 		}
 		series, err = q.seriesSince(restarted)
@@ -297,9 +319,17 @@ func killFault(row *SoakRow, bins binaries, cfgPath, spoolDir string, m *meshdPr
 		row.Note += fmt.Sprintf("spooled points not all in within 5 m: %v; ", err)
 	}
 	row.ReplayRate = float64(held.points) / time.Since(restarted).Seconds()
-	sent, _ := sim.count(killed.Add(-dur).Unix(), killed.Unix())
-	row.Note += fmt.Sprintf("%d points were spooled unacknowledged at the kill; the fleet sent %d notifications in the %v before it; meshd was down %v",
-		held.points, sent, dur, restarted.Sub(killed).Round(time.Millisecond))
+	// What the fleet sent just before the kill and InfluxDB does not
+	// hold: received or on its way, not yet spooled, gone with the
+	// process (by design: only the spool survives).
+	from, til := killed.Add(-dur).Unix(), killed.Unix()
+	sent, err1 := sim.count(from, til)
+	in, err2 := q.count(from, til)
+	if err := errors.Join(err1, err2); err != nil {
+		return m2, err
+	}
+	row.Note += fmt.Sprintf("%d points were spooled unacknowledged at the kill, all checked by series and time; of the %d notifications the fleet stamped in the %v before it, %d are not in InfluxDB (not yet spooled when killed); meshd was down %v",
+		held.points, sent, dur, sent-in, restarted.Sub(killed).Round(time.Millisecond))
 	return m2, nil
 }
 
@@ -660,16 +690,19 @@ func copyDir(from, to string) error {
 func SoakTable(rows []*SoakRow) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "fault\tload\tduration\texpected\tfound\tlost\tduplicated\tpeak RSS\tspool peak (bound)\trecovery\treplay rate\tmeshd dropped")
+	fmt.Fprintln(w, "fault\tload\tduration\texpected\tfound\tlost\tduplicated (overwritten)\tpeak RSS\tspool peak (bound)\trecovery\treplay rate\tmeshd dropped")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%v\t%d\t%d\t%d\t%d\t%.0f MiB\t%.1f MiB, %d points (%.0f GiB)\t%v\t%.0f points/s\t%.0f\n",
-			r.Fault, r.Load, r.Duration, r.Expected, r.Found, r.Lost, r.Duplicated, float64(r.PeakRSS)/(1<<20),
+		fmt.Fprintf(w, "%s\t%s\t%v\t%d\t%d\t%d\t%d (%d)\t%.0f MiB\t%.1f MiB, %d points (%.0f GiB)\t%v\t%.0f points/s\t%.0f\n",
+			r.Fault, r.Load, r.Duration.Round(100*time.Millisecond), r.Expected, r.Found, r.Lost, r.Duplicated, r.Overwritten, float64(r.PeakRSS)/(1<<20),
 			float64(r.SpoolPeak)/(1<<20), r.SpoolPeakPoints, float64(r.SpoolBound)/(1<<30), r.Recovery.Round(100*time.Millisecond), math.Round(r.ReplayRate), r.MeshdDropped)
 	}
 	w.Flush()
 	for _, r := range rows {
 		if r.Note != "" {
 			fmt.Fprintf(&b, "  %s: %s\n", r.Fault, r.Note)
+		}
+		if r.Failed != "" {
+			fmt.Fprintf(&b, "  %s: FAILED: %s\n", r.Fault, r.Failed)
 		}
 	}
 	return b.String()

@@ -3,29 +3,66 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
 
-// soakRows are the soak's faults in the order they run.
-var soakRows = []struct {
-	name  string
-	fault Fault
-}{
-	{"influx-down", FaultInfluxDown},
-	{"influx-slow", FaultInfluxSlow},
-	{"kill-9", FaultKill},
+// soakRow is one row of the soak: its name (a sub-benchmark's) and how it
+// runs at the full size or the short one.
+type soakRow struct {
+	name string
+	run  func(tb testing.TB, bins binaries, full bool, dur time.Duration) (*SoakRow, error)
 }
 
-// Loads: the full soak's is issue 17's; the short one is what CI's
+// Loads: the full soak's are issue 17's; the short ones are what CI's
 // 2-core machine carries beside the other tests.
 var (
 	soakFullLoad  = SoakLoad{Targets: 100, Neighbors: 100, PointsPerSec: 20000}
 	soakShortLoad = SoakLoad{Targets: 20, Neighbors: 20, PointsPerSec: 2000}
+
+	stormFull  = BMPStorm{Sessions: 8, Messages: 2_000_000, Over: 30 * time.Second, FlapRoutes: 1000}
+	stormShort = BMPStorm{Sessions: 8, Messages: 100_000, Over: 15 * time.Second, FlapRoutes: 100}
+	fuzzFull   = BMPFuzz{Sessions: 4, Messages: 10_000_000, ControlRoutes: 200_000, Seed: 1, BreakEvery: 50_000}
+	fuzzShort  = BMPFuzz{Sessions: 4, Messages: 100_000, ControlRoutes: 20_000, Seed: 1, BreakEvery: 10_000}
 )
 
-// BenchmarkSoak is the full soak (make soak): each fault for 5 minutes
-// (MESHD_SOAK_FAULT overrides) at 20k points/s; a row that loses a point,
+func gnmiRow(name string, f Fault) soakRow {
+	return soakRow{name, func(tb testing.TB, bins binaries, full bool, dur time.Duration) (*SoakRow, error) {
+		load := soakShortLoad
+		if full {
+			load = soakFullLoad
+			if n, err := strconv.Atoi(os.Getenv("MESHD_SOAK_RATE")); err == nil && n > 0 {
+				load.PointsPerSec = n
+			}
+		}
+		return runSoak(tb, bins, f, load, dur)
+	}}
+}
+
+// soakRows are the soak's faults in the order they run.
+var soakRows = []soakRow{
+	gnmiRow("influx-down", FaultInfluxDown),
+	gnmiRow("influx-slow", FaultInfluxSlow),
+	gnmiRow("kill-9", FaultKill),
+	{"bmp-storm", func(tb testing.TB, bins binaries, full bool, _ time.Duration) (*SoakRow, error) {
+		if full {
+			return runBMPStorm(tb, bins, stormFull)
+		}
+		return runBMPStorm(tb, bins, stormShort)
+	}},
+	{"bmp-fuzz", func(tb testing.TB, bins binaries, full bool, _ time.Duration) (*SoakRow, error) {
+		if full {
+			return runBMPFuzz(tb, bins, fuzzFull)
+		}
+		return runBMPFuzz(tb, bins, fuzzShort)
+	}},
+}
+
+// BenchmarkSoak is the full soak (make soak): each InfluxDB or process
+// fault for 5 minutes (MESHD_SOAK_FAULT overrides) at 20k points/s
+// (MESHD_SOAK_RATE overrides), the
+// BMP storm and the fuzzer at issue 17's sizes; a row that loses a point,
 // or whose meshd dropped one, fails.
 func BenchmarkSoak(b *testing.B) {
 	bins, err := build(b.TempDir())
@@ -40,7 +77,7 @@ func BenchmarkSoak(b *testing.B) {
 	for _, r := range soakRows {
 		b.Run(r.name, func(b *testing.B) {
 			for range b.N {
-				row, err := runSoak(b, bins, r.fault, soakFullLoad, dur)
+				row, err := r.run(b, bins, true, dur)
 				if row != nil {
 					rows = append(rows, row)
 					fmt.Print(SoakTable([]*SoakRow{row}))
@@ -52,7 +89,9 @@ func BenchmarkSoak(b *testing.B) {
 			}
 		})
 	}
-	fmt.Print("\n== soak\n" + SoakTable(rows))
+	if len(rows) > 0 {
+		fmt.Print("\n== soak\n" + SoakTable(rows))
+	}
 }
 
 // checkSoakRow fails a row that lost a point, counted points from
@@ -66,12 +105,15 @@ func checkSoakRow(tb testing.TB, r *SoakRow) {
 		tb.Errorf("%s: %d of %d points lost (%d found in InfluxDB)", r.Fault, r.Lost, r.Expected, r.Found)
 	}
 	if r.Found > r.Expected {
-		tb.Errorf("%s: %d points found, %d expected: points the fleet did not send", r.Fault, r.Found, r.Expected)
+		tb.Errorf("%s: %d points found, %d expected: points the sources did not send", r.Fault, r.Found, r.Expected)
 	}
 	if r.MeshdDropped != 0 {
 		tb.Errorf("%s: meshd's counters say it dropped %.0f", r.Fault, r.MeshdDropped)
 	}
 	if r.SpoolPeak > r.SpoolBound {
 		tb.Errorf("%s: spool peak %d bytes over its bound %d", r.Fault, r.SpoolPeak, r.SpoolBound)
+	}
+	if r.Failed != "" {
+		tb.Errorf("%s: %s", r.Fault, r.Failed)
 	}
 }

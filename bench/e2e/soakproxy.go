@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"hash/fnv"
 	"net"
 	"net/http"
@@ -46,23 +47,36 @@ func (p *influxProxy) trackKeys() {
 	p.mu.Unlock()
 }
 
+// ackedPoint is an acknowledged point: its key (series and time) and a
+// hash of its whole line (fields too).
+type ackedPoint struct{ key, line uint64 }
+
 // duplicated is the number of points influxd acknowledged more than once:
 // the same series and timestamp in two acknowledged writes. InfluxDB keeps
-// one point per series and time, so a duplicate is a re-send (a write
-// retried after influxd had taken it, a spool replayed past its last
-// saved acknowledgement), harmless to the data but counted.
-func (p *influxProxy) duplicated() int64 {
+// one point per series and time, so a duplicate is either a re-send of
+// the same line (a write retried after influxd had taken it, a spool
+// replayed past its last saved acknowledgement), harmless, or a different
+// line on the same series and time: overwritten counts those, each of
+// which replaced a point InfluxDB had (the later line's fields win).
+func (p *influxProxy) duplicated() (dup, overwritten int64) {
 	p.mu.Lock()
 	keys := slices.Clone(p.keys)
 	p.mu.Unlock()
-	slices.Sort(keys)
-	var n int64
+	slices.SortFunc(keys, func(a, b ackedPoint) int {
+		if a.key != b.key {
+			return cmp.Compare(a.key, b.key)
+		}
+		return cmp.Compare(a.line, b.line)
+	})
 	for i := 1; i < len(keys); i++ {
-		if keys[i] == keys[i-1] {
-			n++
+		if keys[i].key == keys[i-1].key {
+			dup++
+			if keys[i].line != keys[i-1].line {
+				overwritten++
+			}
 		}
 	}
-	return n
+	return dup, overwritten
 }
 
 // acknowledged is the number of points influxd has acknowledged, over
@@ -85,6 +99,13 @@ func pointKey(line []byte) uint64 {
 	if sp := bytes.LastIndexByte(line, ' '); sp >= 0 {
 		_, _ = h.Write(line[sp:])
 	}
+	return h.Sum64()
+}
+
+// lineHash hashes a whole line.
+func lineHash(line []byte) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write(line)
 	return h.Sum64()
 }
 
