@@ -127,7 +127,7 @@ func run(tb testing.TB, bins binaries, sc Scenario) (*Result, error) {
 	var sim *simChild
 	targetsFile := filepath.Join(dir, "targets.yaml")
 	if sc.Targets > 0 {
-		if sim, err = startSim(bins.self, sc, targetsFile); err != nil {
+		if sim, err = startSim(bins.self, simFleet{targets: sc.Targets, neighbors: sc.Neighbors, rate: sc.Rate, basePort: portFleetLow, prefix: "rtr"}, targetsFile); err != nil {
 			return nil, err
 		}
 		defer sim.close()

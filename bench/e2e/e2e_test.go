@@ -9,11 +9,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	switch os.Getenv(roleEnv) {
-	case "sim":
+	if os.Getenv(roleEnv) == "sim" {
 		os.Exit(simMain())
-	case "soaksim":
-		os.Exit(soakSimMain())
 	}
 	os.Exit(m.Run())
 }

@@ -19,6 +19,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/sinks/influx/spool"
 )
@@ -34,11 +36,14 @@ import (
 // the notification's timestamp (two of one neighbor in one tick are made
 // 1 ns apart by the sink, not merged). The simulator counts what it sent
 // by the second of the timestamp; "expected" is that count over a window
-// of whole seconds around the fault, "found" is
-// SELECT COUNT(updates_rx) FROM bgp_neighbor over the same window, and
-// lost = expected − found. The periodic snapshot, which would add points
-// of its own, is off. A found above expected (points from nowhere) fails
-// the row as well.
+// of whole seconds around the fault. Each notification's updates_rx is
+// new for its neighbor (the counter only grows), so "found" is the
+// distinct updates_rx values per bgp_neighbor series over the same window
+// in InfluxDB (COUNT(DISTINCT(updates_rx)) ... GROUP BY *, summed), and
+// lost = expected − found. A point that repeats a value, as the state the
+// sink rewrites from the merge core after missing batches does, adds
+// nothing and cannot hide a loss. The periodic snapshot is off. A found
+// above expected (values the fleet did not send) fails the row as well.
 //
 // For kill -9 what must survive is what meshd had spooled: the spool
 // directory is copied after the kill, its unacknowledged records read
@@ -138,7 +143,10 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 	proxy.trackKeys()
 
 	targetsFile := filepath.Join(dir, "targets.yaml")
-	sim, err := startSoakSim(bins.self, load, targetsFile)
+	// The fleet counts what it sent by the second of its timestamps
+	// (see the top of this file).
+	sim, err := startSim(bins.self, simFleet{targets: load.Targets, neighbors: load.Neighbors, rate: load.leafRate(),
+		basePort: soakFleetLow, prefix: "soak", count: true}, targetsFile)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +189,7 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 	if err != nil {
 		return row, err
 	}
-	row.MeshdDropped += sum(mfs, "meshd_merge_dropped_total") + sum(mfs, "meshd_influx_source_lost_total") + sum(mfs, "meshd_influx_points_dropped_total")
+	row.MeshdDropped += meshdDropped(mfs)
 	row.Note = strings.TrimSpace(fmt.Sprintf("%s meshd retried %.0f writes.", row.Note, sum(mfs, "meshd_influx_write_retries_total")))
 	_, peak, _ := procMem(m.pid())
 	row.PeakRSS = max(row.PeakRSS, peak)
@@ -196,7 +204,7 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 
 // influxFault runs an InfluxDB fault for dur and waits until every point
 // stamped from 5 s before it to 5 s after it is in InfluxDB.
-func influxFault(row *SoakRow, fault Fault, m *meshdProc, proxy *influxProxy, sim *soakSim, q influxQuerier, dur time.Duration) error {
+func influxFault(row *SoakRow, fault Fault, m *meshdProc, proxy *influxProxy, sim *simChild, q influxQuerier, dur time.Duration) error {
 	start := time.Now()
 	if fault == FaultInfluxDown {
 		proxy.down()
@@ -267,14 +275,14 @@ func influxFault(row *SoakRow, fault Fault, m *meshdProc, proxy *influxProxy, si
 // killFault lets meshd run for dur at the load, kills it with SIGKILL,
 // checks that the restarted meshd writes every point its spool held, and
 // times its way back to full state. It returns the restarted meshd.
-func killFault(row *SoakRow, load SoakLoad, bins binaries, cfgPath, spoolDir string, m *meshdProc, smp *sampler, sim *soakSim, q influxQuerier, dur time.Duration) (*meshdProc, error) {
+func killFault(row *SoakRow, load SoakLoad, bins binaries, cfgPath, spoolDir string, m *meshdProc, smp *sampler, sim *simChild, q influxQuerier, dur time.Duration) (*meshdProc, error) {
 	if err := sleepWatching(m, dur); err != nil {
 		return m, err
 	}
 	_, peak, _ := procMem(m.pid())
 	row.PeakRSS = peak
 	mfs, _ := scrape(soakMetrics())
-	row.MeshdDropped = sum(mfs, "meshd_merge_dropped_total") + sum(mfs, "meshd_influx_source_lost_total") + sum(mfs, "meshd_influx_points_dropped_total")
+	row.MeshdDropped = meshdDropped(mfs)
 	smp.pause()
 	_ = m.cmd.Process.Signal(syscall.SIGKILL)
 	<-m.done
@@ -331,6 +339,14 @@ func killFault(row *SoakRow, load SoakLoad, bins binaries, cfgPath, spoolDir str
 	row.Note += fmt.Sprintf("%d points were spooled unacknowledged at the kill, all checked by series and time; of the %d notifications the fleet stamped in the %v before it, %d are not in InfluxDB (not yet spooled when killed); meshd was down %v",
 		held.points, sent, dur, sent-in, restarted.Sub(killed).Round(time.Millisecond))
 	return m2, nil
+}
+
+// meshdDropped is what meshd says it dropped: updates and events the
+// merge core dropped for a consumer (the InfluxDB sink counts the same
+// ones again as meshd_influx_source_lost_total) and points the sink
+// dropped (spool full, rejected, spool errors).
+func meshdDropped(mfs map[string]*dto.MetricFamily) float64 {
+	return sum(mfs, "meshd_merge_dropped_total") + sum(mfs, "meshd_influx_points_dropped_total")
 }
 
 // sleepWatching sleeps d, failing as soon as meshd exits.
@@ -475,26 +491,14 @@ func (q influxQuerier) query(stmt string, each func(*influxAnswer) error) error 
 	}
 }
 
-// count is COUNT(updates_rx) of bgp_neighbor over [from, til) seconds.
+// count is the distinct updates_rx values of each bgp_neighbor series
+// stamped in [from, til) seconds, summed over the series. Each
+// notification's value is new for its neighbor, so this counts the
+// notifications InfluxDB holds; a point that repeats a value (the state
+// the sink rewrites from the merge core after it missed batches) adds
+// nothing, so it cannot hide a lost one.
 func (q influxQuerier) count(from, til int64) (int64, error) {
-	var n int64
-	err := q.query(fmt.Sprintf(`SELECT COUNT("updates_rx") FROM "bgp_neighbor" WHERE time >= %ds AND time < %ds`, from, til), func(a *influxAnswer) error {
-		for _, r := range a.Results {
-			for _, s := range r.Series {
-				for _, v := range s.Values {
-					if len(v) == 2 {
-						c, err := v[1].(json.Number).Int64()
-						if err != nil {
-							return err
-						}
-						n += c
-					}
-				}
-			}
-		}
-		return nil
-	})
-	return n, err
+	return q.countWhere(fmt.Sprintf(`SELECT COUNT(DISTINCT("updates_rx")) FROM "bgp_neighbor" WHERE time >= %ds AND time < %ds GROUP BY *`, from, til))
 }
 
 // seriesSince is the number of bgp_neighbor series (neighbors) with an

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -66,6 +67,15 @@ type bmpRig struct {
 	m     *meshdProc
 	proxy *influxProxy
 	q     influxQuerier
+	smp   *sampler
+}
+
+// finish fills in the row's figures that every BMP row has.
+func (r *bmpRig) finish(row *SoakRow) {
+	_, row.PeakRSS, _ = procMem(r.m.pid())
+	r.smp.stop()
+	row.SpoolPeak, row.SpoolPeakPoints = r.smp.peak()
+	row.Duplicated, row.Overwritten = r.proxy.duplicated()
 }
 
 func startBMPRig(tb testing.TB, bins binaries) (*bmpRig, func(), error) {
@@ -86,7 +96,8 @@ func startBMPRig(tb testing.TB, bins binaries) (*bmpRig, func(), error) {
 		proxy.close()
 		return nil, nil, err
 	}
-	return &bmpRig{m: m, proxy: proxy, q: influxQuerier{url: in.URL}}, func() { m.stop(); proxy.close() }, nil
+	rig := &bmpRig{m: m, proxy: proxy, q: influxQuerier{url: in.URL}, smp: startSampler()}
+	return rig, func() { rig.smp.stop(); m.stop(); proxy.close() }, nil
 }
 
 // messageBounds returns where each BMP message in b starts, and len(b).
@@ -106,18 +117,58 @@ func messageBounds(b []byte) ([]int, error) {
 	return append(out, len(b)), nil
 }
 
-// counters reads the BMP counters a row accounts with.
-func bmpCounters() (msgs, malformed, framing, otherErrs, dropped float64, err error) {
+// bmpCount is the BMP counters a row accounts with.
+type bmpCount struct {
+	msgs, malformed, framing, other float64 // other: every other BMP error kind
+	dropped                         float64 // merge core for a sink, InfluxDB sink lost or dropped
+}
+
+func bmpCounters() (bmpCount, error) {
 	mfs, err := scrape(soakMetrics())
 	if err != nil {
-		return 0, 0, 0, 0, 0, err
+		return bmpCount{}, err
 	}
-	msgs = sum(mfs, "meshd_bmp_messages_total")
-	malformed = sum(mfs, "meshd_bmp_errors_total", "kind", "malformed")
-	framing = sum(mfs, "meshd_bmp_errors_total", "kind", "framing")
-	otherErrs = sum(mfs, "meshd_bmp_errors_total") - malformed - framing
-	dropped = sum(mfs, "meshd_merge_dropped_total") + sum(mfs, "meshd_influx_source_lost_total") + sum(mfs, "meshd_influx_points_dropped_total")
-	return
+	c := bmpCount{
+		msgs:      sum(mfs, "meshd_bmp_messages_total"),
+		malformed: sum(mfs, "meshd_bmp_errors_total", "kind", "malformed"),
+		framing:   sum(mfs, "meshd_bmp_errors_total", "kind", "framing"),
+		dropped:   meshdDropped(mfs),
+	}
+	c.other = sum(mfs, "meshd_bmp_errors_total") - c.malformed - c.framing
+	return c, nil
+}
+
+// awaitBMP waits until meshd has counted want messages more than c0 has,
+// then until InfluxDB holds row.Expected announce points (of router, or
+// of all when ""). It returns the counters then, and when meshd had
+// counted the messages.
+func awaitBMP(row *SoakRow, rig *bmpRig, c0 bmpCount, want float64, router string, lastByte time.Time) (bmpCount, time.Time) {
+	var c bmpCount
+	err := waitFor(10*time.Minute, 500*time.Millisecond, func() (bool, error) {
+		var err error
+		c, err = bmpCounters()
+		return err == nil && c.msgs-c0.msgs >= want, rig.m.exited()
+	})
+	counted := time.Now()
+	if err != nil {
+		row.Failed += fmt.Sprintf("meshd counted %.0f of %.0f messages: %v; ", c.msgs-c0.msgs, want, err)
+	}
+	err = waitFor(10*time.Minute, time.Second, func() (bool, error) {
+		var err error
+		row.Found, err = rig.q.announced(router)
+		return err == nil && row.Found >= row.Expected, rig.m.exited()
+	})
+	row.Recovery = time.Since(lastByte)
+	row.Lost = row.Expected - row.Found
+	row.ReplayRate = float64(row.Found) / row.Recovery.Seconds()
+	if err != nil {
+		row.Failed += fmt.Sprintf("route points not all in InfluxDB within 10 m: %v; ", err)
+	}
+	if c2, err := bmpCounters(); err == nil {
+		c.dropped = c2.dropped
+	}
+	row.MeshdDropped = c.dropped
+	return c, counted
 }
 
 // retries is meshd_influx_write_retries_total: writes meshd sent again
@@ -148,7 +199,7 @@ func (q influxQuerier) countWhere(stmt string) (int64, error) {
 			for _, s := range r.Series {
 				for _, v := range s.Values {
 					if len(v) == 2 {
-						c, err := v[1].(interface{ Int64() (int64, error) }).Int64()
+						c, err := v[1].(json.Number).Int64()
 						if err != nil {
 							return err
 						}
@@ -173,8 +224,6 @@ func runBMPStorm(tb testing.TB, bins binaries, st BMPStorm) (*SoakRow, error) {
 		return nil, err
 	}
 	defer stop()
-	smp := startSampler()
-	defer smp.stop()
 
 	// Every route its own attribute set: about one message a route.
 	streams := make([][]byte, st.Sessions)
@@ -214,7 +263,7 @@ func runBMPStorm(tb testing.TB, bins binaries, st BMPStorm) (*SoakRow, error) {
 		routes += st.FlapRoutes
 	}
 
-	msgs0, _, _, _, _, err := bmpCounters()
+	c0, err := bmpCounters()
 	if err != nil {
 		return nil, err
 	}
@@ -264,37 +313,13 @@ func runBMPStorm(tb testing.TB, bins binaries, st BMPStorm) (*SoakRow, error) {
 	if err := errors.Join(errs...); err != nil {
 		return row, fmt.Errorf("bmp senders: %w", err)
 	}
-	var msgs, malformed, framing, other, dropped float64
-	err = waitFor(10*time.Minute, 500*time.Millisecond, func() (bool, error) {
-		var err error
-		msgs, malformed, framing, other, dropped, err = bmpCounters()
-		return err == nil && msgs-msgs0 >= float64(sentMsgs), rig.m.exited()
-	})
-	taken := time.Since(start)
-	if err != nil {
-		row.Failed += fmt.Sprintf("meshd took %.0f of %d messages: %v; ", msgs-msgs0, sentMsgs, err)
-	}
 	row.Expected = int64(routes)
-	err = waitFor(10*time.Minute, time.Second, func() (bool, error) {
-		var err error
-		row.Found, err = rig.q.announced("")
-		return err == nil && row.Found >= row.Expected, rig.m.exited()
-	})
-	row.Recovery = time.Since(lastByte)
-	row.Lost = row.Expected - row.Found
-	if err != nil {
-		row.Note += fmt.Sprintf("route points not all in within 10 m: %v; ", err)
-	}
-	_, _, _, _, dropped, _ = bmpCounters()
-	row.MeshdDropped = dropped
-	_, row.PeakRSS, _ = procMem(rig.m.pid())
+	c, counted := awaitBMP(row, rig, c0, float64(sentMsgs), "", lastByte)
+	rig.finish(row)
 	rss, _, _ := procMem(rig.m.pid())
-	smp.stop()
-	row.SpoolPeak, row.SpoolPeakPoints = smp.peak()
-	row.Duplicated, row.Overwritten = rig.proxy.duplicated()
-	row.ReplayRate = float64(row.Found) / row.Recovery.Seconds()
-	row.Note += fmt.Sprintf("%d messages sent in %v (%d flaps of %d routes), meshd had taken them all %v after the first; malformed %.0f, framing %.0f, other errors %.0f; RSS after %.0f MiB",
-		sentMsgs, lastByte.Sub(start).Round(100*time.Millisecond), flaps, st.FlapRoutes, taken.Round(100*time.Millisecond),
+	malformed, framing, other := c.malformed-c0.malformed, c.framing-c0.framing, c.other-c0.other
+	row.Note += fmt.Sprintf("%d messages sent in %v (%d flaps of %d routes), meshd had counted them all %v after the first; malformed %.0f, framing %.0f, other errors %.0f; RSS after %.0f MiB",
+		sentMsgs, lastByte.Sub(start).Round(100*time.Millisecond), flaps, st.FlapRoutes, counted.Sub(start).Round(100*time.Millisecond),
 		malformed, framing, other, float64(rss)/(1<<20))
 	row.Note += fmt.Sprintf("; meshd retried %.0f writes", retries())
 	if malformed+framing+other != 0 {
@@ -325,8 +350,6 @@ func runBMPFuzz(tb testing.TB, bins binaries, fz BMPFuzz) (*SoakRow, error) {
 		return nil, err
 	}
 	defer stop()
-	smp := startSampler()
-	defer smp.stop()
 
 	// The messages fuzzed: a small table's (Peer Ups, routes of every
 	// kind bmpgen makes, End-of-RIBs), without its Initiation.
@@ -345,7 +368,7 @@ func runBMPFuzz(tb testing.TB, bins binaries, fz BMPFuzz) (*SoakRow, error) {
 		return nil, err
 	}
 
-	msgs0, mal0, fr0, oth0, _, err := bmpCounters()
+	c0, err := bmpCounters()
 	if err != nil {
 		return nil, err
 	}
@@ -390,33 +413,10 @@ func runBMPFuzz(tb testing.TB, bins binaries, fz BMPFuzz) (*SoakRow, error) {
 	lastByte := time.Now()
 	controlMsgs := int64(len(mustBounds(control.Bytes())) - 1)
 	want := float64(st.framed + controlMsgs)
-	var msgs, malformed, framing, other, dropped float64
-	err = waitFor(10*time.Minute, 500*time.Millisecond, func() (bool, error) {
-		var err error
-		msgs, malformed, framing, other, dropped, err = bmpCounters()
-		return err == nil && msgs-msgs0 >= want, rig.m.exited()
-	})
-	if err != nil {
-		row.Failed += fmt.Sprintf("meshd counted %.0f of %.0f messages: %v; ", msgs-msgs0, want, err)
-	}
 	row.Expected = int64(controlRoutes)
-	err = waitFor(10*time.Minute, time.Second, func() (bool, error) {
-		var err error
-		row.Found, err = rig.q.announced("control")
-		return err == nil && row.Found >= row.Expected, rig.m.exited()
-	})
+	c, _ := awaitBMP(row, rig, c0, want, "control", lastByte)
 	row.Duration = time.Since(start)
-	row.Recovery = time.Since(lastByte)
-	row.Lost = row.Expected - row.Found
-	if err != nil {
-		row.Note += fmt.Sprintf("the clean session's routes not all in within 10 m: %v; ", err)
-	}
-	row.MeshdDropped = dropped
-	_, row.PeakRSS, _ = procMem(rig.m.pid())
-	smp.stop()
-	row.SpoolPeak, row.SpoolPeakPoints = smp.peak()
-	row.Duplicated, row.Overwritten = rig.proxy.duplicated()
-	row.ReplayRate = float64(row.Found) / row.Recovery.Seconds()
+	rig.finish(row)
 	if err := rig.m.exited(); err != nil {
 		return row, err
 	}
@@ -425,8 +425,8 @@ func runBMPFuzz(tb testing.TB, bins binaries, fz BMPFuzz) (*SoakRow, error) {
 		row.Failed += fmt.Sprintf("the clean session was closed: %v; ", err)
 	}
 	err = waitFor(time.Minute, 200*time.Millisecond, func() (bool, error) {
-		m, _, _, _, _, err := bmpCounters()
-		return err == nil && m-msgs0 >= want+1, rig.m.exited()
+		c, err := bmpCounters()
+		return err == nil && c.msgs-c0.msgs >= want+1, rig.m.exited()
 	})
 	if err != nil {
 		row.Failed += "the clean session's last message was not counted: it was closed; "
@@ -440,12 +440,12 @@ func runBMPFuzz(tb testing.TB, bins binaries, fz BMPFuzz) (*SoakRow, error) {
 		row.Failed += "the clean session has an error in meshd's log; "
 	}
 	row.Note += fmt.Sprintf("%d messages framed over %d connections, %d mutated; meshd counted %.0f messages (%.0f sent), %.0f malformed, %.0f framing (%d sent), %.0f other errors; %d malformed lines in its log with router and offset; %d connections closed by meshd under a sender",
-		st.framed, st.conns, st.mutated, msgs-msgs0, want, malformed-mal0, framing-fr0, st.breakers, other-oth0, logged, st.closed)
+		st.framed, st.conns, st.mutated, c.msgs-c0.msgs, want, c.malformed-c0.malformed, c.framing-c0.framing, st.breakers, c.other-c0.other, logged, st.closed)
 	row.Note += fmt.Sprintf("; meshd retried %.0f writes", retries())
-	if framing-fr0 != float64(st.breakers) {
-		row.Failed += fmt.Sprintf("framing errors %.0f, breakers sent %d; ", framing-fr0, st.breakers)
+	if c.framing-c0.framing != float64(st.breakers) {
+		row.Failed += fmt.Sprintf("framing errors %.0f, breakers sent %d; ", c.framing-c0.framing, st.breakers)
 	}
-	if malformed-mal0 > 0 && logged == 0 {
+	if c.malformed-c0.malformed > 0 && logged == 0 {
 		row.Failed += "malformed messages counted but none logged with router and offset; "
 	}
 	if st.closed > 0 {

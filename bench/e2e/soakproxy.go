@@ -56,8 +56,10 @@ type ackedPoint struct{ key, line uint64 }
 // one point per series and time, so a duplicate is either a re-send of
 // the same line (a write retried after influxd had taken it, a spool
 // replayed past its last saved acknowledgement), harmless, or a different
-// line on the same series and time: overwritten counts those, each of
-// which replaced a point InfluxDB had (the later line's fields win).
+// line on the same series and time: overwritten counts those. InfluxDB
+// merges two writes of one series and time, the later one's fields
+// replacing the earlier one's where both have a field, so an overwrite
+// changed a stored value unless the later line only added fields.
 func (p *influxProxy) duplicated() (dup, overwritten int64) {
 	p.mu.Lock()
 	keys := slices.Clone(p.keys)
