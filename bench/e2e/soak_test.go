@@ -123,3 +123,54 @@ func checkSoakRow(tb testing.TB, r *SoakRow) {
 		tb.Errorf("%s: %s", r.Fault, r.Failed)
 	}
 }
+
+func TestParseLine(t *testing.T) {
+	for _, tc := range []struct {
+		line, id string
+	}{
+		{`bgp_neighbor,neighbor=10.0.0.1,router=r1 updates_rx=5i 1700000000000000001`,
+			"bgp_neighbor\x00neighbor=10.0.0.1\x00router=r1\x001700000000000000001"},
+		// Escaped comma, space and equals sign in tag values; a tag with
+		// an empty value is not stored by InfluxDB, so not in the id.
+		{`bmp_route,rib=a\,b,router=r\ 1,x\=y=1 prefix="10.0.0.0/8 x" 5`,
+			"bmp_route\x00rib=a,b\x00router=r 1\x00x=y=1\x005"},
+		{`meshd_router,router=r1 n=1i 7`, "meshd_router\x00router=r1\x007"},
+	} {
+		meas, tags, ts, err := parseLine(tc.line)
+		if err != nil {
+			t.Errorf("parseLine(%q): %v", tc.line, err)
+			continue
+		}
+		if got := pointID(meas, tags, ts); got != tc.id {
+			t.Errorf("parseLine(%q): id %q, want %q", tc.line, got, tc.id)
+		}
+	}
+	if _, _, _, err := parseLine("no_timestamp"); err == nil {
+		t.Error("parseLine of a line without fields and time: no error")
+	}
+}
+
+func TestDuplicated(t *testing.T) {
+	p := &influxProxy{lines: map[string]int64{}, lastAck: map[string]time.Time{}, acked: map[int64]int64{}}
+	p.trackKeys()
+	p.record([]byte("m,t=1 f=1i 10\nm,t=1 f=1i 11\nm,t=2 f=1i 10\n"), time.Now())
+	p.record([]byte("m,t=1 f=1i 10\n"), time.Now()) // the same line again: a re-send
+	p.record([]byte("m,t=1 f=2i 11\n"), time.Now()) // another line on a stored point
+	dup, over := p.duplicated()
+	if dup != 2 || over != 1 {
+		t.Errorf("duplicated() = %d, %d; want 2 duplicates, 1 overwritten", dup, over)
+	}
+}
+
+func TestMessageBounds(t *testing.T) {
+	one := []byte{3, 0, 0, 0, 6, 4}
+	two := append(append([]byte{}, one...), one...)
+	if b, err := messageBounds(two); err != nil || len(b) != 3 || b[1] != 6 || b[2] != 12 {
+		t.Errorf("messageBounds(two messages) = %v, %v", b, err)
+	}
+	for _, bad := range [][]byte{{3, 0, 0}, {3, 0, 0, 0, 5, 4}, {3, 0, 0, 0, 9, 4}} {
+		if _, err := messageBounds(bad); err == nil {
+			t.Errorf("messageBounds(%v): no error", bad)
+		}
+	}
+}
