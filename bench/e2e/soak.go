@@ -38,8 +38,9 @@ import (
 // by the second of the timestamp; "expected" is that count over a window
 // of whole seconds around the fault. Each notification's updates_rx is
 // new for its neighbor (the counter only grows), so "found" is the
-// distinct updates_rx values per bgp_neighbor series over the same window
-// in InfluxDB (COUNT(DISTINCT(updates_rx)) ... GROUP BY *, summed), and
+// distinct updates_rx values per neighbor over the same window in
+// InfluxDB (COUNT(DISTINCT(updates_rx)) grouped by router, instance and
+// neighbor, summed), and
 // lost = expected − found. A point that repeats a value, as the state the
 // sink rewrites from the merge core after missing batches does, adds
 // nothing and cannot hide a loss. The periodic snapshot is off. A found
@@ -491,14 +492,16 @@ func (q influxQuerier) query(stmt string, each func(*influxAnswer) error) error 
 	}
 }
 
-// count is the distinct updates_rx values of each bgp_neighbor series
-// stamped in [from, til) seconds, summed over the series. Each
+// count is the distinct updates_rx values of each neighbor's bgp_neighbor
+// points stamped in [from, til) seconds, summed over the neighbors (by
+// router, instance and neighbor: a point whose other tags differ, as a
+// peer_as learnt later, must not count its value twice). Each
 // notification's value is new for its neighbor, so this counts the
 // notifications InfluxDB holds; a point that repeats a value (the state
 // the sink rewrites from the merge core after it missed batches) adds
 // nothing, so it cannot hide a lost one.
 func (q influxQuerier) count(from, til int64) (int64, error) {
-	return q.countWhere(fmt.Sprintf(`SELECT COUNT(DISTINCT("updates_rx")) FROM "bgp_neighbor" WHERE time >= %ds AND time < %ds GROUP BY *`, from, til))
+	return q.countWhere(fmt.Sprintf(`SELECT COUNT(DISTINCT("updates_rx")) FROM "bgp_neighbor" WHERE time >= %ds AND time < %ds GROUP BY "router", "network_instance", "neighbor"`, from, til))
 }
 
 // seriesSince is the number of bgp_neighbor series (neighbors) with an
