@@ -494,8 +494,8 @@ func (q influxQuerier) query(stmt string, each func(*influxAnswer) error) error 
 
 // count is the distinct updates_rx values of each neighbor's bgp_neighbor
 // points stamped in [from, til) seconds, summed over the neighbors (by
-// router, instance and neighbor: a point whose other tags differ, as a
-// peer_as learnt later, must not count its value twice). Each
+// router, instance and neighbor: a point whose other tags differ, such
+// as peer_as, must not count its value twice). Each
 // notification's value is new for its neighbor, so this counts the
 // notifications InfluxDB holds; a point that repeats a value (the state
 // the sink rewrites from the merge core after it missed batches) adds
