@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-scale bench bench-e2e fuzz clean
+.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-scale bench bench-e2e soak soak-short fuzz clean
 
 all: build
 
@@ -82,6 +82,23 @@ E2E   ?= .
 COUNT ?= 1
 bench-e2e: tools
 	flock /tmp/meshd-bench.lock $(GO) test -run '^$$' -bench 'E2E/$(E2E)' -benchtime 1x -count $(COUNT) -timeout 180m ./bench/e2e/
+
+# soak: the soak and chaos harness (bench/e2e/soak.go): the real `meshd
+# run` at 20k points/s from a simulated gNMI fleet, each fault (InfluxDB
+# down, InfluxDB slow, kill -9) for SOAKFAULT, then what reached InfluxDB
+# counted against what the fleet sent; prints the table of the README's
+# reliability section and fails a row that lost a point. SOAK picks rows
+# (a -bench pattern under Soak/: influx-down, influx-slow, kill-9). It
+# holds the bench lock: its recovery times and RSS are figures.
+SOAK      ?= .
+SOAKFAULT ?= 5m
+soak: tools
+	flock /tmp/meshd-bench.lock env MESHD_SOAK_FAULT=$(SOAKFAULT) $(GO) test -run '^$$' -bench 'Soak/$(SOAK)' -benchtime 1x -timeout 180m ./bench/e2e/
+
+# soak-short: every soak fault for 20 s at 2,000 points/s, the same
+# checks. `make integration` runs it too (TestSoakShort), so CI does.
+soak-short: tools
+	$(GO) test -tags integration -count=1 -p 1 -v -run '^TestSoakShort$$' -timeout 20m ./bench/e2e/
 
 # fuzz: every fuzz target for FUZZTIME each (go test takes one -fuzz target
 # a run). New inputs that fail land in the package's testdata/fuzz.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/meshd/meshd/bench/gnmisim"
@@ -97,13 +98,22 @@ func (c *child) close() {
 }
 
 // simChild is the gNMI fleet in its own process: "sent" answers with the
-// leaf updates sent so far.
+// leaf updates sent so far. A fleet started with count also answers
+// "count S0 S1": the notifications stamped in [S0, S1) (Unix seconds).
 type simChild struct{ *child }
 
-func startSim(self string, sc Scenario, targetsFile string) (*simChild, error) {
+// simFleet is the fleet a simChild serves, and where.
+type simFleet struct {
+	targets, neighbors, rate int // rate: leaf updates a second, whole fleet
+	basePort                 int
+	prefix                   string // router names' prefix
+	count                    bool   // count notifications by second
+}
+
+func startSim(self string, f simFleet, targetsFile string) (*simChild, error) {
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), roleEnv+"=sim",
-		fmt.Sprintf("MESHD_E2E_SIM=%d,%d,%d,%d,%s", sc.Targets, sc.Neighbors, sc.Rate, portFleetLow, targetsFile))
+		fmt.Sprintf("MESHD_E2E_SIM=%d,%d,%d,%d,%s,%t,%s", f.targets, f.neighbors, f.rate, f.basePort, f.prefix, f.count, targetsFile))
 	c, err := startChild(cmd)
 	if err != nil {
 		return nil, err
@@ -126,12 +136,22 @@ func (c *simChild) sent() (uint64, error) {
 	return strconv.ParseUint(line, 10, 64)
 }
 
+// count is the number of notifications stamped in [from, til), whole
+// seconds (a fleet started with count).
+func (c *simChild) count(from, til int64) (int64, error) {
+	line, err := c.ask(fmt.Sprintf("count %d %d", from, til), true)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(line, 10, 64)
+}
+
 // simMain is the simulator child's side. It serves until stdin closes,
-// and never longer than an hour.
+// and never longer than three hours.
 func simMain() int {
-	f := strings.Split(os.Getenv("MESHD_E2E_SIM"), ",")
-	if len(f) != 5 {
-		fmt.Fprintln(os.Stderr, "e2e sim: MESHD_E2E_SIM must be targets,neighbors,rate,baseport,file")
+	f := strings.SplitN(os.Getenv("MESHD_E2E_SIM"), ",", 7)
+	if len(f) != 7 {
+		fmt.Fprintln(os.Stderr, "e2e sim: MESHD_E2E_SIM must be targets,neighbors,rate,baseport,prefix,count,file")
 		return 2
 	}
 	n := make([]int, 4)
@@ -143,23 +163,45 @@ func simMain() int {
 		}
 		n[i] = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	var mu sync.Mutex
+	bySecond := map[int64]int64{}
+	cfg := gnmisim.Config{Targets: n[0], Neighbors: n[1], Rate: float64(n[2]) / float64(n[0]),
+		Tick: 100 * time.Millisecond, BasePort: n[3], Prefix: f[4]}
+	if f[5] == "true" {
+		cfg.Sent = func(ts int64, _ int) {
+			mu.Lock()
+			bySecond[ts/1e9]++
+			mu.Unlock()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
-	s, err := gnmisim.Start(ctx, gnmisim.Config{Targets: n[0], Neighbors: n[1], Rate: float64(n[2]) / float64(n[0]),
-		Tick: 100 * time.Millisecond, BasePort: n[3], Prefix: "rtr"})
+	s, err := gnmisim.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e sim:", err)
 		return 1
 	}
-	if err := s.WriteTargetsFile(f[4]); err != nil {
+	if err := s.WriteTargetsFile(f[6]); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e sim:", err)
 		return 1
 	}
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		if in.Text() == "sent" {
+		var from, til int64
+		switch _, err := fmt.Sscanf(in.Text(), "count %d %d", &from, &til); {
+		case in.Text() == "sent":
 			fmt.Println(s.Sent())
+		case err == nil:
+			var c int64
+			mu.Lock()
+			for sec := from; sec < til; sec++ {
+				c += bySecond[sec]
+			}
+			mu.Unlock()
+			fmt.Println(c)
+		default:
+			fmt.Println("-1")
 		}
 	}
 	return 0

@@ -15,4 +15,16 @@
 // Each scenario is a sub-benchmark (see scenarios); -count N repeats it.
 // MESHD_E2E_STEADY overrides the measured steady-state window, and
 // MESHD_E2E_PROFILE=DIR saves meshd's CPU and heap profiles there.
+//
+// The same pieces make the soak and chaos harness (soak.go, soakbmp.go):
+// the real `meshd run` under load while a fault is injected (InfluxDB
+// down or slow through the proxy, kill -9 of meshd, a BMP storm with a
+// flapping peer, fuzzed BMP messages), then what reached InfluxDB
+// counted, by InfluxDB's own query results, against what the sources
+// sent. BenchmarkSoak is the full run, TestSoakShort the short one CI
+// runs:
+//
+//	make soak                           # every row at issue 17's sizes
+//	make soak SOAK=kill-9 SOAKFAULT=1m  # one row, a shorter fault
+//	make soak-short
 package e2e

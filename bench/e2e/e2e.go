@@ -127,7 +127,7 @@ func run(tb testing.TB, bins binaries, sc Scenario) (*Result, error) {
 	var sim *simChild
 	targetsFile := filepath.Join(dir, "targets.yaml")
 	if sc.Targets > 0 {
-		if sim, err = startSim(bins.self, sc, targetsFile); err != nil {
+		if sim, err = startSim(bins.self, simFleet{targets: sc.Targets, neighbors: sc.Neighbors, rate: sc.Rate, basePort: portFleetLow, prefix: "rtr"}, targetsFile); err != nil {
 			return nil, err
 		}
 		defer sim.close()
@@ -503,6 +503,12 @@ type meshdProc struct {
 }
 
 func startMeshd(bin, cfg, logPath string) (*meshdProc, error) {
+	return startMeshdAt(bin, cfg, logPath, portHTTP)
+}
+
+// startMeshdAt starts meshd with its HTTP listener (whose /healthz says
+// it is up) on httpPort.
+func startMeshdAt(bin, cfg, logPath string, httpPort int) (*meshdProc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -516,7 +522,7 @@ func startMeshd(bin, cfg, logPath string) (*meshdProc, error) {
 	m := &meshdProc{cmd: cmd, logPath: logPath, started: time.Now(), done: make(chan struct{})}
 	go func() { m.err = cmd.Wait(); logf.Close(); close(m.done) }()
 	if err := waitFor(30*time.Second, 50*time.Millisecond, func() (bool, error) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", portHTTP))
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", httpPort))
 		if err == nil {
 			resp.Body.Close()
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,12 @@ type influxProxy struct {
 	lines    map[string]int64 // acknowledged points by measurement
 	lastAck  map[string]time.Time
 	failures int64 // writes influxd refused
+
+	// The soak harness's faults and duplicate count (soakproxy.go).
+	addr  string
+	hold  atomic.Int64 // ns each write is held before it is forwarded
+	track bool         // keep every acknowledged point's key in keys
+	keys  []ackedPoint
 }
 
 // timedMeasurements are the measurements whose timestamps are the
@@ -44,7 +51,7 @@ func startProxy(addr, to string) (*influxProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &influxProxy{to: to, lis: lis, acked: map[int64]int64{}, lines: map[string]int64{}, lastAck: map[string]time.Time{},
+	p := &influxProxy{to: to, lis: lis, addr: addr, acked: map[int64]int64{}, lines: map[string]int64{}, lastAck: map[string]time.Time{},
 		cli: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go p.srv.Serve(lis)
@@ -65,6 +72,9 @@ func (p *influxProxy) window(from, til time.Time) {
 }
 
 func (p *influxProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d := p.hold.Load(); d > 0 && r.Method == http.MethodPost {
+		time.Sleep(time.Duration(d))
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -126,6 +136,9 @@ func (p *influxProxy) record(body []byte, ack time.Time) {
 			continue
 		}
 		m := measurement(line)
+		if p.track {
+			p.keys = append(p.keys, ackedPoint{pointKey(line), lineHash(line)})
+		}
 		p.lines[string(m)]++
 		p.lastAck[string(m)] = ack
 		if !timedMeasurements[string(m)] {

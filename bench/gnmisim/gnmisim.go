@@ -51,6 +51,11 @@ type Config struct {
 	BasePort int
 	// Prefix names the routers: Prefix-0001, ...
 	Prefix string
+	// Sent, when not nil, is told of every notification a router has
+	// sent (its timestamp and leaf updates), the sync's included: a
+	// harness that counts what arrived downstream by time needs what was
+	// sent by time. It is called from many streams at once.
+	Sent func(ts int64, leaves int)
 }
 
 // Sim is a running fleet.
@@ -371,6 +376,9 @@ func (s *server) Subscribe(stream gpb.GNMI_SubscribeServer) error {
 				return err
 			}
 			s.t.sim.sent.Add(LeavesPerNeighbor)
+			if f := s.t.sim.cfg.Sent; f != nil {
+				f(now, LeavesPerNeighbor)
+			}
 		}
 		return stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_SyncResponse{SyncResponse: true}})
 	}
@@ -472,6 +480,9 @@ func (s *server) stream(stream gpb.GNMI_SubscribeServer, nbrs []*neighbor, preEn
 				return err
 			}
 			s.t.sim.sent.Add(uint64(len(n.Update)))
+			if f := cfg.Sent; f != nil {
+				f(now, len(n.Update))
+			}
 		}
 	}
 }
