@@ -138,6 +138,15 @@ func bump(last *int64, ts int64) int64 {
 	return ts
 }
 
+// occurrences are the measurements whose every point is an event of its
+// own, never a value stated again: like a route timeline, each is kept
+// unique in its series in the order it came (bumpInOrder). With bump, an
+// event stamped further back than collisionWindow kept its time and
+// replaced the event already stored at it: routers stamp BMP messages
+// with a route's age (FRR does), so two origin changes a minute apart
+// could both carry one old time, and InfluxDB held only the second.
+var occurrences = map[string]bool{mSessionEvent: true, mMessage: true, mOrigin: true, mRouterEvent: true}
+
 // bumpInOrder keeps a route timeline's timestamps in the order its points
 // come: ts, or 1 ns past the timeline's last when it is not later. The
 // last action per route in InfluxDB must be the last one the router
@@ -184,7 +193,7 @@ func (e *encoder) appendPoint(dst []byte, p *point) ([]byte, bool) {
 	start := len(dst)
 	dst = appendSeriesKey(dst, p)
 	var ts int64
-	if tl, route := e.timelineKey(dst[start:], p); route {
+	if tl, route := e.timelineKey(dst[start:], p); route || occurrences[p.meas] {
 		ts = bumpInOrder(e.lastOf(tl), p.ts)
 	} else {
 		ts = e.uniqueTime(tl, p.ts)
