@@ -64,6 +64,7 @@ type Bridge struct {
 	alias       map[string]string // sysName or address -> router name
 	allow       []netip.Prefix
 	logs        *logLimiter // refusals and budget overflows, per source or router
+	initTimeout time.Duration
 
 	mu      sync.Mutex
 	routers map[string]*routerState
@@ -93,7 +94,7 @@ func New(core stage.Applier, opts ...Option) (*Bridge, error) {
 		return nil, errors.New("bmpbridge: nil merge core")
 	}
 	b := &Bridge{core: core, log: slog.Default(), targets: map[string]bool{}, targetAddrs: map[string]string{}, alias: map[string]string{},
-		routers: map[string]*routerState{}, live: map[string]int{}, conns: map[net.Conn]*connEntry{}, m: newMetrics(), logs: newLogLimiter(logInterval)}
+		routers: map[string]*routerState{}, live: map[string]int{}, conns: map[net.Conn]*connEntry{}, m: newMetrics(), logs: newLogLimiter(logInterval), initTimeout: initiationTimeout}
 	for _, o := range opts {
 		o(b)
 	}
@@ -171,11 +172,11 @@ func (b *Bridge) Serve(ctx context.Context, ln net.Listener) error {
 			c.Close()
 			return nil
 		}
-		if b.cfg.MaxRouters > 0 && b.pending >= b.cfg.MaxRouters {
+		if b.cfg.MaxRouters > 0 && b.pending >= maxPending(b.cfg.MaxRouters) {
 			b.mu.Unlock()
 			b.refuse("max_routers")
 			host := hostOf(c.RemoteAddr())
-			b.logs.warn(b.log, "pending:"+host, "refusing BMP connection: max-routers connections already wait for their Initiation", slog.String("address", host), slog.Int("max_routers", b.cfg.MaxRouters))
+			b.logs.warn(b.log, "pending:"+host, "refusing BMP connection: twice max-routers connections already wait for their Initiation", slog.String("address", host), slog.Int("max_routers", b.cfg.MaxRouters))
 			c.Close()
 			continue
 		}
@@ -205,6 +206,17 @@ func hostOf(a net.Addr) string {
 	}
 	return h
 }
+
+// initiationTimeout is how long a connection may take to send its
+// Initiation (RFC 7854 4.3: a router sends it first, at once); then it is
+// closed and counted as no_initiation, so silent connections neither
+// hold a pending slot nor a file descriptor for good.
+const initiationTimeout = 30 * time.Second
+
+// maxPending bounds the connections waiting for their Initiation: twice
+// max-routers, so that every router connecting at once, each with a
+// second session (two collectors configured, a reconnect), still fits.
+func maxPending(maxRouters int) int { return 2 * maxRouters }
 
 // refuse counts a connection refused, by reason.
 func (b *Bridge) refuse(reason string) {

@@ -31,8 +31,8 @@ type Config struct {
 	// (routers, by the name a session's Initiation gives it, not
 	// connections: a router's second connection, as in a reconnect race,
 	// counts once). A new router over it is refused at its Initiation;
-	// and at most this many connections may wait for their Initiation at
-	// once. 0 (the default) is no bound.
+	// and at most twice this many connections may wait for their
+	// Initiation at once. 0 (the default) is no bound.
 	MaxRouters int `yaml:"max-routers"`
 	// MaxMessagesPerSecond and MaxBytesPerSecond are a router's rate
 	// budget, over all its sessions (token buckets holding one second's

@@ -129,8 +129,13 @@
 //     Initiation, before any state is made for it, and counted
 //     ({reason="max_routers"}, and meshd_bmp_errors_total
 //     {kind="too_many_routers"}); connections waiting for their
-//     Initiation are bounded by it too, so silent connections cannot
-//     pile up.
+//     Initiation are bounded by twice it (every router connecting at
+//     once, each with a second session, fits), so silent connections
+//     cannot pile up.
+//   - Whatever the limits, a connection that sends no Initiation within
+//     30 s is closed and counted (meshd_bmp_errors_total
+//     {kind="no_initiation"}): it would otherwise hold its socket, and a
+//     pending slot, for good.
 //   - max-messages-per-second, max-bytes-per-second (default 0, none): a
 //     router's rate budget, token buckets over all its sessions holding
 //     one second's worth. Over it the session goroutine waits before it

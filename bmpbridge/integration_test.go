@@ -57,6 +57,13 @@ type harness struct {
 
 func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, ns, func(*harness) bmpbridge.Config { return cfg })
+}
+
+// newHarnessWith is newHarness with the bridge's config made by cfg once
+// the harness's address is known (cfg may call h.reach).
+func newHarnessWith(t *testing.T, ns *testenv.Netns, cfg func(h *harness) bmpbridge.Config) *harness {
+	t.Helper()
 	hostCIDR, nsCIDR, hostIP := hostNet()
 	_, nsIf := testenv.HostVeth(t, ns, hostCIDR, nsCIDR)
 	core, err := merge.New(merge.WithRegisterer(prometheus.NewRegistry()))
@@ -64,7 +71,8 @@ func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness 
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	b, err := bmpbridge.New(core, bmpbridge.WithConfig(cfg), bmpbridge.WithRegisterer(reg))
+	h := &harness{core: core, ip: hostIP, nsIf: nsIf, ns: ns, reg: reg}
+	b, err := bmpbridge.New(core, bmpbridge.WithConfig(cfg(h)), bmpbridge.WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +81,7 @@ func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{core: core, bridge: b, ip: hostIP, port: ln.Addr().(*net.TCPAddr).Port, nsIf: nsIf, ns: ns, reg: reg}
+	h.bridge, h.port = b, ln.Addr().(*net.TCPAddr).Port
 	sub := core.Subscribe("test", 4096)
 	go func() {
 		for batch := range sub.C() {

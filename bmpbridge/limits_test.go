@@ -206,9 +206,12 @@ func TestMaxRoutersCountsRouters(t *testing.T) {
 }
 
 // TestMaxRoutersPending: connections that have not sent their Initiation
-// are bounded by max-routers too, so silent connections cannot pile up.
+// are bounded by twice max-routers, so silent connections cannot pile
+// up; and each is closed when its Initiation does not come in time. On
+// the code before, a silent connection was held for good.
 func TestMaxRoutersPending(t *testing.T) {
-	r := newRig(t, Config{MaxRouters: 2})
+	const timeout = 300 * time.Millisecond
+	r := newRig(t, Config{MaxRouters: 1}, func(b *Bridge) { b.initTimeout = timeout })
 	var silent []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", r.addr)
@@ -231,11 +234,31 @@ func TestMaxRoutersPending(t *testing.T) {
 	if got := testutil.ToFloat64(r.b.m.refused.WithLabelValues("max_routers")); got != 1 {
 		t.Errorf("refused{max_routers} = %v, want 1", got)
 	}
-	// A silent connection that speaks becomes a router and frees its slot.
+	// A silent connection that speaks becomes a router.
 	if _, err := silent[0].Write(upStream("edge1")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "edge1 connected", func() bool { return r.val("edge1", change.MeshdRouterPath("bmp-connected")).GetBoolVal() })
+	// The one that stays silent is closed after the timeout, counted, and
+	// frees its slot; the router's session is not timed out.
+	if !closedByPeer(silent[1]) {
+		t.Fatal("silent connection not closed")
+	}
+	waitFor(t, "no_initiation counted", func() bool {
+		return testutil.ToFloat64(r.b.m.errors.WithLabelValues("no_initiation")) == 1
+	})
+	waitFor(t, "no connection pending", func() bool {
+		r.b.mu.Lock()
+		defer r.b.mu.Unlock()
+		return r.b.pending == 0
+	})
+	if _, err := silent[0].Write(table(1, 65000)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "edge1's route after the timeout", func() bool { return r.b.RouteCount("edge1", "default", "192.0.2.2", "") == 1 })
+	if !r.val("edge1", change.MeshdRouterPath("bmp-connected")).GetBoolVal() {
+		t.Error("edge1's session ended: the Initiation timeout applied after its Initiation")
+	}
 }
 
 // TestRouteBudget: at max-routes-per-router, new routes are not held and

@@ -52,6 +52,7 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	// origin-change event.
 	s.dec.LazyPrefix = !*b.cfg.RouteEvents
 	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(b.initTimeout)) // lifted by start
 
 	// The reader frames and decodes messages (the decoder's state is its
 	// own) and hands them in batches over a small channel to this
@@ -105,7 +106,11 @@ loop:
 			break loop
 		}
 	}
+	var ne net.Error
 	switch {
+	case s.r == nil && !s.refused && errors.As(readErr, &ne) && ne.Timeout():
+		b.m.errors.WithLabelValues("no_initiation").Inc()
+		b.logs.warn(s.log, "init:"+s.addr, "closing BMP connection: no Initiation in time", slog.Duration("timeout", b.initTimeout))
 	case readErr == nil || errors.Is(readErr, net.ErrClosed):
 	case errors.Is(readErr, decode.ErrFraming):
 		b.m.errors.WithLabelValues("framing").Inc()
@@ -241,6 +246,7 @@ func (s *session) start(in *decode.Initiation) bool {
 		return false
 	}
 	s.admitted = true
+	_ = s.conn.SetReadDeadline(time.Time{})
 	s.r = s.b.router(name)
 	s.log = s.log.With(slog.String("router", name))
 	s.r.mu.Lock()
