@@ -280,11 +280,17 @@ func (c speakerConf) String() string {
 		}
 	}
 	if c.bmpHost != "" {
-		policy := c.bmpPolicy
-		if policy == "" {
-			policy = "pre-policy"
-		}
-		fmt.Fprintf(&b, `
+		b.WriteString(bmpServer(c.bmpHost, c.bmpPort, c.bmpPolicy, c.statsTimeout, c.sysName))
+	}
+	return b.String()
+}
+
+// bmpServer is a gobgpd [[bmp-servers]] entry; a config may hold several.
+func bmpServer(host string, port int, policy string, statsTimeout int, sysName string) string {
+	if policy == "" {
+		policy = "pre-policy"
+	}
+	return fmt.Sprintf(`
 [[bmp-servers]]
   [bmp-servers.config]
     address = %q
@@ -293,9 +299,7 @@ func (c speakerConf) String() string {
     statistics-timeout = %d
     sys-name = %q
     sys-descr = "gobgpd test speaker"
-`, c.bmpHost, c.bmpPort, policy, c.statsTimeout, c.sysName)
-	}
-	return b.String()
+`, host, port, policy, statsTimeout, sysName)
 }
 
 func gobgpdConf(as uint32, id, peer string, peerAS uint32, bmpHost string, bmpPort int, sysName string) string {

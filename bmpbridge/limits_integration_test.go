@@ -25,19 +25,6 @@ func (h *harness) reach(t *testing.T, ns *testenv.Netns) string {
 	return strings.Split(nsCIDR, "/")[0]
 }
 
-// bmpServer is one more [[bmp-servers]] entry for a gobgpd config.
-func bmpServer(host string, port int, sysName string) string {
-	return fmt.Sprintf(`
-[[bmp-servers]]
-  [bmp-servers.config]
-    address = %q
-    port = %d
-    route-monitoring-policy = "pre-policy"
-    statistics-timeout = 15
-    sys-name = %q
-`, host, port, sysName)
-}
-
 // TestGobgpdBMPLimits has three gobgpd routers, each in its own network
 // namespace, export BMP to a bridge with bmp.allow naming two of their
 // addresses and bmp.max-routers 1:
@@ -80,7 +67,7 @@ func TestGobgpdBMPLimits(t *testing.T) {
 		return h.metric(t, "meshd_bmp_refused_total", "reason", "not_allowed") >= 1
 	})
 
-	testenv.StartGobgpd(t, b, gobgpdConf(4200000011, "10.0.2.1", "10.0.2.2", 4200000012, h.ip, h.port, "spk-b")+bmpServer(h.ip, port2, "spk-b"))
+	testenv.StartGobgpd(t, b, gobgpdConf(4200000011, "10.0.2.1", "10.0.2.2", 4200000012, h.ip, h.port, "spk-b")+bmpServer(h.ip, port2, "", 15, "spk-b"))
 	testenv.WaitFor(t, 30*time.Second, "spk-b's two sessions", func() bool {
 		return h.value("spk-b", "/meshd/router/state/bmp-connected") == "true" && h.metric(t, "meshd_bmp_sessions") == 2
 	})

@@ -39,21 +39,7 @@ func TestGnmicHitsTargetLimits(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	cfg := gnmiserver.Config{Listen: "127.0.0.1:0", MaxSubscriptions: 1, MaxRecvMsgSize: limit, MaxSendMsgSize: limit}
-	sink, err := gnmiserver.New(cfg, core, gnmiserver.WithRegisterer(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := core.Subscribe("gnmi-server", 1024, merge.WithKeys())
-	sinkDone := make(chan error, 1)
-	go func() { sinkDone <- sink.Run(ctx, sub) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-sinkDone; err != nil {
-			t.Errorf("gNMI sink: %v", err)
-		}
-		sub.Close()
-	})
-	testenv.WaitFor(t, 5*time.Second, "meshd's gNMI target listening", func() bool { return sink.Addr() != nil })
+	sink := startSink(t, ctx, core, cfg, reg)
 
 	// r1 holds a small description, r2 one twice the send limit.
 	now := time.Now()
