@@ -140,7 +140,7 @@ func (s *session) pace(ctx context.Context, n, size int) bool {
 	if d > 0 {
 		s.b.m.throttled.WithLabelValues(s.r.name).Add(d.Seconds())
 		s.b.logs.warn(s.log, "rate:"+s.r.name, "BMP router over its rate budget: reading paced",
-			slog.String("router", s.r.name), slog.Int("max_messages_per_second", s.b.cfg.MaxMessagesPerSecond),
+			slog.Int("max_messages_per_second", s.b.cfg.MaxMessagesPerSecond),
 			slog.Int("max_bytes_per_second", s.b.cfg.MaxBytesPerSecond), slog.Duration("paced", d))
 	}
 	return err == nil
@@ -151,7 +151,7 @@ func (s *session) pace(ctx context.Context, n, size int) bool {
 func (s *session) overBudget(n int) {
 	s.b.m.overBudget.WithLabelValues(s.r.name).Add(float64(n))
 	s.b.logs.warn(s.log, "routes:"+s.r.name, "BMP router over its route budget: new routes not held",
-		slog.String("router", s.r.name), slog.Int("max_routes_per_router", s.b.cfg.MaxRoutesPerRouter), slog.Int("not_held", n))
+		slog.Int("max_routes_per_router", s.b.cfg.MaxRoutesPerRouter), slog.Int("not_held", n))
 }
 
 // handleBatch handles a reader batch; false closes the session.
