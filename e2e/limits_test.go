@@ -4,10 +4,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmic/pkg/api"
 	"github.com/openconfig/gnmic/pkg/api/target"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,9 +27,9 @@ import (
 // gNMI target (the gnmi-server sink, as `meshd run` builds it from its
 // config) with gnmi-server.max-subscriptions 1, max-recv-msg-size and
 // max-send-msg-size 8 KiB: a second subscription, a Get whose answer is
-// over the send size and a request over the receive size each get
+// over the send size and requests over the receive size each get
 // ResourceExhausted (naming the limit where meshd writes the error) and
-// are counted; what is under the limits is served. On the code before,
+// are counted (a Get over the receive size is gRPC's alone); what is under the limits is served. On the code before,
 // there was no cap over all clients and no send cap: the second
 // subscription and the big Get were served.
 func TestGnmicHitsTargetLimits(t *testing.T) {
@@ -86,7 +89,9 @@ func TestGnmicHitsTargetLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsps, errs := first.SubscribeStreamChan(ctx, req, "limits")
+	firstCtx, cancelFirst := context.WithCancel(ctx)
+	defer cancelFirst()
+	rsps, errs := first.SubscribeStreamChan(firstCtx, req, "limits")
 	synced := false
 	for !synced {
 		select {
@@ -105,8 +110,7 @@ func TestGnmicHitsTargetLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = second.SubscribeOnce(ctx, once)
-	wantExhausted("second subscription", err, "max-subscriptions limit")
+	wantExhausted("second subscription", subscribeOnce(ctx, second, once), "max-subscriptions limit")
 
 	// Get: r1's answer fits, r2's is over max-send-msg-size.
 	if err := get(second, "r1", nbrPath); err != nil {
@@ -114,11 +118,46 @@ func TestGnmicHitsTargetLimits(t *testing.T) {
 	}
 	wantExhausted("Get r2", get(second, "r2", nbrPath), "max-send-msg-size")
 
-	// A request over max-recv-msg-size: gRPC's own error, with the sizes.
-	wantExhausted("Get with a 16 KiB key", get(second, "r1", "/network-instances/network-instance[name="+strings.Repeat("y", 2*limit)+"]"), "received message larger than max")
+	// A request over max-recv-msg-size: gRPC's own error, with the sizes;
+	// a Subscribe's is counted (a Get's is refused before meshd's code).
+	bigKey := "/network-instances/network-instance[name=" + strings.Repeat("y", 2*limit) + "]"
+	wantExhausted("Get with a 16 KiB key", get(second, "r1", bigKey), "received message larger than max")
+	cancelFirst()
+	testenv.WaitFor(t, 5*time.Second, "the first subscription's slot freed", func() bool {
+		return counter(t, reg, "meshd_gnmitarget_subscriptions", "mode", "STREAM") == 0
+	})
+	bigOnce, err := api.NewSubscribeRequest(api.Target("r1"), api.SubscriptionListModeONCE(), api.EncodingPROTO(), api.Subscription(api.Path(bigKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExhausted("Subscribe with a 16 KiB key", subscribeOnce(ctx, second, bigOnce), "received message larger than max")
 
 	for _, l := range []string{"max-subscriptions", "max-send-msg-size", "max-recv-msg-size"} {
 		testenv.WaitFor(t, 5*time.Second, "refusal counted under "+l, func() bool { return counter(t, reg, "meshd_gnmitarget_limit_refusals_total", "limit", l) == 1 })
+	}
+}
+
+// subscribeOnce runs a ONCE subscription on gnmic's gRPC client of tg
+// and returns how it ended (nil at its sync_response). gnmic's own
+// SubscribeOnce reports a stream the server ends before reading the
+// request as a success: its Send then gets io.EOF, which it takes for the
+// end, and the status Recv would give is lost.
+func subscribeOnce(ctx context.Context, tg *target.Target, req *gpb.SubscribeRequest) error {
+	st, err := tg.Client.Subscribe(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.Send(req); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		if r.GetSyncResponse() {
+			return nil
+		}
 	}
 }
 
@@ -135,7 +174,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 		for _, m := range mf.GetMetric() {
 			for _, lp := range m.GetLabel() {
 				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 				}
 			}
 		}

@@ -59,8 +59,8 @@
 //     under credentials) and of all clients; the error names the limit.
 //   - WithMaxRecvMsgSize is gRPC's receive cap (default 4 MiB): gRPC reads
 //     and refuses the request before meshd's code runs, so the error is
-//     gRPC's "received message larger than max (n vs. m)", counted by a
-//     stats handler.
+//     gRPC's "received message larger than max (n vs. m)". A Subscribe's
+//     is counted; a Get's is not (see overRecvLimit).
 //   - WithMaxSendMsgSize (default none: gRPC's 2 GiB) is checked before
 //     gRPC's own check, whose status names no limit: a notification over
 //     it ends the Subscribe, a GetResponse over it fails the Get, with an

@@ -26,7 +26,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -197,7 +196,6 @@ func New(opts ...Option) (*Server, error) {
 		grpc.UnaryInterceptor(s.unaryAuth),
 		grpc.StreamInterceptor(s.streamAuth),
 		grpc.ForceServerCodecV2(newCodec()),
-		grpc.StatsHandler(sizeRefusals{s.m}),
 	}
 	if o.maxRecvMsg > 0 {
 		gopts = append(gopts, grpc.MaxRecvMsgSize(o.maxRecvMsg))
@@ -579,26 +577,17 @@ func (w sizeChecked) SendMsg(m any) error {
 	return w.ServerStream.SendMsg(m)
 }
 
-// sizeRefusals counts the requests gRPC refuses as over the receive
-// limit: it reads a unary request before any interceptor runs, and ends
-// a stream itself, so only a stats handler sees them all. gRPC's error
-// names the sizes ("grpc: received message larger than max (n vs. m)").
-type sizeRefusals struct{ m *metrics }
-
-func (sizeRefusals) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-func (sizeRefusals) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return ctx
-}
-func (sizeRefusals) HandleConn(context.Context, stats.ConnStats) {}
-func (h sizeRefusals) HandleRPC(_ context.Context, rs stats.RPCStats) {
-	end, ok := rs.(*stats.End)
-	if !ok || end.Error == nil {
-		return
-	}
-	if st, ok := status.FromError(end.Error); ok && st.Code() == codes.ResourceExhausted &&
-		(strings.HasPrefix(st.Message(), "grpc: received message") || strings.HasPrefix(st.Message(), "grpc: message after decompression")) {
-		h.m.limits.WithLabelValues(limitRecv).Inc()
-	}
+// overRecvLimit reports whether err is gRPC's refusal of a request over
+// the receive limit. gRPC writes that status itself, naming the sizes
+// ("grpc: received message larger than max (n vs. m)"); a Subscribe sees
+// it from Recv and counts it. A unary request over it is refused before
+// any meshd code runs and is not counted: only a stats handler would see
+// it, at a cost on every message sent (BenchmarkStreamGRPC: one more
+// allocation per message).
+func overRecvLimit(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.ResourceExhausted &&
+		(strings.HasPrefix(st.Message(), "grpc: received message") || strings.HasPrefix(st.Message(), "grpc: message after decompression"))
 }
 
 func rpcName(full string) string {

@@ -132,7 +132,12 @@ func encodingOK(e gpb.Encoding) bool {
 
 // Subscribe serves ONCE, POLL and STREAM subscriptions.
 func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) (err error) {
-	defer func() { s.m.rpcs.WithLabelValues("Subscribe", status.Code(err).String()).Inc() }()
+	defer func() {
+		s.m.rpcs.WithLabelValues("Subscribe", status.Code(err).String()).Inc()
+		if overRecvLimit(err) {
+			s.m.limits.WithLabelValues(limitRecv).Inc()
+		}
+	}()
 	ctx := stream.Context()
 	id := s.clientID(ctx)
 	switch s.acquireClient(id) {
