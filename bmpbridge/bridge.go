@@ -62,16 +62,30 @@ type Bridge struct {
 	targets     map[string]bool
 	targetAddrs map[string]string // a target's IP address -> its name; "" when shared
 	alias       map[string]string // sysName or address -> router name
+	allow       []netip.Prefix
+	logs        *logLimiter // refusals and budget overflows, per source or router
+	initTimeout time.Duration
 
 	mu      sync.Mutex
 	routers map[string]*routerState
-	active  int
+	// pending counts connections waiting for their Initiation; live
+	// counts the open sessions of each router with one (max-routers
+	// bounds both: routers, and connections not yet a router's).
+	pending int
+	live    map[string]int
 	lns     []net.Listener
-	conns   map[net.Conn]string // connection -> router name, once known
+	conns   map[net.Conn]*connEntry
 	wg      sync.WaitGroup
 	closed  bool
 
 	routeTotal atomic.Int64
+}
+
+// connEntry is an open connection: its router's name once known, and what
+// ends its session's waits (a paced read) when it is closed.
+type connEntry struct {
+	name   string
+	cancel context.CancelFunc
 }
 
 // New returns a bridge feeding core.
@@ -80,13 +94,17 @@ func New(core stage.Applier, opts ...Option) (*Bridge, error) {
 		return nil, errors.New("bmpbridge: nil merge core")
 	}
 	b := &Bridge{core: core, log: slog.Default(), targets: map[string]bool{}, targetAddrs: map[string]string{}, alias: map[string]string{},
-		routers: map[string]*routerState{}, conns: map[net.Conn]string{}, m: newMetrics()}
+		routers: map[string]*routerState{}, live: map[string]int{}, conns: map[net.Conn]*connEntry{}, m: newMetrics(), logs: newLogLimiter(logInterval), initTimeout: initiationTimeout}
 	for _, o := range opts {
 		o(b)
 	}
 	b.cfg.SetDefaults()
 	if err := b.cfg.Validate(); err != nil {
 		return nil, err
+	}
+	for _, a := range b.cfg.Allow {
+		p, _ := parseAllow(a) // Validate checked it
+		b.allow = append(b.allow, p)
 	}
 	for name, as := range b.cfg.Aliases {
 		for _, a := range as {
@@ -141,35 +159,103 @@ func (b *Bridge) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return err
 		}
+		if !b.allowed(c.RemoteAddr()) {
+			b.refuse("not_allowed")
+			host := hostOf(c.RemoteAddr())
+			b.logs.warn(b.log, "addr:"+host, "refusing BMP connection: source not in bmp.allow", slog.String("address", host))
+			c.Close()
+			continue
+		}
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
 			c.Close()
 			return nil
 		}
-		if b.cfg.MaxRouters > 0 && b.active >= b.cfg.MaxRouters {
+		if b.cfg.MaxRouters > 0 && b.pending >= maxPending(b.cfg.MaxRouters) {
 			b.mu.Unlock()
-			b.m.accepted.WithLabelValues("rejected").Inc()
-			b.m.errors.WithLabelValues("too_many_routers").Inc()
-			b.log.Warn("refusing BMP session: max-routers reached", slog.String("address", c.RemoteAddr().String()), slog.Int("max_routers", b.cfg.MaxRouters))
+			b.refuse("max_routers")
+			host := hostOf(c.RemoteAddr())
+			b.logs.warn(b.log, "pending:"+host, "refusing BMP connection: twice max-routers connections already wait for their Initiation", slog.String("address", host), slog.Int("max_routers", b.cfg.MaxRouters))
 			c.Close()
 			continue
 		}
-		b.active++
-		b.conns[c] = ""
+		b.pending++
+		sctx, cancel := context.WithCancel(ctx)
+		b.conns[c] = &connEntry{cancel: cancel}
 		b.wg.Add(1)
 		b.mu.Unlock()
 		b.m.accepted.WithLabelValues("accepted").Inc()
 		b.m.sessions.Inc()
 		go func() {
 			defer b.wg.Done()
-			b.serveConn(ctx, c)
+			b.serveConn(sctx, c)
+			cancel()
 			b.mu.Lock()
-			b.active--
 			delete(b.conns, c)
 			b.mu.Unlock()
 			b.m.sessions.Dec()
 		}()
+	}
+}
+
+func hostOf(a net.Addr) string {
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+// initiationTimeout is how long a connection may take to send its
+// Initiation (RFC 7854 4.3: a router sends it first, at once); then it is
+// closed and counted as no_initiation, so silent connections neither
+// hold a pending slot nor a file descriptor for good.
+const initiationTimeout = 30 * time.Second
+
+// maxPending bounds the connections waiting for their Initiation: twice
+// max-routers, so that every router connecting at once, each with a
+// second session (two collectors configured, a reconnect), still fits.
+func maxPending(maxRouters int) int { return 2 * maxRouters }
+
+// refuse counts a connection refused, by reason.
+func (b *Bridge) refuse(reason string) {
+	b.m.accepted.WithLabelValues("rejected").Inc()
+	b.m.refused.WithLabelValues(reason).Inc()
+	if reason == "max_routers" {
+		b.m.errors.WithLabelValues("too_many_routers").Inc()
+	}
+}
+
+// admit makes a connection that sent its Initiation a session of router
+// name, unless that would make more than max-routers routers connected:
+// a router already connected (a second session, as in a reconnect race)
+// counts once.
+func (b *Bridge) admit(c net.Conn, name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending--
+	if b.cfg.MaxRouters > 0 && b.live[name] == 0 && len(b.live) >= b.cfg.MaxRouters {
+		return false
+	}
+	b.live[name]++
+	if e := b.conns[c]; e != nil {
+		e.name = name
+	}
+	return true
+}
+
+// leave ends the bookkeeping of a connection: pending when it never
+// became a session of router name ("").
+func (b *Bridge) leave(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if name == "" {
+		b.pending--
+		return
+	}
+	if b.live[name]--; b.live[name] <= 0 {
+		delete(b.live, name)
 	}
 }
 
@@ -181,8 +267,9 @@ func (b *Bridge) Disconnect(router string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := 0
-	for c, name := range b.conns {
-		if name == router {
+	for c, e := range b.conns {
+		if e.name == router {
+			e.cancel()
 			c.Close()
 			n++
 		}
@@ -213,7 +300,8 @@ func (b *Bridge) Close() error {
 	for _, ln := range b.lns {
 		ln.Close()
 	}
-	for c := range b.conns {
+	for c, e := range b.conns {
+		e.cancel()
 		c.Close()
 	}
 	b.mu.Unlock()
@@ -253,6 +341,7 @@ func (b *Bridge) router(name string) *routerState {
 	r := b.routers[name]
 	if r == nil {
 		r = newRouterState(name)
+		r.budget = newBudget(&b.cfg)
 		b.routers[name] = r
 	}
 	return r

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/meshd/meshd/bmpbridge/decode"
@@ -21,8 +22,34 @@ type Config struct {
 	// network-instance name, for RD and Loc-RIB peers whose Peer Up has
 	// no VRF/table-name TLV.
 	VRFs map[string]string `yaml:"vrfs"`
-	// MaxRouters bounds concurrent BMP sessions; 0 means no bound.
+	// Allow lists the source prefixes (CIDRs, or bare addresses) BMP
+	// sessions may come from; a connection from elsewhere is closed at
+	// accept and counted in meshd_bmp_refused_total{reason="not_allowed"}.
+	// Empty (the default) allows every source.
+	Allow []string `yaml:"allow"`
+	// MaxRouters bounds the routers with a BMP session open at once
+	// (routers, by the name a session's Initiation gives it, not
+	// connections: a router's second connection, as in a reconnect race,
+	// counts once). A new router over it is refused at its Initiation;
+	// and at most twice this many connections may wait for their
+	// Initiation at once. 0 (the default) is no bound.
 	MaxRouters int `yaml:"max-routers"`
+	// MaxMessagesPerSecond and MaxBytesPerSecond are a router's rate
+	// budget, over all its sessions (token buckets holding one second's
+	// worth). A router over it is paced, not cut: meshd stops reading its
+	// sessions until the budget refills, and TCP flow control slows the
+	// router; nothing is dropped. The time spent paced is counted in
+	// meshd_bmp_throttled_seconds_total{router}. 0 (the default) is no
+	// budget.
+	MaxMessagesPerSecond int `yaml:"max-messages-per-second"`
+	MaxBytesPerSecond    int `yaml:"max-bytes-per-second"`
+	// MaxRoutesPerRouter is a router's memory budget: the routes held in
+	// its RIBs, over every peer and RIB view. At the budget, an announce
+	// of a route not held is not stored and yields no route event; it is
+	// counted in meshd_bmp_routes_over_budget_total{router}. Withdraws,
+	// and announces of routes held, go on as ever. 0 (the default) is no
+	// budget.
+	MaxRoutesPerRouter int `yaml:"max-routes-per-router"`
 	// MaxMessageSize is the largest BMP message accepted, in bytes.
 	MaxMessageSize int `yaml:"max-message-size"`
 	// FlushInterval is how often route counters are written to the
@@ -88,8 +115,21 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("bmp.vrfs[%s]: empty network-instance name", rd))
 		}
 	}
-	if c.MaxRouters < 0 {
-		errs = append(errs, errors.New("bmp.max-routers: must be >= 0"))
+	for i, a := range c.Allow {
+		if _, err := parseAllow(a); err != nil {
+			errs = append(errs, fmt.Errorf("bmp.allow[%d]: %v", i, err))
+		}
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"max-routers", c.MaxRouters}, {"max-messages-per-second", c.MaxMessagesPerSecond}, {"max-bytes-per-second", c.MaxBytesPerSecond}, {"max-routes-per-router", c.MaxRoutesPerRouter}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("bmp.%s: must be >= 0", f.key))
+		}
+	}
+	if c.MaxBytesPerSecond > 0 && c.MaxBytesPerSecond < c.maxMessage() {
+		errs = append(errs, fmt.Errorf("bmp.max-bytes-per-second: must be 0 or at least bmp.max-message-size (%d)", c.maxMessage()))
 	}
 	if c.MaxMessageSize != 0 && (c.MaxMessageSize < 4096 || c.MaxMessageSize > 16<<20) {
 		errs = append(errs, errors.New("bmp.max-message-size: must be between 4096 and 16777216"))
@@ -104,4 +144,28 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("bmp.history: must be >= 0"))
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) maxMessage() int {
+	if c.MaxMessageSize == 0 {
+		return decode.MaxMessage
+	}
+	return c.MaxMessageSize
+}
+
+// parseAllow reads an allow-list entry: a CIDR, or an address meaning
+// itself alone.
+func parseAllow(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if p.Addr().Is4In6() {
+			return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped prefix; write the IPv4 prefix", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an address", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -112,9 +112,59 @@
 //     Kept as bmp/stats counters only: they are totals, the OpenConfig
 //     counts are per AFI/SAFI.
 //
+// # Limits that protect the process
+//
+// Each is off by default (today's behaviour), set in the bmp: section:
+//
+//   - allow (CIDRs or addresses; default empty, every source allowed): a
+//     connection from elsewhere is closed at accept, before a byte is
+//     read, and counted in meshd_bmp_refused_total{reason="not_allowed"};
+//     one warning per source address a minute at most, saying how many
+//     were held back, so a scanner makes no log storm.
+//   - max-routers (default 0, no bound) counts routers, not connections:
+//     a session's router is known from its Initiation (the naming rules
+//     of routerName), and a router already connected (a second session,
+//     as in a reconnect race where the old one has not yet timed out)
+//     counts once. A new router over the bound is closed at its
+//     Initiation, before any state is made for it, and counted
+//     ({reason="max_routers"}, and meshd_bmp_errors_total
+//     {kind="too_many_routers"}); connections waiting for their
+//     Initiation are bounded by twice it (every router connecting at
+//     once, each with a second session, fits), so silent connections
+//     cannot pile up.
+//   - Whatever the limits, a connection that sends no Initiation within
+//     30 s is closed and counted (meshd_bmp_errors_total
+//     {kind="no_initiation"}): it would otherwise hold its socket, and a
+//     pending slot, for good.
+//   - max-messages-per-second, max-bytes-per-second (default 0, none): a
+//     router's rate budget, token buckets over all its sessions holding
+//     one second's worth. Over it the session goroutine waits before it
+//     takes the next batch; the reader's channel fills, the reader stops
+//     reading, and TCP flow control slows the router. Nothing is
+//     dropped: the router's data arrives later. The waiting is counted
+//     in meshd_bmp_throttled_seconds_total{router} and logged once a
+//     minute per router. A budget below a router's full-table rate makes
+//     its initial dump (and a resync) take longer in proportion, not
+//     lose routes: bench/bmpreplay feeds a 500k-route table (about 174k
+//     messages) at 30k to 64k messages/s on the 2-core test machine, so
+//     a budget of 10k messages/s makes that dump about 17 s instead of
+//     3 to 6 s.
+//   - max-routes-per-router (default 0, none): a router's memory budget,
+//     the routes held in all its RIB views. What else a session holds is
+//     bounded already: a 64 KiB read buffer and at most 6 batches of 256
+//     decoded messages between reader and session. At the budget, an
+//     announce of a route the view does not hold is not stored and makes
+//     no route event (and no origin check); it is counted in
+//     meshd_bmp_routes_over_budget_total{router} and logged once a minute
+//     per router. Withdraws and updates of held routes go on, and freed
+//     room is used by the next new routes. The prefix counts then lack
+//     what was not held, by the counted amount; after raising the budget,
+//     a resync (Disconnect) has the router send them again.
+//
 // # Files, by job
 //
 //   - bridge.go: listeners, sessions, router naming (the Bridge).
+//   - limits.go: the allow-list, the rate budget, rate-limited warnings.
 //   - read.go: framing and decoding a connection's bytes, in batches.
 //   - session.go: one BMP session's life and its hand-over to the core.
 //   - state.go: what is held per router, peer and RIB view.

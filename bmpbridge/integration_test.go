@@ -57,6 +57,13 @@ type harness struct {
 
 func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, ns, func(*harness) bmpbridge.Config { return cfg })
+}
+
+// newHarnessWith is newHarness with the bridge's config made by cfg once
+// the harness's address is known (cfg may call h.reach).
+func newHarnessWith(t *testing.T, ns *testenv.Netns, cfg func(h *harness) bmpbridge.Config) *harness {
+	t.Helper()
 	hostCIDR, nsCIDR, hostIP := hostNet()
 	_, nsIf := testenv.HostVeth(t, ns, hostCIDR, nsCIDR)
 	core, err := merge.New(merge.WithRegisterer(prometheus.NewRegistry()))
@@ -64,7 +71,8 @@ func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness 
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	b, err := bmpbridge.New(core, bmpbridge.WithConfig(cfg), bmpbridge.WithRegisterer(reg))
+	h := &harness{core: core, ip: hostIP, nsIf: nsIf, ns: ns, reg: reg}
+	b, err := bmpbridge.New(core, bmpbridge.WithConfig(cfg(h)), bmpbridge.WithRegisterer(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +81,7 @@ func newHarness(t *testing.T, ns *testenv.Netns, cfg bmpbridge.Config) *harness 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{core: core, bridge: b, ip: hostIP, port: ln.Addr().(*net.TCPAddr).Port, nsIf: nsIf, ns: ns, reg: reg}
+	h.bridge, h.port = b, ln.Addr().(*net.TCPAddr).Port
 	sub := core.Subscribe("test", 4096)
 	go func() {
 		for batch := range sub.C() {
@@ -272,11 +280,17 @@ func (c speakerConf) String() string {
 		}
 	}
 	if c.bmpHost != "" {
-		policy := c.bmpPolicy
-		if policy == "" {
-			policy = "pre-policy"
-		}
-		fmt.Fprintf(&b, `
+		b.WriteString(bmpServer(c.bmpHost, c.bmpPort, c.bmpPolicy, c.statsTimeout, c.sysName))
+	}
+	return b.String()
+}
+
+// bmpServer is a gobgpd [[bmp-servers]] entry; a config may hold several.
+func bmpServer(host string, port int, policy string, statsTimeout int, sysName string) string {
+	if policy == "" {
+		policy = "pre-policy"
+	}
+	return fmt.Sprintf(`
 [[bmp-servers]]
   [bmp-servers.config]
     address = %q
@@ -285,9 +299,7 @@ func (c speakerConf) String() string {
     statistics-timeout = %d
     sys-name = %q
     sys-descr = "gobgpd test speaker"
-`, c.bmpHost, c.bmpPort, policy, c.statsTimeout, c.sysName)
-	}
-	return b.String()
+`, host, port, policy, statsTimeout, sysName)
 }
 
 func gobgpdConf(as uint32, id, peer string, peerAS uint32, bmpHost string, bmpPort int, sysName string) string {

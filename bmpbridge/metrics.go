@@ -9,6 +9,9 @@ import (
 type metrics struct {
 	sessions     prometheus.Gauge
 	accepted     *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	throttled    *prometheus.CounterVec
+	overBudget   *prometheus.CounterVec
 	messages     *prometheus.CounterVec
 	errors       *prometheus.CounterVec
 	routeEvents  *prometheus.CounterVec
@@ -37,11 +40,17 @@ func newMetrics() *metrics {
 	m := &metrics{
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_bmp_sessions", Help: "BMP sessions currently open."}),
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_sessions_total",
-			Help: "BMP connections by outcome (accepted, rejected)."}, []string{"result"}),
+			Help: "BMP connections by outcome (accepted: taken at TCP accept; rejected: refused at accept or at their Initiation, by reason in meshd_bmp_refused_total)."}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_refused_total",
+			Help: "BMP connections refused, by reason (not_allowed: source outside bmp.allow; max_routers: a new router over bmp.max-routers, or twice bmp.max-routers connections already waiting for their Initiation)."}, []string{"reason"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_throttled_seconds_total",
+			Help: "Time a router's BMP sessions were not read because the router was over its rate budget (bmp.max-messages-per-second, bmp.max-bytes-per-second); nothing is dropped."}, []string{"router"}),
+		overBudget: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_routes_over_budget_total",
+			Help: "Announces of routes a router's RIBs did not hold, not stored because it held bmp.max-routes-per-router routes."}, []string{"router"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_messages_total",
 			Help: "BMP messages received, by type."}, []string{"type"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_errors_total",
-			Help: "BMP errors by kind (framing, malformed, no_initiation, too_many_routers, apply, add_path_absent: routes without the path IDs their Peer Up negotiated, decoded without)."}, []string{"kind"}),
+			Help: "BMP errors by kind (framing, malformed, no_initiation: first message not an Initiation, or none within 30 s; too_many_routers, apply, add_path_absent: routes without the path IDs their Peer Up negotiated, decoded without)."}, []string{"kind"}),
 		routeEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_route_events_total",
 			Help: "Route Monitoring outcomes (announce, withdraw, duplicate, missing_withdraw, origin_change)."}, []string{"outcome"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_skipped_families_total",
@@ -83,7 +92,7 @@ func (m *metrics) resolve() {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.sessions, m.accepted, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes, m.ignoredDownsVec, m.quirksVec)
+	reg.MustRegister(m.sessions, m.accepted, m.refused, m.throttled, m.overBudget, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes, m.ignoredDownsVec, m.quirksVec)
 }
 
 // skippedLabel keeps the label set bounded: well-known names, else "other".

@@ -255,6 +255,7 @@ func (s *session) clearPeer(ps *peerState, reason string, ts time.Time) int {
 		})
 		vs.t.Clear()
 	}
+	s.r.held -= n
 	if n > 0 {
 		s.b.m.cleared.WithLabelValues(reason).Add(float64(n))
 	}

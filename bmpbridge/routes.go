@@ -76,7 +76,8 @@ func (s *session) routes(m *decode.Message) {
 	if ts.IsZero() {
 		ts = s.now
 	}
-	var nAnn, nWd, nDup, nMiss, nOrig int
+	var nAnn, nWd, nDup, nMiss, nOrig, nOver int
+	limit := s.b.cfg.MaxRoutesPerRouter
 	pre := m.Peer.RIB == "ADJ_RIB_IN_PRE"
 	for i := range u.Withdraw {
 		n := &u.Withdraw[i]
@@ -89,12 +90,17 @@ func (s *session) routes(m *decode.Message) {
 			continue
 		}
 		nWd++
+		s.r.held--
 		if withEvents {
 			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Withdraw, n, m.Peer.RIB, old)})
 		}
 	}
 	for i := range u.Announce {
 		n := &u.Announce[i]
+		if limit > 0 && s.r.held >= limit && !vs.t.Has(n) {
+			nOver++
+			continue
+		}
 		if n.PathID != 0 {
 			vs.notePathID(n.PathID)
 		}
@@ -111,6 +117,7 @@ func (s *session) routes(m *decode.Message) {
 				}})
 			}
 		case rib.Added:
+			s.r.held++
 			if pre && ps.quirks&quirkNoPrePolicy != 0 {
 				// The sender now keeps an Adj-RIB-In after all.
 				ps.quirks &^= quirkNoPrePolicy
@@ -136,6 +143,9 @@ func (s *session) routes(m *decode.Message) {
 	vs.dup += uint64(nDup)
 	vs.origin += uint64(nOrig)
 	vs.missing += uint64(nMiss)
+	if nOver > 0 {
+		s.overBudget(nOver)
+	}
 	met := &s.b.m.outcomes
 	for i, n := range [...]int{nAnn, nWd, nDup, nMiss, nOrig} {
 		if n > 0 {

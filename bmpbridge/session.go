@@ -28,6 +28,9 @@ type session struct {
 	badLogs int
 	bad     int
 	msgs    uint64
+	// admitted: the session counts as its router's (see Bridge.admit);
+	// refused: its Initiation was refused; else it is pending.
+	admitted, refused bool
 	// routeSlab hands out the Routes of route events: one allocation per
 	// maxEventBatch routes instead of one per route. Routes handed out
 	// are never touched again; the slab lives as long as any of them.
@@ -49,6 +52,7 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	// origin-change event.
 	s.dec.LazyPrefix = !*b.cfg.RouteEvents
 	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(b.initTimeout)) // lifted by start
 
 	// The reader frames and decodes messages (the decoder's state is its
 	// own) and hands them in batches over a small channel to this
@@ -76,9 +80,16 @@ loop:
 				break loop
 			}
 			keep := s.handleBatch(rb)
+			n, size := len(rb.msgs), 0
+			for i := range rb.msgs {
+				size += rb.msgs[i].Length
+			}
 			select {
 			case free <- rb:
 			default:
+			}
+			if keep && s.r != nil && s.r.budget != nil {
+				keep = s.pace(ctx, n, size)
 			}
 			if !keep {
 				c.Close()
@@ -95,7 +106,11 @@ loop:
 			break loop
 		}
 	}
+	var ne net.Error
 	switch {
+	case s.r == nil && !s.refused && errors.As(readErr, &ne) && ne.Timeout():
+		b.m.errors.WithLabelValues("no_initiation").Inc()
+		b.logs.warn(s.log, "init:"+s.addr, "closing BMP connection: no Initiation in time", slog.Duration("timeout", b.initTimeout))
 	case readErr == nil || errors.Is(readErr, net.ErrClosed):
 	case errors.Is(readErr, decode.ErrFraming):
 		b.m.errors.WithLabelValues("framing").Inc()
@@ -109,6 +124,34 @@ loop:
 		s.log.Info("BMP session read ended", slog.String("router", s.name()), slog.Any("error", readErr))
 	}
 	s.end()
+	switch {
+	case s.admitted:
+		b.leave(s.r.name)
+	case !s.refused:
+		b.leave("")
+	}
+}
+
+// pace takes a batch of n messages of size bytes from the router's rate
+// budget, waiting (so reading, and through TCP flow control the router,
+// pauses) while the budget is spent. false: the session is ending.
+func (s *session) pace(ctx context.Context, n, size int) bool {
+	d, err := s.r.budget.wait(ctx, n, size)
+	if d > 0 {
+		s.b.m.throttled.WithLabelValues(s.r.name).Add(d.Seconds())
+		s.b.logs.warn(s.log, "rate:"+s.r.name, "BMP router over its rate budget: reading paced",
+			slog.Int("max_messages_per_second", s.b.cfg.MaxMessagesPerSecond),
+			slog.Int("max_bytes_per_second", s.b.cfg.MaxBytesPerSecond), slog.Duration("paced", d))
+	}
+	return err == nil
+}
+
+// overBudget counts n announces of new routes not held because the
+// router holds bmp.max-routes-per-router routes.
+func (s *session) overBudget(n int) {
+	s.b.m.overBudget.WithLabelValues(s.r.name).Add(float64(n))
+	s.b.logs.warn(s.log, "routes:"+s.r.name, "BMP router over its route budget: new routes not held",
+		slog.Int("max_routes_per_router", s.b.cfg.MaxRoutesPerRouter), slog.Int("not_held", n))
 }
 
 // handleBatch handles a reader batch; false closes the session.
@@ -143,8 +186,7 @@ func (s *session) handle(m *decode.Message, err error) bool {
 			s.log.Warn("closing BMP session: first message is not an Initiation", slog.String("type", m.Type), slog.Any("error", err))
 			return false
 		}
-		s.start(m.Initiation)
-		return true
+		return s.start(m.Initiation)
 	}
 	r := s.r
 	r.mu.Lock()
@@ -192,14 +234,20 @@ func (s *session) handle(m *decode.Message, err error) bool {
 	return keep
 }
 
-func (s *session) start(in *decode.Initiation) {
+// start makes the session its router's; false (the session is closed)
+// when the router would be one more than max-routers.
+func (s *session) start(in *decode.Initiation) bool {
 	name := s.b.routerName(in.SysName, s.addr)
-	s.r = s.b.router(name)
-	s.b.mu.Lock()
-	if _, ok := s.b.conns[s.conn]; ok {
-		s.b.conns[s.conn] = name
+	if !s.b.admit(s.conn, name) {
+		s.refused = true
+		s.b.refuse("max_routers")
+		s.b.logs.warn(s.log, "router:"+name, "refusing BMP session: max-routers routers already connected",
+			slog.String("router", name), slog.String("sys_name", in.SysName), slog.Int("max_routers", s.b.cfg.MaxRouters))
+		return false
 	}
-	s.b.mu.Unlock()
+	s.admitted = true
+	_ = s.conn.SetReadDeadline(time.Time{})
+	s.r = s.b.router(name)
 	s.log = s.log.With(slog.String("router", name))
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
@@ -221,6 +269,7 @@ func (s *session) start(in *decode.Initiation) {
 	s.routerLeaves(in)
 	s.event(change.Event{Kind: change.EventRouterUp, Fields: map[string]any{"sys_name": in.SysName, "sys_descr": in.SysDescr, "address": s.addr}})
 	s.flushLocked(false)
+	return true
 }
 
 func (s *session) routerLeaves(in *decode.Initiation) {

@@ -43,6 +43,13 @@ type routerState struct {
 	lastMessages, lastErrors uint64
 	lastTotal                int64
 
+	// held is the routes in every view of every peer, for the route
+	// budget (bmp.max-routes-per-router); budget is the rate budget
+	// (nil: none), shared by the router's sessions and safe for
+	// concurrent use.
+	held   int
+	budget *budget
+
 	// gen counts the router's BMP sessions; a peer seen in the current
 	// session carries it. After a reconnect, peers still on an older gen
 	// when sweepAt passes were not re-announced: the router no longer has

@@ -38,6 +38,11 @@ func TestBadConfigs(t *testing.T) {
 		{"invalid-values.yaml", "\n" +
 			`http.listen: "nohost" is not host:port: address nohost: missing port in address` + "\n" +
 			`bmp.listen[0]: "x": address x: missing port in address`},
+		{"limits.yaml", "\n" +
+			`bmp.allow[1]: "router1" is neither a CIDR nor an address` + "\n" +
+			`bmp.allow[2]: "10.0.0.0/40" is neither a CIDR nor an address` + "\n" +
+			`bmp.max-routes-per-router: must be >= 0` + "\n" +
+			`bmp.max-bytes-per-second: must be 0 or at least bmp.max-message-size (1048576)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

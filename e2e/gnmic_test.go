@@ -37,21 +37,7 @@ func TestGnmicSubscribesToMeshd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := gnmiserver.New(gnmiserver.Config{Listen: "127.0.0.1:0"}, core, gnmiserver.WithRegisterer(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := core.Subscribe("gnmi-server", 1024, merge.WithKeys())
-	sinkDone := make(chan error, 1)
-	go func() { sinkDone <- sink.Run(ctx, sub) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-sinkDone; err != nil {
-			t.Errorf("gNMI sink: %v", err)
-		}
-		sub.Close()
-	})
-	testenv.WaitFor(t, 5*time.Second, "meshd's gNMI target listening", func() bool { return sink.Addr() != nil })
+	sink := startSink(t, ctx, core, gnmiserver.Config{}, prometheus.NewRegistry())
 
 	// gnmic subscribes before any router exists, as an operator's
 	// gnmic would: the router appears under its own target name.

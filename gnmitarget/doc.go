@@ -53,6 +53,24 @@
 // POLL and ON_CHANGE (heartbeats included) send that. SAMPLE notifications
 // carry the time the sample was taken (§3.5.2.3, see sendWalk).
 //
+// Limits, each a ResourceExhausted status and a count in
+// meshd_gnmitarget_limit_refusals_total{limit}:
+//
+//   - WithMaxSubscriptionsPerClient and WithMaxSubscriptions bound the
+//     concurrent Subscribe RPCs of one client (address, with the user name
+//     under credentials) and of all clients; the error names the limit.
+//   - WithMaxRecvMsgSize is gRPC's receive cap (default 4 MiB): gRPC reads
+//     and refuses the request before meshd's code runs, so the error is
+//     gRPC's "received message larger than max (n vs. m)". A Subscribe's
+//     is counted; a Get's is not (see overRecvLimit).
+//   - WithMaxSendMsgSize (default none: gRPC's 2 GiB) is checked before
+//     gRPC's own check, whose status names no limit: a notification over
+//     it ends the Subscribe, a GetResponse over it fails the Get, with an
+//     error naming the limit and the size. A notification holds at most
+//     maxPerNotification (512) leaves; a Get's response every node it
+//     matched. The check costs a proto.Size per message sent that is not
+//     shared pre-encoded, only when the limit is set.
+//
 // Subscribe modes: ONCE, POLL and STREAM; in STREAM, ON_CHANGE,
 // TARGET_DEFINED (served as ON_CHANGE: the store only learns of changes),
 // and SAMPLE (sample_interval, raised to WithMinSampleInterval; 0 means the

@@ -13,6 +13,7 @@ type metrics struct {
 	leaves        prometheus.Gauge
 	targets       prometheus.Gauge
 	panics        *prometheus.CounterVec
+	limits        *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -57,11 +58,15 @@ func newMetrics() *metrics {
 			Name: "meshd_gnmitarget_panics_total",
 			Help: "RPCs that panicked (a bug): answered with INTERNAL and logged with the stack; the server goes on.",
 		}, []string{"rpc"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshd_gnmitarget_limit_refusals_total",
+			Help: "RPCs refused or ended with ResourceExhausted by a limit (max-subscriptions-per-client, max-subscriptions, max-recv-msg-size, max-send-msg-size).",
+		}, []string{"limit"}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.rpcs, m.authFailures, m.subscriptions, m.sent, m.shared, m.dropped, m.resyncs, m.leaves, m.targets, m.panics} {
+	for _, c := range []prometheus.Collector{m.rpcs, m.authFailures, m.subscriptions, m.sent, m.shared, m.dropped, m.resyncs, m.leaves, m.targets, m.panics, m.limits} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"reflect"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
 )
@@ -47,6 +49,8 @@ type options struct {
 	reg                       prometheus.Registerer
 	log                       *slog.Logger
 	maxSubs                   int
+	maxSubsTotal              int
+	maxRecvMsg, maxSendMsg    int
 	queueSize                 int
 	minSample                 time.Duration
 }
@@ -108,6 +112,20 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // is no cap.
 func WithMaxSubscriptionsPerClient(n int) Option { return func(o *options) { o.maxSubs = n } }
 
+// WithMaxSubscriptions caps the concurrent Subscribe RPCs of all clients
+// together; 0 is no cap.
+func WithMaxSubscriptions(n int) Option { return func(o *options) { o.maxSubsTotal = n } }
+
+// WithMaxRecvMsgSize caps the size of a request message (gRPC's
+// MaxRecvMsgSize); 0 keeps gRPC's default, 4 MiB.
+func WithMaxRecvMsgSize(n int) Option { return func(o *options) { o.maxRecvMsg = n } }
+
+// WithMaxSendMsgSize caps the size of a response message (gRPC's
+// MaxSendMsgSize): a notification or GetResponse over it ends the RPC
+// with codes.ResourceExhausted naming the limit; 0 keeps gRPC's default
+// (2 GiB, no practical cap).
+func WithMaxSendMsgSize(n int) Option { return func(o *options) { o.maxSendMsg = n } }
+
 // WithQueueSize sets how many distinct leaves a subscriber's queue holds
 // before it overflows into a resynchronisation (default 65536).
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
@@ -133,6 +151,7 @@ type Server struct {
 
 	clientsMu sync.Mutex
 	clients   map[string]int
+	subsTotal int
 
 	ctx    context.Context // cancelled by Stop/GracefulStop: ends streams
 	cancel context.CancelFunc
@@ -159,6 +178,9 @@ func New(opts ...Option) (*Server, error) {
 	if (o.user == "") != (o.pass == "") {
 		return nil, errors.New("gnmitarget: credentials need both a username and a password")
 	}
+	if o.maxSubs < 0 || o.maxSubsTotal < 0 || o.maxRecvMsg < 0 || o.maxSendMsg < 0 {
+		return nil, errors.New("gnmitarget: subscription and message size limits must be >= 0")
+	}
 	s := &Server{o: o, m: newMetrics(), log: o.log, targets: map[string]*target{}, clients: map[string]int{}}
 	s.idents = newIdentities(o.enumTypes, o.identityModules)
 	if len(o.schemas) > 0 {
@@ -175,6 +197,12 @@ func New(opts ...Option) (*Server, error) {
 		grpc.UnaryInterceptor(s.unaryAuth),
 		grpc.StreamInterceptor(s.streamAuth),
 		grpc.ForceServerCodecV2(newCodec()),
+	}
+	if o.maxRecvMsg > 0 {
+		gopts = append(gopts, grpc.MaxRecvMsgSize(o.maxRecvMsg))
+	}
+	if o.maxSendMsg > 0 {
+		gopts = append(gopts, grpc.MaxSendMsgSize(o.maxSendMsg))
 	}
 	if o.certFile != "" || o.keyFile != "" {
 		tc, err := loadTLS(o.certFile, o.keyFile, o.caFile)
@@ -477,7 +505,18 @@ func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerI
 		return nil, err
 	}
 	defer s.recoverRPC(info.FullMethod, peerAddr(ctx), &err)
-	return h(ctx, req)
+	resp, err = h(ctx, req)
+	if err == nil && s.o.maxSendMsg > 0 {
+		// gRPC checks a unary response's size after the interceptors, and
+		// its error names no limit: check it here.
+		if m, ok := resp.(proto.Message); ok {
+			if n := proto.Size(m); n > s.o.maxSendMsg {
+				s.m.limits.WithLabelValues(limitSend).Inc()
+				return nil, status.Errorf(codes.ResourceExhausted, "%s response of %d bytes is over the server's %s limit (%d bytes): ask for less (narrower paths, one target)", rpcName(info.FullMethod), n, limitSend, s.o.maxSendMsg)
+			}
+		}
+	}
+	return resp, err
 }
 
 func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
@@ -486,6 +525,9 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 		return err
 	}
 	defer s.recoverRPC(info.FullMethod, peerAddr(ss.Context()), &err)
+	if s.o.maxSendMsg > 0 {
+		ss = sizeChecked{ss, s}
+	}
 	return h(srv, ss)
 }
 
@@ -503,6 +545,50 @@ func (s *Server) recoverRPC(method, client string, err *error) {
 	s.log.Error("gnmi target: RPC panicked", slog.String("rpc", name), slog.String("client", client),
 		slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 	*err = status.Errorf(codes.Internal, "internal error serving %s", name)
+}
+
+// Limits, as metric labels and in errors.
+const (
+	limitSubsClient = "max-subscriptions-per-client"
+	limitSubsTotal  = "max-subscriptions"
+	limitRecv       = "max-recv-msg-size"
+	limitSend       = "max-send-msg-size"
+)
+
+// sizeChecked checks each response's size against max-send-msg-size
+// before gRPC does: gRPC's own check writes a status that names no limit
+// before the handler can return a better one.
+type sizeChecked struct {
+	grpc.ServerStream
+	s *Server
+}
+
+func (w sizeChecked) SendMsg(m any) error {
+	var n int
+	switch m := m.(type) {
+	case *preEncoded:
+		n = len(m.b)
+	case proto.Message:
+		n = proto.Size(m)
+	}
+	if n > w.s.o.maxSendMsg {
+		w.s.m.limits.WithLabelValues(limitSend).Inc()
+		return status.Errorf(codes.ResourceExhausted, "notification of %d bytes is over the server's %s limit (%d bytes)", n, limitSend, w.s.o.maxSendMsg)
+	}
+	return w.ServerStream.SendMsg(m)
+}
+
+// overRecvLimit reports whether err is gRPC's refusal of a request over
+// the receive limit. gRPC writes that status itself, naming the sizes
+// ("grpc: received message larger than max (n vs. m)"); a Subscribe sees
+// it from Recv and counts it. A unary request over it is refused before
+// any meshd code runs and is not counted: only a stats handler would see
+// it, at a cost on every message sent (BenchmarkStreamGRPC: one more
+// allocation per message).
+func overRecvLimit(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.ResourceExhausted &&
+		(strings.HasPrefix(st.Message(), "grpc: received message") || strings.HasPrefix(st.Message(), "grpc: message after decompression"))
 }
 
 func rpcName(full string) string {
@@ -541,19 +627,26 @@ func (s *Server) clientID(ctx context.Context) string {
 	return "addr:" + a
 }
 
-func (s *Server) acquireClient(id string) bool {
+// acquireClient takes a subscription slot for client id; it returns the
+// limit that refuses one, or "".
+func (s *Server) acquireClient(id string) string {
 	s.clientsMu.Lock()
 	defer s.clientsMu.Unlock()
 	if s.o.maxSubs > 0 && s.clients[id] >= s.o.maxSubs {
-		return false
+		return limitSubsClient
+	}
+	if s.o.maxSubsTotal > 0 && s.subsTotal >= s.o.maxSubsTotal {
+		return limitSubsTotal
 	}
 	s.clients[id]++
-	return true
+	s.subsTotal++
+	return ""
 }
 
 func (s *Server) releaseClient(id string) {
 	s.clientsMu.Lock()
 	defer s.clientsMu.Unlock()
+	s.subsTotal--
 	if s.clients[id]--; s.clients[id] <= 0 {
 		delete(s.clients, id)
 	}

@@ -132,11 +132,21 @@ func encodingOK(e gpb.Encoding) bool {
 
 // Subscribe serves ONCE, POLL and STREAM subscriptions.
 func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) (err error) {
-	defer func() { s.m.rpcs.WithLabelValues("Subscribe", status.Code(err).String()).Inc() }()
+	defer func() {
+		s.m.rpcs.WithLabelValues("Subscribe", status.Code(err).String()).Inc()
+		if overRecvLimit(err) {
+			s.m.limits.WithLabelValues(limitRecv).Inc()
+		}
+	}()
 	ctx := stream.Context()
 	id := s.clientID(ctx)
-	if !s.acquireClient(id) {
-		return status.Errorf(codes.ResourceExhausted, "limit of %d concurrent subscriptions per client reached", s.o.maxSubs)
+	switch s.acquireClient(id) {
+	case limitSubsClient:
+		s.m.limits.WithLabelValues(limitSubsClient).Inc()
+		return status.Errorf(codes.ResourceExhausted, "limit of %d concurrent subscriptions per client reached (the server's %s limit)", s.o.maxSubs, limitSubsClient)
+	case limitSubsTotal:
+		s.m.limits.WithLabelValues(limitSubsTotal).Inc()
+		return status.Errorf(codes.ResourceExhausted, "limit of %d concurrent subscriptions over all clients reached (the server's %s limit)", s.o.maxSubsTotal, limitSubsTotal)
 	}
 	defer s.releaseClient(id)
 	req, err := stream.Recv()

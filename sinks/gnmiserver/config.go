@@ -25,10 +25,25 @@ type Config struct {
 	// credentials; without it such a configuration is refused.
 	AllowInsecure bool `yaml:"allow-insecure"`
 	// MaxSubscriptionsPerClient caps one client's concurrent Subscribe
-	// RPCs (0: no cap). A client is a source address (with its user name
+	// RPCs (default 64). A client is a source address (with its user name
 	// when credentials are on): there is one account, so the name alone
 	// would make one cap for every client together.
 	MaxSubscriptionsPerClient int `yaml:"max-subscriptions-per-client"`
+	// MaxSubscriptions caps the concurrent Subscribe RPCs of all clients
+	// together (default 1024; -1: no cap), so that clients from many
+	// addresses cannot get round the per-client cap. Each subscription
+	// holds a goroutine and a queue of up to queue-size leaves.
+	MaxSubscriptions int `yaml:"max-subscriptions"`
+	// MaxRecvMsgSize caps a request message, in bytes (default 4 MiB,
+	// gRPC's own default).
+	MaxRecvMsgSize int `yaml:"max-recv-msg-size"`
+	// MaxSendMsgSize caps a response message, in bytes: a notification
+	// or GetResponse over it ends its RPC with ResourceExhausted naming
+	// the limit, counted in meshd_gnmitarget_limit_refusals_total. 0 (the
+	// default) is gRPC's own cap, 2 GiB. Subscriptions' notifications
+	// hold at most 512 leaves each; a Get's response holds every node it
+	// matched.
+	MaxSendMsgSize int `yaml:"max-send-msg-size"`
 	// QueueSize is how many distinct leaves a subscriber's queue holds
 	// before it is resynchronised instead.
 	QueueSize int `yaml:"queue-size"`
@@ -50,6 +65,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxSubscriptionsPerClient == 0 {
 		c.MaxSubscriptionsPerClient = 64
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = 1024
+	}
+	if c.MaxRecvMsgSize == 0 {
+		c.MaxRecvMsgSize = 4 << 20
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = 1 << 16
@@ -78,6 +99,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSubscriptionsPerClient < 0 {
 		errs = append(errs, errors.New("gnmi-server.max-subscriptions-per-client: must be >= 0"))
+	}
+	if c.MaxSubscriptions < -1 {
+		errs = append(errs, errors.New("gnmi-server.max-subscriptions: must be >= 0, or -1 for no cap"))
+	}
+	if c.MaxRecvMsgSize < 0 {
+		errs = append(errs, errors.New("gnmi-server.max-recv-msg-size: must be >= 0"))
+	}
+	if c.MaxSendMsgSize < 0 {
+		errs = append(errs, errors.New("gnmi-server.max-send-msg-size: must be >= 0"))
 	}
 	if c.QueueSize < 0 {
 		errs = append(errs, errors.New("gnmi-server.queue-size: must be > 0"))

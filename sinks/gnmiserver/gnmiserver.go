@@ -113,6 +113,9 @@ func New(cfg Config, snap stage.Snapshotter, opts ...Option) (*Sink, error) {
 		gnmitarget.WithEnumTypes(oc.ΛEnumTypes, mygot.ΛEnumTypes),
 		gnmitarget.WithLogger(s.log),
 		gnmitarget.WithMaxSubscriptionsPerClient(cfg.MaxSubscriptionsPerClient),
+		gnmitarget.WithMaxSubscriptions(max(cfg.MaxSubscriptions, 0)),
+		gnmitarget.WithMaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		gnmitarget.WithMaxSendMsgSize(cfg.MaxSendMsgSize),
 		gnmitarget.WithQueueSize(cfg.QueueSize),
 		gnmitarget.WithMinSampleInterval(cfg.MinSampleInterval),
 	}

@@ -41,6 +41,11 @@ func TestValidate(t *testing.T) {
 		{"user without password", Config{Username: "u"}, "gnmi-server.username and gnmi-server.password"},
 		{"bad listen", Config{Listen: "57400"}, "gnmi-server.listen"},
 		{"negative cap", Config{MaxSubscriptionsPerClient: -1}, "gnmi-server.max-subscriptions-per-client"},
+		{"no total cap", Config{MaxSubscriptions: -1}, ""},
+		{"negative total cap", Config{MaxSubscriptions: -2}, "gnmi-server.max-subscriptions"},
+		{"negative recv size", Config{MaxRecvMsgSize: -1}, "gnmi-server.max-recv-msg-size"},
+		{"negative send size", Config{MaxSendMsgSize: -1}, "gnmi-server.max-send-msg-size"},
+		{"sizes", Config{MaxRecvMsgSize: 1 << 20, MaxSendMsgSize: 64 << 20}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +65,11 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error shows the password: %v", err)
 			}
 		})
+	}
+	d := Defaults()
+	if d.MaxSubscriptions != 1024 || d.MaxRecvMsgSize != 4<<20 || d.MaxSendMsgSize != 0 || d.MaxSubscriptionsPerClient != 64 {
+		t.Errorf("defaults: max-subscriptions %d, max-recv-msg-size %d, max-send-msg-size %d, max-subscriptions-per-client %d; the config docs say 1024, 4194304, 0, 64",
+			d.MaxSubscriptions, d.MaxRecvMsgSize, d.MaxSendMsgSize, d.MaxSubscriptionsPerClient)
 	}
 	if _, err := New(Config{Listen: "0.0.0.0:0"}, &merge.Core{}); err == nil {
 		t.Error("New accepted an insecure public listener")
