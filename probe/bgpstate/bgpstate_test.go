@@ -1,8 +1,6 @@
 package bgpstate
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -13,9 +11,9 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/merge"
 )
 
@@ -146,17 +144,7 @@ func TestFRRReader(t *testing.T) {
 }
 
 func loadGoBGP(t testing.TB) []*api.Peer {
-	var peers []*api.Peer
-	sc := bufio.NewScanner(bytes.NewReader(readFile(t, "gobgp-v4.8.0-listpeer.jsonl")))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r api.ListPeerResponse
-		if err := protojson.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
-		peers = append(peers, r.GetPeer())
-	}
-	return peers
+	return testenv.GoBGPPeers(t, readFile(t, "gobgp-v4.8.0-listpeer.jsonl"))
 }
 
 // The fixture was recorded from gobgpd v4.8.0 (ListPeer with advertised

@@ -1,7 +1,6 @@
 package ocschema
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -20,14 +19,13 @@ import (
 	"github.com/openconfig/goyang/pkg/yang"
 	"github.com/openconfig/ondatra/gnmi/oc"
 	"github.com/openconfig/ygot/ygot"
-	api "github.com/osrg/gobgp/v4/api"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmitarget"
+	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/probe/bgpstate"
 	mygot "github.com/meshd/meshd/ygot"
 )
@@ -210,16 +208,7 @@ func recorded(t *testing.T) map[string][]bgpstate.Neighbor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var peers []*api.Peer
-	sc := bufio.NewScanner(bytes.NewReader(readFixture(t, "gobgp-v4.8.0-listpeer.jsonl")))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r api.ListPeerResponse
-		if err := protojson.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
-		peers = append(peers, r.GetPeer())
-	}
+	peers := testenv.GoBGPPeers(t, readFixture(t, "gobgp-v4.8.0-listpeer.jsonl"))
 	if len(frr) == 0 || len(peers) == 0 {
 		t.Fatalf("fixtures hold %d FRR neighbors and %d gobgpd peers", len(frr), len(peers))
 	}
