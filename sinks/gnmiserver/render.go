@@ -62,18 +62,36 @@ func (r *treeRenderer) render(router string, path *gpb.Path, ietf bool, typ gpb.
 	return b, err == nil, err
 }
 
-// part is a copy of a struct to render and the rest of the path below it.
+// part is what one root gives a Get: a copy of the struct to render and
+// the rest of the path below it, or, for config, the config leaves to
+// build a struct of (outside the router's lock: they are copies).
 type part struct {
-	gs     ygot.GoStruct
-	rest   []*gpb.PathElem
-	shadow bool // config leaves, set and rendered through shadow paths
+	gs   ygot.GoStruct
+	rest []*gpb.PathElem
+
+	// The config part: leaves to set into a new root of root's type
+	// through their shadow paths, and render through them.
+	config []change.Update
+	sch    *yang.Entry
+	root   reflect.Type
+	elems  []*gpb.PathElem
 }
 
 func (p part) render(ietf bool) (any, error) {
+	shadow := p.config != nil
+	if shadow {
+		cfg, err := shadowRoot(p.sch, p.root, p.config)
+		if err != nil {
+			return nil, err
+		}
+		var k int
+		p.gs, k = structAt(p.sch, cfg, p.elems, true)
+		p.rest = p.elems[k:]
+	}
 	var m map[string]any
 	var err error
-	if ietf || p.shadow {
-		m, err = ygot.ConstructIETFJSON(p.gs, &ygot.RFC7951JSONConfig{AppendModuleName: ietf, PreferShadowPath: p.shadow})
+	if ietf || shadow {
+		m, err = ygot.ConstructIETFJSON(p.gs, &ygot.RFC7951JSONConfig{AppendModuleName: ietf, PreferShadowPath: shadow})
 	} else {
 		m, err = ygot.ConstructInternalJSON(p.gs)
 	}
@@ -84,8 +102,9 @@ func (p part) render(ietf bool) (any, error) {
 }
 
 // copyParts copies, from each root whose schema has the path, the
-// nearest struct at or above it (state), and builds a struct of the
-// config leaves below it (config), as the data type asks.
+// nearest struct at or above it (state), and the config leaves of that
+// schema (config; Trees gave only those at or below the path), as the
+// data type asks.
 func (r *treeRenderer) copyParts(roots []ygot.GoStruct, config []change.Update, elems []*gpb.PathElem, typ gpb.GetRequest_DataType) ([]part, error) {
 	if len(roots) != len(r.schemas) {
 		return nil, fmt.Errorf("%d roots for %d schemas", len(roots), len(r.schemas))
@@ -107,61 +126,30 @@ func (r *treeRenderer) copyParts(roots []ygot.GoStruct, config []change.Update, 
 		if typ != gpb.GetRequest_ALL && typ != gpb.GetRequest_CONFIG {
 			continue
 		}
-		cfg, err := shadowRoot(sch, root, config, elems)
-		if err != nil {
-			return nil, err
+		var mine []change.Update
+		for _, u := range config {
+			if le := u.Path.GetElem(); len(le) > 0 && sch.Dir[le[0].GetName()] != nil {
+				mine = append(mine, u)
+			}
 		}
-		if cfg != nil {
-			gs, k := structAt(sch, cfg, elems, true)
-			parts = append(parts, part{gs: gs, rest: elems[k:], shadow: true})
+		if len(mine) > 0 {
+			parts = append(parts, part{config: mine, sch: sch, root: reflect.TypeOf(root).Elem(), elems: elems})
 		}
 	}
 	return parts, nil
 }
 
-// shadowRoot sets the config leaves under elems into a new root of
-// root's type, through their shadow paths; nil if there are none.
-func shadowRoot(sch *yang.Entry, root ygot.GoStruct, shadow []change.Update, elems []*gpb.PathElem) (ygot.GoStruct, error) {
-	var cfg ygot.GoStruct
-	for i := range shadow {
-		u := &shadow[i]
-		le := u.Path.GetElem()
-		if len(le) == 0 || sch.Dir[le[0].GetName()] == nil || !under(le, elems) {
-			continue
-		}
-		if cfg == nil {
-			cfg = reflect.New(reflect.TypeOf(root).Elem()).Interface().(ygot.GoStruct)
-		}
+// shadowRoot sets config leaves into a new root of type root through
+// their shadow paths.
+func shadowRoot(sch *yang.Entry, root reflect.Type, config []change.Update) (ygot.GoStruct, error) {
+	cfg := reflect.New(root).Interface().(ygot.GoStruct)
+	for i := range config {
+		u := &config[i]
 		if err := ytypes.SetNode(sch, cfg, u.Path, u.Value, &ytypes.InitMissingElements{}, &ytypes.PreferShadowPath{}); err != nil {
 			return nil, fmt.Errorf("config leaf %s: %w", u.Key, err)
 		}
 	}
 	return cfg, nil
-}
-
-// under reports whether a leaf's path is at or below prefix.
-func under(leaf, prefix []*gpb.PathElem) bool {
-	if len(leaf) < len(prefix) {
-		return false
-	}
-	for i, e := range prefix {
-		if leaf[i].GetName() != e.GetName() || !sameKeys(leaf[i].GetKey(), e.GetKey()) {
-			return false
-		}
-	}
-	return true
-}
-
-func sameKeys(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // structAt returns the struct at elems of root, or the nearest one above
