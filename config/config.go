@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/meshd/meshd/config/yamlcheck"
 )
@@ -26,11 +27,23 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
+// DefaultQueueWait is merge.queue-wait's default: a consumer starved of
+// CPU by a burst catches up in milliseconds once the sources wait, and a
+// second is short of gnmiclient's stall timeouts.
+const DefaultQueueWait = time.Second
+
 // Merge tunes the merge core's consumer queues.
 type Merge struct {
 	// QueueDepth is the number of batches each sink may fall behind by
 	// before batches are dropped (and counted) for it.
 	QueueDepth int `yaml:"queue-depth"`
+	// QueueWait is how long the sources are held back waiting for room
+	// in a sink's full queue before a batch is dropped for it (the
+	// InfluxDB sink's; the gNMI server's never fills). A sink that is
+	// only behind catches up within it; one that is stuck (a full spool)
+	// costs one wait, then drops at once until it has room again.
+	// Negative turns the wait off.
+	QueueWait time.Duration `yaml:"queue-wait"`
 }
 
 // Validate checks the section.

@@ -48,7 +48,7 @@ func TestLimitsDocumented(t *testing.T) {
 		rv := reflect.ValueOf(v)
 		for i := range rv.NumField() {
 			tag := strings.Split(rv.Type().Field(i).Tag.Get("yaml"), ",")[0]
-			if tag != "allow" && tag != "queue-size" && !strings.HasPrefix(tag, "max-") {
+			if tag != "allow" && !strings.HasPrefix(tag, "queue-") && !strings.HasPrefix(tag, "max-") {
 				continue
 			}
 			f := rv.Field(i)
@@ -61,6 +61,9 @@ func TestLimitsDocumented(t *testing.T) {
 	}
 	limits("bmp", bmp)
 	limits("gnmi-server", gs)
+	var c Config
+	c.SetDefaults()
+	limits("merge", c.Merge)
 	if len(want) < 10 {
 		t.Fatalf("found only %d limit keys in the configs: %v", len(want), want)
 	}

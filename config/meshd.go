@@ -54,6 +54,9 @@ func (c *Config) SetDefaults() {
 	if c.Merge.QueueDepth == 0 {
 		c.Merge.QueueDepth = 4096
 	}
+	if c.Merge.QueueWait == 0 {
+		c.Merge.QueueWait = DefaultQueueWait
+	}
 	c.GNMI.SetDefaults()
 	c.BMP.SetDefaults()
 	c.sinkSections.setDefaults()

@@ -9,6 +9,8 @@ import (
 type metrics struct {
 	changes *prometheus.CounterVec
 	dropped *prometheus.CounterVec
+	waited  *prometheus.CounterVec
+	waits   *prometheus.CounterVec
 	leaves  prometheus.GaugeFunc
 	routers prometheus.GaugeFunc
 }
@@ -25,6 +27,14 @@ func newMetrics(leaves, routers *atomic.Int64) *metrics {
 			Name: "meshd_merge_dropped_total",
 			Help: "Updates and events a consumer missed because its queue was full.",
 		}, []string{"consumer"}),
+		waited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshd_merge_queue_wait_seconds_total",
+			Help: "Time sources were held back waiting for room in a consumer's full queue (merge.queue-wait).",
+		}, []string{"consumer"}),
+		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshd_merge_queue_waits_total",
+			Help: "Batches that found a consumer's queue full and waited for room, by whether room came (room) or the wait ran out and the batch was dropped (dropped).",
+		}, []string{"consumer", "result"}),
 		leaves: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "meshd_merge_leaves",
 			Help: "Leaves held in the merged state.",
@@ -37,7 +47,7 @@ func newMetrics(leaves, routers *atomic.Int64) *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.changes, m.dropped, m.leaves, m.routers)
+	reg.MustRegister(m.changes, m.dropped, m.waited, m.waits, m.leaves, m.routers)
 }
 
 func (m *metrics) observe(r *Result) {

@@ -7,6 +7,7 @@ import (
 	"github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/stage"
 )
 
 // WalkRouter calls fn for every leaf held for a router, under the
@@ -28,6 +29,36 @@ func (c *Core) WalkRouter(name string, fn func(prefix, rest string, v *gnmi.Type
 		return false
 	}
 	defer r.mu.Unlock()
+	r.walk(fn)
+	return true
+}
+
+// TryReadRouter is WalkRouter for a consumer whose queue a publisher may
+// be waiting on (WithWait): if the router's lock is free it holds it
+// while read runs, and read may walk the leaves (as WalkRouter's fn sees
+// them) as often as it likes; if a publisher holds it, it reports busy
+// at once, and the consumer takes a batch from its queue before it tries
+// again. Waiting for the lock instead could wait out that publisher's
+// whole wait and cost the batch. found is false when the router is not
+// held.
+func (c *Core) TryReadRouter(name string, read func(walk func(stage.LeafFunc))) (found, busy bool) {
+	r := c.router(name, false)
+	if r == nil {
+		return false, false
+	}
+	if !r.mu.TryLock() {
+		return true, true
+	}
+	defer r.mu.Unlock()
+	if r.removed {
+		return false, false
+	}
+	read(func(fn stage.LeafFunc) { r.walk(fn) })
+	return true, false
+}
+
+// walk calls fn for every leaf, under r's lock.
+func (r *router) walk(fn stage.LeafFunc) {
 	var sc typedScratch
 	var pbuf []byte
 	for _, g := range r.leaves.groups {
@@ -40,7 +71,6 @@ func (c *Core) WalkRouter(name string, fn func(prefix, rest string, v *gnmi.Type
 			fn(prefix, g.rests[j], sc.typed(l), l.time(), l.src)
 		}
 	}
-	return true
 }
 
 // typedScratch hands out a leaf's value as a TypedValue without

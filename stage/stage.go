@@ -84,7 +84,17 @@ type Snapshotter interface {
 	// WalkRouter calls fn for every leaf of a router without building
 	// a snapshot; false when there is no such router.
 	WalkRouter(router string, fn func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source)) bool
+	// TryReadRouter holds the router's lock while read runs, and read
+	// may walk the leaves as often as it likes; if the lock is taken it
+	// reports busy at once. A sink whose queue has a wait (a publisher
+	// waiting for room holds its routers' locks) reads the store with
+	// this, consuming its queue while a router is busy.
+	TryReadRouter(router string, read func(walk func(LeafFunc))) (found, busy bool)
 }
+
+// LeafFunc is handed a leaf of the merged store: its key is prefix+rest
+// and its value is good only during the call (see merge.Core.WalkRouter).
+type LeafFunc = func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source)
 
 // Trees reads a router's merged state as the generated ygot structs, the
 // one store of its values, for a sink that renders them with ygot (the
@@ -99,8 +109,8 @@ type Trees interface {
 }
 
 // Feed is one sink's stream of the batches the merge core publishes, a
-// bounded queue: when it is full a batch is dropped and counted rather
-// than slowing the sources (*merge.Subscription implements it; see its
+// bounded queue: when it is full the sources wait for room up to the
+// merge section's queue-wait, then the batch is dropped and counted (*merge.Subscription implements it; see its
 // doc for the numbering a resynchronising sink relies on).
 type Feed interface {
 	// C is the channel batches arrive on; it is closed with the feed.
@@ -177,6 +187,12 @@ type SinkInfo struct {
 	// Keys asks the core to fill in change.Update.Key for this sink's
 	// feed (an allocation per update, made only while such a sink runs).
 	Keys bool
+	// Wait lets the core hold the sources back, up to the merge
+	// section's queue-wait, when this sink's queue is full, before it
+	// drops a batch for it. Only a sink that never waits for a router's
+	// lock while it consumes (it reads the store with TryReadRouter) may
+	// ask: a publisher waiting for room holds its routers' locks.
+	Wait bool
 }
 
 var reg struct {

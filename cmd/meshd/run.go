@@ -118,6 +118,9 @@ func run(ctx context.Context, cfg *config.Config) error {
 		if info.Keys {
 			opts = append(opts, merge.WithKeys())
 		}
+		if info.Wait {
+			opts = append(opts, merge.WithWait(cfg.Merge.QueueWait))
+		}
 		feed := core.Subscribe(info.Name, cfg.Merge.QueueDepth, opts...)
 		sinks = append(sinks, component{info.Name, func(ctx context.Context) error {
 			defer feed.Close()

@@ -13,6 +13,7 @@ type metrics struct {
 	spoolBytes    prometheus.GaugeFunc
 	lost          prometheus.Counter
 	resyncs       prometheus.Counter
+	snapshots     prometheus.Counter
 	unmapped      prometheus.Counter
 	overflows     prometheus.Counter
 	typeConflicts prometheus.Counter
@@ -33,6 +34,7 @@ func newMetrics(queue, bytes func() float64) *metrics {
 		spoolBytes:    prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshd_influx_spool_bytes", Help: "Bytes of spool segment files on disk."}, bytes),
 		lost:          prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_source_lost_total", Help: "Updates and events the merge core dropped for this sink because its queue was full."}),
 		resyncs:       prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_resyncs_total", Help: "Times the sink rebuilt its state from the merge core (at start, and after the core dropped batches for it) and wrote it in full."}),
+		snapshots:     prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_snapshots_total", Help: "Periodic snapshots (snapshot-interval) that wrote every series in full."}),
 		unmapped:      prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_unmapped_total", Help: "Leaves and events the schema does not store."}),
 		overflows:     prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_field_overflows_total", Help: "uint64 values above 2^63-1 clamped into an int64 field."}),
 		typeConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_type_conflicts_total", Help: "Values dropped because they do not fit their field's fixed type."}),
@@ -44,7 +46,7 @@ func newMetrics(queue, bytes func() float64) *metrics {
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.pointsSpooled, m.pointsWritten, m.pointsDropped, m.batches, m.retries,
-		m.latency, m.queuePoints, m.spoolBytes, m.lost, m.resyncs, m.unmapped, m.overflows, m.typeConflicts, m.blocked, m.spoolErrors, m.up} {
+		m.latency, m.queuePoints, m.spoolBytes, m.lost, m.resyncs, m.snapshots, m.unmapped, m.overflows, m.typeConflicts, m.blocked, m.spoolErrors, m.up} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -117,38 +117,53 @@ func (kp *keyPaths) pathOf(prefix, rest string) (*gpb.Path, bool) {
 
 // resyncRouter replaces one router's part of the cache with what the
 // core holds for it, as resync does for the whole fleet from a Snapshot.
-func (m *mapper) resyncRouter(w stage.Snapshotter, name string, now time.Time) {
-	m.filling = true
-	defer func() { m.filling = false }()
-	m.dropRouter(name)
-	m.kp.reset()
-	var one [1]change.Update
-	// First the Loc-RIB marks, as resync's markLocRIB does before any
-	// leaf is mapped: the walk's order is the store's.
-	w.WalkRouter(name, func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source) {
-		if rest != peerTypeRest || v == nil || !strings.HasPrefix(prefix, "/meshd/") {
-			return
-		}
-		if p, ok := m.kp.pathOf(prefix, rest); ok {
+// It reports busy, having changed nothing, when a publisher holds the
+// router's lock (see stage.Snapshotter.TryReadRouter): the caller
+// consumes its queue, which that publisher may be waiting on, and tries
+// again.
+func (m *mapper) resyncRouter(w stage.Snapshotter, name string, now time.Time) (busy bool) {
+	read := func(walk func(stage.LeafFunc)) {
+		m.filling = true
+		defer func() { m.filling = false }()
+		m.dropRouter(name)
+		m.kp.reset()
+		var one [1]change.Update
+		// First the Loc-RIB marks, as resync's markLocRIB does before
+		// any leaf is mapped: the walk's order is the store's.
+		walk(func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source) {
+			if rest != peerTypeRest || v == nil || !strings.HasPrefix(prefix, "/meshd/") {
+				return
+			}
+			if p, ok := m.kp.pathOf(prefix, rest); ok {
+				one[0] = change.Update{Router: name, Path: p, Value: v, Time: t, Source: src}
+				m.markLocRIB(one[:])
+			}
+		})
+		walk(func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source) {
+			p, ok := m.kp.pathOf(prefix, rest)
+			if !ok {
+				m.stats.unmapped++
+				return
+			}
 			one[0] = change.Update{Router: name, Path: p, Value: v, Time: t, Source: src}
-			m.markLocRIB(one[:])
+			m.update(&one[0], now)
+		})
+		one[0] = change.Update{}
+		m.kp.path.Elem = nil
+		for _, s := range m.touched {
+			m.release(s)
 		}
-	})
-	w.WalkRouter(name, func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source) {
-		p, ok := m.kp.pathOf(prefix, rest)
-		if !ok {
-			m.stats.unmapped++
-			return
-		}
-		one[0] = change.Update{Router: name, Path: p, Value: v, Time: t, Source: src}
-		m.update(&one[0], now)
-	})
-	one[0] = change.Update{}
-	m.kp.path.Elem = nil
-	for _, s := range m.touched {
-		m.release(s)
+		m.touched = m.touched[:0]
 	}
-	m.touched = m.touched[:0]
+	found, busy := w.TryReadRouter(name, read)
+	if busy {
+		return true
+	}
+	if !found {
+		// Gone from the core: forgotten here too.
+		m.dropRouter(name)
+	}
+	return false
 }
 
 // resync rebuilds the cache from the core one router at a time and,
@@ -186,7 +201,9 @@ func (s *Sink) walkCore(ctx context.Context, sub stage.Feed, write bool) (int, i
 			continue
 		}
 		done[r] = true
-		s.mp.resyncRouter(s.o.snap, r, time.Now())
+		if err := s.readRouter(ctx, sub, r); err != nil {
+			return len(done), points, err
+		}
 		if write {
 			var n int
 			s.buf, n = s.mp.snapshotRouter(s.buf, r, time.Now())
@@ -201,11 +218,47 @@ func (s *Sink) walkCore(ctx context.Context, sub stage.Feed, write bool) (int, i
 	return len(done), points, nil
 }
 
+// readRouter resyncs one router's cache from the core, consuming the
+// queue while a publisher holds the router's lock: that publisher may be
+// waiting for room in this very queue (merge.WithWait). Without a queue
+// (draining at shutdown) it only lets the publisher's wait run out.
+func (s *Sink) readRouter(ctx context.Context, sub stage.Feed, r string) error {
+	var t *time.Timer
+	for s.mp.resyncRouter(s.o.snap, r, time.Now()) {
+		if t == nil {
+			t = time.NewTimer(time.Millisecond)
+			defer t.Stop()
+		} else {
+			t.Reset(time.Millisecond)
+		}
+		var c <-chan change.Batch
+		if sub != nil {
+			c = sub.C()
+		}
+		select {
+		case b, ok := <-c:
+			if !ok {
+				c = nil
+				sub = nil
+				continue
+			}
+			if err := s.consume(ctx, sub, &b); err != nil {
+				return err
+			}
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // snapshot writes every series in full, one router at a time, consuming
 // the queue between routers: read back from the merge core when the sink
 // has it (values are not kept then, see mapper.keepValues), else from the
 // values kept.
 func (s *Sink) snapshot(ctx context.Context, sub stage.Feed) error {
+	s.m.snapshots.Inc()
 	if !s.mp.keepValues {
 		if _, _, err := s.walkCore(ctx, sub, true); err != nil {
 			return err

@@ -9,8 +9,9 @@ import (
 )
 
 // Registered as influx, its queue's name in meshd_merge_dropped_total
-// {consumer}; its config section is influxdb.
-func init() { stage.RegisterSink(stage.SinkInfo{Name: "influx", New: newStageSink}) }
+// {consumer}; its config section is influxdb. It asks for the core's
+// wait (merge.queue-wait): it reads the store only with TryReadRouter.
+func init() { stage.RegisterSink(stage.SinkInfo{Name: "influx", New: newStageSink, Wait: true}) }
 
 // drainTimeout bounds the writes Close waits for at shutdown.
 const drainTimeout = 20 * time.Second
