@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -12,7 +13,36 @@ func TestMain(m *testing.M) {
 	if os.Getenv(roleEnv) == "sim" {
 		os.Exit(simMain())
 	}
-	os.Exit(m.Run())
+	unlock, err := lockPorts()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	unlock()
+	os.Exit(code)
+}
+
+// portsLock serialises the runs of this package on one machine, from any
+// checkout: its tests and benchmarks bind fixed ports (21001-21004,
+// 22000+, 23001-23004, 23100+), so a second run (a benchmark in another
+// tree, or CI beside a soak) failed on "address already in use".
+const portsLock = "/tmp/meshd-e2e-ports.lock"
+
+// lockPorts waits for portsLock, saying so once if another run holds it.
+func lockPorts() (unlock func(), err error) {
+	f, err := os.OpenFile(portsLock, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("bench/e2e: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Fprintf(os.Stderr, "bench/e2e: waiting for %s: another run of this package holds its ports\n", portsLock)
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("bench/e2e: lock %s: %w", portsLock, err)
+		}
+	}
+	return func() { f.Close() }, nil
 }
 
 // scenarios are issue 15's figures, each a sub-benchmark, plus "short",

@@ -74,6 +74,9 @@ const (
 	FaultInfluxDown Fault = "influxdb down"
 	// FaultInfluxSlow holds every write 2 s before influxd gets it.
 	FaultInfluxSlow Fault = "influxdb slow (2 s/write)"
+	// FaultSlowSubscriber is a client of meshd's gNMI target that reads
+	// its stream one byte a second (soakslow.go).
+	FaultSlowSubscriber Fault = "slow gNMI subscriber (1 B/s)"
 	// FaultKill is kill -9 of meshd, then a restart on the same spool.
 	FaultKill Fault = "kill -9 meshd"
 )
@@ -175,6 +178,8 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 	switch fault {
 	case FaultInfluxDown, FaultInfluxSlow:
 		err = influxFault(row, fault, m, proxy, sim, q, dur)
+	case FaultSlowSubscriber:
+		err = slowSubscriberFault(row, m, proxy, sim, q, dur)
 	case FaultKill:
 		m, err = killFault(row, load, bins, cfgPath, spoolDir, m, smp, sim, q, dur)
 	default:
@@ -222,7 +227,13 @@ func influxFault(row *SoakRow, fault Fault, m *meshdProc, proxy *influxProxy, si
 	} else {
 		proxy.slow(0)
 	}
-	end := time.Now()
+	return countWindow(row, m, proxy, sim, q, start, time.Now(), dur)
+}
+
+// countWindow waits until every point the fleet stamped from 5 s before
+// start to 5 s after end is in InfluxDB, timing the recovery from end,
+// and sets the row's counts.
+func countWindow(row *SoakRow, m *meshdProc, proxy *influxProxy, sim *simChild, q influxQuerier, start, end time.Time, dur time.Duration) error {
 	acked0 := proxy.acknowledged()
 	from := start.Add(-5*time.Second).Unix() + 1 // whole seconds after the steady start began
 	til := end.Add(5 * time.Second).Unix()

@@ -44,6 +44,7 @@ func gnmiRow(name string, f Fault) soakRow {
 var soakRows = []soakRow{
 	gnmiRow("influx-down", FaultInfluxDown),
 	gnmiRow("influx-slow", FaultInfluxSlow),
+	gnmiRow("slow-subscriber", FaultSlowSubscriber),
 	gnmiRow("kill-9", FaultKill),
 	{"bmp-storm", func(tb testing.TB, bins binaries, full bool, _ time.Duration) (*SoakRow, error) {
 		if full {
