@@ -116,7 +116,13 @@ func (c *Core) setLocked(r *router, ch *change.Change, ups []change.Update, res 
 			res.Outranked++
 			return ups, nil
 		}
-		if ch.Source.Rank() == cur.src.Rank() && ch.Time.Before(cur.time()) {
+		// Newer beats older between two sources of one rank. Within one
+		// source, the order changes arrive in is the router's (one
+		// ordered stream or session), and a time that goes back is the
+		// router's clock stepping back: held to the time, every change
+		// of that router was refused as stale until its clock caught up
+		// again (an hour of nothing, in the soak's clock row).
+		if ch.Source != cur.src && ch.Source.Rank() == cur.src.Rank() && ch.Time.Before(cur.time()) {
 			res.Stale++
 			return ups, nil
 		}

@@ -74,7 +74,10 @@ func TestPrecedence(t *testing.T) {
 		{"gnmi beats bmp", ch(change.SourceGNMI, 0, state, change.String("ESTABLISHED")), ch(change.SourceBMP, time.Second, state, change.String("IDLE")), false, "ESTABLISHED"},
 		{"bmp yields to gnmi", ch(change.SourceBMP, 0, state, change.String("IDLE")), ch(change.SourceGNMI, -time.Second, state, change.String("ESTABLISHED")), false, "ESTABLISHED"},
 		{"newer beats older", ch(change.SourceGNMI, 0, state, change.String("ACTIVE")), ch(change.SourceGNMI, time.Second, state, change.String("ESTABLISHED")), false, "ESTABLISHED"},
-		{"older loses", ch(change.SourceGNMI, time.Second, state, change.String("ACTIVE")), ch(change.SourceGNMI, 0, state, change.String("ESTABLISHED")), false, "ACTIVE"},
+		{"older from another source of the rank loses", ch(change.SourceProbe, time.Second, state, change.String("ACTIVE")), ch(change.SourceMeshd, 0, state, change.String("ESTABLISHED")), false, "ACTIVE"},
+		// One source's changes come in its router's order: a time that
+		// goes back is its clock stepping back, and the change is news.
+		{"a source's clock stepping back", ch(change.SourceGNMI, time.Hour, state, change.String("ACTIVE")), ch(change.SourceGNMI, 0, state, change.String("ESTABLISHED")), false, "ESTABLISHED"},
 		{"released gnmi yields to bmp", ch(change.SourceGNMI, 0, state, change.String("ESTABLISHED")), ch(change.SourceBMP, time.Second, state, change.String("IDLE")), true, "IDLE"},
 	}
 	for _, tc := range tests {

@@ -57,7 +57,7 @@ type Result struct {
 	Applied   int // leaves whose value changed (published)
 	Unchanged int // same value as before (not published)
 	Outranked int // a higher-ranked live source owns the leaf
-	Stale     int // older than the value held
+	Stale     int // older than the value another source of the same rank holds
 	Invalid   int // did not fit the schema
 	// Err holds the first few schema errors, for the source to log and count.
 	Err error

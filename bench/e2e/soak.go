@@ -77,6 +77,8 @@ const (
 	// FaultSlowSubscriber is a client of meshd's gNMI target that reads
 	// its stream one byte a second (soakslow.go).
 	FaultSlowSubscriber Fault = "slow gNMI subscriber (1 B/s)"
+	// FaultClockStep steps the machine's wall clock ±1 h (soakclock.go).
+	FaultClockStep Fault = "clock steps ±1 h"
 	// FaultKill is kill -9 of meshd, then a restart on the same spool.
 	FaultKill Fault = "kill -9 meshd"
 )
@@ -180,6 +182,8 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 		err = influxFault(row, fault, m, proxy, sim, q, dur)
 	case FaultSlowSubscriber:
 		err = slowSubscriberFault(row, m, proxy, sim, q, dur)
+	case FaultClockStep:
+		err = clockFault(row, m, proxy, sim, q, dur)
 	case FaultKill:
 		m, err = killFault(row, load, bins, cfgPath, spoolDir, m, smp, sim, q, dur)
 	default:

@@ -45,6 +45,7 @@ var soakRows = []soakRow{
 	gnmiRow("influx-down", FaultInfluxDown),
 	gnmiRow("influx-slow", FaultInfluxSlow),
 	gnmiRow("slow-subscriber", FaultSlowSubscriber),
+	gnmiRow("clock-step", FaultClockStep),
 	gnmiRow("kill-9", FaultKill),
 	{"bmp-storm", func(tb testing.TB, bins binaries, full bool, _ time.Duration) (*SoakRow, error) {
 		if full {

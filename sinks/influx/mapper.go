@@ -86,7 +86,7 @@ type routeSeries struct{ router, ni, nbr, afi, rib, action string }
 
 type routeKey struct {
 	key  []byte
-	last *int64 // the encoder's cell for the series
+	last *stamps // the encoder's cell for the series
 }
 
 // maxRouteKeys bounds routeKeys; the schema bounds it far lower.
