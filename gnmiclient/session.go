@@ -38,6 +38,11 @@ type session struct {
 	st  TargetStatus
 	res translate.Result
 
+	// lastRecv is when the last message came, as time since epoch on
+	// the monotonic clock: a wall-clock reading made a step of the
+	// machine's clock look like an hour of silence (every session ended
+	// as stalled) or hid a real stall for as long as the step.
+	epoch     time.Time
 	lastRecv  atomic.Int64
 	lastLog   time.Time
 	logInval  int
@@ -187,7 +192,8 @@ func (s *session) once(ctx context.Context, log *slog.Logger) (synced bool, err 
 	s.mu.Unlock()
 	s.setState(StateSyncing, nil)
 	var isSynced atomic.Bool
-	s.lastRecv.Store(time.Now().UnixNano())
+	s.epoch = time.Now()
+	s.lastRecv.Store(0)
 	go s.watchdog(sctx, cancel, &isSynced)
 	// One response, and (codec.D.Reuse) one notification, serve every
 	// message: handle is done with each before the next is received.
@@ -205,7 +211,7 @@ func (s *session) once(ctx context.Context, log *slog.Logger) (synced bool, err 
 			}
 			return isSynced.Load(), err
 		}
-		s.lastRecv.Store(time.Now().UnixNano())
+		s.lastRecv.Store(int64(time.Since(s.epoch)))
 		if f := codec.D.Fallbacks; f != generic {
 			s.c.m.generic.Add(float64(f - generic))
 			generic = f
@@ -239,15 +245,16 @@ func (s *session) watchdog(ctx context.Context, cancel context.CancelCauseFunc, 
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
+		case <-tick.C:
+			silent := time.Since(s.epoch) - time.Duration(s.lastRecv.Load())
 			if !synced.Load() {
-				if now.Sub(time.Unix(0, s.lastRecv.Load())) > s.t.SyncTimeout {
+				if silent > s.t.SyncTimeout {
 					cancel(fmt.Errorf("%w: no sync_response, and nothing received for %v", errStalled, s.t.SyncTimeout))
 					return
 				}
 				continue
 			}
-			if s.idle > 0 && now.Sub(time.Unix(0, s.lastRecv.Load())) > s.idle {
+			if s.idle > 0 && silent > s.idle {
 				cancel(fmt.Errorf("%w: nothing received for %v", errStalled, s.idle))
 				return
 			}

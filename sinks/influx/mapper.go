@@ -34,6 +34,12 @@ type series struct {
 	fields   map[string]value
 	pending  map[string]value
 	pendTime int64
+	// pendDerived is the newest time of meshd's own leaves pending (the
+	// verdict's), which time the point only when no router leaf is
+	// pending: the verdict is stamped with the newest time any source
+	// has given, which after a router's clock stepped back is an hour
+	// ahead, and it moved the router's own values there with it.
+	pendDerived int64
 }
 
 type nbr struct {
@@ -173,7 +179,11 @@ func (m *mapper) batch(dst []byte, b *change.Batch, now time.Time) ([]byte, int)
 	}
 	var ok bool
 	for _, s := range m.touched {
-		dst, ok = m.appendSeries(dst, s, s.pending, s.pendTime)
+		ts := s.pendTime
+		if ts == 0 {
+			ts = s.pendDerived
+		}
+		dst, ok = m.appendSeries(dst, s, s.pending, ts)
 		if ok {
 			n++
 		}
@@ -314,11 +324,15 @@ func (m *mapper) set(s *series, f string, u *change.Update, now time.Time) bool 
 		} else {
 			s.pending = map[string]value{}
 		}
-		s.pendTime = 0
+		s.pendTime, s.pendDerived = 0, 0
 		m.touched = append(m.touched, s)
 	}
 	s.pending[f] = v
-	s.pendTime = max(s.pendTime, ns(u.Time, now))
+	if u.Source == change.SourceMeshd {
+		s.pendDerived = max(s.pendDerived, ns(u.Time, now))
+	} else {
+		s.pendTime = max(s.pendTime, ns(u.Time, now))
+	}
 	return true
 }
 
