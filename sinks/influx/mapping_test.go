@@ -41,6 +41,23 @@ func TestMapBatch(t *testing.T) {
 			want: []string{`bgp_neighbor,neighbor=192.0.2.1,network_instance=default,peer_as=65001,router=r1 established=1i,established_transitions=3i,session_state="ESTABLISHED",updates_rx=10i ` + ts},
 		},
 		{
+			// The verdict is stamped with the newest time any source gave,
+			// an hour ahead after a router's clock stepped back.
+			name: "meshd's verdict an hour ahead does not move the router's values",
+			batch: change.Batch{Updates: []change.Update{
+				{Router: "r1", Path: nb("state", "messages", "received", "UPDATE"), Value: change.Uint(11), Time: t0, Source: change.SourceGNMI},
+				{Router: "r1", Path: mnb("verdict", "state", "health"), Value: change.String("HEALTHY"), Time: t0.Add(time.Hour), Source: change.SourceMeshd},
+			}},
+			want: []string{`bgp_neighbor,neighbor=192.0.2.1,network_instance=default,router=r1 health="HEALTHY",health_code=1i,updates_rx=11i ` + ts},
+		},
+		{
+			name: "a verdict alone keeps its time",
+			batch: change.Batch{Updates: []change.Update{
+				{Router: "r1", Path: mnb("verdict", "state", "health"), Value: change.String("HEALTHY"), Time: t0.Add(time.Hour), Source: change.SourceMeshd},
+			}},
+			want: []string{`bgp_neighbor,neighbor=192.0.2.1,network_instance=default,router=r1 health="HEALTHY",health_code=1i 1700003600000000000`},
+		},
+		{
 			name: "uint64 counter past int64 is clamped",
 			batch: change.Batch{Updates: []change.Update{
 				up(nb("state", "messages", "sent", "UPDATE"), change.Uint(math.MaxUint64)),
