@@ -29,10 +29,14 @@
 // route's age, and the last action per route in InfluxDB must be the last
 // the router sent.
 //
-// Honest back-pressure: the merge core never blocks on a sink; a full
-// Subscribe queue drops batches and counts them. The consumer therefore
-// does nothing slow: it maps and appends to the spool, and drains the
-// queue in bursts. When the spool is full, the policy decides:
+// Honest back-pressure: a full Subscribe queue holds the sources back for
+// at most merge.queue-wait (1 s), once per episode, and then drops
+// batches and counts them (merge.WithWait): a consumer starved of CPU by
+// a burst catches up within it, a stuck one costs one wait. While it
+// consumes, the sink reads the store only with TryReadRouter, since a
+// waiting publisher holds its routers' locks. The consumer does nothing
+// slow: it maps and appends to the spool, and drains the queue in
+// bursts. When the spool is full, the policy decides:
 //   - "block" (default): the consumer stops until the writer frees space.
 //     Nothing already spooled is lost, but the merge core now drops
 //     batches for this sink; that is logged as an error when it starts
