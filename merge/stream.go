@@ -2,11 +2,9 @@ package merge
 
 import (
 	"math"
-	"time"
 
 	"github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/stage"
 )
 
@@ -23,7 +21,7 @@ import (
 // builds the whole fleet as updates with a parsed path each: at 200
 // routers × 100 neighbors that was 380 MB of heap and a quarter of the
 // CPU.
-func (c *Core) WalkRouter(name string, fn func(prefix, rest string, v *gnmi.TypedValue, t time.Time, src change.Source)) bool {
+func (c *Core) WalkRouter(name string, fn stage.LeafFunc) bool {
 	r := c.lockHeld(name)
 	if r == nil {
 		return false

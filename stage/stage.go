@@ -83,7 +83,7 @@ type Snapshotter interface {
 	Snapshot(router string) []change.Update
 	// WalkRouter calls fn for every leaf of a router without building
 	// a snapshot; false when there is no such router.
-	WalkRouter(router string, fn func(prefix, rest string, v *gpb.TypedValue, t time.Time, src change.Source)) bool
+	WalkRouter(router string, fn LeafFunc) bool
 	// TryReadRouter holds the router's lock while read runs, and read
 	// may walk the leaves as often as it likes; if the lock is taken it
 	// reports busy at once. A sink whose queue has a wait (a publisher

@@ -231,15 +231,14 @@ func (s *Sink) readRouter(ctx context.Context, sub stage.Feed, r string) error {
 		} else {
 			t.Reset(time.Millisecond)
 		}
-		var c <-chan change.Batch
+		var c <-chan change.Batch // nil without a queue: only the timer
 		if sub != nil {
 			c = sub.C()
 		}
 		select {
 		case b, ok := <-c:
 			if !ok {
-				c = nil
-				sub = nil
+				sub = nil // closed: let the publisher's wait run out
 				continue
 			}
 			if err := s.consume(ctx, sub, &b); err != nil {
