@@ -322,12 +322,20 @@ func (l *Lab) bin(name string) (string, error) {
 	return exec.LookPath(name)
 }
 
+// save writes the state file whole or not at all: the lab's own daemons
+// (the wire) read it as they start, while Up goes on recording pids, and
+// a reader that caught the file truncated died at start (a lab with no
+// links, seen once under a parallel build).
 func (l *Lab) save() error {
 	b, err := json.MarshalIndent(l.State, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(l.State.Dir, stateFile), b, 0o644)
+	tmp := filepath.Join(l.State.Dir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(l.State.Dir, stateFile))
 }
 
 // running returns the PID of the lab's process key when that process is
@@ -345,8 +353,9 @@ func (l *Lab) running(key string) (int, bool) {
 	return pid, !known || st == want
 }
 
-// procStart is a process's start time in clock ticks after boot (field 22
-// of /proc/PID/stat, after the command name, which may hold spaces).
+// procStart is a live process's start time in clock ticks after boot
+// (field 22 of /proc/PID/stat, after the command name, which may hold
+// spaces).
 func procStart(pid int) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -359,6 +368,10 @@ func procStart(pid int) (uint64, error) {
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
 		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		// Exited, not yet reaped: its log is complete.
+		return 0, fmt.Errorf("process %d has exited", pid)
 	}
 	return strconv.ParseUint(f[19], 10, 64)
 }

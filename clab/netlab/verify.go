@@ -599,6 +599,12 @@ func (l *Lab) Verify(ctx context.Context, o VerifyOptions) (*Report, error) {
 	}
 	deadline := time.Now().Add(o.Wait)
 	for round := 1; ; round++ {
+		// A dead process makes every later round fail the same way, and
+		// the mismatches it leaves (sessions stuck connecting) point at
+		// meshd when the lab is at fault: stop and name it.
+		if err := l.Health(); err != nil {
+			return nil, fmt.Errorf("verify round %d: a lab process has died: %w", round, err)
+		}
 		rep, err := l.verifyRound(ctx, o.Dump)
 		if rep != nil {
 			rep.Round = round

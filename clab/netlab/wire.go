@@ -70,8 +70,16 @@ func (l *Lab) startWire() error {
 	}
 	l.opts.progress("starting the link daemon in %s (delay and loss faults)", WireNS)
 	// It runs in the root namespace and opens its sockets in WireNS.
-	return l.startHere("wire", bin, "wire", "--dir", l.State.Dir)
+	if err := l.startHere("wire", bin, "wire", "--dir", l.State.Dir); err != nil {
+		return err
+	}
+	// Until it bridges, no link carries a frame: a lab whose wire died
+	// at start looks like routers that cannot reach each other.
+	return l.waitLog("wire", wireReady, 30*time.Second)
 }
+
+// wireReady is what the wire daemon prints once every link is bridged.
+const wireReady = "lab wire: bridging"
 
 // RunWire bridges every link of the lab in user space until ctx ends,
 // re-reading the impairments file on SIGHUP.
@@ -112,7 +120,7 @@ func RunWire(ctx context.Context, dir string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	fmt.Fprintf(os.Stderr, "lab wire: bridging %d links\n", len(links))
+	fmt.Fprintf(os.Stderr, "%s %d links\n", wireReady, len(links))
 	for {
 		select {
 		case <-ctx.Done():
