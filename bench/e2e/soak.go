@@ -79,6 +79,9 @@ const (
 	FaultSlowSubscriber Fault = "slow gNMI subscriber (1 B/s)"
 	// FaultClockStep steps the machine's wall clock ±1 h (soakclock.go).
 	FaultClockStep Fault = "clock steps ±1 h"
+	// FaultGNMIGarbage adds targets that send what no router should
+	// (soakgarbage.go).
+	FaultGNMIGarbage Fault = "gNMI targets sending garbage"
 	// FaultKill is kill -9 of meshd, then a restart on the same spool.
 	FaultKill Fault = "kill -9 meshd"
 )
@@ -184,6 +187,8 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 		err = slowSubscriberFault(row, m, proxy, sim, q, dur)
 	case FaultClockStep:
 		err = clockFault(row, m, proxy, sim, q, dur)
+	case FaultGNMIGarbage:
+		err = garbageFault(row, m, proxy, sim, q, targetsFile, dur)
 	case FaultKill:
 		m, err = killFault(row, load, bins, cfgPath, spoolDir, m, smp, sim, q, dur)
 	default:

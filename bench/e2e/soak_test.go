@@ -46,6 +46,7 @@ var soakRows = []soakRow{
 	gnmiRow("influx-slow", FaultInfluxSlow),
 	gnmiRow("slow-subscriber", FaultSlowSubscriber),
 	gnmiRow("clock-step", FaultClockStep),
+	gnmiRow("gnmi-garbage", FaultGNMIGarbage),
 	gnmiRow("kill-9", FaultKill),
 	{"bmp-storm", func(tb testing.TB, bins binaries, full bool, _ time.Duration) (*SoakRow, error) {
 		if full {
