@@ -82,6 +82,9 @@ const (
 	// FaultGNMIGarbage adds targets that send what no router should
 	// (soakgarbage.go).
 	FaultGNMIGarbage Fault = "gNMI targets sending garbage"
+	// FaultDisk fills the spool's disk, then deletes its directory
+	// (soakdisk.go).
+	FaultDisk Fault = "spool disk full, then deleted"
 	// FaultKill is kill -9 of meshd, then a restart on the same spool.
 	FaultKill Fault = "kill -9 meshd"
 )
@@ -163,6 +166,14 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 
 	cfgPath := filepath.Join(dir, "meshd.yaml")
 	spoolDir := filepath.Join(dir, "spool")
+	if fault == FaultDisk {
+		unmount, err := mountSpoolDisk(filepath.Join(dir, "spooldisk"))
+		if err != nil {
+			return nil, err
+		}
+		defer unmount()
+		spoolDir = filepath.Join(dir, "spooldisk", "spool")
+	}
 	if err := os.WriteFile(cfgPath, []byte(soakConfig(targetsFile, proxy.URL(), spoolDir)), 0o644); err != nil {
 		return nil, err
 	}
@@ -189,6 +200,8 @@ func runSoak(tb testing.TB, bins binaries, fault Fault, load SoakLoad, dur time.
 		err = clockFault(row, m, proxy, sim, q, dur)
 	case FaultGNMIGarbage:
 		err = garbageFault(row, m, proxy, sim, q, targetsFile, dur)
+	case FaultDisk:
+		err = diskFault(row, m, proxy, sim, q, spoolDir, dur)
 	case FaultKill:
 		m, err = killFault(row, load, bins, cfgPath, spoolDir, m, smp, sim, q, dur)
 	default:

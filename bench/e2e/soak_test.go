@@ -47,6 +47,7 @@ var soakRows = []soakRow{
 	gnmiRow("slow-subscriber", FaultSlowSubscriber),
 	gnmiRow("clock-step", FaultClockStep),
 	gnmiRow("gnmi-garbage", FaultGNMIGarbage),
+	gnmiRow("disk", FaultDisk),
 	gnmiRow("kill-9", FaultKill),
 	{"bmp-storm", func(tb testing.TB, bins binaries, full bool, _ time.Duration) (*SoakRow, error) {
 		if full {
