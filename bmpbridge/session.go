@@ -27,7 +27,14 @@ type session struct {
 	now     time.Time
 	badLogs int
 	bad     int
-	msgs    uint64
+	// Malformed messages past the first badLogLimit are summed up in a
+	// warning at most every badSummaryEvery: the last one's offset and
+	// error, and how many since the last warning.
+	badQuiet      int
+	badLast       string
+	badLastOffset int64
+	badSummaryAt  time.Time
+	msgs          uint64
 	// admitted: the session counts as its router's (see Bridge.admit);
 	// refused: its Initiation was refused; else it is pending.
 	admitted, refused bool
@@ -41,6 +48,12 @@ const (
 	maxEventBatch = 1024
 	badLogLimit   = 5
 )
+
+// badSummaryEvery bounds how often a session that keeps sending
+// malformed messages adds a warning to the log: a fuzzer or a broken
+// router sends thousands a second, and a line each would drown the log.
+// Each is logged at debug level, and counted.
+const badSummaryEvery = 10 * time.Second
 
 func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	host := c.RemoteAddr().String()
@@ -196,10 +209,7 @@ func (s *session) handle(m *decode.Message, err error) bool {
 		r.errors++
 		s.bad++
 		s.b.m.errors.WithLabelValues("malformed").Inc()
-		if s.badLogs < badLogLimit {
-			s.badLogs++
-			s.log.Warn("malformed BMP message skipped", slog.String("router", r.name), slog.String("type", m.Type), slog.Int64("offset", m.Offset), slog.Any("error", err))
-		}
+		s.malformed(r.name, m, err)
 		return true
 	}
 	keep := true
@@ -298,6 +308,7 @@ func (s *session) end() {
 	if last {
 		s.b.core.ReleaseSource(r.name, change.SourceBMP)
 	}
+	s.flushBad(r.name)
 	if s.bad > 0 {
 		s.log.Warn("BMP session had malformed messages", slog.Int("malformed", s.bad), slog.Uint64("messages", s.msgs))
 	}
@@ -373,4 +384,35 @@ func keyed(p *gpb.Path, elem, key, val string) *gpb.Path {
 		}
 	}
 	return p
+}
+
+// malformed logs a malformed message: the first badLogLimit of a session
+// each at warning level, the rest each at debug level and summed up in a
+// warning at most every badSummaryEvery.
+func (s *session) malformed(router string, m *decode.Message, err error) {
+	if s.badLogs < badLogLimit {
+		s.badLogs++
+		s.log.Warn("malformed BMP message skipped", slog.String("router", router), slog.String("type", m.Type), slog.Int64("offset", m.Offset), slog.Any("error", err))
+		if s.badLogs == badLogLimit {
+			s.badSummaryAt = time.Now()
+		}
+		return
+	}
+	s.log.Debug("malformed BMP message skipped", slog.String("router", router), slog.String("type", m.Type), slog.Int64("offset", m.Offset), slog.Any("error", err))
+	s.badQuiet++
+	s.badLast, s.badLastOffset = err.Error(), m.Offset
+	if time.Since(s.badSummaryAt) >= badSummaryEvery {
+		s.flushBad(router)
+	}
+}
+
+// flushBad writes the warning that sums up the malformed messages not
+// yet logged at warning level.
+func (s *session) flushBad(router string) {
+	if s.badQuiet == 0 {
+		return
+	}
+	s.log.Warn("malformed BMP messages skipped (each at debug level)", slog.String("router", router), slog.Int("since_last_warning", s.badQuiet),
+		slog.Int64("last_offset", s.badLastOffset), slog.String("last_error", s.badLast))
+	s.badQuiet, s.badSummaryAt = 0, time.Now()
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -436,11 +437,17 @@ func runBMPFuzz(tb testing.TB, bins binaries, fz BMPFuzz) (*SoakRow, error) {
 		return row, err
 	}
 	logged := len(malformedLog.FindAll(log, -1))
+	// The rest are summed up in warnings (each is at debug level).
+	summed := 0
+	for _, m := range malformedSummary.FindAllSubmatch(log, -1) {
+		n, _ := strconv.Atoi(string(m[1]))
+		summed += n
+	}
 	if bytes.Contains(log, []byte(`router=control`)) && regexp.MustCompile(`(?m)^.*(closing BMP session|malformed).*router=control.*$`).Match(log) {
 		row.Failed += "the clean session has an error in meshd's log; "
 	}
-	row.Note += fmt.Sprintf("%d messages framed over %d connections, %d mutated; meshd counted %.0f messages (%.0f sent), %.0f malformed, %.0f framing (%d sent), %.0f other errors; %d malformed lines in its log with router and offset; %d connections closed by meshd under a sender",
-		st.framed, st.conns, st.mutated, c.msgs-c0.msgs, want, c.malformed-c0.malformed, c.framing-c0.framing, st.breakers, c.other-c0.other, logged, st.closed)
+	row.Note += fmt.Sprintf("%d messages framed over %d connections, %d mutated; meshd counted %.0f messages (%.0f sent), %.0f malformed, %.0f framing (%d sent), %.0f other errors; %d malformed lines in its log with router and offset and %d more in its summaries; %d connections closed by meshd under a sender",
+		st.framed, st.conns, st.mutated, c.msgs-c0.msgs, want, c.malformed-c0.malformed, c.framing-c0.framing, st.breakers, c.other-c0.other, logged, summed, st.closed)
 	row.Note += fmt.Sprintf("; meshd retried %.0f writes", retries())
 	if c.framing-c0.framing != float64(st.breakers) {
 		row.Failed += fmt.Sprintf("framing errors %.0f, breakers sent %d; ", c.framing-c0.framing, st.breakers)
@@ -454,7 +461,10 @@ func runBMPFuzz(tb testing.TB, bins binaries, fz BMPFuzz) (*SoakRow, error) {
 	return row, nil
 }
 
-var malformedLog = regexp.MustCompile(`(?m)^.*malformed BMP message skipped.*router=fuzz-\d+.*offset=\d+.*$`)
+var (
+	malformedLog     = regexp.MustCompile(`(?m)^.*malformed BMP message skipped.*router=fuzz-\d+.*offset=\d+.*$`)
+	malformedSummary = regexp.MustCompile(`(?m)^.*malformed BMP messages skipped.*router=fuzz-\d+.*since_last_warning=(\d+).*$`)
+)
 
 func ptr[T any](v T) *T { return &v }
 
