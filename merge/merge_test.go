@@ -763,3 +763,56 @@ func TestSchemaErrorKeepsCause(t *testing.T) {
 		t.Fatalf("Err = %v (%T), want ErrSchema wrapping ygot's status error", res.Err, res.Err)
 	}
 }
+
+// TestVerdictAfterClockStepsBack: meshd's clock (and its sources') ran an
+// hour ahead, then stepped back. The verdict's "now" and the last-seen
+// times follow the clock back at once: a flap right after the step is
+// flagged, and last-seen shows the new times. Before, the latest times
+// held from before the step stood for an hour.
+func TestVerdictAfterClockStepsBack(t *testing.T) {
+	wall := time.Now()
+	tests := []struct {
+		name  string
+		ahead time.Duration // how far ahead the clock was before the step
+		want  string
+	}{
+		{"stepped back an hour", time.Hour, "DEGRADED"},
+		{"a router a minute fast", time.Minute, "DEGRADED"},
+		{"stepped back a day", 24 * time.Hour, "DEGRADED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCore(t)
+			nbr := func(at time.Time, leaf string, v *gnmi.TypedValue) change.Change {
+				return change.Change{Router: "r1", Path: change.NeighborPath("default", "10.0.0.2", "state", leaf), Value: v, Time: at, Source: change.SourceGNMI}
+			}
+			before := wall.Add(tt.ahead)
+			c.Apply([]change.Change{
+				nbr(before, "session-state", change.String("ESTABLISHED")),
+				nbr(before, "established-transitions", change.Uint(1)),
+				nbr(before, "last-established", change.Uint(uint64(before.Add(-time.Hour).UnixNano()))),
+			})
+			// The step: the session flaps at the true time.
+			c.Apply([]change.Change{
+				nbr(wall, "established-transitions", change.Uint(2)),
+				nbr(wall, "last-established", change.Uint(uint64(wall.UnixNano()))),
+			})
+			health, _, _, _ := c.Leaf("r1", change.MeshdNeighborPath("default", "10.0.0.2", "verdict", "state", "health"))
+			if health.GetStringVal() != tt.want {
+				t.Errorf("health = %v after a flap at the true time, want %s", health, tt.want)
+			}
+			// A counter moving 11 s later refreshes last-seen to the
+			// true time.
+			later := wall.Add(11 * time.Second)
+			c.Apply([]change.Change{{Router: "r1", Path: change.NeighborPath("default", "10.0.0.2", "state", "messages", "received", "UPDATE"), Value: change.Uint(7), Time: later, Source: change.SourceGNMI}})
+			seen, _, _, _ := c.Leaf("r1", change.MeshdNeighborPath("default", "10.0.0.2", "verdict", "state", "last-seen-gnmi"))
+			want := uint64(later.UnixNano())
+			if tt.ahead < clockSlack {
+				want = uint64(before.UnixNano()) // a fast clock is not a step
+			}
+			if seen.GetUintVal() != want {
+				t.Errorf("last-seen-gnmi = %d, want %d (%v off)", seen.GetUintVal(), want, time.Duration(int64(seen.GetUintVal())-int64(want)))
+			}
+		})
+	}
+}

@@ -39,11 +39,28 @@ func verdictDue(n *nbrInfo, rest []*gnmi.PathElem, deleted bool, at time.Time) b
 	if len(rest) > 0 && rest[0].GetName() == "verdict" {
 		return false
 	}
-	if verdictInputs[rest[len(rest)-1].GetName()] || at.Sub(n.verdict) >= lastSeenStep {
+	if verdictInputs[rest[len(rest)-1].GetName()] || at.Sub(n.verdict) >= lastSeenStep ||
+		at.Before(n.verdict) && aheadOfClock(n.verdict.UnixNano()) {
 		n.verdict = at
 		return true
 	}
 	return false
+}
+
+// clockSlack is how far ahead of meshd's clock a time must be before it
+// is taken for one a clock stepped back has left behind, not a router's
+// clock running a little fast.
+const clockSlack = 5 * time.Minute
+
+// aheadOfClock reports whether a time (Unix ns) is later than meshd's
+// clock allows: after a clock steps back, the last-seen times and the
+// verdict's own time held from before are an hour (say) in the future,
+// and keeping the latest of them froze the verdict's "now" for that hour:
+// last-seen leaves stood still and a flap in that hour was not flagged.
+// Such a time gives way to the next change's. Only then is the clock
+// read, so the hot path pays nothing.
+func aheadOfClock(ns int64) bool {
+	return ns > time.Now().Add(clockSlack).UnixNano()
 }
 
 // seen records a change for a neighbor's verdict bookkeeping.
@@ -71,7 +88,9 @@ func (r *router) seen(p *gnmi.Path, src change.Source, at time.Time, added int) 
 		}
 	}
 	n.leaves += added
-	if src != change.SourceMeshd && int(src) < len(n.lastSeen) && at.UnixNano() > n.lastSeen[src] {
-		n.lastSeen[src] = at.UnixNano()
+	if src != change.SourceMeshd && int(src) < len(n.lastSeen) {
+		if ns, last := at.UnixNano(), n.lastSeen[src]; ns > last || ns < last && aheadOfClock(last) {
+			n.lastSeen[src] = ns
+		}
 	}
 }

@@ -78,7 +78,7 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 	}
 	var now time.Time
 	defer func() {
-		if n.verdict.Before(now) {
+		if n.verdict.Before(now) || !now.IsZero() && n.verdict.After(now) && aheadOfClock(n.verdict.UnixNano()) {
 			n.verdict = now
 		}
 	}()
@@ -143,8 +143,12 @@ func (c *Core) verdictOne(r *router, k nbrKey, ups []change.Update) []change.Upd
 		if ns == 0 {
 			continue
 		}
-		if cur := meshLeaf(ls.rest); cur != nil && ns-int64(cur.uintVal()) < int64(lastSeenStep) {
-			continue
+		if cur := meshLeaf(ls.rest); cur != nil {
+			// A last-seen time that went back (a clock stepped back) is
+			// written at once.
+			if d := ns - int64(cur.uintVal()); d >= 0 && d < int64(lastSeenStep) {
+				continue
+			}
 		}
 		set(ls.name, change.Uint(uint64(ns)))
 	}
