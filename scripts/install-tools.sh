@@ -22,7 +22,9 @@ as_root() {
 # Debian packages: FRR (its package ships the BMP module, bgpd -M bmp),
 # iproute2 (namespaces, veth, tc netem), tcpdump and tshark for captures,
 # e2fsprogs and mount for the spool tests' ext4 disk that turns read-only.
-debs=(frr iproute2 ethtool tcpdump tshark procps psmisc e2fsprogs mount)
+# etcd-server is the cluster mode's coordination engine (issue 18), real in
+# its tests.
+debs=(frr iproute2 ethtool tcpdump tshark procps psmisc e2fsprogs mount etcd-server)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,6 +37,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	# The frr service is not wanted: the lab and tests run their own bgpd.
 	as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now frr >/dev/null 2>&1 || true'
+	# Nor etcd's: the tests start their own on loopback ports.
+	as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now etcd >/dev/null 2>&1 || true'
 else
 	log "Debian packages present: ${debs[*]}"
 fi
@@ -80,4 +84,5 @@ for b in influxd gobgpd gobgp gnmi_cli; do
 done
 [ -x /usr/lib/frr/bgpd ] || { echo "install-tools: /usr/lib/frr/bgpd missing after install" >&2; exit 1; }
 [ -x /usr/sbin/bird ] && [ -x /usr/sbin/birdc ] || { echo "install-tools: bird or birdc missing after install" >&2; exit 1; }
-log "ready: influxd gobgpd gobgp gnmi_cli in $GOBIN; FRR in /usr/lib/frr; BIRD in /usr/sbin"
+[ -x /usr/bin/etcd ] || { echo "install-tools: etcd missing after install" >&2; exit 1; }
+log "ready: influxd gobgpd gobgp gnmi_cli in $GOBIN; FRR in /usr/lib/frr; BIRD in /usr/sbin; etcd in /usr/bin"

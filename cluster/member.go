@@ -1,0 +1,496 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Config is the cluster: section of meshd.yaml.
+type Config struct {
+	// Endpoints are etcd's client URLs; none means no cluster (one meshd
+	// owns every target).
+	Endpoints []string `yaml:"endpoints"`
+	// Name is this replica's member name, unique in the cluster
+	// (default: the host name).
+	Name string `yaml:"name"`
+	// Prefix is where in etcd's key space the cluster keeps its keys.
+	Prefix string `yaml:"prefix"`
+	// LeaseTTL is how long a replica that stopped answering keeps its
+	// targets: the longest gap a dead replica leaves.
+	LeaseTTL time.Duration `yaml:"lease-ttl"`
+	// Settle is how long membership must stay unchanged at start-up
+	// before this replica claims a target, so that replicas started
+	// together do not each take the whole fleet first.
+	Settle time.Duration `yaml:"settle"`
+	// LoadFactor bounds a member's share: at most this times the average.
+	LoadFactor float64 `yaml:"load-factor"`
+}
+
+// Defaults.
+const (
+	DefaultPrefix   = "/meshd"
+	DefaultLeaseTTL = 10 * time.Second
+	DefaultSettle   = 3 * time.Second
+)
+
+func (c *Config) fill() error {
+	if len(c.Endpoints) == 0 {
+		return errors.New("cluster.endpoints: none")
+	}
+	if c.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("cluster.name: not set, and no host name: %w", err)
+		}
+		c.Name = h
+	}
+	if strings.ContainsAny(c.Name, "/\n") {
+		return fmt.Errorf("cluster.name %q: no / or newline", c.Name)
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	c.Prefix = strings.TrimSuffix(c.Prefix, "/")
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.LeaseTTL < 2*time.Second {
+		return fmt.Errorf("cluster.lease-ttl %v: at least 2s (etcd's leases count whole seconds)", c.LeaseTTL)
+	}
+	if c.Settle == 0 {
+		c.Settle = DefaultSettle
+	}
+	if c.LoadFactor == 0 {
+		c.LoadFactor = DefaultLoadFactor
+	}
+	if c.LoadFactor < 1 {
+		return fmt.Errorf("cluster.load-factor %v: at least 1", c.LoadFactor)
+	}
+	return nil
+}
+
+func (c *Config) membersKey() string        { return c.Prefix + "/members/" }
+func (c *Config) ownersKey() string         { return c.Prefix + "/owners/" }
+func (c *Config) memberKey(n string) string { return c.membersKey() + n }
+func (c *Config) ownerKey(t string) string  { return c.ownersKey() + t }
+
+// Owner is what a member starts and stops: the targets' collection.
+// Calls come one at a time, though not always from one goroutine (the
+// lease's watchdog disowns everything on its own). Disown must return
+// only once nothing more is collected or written for the target.
+type Owner interface {
+	Own(target string, token int64)
+	Disown(target string)
+}
+
+// fenceMargin is taken off a lease's expiry, as this replica reckons it,
+// for the time between a deadline and the stop it triggers.
+const fenceMargin = 500 * time.Millisecond
+
+// Member is one replica's membership: its lease, the targets it owns,
+// and the fencing of what it does for them.
+type Member struct {
+	cfg   Config
+	owner Owner
+	log   *slog.Logger
+	cli   *clientv3.Client
+
+	// ownMu makes Own and Disown calls one at a time, and orders a
+	// claim against the watchdog: nothing is owned after the deadline.
+	ownMu    sync.Mutex
+	mu       sync.Mutex
+	targets  []string
+	deadline time.Time        // the lease surely lives until then (monotonic)
+	owned    map[string]int64 // target → fencing token (its record's create revision)
+	poke     chan struct{}
+}
+
+// New connects to etcd; Run does the rest.
+func New(cfg Config, owner Owner, log *slog.Logger) (*Member, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, fmt.Errorf("etcd %v: %w", cfg.Endpoints, err)
+	}
+	return &Member{cfg: cfg, owner: owner, log: log.With(slog.String("member", cfg.Name)), cli: cli,
+		owned: map[string]int64{}, poke: make(chan struct{}, 1)}, nil
+}
+
+// Close closes the etcd client.
+func (m *Member) Close() error { return m.cli.Close() }
+
+// Name is the member's name.
+func (m *Member) Name() string { return m.cfg.Name }
+
+// SetTargets replaces the fleet's target names (the same on every
+// replica: the shared targets file).
+func (m *Member) SetTargets(names []string) {
+	m.mu.Lock()
+	m.targets = append([]string(nil), names...)
+	m.mu.Unlock()
+	m.kick()
+}
+
+func (m *Member) kick() {
+	select {
+	case m.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Valid reports whether this replica still owns target under token and
+// its lease surely lives: what a write for the target checks first. A
+// replica resumed after a pause, or cut from etcd, past its lease's
+// expiry finds false here before anything else runs for the target.
+func (m *Member) Valid(target string, token int64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return time.Now().Before(m.deadline) && m.owned[target] == token && token != 0
+}
+
+// Owned is a copy of the targets this replica owns, with their tokens.
+func (m *Member) Owned() map[string]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]int64, len(m.owned))
+	for t, tok := range m.owned {
+		out[t] = tok
+	}
+	return out
+}
+
+// Run keeps the membership until ctx ends, then gives up every target and
+// revokes the lease, so the others take them at once.
+func (m *Member) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		err := m.incarnation(ctx)
+		if ctx.Err() != nil {
+			m.disownAll("shutting down")
+			return nil
+		}
+		m.disownAll("lease lost")
+		m.log.Warn("cluster: membership lost; joining again", slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// incarnation is one lease's life.
+func (m *Member) incarnation(ctx context.Context) error {
+	ttl := int64(m.cfg.LeaseTTL / time.Second)
+	sent := time.Now()
+	gctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL)
+	g, err := m.cli.Grant(gctx, ttl)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("lease grant: %w", err)
+	}
+	lease := g.ID
+	m.setDeadline(sent, g.TTL)
+	defer func() {
+		// Revoking lets the others take the targets now rather than at
+		// the lease's expiry; the targets were disowned already.
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = m.cli.Revoke(rctx, lease)
+		cancel()
+	}()
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL)
+	_, err = m.cli.Put(pctx, m.cfg.memberKey(m.cfg.Name), fmt.Sprintf("%x", int64(lease)), clientv3.WithLease(lease))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("member record: %w", err)
+	}
+	m.log.Info("cluster: joined", slog.String("lease", fmt.Sprintf("%x", int64(lease))), slog.Duration("ttl", m.cfg.LeaseTTL))
+
+	ictx, stop := context.WithCancel(ctx)
+	defer stop()
+	lost := make(chan error, 2)
+	go m.keepAlive(ictx, lease, lost)
+	go m.watchdog(ictx, lost)
+	wch := m.cli.Watch(clientv3.WithRequireLeader(ictx), m.cfg.Prefix+"/", clientv3.WithPrefix())
+	go func() {
+		for range wch {
+			m.kick()
+		}
+	}()
+
+	if err := m.settle(ictx, lost); err != nil {
+		return err
+	}
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-lost:
+			return err
+		case <-m.poke:
+		case <-tick.C:
+		}
+		if err := m.reconcile(ictx, lease); err != nil && ictx.Err() == nil {
+			m.log.Warn("cluster: reconcile", slog.Any("err", err))
+		}
+	}
+}
+
+// errExpired ends an incarnation whose lease may have ended at etcd.
+var errExpired = errors.New("lease expired without a renewal (paused, or cut from etcd)")
+
+// watchdog gives up every target the moment the lease's deadline passes
+// without a renewal, whatever the rest of the member is doing (a
+// reconcile waits on etcd calls that a cut replica's client retries for
+// seconds: the first version gave its targets up two seconds after
+// another replica had taken them).
+func (m *Member) watchdog(ctx context.Context, lost chan<- error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(m.getDeadline())):
+		}
+		if !time.Now().Before(m.getDeadline()) {
+			m.disownAll("lease expired without a renewal")
+			lost <- errExpired
+			return
+		}
+	}
+}
+
+func (m *Member) setDeadline(sent time.Time, ttl int64) {
+	m.mu.Lock()
+	m.deadline = sent.Add(time.Duration(ttl)*time.Second - fenceMargin)
+	m.mu.Unlock()
+}
+
+func (m *Member) getDeadline() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.deadline
+}
+
+// keepAlive renews the lease every third of its TTL. The deadline is
+// reckoned from when a renewal was sent, not answered: etcd may have
+// renewed it at any moment in between, so the earlier time is the safe
+// one.
+func (m *Member) keepAlive(ctx context.Context, lease clientv3.LeaseID, lost chan<- error) {
+	every := m.cfg.LeaseTTL / 3
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		sent := time.Now()
+		kctx, cancel := context.WithTimeout(ctx, every)
+		r, err := m.cli.KeepAliveOnce(kctx, lease)
+		cancel()
+		switch {
+		case err == nil && r.TTL > 0:
+			m.setDeadline(sent, r.TTL)
+		case err == nil || strings.Contains(err.Error(), "lease not found"):
+			lost <- errors.New("etcd says the lease is gone")
+			return
+		case ctx.Err() == nil:
+			m.log.Warn("cluster: lease renewal failed", slog.Any("err", err), slog.Time("deadline", m.getDeadline()))
+		}
+	}
+}
+
+// settle waits until the member list has stayed the same for Settle.
+func (m *Member) settle(ctx context.Context, lost <-chan error) error {
+	var last []string
+	since := time.Now()
+	for {
+		ms, err := m.members(ctx)
+		if err == nil && !equal(ms, last) {
+			last, since = ms, time.Now()
+		}
+		if err == nil && time.Since(since) >= m.cfg.Settle {
+			m.log.Info("cluster: membership settled", slog.Any("members", ms))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-lost:
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// members lists the live members' names, sorted.
+func (m *Member) members(ctx context.Context) ([]string, error) {
+	gctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
+	defer cancel()
+	r, err := m.cli.Get(gctx, m.cfg.membersKey(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		out = append(out, strings.TrimPrefix(string(kv.Key), m.cfg.membersKey()))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// record is an ownership record as read from etcd.
+type record struct {
+	owner          string
+	create, modRev int64
+}
+
+func (m *Member) records(ctx context.Context) (map[string]record, error) {
+	gctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
+	defer cancel()
+	r, err := m.cli.Get(gctx, m.cfg.ownersKey(), clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]record, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		out[strings.TrimPrefix(string(kv.Key), m.cfg.ownersKey())] = record{string(kv.Value), kv.CreateRevision, kv.ModRevision}
+	}
+	return out, nil
+}
+
+// reconcile moves this replica's ownership towards the assignment: it
+// first stops and releases what it should no longer own, then claims
+// what it should own and nobody holds. A target held by another member
+// is left to it: that member releases it when it sees the same
+// assignment, or its lease ends.
+func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
+	members, err := m.members(ctx)
+	if err != nil {
+		return err
+	}
+	recs, err := m.records(ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	targets := m.targets
+	m.mu.Unlock()
+	want := Assign(targets, members, m.cfg.LoadFactor)
+	me := m.cfg.Name
+	for t, tok := range m.Owned() {
+		rec, held := recs[t]
+		mine := held && rec.owner == me && rec.create == tok
+		if want[t] == me && mine {
+			continue
+		}
+		m.disown(t)
+		if mine {
+			dctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
+			_, err := m.cli.Txn(dctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.ownerKey(t)), "=", rec.create)).
+				Then(clientv3.OpDelete(m.cfg.ownerKey(t))).Commit()
+			cancel()
+			if err != nil {
+				m.log.Warn("cluster: release", slog.String("target", t), slog.Any("err", err))
+			}
+		}
+	}
+	for _, t := range targets {
+		if want[t] != me {
+			continue
+		}
+		if _, ok := m.Owned()[t]; ok {
+			continue
+		}
+		if rec, held := recs[t]; held && rec.owner != me {
+			continue
+		}
+		key := m.cfg.ownerKey(t)
+		cctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
+		r, err := m.cli.Txn(cctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, me, clientv3.WithLease(lease))).Commit()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("claim %s: %w", t, err)
+		}
+		if !r.Succeeded {
+			continue // taken meanwhile, or a record of ours from a past lease
+		}
+		if !m.own(t, r.Header.Revision) {
+			return errExpired
+		}
+	}
+	return nil
+}
+
+// own starts target under token, unless the lease's deadline has passed.
+func (m *Member) own(t string, tok int64) bool {
+	m.ownMu.Lock()
+	defer m.ownMu.Unlock()
+	if !time.Now().Before(m.getDeadline()) {
+		return false
+	}
+	m.mu.Lock()
+	m.owned[t] = tok
+	m.mu.Unlock()
+	m.owner.Own(t, tok)
+	return true
+}
+
+func (m *Member) disown(t string) {
+	m.ownMu.Lock()
+	defer m.ownMu.Unlock()
+	m.disownLocked(t)
+}
+
+func (m *Member) disownLocked(t string) {
+	m.mu.Lock()
+	_, ok := m.owned[t]
+	delete(m.owned, t)
+	m.mu.Unlock()
+	if ok {
+		m.owner.Disown(t)
+	}
+}
+
+func (m *Member) disownAll(why string) {
+	m.ownMu.Lock()
+	defer m.ownMu.Unlock()
+	owned := m.Owned()
+	if len(owned) == 0 {
+		return
+	}
+	m.log.Warn("cluster: giving up every target", slog.String("why", why), slog.Int("targets", len(owned)))
+	names := make([]string, 0, len(owned))
+	for t := range owned {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	for _, t := range names {
+		m.disownLocked(t)
+	}
+}
