@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -318,7 +319,7 @@ func (m *Member) settle(ctx context.Context, lost <-chan error) error {
 	since := time.Now()
 	for {
 		ms, err := m.members(ctx)
-		if err == nil && !equal(ms, last) {
+		if err == nil && !slices.Equal(ms, last) {
 			last, since = ms, time.Now()
 		}
 		if err == nil && time.Since(since) >= m.cfg.Settle {
@@ -333,18 +334,6 @@ func (m *Member) settle(ctx context.Context, lost <-chan error) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // members lists the live members' names, sorted.
