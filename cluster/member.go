@@ -14,6 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/meshd/meshd/stage"
 )
 
 // Config is the cluster: section of meshd.yaml.
@@ -44,19 +46,14 @@ const (
 	DefaultSettle   = 3 * time.Second
 )
 
-func (c *Config) fill() error {
+// SetDefaults fills in what the config leaves out; a config without
+// endpoints stays empty (no cluster).
+func (c *Config) SetDefaults() {
 	if len(c.Endpoints) == 0 {
-		return errors.New("cluster.endpoints: none")
+		return
 	}
 	if c.Name == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return fmt.Errorf("cluster.name: not set, and no host name: %w", err)
-		}
-		c.Name = h
-	}
-	if strings.ContainsAny(c.Name, "/\n") {
-		return fmt.Errorf("cluster.name %q: no / or newline", c.Name)
+		c.Name, _ = os.Hostname()
 	}
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
@@ -65,34 +62,39 @@ func (c *Config) fill() error {
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
 	}
-	if c.LeaseTTL < 2*time.Second {
-		return fmt.Errorf("cluster.lease-ttl %v: at least 2s (etcd's leases count whole seconds)", c.LeaseTTL)
-	}
 	if c.Settle == 0 {
 		c.Settle = DefaultSettle
 	}
 	if c.LoadFactor == 0 {
 		c.LoadFactor = DefaultLoadFactor
 	}
-	if c.LoadFactor < 1 {
-		return fmt.Errorf("cluster.load-factor %v: at least 1", c.LoadFactor)
+}
+
+// Validate checks a config SetDefaults has seen.
+func (c *Config) Validate() error {
+	if len(c.Endpoints) == 0 {
+		return nil
 	}
-	return nil
+	var errs []error
+	if c.Name == "" || strings.ContainsAny(c.Name, "/\n") {
+		errs = append(errs, fmt.Errorf("cluster.name %q: set it (the host name is not known), without / or newline", c.Name))
+	}
+	if c.LeaseTTL < 2*time.Second {
+		errs = append(errs, fmt.Errorf("cluster.lease-ttl %v: at least 2s (etcd's leases count whole seconds)", c.LeaseTTL))
+	}
+	if c.Settle < 0 {
+		errs = append(errs, fmt.Errorf("cluster.settle %v: not negative", c.Settle))
+	}
+	if c.LoadFactor < 1 {
+		errs = append(errs, fmt.Errorf("cluster.load-factor %v: at least 1", c.LoadFactor))
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Config) membersKey() string        { return c.Prefix + "/members/" }
 func (c *Config) ownersKey() string         { return c.Prefix + "/owners/" }
 func (c *Config) memberKey(n string) string { return c.membersKey() + n }
 func (c *Config) ownerKey(t string) string  { return c.ownersKey() + t }
-
-// Owner is what a member starts and stops: the targets' collection.
-// Calls come one at a time, though not always from one goroutine (the
-// lease's watchdog disowns everything on its own). Disown must return
-// only once nothing more is collected or written for the target.
-type Owner interface {
-	Own(target string, token int64)
-	Disown(target string)
-}
 
 // fenceMargin is taken off a lease's expiry, as this replica reckons it,
 // for the time between a deadline and the stop it triggers.
@@ -101,8 +103,11 @@ const fenceMargin = 500 * time.Millisecond
 // Member is one replica's membership: its lease, the targets it owns,
 // and the fencing of what it does for them.
 type Member struct {
-	cfg   Config
-	owner Owner
+	cfg Config
+	// owner is what the member starts and stops (stage.Owner): its calls
+	// come one at a time, though not always from one goroutine (the
+	// lease's watchdog disowns everything on its own).
+	owner stage.Owner
 	log   *slog.Logger
 	cli   *clientv3.Client
 
@@ -116,18 +121,33 @@ type Member struct {
 	poke     chan struct{}
 }
 
-// New connects to etcd; Run does the rest.
-func New(cfg Config, owner Owner, log *slog.Logger) (*Member, error) {
-	if err := cfg.fill(); err != nil {
+// New connects to etcd; Bind, then Run, do the rest.
+func New(cfg Config, log *slog.Logger) (*Member, error) {
+	cfg.SetDefaults()
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("cluster.endpoints: none")
+	}
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("etcd %v: %w", cfg.Endpoints, err)
 	}
-	return &Member{cfg: cfg, owner: owner, log: log.With(slog.String("member", cfg.Name)), cli: cli,
+	return &Member{cfg: cfg, log: log.With(slog.String("member", cfg.Name)), cli: cli,
 		owned: map[string]int64{}, poke: make(chan struct{}, 1)}, nil
 }
+
+type noOwner struct{}
+
+func (noOwner) Own(string, int64) {}
+func (noOwner) Disown(string)     {}
+
+// Bind sets what the member starts and stops; before Run.
+func (m *Member) Bind(o stage.Owner) { m.owner = o }
+
+// Share is SetTargets (stage.Ownership).
+func (m *Member) Share(targets []string) { m.SetTargets(targets) }
 
 // Close closes the etcd client.
 func (m *Member) Close() error { return m.cli.Close() }
@@ -175,6 +195,11 @@ func (m *Member) Owned() map[string]int64 {
 // Run keeps the membership until ctx ends, then gives up every target and
 // revokes the lease, so the others take them at once.
 func (m *Member) Run(ctx context.Context) error {
+	if m.owner == nil {
+		// No source collects targets here (no gNMI targets): the
+		// replica is a member that owns nothing.
+		m.owner = noOwner{}
+	}
 	for ctx.Err() == nil {
 		err := m.incarnation(ctx)
 		if ctx.Err() != nil {

@@ -93,10 +93,11 @@ type running struct {
 func start(t *testing.T, endpoint, name string, l *ledger, targets []string) *running {
 	t.Helper()
 	m, err := New(Config{Endpoints: []string{endpoint}, Name: name, LeaseTTL: 2 * time.Second, Settle: 500 * time.Millisecond},
-		ledgerOwner{l, name}, slog.New(slog.NewTextHandler(testLog(), nil)))
+		slog.New(slog.NewTextHandler(testLog(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.Bind(ledgerOwner{l, name})
 	m.SetTargets(targets)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{m: m, stop: cancel, done: make(chan struct{})}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"github.com/meshd/meshd/bmpbridge"
+	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
 )
 
@@ -18,8 +19,11 @@ type Config struct {
 	MemoryLimit string `yaml:"memory-limit"`
 	// The gNMI collector's keys (targets, targets-file, subscriptions,
 	// defaults) sit at the top level, as in gnmic's config.
-	GNMI         gnmiclient.Config `yaml:",inline"`
-	BMP          bmpbridge.Config  `yaml:"bmp"`
+	GNMI gnmiclient.Config `yaml:",inline"`
+	BMP  bmpbridge.Config  `yaml:"bmp"`
+	// Cluster shares the gNMI targets among replicas through etcd; no
+	// endpoints: this meshd collects every target.
+	Cluster      cluster.Config `yaml:"cluster"`
 	sinkSections `yaml:",inline"`
 }
 
@@ -59,12 +63,13 @@ func (c *Config) SetDefaults() {
 	}
 	c.GNMI.SetDefaults()
 	c.BMP.SetDefaults()
+	c.Cluster.SetDefaults()
 	c.sinkSections.setDefaults()
 }
 
 // Validate checks every section.
 func (c *Config) Validate() error {
-	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate()}
+	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate(), c.Cluster.Validate()}
 	if c.Merge.QueueDepth < 1 {
 		errs = append(errs, fieldErr("merge.queue-depth", "must be >= 1"))
 	}

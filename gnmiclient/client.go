@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -43,6 +44,11 @@ type Client struct {
 	static   map[string]*Target // from the config
 	fromFile map[string]*Target // from the targets file
 	wg       sync.WaitGroup
+
+	// With a cluster, only the targets this replica owns have sessions.
+	ownership stage.Ownership
+	owned     map[string]int64 // target → fencing token
+	shared    []string         // the names last told to ownership
 }
 
 // Option configures a Client.
@@ -54,6 +60,35 @@ func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
 // WithRegisterer registers the client's metrics with reg.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(c *Client) { c.m.register(reg) }
+}
+
+// WithOwnership makes the client collect only the targets o gives this
+// replica (cluster mode): it tells o every target's name and is bound as
+// o's Owner.
+func WithOwnership(o stage.Ownership) Option {
+	return func(c *Client) {
+		c.ownership, c.owned = o, map[string]int64{}
+		o.Bind(c)
+	}
+}
+
+// Own starts target's session (stage.Owner).
+func (c *Client) Own(target string, token int64) {
+	c.mu.Lock()
+	c.owned[target] = token
+	c.mu.Unlock()
+	c.log.Info("gnmi: target owned", slog.String("router", target), slog.Int64("token", token))
+	c.reconcile()
+}
+
+// Disown stops target's session and returns once it has ended
+// (stage.Owner).
+func (c *Client) Disown(target string) {
+	c.mu.Lock()
+	delete(c.owned, target)
+	c.mu.Unlock()
+	c.log.Info("gnmi: target given up", slog.String("router", target))
+	c.reconcile()
 }
 
 // WithTranslator sets the translator (to add mapping tables).
@@ -176,13 +211,33 @@ func (c *Client) reconcile() {
 		}
 		want[t.Name] = t
 	}
+	if c.ownership != nil {
+		names := make([]string, 0, len(want))
+		for name := range want {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		if !slices.Equal(names, c.shared) {
+			c.shared = names
+			c.ownership.Share(names)
+		}
+	}
+	all := want
+	if c.ownership != nil {
+		want = make(map[string]*Target, len(c.owned))
+		for name, t := range all {
+			if _, mine := c.owned[name]; mine {
+				want[name] = t
+			}
+		}
+	}
 	for name, s := range c.sessions {
 		if t, ok := want[name]; ok && reflect.DeepEqual(*t, *s.t) {
 			continue
 		}
 		s.stop()
 		delete(c.sessions, name)
-		if _, still := want[name]; !still {
+		if _, still := all[name]; !still {
 			c.m.forget(name)
 			c.log.Info("gnmi: target removed", slog.String("router", name))
 		}

@@ -17,7 +17,11 @@ func newSource(env stage.Env) (stage.Source, error) {
 	if ok, err := env.Decode("", &cfg); err != nil || !ok || (len(cfg.Targets) == 0 && cfg.TargetsFile == "") {
 		return nil, err
 	}
-	c, err := New(cfg, env.Applier, WithLogger(env.Log.With("part", "gnmi")), WithRegisterer(env.Registerer))
+	opts := []Option{WithLogger(env.Log.With("part", "gnmi")), WithRegisterer(env.Registerer)}
+	if env.Ownership != nil {
+		opts = append(opts, WithOwnership(env.Ownership))
+	}
+	c, err := New(cfg, env.Applier, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -166,6 +166,26 @@ type Env struct {
 	// host of their address: a source that sees routers some other way
 	// (BMP) gives them these names.
 	Targets map[string]string
+	// Ownership shares the fleet's targets among meshd replicas (the
+	// cluster: section); nil when this meshd owns every target.
+	Ownership Ownership
+}
+
+// Ownership is the cluster's side of sharing targets: a source that
+// collects targets tells it their names (the same on every replica) and
+// binds itself as the Owner it starts and stops them through.
+type Ownership interface {
+	Share(targets []string)
+	Bind(o Owner)
+}
+
+// Owner collects the targets this replica owns. token fences the work
+// for a target: Ownership's Valid(target, token) turns false the moment
+// the ownership may have passed to another replica. Disown returns only
+// once nothing more is collected for the target.
+type Owner interface {
+	Own(target string, token int64)
+	Disown(target string)
 }
 
 // SourceInfo registers a source.

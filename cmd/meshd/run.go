@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/config"
 	"github.com/meshd/meshd/internal/ops"
 	"github.com/meshd/meshd/internal/sessions"
@@ -82,6 +83,14 @@ func run(ctx context.Context, cfg *config.Config) error {
 	}
 	env := stage.Env{Log: log, Registerer: reg, Ops: opsHooks{opsSrv}, Decode: decoder(cfg),
 		Applier: core, State: core, Targets: targetHosts(cfg)}
+	var member *cluster.Member
+	if len(cfg.Cluster.Endpoints) > 0 {
+		if member, err = cluster.New(cfg.Cluster, log.With("part", "cluster")); err != nil {
+			return err
+		}
+		defer member.Close()
+		env.Ownership = member
+	}
 
 	// Sources bind their listeners when built: one that fails to build
 	// releases those built before it (Run with a done context).
@@ -128,6 +137,12 @@ func run(ctx context.Context, cfg *config.Config) error {
 		}})
 	}
 
+	if member != nil {
+		// With the sources: it starts and stops their targets, and on
+		// the way out gives them up and revokes its lease, so the other
+		// replicas take them at once.
+		sources = append(sources, component{"cluster", member.Run})
+	}
 	log.Info("meshd running", slog.String("http", opsSrv.Addr()), slog.Int("sources", len(sources)), slog.Int("sinks", len(sinks)))
 	var errs []error
 	var mu sync.Mutex

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshd/meshd/cluster"
+	"github.com/meshd/meshd/config"
+)
+
+func init() { register(newClusterCmd) }
+
+func newClusterCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "The replicas sharing the fleet through etcd"}
+	var cfgPath string
+	var targets, asJSON bool
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster's members, their leases and which replica owns each target",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			if len(cfg.Cluster.Endpoints) == 0 {
+				return errors.New(cfgPath + ": no cluster.endpoints: this meshd runs alone")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			st, err := cluster.ReadStatus(ctx, cfg.Cluster)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(st)
+			}
+			return st.Write(cmd.OutOrStdout(), targets)
+		},
+	}
+	status.Flags().StringVarP(&cfgPath, "config", "c", "meshd.yaml", "meshd's config (its cluster: section)")
+	status.Flags().BoolVar(&targets, "targets", false, "list every target's owner and fencing token")
+	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(status)
+	return cmd
+}
