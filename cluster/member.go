@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -113,12 +114,16 @@ type Member struct {
 
 	// ownMu makes Own and Disown calls one at a time, and orders a
 	// claim against the watchdog: nothing is owned after the deadline.
-	ownMu    sync.Mutex
-	mu       sync.Mutex
-	targets  []string
-	deadline time.Time        // the lease surely lives until then (monotonic)
-	owned    map[string]int64 // target → fencing token (its record's create revision)
-	poke     chan struct{}
+	ownMu   sync.Mutex
+	mu      sync.Mutex
+	targets []string
+	owned   map[string]int64 // target → fencing token (its record's create revision)
+	poke    chan struct{}
+	// deadline is when the lease surely lives until, as time since epoch
+	// on the monotonic clock: read on every notification (Live), so an
+	// atomic rather than a lock.
+	epoch    time.Time
+	deadline atomic.Int64
 }
 
 // New connects to etcd; Bind, then Run, do the rest.
@@ -135,7 +140,7 @@ func New(cfg Config, log *slog.Logger) (*Member, error) {
 		return nil, fmt.Errorf("etcd %v: %w", cfg.Endpoints, err)
 	}
 	return &Member{cfg: cfg, log: log.With(slog.String("member", cfg.Name)), cli: cli,
-		owned: map[string]int64{}, poke: make(chan struct{}, 1)}, nil
+		owned: map[string]int64{}, poke: make(chan struct{}, 1), epoch: time.Now()}, nil
 }
 
 type noOwner struct{}
@@ -176,9 +181,17 @@ func (m *Member) kick() {
 // replica resumed after a pause, or cut from etcd, past its lease's
 // expiry finds false here before anything else runs for the target.
 func (m *Member) Valid(target string, token int64) bool {
+	if !m.Live() {
+		return false
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return time.Now().Before(m.deadline) && m.owned[target] == token && token != 0
+	return m.owned[target] == token && token != 0
+}
+
+// Live reports whether the lease surely lives (stage.Ownership).
+func (m *Member) Live() bool {
+	return int64(time.Since(m.epoch)) < m.deadline.Load()
 }
 
 // Owned is a copy of the targets this replica owns, with their tokens.
@@ -299,15 +312,11 @@ func (m *Member) watchdog(ctx context.Context, lost chan<- error) {
 }
 
 func (m *Member) setDeadline(sent time.Time, ttl int64) {
-	m.mu.Lock()
-	m.deadline = sent.Add(time.Duration(ttl)*time.Second - fenceMargin)
-	m.mu.Unlock()
+	m.deadline.Store(int64(sent.Sub(m.epoch) + time.Duration(ttl)*time.Second - fenceMargin))
 }
 
 func (m *Member) getDeadline() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.deadline
+	return m.epoch.Add(time.Duration(m.deadline.Load()))
 }
 
 // keepAlive renews the lease every third of its TTL. The deadline is

@@ -51,6 +51,10 @@ type session struct {
 
 var errStalled = errors.New("stalled")
 
+// errFenced ends a session whose replica's cluster lease may have ended:
+// another replica may own the target now, and nothing more is applied.
+var errFenced = errors.New("fenced: this replica's cluster lease may have ended; the target is another replica's now")
+
 func (c *Client) newSession(t *Target) (*session, error) {
 	subs := make([]*Subscription, 0, len(t.Subscriptions))
 	var longest time.Duration
@@ -212,6 +216,11 @@ func (s *session) once(ctx context.Context, log *slog.Logger) (synced bool, err 
 			return isSynced.Load(), err
 		}
 		s.lastRecv.Store(int64(time.Since(s.epoch)))
+		if own := s.c.ownership; own != nil && !own.Live() {
+			// A replica resumed after a pause, or cut from etcd, past its
+			// lease: what it received meanwhile is not its to apply.
+			return isSynced.Load(), errFenced
+		}
 		if f := codec.D.Fallbacks; f != generic {
 			s.c.m.generic.Add(float64(f - generic))
 			generic = f

@@ -174,14 +174,18 @@ type Env struct {
 // Ownership is the cluster's side of sharing targets: a source that
 // collects targets tells it their names (the same on every replica) and
 // binds itself as the Owner it starts and stops them through.
+//
+// Live reports whether this replica's hold on what it owns surely lasts:
+// false from the moment another replica may have taken its targets
+// over (a pause, a cut from etcd), before anything more is applied.
 type Ownership interface {
 	Share(targets []string)
 	Bind(o Owner)
+	Live() bool
 }
 
-// Owner collects the targets this replica owns. token fences the work
-// for a target: Ownership's Valid(target, token) turns false the moment
-// the ownership may have passed to another replica. Disown returns only
+// Owner collects the targets this replica owns; token is the ownership
+// record's revision, which names the owner's period. Disown returns only
 // once nothing more is collected for the target.
 type Owner interface {
 	Own(target string, token int64)

@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -55,7 +57,7 @@ func startFleet(t *testing.T, targets int) *gnmisim.Sim {
 	for range 10 {
 		var sim *gnmisim.Sim
 		ctx, cancel := context.WithCancel(context.Background())
-		sim, err = gnmisim.Start(ctx, gnmisim.Config{Targets: targets, Neighbors: 2, Rate: 1, BasePort: 25000 + rand.IntN(7000), Prefix: "router"})
+		sim, err = gnmisim.Start(ctx, gnmisim.Config{Targets: targets, Neighbors: 2, Rate: 20, BasePort: 25000 + rand.IntN(7000), Prefix: "router"})
 		if err == nil {
 			t.Cleanup(func() { cancel(); sim.Wait() })
 			return sim
@@ -172,4 +174,48 @@ func TestClusterSharesTheFleet(t *testing.T) {
 	})
 	t.Logf("all %d targets synced again %v after kill -9 of one replica (lease TTL 2 s); targets per replica:%s",
 		fleet, time.Since(killed).Round(100*time.Millisecond), spread)
+
+	// SIGSTOP meshd-1 for three lease TTLs: meshd-0 takes its targets;
+	// once resumed, meshd-1 applies none of what its routers sent
+	// meanwhile (its sockets hold seconds of it), before it may own
+	// anything again (not before settle, 1 s).
+	p := rs[1]
+	owned := len(p.synced(t))
+	before := notifications(t, p)
+	_ = p.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(6 * time.Second)
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	time.Sleep(800 * time.Millisecond)
+	applied := notifications(t, p) - before
+	t.Logf("meshd-1 held %d targets when paused 6 s; it applied %.0f notifications in the 0.8 s after it resumed (its routers sent about %d meanwhile)",
+		owned, applied, owned*2*20*6/3)
+	if applied > float64(owned) {
+		t.Errorf("meshd-1 applied %.0f notifications after its lease had ended: a paused replica must apply nothing it received for targets it may no longer own", applied)
+	}
+	testenv.WaitFor(t, 30*time.Second, "every target synced on exactly one replica after the pause, meshd-1 with its share again", func() bool {
+		ok, s := once(rs[:2])
+		spread = s
+		return ok && len(p.synced(t)) >= fleet/4
+	})
+	t.Logf("after the pause, targets per replica:%s", spread)
+}
+
+// notifications is a replica's meshd_gnmi_notifications_total, summed.
+func notifications(t *testing.T, r *replica) float64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.http))
+	if err != nil {
+		t.Fatalf("%s metrics: %v", r.name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var n float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "meshd_gnmi_notifications_total{") {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			n += v
+		}
+	}
+	return n
 }
