@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-scale bench bench-e2e soak soak-short fuzz clean
+.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-scale bench bench-e2e soak soak-short cluster-chaos fuzz clean
 
 all: build
 
@@ -99,6 +99,15 @@ soak: tools
 # checks. `make integration` runs it too (TestSoakShort), so CI does.
 soak-short: tools
 	$(GO) test -tags integration -count=1 -p 1 -v -run '^TestSoakShort$$' -timeout 20m ./bench/e2e/
+
+# cluster-chaos: the cluster harness (bench/e2e/cluster.go) at issue 18's
+# size: three `meshd run` replicas on a real etcd sharing 1,000 simulated
+# targets, each fault (kill-9 ten times, pause, partition, restart) in
+# turn; prints the table. CLUSTER picks rows. `make integration` runs a
+# small version (TestClusterShort), so CI does.
+CLUSTER ?= .
+cluster-chaos: tools
+	flock /tmp/meshd-bench.lock $(GO) test -run '^$$' -bench 'Cluster/$(CLUSTER)' -benchtime 1x -timeout 180m ./bench/e2e/
 
 # fuzz: every fuzz target for FUZZTIME each (go test takes one -fuzz target
 # a run). New inputs that fail land in the package's testdata/fuzz.

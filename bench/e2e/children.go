@@ -136,6 +136,16 @@ func (c *simChild) sent() (uint64, error) {
 	return strconv.ParseUint(line, 10, 64)
 }
 
+// overlaps is how many Subscribe streams began while their target had
+// another open (gnmisim.Sim.Overlaps).
+func (c *simChild) overlaps() (uint64, error) {
+	line, err := c.ask("overlaps", true)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(line, 10, 64)
+}
+
 // count is the number of notifications stamped in [from, til), whole
 // seconds (a fleet started with count).
 func (c *simChild) count(from, til int64) (int64, error) {
@@ -192,6 +202,8 @@ func simMain() int {
 		switch _, err := fmt.Sscanf(in.Text(), "count %d %d", &from, &til); {
 		case in.Text() == "sent":
 			fmt.Println(s.Sent())
+		case in.Text() == "overlaps":
+			fmt.Println(s.Overlaps())
 		case err == nil:
 			var c int64
 			mu.Lock()

@@ -60,19 +60,23 @@ type Config struct {
 
 // Sim is a running fleet.
 type Sim struct {
-	cfg     Config
-	targets []*target
-	sent    atomic.Uint64
-	wg      sync.WaitGroup
+	cfg      Config
+	targets  []*target
+	sent     atomic.Uint64
+	overlaps atomic.Uint64
+	wg       sync.WaitGroup
 }
 
 type target struct {
-	sim  *Sim
-	name string
-	addr string
-	srv  *grpc.Server
-	lis  net.Listener
-	seed uint64
+	// active counts the target's open Subscribe streams: a router with
+	// two is collected twice (Sim.Overlaps).
+	active atomic.Int32
+	sim    *Sim
+	name   string
+	addr   string
+	srv    *grpc.Server
+	lis    net.Listener
+	seed   uint64
 }
 
 // neighbor is one simulated session's state.
@@ -143,6 +147,10 @@ func (s *Sim) Wait() { s.wg.Wait() }
 
 // Sent is the number of leaf updates sent so far, over all routers.
 func (s *Sim) Sent() uint64 { return s.sent.Load() }
+
+// Overlaps is how many Subscribe streams began while the same target had
+// another open: what a router sees when two collectors take it at once.
+func (s *Sim) Overlaps() uint64 { return s.overlaps.Load() }
 
 // LeavesPerNeighbor is the number of leaves a neighbor's full state has.
 const LeavesPerNeighbor = 16
@@ -368,6 +376,10 @@ func (s *server) Subscribe(stream gpb.GNMI_SubscribeServer) error {
 	default:
 		return status.Errorf(codes.Unimplemented, "encoding %v not supported", enc)
 	}
+	if s.t.active.Add(1) > 1 {
+		s.t.sim.overlaps.Add(1)
+	}
+	defer s.t.active.Add(-1)
 	nbrs := s.t.neighbors()
 	sendAll := func() error {
 		now := time.Now().UnixNano()
