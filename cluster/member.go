@@ -215,11 +215,12 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	for ctx.Err() == nil {
 		err := m.incarnation(ctx)
+		// A failed grant leaves nothing owned; otherwise incarnation
+		// gave everything up before its lease went.
+		m.disownAll("lease lost")
 		if ctx.Err() != nil {
-			m.disownAll("shutting down")
 			return nil
 		}
-		m.disownAll("lease lost")
 		m.log.Warn("cluster: membership lost; joining again", slog.Any("err", err))
 		select {
 		case <-ctx.Done():
@@ -242,8 +243,16 @@ func (m *Member) incarnation(ctx context.Context) error {
 	lease := g.ID
 	m.setDeadline(sent, g.TTL)
 	defer func() {
+		// Every session ends before the lease goes: revoking deletes the
+		// ownership records, and another replica may claim a target the
+		// moment its record is gone.
+		why := "lease lost"
+		if ctx.Err() != nil {
+			why = "shutting down"
+		}
+		m.disownAll(why)
 		// Revoking lets the others take the targets now rather than at
-		// the lease's expiry; the targets were disowned already.
+		// the lease's expiry.
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, _ = m.cli.Revoke(rctx, lease)
 		cancel()

@@ -210,3 +210,52 @@ func testLog() io.Writer {
 	}
 	return io.Discard
 }
+
+// slowOwner ends a session the way a real one does, taking its time
+// (a session's goroutines to finish, its connection to close).
+type slowOwner struct{ ledgerOwner }
+
+func (o slowOwner) Disown(t string) {
+	time.Sleep(20 * time.Millisecond)
+	o.ledgerOwner.Disown(t)
+}
+
+// TestStopHandsOverWithoutOverlap stops one of two members: the other
+// takes its targets only once each session has ended. (The first version
+// revoked the lease first, which deletes the ownership records, and the
+// other member claimed targets the stopping one still held.)
+func TestStopHandsOverWithoutOverlap(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	targets := names("router-", 100)
+	l := newLedger()
+	a, err := New(Config{Endpoints: []string{e.Endpoint}, Name: "meshd-a", LeaseTTL: 2 * time.Second, Settle: 500 * time.Millisecond},
+		slog.New(slog.NewTextHandler(testLog(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Bind(slowOwner{ledgerOwner{l, "meshd-a"}})
+	a.SetTargets(targets)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	start(t, e.Endpoint, "meshd-b", l, targets)
+	testenv.WaitFor(t, 15*time.Second, "every target owned once", func() bool {
+		one, _ := l.owners(targets)
+		return one == len(targets)
+	})
+	cancel()
+	<-done
+	testenv.WaitFor(t, 15*time.Second, "meshd-b owns every target", func() bool {
+		one, _ := l.owners(targets)
+		l.mu.Lock()
+		n := l.now["meshd-b"]
+		l.mu.Unlock()
+		return one == len(targets) && n == len(targets)
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, o := range l.overlap {
+		t.Error(o)
+	}
+}
