@@ -10,7 +10,7 @@ import (
 // clusterShort is the cluster harness CI runs: every fault on three
 // replicas sharing 30 targets, with a 2 s lease.
 func clusterShort(f ClusterFault) ClusterScenario {
-	return ClusterScenario{Fault: f, Replicas: 3, Targets: 30, Neighbors: 2, PointsPerSec: 200, LeaseTTL: 2 * time.Second, Hold: 6 * time.Second, Kills: 2}
+	return ClusterScenario{Fault: f, Replicas: 3, Targets: 30, Neighbors: 2, PointsPerSec: 200, LeaseTTL: 2 * time.Second, Hold: 6 * time.Second, Kills: 1}
 }
 
 // TestClusterShort runs every cluster row small: no router collected by
