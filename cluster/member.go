@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sort"
@@ -38,6 +40,23 @@ type Config struct {
 	Settle time.Duration `yaml:"settle"`
 	// LoadFactor bounds a member's share: at most this times the average.
 	LoadFactor float64 `yaml:"load-factor"`
+	// Advertise is where the other replicas and operators reach this
+	// one's listeners (host:port each; empty: not said), kept in its
+	// member record and shown by `meshd cluster status`.
+	Advertise Advertise `yaml:"advertise"`
+}
+
+// Advertise is a replica's addresses as others reach them.
+type Advertise struct {
+	BMP  string `yaml:"bmp" json:"bmp,omitempty"`
+	GNMI string `yaml:"gnmi" json:"gnmi,omitempty"`
+	HTTP string `yaml:"http" json:"http,omitempty"`
+}
+
+// memberRecord is a member key's value.
+type memberRecord struct {
+	Lease string `json:"lease"`
+	Advertise
 }
 
 // Defaults.
@@ -88,6 +107,14 @@ func (c *Config) Validate() error {
 	}
 	if c.LoadFactor < 1 {
 		errs = append(errs, fmt.Errorf("cluster.load-factor %v: at least 1", c.LoadFactor))
+	}
+	for key, a := range map[string]string{"bmp": c.Advertise.BMP, "gnmi": c.Advertise.GNMI, "http": c.Advertise.HTTP} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("cluster.advertise.%s %q: want host:port: %v", key, a, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -258,7 +285,8 @@ func (m *Member) incarnation(ctx context.Context) error {
 		cancel()
 	}()
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL)
-	_, err = m.cli.Put(pctx, m.cfg.memberKey(m.cfg.Name), fmt.Sprintf("%x", int64(lease)), clientv3.WithLease(lease))
+	rec, _ := json.Marshal(memberRecord{Lease: fmt.Sprintf("%x", int64(lease)), Advertise: m.cfg.Advertise})
+	_, err = m.cli.Put(pctx, m.cfg.memberKey(m.cfg.Name), string(rec), clientv3.WithLease(lease))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("member record: %w", err)

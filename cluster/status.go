@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -20,6 +21,8 @@ type MemberStatus struct {
 	Lease string        `json:"lease"`
 	TTL   time.Duration `json:"ttl"`
 	Owns  int           `json:"owns"`
+	// Advertise is where the replica says it is reached.
+	Advertise Advertise `json:"advertise"`
 }
 
 // Ownership is one target's record: its owner and the record's create
@@ -56,6 +59,10 @@ func ReadStatus(ctx context.Context, cfg Config) (*Status, error) {
 	index := map[string]int{}
 	for _, kv := range ms.Kvs {
 		m := MemberStatus{Name: strings.TrimPrefix(string(kv.Key), cfg.membersKey()), Lease: fmt.Sprintf("%x", kv.Lease)}
+		var rec memberRecord
+		if json.Unmarshal(kv.Value, &rec) == nil {
+			m.Advertise = rec.Advertise
+		}
 		if r, err := cli.TimeToLive(ctx, clientv3.LeaseID(kv.Lease)); err == nil {
 			m.TTL = time.Duration(r.TTL) * time.Second
 		}
@@ -83,9 +90,10 @@ func ReadStatus(ctx context.Context, cfg Config) (*Status, error) {
 // Write prints the members and, with targets, every ownership record.
 func (st *Status) Write(w io.Writer, targets bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tLEASE\tTTL LEFT\tTARGETS")
+	fmt.Fprintln(tw, "MEMBER\tLEASE\tTTL LEFT\tTARGETS\tBMP\tGNMI\tHTTP")
 	for _, m := range st.Members {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\n", m.Name, m.Lease, m.TTL, m.Owns)
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%s\t%s\t%s\n", m.Name, m.Lease, m.TTL, m.Owns,
+			dash(m.Advertise.BMP), dash(m.Advertise.GNMI), dash(m.Advertise.HTTP))
 	}
 	fmt.Fprintf(tw, "%d members, %d targets owned", len(st.Members), len(st.Owners))
 	if st.Orphans > 0 {
@@ -99,4 +107,11 @@ func (st *Status) Write(w io.Writer, targets bool) error {
 		}
 	}
 	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

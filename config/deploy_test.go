@@ -45,6 +45,7 @@ func TestDeployExamplesLoad(t *testing.T) {
 	t.Setenv("POD_NAME", "meshd-1")
 	t.Setenv("GNMI_PASSWORD", "secret")
 	t.Setenv("MESHD_GNMI_PASSWORD", "secret")
+	t.Setenv("HOSTNAME", "meshd-a")
 	tests := []struct {
 		name, path, member string
 	}{

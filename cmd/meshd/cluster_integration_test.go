@@ -90,8 +90,8 @@ func TestClusterSharesTheFleet(t *testing.T) {
 	for i := range 3 {
 		r := &replica{name: fmt.Sprintf("meshd-%d", i), http: testenv.LowPort(t)}
 		r.cfg = filepath.Join(dir, r.name+".yaml")
-		cfg := fmt.Sprintf("log:\n  level: info\nhttp:\n  listen: 127.0.0.1:%d\ntargets-file: %s\ncluster:\n  endpoints: [%s]\n  name: %s\n  lease-ttl: 2s\n  settle: 1s\n",
-			r.http, targetsFile, e.Endpoint, r.name)
+		cfg := fmt.Sprintf("log:\n  level: info\nhttp:\n  listen: 127.0.0.1:%d\ntargets-file: %s\ncluster:\n  endpoints: [%s]\n  name: %s\n  lease-ttl: 2s\n  settle: 1s\n  advertise:\n    http: 127.0.0.1:%d\n",
+			r.http, targetsFile, e.Endpoint, r.name, r.http)
 		if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -156,9 +156,12 @@ func TestClusterSharesTheFleet(t *testing.T) {
 	if len(st.Members) != 3 || len(st.Owners) != fleet {
 		t.Errorf("cluster status: %d members and %d targets owned, want 3 and %d:\n%s", len(st.Members), len(st.Owners), fleet, out)
 	}
-	for _, m := range st.Members {
+	for i, m := range st.Members {
 		if got := len(rs[0].synced(t)); m.Name == rs[0].name && m.Owns != got {
 			t.Errorf("cluster status says %s owns %d, its /api/gnmi/targets has %d", m.Name, m.Owns, got)
+		}
+		if want := fmt.Sprintf("127.0.0.1:%d", rs[i].http); m.Name != rs[i].name || m.Advertise.HTTP != want {
+			t.Errorf("cluster status member %d: %s advertising http %q, want %s advertising %s", i, m.Name, m.Advertise.HTTP, rs[i].name, want)
 		}
 	}
 
