@@ -65,6 +65,7 @@ type Bridge struct {
 	allow       []netip.Prefix
 	logs        *logLimiter // refusals and budget overflows, per source or router
 	initTimeout time.Duration
+	placement   stage.Placement // cluster mode: where each router's data is joined (relay.go)
 
 	mu      sync.Mutex
 	routers map[string]*routerState

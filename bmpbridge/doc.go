@@ -1,6 +1,7 @@
 // Package bmpbridge is meshd's BMP listener: it accepts BMP sessions from
 // routers, decodes them, and feeds the merge core with neighbor state,
-// counters and route events.
+// counters and route events. In cluster mode it relays, in BMP, the
+// sessions of routers another replica owns to that replica (relay.go).
 //
 // # What each BMP message becomes
 //

@@ -9,6 +9,7 @@ import (
 type metrics struct {
 	sessions     prometheus.Gauge
 	accepted     *prometheus.CounterVec
+	relays       *prometheus.CounterVec
 	refused      *prometheus.CounterVec
 	throttled    *prometheus.CounterVec
 	overBudget   *prometheus.CounterVec
@@ -39,6 +40,8 @@ type metrics struct {
 func newMetrics() *metrics {
 	m := &metrics{
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_bmp_sessions", Help: "BMP sessions currently open."}),
+		relays: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_relays_total",
+			Help: "BMP sessions of routers another replica owns (cluster mode), by result: relayed to the owner, or failed (served here when the owner could not be reached)."}, []string{"result"}),
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_sessions_total",
 			Help: "BMP connections by outcome (accepted: taken at TCP accept; rejected: refused at accept or at their Initiation, by reason in meshd_bmp_refused_total)."}, []string{"result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_refused_total",
@@ -92,7 +95,7 @@ func (m *metrics) resolve() {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.sessions, m.accepted, m.refused, m.throttled, m.overBudget, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes, m.ignoredDownsVec, m.quirksVec)
+	reg.MustRegister(m.sessions, m.accepted, m.relays, m.refused, m.throttled, m.overBudget, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes, m.ignoredDownsVec, m.quirksVec)
 }
 
 // skippedLabel keeps the label set bounded: well-known names, else "other".

@@ -60,6 +60,17 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
+	// rc is what the session reads: c itself, or after a look at the
+	// first message in cluster mode, c with that message replayed.
+	rc := c
+	if b.placement != nil {
+		var done bool
+		if rc, done = b.maybeRelay(ctx, c, host); done {
+			c.Close()
+			b.leave("")
+			return
+		}
+	}
 	s := &session{b: b, conn: c, addr: host, log: b.log.With(slog.String("address", host)), dec: decode.NewDecoder(b.cfg.VRFs)}
 	// Without route events the prefix text is needed only for the rare
 	// origin-change event.
@@ -79,7 +90,7 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	var readErr error
 	go func() {
 		defer close(frames)
-		readErr = s.read(c, frames, free, done)
+		readErr = s.read(rc, frames, free, done)
 	}()
 	defer close(done)
 
@@ -248,6 +259,13 @@ func (s *session) handle(m *decode.Message, err error) bool {
 // when the router would be one more than max-routers.
 func (s *session) start(in *decode.Initiation) bool {
 	name := s.b.routerName(in.SysName, s.addr)
+	if router, addr, ok := relayed(in.Strings); ok && s.b.placement != nil {
+		// Relayed by another replica, which named the router as this
+		// one would from its address.
+		s.log.Info("BMP session relayed by another replica", slog.String("router", router), slog.String("router_address", addr), slog.String("relay", s.addr))
+		name, s.addr = router, addr
+		s.log = s.b.log.With(slog.String("address", addr))
+	}
 	if !s.b.admit(s.conn, name) {
 		s.refused = true
 		s.b.refuse("max_routers")

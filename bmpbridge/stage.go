@@ -17,6 +17,9 @@ func newSource(env stage.Env) (stage.Source, error) {
 		return nil, err
 	}
 	opts := []Option{WithConfig(cfg), WithLogger(env.Log.With("part", "bmp")), WithRegisterer(env.Registerer)}
+	if p, ok := env.Ownership.(stage.Placement); ok {
+		opts = append(opts, WithPlacement(p))
+	}
 	for name, host := range env.Targets {
 		opts = append(opts, WithTargets(name))
 		// A router exporting BMP from the address meshd reaches its

@@ -151,6 +151,7 @@ type Member struct {
 	// atomic rather than a lock.
 	epoch    time.Time
 	deadline atomic.Int64
+	placed   atomic.Pointer[placement]
 }
 
 // New connects to etcd; Bind, then Run, do the rest.
@@ -409,18 +410,54 @@ func (m *Member) settle(ctx context.Context, lost <-chan error) error {
 
 // members lists the live members' names, sorted.
 func (m *Member) members(ctx context.Context) ([]string, error) {
+	names, _, err := m.memberRecords(ctx)
+	return names, err
+}
+
+// memberRecords lists the live members' names, sorted, and what they
+// advertise.
+func (m *Member) memberRecords(ctx context.Context) ([]string, map[string]Advertise, error) {
 	gctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
 	defer cancel()
-	r, err := m.cli.Get(gctx, m.cfg.membersKey(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	r, err := m.cli.Get(gctx, m.cfg.membersKey(), clientv3.WithPrefix())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make([]string, 0, len(r.Kvs))
+	names := make([]string, 0, len(r.Kvs))
+	adv := make(map[string]Advertise, len(r.Kvs))
 	for _, kv := range r.Kvs {
-		out = append(out, strings.TrimPrefix(string(kv.Key), m.cfg.membersKey()))
+		name := strings.TrimPrefix(string(kv.Key), m.cfg.membersKey())
+		names = append(names, name)
+		var rec memberRecord
+		if json.Unmarshal(kv.Value, &rec) == nil {
+			adv[name] = rec.Advertise
+		}
 	}
-	sort.Strings(out)
-	return out, nil
+	sort.Strings(names)
+	return names, adv, nil
+}
+
+// placement is what the last reconcile read: each target's owner and
+// each member's BMP address.
+type placement struct {
+	owner map[string]string
+	bmp   map[string]string
+}
+
+// BMPRoute says which replica joins router's BMP (stage.Placement): the
+// owner of the gNMI target of that name, when it is another replica that
+// advertises a BMP address; otherwise this one.
+func (m *Member) BMPRoute(router string) (string, bool) {
+	p := m.placed.Load()
+	if p == nil {
+		return "", false
+	}
+	o := p.owner[router]
+	if o == "" || o == m.cfg.Name {
+		return "", false
+	}
+	addr := p.bmp[o]
+	return addr, addr != ""
 }
 
 // record is an ownership record as read from etcd.
@@ -449,7 +486,7 @@ func (m *Member) records(ctx context.Context) (map[string]record, error) {
 // is left to it: that member releases it when it sees the same
 // assignment, or its lease ends.
 func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
-	members, err := m.members(ctx)
+	members, adv, err := m.memberRecords(ctx)
 	if err != nil {
 		return err
 	}
@@ -457,6 +494,14 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 	if err != nil {
 		return err
 	}
+	p := &placement{owner: make(map[string]string, len(recs)), bmp: make(map[string]string, len(adv))}
+	for t, r := range recs {
+		p.owner[t] = r.owner
+	}
+	for name, a := range adv {
+		p.bmp[name] = a.BMP
+	}
+	m.placed.Store(p)
 	m.mu.Lock()
 	targets := m.targets
 	m.mu.Unlock()

@@ -184,6 +184,14 @@ type Ownership interface {
 	Live() bool
 }
 
+// Placement says which replica joins a router's data (cluster mode): an
+// Ownership may also be one. BMPRoute returns the BMP address of the
+// replica that owns router, and remote true when that is another
+// replica; remote false means this one (or nobody) does.
+type Placement interface {
+	BMPRoute(router string) (addr string, remote bool)
+}
+
 // Owner collects the targets this replica owns; token is the ownership
 // record's revision, which names the owner's period. Disown returns only
 // once nothing more is collected for the target.

@@ -3,11 +3,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/meshd/meshd/bench/gnmisim"
+	"github.com/meshd/meshd/bmpbridge/bmpgen"
 	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
 	"github.com/meshd/meshd/internal/testenv"
@@ -27,7 +30,9 @@ import (
 type replica struct {
 	name string
 	cfg  string
+	bin  string
 	http int
+	bmp  int
 	cmd  *exec.Cmd
 }
 
@@ -75,39 +80,9 @@ func startFleet(t *testing.T, targets int) *gnmisim.Sim {
 // again by the others, each still by one.
 func TestClusterSharesTheFleet(t *testing.T) {
 	e := testenv.StartEtcd(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "meshd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	const fleet = 30
 	sim := startFleet(t, fleet)
-	targetsFile := filepath.Join(dir, "targets.yaml")
-	if err := sim.WriteTargetsFile(targetsFile); err != nil {
-		t.Fatal(err)
-	}
-	var rs []*replica
-	for i := range 3 {
-		r := &replica{name: fmt.Sprintf("meshd-%d", i), http: testenv.LowPort(t)}
-		r.cfg = filepath.Join(dir, r.name+".yaml")
-		cfg := fmt.Sprintf("log:\n  level: info\nhttp:\n  listen: 127.0.0.1:%d\ntargets-file: %s\ncluster:\n  endpoints: [%s]\n  name: %s\n  lease-ttl: 2s\n  settle: 1s\n  advertise:\n    http: 127.0.0.1:%d\n",
-			r.http, targetsFile, e.Endpoint, r.name, r.http)
-		if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		logf, err := os.Create(filepath.Join(dir, r.name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.cmd = exec.Command(bin, "run", "-c", r.cfg)
-		r.cmd.Stdout, r.cmd.Stderr = logf, logf
-		if err := r.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		logf.Close()
-		t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
-		rs = append(rs, r)
-	}
+	rs := startReplicas(t, e, sim, 3, false)
 	// once checks that every target is synced on exactly one live
 	// replica and on none other, and says how they are spread.
 	once := func(live []*replica) (bool, string) {
@@ -145,7 +120,7 @@ func TestClusterSharesTheFleet(t *testing.T) {
 		}
 	}
 
-	out, err := exec.Command(bin, "cluster", "status", "--json", "-c", rs[0].cfg).CombinedOutput()
+	out, err := exec.Command(rs[0].bin, "cluster", "status", "--json", "-c", rs[0].cfg).CombinedOutput()
 	if err != nil {
 		t.Fatalf("meshd cluster status: %v\n%s", err, out)
 	}
@@ -203,8 +178,56 @@ func TestClusterSharesTheFleet(t *testing.T) {
 	t.Logf("after the pause, targets per replica:%s", spread)
 }
 
+// startReplicas builds meshd and starts n replicas on etcd e sharing
+// sim's fleet; with bmp, each also listens for BMP and advertises it.
+func startReplicas(t *testing.T, e *testenv.Etcd, sim *gnmisim.Sim, n int, bmp bool) []*replica {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "meshd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	targetsFile := filepath.Join(dir, "targets.yaml")
+	if err := sim.WriteTargetsFile(targetsFile); err != nil {
+		t.Fatal(err)
+	}
+	var rs []*replica
+	for i := range n {
+		r := &replica{name: fmt.Sprintf("meshd-%d", i), http: testenv.LowPort(t), bin: bin}
+		r.cfg = filepath.Join(dir, r.name+".yaml")
+		cfg := fmt.Sprintf("log:\n  level: info\nhttp:\n  listen: 127.0.0.1:%d\ntargets-file: %s\ncluster:\n  endpoints: [%s]\n  name: %s\n  lease-ttl: 2s\n  settle: 1s\n  advertise:\n    http: 127.0.0.1:%d\n",
+			r.http, targetsFile, e.Endpoint, r.name, r.http)
+		if bmp {
+			r.bmp = testenv.LowPort(t)
+			cfg += fmt.Sprintf("    bmp: 127.0.0.1:%d\nbmp:\n  listen: [\"127.0.0.1:%d\"]\n", r.bmp, r.bmp)
+		}
+		if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		logf, err := os.Create(filepath.Join(dir, r.name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.cmd = exec.Command(bin, "run", "-c", r.cfg)
+		r.cmd.Stdout, r.cmd.Stderr = logf, logf
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		logf.Close()
+		t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
+		rs = append(rs, r)
+	}
+	return rs
+}
+
 // notifications is a replica's meshd_gnmi_notifications_total, summed.
 func notifications(t *testing.T, r *replica) float64 {
+	t.Helper()
+	return metric(t, r, "meshd_gnmi_notifications_total{")
+}
+
+// metric sums a replica's series whose line starts with prefix.
+func metric(t *testing.T, r *replica, prefix string) float64 {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", r.http))
 	if err != nil {
@@ -214,11 +237,84 @@ func notifications(t *testing.T, r *replica) float64 {
 	b, _ := io.ReadAll(resp.Body)
 	var n float64
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "meshd_gnmi_notifications_total{") {
+		if strings.HasPrefix(line, prefix) {
 			var v float64
 			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
 			n += v
 		}
 	}
 	return n
+}
+
+// TestClusterRelaysBMPToTheOwner: a router sends BMP to a replica that
+// does not own it; that replica relays the session, in BMP, to the
+// owner, which takes every message; the first holds nothing of it.
+func TestClusterRelaysBMPToTheOwner(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	sim := startFleet(t, 4)
+	rs := startReplicas(t, e, sim, 2, true)
+	var owner, other *replica
+	var router string
+	testenv.WaitFor(t, 30*time.Second, "both replicas owning targets", func() bool {
+		a, b := rs[0].synced(t), rs[1].synced(t)
+		if len(a)+len(b) != 4 || len(a) == 0 || len(b) == 0 {
+			return false
+		}
+		for name := range b {
+			owner, other, router = rs[1], rs[0], name
+		}
+		return true
+	})
+	var buf bytes.Buffer
+	msgs, routes, err := bmpgen.WriteTable(&buf, bmpgen.TableConfig{SysName: router, Peers: 2, Routes: 500, NewAttrShare: 0.35, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", other.bmp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("the owner %s counting the %d messages of %s", owner.name, msgs, router), func() bool {
+		return metric(t, owner, "meshd_bmp_messages_total") >= float64(msgs)
+	})
+	if n := metric(t, other, `meshd_bmp_relays_total{result="relayed"}`); n != 1 {
+		t.Errorf("%s relayed %v sessions, want 1", other.name, n)
+	}
+	if n := metric(t, other, "meshd_bmp_messages_total"); n != 0 {
+		t.Errorf("%s took %v BMP messages itself, want 0: it should only relay", other.name, n)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the owner holding every route", func() bool {
+		return metric(t, owner, "meshd_bmp_routes ") == float64(routes)
+	})
+	if n := metric(t, other, "meshd_bmp_routes "); n != 0 {
+		t.Errorf("%s holds %v routes of a router it relays, want 0", other.name, n)
+	}
+	t.Logf("%d messages (%d routes) of %s sent to %s, taken by its owner %s", msgs, routes, router, other.name, owner.name)
+
+	// The owner dies: the relay ends the router's session (a router then
+	// connects again), and the router's next session is served where
+	// its new owner is, here.
+	_ = owner.cmd.Process.Kill()
+	_ = owner.cmd.Wait()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the relay sent the router data")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the relay kept the router's session 30 s after its owner died")
+	}
+	c2, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", other.bmp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := c2.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, other.name+" taking the router's next session itself", func() bool {
+		return metric(t, other, "meshd_bmp_routes ") == float64(routes)
+	})
 }
