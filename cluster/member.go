@@ -440,14 +440,24 @@ func (m *Member) memberRecords(ctx context.Context) ([]string, map[string]Advert
 // placement is what the last reconcile read: each target's owner and
 // each member's BMP address.
 type placement struct {
-	owner map[string]string
-	bmp   map[string]string
+	owner     map[string]string
+	bmp, gnmi map[string]string // member → advertised address
 }
 
 // BMPRoute says which replica joins router's BMP (stage.Placement): the
 // owner of the gNMI target of that name, when it is another replica that
 // advertises a BMP address; otherwise this one.
 func (m *Member) BMPRoute(router string) (string, bool) {
+	return m.route(router, func(p *placement) map[string]string { return p.bmp })
+}
+
+// GNMIRoute says which replica's gNMI target answers for router
+// (stage.Placement), as BMPRoute.
+func (m *Member) GNMIRoute(router string) (string, bool) {
+	return m.route(router, func(p *placement) map[string]string { return p.gnmi })
+}
+
+func (m *Member) route(router string, addrs func(*placement) map[string]string) (string, bool) {
 	p := m.placed.Load()
 	if p == nil {
 		return "", false
@@ -456,8 +466,24 @@ func (m *Member) BMPRoute(router string) (string, bool) {
 	if o == "" || o == m.cfg.Name {
 		return "", false
 	}
-	addr := p.bmp[o]
+	addr := addrs(p)[o]
 	return addr, addr != ""
+}
+
+// GNMIPeers are the other live members' gNMI targets (stage.Placement).
+func (m *Member) GNMIPeers() []string {
+	p := m.placed.Load()
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for name, addr := range p.gnmi {
+		if name != m.cfg.Name && addr != "" {
+			out = append(out, addr)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // record is an ownership record as read from etcd.
@@ -494,12 +520,12 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 	if err != nil {
 		return err
 	}
-	p := &placement{owner: make(map[string]string, len(recs)), bmp: make(map[string]string, len(adv))}
+	p := &placement{owner: make(map[string]string, len(recs)), bmp: make(map[string]string, len(adv)), gnmi: make(map[string]string, len(adv))}
 	for t, r := range recs {
 		p.owner[t] = r.owner
 	}
 	for name, a := range adv {
-		p.bmp[name] = a.BMP
+		p.bmp[name], p.gnmi[name] = a.BMP, a.GNMI
 	}
 	m.placed.Store(p)
 	m.mu.Lock()

@@ -15,7 +15,12 @@ import (
 // JSON and JSON_IETF one update per matched node holding its subtree.
 // Type CONFIG keeps leaves under a "config" container, STATE and
 // OPERATIONAL the others, ALL everything.
-func (s *Server) Get(_ context.Context, req *gpb.GetRequest) (resp *gpb.GetResponse, err error) {
+//
+// In a cluster (WithCluster) it answers for the routers this replica
+// owns and asks the other replicas for theirs: the owner of the target
+// named, or every replica for "*". A forwarded request is answered for
+// this replica's routers only.
+func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (resp *gpb.GetResponse, err error) {
 	defer func() { s.m.rpcs.WithLabelValues("Get", status.Code(err).String()).Inc() }()
 	enc := req.GetEncoding()
 	if !encodingOK(enc) {
@@ -30,7 +35,16 @@ func (s *Server) Get(_ context.Context, req *gpb.GetRequest) (resp *gpb.GetRespo
 	}
 	pre := req.GetPrefix()
 	tname := pre.GetTarget()
-	targets := s.selectTargets(tname)
+	targets := s.own(s.selectTargets(tname))
+	var remote []*gpb.Notification
+	if s.o.cluster != nil && !forwarded(ctx) && (tname == "" || tname == "*" || len(targets) == 0) {
+		if remote, err = s.o.cluster.ForwardGet(ctx, tname, req); err != nil {
+			return nil, err
+		}
+		if len(targets) == 0 && len(remote) > 0 {
+			return &gpb.GetResponse{Notification: remote}, nil
+		}
+	}
 	if len(targets) == 0 {
 		if tname != "" && tname != "*" {
 			return nil, status.Errorf(codes.NotFound, "target %q not found", tname)
@@ -61,10 +75,11 @@ func (s *Server) Get(_ context.Context, req *gpb.GetRequest) (resp *gpb.GetRespo
 				resp.Notification = append(resp.Notification, n)
 			}
 		}
-		if !found {
+		if !found && len(remote) == 0 {
 			return nil, status.Errorf(codes.NotFound, "no data at %s for target %q", change.PathKey(&gpb.Path{Elem: elems}), tname)
 		}
 	}
+	resp.Notification = append(resp.Notification, remote...)
 	return resp, nil
 }
 

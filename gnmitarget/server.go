@@ -53,6 +53,7 @@ type options struct {
 	maxRecvMsg, maxSendMsg    int
 	queueSize                 int
 	minSample                 time.Duration
+	cluster                   Cluster
 }
 
 // WithTLS serves over TLS with the given certificate and key files; when

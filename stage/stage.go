@@ -188,8 +188,13 @@ type Ownership interface {
 // Ownership may also be one. BMPRoute returns the BMP address of the
 // replica that owns router, and remote true when that is another
 // replica; remote false means this one (or nobody) does.
+//
+// GNMIRoute does the same for the gNMI target of the replica that owns
+// router; GNMIPeers are the gNMI targets of every other replica.
 type Placement interface {
 	BMPRoute(router string) (addr string, remote bool)
+	GNMIRoute(router string) (addr string, remote bool)
+	GNMIPeers() []string
 }
 
 // Owner collects the targets this replica owns; token is the ownership

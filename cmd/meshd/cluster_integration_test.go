@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/encoding/prototext"
+
 	"github.com/meshd/meshd/bench/gnmisim"
 	"github.com/meshd/meshd/bmpbridge/bmpgen"
 	"github.com/meshd/meshd/cluster"
@@ -33,6 +36,7 @@ type replica struct {
 	bin  string
 	http int
 	bmp  int
+	gnmi int
 	cmd  *exec.Cmd
 }
 
@@ -82,7 +86,7 @@ func TestClusterSharesTheFleet(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	const fleet = 30
 	sim := startFleet(t, fleet)
-	rs := startReplicas(t, e, sim, 3, false)
+	rs := startReplicas(t, e, sim, 3, with{})
 	// once checks that every target is synced on exactly one live
 	// replica and on none other, and says how they are spread.
 	once := func(live []*replica) (bool, string) {
@@ -178,9 +182,13 @@ func TestClusterSharesTheFleet(t *testing.T) {
 	t.Logf("after the pause, targets per replica:%s", spread)
 }
 
+// with is what replicas serve beyond gNMI collection: BMP, a gNMI target,
+// each advertised.
+type with struct{ bmp, gnmi bool }
+
 // startReplicas builds meshd and starts n replicas on etcd e sharing
-// sim's fleet; with bmp, each also listens for BMP and advertises it.
-func startReplicas(t *testing.T, e *testenv.Etcd, sim *gnmisim.Sim, n int, bmp bool) []*replica {
+// sim's fleet.
+func startReplicas(t *testing.T, e *testenv.Etcd, sim *gnmisim.Sim, n int, w with) []*replica {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "meshd")
@@ -197,9 +205,16 @@ func startReplicas(t *testing.T, e *testenv.Etcd, sim *gnmisim.Sim, n int, bmp b
 		r.cfg = filepath.Join(dir, r.name+".yaml")
 		cfg := fmt.Sprintf("log:\n  level: info\nhttp:\n  listen: 127.0.0.1:%d\ntargets-file: %s\ncluster:\n  endpoints: [%s]\n  name: %s\n  lease-ttl: 2s\n  settle: 1s\n  advertise:\n    http: 127.0.0.1:%d\n",
 			r.http, targetsFile, e.Endpoint, r.name, r.http)
-		if bmp {
+		if w.bmp {
 			r.bmp = testenv.LowPort(t)
-			cfg += fmt.Sprintf("    bmp: 127.0.0.1:%d\nbmp:\n  listen: [\"127.0.0.1:%d\"]\n", r.bmp, r.bmp)
+			cfg += fmt.Sprintf("    bmp: 127.0.0.1:%d\n", r.bmp)
+		}
+		if w.gnmi {
+			r.gnmi = testenv.LowPort(t)
+			cfg += fmt.Sprintf("    gnmi: 127.0.0.1:%d\ngnmi-server:\n  listen: 127.0.0.1:%d\n", r.gnmi, r.gnmi)
+		}
+		if w.bmp {
+			cfg += fmt.Sprintf("bmp:\n  listen: [\"127.0.0.1:%d\"]\n", r.bmp)
 		}
 		if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
@@ -252,7 +267,7 @@ func metric(t *testing.T, r *replica, prefix string) float64 {
 func TestClusterRelaysBMPToTheOwner(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	sim := startFleet(t, 4)
-	rs := startReplicas(t, e, sim, 2, true)
+	rs := startReplicas(t, e, sim, 2, with{bmp: true})
 	var owner, other *replica
 	var router string
 	testenv.WaitFor(t, 30*time.Second, "both replicas owning targets", func() bool {
@@ -317,4 +332,67 @@ func TestClusterRelaysBMPToTheOwner(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, other.name+" taking the router's next session itself", func() bool {
 		return metric(t, other, "meshd_bmp_routes ") == float64(routes)
 	})
+}
+
+// TestClusterGetAnswersForTheFleet: a Get on any replica's gNMI target
+// answers for every router of the fleet, each once, though each replica
+// collects a third; a Get for one router answers from its owner.
+func TestClusterGetAnswersForTheFleet(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	const fleet = 12
+	sim := startFleet(t, fleet)
+	rs := startReplicas(t, e, sim, 3, with{gnmi: true})
+	testenv.WaitFor(t, 30*time.Second, "every target synced on one replica", func() bool {
+		n := 0
+		for _, r := range rs {
+			for _, ok := range r.synced(t) {
+				if ok {
+					n++
+				}
+			}
+		}
+		return n == fleet
+	})
+	path := &gpb.Path{Elem: []*gpb.PathElem{{Name: "network-instances"}}}
+	// openconfig/gnmi's own client asks (the project's reference client).
+	cli := testenv.Binary(t, "gnmi_cli")
+	get := func(r *replica, target string) (map[string]int, error) {
+		req := &gpb.GetRequest{Prefix: &gpb.Path{Target: target}, Path: []*gpb.Path{path}, Encoding: gpb.Encoding_JSON_IETF}
+		out, err := exec.Command(cli, "-address", fmt.Sprintf("127.0.0.1:%d", r.gnmi), "-insecure", "-timeout", "10s",
+			"-get", "-proto", prototext.Format(req)).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("gnmi_cli: %v: %s", err, out)
+		}
+		resp := &gpb.GetResponse{}
+		if err := prototext.Unmarshal(out, resp); err != nil {
+			return nil, fmt.Errorf("gnmi_cli printed no GetResponse: %v: %s", err, out)
+		}
+		seen := map[string]int{}
+		for _, n := range resp.GetNotification() {
+			seen[n.GetPrefix().GetTarget()]++
+		}
+		return seen, nil
+	}
+	// The routers' state reaches each owner's tree a moment after sync.
+	for _, r := range rs {
+		var seen map[string]int
+		var err error
+		testenv.WaitFor(t, 15*time.Second, r.name+" answering for the whole fleet", func() bool {
+			seen, err = get(r, "*")
+			return err == nil && len(seen) == fleet
+		})
+		for target, n := range seen {
+			if n != 1 {
+				t.Errorf("%s answered for %s %d times", r.name, target, n)
+			}
+		}
+		t.Logf("%s (collecting %d) answered a Get of * for %d routers", r.name, len(r.synced(t)), len(seen))
+	}
+	for name := range rs[1].synced(t) {
+		seen, err := get(rs[0], name)
+		if err != nil || seen[name] != 1 {
+			t.Errorf("%s answering for %s, owned by %s: %v %v", rs[0].name, name, rs[1].name, seen, err)
+		}
+		break
+	}
 }

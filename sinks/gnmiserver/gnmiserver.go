@@ -74,6 +74,10 @@ type Sink struct {
 	srv  *gnmitarget.Server
 	reg  prometheus.Registerer
 	log  *slog.Logger
+	// place and fwd: cluster mode, where Get answers for the whole fleet
+	// (forward.go).
+	place stage.Placement
+	fwd   *forwarder
 
 	resyncs prometheus.Counter
 	batches prometheus.Counter
@@ -129,6 +133,10 @@ func New(cfg Config, snap stage.Snapshotter, opts ...Option) (*Sink, error) {
 	if cfg.Username != "" {
 		topts = append(topts, gnmitarget.WithCredentials(cfg.Username, cfg.Password))
 	}
+	if s.place != nil {
+		s.fwd = &forwarder{place: s.place, cfg: cfg}
+		topts = append(topts, gnmitarget.WithCluster(s.fwd))
+	}
 	if s.reg != nil {
 		for _, c := range []prometheus.Collector{s.resyncs, s.batches} {
 			if err := s.reg.Register(c); err != nil {
@@ -168,6 +176,9 @@ func (s *Sink) Run(ctx context.Context, sub stage.Feed) error {
 	s.log.Info("gnmi server listening", slog.String("addr", lis.Addr().String()),
 		slog.Bool("tls", s.cfg.TLSCert != ""), slog.Bool("mtls", s.cfg.TLSCA != ""), slog.Bool("auth", s.cfg.Username != ""))
 	defer s.srv.GracefulStop()
+	if s.fwd != nil {
+		defer s.fwd.close()
+	}
 
 	// Serve what the core holds, then take batches as the core publishes
 	// them, in its sources' goroutines (see merge.Subscription.Deliver):

@@ -14,7 +14,11 @@ func newStageSink(env stage.Env) (stage.Sink, error) {
 	if ok, err := env.Decode("gnmi-server", &cfg); err != nil || !ok || cfg.Listen == "" {
 		return nil, err
 	}
-	s, err := New(cfg, env.State, WithRegisterer(env.Registerer), WithLogger(env.Log.With("part", "gnmi-server")))
+	opts := []Option{WithRegisterer(env.Registerer), WithLogger(env.Log.With("part", "gnmi-server"))}
+	if p, ok := env.Ownership.(stage.Placement); ok {
+		opts = append(opts, WithPlacement(p))
+	}
+	s, err := New(cfg, env.State, opts...)
 	if err != nil {
 		return nil, err
 	}
