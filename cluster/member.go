@@ -379,6 +379,13 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 	m.mu.Unlock()
 	want := Assign(targets, members, m.cfg.LoadFactor)
 	me := m.cfg.Name
+	var claimed, released int
+	defer func() {
+		if claimed+released > 0 {
+			m.log.Info("cluster: ownership changed", slog.Int("claimed", claimed), slog.Int("released", released),
+				slog.Int("owned", len(m.Owned())), slog.Int("members", len(members)), slog.Int("targets", len(targets)))
+		}
+	}()
 	for t, tok := range m.Owned() {
 		rec, held := recs[t]
 		mine := held && rec.owner == me && rec.create == tok
@@ -386,6 +393,7 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 			continue
 		}
 		m.disown(t)
+		released++
 		if mine {
 			dctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
 			_, err := m.cli.Txn(dctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.ownerKey(t)), "=", rec.create)).
@@ -420,6 +428,7 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 		if !m.own(t, r.Header.Revision) {
 			return errExpired
 		}
+		claimed++
 	}
 	return nil
 }

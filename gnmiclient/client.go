@@ -77,7 +77,7 @@ func (c *Client) Own(target string, token int64) {
 	c.mu.Lock()
 	c.owned[target] = token
 	c.mu.Unlock()
-	c.log.Info("gnmi: target owned", slog.String("router", target), slog.Int64("token", token))
+	c.log.Debug("gnmi: target owned", slog.String("router", target), slog.Int64("token", token))
 	c.reconcile()
 }
 
@@ -87,7 +87,7 @@ func (c *Client) Disown(target string) {
 	c.mu.Lock()
 	delete(c.owned, target)
 	c.mu.Unlock()
-	c.log.Info("gnmi: target given up", slog.String("router", target))
+	c.log.Debug("gnmi: target given up", slog.String("router", target))
 	c.reconcile()
 }
 
