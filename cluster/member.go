@@ -47,6 +47,7 @@ type Member struct {
 	epoch    time.Time
 	deadline atomic.Int64
 	placed   atomic.Pointer[placement]
+	m        metrics
 }
 
 // New connects to etcd; Bind, then Run, do the rest.
@@ -62,8 +63,10 @@ func New(cfg Config, log *slog.Logger) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd %v: %w", cfg.Endpoints, err)
 	}
-	return &Member{cfg: cfg, log: log.With(slog.String("member", cfg.Name)), cli: cli,
-		owned: map[string]int64{}, poke: make(chan struct{}, 1), epoch: time.Now()}, nil
+	m := &Member{cfg: cfg, log: log.With(slog.String("member", cfg.Name)), cli: cli,
+		owned: map[string]int64{}, poke: make(chan struct{}, 1), epoch: time.Now()}
+	m.m = newMetrics(m)
+	return m, nil
 }
 
 type noOwner struct{}
@@ -237,6 +240,7 @@ func (m *Member) watchdog(ctx context.Context, lost chan<- error) {
 		case <-time.After(time.Until(m.getDeadline())):
 		}
 		if !time.Now().Before(m.getDeadline()) {
+			m.m.fenced.Inc()
 			m.disownAll("lease expired without a renewal")
 			lost <- errExpired
 			return
@@ -362,6 +366,7 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 	if err != nil {
 		return err
 	}
+	m.m.members.Set(float64(len(members)))
 	recs, err := m.records(ctx)
 	if err != nil {
 		return err
@@ -394,6 +399,7 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 		}
 		m.disown(t)
 		released++
+		m.m.released.Inc()
 		if mine {
 			dctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
 			_, err := m.cli.Txn(dctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.ownerKey(t)), "=", rec.create)).
@@ -429,6 +435,7 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 			return errExpired
 		}
 		claimed++
+		m.m.claimed.Inc()
 	}
 	return nil
 }

@@ -118,10 +118,15 @@ func TestClusterSharesTheFleet(t *testing.T) {
 	})
 	t.Logf("targets per replica:%s", spread)
 	limit := cluster.Capacity(fleet, 3, cluster.DefaultLoadFactor)
+	ownedSum := 0.0
 	for _, r := range rs {
 		if n := len(r.synced(t)); n > limit {
 			t.Errorf("%s collects %d targets, over the bound %d", r.name, n, limit)
 		}
+		ownedSum += metric(t, r, "meshd_cluster_owned_targets ")
+	}
+	if ownedSum != fleet {
+		t.Errorf("the replicas' meshd_cluster_owned_targets add up to %v, want %d", ownedSum, fleet)
 	}
 
 	out, err := exec.Command(rs[0].bin, "cluster", "status", "--json", "-c", rs[0].cfg).CombinedOutput()
@@ -173,6 +178,9 @@ func TestClusterSharesTheFleet(t *testing.T) {
 		owned, applied, owned*2*20*6/3)
 	if applied > float64(owned) {
 		t.Errorf("meshd-1 applied %.0f notifications after its lease had ended: a paused replica must apply nothing it received for targets it may no longer own", applied)
+	}
+	if n := metric(t, p, "meshd_cluster_fenced_total "); n != 1 {
+		t.Errorf("meshd-1 counted %v fencings after its pause, want 1", n)
 	}
 	testenv.WaitFor(t, 30*time.Second, "every target synced on exactly one replica after the pause, meshd-1 with its share again", func() bool {
 		ok, s := once(rs[:2])

@@ -89,6 +89,9 @@ func run(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 		defer member.Close()
+		if err := member.Register(reg); err != nil {
+			return err
+		}
 		env.Ownership = member
 	}
 
