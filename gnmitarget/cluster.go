@@ -2,9 +2,14 @@ package gnmitarget
 
 import (
 	"context"
+	"errors"
+	"io"
+	"sync"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // Cluster is what the server needs to answer for a whole fleet that
@@ -17,6 +22,9 @@ type Cluster interface {
 	// every one for "*" or "", marking the request as forwarded, and
 	// returns their notifications.
 	ForwardGet(ctx context.Context, target string, req *gpb.GetRequest) ([]*gpb.Notification, error)
+	// ForwardSubscribe opens the same subscription on the other
+	// replicas, as ForwardGet picks them, marked as forwarded.
+	ForwardSubscribe(ctx context.Context, target string, req *gpb.SubscribeRequest) ([]gpb.GNMI_SubscribeClient, error)
 }
 
 // ForwardedKey is the metadata key of a request one replica forwards to
@@ -46,4 +54,99 @@ func (s *Server) own(ts []*target) []*target {
 		}
 	}
 	return out
+}
+
+// mergedStream is a client's subscription answered by several replicas:
+// this one's (through Send, when local) and the others' streams. Sends
+// are one at a time; the client gets one sync_response, once every
+// stream has sent its own. A remote stream that ends in error ends the
+// whole: its context is cancelled and failed names the error.
+type mergedStream struct {
+	gpb.GNMI_SubscribeServer
+	ctx     context.Context
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	waiting int // sync_responses not yet seen (this one's, when local, and each remote's)
+	ended   chan struct{}
+	err     error
+	remote  []gpb.GNMI_SubscribeClient
+	done    int // remote streams ended
+}
+
+func newMergedStream(client gpb.GNMI_SubscribeServer, remote []gpb.GNMI_SubscribeClient, local bool) *mergedStream {
+	ctx, cancel := context.WithCancel(client.Context())
+	m := &mergedStream{GNMI_SubscribeServer: client, ctx: ctx, cancel: cancel, waiting: len(remote), ended: make(chan struct{}), remote: remote}
+	if local {
+		m.waiting++
+	}
+	for _, r := range remote {
+		go func() {
+			var err error
+			for {
+				var resp *gpb.SubscribeResponse
+				if resp, err = r.Recv(); err != nil {
+					if errors.Is(err, io.EOF) {
+						err = nil
+					}
+					break
+				}
+				if err = m.Send(resp); err != nil {
+					break
+				}
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if err != nil && m.err == nil && ctx.Err() == nil {
+				m.err = status.Errorf(codes.Unavailable, "another replica's part of this subscription ended: %v", err)
+				cancel()
+			}
+			if m.done++; m.done == len(m.remote) {
+				close(m.ended)
+			}
+		}()
+	}
+	return m
+}
+
+// Context is the client's, ended too when a remote stream fails.
+func (m *mergedStream) Context() context.Context { return m.ctx }
+
+// Send passes a response on; a sync_response only once it is the last
+// stream's.
+func (m *mergedStream) Send(resp *gpb.SubscribeResponse) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if resp.GetSyncResponse() {
+		if m.waiting--; m.waiting != 0 {
+			return nil
+		}
+	}
+	return m.GNMI_SubscribeServer.Send(resp)
+}
+
+// failed is the error a remote stream ended with, if one did.
+func (m *mergedStream) failed() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+// wait serves a subscription the other replicas alone answer: until all
+// their streams end (ONCE), one fails, or the client goes.
+func (m *mergedStream) wait() error {
+	select {
+	case <-m.ended:
+	case <-m.ctx.Done():
+	}
+	if err := m.failed(); err != nil {
+		return err
+	}
+	return m.GNMI_SubscribeServer.Context().Err()
+}
+
+func (m *mergedStream) close() {
+	m.cancel()
+	for _, r := range m.remote {
+		_ = r.CloseSend()
+	}
 }

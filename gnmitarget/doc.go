@@ -1,6 +1,8 @@
 // Package gnmitarget is a gNMI target (Capabilities, Get, Subscribe) over
 // an in-memory leaf store keyed by target name, fed by its owner through
-// Update and DeleteTarget.
+// Update and DeleteTarget. With WithCluster (meshd's replicas) Get and
+// Subscribe answer for a whole fleet, forwarding to the replicas that
+// own the other routers (cluster.go).
 //
 // Why a lean store of its own and not openconfig/gnmi's cache+subscribe:
 // that cache keeps whole notifications per target in a ctree and calls its

@@ -34,7 +34,10 @@ func (p *pathSub) onChange() bool { return p.mode != gpb.SubscriptionMode_SAMPLE
 // wants, and its queue of live changes.
 type subscription struct {
 	target string // "" and "*" select every target
-	paths  []*pathSub
+	// elsewhere (cluster mode) leaves out the routers another replica
+	// answers for.
+	elsewhere func(string) bool
+	paths     []*pathSub
 	enc    gpb.Encoding
 	q      *queue
 	keepFn func(*event) bool
@@ -46,6 +49,9 @@ type subscription struct {
 }
 
 func (sub *subscription) wantsTarget(t string) bool {
+	if sub.elsewhere != nil && sub.elsewhere(t) {
+		return false
+	}
 	return sub.target == "" || sub.target == "*" || sub.target == t
 }
 
@@ -164,9 +170,43 @@ func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) (err error) {
 	if err != nil {
 		return err
 	}
+	var merged *mergedStream
+	if s.o.cluster != nil && !forwarded(ctx) {
+		remote, err := s.o.cluster.ForwardSubscribe(ctx, sub.target, req)
+		if err != nil {
+			return err
+		}
+		if len(remote) > 0 && sl.GetMode() == gpb.SubscriptionList_POLL {
+			for _, r := range remote {
+				_ = r.CloseSend()
+			}
+			return status.Error(codes.Unimplemented, "POLL across the replicas of a cluster is not supported: use ONCE, or STREAM")
+		}
+		if len(remote) > 0 {
+			local := sub.target == "" || sub.target == "*" || !s.o.cluster.Elsewhere(sub.target)
+			merged = newMergedStream(stream, remote, local)
+			defer merged.close()
+			if !local {
+				return merged.wait()
+			}
+			stream, ctx = merged, merged.Context()
+		}
+	}
+	if s.o.cluster != nil {
+		sub.elsewhere = s.o.cluster.Elsewhere
+	}
 	mode := sl.GetMode().String()
 	s.m.subscriptions.WithLabelValues(mode).Inc()
 	defer s.m.subscriptions.WithLabelValues(mode).Dec()
+	if merged != nil {
+		// Another replica's stream that ends in error ends the client's:
+		// going on without that replica's routers would pass for whole.
+		defer func() {
+			if e := merged.failed(); e != nil {
+				err = e
+			}
+		}()
+	}
 
 	switch sl.GetMode() {
 	case gpb.SubscriptionList_ONCE:
@@ -175,7 +215,12 @@ func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) (err error) {
 				return err
 			}
 		}
-		return sendSync(stream)
+		if err := sendSync(stream); err != nil || merged == nil {
+			return err
+		}
+		// The other replicas' parts: the sync_response goes with the
+		// last of them.
+		return merged.wait()
 	case gpb.SubscriptionList_POLL:
 		return s.poll(stream, sub, sl.GetUpdatesOnly())
 	case gpb.SubscriptionList_STREAM:
@@ -558,6 +603,9 @@ func (s *Server) sendWalk(stream gpb.GNMI_SubscribeServer, sub *subscription, pa
 	}
 	var leaves []*leafVal
 	for _, t := range s.selectTargets(sub.target) {
+		if !sub.wantsTarget(t.name) {
+			continue
+		}
 		for _, group := range [...]struct {
 			paths  []*pathSub
 			sample bool

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/meshd/meshd/bench/gnmisim"
@@ -402,5 +405,64 @@ func TestClusterGetAnswersForTheFleet(t *testing.T) {
 			t.Errorf("%s answering for %s, owned by %s: %v %v", rs[0].name, name, rs[1].name, seen, err)
 		}
 		break
+	}
+
+	// Subscribe on one replica: ONCE gives every router's state and one
+	// sync_response; STREAM goes on with changes of routers the others
+	// collect.
+	cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", rs[0].gnmi), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	local := rs[0].synced(t)
+	for _, mode := range []gpb.SubscriptionList_Mode{gpb.SubscriptionList_ONCE, gpb.SubscriptionList_STREAM} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		st, err := gpb.NewGNMIClient(cc).Subscribe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+			Prefix: &gpb.Path{Target: "*"}, Mode: mode, Encoding: gpb.Encoding_PROTO,
+			Subscription: []*gpb.Subscription{{Path: path, Mode: gpb.SubscriptionMode_ON_CHANGE}}}}}); err != nil {
+			t.Fatal(err)
+		}
+		before, after, syncs := map[string]bool{}, map[string]bool{}, 0
+		for {
+			r, err := st.Recv()
+			if err != nil {
+				if mode == gpb.SubscriptionList_ONCE && errors.Is(err, io.EOF) {
+					break
+				}
+				t.Fatalf("%v: %v", mode, err)
+			}
+			if r.GetSyncResponse() {
+				syncs++
+				if mode == gpb.SubscriptionList_ONCE {
+					continue
+				}
+			}
+			if n := r.GetUpdate(); n != nil {
+				if syncs == 0 {
+					before[n.GetPrefix().GetTarget()] = true
+				} else {
+					after[n.GetPrefix().GetTarget()] = true
+				}
+			}
+			remote := 0
+			for name := range after {
+				if !local[name] {
+					remote++
+				}
+			}
+			if mode == gpb.SubscriptionList_STREAM && remote >= 3 {
+				break
+			}
+		}
+		cancel()
+		if len(before) != fleet || syncs != 1 {
+			t.Errorf("%v on %s: %d routers before one sync_response (%d sync_responses), want %d", mode, rs[0].name, len(before), syncs, fleet)
+		}
+		t.Logf("%v on %s: %d routers in the initial state, %d sync_response; after it, changes of %d routers", mode, rs[0].name, len(before), syncs, len(after))
 	}
 }

@@ -42,21 +42,53 @@ func (f *forwarder) Elsewhere(target string) bool {
 	return remote
 }
 
-func (f *forwarder) ForwardGet(ctx context.Context, target string, req *gpb.GetRequest) ([]*gpb.Notification, error) {
-	var addrs []string
+// peers are the replicas a request for target goes to: its owner, or
+// every other replica for "*" or "".
+func (f *forwarder) peers(target string) []string {
 	if target != "" && target != "*" {
-		addr, remote := f.place.GNMIRoute(target)
-		if !remote {
-			return nil, nil
+		if addr, remote := f.place.GNMIRoute(target); remote {
+			return []string{addr}
 		}
-		addrs = []string{addr}
-	} else {
-		addrs = f.place.GNMIPeers()
+		return nil
 	}
+	return f.place.GNMIPeers()
+}
+
+// outgoing marks a request as forwarded, with this replica's credentials.
+func (f *forwarder) outgoing(ctx context.Context) context.Context {
 	ctx = metadata.AppendToOutgoingContext(ctx, gnmitarget.ForwardedKey, "1")
 	if f.cfg.Username != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "username", f.cfg.Username, "password", f.cfg.Password)
 	}
+	return ctx
+}
+
+func (f *forwarder) ForwardSubscribe(ctx context.Context, target string, req *gpb.SubscribeRequest) ([]gpb.GNMI_SubscribeClient, error) {
+	addrs := f.peers(target)
+	ctx = f.outgoing(ctx)
+	var out []gpb.GNMI_SubscribeClient
+	for _, addr := range addrs {
+		cc, err := f.conn(addr)
+		if err == nil {
+			var st gpb.GNMI_SubscribeClient
+			if st, err = gpb.NewGNMIClient(cc).Subscribe(ctx); err == nil {
+				if err = st.Send(req); err == nil {
+					out = append(out, st)
+					continue
+				}
+			}
+		}
+		for _, st := range out {
+			_ = st.CloseSend()
+		}
+		return nil, status.Errorf(codes.Unavailable, "replica at %s did not take the subscription: %v", addr, err)
+	}
+	return out, nil
+}
+
+func (f *forwarder) ForwardGet(ctx context.Context, target string, req *gpb.GetRequest) ([]*gpb.Notification, error) {
+	addrs := f.peers(target)
+	ctx = f.outgoing(ctx)
 	type answer struct {
 		addr string
 		ns   []*gpb.Notification
