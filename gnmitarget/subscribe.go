@@ -38,9 +38,9 @@ type subscription struct {
 	// answers for.
 	elsewhere func(string) bool
 	paths     []*pathSub
-	enc    gpb.Encoding
-	q      *queue
-	keepFn func(*event) bool
+	enc       gpb.Encoding
+	q         *queue
+	keepFn    func(*event) bool
 	// streaming is set for a STREAM subscription, whose SAMPLE paths are
 	// stamped with the sample time (see sendWalk).
 	streaming bool
