@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,10 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meshd/meshd/gnmiclient"
 	"github.com/meshd/meshd/internal/testenv"
@@ -45,6 +50,7 @@ const (
 	clusterEtcdProxyLow = 18901 // one per replica
 	clusterHTTPLow      = 18911 // one per replica
 	clusterInflux       = 18920
+	clusterGNMILow      = 18921 // one per replica
 	clusterFleetLow     = 19000 // one per target, at most 1,000
 )
 
@@ -98,6 +104,10 @@ type ClusterRow struct {
 	Expected, Found, Lost int64
 	Overlaps              uint64
 	EtcdSteady, EtcdFault float64 // committed proposals a second
+	// ViewLocal and ViewRemote are the fleet-wide view's latency on the
+	// first replica (notification timestamp to receipt), for the routers
+	// it collects and for the others' (forwarded): p50 and p99.
+	ViewLocal, ViewRemote [2]time.Duration
 	AppliedAfterResume    float64 // pause rows
 	Note, Failed          string
 }
@@ -314,8 +324,9 @@ func runCluster(tb testing.TB, bins binaries, sc ClusterScenario) (*ClusterRow, 
 		r.cfg, r.log = filepath.Join(dir, r.name+".yaml"), filepath.Join(dir, r.name+".log")
 		cfg := fmt.Sprintf("log:\n  level: warn\nhttp:\n  listen: \"127.0.0.1:%d\"\ntargets-file: %q\n"+
 			"influxdb:\n  url: %q\n  database: meshd\n  create-database: true\n  spool-dir: %q\n  snapshot-interval: -1s\n"+
-			"cluster:\n  endpoints: [\"http://127.0.0.1:%d\"]\n  name: %s\n  lease-ttl: %v\n  settle: 2s\n",
-			r.http, targetsFile, proxy.URL(), filepath.Join(dir, r.name+"-spool"), clusterEtcdProxyLow+i, r.name, sc.LeaseTTL)
+			"gnmi-server:\n  listen: \"127.0.0.1:%d\"\n"+
+			"cluster:\n  endpoints: [\"http://127.0.0.1:%d\"]\n  name: %s\n  lease-ttl: %v\n  settle: 2s\n  advertise:\n    gnmi: \"127.0.0.1:%d\"\n",
+			r.http, targetsFile, proxy.URL(), filepath.Join(dir, r.name+"-spool"), clusterGNMILow+i, clusterEtcdProxyLow+i, r.name, sc.LeaseTTL, clusterGNMILow+i)
 		if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
@@ -383,7 +394,15 @@ func runCluster(tb testing.TB, bins binaries, sc ClusterScenario) (*ClusterRow, 
 		return row, err
 	}
 	steadyFrom := time.Now()
-	time.Sleep(sc.steady())
+	// The fleet-wide view: a STREAM of every router on the first
+	// replica, its latency for the routers it collects and for the
+	// others', whose changes come forwarded from their owners.
+	own, _ := rs[0].synced()
+	lat, err := viewLatency(fmt.Sprintf("127.0.0.1:%d", clusterGNMILow), own, sc.steady())
+	if err != nil {
+		return row, fmt.Errorf("fleet-wide view: %w", err)
+	}
+	row.ViewLocal, row.ViewRemote = lat[0], lat[1]
 	p1, _ := etcdProposals(etcd.Endpoint)
 	row.EtcdSteady = (p1 - p0) / time.Since(steadyFrom).Seconds()
 	q := influxQuerier{url: in.URL}
@@ -540,14 +559,16 @@ func runCluster(tb testing.TB, bins binaries, sc ClusterScenario) (*ClusterRow, 
 		return row, err
 	}
 	// A router goes without points while its targets re-home, and for
-	// up to its own longest steady gap around that; twice that gap
-	// allows for the noise of two such waits.
-	row.GapBound = slices.Max(row.Rehome) + 2*baseGap
+	// up to its own longest steady gap on either side of that (the last
+	// point before, the first change after the new owner's sync); the
+	// steady gap is the longest of a few seconds, so twice it again
+	// allows for a longer wait in the fault's window.
+	row.GapBound = slices.Max(row.Rehome) + 4*baseGap
 	if sc.Fault == ClusterPause || sc.Fault == ClusterPartition {
 		// The replica may keep its targets until its lease's deadline
 		// (pause: it is frozen with them): the others take them only
 		// once etcd ended the lease.
-		row.GapBound = max(row.GapBound, sc.LeaseTTL+slices.Max(row.Rehome)+2*baseGap)
+		row.GapBound = max(row.GapBound, sc.LeaseTTL+slices.Max(row.Rehome)+4*baseGap)
 	}
 	row.Note = fmt.Sprintf("longest steady gap of a router %v", baseGap.Round(10*time.Millisecond))
 	if row.MaxGap > row.GapBound {
@@ -606,7 +627,7 @@ func (q influxQuerier) maxGap(from, til int64) (time.Duration, error) {
 func ClusterTable(rows []*ClusterRow) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "fault\tload\tcold start (peak share)\tre-home p50 / max (n)\tlongest gap (bound)\texpected\tfound\tlost\toverlaps\tetcd proposals/s steady / fault")
+	fmt.Fprintln(tw, "fault\tload\tcold start (peak share)\tre-home p50 / max (n)\tlongest gap (bound)\texpected\tfound\tlost\toverlaps\tetcd proposals/s steady / fault\tview p50/p99 local | forwarded")
 	for _, r := range rows {
 		reh := slices.Clone(r.Rehome)
 		slices.Sort(reh)
@@ -614,9 +635,11 @@ func ClusterTable(rows []*ClusterRow) string {
 		if len(reh) > 0 {
 			p50, mx = reh[len(reh)/2], reh[len(reh)-1]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v (%.2fx)\t%v / %v (%d)\t%v (%v)\t%d\t%d\t%d\t%d\t%.1f / %.1f\n", r.Fault, r.Load,
+		ms := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e6) }
+		fmt.Fprintf(tw, "%s\t%s\t%v (%.2fx)\t%v / %v (%d)\t%v (%v)\t%d\t%d\t%d\t%d\t%.1f / %.1f\t%s/%s | %s/%s ms\n", r.Fault, r.Load,
 			r.ColdStart.Round(100*time.Millisecond), r.ColdPeak, p50.Round(100*time.Millisecond), mx.Round(100*time.Millisecond), len(reh),
-			r.MaxGap.Round(100*time.Millisecond), r.GapBound.Round(100*time.Millisecond), r.Expected, r.Found, r.Lost, r.Overlaps, r.EtcdSteady, r.EtcdFault)
+			r.MaxGap.Round(100*time.Millisecond), r.GapBound.Round(100*time.Millisecond), r.Expected, r.Found, r.Lost, r.Overlaps, r.EtcdSteady, r.EtcdFault,
+			ms(r.ViewLocal[0]), ms(r.ViewLocal[1]), ms(r.ViewRemote[0]), ms(r.ViewRemote[1]))
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -631,4 +654,60 @@ func ClusterTable(rows []*ClusterRow) string {
 		}
 	}
 	return b.String()
+}
+
+// viewLatency subscribes (STREAM, every router) to a replica's gNMI
+// target for d after its sync, and returns the p50 and p99 latency of
+// the changes of the routers in own, then of the others.
+func viewLatency(addr string, own map[string]bool, d time.Duration) ([2][2]time.Duration, error) {
+	var out [2][2]time.Duration
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return out, err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	st, err := gpb.NewGNMIClient(cc).Subscribe(ctx)
+	if err != nil {
+		return out, err
+	}
+	if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+		Prefix: &gpb.Path{Target: "*"}, Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO, UpdatesOnly: true,
+		Subscription: []*gpb.Subscription{{Path: &gpb.Path{Elem: []*gpb.PathElem{{Name: "network-instances"}}}, Mode: gpb.SubscriptionMode_ON_CHANGE}}}}}); err != nil {
+		return out, err
+	}
+	var lat [2][]time.Duration
+	var end time.Time
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			return out, err
+		}
+		now := time.Now()
+		if r.GetSyncResponse() {
+			end = now.Add(d)
+			continue
+		}
+		if end.IsZero() {
+			continue
+		}
+		if now.After(end) {
+			break
+		}
+		n := r.GetUpdate()
+		i := 1
+		if own[n.GetPrefix().GetTarget()] {
+			i = 0
+		}
+		lat[i] = append(lat[i], now.Sub(time.Unix(0, n.GetTimestamp())))
+	}
+	for i := range lat {
+		if len(lat[i]) == 0 {
+			return out, fmt.Errorf("no change of a %s router in %v", [2]string{"local", "remote"}[i], d)
+		}
+		slices.Sort(lat[i])
+		out[i] = [2]time.Duration{pct(lat[i], 0.50), pct(lat[i], 0.99)}
+	}
+	return out, nil
 }
