@@ -212,16 +212,16 @@ func startReplicas(t *testing.T, e *testenv.Etcd, sim *gnmisim.Sim, n int, w wit
 	}
 	var rs []*replica
 	for i := range n {
-		r := &replica{name: fmt.Sprintf("meshd-%d", i), http: testenv.LowPort(t), bin: bin}
+		r := &replica{name: fmt.Sprintf("meshd-%d", i), http: testenv.FreePort(t), bin: bin}
 		r.cfg = filepath.Join(dir, r.name+".yaml")
 		cfg := fmt.Sprintf("log:\n  level: info\nhttp:\n  listen: 127.0.0.1:%d\ntargets-file: %s\ncluster:\n  endpoints: [%s]\n  name: %s\n  lease-ttl: 2s\n  settle: 1s\n  advertise:\n    http: 127.0.0.1:%d\n",
 			r.http, targetsFile, e.Endpoint, r.name, r.http)
 		if w.bmp {
-			r.bmp = testenv.LowPort(t)
+			r.bmp = testenv.FreePort(t)
 			cfg += fmt.Sprintf("    bmp: 127.0.0.1:%d\n", r.bmp)
 		}
 		if w.gnmi {
-			r.gnmi = testenv.LowPort(t)
+			r.gnmi = testenv.FreePort(t)
 			cfg += fmt.Sprintf("    gnmi: 127.0.0.1:%d\ngnmi-server:\n  listen: 127.0.0.1:%d\n", r.gnmi, r.gnmi)
 		}
 		if w.bmp {

@@ -2,8 +2,6 @@ package testenv
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,28 +23,12 @@ type Etcd struct {
 	t        testing.TB
 }
 
-// LowPort returns a loopback TCP port below 32768 (the kernel hands out
-// ephemeral ports above it) that was free a moment ago.
-func LowPort(t testing.TB) int {
-	t.Helper()
-	for range 200 {
-		p := 24100 + rand.IntN(8000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err == nil {
-			l.Close()
-			return p
-		}
-	}
-	t.Fatal("no free loopback port in 24100-32099")
-	return 0
-}
-
 // StartEtcd starts etcd and stops it at test cleanup.
 func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
 	bin := Binary(t, "etcd")
 	dir := t.TempDir()
-	client, peer := LowPort(t), LowPort(t)
+	client, peer := FreePort(t), FreePort(t)
 	cu, pu := fmt.Sprintf("http://127.0.0.1:%d", client), fmt.Sprintf("http://127.0.0.1:%d", peer)
 	e := &Etcd{Endpoint: cu, Dir: dir, bin: bin, t: t, args: []string{
 		"--name", "meshd-test", "--data-dir", filepath.Join(dir, "data"),
