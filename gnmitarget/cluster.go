@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
+	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
@@ -25,7 +27,14 @@ type Cluster interface {
 	// ForwardSubscribe opens the same subscription on the other
 	// replicas, as ForwardGet picks them, marked as forwarded.
 	ForwardSubscribe(ctx context.Context, target string, req *gpb.SubscribeRequest) ([]gpb.GNMI_SubscribeClient, error)
+	// Peers are the replicas ForwardGet and ForwardSubscribe would ask
+	// for target now, by address.
+	Peers(target string) []string
 }
+
+// peersCheckEvery is how often a merged subscription checks that the
+// replicas it spans are still the ones that answer for its routers.
+const peersCheckEvery = time.Second
 
 // ForwardedKey is the metadata key of a request one replica forwards to
 // another: the receiver answers for its own routers only and never
@@ -73,12 +82,36 @@ type mergedStream struct {
 	done    int // remote streams ended
 }
 
-func newMergedStream(client gpb.GNMI_SubscribeServer, remote []gpb.GNMI_SubscribeClient, local bool) *mergedStream {
+func newMergedStream(client gpb.GNMI_SubscribeServer, remote []gpb.GNMI_SubscribeClient, local bool, peers func() []string) *mergedStream {
 	ctx, cancel := context.WithCancel(client.Context())
 	m := &mergedStream{GNMI_SubscribeServer: client, ctx: ctx, cancel: cancel, waiting: len(remote), ended: make(chan struct{}), remote: remote}
 	if local {
 		m.waiting++
 	}
+	// A replica that joins, leaves, or takes over the router asked for
+	// would answer for routers this subscription has no part for: end
+	// it, so that the client subscribes again and spans the new set.
+	go func() {
+		was := peers()
+		t := time.NewTicker(peersCheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if now := peers(); !slices.Equal(now, was) {
+				m.mu.Lock()
+				if m.err == nil {
+					m.err = status.Errorf(codes.Unavailable, "the cluster's replicas changed (%v, now %v): subscribe again", was, now)
+				}
+				m.mu.Unlock()
+				cancel()
+				return
+			}
+		}
+	}()
 	for _, r := range remote {
 		go func() {
 			var err error

@@ -184,7 +184,8 @@ func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) (err error) {
 		}
 		if len(remote) > 0 {
 			local := sub.target == "" || sub.target == "*" || !s.o.cluster.Elsewhere(sub.target)
-			merged = newMergedStream(stream, remote, local)
+			target := sub.target
+			merged = newMergedStream(stream, remote, local, func() []string { return s.o.cluster.Peers(target) })
 			defer merged.close()
 			if !local {
 				return merged.wait()

@@ -22,7 +22,9 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/prototext"
 
 	"github.com/meshd/meshd/bench/gnmisim"
@@ -464,5 +466,37 @@ func TestClusterGetAnswersForTheFleet(t *testing.T) {
 			t.Errorf("%v on %s: %d routers before one sync_response (%d sync_responses), want %d", mode, rs[0].name, len(before), syncs, fleet)
 		}
 		t.Logf("%v on %s: %d routers in the initial state, %d sync_response; after it, changes of %d routers", mode, rs[0].name, len(before), syncs, len(after))
+	}
+
+	// A replica dies under a STREAM of every router: the subscription
+	// spans replicas that no longer answer for the fleet, and ends with
+	// Unavailable, so that its client subscribes again.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := gpb.NewGNMIClient(cc).Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
+		Prefix: &gpb.Path{Target: "*"}, Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO, UpdatesOnly: true,
+		Subscription: []*gpb.Subscription{{Path: path, Mode: gpb.SubscriptionMode_ON_CHANGE}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	_ = rs[2].cmd.Process.Kill()
+	_ = rs[2].cmd.Wait()
+	for {
+		_, err := st.Recv()
+		if err == nil {
+			continue
+		}
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("a STREAM of * after a replica died ended with %v, want Unavailable", err)
+		}
+		t.Logf("a STREAM of * ended %v after a replica's kill -9: %v", time.Since(killed).Round(100*time.Millisecond), err)
+		break
 	}
 }

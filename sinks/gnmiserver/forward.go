@@ -42,9 +42,9 @@ func (f *forwarder) Elsewhere(target string) bool {
 	return remote
 }
 
-// peers are the replicas a request for target goes to: its owner, or
+// Peers are the replicas a request for target goes to: its owner, or
 // every other replica for "*" or "".
-func (f *forwarder) peers(target string) []string {
+func (f *forwarder) Peers(target string) []string {
 	if target != "" && target != "*" {
 		if addr, remote := f.place.GNMIRoute(target); remote {
 			return []string{addr}
@@ -64,7 +64,7 @@ func (f *forwarder) outgoing(ctx context.Context) context.Context {
 }
 
 func (f *forwarder) ForwardSubscribe(ctx context.Context, target string, req *gpb.SubscribeRequest) ([]gpb.GNMI_SubscribeClient, error) {
-	addrs := f.peers(target)
+	addrs := f.Peers(target)
 	ctx = f.outgoing(ctx)
 	var out []gpb.GNMI_SubscribeClient
 	for _, addr := range addrs {
@@ -87,7 +87,7 @@ func (f *forwarder) ForwardSubscribe(ctx context.Context, target string, req *gp
 }
 
 func (f *forwarder) ForwardGet(ctx context.Context, target string, req *gpb.GetRequest) ([]*gpb.Notification, error) {
-	addrs := f.peers(target)
+	addrs := f.Peers(target)
 	ctx = f.outgoing(ctx)
 	type answer struct {
 		addr string
