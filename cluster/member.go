@@ -102,20 +102,12 @@ func (m *Member) kick() {
 	}
 }
 
-// Valid reports whether this replica still owns target under token and
-// its lease surely lives: what a write for the target checks first. A
-// replica resumed after a pause, or cut from etcd, past its lease's
-// expiry finds false here before anything else runs for the target.
-func (m *Member) Valid(target string, token int64) bool {
-	if !m.Live() {
-		return false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.owned[target] == token && token != 0
-}
-
-// Live reports whether the lease surely lives (stage.Ownership).
+// Live reports whether the lease surely lives (stage.Ownership): what
+// the collector checks before it applies anything. A replica resumed
+// after a pause, or cut from etcd, past its lease's deadline finds false
+// here before anything else runs. The fencing token (the ownership
+// record's create revision) is what a release compares, so a replica
+// never deletes a record another has made since.
 func (m *Member) Live() bool {
 	return int64(time.Since(m.epoch)) < m.deadline.Load()
 }
