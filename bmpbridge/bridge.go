@@ -76,8 +76,11 @@ type Bridge struct {
 	live    map[string]int
 	lns     []net.Listener
 	conns   map[net.Conn]*connEntry
-	wg      sync.WaitGroup
-	closed  bool
+	// relayHeld: routers whose sessions are served here until then, as
+	// their owner refused a relay (relay.go).
+	relayHeld map[string]time.Time
+	wg        sync.WaitGroup
+	closed    bool
 
 	routeTotal atomic.Int64
 }

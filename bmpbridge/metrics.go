@@ -41,7 +41,7 @@ func newMetrics() *metrics {
 	m := &metrics{
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_bmp_sessions", Help: "BMP sessions currently open."}),
 		relays: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_relays_total",
-			Help: "BMP sessions of routers another replica owns (cluster mode), by result: relayed to the owner, or failed (served here when the owner could not be reached)."}, []string{"result"}),
+			Help: "BMP sessions of routers another replica owns (cluster mode), by result: relayed to the owner; failed (the owner could not be reached: served here); refused (the owner ended the relay at once: the router's sessions are served here for a minute)."}, []string{"result"}),
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_sessions_total",
 			Help: "BMP connections by outcome (accepted: taken at TCP accept; rejected: refused at accept or at their Initiation, by reason in meshd_bmp_refused_total)."}, []string{"result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_refused_total",

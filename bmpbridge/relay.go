@@ -30,6 +30,35 @@ const relayPrefix = "meshd-relay "
 // has changed.
 const relayCheckEvery = time.Second
 
+// A relay the owner ends within relayQuickEnd makes the router's next
+// sessions, for relayBackoff, served where they land.
+const (
+	relayQuickEnd = 10 * time.Second
+	relayBackoff  = time.Minute
+)
+
+// relayRefused reports whether router's sessions are served here for
+// now, after the owner ended a relay at once.
+func (b *Bridge) relayRefused(router string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	until, ok := b.relayHeld[router]
+	if ok && time.Now().After(until) {
+		delete(b.relayHeld, router)
+		return false
+	}
+	return ok
+}
+
+func (b *Bridge) refuseRelay(router string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.relayHeld == nil {
+		b.relayHeld = map[string]time.Time{}
+	}
+	b.relayHeld[router] = time.Now().Add(relayBackoff)
+}
+
 // WithPlacement makes the bridge relay the sessions of routers another
 // replica owns (cluster mode).
 func WithPlacement(p stage.Placement) Option { return func(b *Bridge) { b.placement = p } }
@@ -92,7 +121,7 @@ func (b *Bridge) maybeRelay(ctx context.Context, c net.Conn, host string) (net.C
 	}
 	name := b.routerName(sysName, host)
 	to, remote := b.placement.BMPRoute(name)
-	if !remote {
+	if !remote || b.relayRefused(name) {
 		return back(body), false
 	}
 	d := net.Dialer{Timeout: 5 * time.Second}
@@ -120,6 +149,7 @@ func (b *Bridge) maybeRelay(ctx context.Context, c net.Conn, host string) (net.C
 	}
 	b.m.relays.WithLabelValues("relayed").Inc()
 	b.log.Info("BMP session relayed to its router's owner", slog.String("router", name), slog.String("address", host), slog.String("owner", to))
+	began := time.Now()
 	copied := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(up, c)
@@ -131,7 +161,15 @@ func (b *Bridge) maybeRelay(ctx context.Context, c net.Conn, host string) (net.C
 loop:
 	for {
 		select {
-		case <-copied:
+		case err := <-copied:
+			if err != nil && time.Since(began) < relayQuickEnd {
+				// The owner would not take it (its bmp.allow, say):
+				// relaying again would only make the router reconnect
+				// in a loop.
+				why = "the owner ended it at once; the router's sessions are served here for a while"
+				b.m.relays.WithLabelValues("refused").Inc()
+				b.refuseRelay(name)
+			}
 			break loop
 		case <-ctx.Done():
 			why = "shutting down"

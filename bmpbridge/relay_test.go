@@ -2,7 +2,11 @@ package bmpbridge
 
 import (
 	"encoding/binary"
+	"net"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meshd/meshd/bmpbridge/bmpgen"
 )
@@ -47,3 +51,64 @@ func FuzzInitiationTLVs(f *testing.F) {
 		}
 	})
 }
+
+// onePlace says every router belongs to the replica at addr.
+type onePlace struct{ addr string }
+
+func (p onePlace) BMPRoute(string) (string, bool)  { return p.addr, true }
+func (p onePlace) GNMIRoute(string) (string, bool) { return "", false }
+func (p onePlace) GNMIPeers() []string             { return nil }
+
+// TestRelayRefusedServedHere: an owner that ends every relayed session at
+// once (its bmp.allow, say) does not make the router reconnect in a
+// loop: the relay is counted as refused, and the router's next session
+// is served where it landed.
+func TestRelayRefusedServedHere(t *testing.T) {
+	owner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	go func() {
+		for {
+			c, err := owner.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0) // a reset, as a refusing listener's close
+			c.Close()
+		}
+	}()
+	r := newRig(t, Config{}, WithPlacement(onePlace{owner.Addr().String()}))
+	var stream []byte
+	stream = bmpgen.AppendInitiation(stream, "edge1", "test")
+	for range 200 {
+		stream = bmpgen.AppendStats(stream, ptrPeer(bmpgen.TablePeer(0)), []bmpgen.Stat{{Type: 7, Value: 1}})
+	}
+	c := r.send(t, stream)
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(r.b.m.relays.WithLabelValues("refused")) != 1 {
+		// The refused relay ends the router's session; keep writing
+		// until the relay notices the owner is gone.
+		_, _ = c.Write(bmpgen.AppendStats(nil, ptrPeer(bmpgen.TablePeer(0)), []bmpgen.Stat{{Type: 7, Value: 1}}))
+		if time.Now().After(deadline) {
+			t.Fatalf("relays: refused %v, relayed %v", testutil.ToFloat64(r.b.m.relays.WithLabelValues("refused")), testutil.ToFloat64(r.b.m.relays.WithLabelValues("relayed")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c2 := r.send(t, stream)
+	defer c2.Close()
+	deadline = time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(r.b.m.messages.WithLabelValues("stats_report")) < 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the router's next session was not served here: %v stats messages", testutil.ToFloat64(r.b.m.messages.WithLabelValues("stats_report")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := testutil.ToFloat64(r.b.m.relays.WithLabelValues("relayed")); n != 1 {
+		t.Errorf("%v relays made, want the first session's only", n)
+	}
+}
+
+func ptrPeer(p bmpgen.Peer) *bmpgen.Peer { return &p }
