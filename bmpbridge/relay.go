@@ -30,8 +30,9 @@ const relayPrefix = "meshd-relay "
 // has changed.
 const relayCheckEvery = time.Second
 
-// A relay the owner ends within relayQuickEnd makes the router's next
-// sessions, for relayBackoff, served where they land.
+// A relay the owner ends within relayQuickEnd, or an owner that cannot
+// be reached, makes the router's next sessions, for relayBackoff, served
+// where they land.
 const (
 	relayQuickEnd = 10 * time.Second
 	relayBackoff  = time.Minute
@@ -128,6 +129,7 @@ func (b *Bridge) maybeRelay(ctx context.Context, c net.Conn, host string) (net.C
 	up, err := d.DialContext(ctx, "tcp", to)
 	if err != nil {
 		b.m.relays.WithLabelValues("failed").Inc()
+		b.refuseRelay(name) // and its next sessions, for a while: no dial timeout each time
 		b.logs.warn(b.log, "relay:"+name, "cannot relay a BMP session to its router's owner; serving it here",
 			slog.String("router", name), slog.String("owner", to), slog.Any("err", err))
 		return back(body), false
@@ -143,8 +145,11 @@ func (b *Bridge) maybeRelay(ctx context.Context, c net.Conn, host string) (net.C
 	init = append(init, tag...)
 	binary.BigEndian.PutUint32(init[1:5], uint32(len(init)))
 	if _, err := up.Write(init); err != nil {
-		b.m.relays.WithLabelValues("failed").Inc()
-		b.log.Warn("BMP relay: write to the owner failed", slog.String("router", name), slog.String("owner", to), slog.Any("err", err))
+		// The owner ended it before it began: as a quick end, below.
+		b.m.relays.WithLabelValues("refused").Inc()
+		b.refuseRelay(name)
+		b.log.Warn("BMP relay: the owner ended it at once; the router's sessions are served here for a while",
+			slog.String("router", name), slog.String("owner", to), slog.Any("err", err))
 		return nil, true
 	}
 	b.m.relays.WithLabelValues("relayed").Inc()
