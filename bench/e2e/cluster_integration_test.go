@@ -13,8 +13,8 @@ func clusterShort(f ClusterFault) ClusterScenario {
 	return ClusterScenario{Fault: f, Replicas: 3, Targets: 30, Neighbors: 2, PointsPerSec: 200, LeaseTTL: 2 * time.Second, Hold: 6 * time.Second, Kills: 1}
 }
 
-// TestClusterShort runs every cluster row small: no router collected by
-// two replicas at once (but while one is paused), every target re-homed,
+// TestClusterShort runs the kill and pause rows small: no router collected
+// by two replicas at once (but while one is paused), every target re-homed,
 // no replica over its bounded load, no neighbor without a point for
 // longer than the lease and a re-home allow, and nothing applied by a
 // paused replica after it resumes.
@@ -25,7 +25,11 @@ func TestClusterShort(t *testing.T) {
 	}
 	var rows []*ClusterRow
 	defer func() { t.Log("\n" + ClusterTable(rows)) }()
-	for _, f := range []ClusterFault{ClusterKill, ClusterPause, ClusterPartition, ClusterRestart} {
+	// The cut from etcd and the restart of all are left to make
+	// cluster-chaos: CI's 30 minutes are nearly spent, and cluster/'s
+	// own tests cover both paths on a real etcd (a member whose client
+	// is cut, a cold start of three).
+	for _, f := range []ClusterFault{ClusterKill, ClusterPause} {
 		t.Run(clusterName(f), func(t *testing.T) {
 			row, err := runCluster(t, bins, clusterShort(f))
 			if row != nil {

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -204,10 +205,7 @@ type with struct{ bmp, gnmi bool }
 func startReplicas(t *testing.T, e *testenv.Etcd, sim *gnmisim.Sim, n int, w with) []*replica {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "meshd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := meshdBinary(t)
 	targetsFile := filepath.Join(dir, "targets.yaml")
 	if err := sim.WriteTargetsFile(targetsFile); err != nil {
 		t.Fatal(err)
@@ -499,4 +497,36 @@ func TestClusterGetAnswersForTheFleet(t *testing.T) {
 		t.Logf("a STREAM of * ended %v after a replica's kill -9: %v", time.Since(killed).Round(100*time.Millisecond), err)
 		break
 	}
+}
+
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// meshdBinary builds meshd once for the package's cluster tests.
+func meshdBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "meshd-cluster-test"); built.err != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(built.dir, "meshd"), ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return filepath.Join(built.dir, "meshd")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
