@@ -131,12 +131,7 @@ func startTCPProxy(addr, to string) (*tcpProxy, error) {
 }
 
 func (p *tcpProxy) heal() error {
-	var lis net.Listener
-	err := waitFor(10*time.Second, 50*time.Millisecond, func() (bool, error) {
-		var err error
-		lis, err = net.Listen("tcp", p.addr)
-		return err == nil, nil
-	})
+	lis, err := relisten(p.addr)
 	if err != nil {
 		return err
 	}

@@ -20,13 +20,7 @@ func (p *influxProxy) down() { _ = p.srv.Close() }
 
 // up serves again on the same address.
 func (p *influxProxy) up() error {
-	var lis net.Listener
-	// The old listener's socket may take a moment to go.
-	err := waitFor(10*time.Second, 50*time.Millisecond, func() (bool, error) {
-		var err error
-		lis, err = net.Listen("tcp", p.addr)
-		return err == nil, nil
-	})
+	lis, err := relisten(p.addr)
 	if err != nil {
 		return err
 	}
@@ -34,6 +28,18 @@ func (p *influxProxy) up() error {
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go p.srv.Serve(lis)
 	return nil
+}
+
+// relisten listens on addr again after a listener there was closed: the
+// old socket may take a moment to go.
+func relisten(addr string) (net.Listener, error) {
+	var lis net.Listener
+	err := waitFor(10*time.Second, 50*time.Millisecond, func() (bool, error) {
+		var err error
+		lis, err = net.Listen("tcp", addr)
+		return err == nil, nil
+	})
+	return lis, err
 }
 
 // slow holds every write d before forwarding it (0: none).

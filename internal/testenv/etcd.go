@@ -3,12 +3,10 @@ package testenv
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // Etcd is a real single-member etcd (Debian's etcd-server, see Install) on
@@ -48,33 +46,8 @@ func (e *Etcd) Start() {
 	if e.cmd != nil {
 		return
 	}
-	logf, err := os.OpenFile(filepath.Join(e.Dir, "etcd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		e.t.Fatalf("etcd log: %v", err)
-	}
-	cmd := exec.Command(e.bin, e.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		e.t.Fatalf("start etcd: %v", err)
-	}
-	logf.Close()
-	e.cmd = cmd
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(e.Endpoint + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(e.Dir, "etcd.log"))
-			e.t.Fatalf("etcd not healthy after 30 s at %s: %v\n%s", e.Endpoint, err, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.cmd = startDaemon(e.t, e.Dir, "etcd.log", e.bin, e.args...)
+	waitHTTP(e.t, e.Endpoint+"/health", http.StatusOK, e.Dir, "etcd.log")
 }
 
 // Stop kills etcd (its data stays for Start).

@@ -67,30 +67,8 @@ func (in *Influxd) Start() {
 	if in.cmd != nil {
 		return
 	}
-	logf, err := os.OpenFile(filepath.Join(in.Dir, "influxd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		in.t.Fatalf("influxd log: %v", err)
-	}
-	cmd := exec.Command(in.bin, "run", "-config", in.conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		in.t.Fatalf("start influxd: %v", err)
-	}
-	in.cmd = cmd
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(in.URL + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(filepath.Join(in.Dir, "influxd.log"))
-	in.t.Fatalf("influxd did not answer /ping within 30s; its log:\n%s", log)
+	in.cmd = startDaemon(in.t, in.Dir, "influxd.log", in.bin, "run", "-config", in.conf)
+	waitHTTP(in.t, in.URL+"/ping", http.StatusNoContent, in.Dir, "influxd.log")
 }
 
 // PID is the running server's process ID (0 when stopped), for figures
