@@ -38,6 +38,14 @@ const (
 	relayBackoff  = time.Minute
 )
 
+// fenced reports whether this replica has lost its hold on the cluster (a
+// pause past its lease, a cut from etcd): it then serves no BMP, as it
+// collects no gNMI, since another replica may own any router by now.
+func (b *Bridge) fenced() bool {
+	l, ok := b.placement.(interface{ Live() bool })
+	return ok && !l.Live()
+}
+
 // relayRefused reports whether router's sessions are served here for
 // now, after the owner ended a relay at once.
 func (b *Bridge) relayRefused(router string) bool {

@@ -1,14 +1,20 @@
 package bmpbridge
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
+	"io"
 	"net"
+	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meshd/meshd/bmpbridge/bmpgen"
+	"github.com/meshd/meshd/internal/testenv"
 )
 
 func TestRelayTags(t *testing.T) {
@@ -117,3 +123,121 @@ func TestRelayRefusedServedHere(t *testing.T) {
 }
 
 func ptrPeer(p bmpgen.Peer) *bmpgen.Peer { return &p }
+
+// movingPlace sends every router to the replica at addr once moved is
+// set, and keeps them here before.
+type movingPlace struct {
+	addr  string
+	moved *atomic.Bool
+}
+
+func (p movingPlace) BMPRoute(string) (string, bool) {
+	if p.moved.Load() {
+		return p.addr, true
+	}
+	return "", false
+}
+func (p movingPlace) GNMIRoute(string) (string, bool) { return "", false }
+func (p movingPlace) GNMIPeers() []string             { return nil }
+
+// TestHandOverWhenOwnerMoves: a session served here (its router had no
+// other owner when it connected) ends once another replica owns the
+// router, and the router's next session is relayed there, tagged: a
+// router must not stay joined apart from its gNMI data.
+func TestHandOverWhenOwnerMoves(t *testing.T) {
+	owner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := owner.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 512)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _ := c.Read(b)
+		got <- b[:n]
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	var moved atomic.Bool
+	r := newRig(t, Config{}, WithPlacement(movingPlace{owner.Addr().String(), &moved}))
+	stream := bmpgen.AppendInitiation(nil, "edge1", "test")
+	stream = bmpgen.AppendStats(stream, ptrPeer(bmpgen.TablePeer(0)), []bmpgen.Stat{{Type: 7, Value: 1}})
+	c := r.send(t, stream)
+	defer c.Close()
+	relays := func(result string) float64 { return testutil.ToFloat64(r.b.m.relays.WithLabelValues(result)) }
+	testenv.WaitFor(t, 10*time.Second, "the session served here", func() bool {
+		return testutil.ToFloat64(r.b.m.messages.WithLabelValues("stats_report")) == 1
+	})
+	moved.Store(true)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the session served here did not end when its router moved: %v", err)
+	}
+	if n := relays("handed_over"); n != 1 {
+		t.Errorf("handed_over = %v, want 1", n)
+	}
+	c2 := r.send(t, stream)
+	defer c2.Close()
+	select {
+	case first := <-got:
+		if !bytes.Contains(first, []byte("meshd-relay router=edge1")) {
+			t.Errorf("the owner got %q, not a tagged Initiation", first)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the router's next session was not relayed to its owner")
+	}
+}
+
+// livePlace keeps every router here and says whether this replica holds
+// its cluster lease.
+type livePlace struct{ live *atomic.Bool }
+
+func (p livePlace) BMPRoute(string) (string, bool)  { return "", false }
+func (p livePlace) GNMIRoute(string) (string, bool) { return "", false }
+func (p livePlace) GNMIPeers() []string             { return nil }
+func (p livePlace) Live() bool                      { return p.live.Load() }
+
+// TestFencedReplicaServesNoBMP: a replica without its lease (paused past
+// it, or cut from etcd) refuses BMP connections and ends the sessions it
+// had, so that routers reconnect to a replica that holds one; with its
+// lease back it serves them again.
+func TestFencedReplicaServesNoBMP(t *testing.T) {
+	var live atomic.Bool
+	r := newRig(t, Config{}, WithPlacement(livePlace{&live}))
+	stream := bmpgen.AppendInitiation(nil, "edge1", "test")
+	stream = bmpgen.AppendStats(stream, ptrPeer(bmpgen.TablePeer(0)), []bmpgen.Stat{{Type: 7, Value: 1}})
+	fencedCount := func() float64 { return testutil.ToFloat64(r.b.m.refused.WithLabelValues("fenced")) }
+	closed := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+
+	c := r.send(t, stream)
+	defer c.Close()
+	if !closed(c) {
+		t.Fatal("a fenced replica kept a new BMP connection open")
+	}
+	if n := fencedCount(); n != 1 {
+		t.Errorf("refused{fenced} = %v after a refused connection, want 1", n)
+	}
+
+	live.Store(true)
+	c2 := r.send(t, stream)
+	defer c2.Close()
+	testenv.WaitFor(t, 10*time.Second, "the session served with the lease held", func() bool {
+		return testutil.ToFloat64(r.b.m.messages.WithLabelValues("stats_report")) == 1
+	})
+	live.Store(false)
+	if !closed(c2) {
+		t.Fatal("the session went on after the replica lost its lease")
+	}
+	if n := fencedCount(); n != 2 {
+		t.Errorf("refused{fenced} = %v after the session ended, want 2", n)
+	}
+}

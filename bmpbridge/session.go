@@ -63,6 +63,14 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	// rc is what the session reads: c itself, or after a look at the
 	// first message in cluster mode, c with that message replayed.
 	rc := c
+	if b.fenced() {
+		b.refuse("fenced")
+		b.logs.warn(b.log, "fenced", "refusing BMP connection: this replica has lost its cluster lease; the router connects again, to a replica that holds one",
+			slog.String("address", host))
+		c.Close()
+		b.leave("")
+		return
+	}
 	if b.placement != nil {
 		var done bool
 		if rc, done = b.maybeRelay(ctx, c, host); done {
@@ -96,9 +104,42 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 
 	tick := time.NewTicker(b.cfg.FlushInterval)
 	defer tick.Stop()
+	// In cluster mode a session served here whose router another replica
+	// owns (it connected before ownership was known, or ownership moved)
+	// is handed over: ended, so that the router connects again and is
+	// relayed to the owner, where its gNMI data and probe are joined.
+	var ownerCheck <-chan time.Time
+	if b.placement != nil {
+		t := time.NewTicker(relayCheckEvery)
+		defer t.Stop()
+		ownerCheck = t.C
+	}
 loop:
 	for {
 		select {
+		case <-ownerCheck:
+			if s.r == nil || !s.admitted {
+				continue
+			}
+			if b.fenced() {
+				// Another replica may own the router now: applying more
+				// of its data here would split it from its gNMI data.
+				b.m.refused.WithLabelValues("fenced").Inc()
+				s.log.Warn("ending BMP session: this replica has lost its cluster lease; the router connects again, to a replica that holds one")
+				c.Close()
+				for range frames {
+				}
+				break loop
+			}
+			if to, remote := b.placement.BMPRoute(s.r.name); remote && !b.relayRefused(s.r.name) {
+				b.m.relays.WithLabelValues("handed_over").Inc()
+				s.log.Info("ending BMP session: its router is owned by another replica; the router connects again and is relayed there",
+					slog.String("owner", to))
+				c.Close()
+				for range frames {
+				}
+				break loop
+			}
 		case rb, ok := <-frames:
 			if !ok {
 				break loop

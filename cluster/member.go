@@ -363,12 +363,13 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 	if err != nil {
 		return err
 	}
-	p := &placement{owner: make(map[string]string, len(recs)), bmp: make(map[string]string, len(adv)), gnmi: make(map[string]string, len(adv))}
+	p := &placement{owner: make(map[string]string, len(recs)),
+		bmp: make(map[string]string, len(adv)), gnmi: make(map[string]string, len(adv)), http: make(map[string]string, len(adv))}
 	for t, r := range recs {
 		p.owner[t] = r.owner
 	}
 	for name, a := range adv {
-		p.bmp[name], p.gnmi[name] = a.BMP, a.GNMI
+		p.bmp[name], p.gnmi[name], p.http[name] = a.BMP, a.GNMI, a.HTTP
 	}
 	m.placed.Store(p)
 	m.mu.Lock()

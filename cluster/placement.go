@@ -6,8 +6,8 @@ import "sort"
 // each member's advertised addresses. It answers where a router's BMP
 // is joined and which gNMI target answers for it (stage.Placement).
 type placement struct {
-	owner     map[string]string
-	bmp, gnmi map[string]string // member → advertised address
+	owner           map[string]string
+	bmp, gnmi, http map[string]string // member → advertised address
 }
 
 // BMPRoute says which replica joins router's BMP (stage.Placement): the
@@ -38,12 +38,22 @@ func (m *Member) route(router string, addrs func(*placement) map[string]string) 
 
 // GNMIPeers are the other live members' gNMI targets (stage.Placement).
 func (m *Member) GNMIPeers() []string {
+	return m.peers(func(p *placement) map[string]string { return p.gnmi })
+}
+
+// HTTPPeers are the other live members' HTTP listeners, where the
+// fleet-wide /api/sessions reads each one's own sessions.
+func (m *Member) HTTPPeers() []string {
+	return m.peers(func(p *placement) map[string]string { return p.http })
+}
+
+func (m *Member) peers(addrs func(*placement) map[string]string) []string {
 	p := m.placed.Load()
 	if p == nil {
 		return nil
 	}
 	var out []string
-	for name, addr := range p.gnmi {
+	for name, addr := range addrs(p) {
 		if name != m.cfg.Name && addr != "" {
 			out = append(out, addr)
 		}

@@ -53,7 +53,7 @@ bind-address = "127.0.0.1:8088"
 }
 
 // sinkConfig is the sinks' part of the lab's meshd config.
-func sinkConfig(influxHost string, influxPort int, spool string, gnmiPort int) string {
+func sinkConfig(influxHost string, influxPort int, spool string, gnmiListen string) string {
 	return fmt.Sprintf(`influxdb:
   url: "http://%s:%d"
   database: meshd
@@ -61,8 +61,8 @@ func sinkConfig(influxHost string, influxPort int, spool string, gnmiPort int) s
   spool-dir: %q
   snapshot-interval: 10s
 gnmi-server:
-  listen: "127.0.0.1:%d"
-`, influxHost, influxPort, spool, gnmiPort)
+  listen: %q
+`, influxHost, influxPort, spool, gnmiListen)
 }
 
 // MeshdConfig is the config the lab gives meshd.
@@ -76,12 +76,21 @@ http:
 bmp:
   listen: ["%s:%d"]
 `, HTTPPort, MgmtAddr, BMPPort)
-	fmt.Fprint(&b, sinkConfig(MgmtAddr, InfluxPort, filepath.Join(l.State.Dir, "spool"), GNMIPort))
-	// Every router's probe agent is a gNMI target; its name is the
-	// router's, so its samples join the BMP data of the same sessions.
+	fmt.Fprint(&b, sinkConfig(MgmtAddr, InfluxPort, filepath.Join(l.State.Dir, "spool"), fmt.Sprintf("127.0.0.1:%d", GNMIPort)))
 	b.WriteString("targets:\n")
+	b.WriteString(l.targetsYAML("  "))
+	return b.String()
+}
+
+// targetsYAML is the lab's gNMI targets, each line after indent: every
+// router's probe agent, named as the router, so that its samples join the
+// BMP data of the same sessions. The same map is the replicas' shared
+// targets file.
+func (l *Lab) targetsYAML(indent string) string {
+	var b strings.Builder
 	for _, r := range l.Topo.Routers {
-		fmt.Fprintf(&b, "  %s:\n    address: \"%s:%d\"\n    insecure: true\n    subscriptions: [meshd-probe, bgp-neighbors]\n    encoding: proto\n", r.Name, r.Mgmt, ProbePort)
+		fmt.Fprintf(&b, "%s%s:\n%s  address: \"%s:%d\"\n%s  insecure: true\n%s  subscriptions: [meshd-probe, bgp-neighbors]\n%s  encoding: proto\n",
+			indent, r.Name, indent, r.Mgmt, ProbePort, indent, indent, indent)
 	}
 	return b.String()
 }
@@ -145,7 +154,7 @@ func (l *Lab) gobgpConfig(r Router) string {
     route-monitoring-policy = "all"
     statistics-timeout = 15
     sys-name = %q
-`, MgmtAddr, BMPPort, r.Name)
+`, l.bmpAddr(r), BMPPort, r.Name)
 	return b.String()
 }
 
@@ -254,7 +263,7 @@ func (l *Lab) frrConfig(r Router) string {
   bmp connect %s port %d min-retry 500 max-retry 2000
  exit
 !
-`, MgmtAddr, BMPPort)
+`, l.bmpAddr(r), BMPPort)
 	return b.String()
 }
 

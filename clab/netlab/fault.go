@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -31,7 +32,16 @@ var FaultKinds = []FaultKind{
 	{"reroute", []string{"R1", "R2", "VIA"}, "send R1-R2 traffic through VIA, one hop more (VIA must be linked to both)"},
 	{"unroute", []string{"R1", "R2", "VIA"}, "undo reroute R1 R2 VIA"},
 	{"hijack", []string{"R", "PREFIX"}, "make router R originate PREFIX"},
+	{"kill-replica", []string{"N"}, "kill meshd replica N (SIGKILL; labs with --replicas)"},
+	{"start-replica", []string{"N"}, "start killed replica N again"},
+	{"pause-replica", []string{"N", "DURATION"}, "stop replica N (SIGSTOP) for DURATION, then continue it (0: until resume-replica)"},
+	{"resume-replica", []string{"N"}, "continue paused replica N (SIGCONT)"},
+	{"partition-replica", []string{"N"}, "cut replica N from etcd (the routers and InfluxDB stay reachable)"},
+	{"heal-replica", []string{"N"}, "let replica N reach etcd again"},
 }
+
+// MaxPause bounds pause-replica's DURATION: the command waits it out.
+const MaxPause = 10 * time.Minute
 
 // FaultNames lists every fault kind, for errors and help.
 func FaultNames() string {
@@ -59,7 +69,15 @@ type Fault struct {
 	Delay  time.Duration // delay
 	Loss   float64       // loss, a fraction
 	Prefix netip.Prefix  // hijack
+	// Replica is the replica a *-replica fault acts on (1-based), and
+	// Pause how long pause-replica holds it.
+	Replica int
+	Pause   time.Duration
 }
+
+// IsReplicaFault says whether kind acts on a meshd replica rather than
+// on routers.
+func IsReplicaFault(kind string) bool { return strings.HasSuffix(kind, "-replica") }
 
 // Usage is the fault's command line with its operands named.
 func (k FaultKind) Usage() string {
@@ -84,6 +102,9 @@ func ParseFault(args []string) (Fault, error) {
 	ops := args[1:]
 	if len(ops) != len(k.Args) {
 		return Fault{}, fmt.Errorf("fault %s: got %d operands, want %d (%s)", k.Name, len(ops), len(k.Args), k.Usage())
+	}
+	if IsReplicaFault(k.Name) {
+		return parseReplicaFault(k, ops)
 	}
 	f := Fault{Kind: k.Name, A: ops[0]}
 	if k.Name == "hijack" {
@@ -120,6 +141,28 @@ func ParseFault(args []string) (Fault, error) {
 	return f, nil
 }
 
+func parseReplicaFault(k FaultKind, ops []string) (Fault, error) {
+	n, err := strconv.Atoi(ops[0])
+	if err != nil || n < 1 || n > MaxReplicas {
+		return Fault{}, fmt.Errorf("%s %q: want a replica number, 1 to %d", k.Name, ops[0], MaxReplicas)
+	}
+	f := Fault{Kind: k.Name, Replica: n}
+	if k.Name == "pause-replica" {
+		d, err := time.ParseDuration(ops[1])
+		if ops[1] == "0" {
+			d, err = 0, nil
+		}
+		switch {
+		case err != nil:
+			return Fault{}, fmt.Errorf("pause-replica %d %q: want a duration such as 30s (0: until resume-replica)", n, ops[1])
+		case d < 0 || d > MaxPause:
+			return Fault{}, fmt.Errorf("pause-replica %d %s: want 0 to %v", n, ops[1], MaxPause)
+		}
+		f.Pause = d
+	}
+	return f, nil
+}
+
 func parseDelay(s string) (time.Duration, error) {
 	if s == "0" {
 		return 0, nil
@@ -152,6 +195,12 @@ func parseLoss(s string) (float64, error) {
 // String names the fault as the lab applies it: the direction for delay
 // and loss (they shape frames from A to B only), the link for the rest.
 func (f Fault) String() string {
+	switch {
+	case f.Kind == "pause-replica":
+		return fmt.Sprintf("pause-replica %d %v", f.Replica, f.Pause)
+	case IsReplicaFault(f.Kind):
+		return fmt.Sprintf("%s %d", f.Kind, f.Replica)
+	}
 	switch f.Kind {
 	case "hijack":
 		return fmt.Sprintf("hijack %s %s", f.A, f.Prefix)
@@ -169,7 +218,12 @@ func (f Fault) String() string {
 
 // Check says whether the fault fits this topology: its routers exist
 // first, then the links it needs.
+// Replica faults are the lab's to check (CheckReplica): the topology
+// holds routers only.
 func (t *Topology) Check(f Fault) error {
+	if IsReplicaFault(f.Kind) {
+		return nil
+	}
 	for _, n := range []string{f.A, f.B, f.Via} {
 		if n == "" {
 			continue
@@ -251,7 +305,12 @@ func (t *Topology) FaultExamples() []string {
 
 // Apply checks a fault against the lab's topology, applies it, and says
 // what was done.
-func (l *Lab) Apply(f Fault) (string, error) {
+// A pause-replica with a duration returns once the replica is continued,
+// or early, continuing it, when ctx ends.
+func (l *Lab) Apply(ctx context.Context, f Fault) (string, error) {
+	if IsReplicaFault(f.Kind) {
+		return l.replicaFault(ctx, f)
+	}
 	if err := l.Topo.Check(f); err != nil {
 		return "", err
 	}
@@ -299,7 +358,7 @@ func (l *Lab) Fault(kind, a, b, arg string) error {
 	if err != nil {
 		return err
 	}
-	_, err = l.Apply(f)
+	_, err = l.Apply(context.Background(), f)
 	return err
 }
 
@@ -405,7 +464,7 @@ func (l *Lab) Hijack(name, prefix string) error {
 	if err != nil {
 		return err
 	}
-	_, err = l.Apply(f)
+	_, err = l.Apply(context.Background(), f)
 	return err
 }
 
@@ -445,7 +504,7 @@ func (l *Lab) Reroute(a, b, via string, undo bool) error {
 	if err != nil {
 		return err
 	}
-	_, err = l.Apply(f)
+	_, err = l.Apply(context.Background(), f)
 	return err
 }
 

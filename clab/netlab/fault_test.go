@@ -26,8 +26,8 @@ func TestParseFault(t *testing.T) {
 		{args: "hijack r3 10.200.1.0/25", want: "hijack r3 10.200.1.0/25"},
 		{args: "hijack r3 2001:db8:1::/64", want: "hijack r3 2001:db8:1::/64"},
 
-		{args: "", wantErr: "name a fault: one of down, up, reset, delay, loss, clear, reroute, unroute, hijack"},
-		{args: "flap r1 r2", wantErr: `unknown fault "flap": want one of down, up, reset, delay, loss, clear, reroute, unroute, hijack`},
+		{args: "", wantErr: "name a fault: one of down, up, reset, delay, loss, clear, reroute, unroute, hijack, kill-replica, start-replica, pause-replica, resume-replica, partition-replica, heal-replica"},
+		{args: "flap r1 r2", wantErr: `unknown fault "flap": want one of down, up, reset, delay, loss, clear, reroute, unroute, hijack, kill-replica, start-replica, pause-replica, resume-replica, partition-replica, heal-replica`},
 		{args: "delay r1 r2 -5ms", wantErr: "delay -5ms: a delay cannot be negative"},
 		{args: "delay r1 r2 11s", wantErr: "delay 11s: at most 10s"},
 		{args: "delay r1 r2 fast", wantErr: `delay "fast": want a duration such as 20ms`},
@@ -40,6 +40,21 @@ func TestParseFault(t *testing.T) {
 		{args: "reroute r1 r3", wantErr: "fault reroute: got 2 operands, want 3 (reroute R1 R2 VIA)"},
 		{args: "reroute r1 r3 r3", wantErr: "go through a third router"},
 		{args: "hijack r3 10.200.1.0", wantErr: `hijack r3 "10.200.1.0": want a prefix`},
+
+		{args: "kill-replica 2", want: "kill-replica 2"},
+		{args: "start-replica 2", want: "start-replica 2"},
+		{args: "pause-replica 1 30s", want: "pause-replica 1 30s"},
+		{args: "pause-replica 1 0", want: "pause-replica 1 0s"},
+		{args: "resume-replica 1", want: "resume-replica 1"},
+		{args: "partition-replica 3", want: "partition-replica 3"},
+		{args: "heal-replica 3", want: "heal-replica 3"},
+		{args: "kill-replica 0", wantErr: `kill-replica "0": want a replica number, 1 to 9`},
+		{args: "kill-replica r1", wantErr: `kill-replica "r1": want a replica number`},
+		{args: "kill-replica", wantErr: "fault kill-replica: got 0 operands, want 1 (kill-replica N)"},
+		{args: "pause-replica 1", wantErr: "fault pause-replica: got 1 operands, want 2 (pause-replica N DURATION)"},
+		{args: "pause-replica 1 soon", wantErr: `pause-replica 1 "soon": want a duration such as 30s`},
+		{args: "pause-replica 1 11m", wantErr: "pause-replica 1 11m: want 0 to 10m0s"},
+		{args: "pause-replica 1 -1s", wantErr: "pause-replica 1 -1s: want 0 to 10m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args, func(t *testing.T) {
@@ -67,13 +82,14 @@ func TestParseFault(t *testing.T) {
 // Every kind the parser takes is in the one table, and every kind in the
 // table parses: the error's list cannot fall behind again.
 func TestFaultKindsComplete(t *testing.T) {
-	if got := len(FaultKinds); got != 9 {
-		t.Errorf("%d fault kinds, want 9", got)
+	if got := len(FaultKinds); got != 15 {
+		t.Errorf("%d fault kinds, want 15", got)
 	}
 	for _, k := range FaultKinds {
 		args := []string{k.Name}
 		for _, a := range k.Args {
-			v := map[string]string{"R": "r3", "R1": "r1", "R2": "r2", "VIA": "r3", "DELAY": "1ms", "PERCENT": "1%", "PREFIX": "10.0.0.0/8"}[a]
+			v := map[string]string{"R": "r3", "R1": "r1", "R2": "r2", "VIA": "r3", "DELAY": "1ms", "PERCENT": "1%", "PREFIX": "10.0.0.0/8",
+				"N": "2", "DURATION": "30s"}[a]
 			if v == "" {
 				t.Fatalf("%s: operand %s has no example", k.Name, a)
 			}
@@ -152,5 +168,33 @@ func TestFaultExamples(t *testing.T) {
 		if kinds["reroute"] != tri || tri != (n == 3 || n >= 5) {
 			t.Errorf("%d routers: reroute example %v, triangle %v", n, kinds["reroute"], tri)
 		}
+	}
+}
+
+func TestCheckReplica(t *testing.T) {
+	tests := []struct {
+		replicas int
+		args     string
+		wantErr  string
+	}{
+		{3, "kill-replica 3", ""},
+		{3, "pause-replica 1 30s", ""},
+		{3, "kill-replica 4", "no replica 4 (this lab has 1 to 3)"},
+		{0, "partition-replica 1", "this lab has no replicas (meshd-lab up --replicas 3)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args, func(t *testing.T) {
+			f, err := ParseFault(strings.Fields(tt.args))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = CheckReplica(f, tt.replicas)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("%d replicas: %v", tt.replicas, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("%d replicas: error %v, want %q", tt.replicas, err, tt.wantErr)
+			}
+		})
 	}
 }

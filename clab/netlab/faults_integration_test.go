@@ -31,20 +31,9 @@ func startDefaultLab(t *testing.T) *faultLab {
 		testenv.Binary(t, b)
 	}
 	o := buildBins(t)
-	dir := t.TempDir()
-	o.Routers, o.Dir = 4, dir
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	l, err := netlab.Up(ctx, o)
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := netlab.Down(dir, nil); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	return &faultLab{labEnv: &labEnv{t: t, lab: l}, bin: o.Lab, dir: dir}
+	o.Routers = 4
+	l := upLab(t, o, 2*time.Minute)
+	return &faultLab{labEnv: &labEnv{t: t, lab: l}, bin: o.Lab, dir: l.State.Dir}
 }
 
 // fault runs `meshd-lab fault` as an operator would and returns what it

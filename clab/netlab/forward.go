@@ -22,16 +22,36 @@ func (l *Lab) StartForwarder() error {
 	if err != nil {
 		return err
 	}
-	return l.startHere("forward", bin, "forward")
+	return l.startHere("forward", bin, "forward", "--dir", l.State.Dir)
 }
 
 // Forward serves host loopback ports that lead into the management
-// namespace until ctx ends.
-func Forward(ctx context.Context) error {
-	routes := []struct{ host, inner string }{
-		{fmt.Sprintf("127.0.0.1:%d", GNMIPort), fmt.Sprintf("127.0.0.1:%d", GNMIPort)},
-		{fmt.Sprintf("127.0.0.1:%d", HTTPPort), fmt.Sprintf("127.0.0.1:%d", HTTPPort)},
-		{fmt.Sprintf("127.0.0.1:%d", InfluxPort), fmt.Sprintf("%s:%d", MgmtAddr, InfluxPort)},
+// namespace until ctx ends: meshd's gNMI target and HTTP (with replicas,
+// the first one no fault holds, read from the lab's state at each
+// connection), InfluxDB, and etcd when the lab has one.
+func Forward(ctx context.Context, dir string) error {
+	meshd := func(port int) func() []string {
+		return func() []string {
+			l, err := Load(dir)
+			if err != nil {
+				return nil
+			}
+			addrs, _ := l.meshdAddrs(port)
+			return addrs
+		}
+	}
+	fixed := func(addr string) func() []string { return func() []string { return []string{addr} } }
+	type route struct {
+		host  string
+		inner func() []string
+	}
+	routes := []route{
+		{fmt.Sprintf("127.0.0.1:%d", GNMIPort), meshd(GNMIPort)},
+		{fmt.Sprintf("127.0.0.1:%d", HTTPPort), meshd(HTTPPort)},
+		{fmt.Sprintf("127.0.0.1:%d", InfluxPort), fixed(fmt.Sprintf("%s:%d", MgmtAddr, InfluxPort))},
+	}
+	if l, err := Load(dir); err == nil && l.State.Replicas > 0 {
+		routes = append(routes, route{fmt.Sprintf("127.0.0.1:%d", EtcdPort), fixed(fmt.Sprintf("%s:%d", EtcdAddr, EtcdPort))})
 	}
 	var wg sync.WaitGroup
 	for _, r := range routes {
@@ -42,7 +62,7 @@ func Forward(ctx context.Context) error {
 		}
 		go func() { <-ctx.Done(); l.Close() }()
 		wg.Add(1)
-		go func(inner string) {
+		go func(inner func() []string) {
 			defer wg.Done()
 			for {
 				c, err := l.Accept()
@@ -57,10 +77,16 @@ func Forward(ctx context.Context) error {
 	return nil
 }
 
-func pipe(ctx context.Context, c net.Conn, inner string) {
+func pipe(ctx context.Context, c net.Conn, inner func() []string) {
 	defer c.Close()
-	d, err := netns.Dial(ctx, MgmtNS, inner)
-	if err != nil {
+	var d net.Conn
+	for _, addr := range inner() {
+		var err error
+		if d, err = netns.Dial(ctx, MgmtNS, addr); err == nil {
+			break
+		}
+	}
+	if d == nil {
 		return
 	}
 	defer d.Close()

@@ -49,6 +49,9 @@ func (l *Lab) Health() error {
 	sort.Strings(keys)
 	var errs []error
 	for _, k := range keys {
+		if l.State.Faulted[k] == "killed" {
+			continue // the operator's fault, not the lab's failure
+		}
 		if _, ok := l.running(k); !ok {
 			errs = append(errs, l.deadError(k))
 		}

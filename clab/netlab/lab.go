@@ -23,7 +23,10 @@ import (
 // Options configure a lab.
 type Options struct {
 	Routers int
-	Dir     string // state, configs and logs
+	// Replicas, when not 0, runs meshd in cluster mode: etcd and this
+	// many replicas, each in a namespace of its own (replicas.go).
+	Replicas int
+	Dir      string // state, configs and logs
 	// Meshd is the collector (meshd) run in the management namespace,
 	// Probe the agent (meshd-probe) run in each router's namespace, and
 	// Lab the binary with the lab's own daemons (meshd-lab: wire and
@@ -49,6 +52,11 @@ type State struct {
 	// process may have been reused, and Down must not signal a stranger.
 	Started map[string]uint64 `json:"started,omitempty"`
 	Addrs   map[string]string `json:"addrs"`
+	// Replicas is how many meshd replicas share the lab's routers (0:
+	// one meshd, not clustered), and Faulted the ones a fault has
+	// killed, paused or cut from etcd, with what was done.
+	Replicas int               `json:"replicas,omitempty"`
+	Faulted  map[string]string `json:"faulted,omitempty"`
 }
 
 // Lab is a running lab.
@@ -88,6 +96,9 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Replicas < 0 || o.Replicas > MaxReplicas {
+		return nil, fmt.Errorf("replicas: %d: want 0 (one meshd, not clustered) to %d", o.Replicas, MaxReplicas)
+	}
 	if o.Dir == "" {
 		o.Dir = DefaultDir
 	}
@@ -108,7 +119,7 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l = &Lab{Topo: topo, opts: o, State: State{Dir: o.Dir, Routers: o.Routers, PIDs: map[string]int{}, Addrs: map[string]string{}}}
+	l = &Lab{Topo: topo, opts: o, State: State{Dir: o.Dir, Routers: o.Routers, Replicas: o.Replicas, PIDs: map[string]int{}, Addrs: map[string]string{}}}
 	defer func() {
 		if err != nil {
 			_ = Down(o.Dir, o.Progress)
@@ -138,6 +149,11 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			return l, err
 		}
 	}
+	for n := 1; n <= o.Replicas; n++ {
+		if err := l.addReplicaNS(n); err != nil {
+			return l, err
+		}
+	}
 	o.progress("linking routers: %d veth links, IPv4 and IPv6", len(topo.Links))
 	for _, lk := range topo.Links {
 		if err := l.addLink(lk); err != nil {
@@ -161,9 +177,25 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 		}
 	}
 	o.progress("started a keepalive probe in every router namespace (gNMI on :%d)", ProbePort)
-	o.progress("starting meshd in %s (BMP %s:%d, gNMI target :%d, HTTP :%d)", MgmtNS, MgmtAddr, BMPPort, GNMIPort, HTTPPort)
-	if err := l.startMeshd(); err != nil {
-		return l, err
+	if o.Replicas > 0 {
+		o.progress("starting etcd in %s on %s:%d", MgmtNS, EtcdAddr, EtcdPort)
+		if err := l.startEtcd(); err != nil {
+			return l, err
+		}
+		o.progress("starting %d meshd replicas in namespaces %s to %s (%s to %s; BMP :%d, gNMI target :%d, HTTP :%d)",
+			o.Replicas, ReplicaNS(1), ReplicaNS(o.Replicas), ReplicaAddr(1), ReplicaAddr(o.Replicas), BMPPort, GNMIPort, HTTPPort)
+		if err := l.startReplicas(); err != nil {
+			return l, err
+		}
+		o.progress("starting the routers' BMP balancer on %s:%d (each connection to a live replica in turn)", BalancerAddr, BMPPort)
+		if err := l.startBalancer(); err != nil {
+			return l, err
+		}
+	} else {
+		o.progress("starting meshd in %s (BMP %s:%d, gNMI target :%d, HTTP :%d)", MgmtNS, MgmtAddr, BMPPort, GNMIPort, HTTPPort)
+		if err := l.startMeshd(); err != nil {
+			return l, err
+		}
 	}
 	for _, r := range topo.Routers {
 		o.progress("starting %s on %s (AS %d)", r.Daemon, r.Name, r.ASN)
@@ -421,6 +453,8 @@ func Down(dir string, progress io.Writer) error {
 			}
 			_ = syscall.Kill(-pid, syscall.SIGTERM)
 			_ = syscall.Kill(pid, syscall.SIGTERM)
+			// A paused replica acts on SIGTERM only once continued.
+			_ = syscall.Kill(pid, syscall.SIGCONT)
 			say("stopped %s (pid %d)", key, pid)
 		}
 		time.Sleep(300 * time.Millisecond)

@@ -79,6 +79,25 @@ func buildBins(t *testing.T) netlab.Options {
 		Lab: filepath.Join(bins.dir, "meshd-lab"), Bin: tools.Look}
 }
 
+// upLab brings a lab up in a test folder within timeout, and down at
+// the test's end.
+func upLab(t *testing.T, o netlab.Options, timeout time.Duration) *netlab.Lab {
+	t.Helper()
+	o.Dir = t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	l, err := netlab.Up(ctx, o)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := netlab.Down(o.Dir, nil); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return l
+}
+
 func startLab(t *testing.T) *labEnv {
 	t.Helper()
 	// Five routers: the ring plus a chord r1-r3, so r2 can be an extra hop.
@@ -92,19 +111,8 @@ func startLabN(t *testing.T, routers int) *labEnv {
 		testenv.Binary(t, b)
 	}
 	o := buildBins(t)
-	dir := t.TempDir()
-	o.Routers, o.Dir = routers, dir
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(routers)*5*time.Second)
-	defer cancel()
-	l, err := netlab.Up(ctx, o)
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := netlab.Down(dir, nil); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	o.Routers = routers
+	l := upLab(t, o, 2*time.Minute+time.Duration(routers)*5*time.Second)
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", netlab.GNMIPort),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/netns"
+	"github.com/meshd/meshd/internal/sessions"
 )
 
 // This file reads what meshd shows, through the interfaces an operator
@@ -148,9 +151,10 @@ func stripModule(s string) string {
 	return s
 }
 
-// readGNMI reads every router's neighbors from meshd's gNMI target.
-func readGNMI(ctx context.Context, routers []Router, raw map[string][]byte) (MeshdView, error) {
-	conn, err := grpc.NewClient(fmt.Sprintf("passthrough:///127.0.0.1:%d", GNMIPort),
+// readGNMI reads every router's neighbors from meshd's gNMI target at
+// addr (in the management namespace).
+func readGNMI(ctx context.Context, addr string, routers []Router, raw map[string][]byte) (MeshdView, error) {
+	conn, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return netns.Dial(ctx, MgmtNS, addr)
@@ -461,22 +465,63 @@ func ApplyAPI(v MeshdView, b []byte) error {
 	return nil
 }
 
-func readAPI(ctx context.Context, raw map[string][]byte) (MeshdView, error) {
-	c := NSHTTPClient(MgmtNS)
-	req, err := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/api/sessions", HTTPPort))
+func readAPI(ctx context.Context, addr string, raw map[string][]byte) (MeshdView, error) {
+	b, unreachable, err := getSessions(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("meshd /api/sessions: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
+	if unreachable != "" {
+		// A fleet view with a member missing would show its routers'
+		// sessions as absent, and verify would blame meshd's data.
+		return nil, fmt.Errorf("meshd /api/sessions at %s: replicas %s did not answer", addr, unreachable)
 	}
 	raw["api-sessions.json"] = b
 	v := MeshdView{}
 	return v, ApplyAPI(v, b)
+}
+
+// getSessions reads meshd's /api/sessions at addr (in the management
+// namespace), with the replicas a fleet-wide answer is missing.
+func getSessions(ctx context.Context, addr string) (body []byte, unreachable string, err error) {
+	c := NSHTTPClient(MgmtNS)
+	req, err := httpGet(ctx, "http://"+addr+"/api/sessions")
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("meshd /api/sessions: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("meshd /api/sessions at %s: %s", addr, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, "", err
+	}
+	return b, resp.Header.Get(sessions.UnreachableHeader), nil
+}
+
+// Sessions reads the sessions meshd shows in the lab, from the one meshd
+// or the first replica that answers (each answers for the fleet), with
+// the replicas that answer is missing.
+func (l *Lab) Sessions(ctx context.Context) (rows []sessions.Row, unreachable string, err error) {
+	addrs, err := l.meshdAddrs(HTTPPort)
+	if err != nil {
+		return nil, "", err
+	}
+	var errs []error
+	for _, addr := range addrs {
+		b, un, err := getSessions(ctx, addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := json.Unmarshal(b, &rows); err != nil {
+			return nil, "", fmt.Errorf("meshd in the lab: sessions: %w", err)
+		}
+		return rows, un, nil
+	}
+	return nil, "", fmt.Errorf("meshd in the lab: %w", errors.Join(errs...))
 }

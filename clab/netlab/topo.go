@@ -7,18 +7,43 @@ package netlab
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"strings"
 )
 
 // Prefix starts every namespace and process name the lab makes, so that
-// Down can find them even after a crash.
-const Prefix = "mlab-"
+// Down can find them even after a crash. It is "mlab-" unless
+// MESHD_LAB_PREFIX names another (letters and digits, ending in "-"):
+// labs with different prefixes share nothing but the host's loopback
+// ports, so a developer's lab can run beside a test run's.
+var Prefix = labPrefix(os.Getenv("MESHD_LAB_PREFIX"))
 
 // MgmtNS is the management namespace: meshd, its BMP listener and the
 // InfluxDB it writes to live there; routers reach it over a bridge.
-const MgmtNS = Prefix + "mgmt"
+var MgmtNS = Prefix + "mgmt"
 
 // WireNS holds the middle of every link, where delay and loss are added.
-const WireNS = Prefix + "wire"
+var WireNS = Prefix + "wire"
+
+// labPrefix checks MESHD_LAB_PREFIX; a bad one falls back to the default
+// with a warning rather than naming namespaces Down would not find.
+func labPrefix(env string) string {
+	const def = "mlab-"
+	if env == "" {
+		return def
+	}
+	ok := len(env) >= 2 && len(env) <= 8 && strings.HasSuffix(env, "-")
+	for _, c := range env[:len(env)-1] {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			ok = false
+		}
+	}
+	if !ok {
+		fmt.Fprintf(os.Stderr, "MESHD_LAB_PREFIX=%q: want 1 to 7 lower-case letters or digits then \"-\"; using %q\n", env, def)
+		return def
+	}
+	return env
+}
 
 // Addresses and ports inside the lab. All of them are inside namespaces
 // the lab creates.

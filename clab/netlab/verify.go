@@ -638,13 +638,23 @@ func (l *Lab) verifyRound(ctx context.Context, dump string) (*Report, error) {
 	var views Views
 	views.Sessions = map[string]MeshdView{}
 	views.Raw = map[string][]byte{}
-	if views.Sessions[ViewGNMI], err = readGNMI(ctx, l.Topo.Routers, views.Raw); err != nil {
+	// Every replica answers for the fleet: read the first that no fault
+	// holds (gNMI and the API from the same one).
+	addrs, err := l.meshdAddrs(GNMIPort)
+	if err != nil {
+		return nil, err
+	}
+	httpAddrs, err := l.meshdAddrs(HTTPPort)
+	if err != nil {
+		return nil, err
+	}
+	if views.Sessions[ViewGNMI], err = readGNMI(ctx, addrs[0], l.Topo.Routers, views.Raw); err != nil {
 		return nil, err
 	}
 	if views.Sessions[ViewInflux], views.Routes, err = readInflux(ctx, views.Raw); err != nil {
 		return nil, err
 	}
-	if views.Sessions[ViewAPI], err = readAPI(ctx, views.Raw); err != nil {
+	if views.Sessions[ViewAPI], err = readAPI(ctx, httpAddrs[0], views.Raw); err != nil {
 		return nil, err
 	}
 	after, err := l.readRouters(ctx)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +22,7 @@ func addLabCmds(cmd *cobra.Command) {
 	var dir string
 	cmd.PersistentFlags().StringVar(&dir, "dir", netlab.DefaultDir, "folder for the lab's state, configs and logs")
 
-	var routers int
+	var routers, replicas int
 	var watch time.Duration
 	up := &cobra.Command{
 		Use:   "up",
@@ -33,18 +32,19 @@ func addLabCmds(cmd *cobra.Command) {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()
-			l, err := netlab.Up(ctx, netlab.Options{Routers: routers, Dir: dir, Bin: tools.Look, Progress: out})
+			l, err := netlab.Up(ctx, netlab.Options{Routers: routers, Replicas: replicas, Dir: dir, Bin: tools.Look, Progress: out})
 			if err != nil {
 				return err
 			}
 			if err := l.StartForwarder(); err != nil {
 				return err
 			}
-			fmt.Fprint(out, labBanner(l.Topo, dir))
-			return watchTable(ctx, out, watch, 2*time.Second, labRows, func() bool { return netlab.IsUp(dir) })
+			fmt.Fprint(out, labBanner(l.Topo, replicas, dir))
+			return watchTable(ctx, out, watch, 2*time.Second, labRows(dir), func() bool { return netlab.IsUp(dir) })
 		},
 	}
 	up.Flags().IntVar(&routers, "routers", 4, "number of routers (2 to 60)")
+	up.Flags().IntVar(&replicas, "replicas", 0, fmt.Sprintf("run etcd and this many meshd replicas sharing the routers (cluster mode, 2 to %d; 0: one meshd)", netlab.MaxReplicas))
 	up.Flags().DurationVar(&watch, "watch", 0, "show the table for this long and return (0: until Ctrl-C)")
 
 	down := &cobra.Command{
@@ -63,16 +63,19 @@ func addLabCmds(cmd *cobra.Command) {
 			if _, err := netlab.Load(dir); err != nil {
 				return err
 			}
-			rows, err := labRows()
+			rows, note, err := labRows(dir)()
 			if err != nil {
 				return err
 			}
 			sessions.WriteTable(cmd.OutOrStdout(), rows)
+			if note != "" {
+				fmt.Fprintln(cmd.OutOrStdout(), note)
+			}
 			return nil
 		},
 	}
 	fault := &cobra.Command{
-		Use:   "fault KIND R1 R2 [VALUE|VIA] | fault hijack R PREFIX",
+		Use:   "fault KIND R1 R2 [VALUE|VIA] | fault hijack R PREFIX | fault KIND-replica N [DURATION]",
 		Short: "Inject a fault: " + netlab.FaultNames(),
 		Long:  faultHelp(),
 		// Flags go before KIND, so that a value such as -5ms reaches the
@@ -94,7 +97,13 @@ func addLabCmds(cmd *cobra.Command) {
 				return err
 			}
 			l.SetBin(tools.Look)
-			msg, err := l.Apply(f)
+			// Ctrl-C during pause-replica continues the replica early.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if f.Kind == "pause-replica" && f.Pause > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "pausing replica %d for %v (Ctrl-C continues it early)\n", f.Replica, f.Pause)
+			}
+			msg, err := l.Apply(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -122,38 +131,60 @@ func addLabCmds(cmd *cobra.Command) {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return netlab.Forward(ctx)
+			return netlab.Forward(ctx, dir)
 		},
 	}
-	cmd.AddCommand(up, down, status, fault, forward, wireCmd, newLabVerifyCmd(&dir))
+	balancer := &cobra.Command{
+		Use:    "bmp-balancer",
+		Hidden: true,
+		Short:  "Pass the routers' BMP connections to live replicas (started by lab up --replicas)",
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return netlab.ServeBalancer(ctx, dir)
+		},
+	}
+	cmd.AddCommand(up, down, status, fault, forward, wireCmd, balancer, newLabVerifyCmd(&dir))
 }
 
-func labRows() ([]sessions.Row, error) {
-	c := netlab.NSHTTPClient(netlab.MgmtNS)
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/api/sessions", netlab.HTTPPort))
-	if err != nil {
-		return nil, fmt.Errorf("meshd in the lab: %w", err)
+// labRows reads the sessions meshd shows in the lab in dir, with a note
+// to print under them when a replica did not answer (its routers are
+// missing from the table, not gone).
+func labRows(dir string) func() ([]sessions.Row, string, error) {
+	return func() ([]sessions.Row, string, error) {
+		l, err := netlab.Load(dir)
+		if err != nil {
+			return nil, "", err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rows, unreachable, err := l.Sessions(ctx)
+		note := ""
+		if unreachable != "" {
+			note = fmt.Sprintf("not shown: the sessions of the replicas at %s, which did not answer", unreachable)
+		}
+		return rows, note, err
 	}
-	defer resp.Body.Close()
-	var rows []sessions.Row
-	if err := json.NewDecoder(resp.Body).Decode(&rows); err != nil {
-		return nil, fmt.Errorf("meshd in the lab: sessions: %w", err)
-	}
-	return rows, nil
 }
 
 // labBanner says where everything is and which faults this lab's
 // topology takes (a reroute needs a router linked to both ends).
-func labBanner(topo *netlab.Topology, dir string) string {
+func labBanner(topo *netlab.Topology, replicas int, dir string) string {
 	var b strings.Builder
+	where := "meshd runs in namespace " + netlab.MgmtNS
+	if replicas > 0 {
+		where = fmt.Sprintf("%d meshd replicas share them through etcd, in namespaces %s to %s; each answers for the fleet",
+			replicas, netlab.ReplicaNS(1), netlab.ReplicaNS(replicas))
+	}
 	fmt.Fprintf(&b, `
-lab is up (%d routers). meshd runs in namespace %s; from this host:
+lab is up (%d routers). %s; from this host:
   gNMI target    127.0.0.1:%d   (gnmic -a 127.0.0.1:%d --insecure get --path /network-instances)
   InfluxDB       http://127.0.0.1:%d  database "meshd"
   metrics        http://127.0.0.1:%d/metrics   sessions http://127.0.0.1:%d/api/sessions
   dashboards     dashboards/ (Grafana and Chronograf, InfluxQL)
   logs, configs  %s
-`, len(topo.Routers), netlab.MgmtNS, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
+`, len(topo.Routers), where, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
 	lab := "meshd-lab"
 	if dir != netlab.DefaultDir {
 		lab += " --dir " + dir
@@ -168,6 +199,14 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
 	if _, _, _, ok := topo.RerouteExample(); !ok {
 		fmt.Fprintf(&b, "  %-14s (reroute needs a router linked to both ends: --routers 5 or more)\n", "")
 	}
+	if replicas > 0 {
+		n := min(2, replicas)
+		for _, ex := range []string{fmt.Sprintf("kill-replica %d", n), fmt.Sprintf("start-replica %d", n),
+			fmt.Sprintf("pause-replica %d 30s", n), fmt.Sprintf("partition-replica %d", n), fmt.Sprintf("heal-replica %d", n)} {
+			fmt.Fprintf(&b, "  %-14s %s fault %s\n", "", lab, ex)
+		}
+		fmt.Fprintf(&b, "  %-14s meshd cluster status --etcd http://127.0.0.1:%d --targets\n", "cluster", netlab.EtcdPort)
+	}
 	fmt.Fprintf(&b, "  %-14s %s fault --help (all %d kinds)\n", "", lab, len(netlab.FaultKinds))
 	fmt.Fprintf(&b, "  %-14s %s down\n", "tear down", lab)
 	return b.String()
@@ -176,7 +215,7 @@ lab is up (%d routers). meshd runs in namespace %s; from this host:
 // faultHelp lists every fault kind from the one table the parser reads.
 func faultHelp() string {
 	var b strings.Builder
-	b.WriteString("Faults between two routers of the running lab (flags go before KIND):\n\n")
+	b.WriteString("Faults between two routers of the running lab, or on its meshd replicas (flags go before KIND):\n\n")
 	for _, k := range netlab.FaultKinds {
 		fmt.Fprintf(&b, "  %-22s %s\n", k.Usage(), k.Help)
 	}
@@ -186,7 +225,7 @@ func faultHelp() string {
 // watchTable prints the sessions every interval until ctx ends, d passes
 // (when not 0), or the lab is gone: after `meshd-lab down` it says so once
 // and returns, and an error that repeats is printed once.
-func watchTable(ctx context.Context, w io.Writer, d, interval time.Duration, rowsOf func() ([]sessions.Row, error), up func() bool) error {
+func watchTable(ctx context.Context, w io.Writer, d, interval time.Duration, rowsOf func() ([]sessions.Row, string, error), up func() bool) error {
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
@@ -200,12 +239,15 @@ func watchTable(ctx context.Context, w io.Writer, d, interval time.Duration, row
 			fmt.Fprintln(w, "\nthe lab is down (meshd-lab down): stopped watching")
 			return nil
 		}
-		rows, err := rowsOf()
+		rows, note, err := rowsOf()
 		switch {
 		case err == nil:
 			lastErr = ""
 			fmt.Fprintf(w, "\n%s  (refreshes every %v; Ctrl-C to stop watching, the lab stays up)\n", time.Now().Format("15:04:05"), interval)
 			sessions.WriteTable(w, rows)
+			if note != "" {
+				fmt.Fprintln(w, note)
+			}
 		case err.Error() != lastErr:
 			lastErr = err.Error()
 			fmt.Fprintf(w, "\n%s  %v (retrying every %v)\n", time.Now().Format("15:04:05"), err, interval)

@@ -67,7 +67,7 @@ func TestLabBannerFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		banner := labBanner(topo, "/tmp/x")
+		banner := labBanner(topo, 0, "/tmp/x")
 		if !strings.Contains(banner, "meshd-lab --dir /tmp/x fault reset r1 r2") {
 			t.Errorf("%d routers: the banner's faults do not name the lab's folder:\n%s", n, banner)
 		}
@@ -87,7 +87,8 @@ func TestLabBannerFaults(t *testing.T) {
 }
 
 // Every fault the README shows works on the lab `make lab` brings up
-// (4 routers), or on the size its comment names (--routers N).
+// (4 routers), or on the size its comment names (--routers N); a replica
+// fault on the README's cluster lab (--replicas 3).
 func TestREADMEFaults(t *testing.T) {
 	f, err := os.Open(filepath.Join("..", "..", "README.md"))
 	if err != nil {
@@ -127,6 +128,11 @@ func checkFault(t *testing.T, topo *netlab.Topology, words string) {
 	if err := topo.Check(f); err != nil {
 		t.Errorf("%d routers: %q: %v", len(topo.Routers), words, err)
 	}
+	if netlab.IsReplicaFault(f.Kind) {
+		if err := netlab.CheckReplica(f, 3); err != nil {
+			t.Errorf("%q: %v", words, err)
+		}
+	}
 }
 
 // After `meshd-lab down` the watching `lab up` says so once and returns,
@@ -136,11 +142,11 @@ func TestWatchTableLabGone(t *testing.T) {
 	dir := fakeLab(t, 4)
 	var mu sync.Mutex
 	calls := 0
-	rows := func() ([]sessions.Row, error) {
+	rows := func() ([]sessions.Row, string, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
-		return nil, errors.New("meshd in the lab: setns: no such file")
+		return nil, "", errors.New("meshd in the lab: setns: no such file")
 	}
 	var out testenv.SyncBuffer
 	done := make(chan error, 1)

@@ -73,7 +73,6 @@ func run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	opsSrv := ops.New(reg)
-	opsSrv.Handle("/api/sessions", sessions.Handler(core))
 	if err := opsSrv.Listen(cfg.HTTP.Listen); err != nil {
 		return err
 	}
@@ -94,6 +93,13 @@ func run(ctx context.Context, cfg *config.Config) error {
 		}
 		env.Ownership = member
 	}
+	// Clustered, any replica's table answers for the fleet, as its gNMI
+	// target does.
+	var peers func() []string
+	if member != nil {
+		peers = member.HTTPPeers
+	}
+	opsSrv.Handle("/api/sessions", sessions.FleetHandler(core, peers, log))
 
 	// Sources bind their listeners when built: one that fails to build
 	// releases those built before it (Run with a done context).

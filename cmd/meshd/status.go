@@ -31,6 +31,7 @@ func newStatusCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := &http.Client{Timeout: 5 * time.Second}
+			var unreachable string
 			get := func(path string, v any) error {
 				resp, err := c.Get("http://" + addr + path)
 				if err != nil {
@@ -42,6 +43,9 @@ func newStatusCmd() *cobra.Command {
 				}
 				if resp.StatusCode != http.StatusOK {
 					return fmt.Errorf("meshd at %s%s: HTTP %d", addr, path, resp.StatusCode)
+				}
+				if u := resp.Header.Get(sessions.UnreachableHeader); u != "" {
+					unreachable = u
 				}
 				return json.NewDecoder(resp.Body).Decode(v)
 			}
@@ -65,6 +69,9 @@ func newStatusCmd() *cobra.Command {
 				return err
 			}
 			sessions.WriteTable(out, rows)
+			if unreachable != "" {
+				fmt.Fprintf(out, "\nnot shown: the sessions of the replicas at %s, which did not answer\n", unreachable)
+			}
 			return nil
 		},
 	}

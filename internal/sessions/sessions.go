@@ -93,6 +93,12 @@ func Build(ups []change.Update) []Row {
 		}
 		out = append(out, *r)
 	}
+	sortRows(out)
+	return out
+}
+
+// sortRows orders rows by router, network instance and neighbor.
+func sortRows(out []Row) {
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Router != b.Router {
@@ -103,7 +109,6 @@ func Build(ups []change.Update) []Row {
 		}
 		return a.Neighbor < b.Neighbor
 	})
-	return out
 }
 
 func names(elems []*gnmi.PathElem) string {

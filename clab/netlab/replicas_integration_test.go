@@ -1,0 +1,204 @@
+//go:build integration
+
+package netlab_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshd/meshd/clab/netlab"
+	"github.com/meshd/meshd/cluster"
+	"github.com/meshd/meshd/gnmiclient"
+	"github.com/meshd/meshd/internal/testenv"
+)
+
+// TestLabReplicas: `meshd-lab up --replicas 3` shares the routers among
+// three meshd replicas on a real etcd, and after each replica fault the
+// lab takes (kill, pause past the lease, cut from etcd) every router is
+// owned by exactly one live replica, a replica collects only the routers
+// it owns, every session joins BMP, gNMI and the probe (the routers' BMP
+// reaches the replicas through a balancer and is relayed to each router's
+// owner), and what the fleet view shows, read from a replica no fault
+// holds, agrees with every router's own view (verify: gNMI, InfluxDB and
+// /api/sessions against FRR's and gobgp's).
+func TestLabReplicas(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, b := range []string{"gobgpd", "gobgp", "bgpd", "vtysh", "influxd", "ethtool", "etcd"} {
+		testenv.Binary(t, b)
+	}
+	o := buildBins(t)
+	o.Routers, o.Replicas = 4, 3
+	l := upLab(t, o, 3*time.Minute)
+	verify := func(when string) {
+		t.Helper()
+		vctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		rep, err := l.Verify(vctx, netlab.VerifyOptions{Wait: 2 * time.Minute})
+		if err != nil {
+			t.Fatalf("%s: verify: %v", when, err)
+		}
+		if len(rep.Mismatches) > 0 {
+			var b strings.Builder
+			rep.Write(&b)
+			t.Fatalf("%s: meshd disagrees with the routers:\n%s", when, b.String())
+		}
+	}
+	fault := func(args ...string) {
+		t.Helper()
+		f, err := netlab.ParseFault(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := l.Apply(context.Background(), f)
+		if err != nil {
+			t.Fatalf("fault %v: %v", args, err)
+		}
+		t.Log(msg)
+	}
+	routers := []string{"r1", "r2", "r3", "r4"}
+	// settled waits until exactly the live replicas are members and each
+	// router has one owner among them, within the bounded load, and each
+	// live replica collects exactly the routers it owns.
+	settled := func(when string, live ...int) {
+		t.Helper()
+		var last string
+		ok := eventually(90*time.Second, func() bool {
+			st, err := l.ClusterStatus(context.Background())
+			if err != nil {
+				last = err.Error()
+				return false
+			}
+			last = ownership(st)
+			var members []string
+			for _, m := range st.Members {
+				members = append(members, m.Name)
+			}
+			var want []string
+			for _, n := range live {
+				want = append(want, netlab.ReplicaName(n))
+			}
+			if !slices.Equal(members, want) || st.Orphans != 0 || len(st.Owners) != len(routers) {
+				return false
+			}
+			bound := cluster.Capacity(len(routers), len(live), cluster.DefaultLoadFactor)
+			owned := map[string][]string{}
+			for _, ow := range st.Owners {
+				if !slices.Contains(want, ow.Owner) {
+					return false
+				}
+				owned[ow.Owner] = append(owned[ow.Owner], ow.Target)
+			}
+			for _, n := range live {
+				name := netlab.ReplicaName(n)
+				if len(owned[name]) > bound {
+					t.Errorf("%s: %s owns %d routers, above the bound %d: %s", when, name, len(owned[name]), bound, last)
+				}
+				collecting, err := collects(l, n)
+				if err != nil {
+					last += "; " + err.Error()
+					return false
+				}
+				slices.Sort(owned[name])
+				if !slices.Equal(collecting, owned[name]) {
+					last += fmt.Sprintf("; %s collects %v, owns %v", name, collecting, owned[name])
+					return false
+				}
+			}
+			// The joined record: BMP (through the balancer, to any
+			// replica), gNMI and the probe on every session, read from
+			// one replica for the whole fleet.
+			rows, unreachable, err := l.Sessions(context.Background())
+			if err != nil || unreachable != "" || len(rows) == 0 {
+				last += fmt.Sprintf("; fleet sessions: %d rows, unreachable %q, %v", len(rows), unreachable, err)
+				return false
+			}
+			for _, r := range rows {
+				if r.Sources != "bmp,gnmi,probe" {
+					last += fmt.Sprintf("; %s %s joins %q", r.Router, r.Neighbor, r.Sources)
+					return false
+				}
+			}
+			return true
+		})
+		if !ok {
+			t.Fatalf("%s: ownership did not settle on replicas %v in 90 s: %s", when, live, last)
+		}
+		t.Logf("%s: %s", when, last)
+	}
+
+	settled("up", 1, 2, 3)
+	verify("up")
+
+	fault("kill-replica", "1")
+	settled("replica 1 killed", 2, 3)
+	verify("replica 1 killed")
+	fault("start-replica", "1")
+	settled("replica 1 started again", 1, 2, 3)
+	verify("replica 1 started again")
+
+	// Paused past its lease (5 s): the others take its routers; once
+	// continued, it collects nothing it no longer owns, then rejoins.
+	fault("pause-replica", "2", "12s")
+	settled("replica 2 paused and continued", 1, 2, 3)
+	verify("replica 2 paused and continued")
+
+	fault("partition-replica", "3")
+	settled("replica 3 cut from etcd", 1, 2)
+	if got, err := collects(l, 3); err != nil || len(got) != 0 {
+		t.Errorf("replica 3, cut from etcd, still collects %v (%v)", got, err)
+	}
+	verify("replica 3 cut from etcd")
+	fault("heal-replica", "3")
+	settled("replica 3 healed", 1, 2, 3)
+	verify("replica 3 healed")
+}
+
+// collects lists the routers replica n has a gNMI session with, from its
+// /api/gnmi/targets.
+func collects(l *netlab.Lab, n int) ([]string, error) {
+	c := netlab.NSHTTPClient(netlab.MgmtNS)
+	c.Timeout = 5 * time.Second
+	resp, err := c.Get(fmt.Sprintf("http://%s:%d/api/gnmi/targets", netlab.ReplicaAddr(n), netlab.HTTPPort))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var ts []gnmiclient.TargetStatus
+	if err := json.NewDecoder(resp.Body).Decode(&ts); err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, t := range ts {
+		out = append(out, t.Name)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func ownership(st *cluster.Status) string {
+	s := fmt.Sprintf("%d members:", len(st.Members))
+	for _, o := range st.Owners {
+		s += fmt.Sprintf(" %s→%s", o.Target, o.Owner)
+	}
+	return s
+}
+
+// eventually polls cond every half second (each poll runs a process)
+// until it holds or d passes.
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
