@@ -384,7 +384,16 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 				slog.Int("owned", len(m.Owned())), slog.Int("members", len(members)), slog.Int("targets", len(targets)))
 		}
 	}()
-	for t, tok := range m.Owned() {
+	// Each target is stopped before its record goes, so nobody starts it
+	// while this replica still collects it; the records then go in
+	// parallel: etcd commits concurrent transactions together, where one
+	// at a time each waited for its own fsync (a restarted replica took
+	// its third of 1,000 targets back in 10.8 s so).
+	var releases sync.WaitGroup
+	sem := make(chan struct{}, txnParallel)
+	owned := m.Owned()
+	for _, t := range sortedKeys(owned) {
+		tok := owned[t]
 		rec, held := recs[t]
 		mine := held && rec.owner == me && rec.create == tok
 		if want[t] == me && mine {
@@ -393,44 +402,87 @@ func (m *Member) reconcile(ctx context.Context, lease clientv3.LeaseID) error {
 		m.disown(t)
 		released++
 		m.m.released.Inc()
-		if mine {
+		if !mine {
+			continue
+		}
+		sem <- struct{}{}
+		releases.Add(1)
+		go func() {
+			defer func() { <-sem; releases.Done() }()
 			dctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
+			defer cancel()
 			_, err := m.cli.Txn(dctx).If(clientv3.Compare(clientv3.CreateRevision(m.cfg.ownerKey(t)), "=", rec.create)).
 				Then(clientv3.OpDelete(m.cfg.ownerKey(t))).Commit()
-			cancel()
 			if err != nil {
 				m.log.Warn("cluster: release", slog.String("target", t), slog.Any("err", err))
 			}
-		}
+		}()
 	}
+	releases.Wait()
+
+	var (
+		claims     sync.WaitGroup
+		cmu        sync.Mutex
+		claimErr   error
+		expired    bool
+		claimedNow int
+	)
+	owned = m.Owned()
 	for _, t := range targets {
 		if want[t] != me {
 			continue
 		}
-		if _, ok := m.Owned()[t]; ok {
+		if _, ok := owned[t]; ok {
 			continue
 		}
 		if rec, held := recs[t]; held && rec.owner != me {
 			continue
 		}
-		key := m.cfg.ownerKey(t)
-		cctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
-		r, err := m.cli.Txn(cctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, me, clientv3.WithLease(lease))).Commit()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("claim %s: %w", t, err)
-		}
-		if !r.Succeeded {
-			continue // taken meanwhile, or a record of ours from a past lease
-		}
-		if !m.own(t, r.Header.Revision) {
-			return errExpired
-		}
-		claimed++
-		m.m.claimed.Inc()
+		sem <- struct{}{}
+		claims.Add(1)
+		go func() {
+			defer func() { <-sem; claims.Done() }()
+			key := m.cfg.ownerKey(t)
+			cctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseTTL/2)
+			r, err := m.cli.Txn(cctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+				Then(clientv3.OpPut(key, me, clientv3.WithLease(lease))).Commit()
+			cancel()
+			cmu.Lock()
+			defer cmu.Unlock()
+			switch {
+			case err != nil:
+				if claimErr == nil {
+					claimErr = fmt.Errorf("claim %s: %w", t, err)
+				}
+				return
+			case !r.Succeeded:
+				return // taken meanwhile, or a record of ours from a past lease
+			case expired || !m.own(t, r.Header.Revision):
+				expired = true
+				return
+			}
+			claimedNow++
+			m.m.claimed.Inc()
+		}()
 	}
-	return nil
+	claims.Wait()
+	claimed += claimedNow
+	if expired {
+		return errExpired
+	}
+	return claimErr
+}
+
+// txnParallel bounds a reconcile's etcd transactions in flight.
+const txnParallel = 32
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // own starts target under token, unless the lease's deadline has passed.
