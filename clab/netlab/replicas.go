@@ -32,11 +32,10 @@ const (
 	// MaxReplicas bounds --replicas: the replicas' addresses are
 	// 10.77.0.201 and up, past the routers' (10.77.0.11 to .70).
 	MaxReplicas = 9
-	// labLeaseTTL is the replicas' etcd lease: a killed replica's routers
-	// are collected again by another within about this long. The lab is
-	// for watching that happen, so it is short; production defaults to
-	// 10 s (docs/cluster.md).
-	labLeaseTTL = 5 * time.Second
+	// labLeaseTTL is the replicas' etcd lease (the default): a killed
+	// replica's routers are collected again by another within about this
+	// long.
+	labLeaseTTL = cluster.DefaultLeaseTTL
 )
 
 // ReplicaName is replica n's member name and its process key in the lab.
