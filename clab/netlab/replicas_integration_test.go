@@ -6,14 +6,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/clab/netlab"
 	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
+	"github.com/meshd/meshd/internal/netns"
 	"github.com/meshd/meshd/internal/testenv"
 )
 
@@ -67,6 +74,7 @@ func TestLabReplicas(t *testing.T) {
 	settled := func(when string, live ...int) {
 		t.Helper()
 		var last string
+		start := time.Now()
 		ok := eventually(90*time.Second, func() bool {
 			st, err := l.ClusterStatus(context.Background())
 			if err != nil {
@@ -123,12 +131,31 @@ func TestLabReplicas(t *testing.T) {
 					return false
 				}
 			}
+			// The same on every live replica's gNMI target, for every
+			// router, whichever replica owns it.
+			for _, n := range live {
+				got, err := gnmiSources(n)
+				if err != nil {
+					last += fmt.Sprintf("; %s gNMI: %v", netlab.ReplicaName(n), err)
+					return false
+				}
+				if len(got) != len(rows) {
+					last += fmt.Sprintf("; %s gNMI has sources of %d sessions, the fleet %d", netlab.ReplicaName(n), len(got), len(rows))
+					return false
+				}
+				for k, src := range got {
+					if src != "bmp,gnmi,probe" {
+						last += fmt.Sprintf("; %s gNMI: %s joins %q", netlab.ReplicaName(n), k, src)
+						return false
+					}
+				}
+			}
 			return true
 		})
 		if !ok {
 			t.Fatalf("%s: ownership did not settle on replicas %v in 90 s: %s", when, live, last)
 		}
-		t.Logf("%s: %s", when, last)
+		t.Logf("%s: settled in %.1f s: %s", when, time.Since(start).Seconds(), last)
 	}
 
 	settled("up", 1, 2, 3)
@@ -154,6 +181,44 @@ func TestLabReplicas(t *testing.T) {
 	verify("replica 3 cut from etcd")
 	fault("heal-replica", "3")
 	settled("replica 3 healed", 1, 2, 3)
+}
+
+// gnmiSources reads every session's verdict sources from replica n's gNMI
+// target, for the whole fleet (target *), keyed "router neighbor".
+func gnmiSources(n int) (map[string]string, error) {
+	conn, err := grpc.NewClient(fmt.Sprintf("passthrough:///%s:%d", netlab.ReplicaAddr(n), netlab.GNMIPort),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return netns.Dial(ctx, netlab.MgmtNS, addr)
+		}))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := gpb.NewGNMIClient(conn).Get(ctx, &gpb.GetRequest{Prefix: &gpb.Path{Target: "*"},
+		Path: []*gpb.Path{change.MeshdNeighborPath("*", "*", "verdict", "state", "sources")}, Encoding: gpb.Encoding_PROTO})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, nt := range resp.GetNotification() {
+		for _, u := range nt.GetUpdate() {
+			var nb string
+			for _, e := range append(nt.GetPrefix().GetElem(), u.GetPath().GetElem()...) {
+				if e.GetName() == "neighbor" {
+					nb = e.GetKey()["neighbor-address"]
+				}
+			}
+			var src []string
+			for _, e := range u.GetVal().GetLeaflistVal().GetElement() {
+				src = append(src, e.GetStringVal())
+			}
+			out[nt.GetPrefix().GetTarget()+" "+nb] = strings.Join(src, ",")
+		}
+	}
+	return out, nil
 }
 
 // collects lists the routers replica n has a gNMI session with, from its
