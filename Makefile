@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-scale bench bench-e2e soak soak-short cluster-chaos fuzz clean
+.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak probe-soak lab-scale bench bench-e2e soak soak-short cluster-chaos fuzz clean
 
 all: build
 
@@ -57,13 +57,18 @@ lab-verify: build
 # The namespace lab runs once per machine: these hold its lock. TestLabVerify
 # runs verify after every fault kind in a random order (MESHD_LAB_SEED
 # replays one) and after a quiet period; `make integration` runs it with 5
-# routers and 60 s of quiet.
+# routers and 30 s of quiet.
 LABLOCK ?= /tmp/meshd-lab.lock
 LABTEST := $(GO) test -tags integration -count=1 -p 1 -v -run '^TestLabVerify$$' ./clab/netlab
 
 # lab-soak: a quiet 10 minutes that must produce no event.
 lab-soak: tools
 	flock $(LABLOCK) env MESHD_LAB_QUIET=10m $(LABTEST) -timeout 60m
+
+# probe-soak: the probe's sessions idle for 10 minutes, with never a
+# verdict other than HEALTHY and every loss the kernel's (CI: 1 minute).
+probe-soak: tools
+	env MESHD_IDLE_MINUTES=10 $(GO) test -tags integration -count=1 -v -run '^TestIdleNoFalseDegraded$$' -timeout 30m ./probe
 
 # lab-scale: the same on 20 routers.
 lab-scale: tools
