@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/osrg/gobgp/v4/pkg/packet/bmp"
+
 	"github.com/meshd/meshd/stage"
 )
 
@@ -200,22 +202,26 @@ loop:
 	return nil, true
 }
 
-// initiationTLVs reads an Initiation body's sysName and strings; a
-// malformed body yields what came before the fault.
-func initiationTLVs(b []byte) (sysName string, strs []string) {
-	for len(b) >= 4 {
-		t, l := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
-		if len(b) < 4+l {
-			break
+// initiationTLVs reads an Initiation body's sysName and information
+// strings with gobgp's parser. A malformed body yields none: the router
+// is then named by its address, and the session that serves it counts
+// the malformed message.
+func initiationTLVs(body []byte) (sysName string, strs []string) {
+	var in bmp.BMPInitiation
+	if in.ParseBody(nil, body) != nil {
+		return "", nil
+	}
+	for _, tlv := range in.Info {
+		v, ok := tlv.(*bmp.BMPInfoTLVString)
+		if !ok {
+			continue
 		}
-		v := string(b[4 : 4+l])
-		switch t {
-		case 0:
-			strs = append(strs, v)
-		case 2:
-			sysName = v
+		switch v.Type {
+		case bmp.BMP_INIT_TLV_TYPE_STRING:
+			strs = append(strs, v.Value)
+		case bmp.BMP_INIT_TLV_TYPE_SYS_NAME:
+			sysName = v.Value
 		}
-		b = b[4+l:]
 	}
 	return sysName, strs
 }
