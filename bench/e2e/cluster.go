@@ -45,24 +45,14 @@ import (
 //   - etcd's committed proposals a second, steady and over the fault.
 
 // Cluster ports: below the ephemeral range, apart from the benchmark's
-// and the soak's. MESHD_CLUSTER_PORTS=alt moves them to 14001-15099, so
-// that `make cluster-chaos` can run beside a `make test` (whose
-// TestClusterShort holds the usual ones).
-var (
-	clusterBase         = clusterPortBase(os.Getenv("MESHD_CLUSTER_PORTS"))
-	clusterEtcdProxyLow = clusterBase + 1  // one per replica
-	clusterHTTPLow      = clusterBase + 11 // one per replica
-	clusterInflux       = clusterBase + 20
-	clusterGNMILow      = clusterBase + 21  // one per replica
-	clusterFleetLow     = clusterBase + 100 // one per target, at most 1,000
+// and the soak's.
+const (
+	clusterEtcdProxyLow = 18901 // one per replica
+	clusterHTTPLow      = 18911 // one per replica
+	clusterInflux       = 18920
+	clusterGNMILow      = 18921 // one per replica
+	clusterFleetLow     = 19000 // one per target, at most 1,000
 )
-
-func clusterPortBase(env string) int {
-	if env == "alt" {
-		return 14000
-	}
-	return 18900
-}
 
 // ClusterFault is what a cluster row does.
 type ClusterFault string
