@@ -109,7 +109,7 @@ soak-short: tools
 # size: three `meshd run` replicas on a real etcd sharing 1,000 simulated
 # targets, each fault (kill-9 ten times, pause, partition, restart) in
 # turn; prints the table. CLUSTER picks rows. `make integration` runs the
-# kill and pause rows small (TestClusterShort), so CI does.
+# kill row small (TestClusterShort), so CI does.
 CLUSTER ?= .
 cluster-chaos: tools
 	flock /tmp/meshd-bench.lock $(GO) test -run '^$$' -bench 'Cluster/$(CLUSTER)' -benchtime 1x -timeout 180m ./bench/e2e/
