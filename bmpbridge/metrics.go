@@ -8,6 +8,7 @@ import (
 
 type metrics struct {
 	sessions     prometheus.Gauge
+	standby      prometheus.Gauge
 	accepted     *prometheus.CounterVec
 	relays       *prometheus.CounterVec
 	refused      *prometheus.CounterVec
@@ -39,6 +40,8 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{
+		standby: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_bmp_standby_sessions",
+			Help: "BMP sessions held as standby: their router already had a session on another path (sent to several replicas, or to this one and relayed by another); read, not applied, and ended when the router's applied session ends (standby.go)."}),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshd_bmp_sessions", Help: "BMP sessions currently open."}),
 		relays: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_relays_total",
 			Help: "BMP sessions of routers another replica owns (cluster mode), by result: relayed to the owner; failed (the owner could not be reached: served here); refused (the owner ended the relay at once: the router's sessions are served here for a minute); handed_over (a session served here ended because its router is now owned elsewhere: the router connects again and is relayed)."}, []string{"result"}),
@@ -95,7 +98,7 @@ func (m *metrics) resolve() {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.sessions, m.accepted, m.relays, m.refused, m.throttled, m.overBudget, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes, m.ignoredDownsVec, m.quirksVec)
+	reg.MustRegister(m.sessions, m.standby, m.accepted, m.relays, m.refused, m.throttled, m.overBudget, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes, m.ignoredDownsVec, m.quirksVec)
 }
 
 // skippedLabel keeps the label set bounded: well-known names, else "other".

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/meshd/meshd/bmpbridge/bmpgen"
+	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
 )
 
@@ -240,4 +242,58 @@ func TestFencedReplicaServesNoBMP(t *testing.T) {
 	if n := fencedCount(); n != 2 {
 		t.Errorf("refused{fenced} = %v after the session ended, want 2", n)
 	}
+}
+
+// initiationRelayed is an Initiation as a relaying replica sends it: the
+// router's own TLVs and the relay's string.
+func initiationRelayed(sysName, router, addr string) []byte {
+	b := bmpgen.AppendInitiation(nil, sysName, "test")
+	tag := relayPrefix + "router=" + router + " address=" + addr
+	b = binary.BigEndian.AppendUint16(b, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(tag)))
+	b = append(b, tag...)
+	binary.BigEndian.PutUint32(b[1:5], uint32(len(b)))
+	return b
+}
+
+// TestStandbySession: a router that reaches this replica on two paths
+// (directly, and relayed by another replica) has one session applied;
+// the other is held as a standby, its peers not applied, and it ends
+// when the applied one does, so the router connects again.
+func TestStandbySession(t *testing.T) {
+	var live atomic.Bool
+	live.Store(true)
+	r := newRig(t, Config{}, WithPlacement(livePlace{&live}))
+	direct := r.send(t, upStream("edge1"))
+	defer direct.Close()
+	established := change.NeighborPath("default", "192.0.2.2", "state", "session-state")
+	waitFor(t, "the direct session's peer", func() bool { return r.val("edge1", established).GetStringVal() == "ESTABLISHED" })
+
+	// The same router relayed: a peer only this path announces must not
+	// be applied.
+	other := &bmpgen.Peer{Addr: netip.MustParseAddr("192.0.2.9"), AS: 64999, BGPID: pID, Time: t0}
+	fams := []uint32{1<<8 | 1}
+	o := bmpgen.Open{AS: 64999, HoldTime: 90, ID: pID, Families: fams, FourOctet: true}
+	relayedStream := bmpgen.AppendPeerUp(initiationRelayed("edge1", "edge1", "127.0.0.1"), other, netip.MustParseAddr("192.0.2.1"), 179, 50001, o, o, "")
+	relayed := r.send(t, relayedStream)
+	defer relayed.Close()
+	waitFor(t, "a standby session", func() bool { return testutil.ToFloat64(r.b.m.standby) == 1 })
+	waitFor(t, "its messages counted", func() bool { return testutil.ToFloat64(r.b.m.messages.WithLabelValues("peer_up")) >= 2 })
+	if v := r.val("edge1", change.NeighborPath("default", "192.0.2.9", "state", "session-state")); v != nil {
+		t.Errorf("the standby session's peer was applied: %v", v)
+	}
+
+	direct.Close()
+	_ = relayed.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := relayed.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the standby session did not end with the applied one: %v", err)
+	}
+	waitFor(t, "no standby", func() bool { return testutil.ToFloat64(r.b.m.standby) == 0 })
+
+	// Back on the relayed path alone: it is the router's session now.
+	again := r.send(t, relayedStream)
+	defer again.Close()
+	waitFor(t, "the relayed session's peer applied", func() bool {
+		return r.val("edge1", change.NeighborPath("default", "192.0.2.9", "state", "session-state")).GetStringVal() == "ESTABLISHED"
+	})
 }

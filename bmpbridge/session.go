@@ -38,6 +38,12 @@ type session struct {
 	// admitted: the session counts as its router's (see Bridge.admit);
 	// refused: its Initiation was refused; else it is pending.
 	admitted, refused bool
+	// relay is the address of the replica that relayed the session (""
+	// when the router connected here), its path; standby: the router
+	// already had a session on another path when this one began
+	// (standby.go).
+	relay   string
+	standby bool
 	// routeSlab hands out the Routes of route events: one allocation per
 	// maxEventBatch routes instead of one per route. Routes handed out
 	// are never touched again; the slab lives as long as any of them.
@@ -153,7 +159,7 @@ loop:
 			case free <- rb:
 			default:
 			}
-			if keep && s.r != nil && s.r.budget != nil {
+			if keep && s.r != nil && s.r.budget != nil && !s.standby {
 				keep = s.pace(ctx, n, size)
 			}
 			if !keep {
@@ -253,6 +259,9 @@ func (s *session) handle(m *decode.Message, err error) bool {
 		}
 		return s.start(m.Initiation)
 	}
+	if s.standby {
+		return true // read and counted, not applied
+	}
 	r := s.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -304,7 +313,7 @@ func (s *session) start(in *decode.Initiation) bool {
 		// Relayed by another replica, which named the router as this
 		// one would from its address.
 		s.log.Info("BMP session relayed by another replica", slog.String("router", router), slog.String("router_address", addr), slog.String("relay", s.addr))
-		name, s.addr = router, addr
+		name, s.relay, s.addr = router, s.addr, addr
 		s.log = s.b.log.With(slog.String("address", addr))
 	}
 	if !s.b.admit(s.conn, name) {
@@ -320,6 +329,10 @@ func (s *session) start(in *decode.Initiation) bool {
 	s.log = s.log.With(slog.String("router", name))
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
+	if s.holdAsStandby() {
+		return true
+	}
+	s.r.activePath = s.relay
 	s.r.sessions++
 	s.r.gen++
 	if len(s.r.peers) > 0 {
@@ -356,9 +369,16 @@ func (s *session) end() {
 	if s.r == nil {
 		return
 	}
+	if s.standby {
+		s.endStandby()
+		return
+	}
 	r := s.r
 	r.mu.Lock()
 	r.sessions--
+	if r.sessions == 0 {
+		s.endStandbys()
+	}
 	s.set(change.MeshdRouterPath("bmp-connected"), change.Bool(false))
 	s.event(change.Event{Kind: change.EventRouterDown, Fields: map[string]any{"address": s.addr, "messages": int64(s.msgs), "errors": int64(s.bad)}})
 	s.flushLocked(true)

@@ -39,6 +39,10 @@ type routerState struct {
 	messages uint64
 	errors   uint64
 	sessions int
+	// activePath is the path (session.relay) of the router's applied
+	// sessions, and standbys its sessions held on other paths.
+	activePath string
+	standbys   map[*session]struct{}
 
 	lastMessages, lastErrors uint64
 	lastTotal                int64

@@ -255,15 +255,16 @@ func (l *Lab) frrConfig(r Router) string {
 		}
 		b.WriteString(" exit-address-family\n")
 	}
-	fmt.Fprintf(&b, ` bmp targets meshd
+	b.WriteString(` bmp targets meshd
   bmp monitor ipv4 unicast pre-policy
   bmp monitor ipv6 unicast pre-policy
   bmp monitor ipv4 unicast post-policy
   bmp stats interval 15000
-  bmp connect %s port %d min-retry 500 max-retry 2000
- exit
-!
-`, l.bmpAddr(r), BMPPort)
+`)
+	for _, addr := range l.frrBMPAddrs(r) {
+		fmt.Fprintf(&b, "  bmp connect %s port %d min-retry 500 max-retry 2000\n", addr, BMPPort)
+	}
+	b.WriteString(" exit\n!\n")
 	return b.String()
 }
 

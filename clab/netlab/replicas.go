@@ -59,6 +59,20 @@ func (l *Lab) bmpAddr(Router) string {
 	return BalancerAddr
 }
 
+// frrBMPAddrs are where an FRR router sends its BMP: with replicas, two
+// of them directly (FRR takes several BMP targets), so that the owner of
+// the router gets it on two paths, one relayed, and holds one session
+// as a standby (bmpbridge's standby.go); gobgpd and BIRD routers go
+// through the balancer.
+func (l *Lab) frrBMPAddrs(r Router) []string {
+	if l.State.Replicas < 2 {
+		return []string{l.bmpAddr(r)}
+	}
+	a := (r.Index-1)%l.State.Replicas + 1
+	b := a%l.State.Replicas + 1
+	return []string{ReplicaAddr(a), ReplicaAddr(b)}
+}
+
 // meshdAddrs are where a reader reaches meshd's listener on port, from
 // the management namespace: the one meshd, or every replica that no
 // fault has stopped, paused or cut (any replica answers for the fleet).
