@@ -81,6 +81,11 @@ type Batch struct {
 	// previous batch because its queue was full; a consumer that keeps a
 	// copy of the state resynchronises from the merge core's snapshot.
 	Lost uint64
+	// LostRouters are the routers of updates and events this consumer
+	// missed, delivered once, with a batch whose Lost is not 0 (or an
+	// earlier one): a consumer resynchronises those routers only. nil
+	// with Lost > 0 means too many to list: resynchronise every router.
+	LostRouters []string
 	// Seq numbers the batches offered to one consumer, dropped ones
 	// included; a router's batches are numbered in the order they were
 	// published. A consumer that resynchronises compares it with the

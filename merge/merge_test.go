@@ -816,3 +816,61 @@ func TestVerdictAfterClockStepsBack(t *testing.T) {
 		})
 	}
 }
+
+// TestLostRouters: a consumer that missed batches is told which routers
+// they held, once, so it resynchronises those only; past maxLostRouters
+// routers it is told to resynchronise every one (nil).
+func TestLostRouters(t *testing.T) {
+	at := func(router string, i int) []change.Change {
+		c := ch(change.SourceBMP, time.Duration(i), change.NeighborPath("default", "10.0.0.2", "state", "peer-as"), change.Uint(uint64(i+1)))
+		c.Router = router
+		return []change.Change{c}
+	}
+	tests := []struct {
+		name    string
+		dropped int // routers whose batch is dropped
+		want    []string
+	}{
+		{"two routers", 2, []string{"d0", "d1"}},
+		{"one router twice", 1, []string{"d0"}},
+		{"too many to list", maxLostRouters + 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCore(t, WithoutVerdict())
+			sub := c.Subscribe("slow", 1)
+			c.Apply(at("first", 0)) // fills the queue
+			for i := range tt.dropped {
+				c.Apply(at(fmt.Sprintf("d%d", i), i+1))
+			}
+			if tt.name == "one router twice" {
+				c.Apply(at("d0", 99))
+			}
+			<-sub.C()
+			c.Apply(at("last", 100))
+			b := <-sub.C()
+			if b.Lost == 0 {
+				t.Fatal("no loss reported")
+			}
+			got := b.LostRouters
+			slices.Sort(got)
+			if tt.want == nil {
+				if got != nil {
+					t.Errorf("LostRouters = %d routers, want nil (every router)", len(got))
+				}
+				return
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("LostRouters = %q, want %q", got, tt.want)
+			}
+			// Told once: the next loss lists only its own routers.
+			c.Apply(at("again", 101))
+			c.Apply(at("d9", 102))
+			<-sub.C()
+			c.Apply(at("later", 103))
+			if b := <-sub.C(); !slices.Equal(b.LostRouters, []string{"d9"}) {
+				t.Errorf("second loss: LostRouters = %q, want [d9]", b.LostRouters)
+			}
+		})
+	}
+}

@@ -11,7 +11,9 @@ import (
 // Subscription is one consumer's bounded queue of batches. When the queue
 // is full the publisher waits for room, up to the subscription's wait
 // (WithWait), and then drops the batch and counts it; the next batch
-// delivered carries the count in Lost. Once it has dropped one, it drops
+// delivered carries the count in Lost, and the routers of what was
+// dropped in LostRouters (up to maxLostRouters; nil past that), so a
+// consumer resynchronises those routers only. Once it has dropped one, it drops
 // at once, without waiting, until a batch finds room again: a consumer
 // that is stuck (a full spool) costs the sources one wait, not one a
 // batch.
@@ -49,6 +51,62 @@ type Subscription struct {
 	// fn, once set by Deliver (under subMu), takes the batches instead
 	// of ch.
 	fn func(change.Batch)
+	// lostRouters are the routers of dropped batches not yet delivered
+	// (change.Batch.LostRouters); lostAll, set when they grew past
+	// maxLostRouters, stands for every router.
+	lostMu      sync.Mutex
+	lostRouters map[string]struct{}
+	lostAll     bool
+}
+
+// maxLostRouters bounds the routers a subscription lists as lost before
+// it asks for every router instead.
+const maxLostRouters = 1024
+
+// noteLost records the routers of a dropped batch, and those of earlier
+// losses it carried (all of them when it carried a loss without a
+// list). It runs before the loss is counted, so a batch that carries the
+// count finds them.
+func (s *Subscription) noteLost(b *change.Batch) {
+	s.lostMu.Lock()
+	defer s.lostMu.Unlock()
+	if b.Lost > 0 && b.LostRouters == nil {
+		s.lostAll, s.lostRouters = true, nil
+	}
+	if s.lostAll {
+		return
+	}
+	if s.lostRouters == nil {
+		s.lostRouters = map[string]struct{}{}
+	}
+	for i := range b.Updates {
+		s.lostRouters[b.Updates[i].Router] = struct{}{}
+	}
+	for i := range b.Events {
+		s.lostRouters[b.Events[i].Router] = struct{}{}
+	}
+	for _, r := range b.LostRouters {
+		s.lostRouters[r] = struct{}{}
+	}
+	if len(s.lostRouters) > maxLostRouters {
+		s.lostAll, s.lostRouters = true, nil
+	}
+}
+
+// takeLost hands over the routers noted lost: nil for every router.
+func (s *Subscription) takeLost() []string {
+	s.lostMu.Lock()
+	defer s.lostMu.Unlock()
+	if s.lostAll {
+		s.lostAll = false
+		return nil
+	}
+	out := make([]string, 0, len(s.lostRouters))
+	for r := range s.lostRouters {
+		out = append(out, r)
+	}
+	clear(s.lostRouters)
+	return out
 }
 
 // SubscribeOption configures a Subscription.
@@ -180,6 +238,10 @@ func (c *Core) publish(b change.Batch) {
 		// exactly once.
 		b.Seq = s.seq.Add(1)
 		b.Lost = s.lost.Swap(0)
+		b.LostRouters = nil
+		if b.Lost > 0 {
+			b.LostRouters = s.takeLost()
+		}
 		if s.fn != nil {
 			s.fn(b)
 			continue
@@ -196,6 +258,7 @@ func (c *Core) publish(b change.Batch) {
 			continue
 		}
 		s.lagging.Store(true)
+		s.noteLost(&b)
 		for {
 			m := s.lostSeq.Load()
 			if m >= b.Seq || s.lostSeq.CompareAndSwap(m, b.Seq) {

@@ -176,23 +176,33 @@ func (s *Sink) resync(ctx context.Context, sub stage.Feed, write bool) error {
 		return nil
 	}
 	start := time.Now()
-	routers, points, err := s.walkCore(ctx, sub, write)
+	only := s.resyncOnly
+	s.resyncOnly = nil
+	routers, points, err := s.walkCore(ctx, sub, write, only)
 	if err != nil {
 		return err
 	}
 	s.m.resyncs.Inc()
 	s.log.Info("influx: resynchronised from the merge core", slog.Int("routers", routers),
-		slog.Int("points", points), slog.Duration("took", time.Since(start)))
+		slog.Bool("every_router", only == nil), slog.Int("points", points), slog.Duration("took", time.Since(start)))
 	return nil
 }
 
-// walkCore reads every router back from the merge core into the cache,
-// with write appending its series in full, and consumes the queue
-// between routers. It returns how many routers and points.
-func (s *Sink) walkCore(ctx context.Context, sub stage.Feed, write bool) (int, int, error) {
-	names := s.o.snap.Routers()
-	for r := range s.mp.routers {
-		names = append(names, r)
+// walkCore reads every router (or those in only, when not nil) back
+// from the merge core into the cache, with write appending its series in
+// full, and consumes the queue between routers. It returns how many
+// routers and points.
+func (s *Sink) walkCore(ctx context.Context, sub stage.Feed, write bool, only map[string]struct{}) (int, int, error) {
+	var names []string
+	if only != nil {
+		for r := range only {
+			names = append(names, r)
+		}
+	} else {
+		names = s.o.snap.Routers()
+		for r := range s.mp.routers {
+			names = append(names, r)
+		}
 	}
 	done := make(map[string]bool, len(names))
 	points := 0
@@ -259,7 +269,7 @@ func (s *Sink) readRouter(ctx context.Context, sub stage.Feed, r string) error {
 func (s *Sink) snapshot(ctx context.Context, sub stage.Feed) error {
 	s.m.snapshots.Inc()
 	if !s.mp.keepValues {
-		if _, _, err := s.walkCore(ctx, sub, true); err != nil {
+		if _, _, err := s.walkCore(ctx, sub, true, nil); err != nil {
 			return err
 		}
 		return s.flush(ctx)

@@ -164,3 +164,46 @@ func maps2Equal(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestNoteResync: losses that name their routers ask for a resync of
+// those routers only, gathered until the resync runs; one that names
+// none asks for every router, and a later list does not narrow it.
+func TestNoteResync(t *testing.T) {
+	tests := []struct {
+		name   string
+		losses [][]string // each loss's LostRouters; nil: every router
+		want   []string   // nil: every router
+	}{
+		{"one loss", [][]string{{"r1", "r2"}}, []string{"r1", "r2"}},
+		{"gathered", [][]string{{"r1"}, {"r3"}}, []string{"r1", "r3"}},
+		{"every router", [][]string{nil}, nil},
+		{"every router stays every router", [][]string{nil, {"r1"}}, nil},
+		{"a list, then every router", [][]string{{"r1"}, nil}, nil},
+		{"told before", [][]string{{}}, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Sink{}
+			for _, l := range tt.losses {
+				s.noteResync(l)
+			}
+			if !s.resyncDue {
+				t.Fatal("no resync due")
+			}
+			if tt.want == nil {
+				if s.resyncOnly != nil {
+					t.Errorf("resync of %v, want every router", s.resyncOnly)
+				}
+				return
+			}
+			var got []string
+			for r := range s.resyncOnly {
+				got = append(got, r)
+			}
+			slices.Sort(got)
+			if s.resyncOnly == nil || !slices.Equal(got, tt.want) && len(got)+len(tt.want) > 0 {
+				t.Errorf("resync of %v (nil: every router), want %v", got, tt.want)
+			}
+		})
+	}
+}
