@@ -48,7 +48,7 @@ func newMetrics() *metrics {
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_sessions_total",
 			Help: "BMP connections by outcome (accepted: taken at TCP accept; rejected: refused at accept or at their Initiation, by reason in meshd_bmp_refused_total)."}, []string{"result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_refused_total",
-			Help: "BMP connections refused, by reason (not_allowed: source outside bmp.allow; max_routers: a new router over bmp.max-routers, or twice bmp.max-routers connections already waiting for their Initiation; fenced: at accept or during the session, as this replica lost its cluster lease)."}, []string{"reason"}),
+			Help: "BMP connections refused, by reason (not_allowed: source outside bmp.allow; max_routers: a new router over bmp.max-routers, or twice bmp.max-routers connections already waiting for their Initiation; fenced: at accept or during the session, as this replica lost its cluster lease; starting: at accept, before this replica knows which replica owns each router)."}, []string{"reason"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_throttled_seconds_total",
 			Help: "Time a router's BMP sessions were not read because the router was over its rate budget (bmp.max-messages-per-second, bmp.max-bytes-per-second); nothing is dropped."}, []string{"router"}),
 		overBudget: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_routes_over_budget_total",

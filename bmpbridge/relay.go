@@ -48,6 +48,13 @@ func (b *Bridge) fenced() bool {
 	return ok && !l.Live()
 }
 
+// unplaced reports whether this replica, clustered, does not know yet
+// where routers belong (stage.Placement's Placed).
+func (b *Bridge) unplaced() bool {
+	p, ok := b.placement.(interface{ Placed() bool })
+	return ok && !p.Placed()
+}
+
 // relayRefused reports whether router's sessions are served here for
 // now, after the owner ended a relay at once.
 func (b *Bridge) relayRefused(router string) bool {

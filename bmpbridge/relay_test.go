@@ -297,3 +297,37 @@ func TestStandbySession(t *testing.T) {
 		return r.val("edge1", change.NeighborPath("default", "192.0.2.9", "state", "session-state")).GetStringVal() == "ESTABLISHED"
 	})
 }
+
+// placedPlace keeps every router here and says whether this replica
+// knows yet where routers belong.
+type placedPlace struct{ placed *atomic.Bool }
+
+func (p placedPlace) BMPRoute(string) (string, bool)  { return "", false }
+func (p placedPlace) GNMIRoute(string) (string, bool) { return "", false }
+func (p placedPlace) GNMIPeers() []string             { return nil }
+func (p placedPlace) Placed() bool                    { return p.placed.Load() }
+
+// TestUnplacedReplicaRefusesBMP: until a replica knows which replica owns
+// each router, it serves no BMP: a router another replica owns, served
+// here, would have its points written by two replicas.
+func TestUnplacedReplicaRefusesBMP(t *testing.T) {
+	var placed atomic.Bool
+	r := newRig(t, Config{}, WithPlacement(placedPlace{&placed}))
+	stream := bmpgen.AppendInitiation(nil, "edge1", "test")
+	stream = bmpgen.AppendStats(stream, ptrPeer(bmpgen.TablePeer(0)), []bmpgen.Stat{{Type: 7, Value: 1}})
+	c := r.send(t, stream)
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a replica that does not know where routers belong kept a BMP connection: %v", err)
+	}
+	if n := testutil.ToFloat64(r.b.m.refused.WithLabelValues("starting")); n != 1 {
+		t.Errorf("refused{starting} = %v, want 1", n)
+	}
+	placed.Store(true)
+	c2 := r.send(t, stream)
+	defer c2.Close()
+	testenv.WaitFor(t, 10*time.Second, "the session served once placed", func() bool {
+		return testutil.ToFloat64(r.b.m.messages.WithLabelValues("stats_report")) == 1
+	})
+}

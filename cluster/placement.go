@@ -10,6 +10,11 @@ type placement struct {
 	bmp, gnmi, http map[string]string // member → advertised address
 }
 
+// Placed reports whether this replica knows where each router belongs:
+// false until its first reconcile after membership settled. Before then
+// it cannot tell a router it owns from one another replica does.
+func (m *Member) Placed() bool { return m.placed.Load() != nil }
+
 // BMPRoute says which replica joins router's BMP (stage.Placement): the
 // owner of the gNMI target of that name, when it is another replica that
 // advertises a BMP address; otherwise this one.
