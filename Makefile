@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak probe-soak lab-scale bench bench-e2e soak soak-short cluster-chaos fuzz clean
+.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-cluster probe-soak lab-scale bench bench-e2e soak soak-short cluster-chaos fuzz clean
 
 all: build
 
@@ -60,6 +60,12 @@ lab-verify: build
 # routers and 30 s of quiet.
 LABLOCK ?= /tmp/meshd-lab.lock
 LABTEST := $(GO) test -tags integration -count=1 -p 1 -v -run '^TestLabVerify$$' ./clab/netlab
+
+# lab-cluster: the lab's replicas (TestLabReplicas) at full length: 4
+# routers, the default lease, a kill, a pause and a cut from etcd, with
+# verify after each (CI: 2 routers, a 2 s lease, a kill and a cut).
+lab-cluster: tools
+	flock $(LABLOCK) env MESHD_LAB_REPLICAS_FULL=1 $(GO) test -tags integration -count=1 -p 1 -v -run '^TestLabReplicas$$' -timeout 30m ./clab/netlab
 
 # lab-soak: a quiet 10 minutes that must produce no event.
 lab-soak: tools

@@ -24,8 +24,10 @@ import (
 type Options struct {
 	Routers int
 	// Replicas, when not 0, runs meshd in cluster mode: etcd and this
-	// many replicas, each in a namespace of its own (replicas.go).
+	// many replicas, each in a namespace of its own (replicas.go), with
+	// etcd leases of LeaseTTL (0: meshd's default).
 	Replicas int
+	LeaseTTL time.Duration
 	Dir      string // state, configs and logs
 	// Meshd is the collector (meshd) run in the management namespace,
 	// Probe the agent (meshd-probe) run in each router's namespace, and
@@ -56,6 +58,7 @@ type State struct {
 	// one meshd, not clustered), and Faulted the ones a fault has
 	// killed, paused or cut from etcd, with what was done.
 	Replicas int               `json:"replicas,omitempty"`
+	LeaseTTL time.Duration     `json:"lease_ttl,omitempty"`
 	Faulted  map[string]string `json:"faulted,omitempty"`
 }
 
@@ -119,7 +122,7 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l = &Lab{Topo: topo, opts: o, State: State{Dir: o.Dir, Routers: o.Routers, Replicas: o.Replicas, PIDs: map[string]int{}, Addrs: map[string]string{}}}
+	l = &Lab{Topo: topo, opts: o, State: State{Dir: o.Dir, Routers: o.Routers, Replicas: o.Replicas, LeaseTTL: o.LeaseTTL, PIDs: map[string]int{}, Addrs: map[string]string{}}}
 	defer func() {
 		if err != nil {
 			_ = Down(o.Dir, o.Progress)

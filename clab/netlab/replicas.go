@@ -32,10 +32,6 @@ const (
 	// MaxReplicas bounds --replicas: the replicas' addresses are
 	// 10.77.0.201 and up, past the routers' (10.77.0.11 to .70).
 	MaxReplicas = 9
-	// labLeaseTTL is the replicas' etcd lease (the default): a killed
-	// replica's routers are collected again by another within about this
-	// long.
-	labLeaseTTL = cluster.DefaultLeaseTTL
 )
 
 // ReplicaName is replica n's member name and its process key in the lab.
@@ -145,6 +141,15 @@ func (l *Lab) startEtcd() error {
 	return waitHTTP(MgmtNS, fmt.Sprintf("%s:%d", EtcdAddr, EtcdPort), "/health", 30*time.Second)
 }
 
+// leaseTTL is the replicas' etcd lease: a killed replica's routers are
+// collected again by another within about this long.
+func (l *Lab) leaseTTL() time.Duration {
+	if l.State.LeaseTTL > 0 {
+		return l.State.LeaseTTL
+	}
+	return cluster.DefaultLeaseTTL
+}
+
 // ReplicaConfig is replica n's meshd config: the shared targets file,
 // its own listeners and spool, and the cluster section.
 func (l *Lab) ReplicaConfig(n int) string {
@@ -172,7 +177,7 @@ cluster:
     bmp: "%s:%d"
     gnmi: "%s:%d"
     http: "%s:%d"
-`, filepath.Join(l.State.Dir, "targets.yaml"), etcdEndpoint(), ReplicaName(n), labLeaseTTL,
+`, filepath.Join(l.State.Dir, "targets.yaml"), etcdEndpoint(), ReplicaName(n), l.leaseTTL(),
 		addr, BMPPort, addr, GNMIPort, addr, HTTPPort)
 	return b.String()
 }
@@ -267,7 +272,7 @@ func (l *Lab) replicaFault(ctx context.Context, f Fault) (string, error) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%s killed (SIGKILL, pid %d): its routers move to the others within its lease (%v)", name, pid, labLeaseTTL), mark("killed")
+		return fmt.Sprintf("%s killed (SIGKILL, pid %d): its routers move to the others within its lease (%v)", name, pid, l.leaseTTL()), mark("killed")
 	case "start-replica":
 		if running {
 			return "", fmt.Errorf("%s: %s is running (pid %d)", f, name, pid)

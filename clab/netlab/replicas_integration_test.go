@@ -3,11 +3,14 @@
 package netlab_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,9 +41,18 @@ func TestLabReplicas(t *testing.T) {
 	for _, b := range []string{"gobgpd", "gobgp", "bgpd", "vtysh", "influxd", "ethtool", "etcd"} {
 		testenv.Binary(t, b)
 	}
+	// CI's run: 2 routers (gobgpd, sending through the balancer; FRR,
+	// to two replicas), a 2 s lease, a kill and a cut from etcd.
+	// MESHD_LAB_REPLICAS_FULL=1 (make lab-cluster): 4 routers, the
+	// default lease, a pause too, and verify after every fault.
+	full := os.Getenv("MESHD_LAB_REPLICAS_FULL") != ""
 	o := buildBins(t)
-	o.Routers, o.Replicas = 4, 3
+	o.Routers, o.Replicas, o.LeaseTTL = 2, 3, 2*time.Second
+	if full {
+		o.Routers, o.LeaseTTL = 4, 0
+	}
 	l := upLab(t, o, 3*time.Minute)
+	all := []int{1, 2, 3}
 	verify := func(when string) {
 		t.Helper()
 		vctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -67,7 +79,10 @@ func TestLabReplicas(t *testing.T) {
 		}
 		t.Log(msg)
 	}
-	routers := []string{"r1", "r2", "r3", "r4"}
+	var routers []string
+	for _, r := range l.Topo.Routers {
+		routers = append(routers, r.Name)
+	}
 	// settled waits until exactly the live replicas are members and each
 	// router has one owner among them, within the bounded load, and each
 	// live replica collects exactly the routers it owns.
@@ -158,29 +173,64 @@ func TestLabReplicas(t *testing.T) {
 		t.Logf("%s: settled in %.1f s: %s", when, time.Since(start).Seconds(), last)
 	}
 
-	settled("up", 1, 2, 3)
+	settled("up", all...)
 	verify("up")
 
-	fault("kill-replica", "1")
-	settled("replica 1 killed", 2, 3)
-	verify("replica 1 killed")
-	fault("start-replica", "1")
-	settled("replica 1 started again", 1, 2, 3)
+	// Kill the owner of the FRR router, which sends its BMP to two
+	// replicas: its gNMI moves, and its BMP with it, from a standby or a
+	// new session.
+	k := ownerOf(t, l, "r2")
+	fault("kill-replica", strconv.Itoa(k))
+	settled(fmt.Sprintf("replica %d killed", k), without(all, k)...)
+	verify(fmt.Sprintf("replica %d killed", k))
+	fault("start-replica", strconv.Itoa(k))
+	settled(fmt.Sprintf("replica %d started again", k), all...)
 
-	// Paused past its lease (5 s): the others take its routers; once
-	// continued, it collects nothing it no longer owns, then rejoins.
-	fault("pause-replica", "2", "9s")
-	settled("replica 2 paused and continued", 1, 2, 3)
-	verify("replica 2 paused and continued")
-
-	fault("partition-replica", "3")
-	settled("replica 3 cut from etcd", 1, 2)
-	if got, err := collects(l, 3); err != nil || len(got) != 0 {
-		t.Errorf("replica 3, cut from etcd, still collects %v (%v)", got, err)
+	if full {
+		// Paused past its lease: the others take its routers; once
+		// continued, it collects nothing it no longer owns, then rejoins.
+		p := ownerOf(t, l, "r2")
+		lease := cmp.Or(o.LeaseTTL, cluster.DefaultLeaseTTL)
+		fault("pause-replica", strconv.Itoa(p), (lease + 4*time.Second).String())
+		settled(fmt.Sprintf("replica %d paused and continued", p), all...)
+		verify(fmt.Sprintf("replica %d paused and continued", p))
 	}
-	verify("replica 3 cut from etcd")
-	fault("heal-replica", "3")
-	settled("replica 3 healed", 1, 2, 3)
+
+	c := ownerOf(t, l, "r1")
+	fault("partition-replica", strconv.Itoa(c))
+	settled(fmt.Sprintf("replica %d cut from etcd", c), without(all, c)...)
+	if got, err := collects(l, c); err != nil || len(got) != 0 {
+		t.Errorf("replica %d, cut from etcd, still collects %v (%v)", c, got, err)
+	}
+	if full {
+		verify(fmt.Sprintf("replica %d cut from etcd", c))
+	}
+	fault("heal-replica", strconv.Itoa(c))
+	settled(fmt.Sprintf("replica %d healed", c), all...)
+}
+
+// ownerOf is the replica that owns router, by `meshd cluster status`.
+func ownerOf(t *testing.T, l *netlab.Lab, router string) int {
+	t.Helper()
+	st, err := l.ClusterStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range st.Owners {
+		if o.Target == router {
+			for n := 1; n <= l.State.Replicas; n++ {
+				if netlab.ReplicaName(n) == o.Owner {
+					return n
+				}
+			}
+		}
+	}
+	t.Fatalf("no owner of %s: %s", router, ownership(st))
+	return 0
+}
+
+func without(all []int, n int) []int {
+	return slices.DeleteFunc(slices.Clone(all), func(x int) bool { return x == n })
 }
 
 // gnmiSources reads every session's verdict sources from replica n's gNMI
