@@ -297,6 +297,7 @@ func (l *Lab) replicaFault(ctx context.Context, f Fault) (string, error) {
 		if f.Pause == 0 {
 			return fmt.Sprintf("%s paused (SIGSTOP): resume-replica %d to continue it", name, n), nil
 		}
+		paused := time.Now()
 		select {
 		case <-time.After(f.Pause):
 		case <-ctx.Done():
@@ -306,7 +307,11 @@ func (l *Lab) replicaFault(ctx context.Context, f Fault) (string, error) {
 		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%s paused for %v (SIGSTOP), then continued (SIGCONT): it finds its lease gone and writes nothing for routers it no longer owns", name, f.Pause), mark("")
+		held := time.Since(paused).Round(100 * time.Millisecond)
+		if held < l.leaseTTL() {
+			return fmt.Sprintf("%s paused for %v (SIGSTOP), then continued (SIGCONT): less than its lease (%v), so it kept its routers", name, held, l.leaseTTL()), mark("")
+		}
+		return fmt.Sprintf("%s paused for %v (SIGSTOP), then continued (SIGCONT): past its lease (%v), it had given its routers up and writes nothing for them", name, held, l.leaseTTL()), mark("")
 	case "resume-replica":
 		if current != "paused" {
 			return "", fmt.Errorf("%s: %s is not paused", f, name)
