@@ -40,6 +40,22 @@ const (
 	relayBackoff  = time.Minute
 )
 
+// clusterRefusal says why this replica serves no BMP connection now, as
+// a meshd_bmp_refused_total reason and words for the log; "" when it
+// serves them. Before it knows where routers belong, a router another
+// replica owns, served here, would be written by two replicas (this
+// one's points outliving the owner's); without its lease, any router
+// may be owned elsewhere by now.
+func (b *Bridge) clusterRefusal() (reason, why string) {
+	switch {
+	case b.unplaced():
+		return "starting", "this replica does not know yet which replica owns each router (membership settling)"
+	case b.fenced():
+		return "fenced", "this replica has lost its cluster lease"
+	}
+	return "", ""
+}
+
 // fenced reports whether this replica has lost its hold on the cluster (a
 // pause past its lease, a cut from etcd): it then serves no BMP, as it
 // collects no gNMI, since another replica may own any router by now.

@@ -69,20 +69,9 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	// rc is what the session reads: c itself, or after a look at the
 	// first message in cluster mode, c with that message replayed.
 	rc := c
-	if b.unplaced() {
-		// Served here, a router another replica owns would be written by
-		// two replicas: this one's points would outlive the owner's.
-		b.refuse("starting")
-		b.logs.warn(b.log, "unplaced", "refusing BMP connection: this replica does not know yet which replica owns each router (membership settling); the router connects again",
-			slog.String("address", host))
-		c.Close()
-		b.leave("")
-		return
-	}
-	if b.fenced() {
-		b.refuse("fenced")
-		b.logs.warn(b.log, "fenced", "refusing BMP connection: this replica has lost its cluster lease; the router connects again, to a replica that holds one",
-			slog.String("address", host))
+	if reason, why := b.clusterRefusal(); reason != "" {
+		b.refuse(reason)
+		b.logs.warn(b.log, reason, "refusing BMP connection: "+why+"; the router connects again", slog.String("address", host))
 		c.Close()
 		b.leave("")
 		return

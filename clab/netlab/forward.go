@@ -3,7 +3,6 @@ package netlab
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -89,9 +88,5 @@ func pipe(ctx context.Context, c net.Conn, inner func() []string) {
 	if d == nil {
 		return
 	}
-	defer d.Close()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(d, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, d); done <- struct{}{} }()
-	<-done
+	splice(c, d)
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,12 +18,9 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/clab/netlab"
-	"github.com/meshd/meshd/internal/netns"
 	"github.com/meshd/meshd/internal/sessions"
 	"github.com/meshd/meshd/internal/testenv"
 	"github.com/meshd/meshd/internal/tools"
@@ -113,11 +109,7 @@ func startLabN(t *testing.T, routers int) *labEnv {
 	o := buildBins(t)
 	o.Routers = routers
 	l := upLab(t, o, 2*time.Minute+time.Duration(routers)*5*time.Second)
-	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", netlab.GNMIPort),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return netns.Dial(ctx, netlab.MgmtNS, addr)
-		}))
+	conn, err := netlab.NSConn(netlab.MgmtNS, fmt.Sprintf("127.0.0.1:%d", netlab.GNMIPort))
 	if err != nil {
 		t.Fatal(err)
 	}

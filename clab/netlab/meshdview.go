@@ -151,14 +151,18 @@ func stripModule(s string) string {
 	return s
 }
 
+// NSConn is a plaintext gRPC connection to addr inside namespace ns (the
+// lab's networks are private to it, hence no TLS).
+func NSConn(ns, addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return netns.Dial(ctx, ns, a) }))
+}
+
 // readGNMI reads every router's neighbors from meshd's gNMI target at
 // addr (in the management namespace).
 func readGNMI(ctx context.Context, addr string, routers []Router, raw map[string][]byte) (MeshdView, error) {
-	conn, err := grpc.NewClient("passthrough:///"+addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return netns.Dial(ctx, MgmtNS, addr)
-		}))
+	conn, err := NSConn(MgmtNS, addr)
 	if err != nil {
 		return nil, err
 	}

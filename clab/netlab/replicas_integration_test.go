@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -16,14 +15,11 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/clab/netlab"
 	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
-	"github.com/meshd/meshd/internal/netns"
 	"github.com/meshd/meshd/internal/testenv"
 )
 
@@ -236,11 +232,7 @@ func without(all []int, n int) []int {
 // gnmiSources reads every session's verdict sources from replica n's gNMI
 // target, for the whole fleet (target *), keyed "router neighbor".
 func gnmiSources(n int) (map[string]string, error) {
-	conn, err := grpc.NewClient(fmt.Sprintf("passthrough:///%s:%d", netlab.ReplicaAddr(n), netlab.GNMIPort),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return netns.Dial(ctx, netlab.MgmtNS, addr)
-		}))
+	conn, err := netlab.NSConn(netlab.MgmtNS, fmt.Sprintf("%s:%d", netlab.ReplicaAddr(n), netlab.GNMIPort))
 	if err != nil {
 		return nil, err
 	}

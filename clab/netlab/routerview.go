@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os/exec"
 	"sort"
@@ -17,12 +16,8 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/meshd/meshd/internal/netns"
 )
 
 // This file reads each router's own view of its sessions and routes: the
@@ -489,9 +484,7 @@ func (l *Lab) vtyshOut(ctx context.Context, r Router, cmd string) ([]byte, error
 func (l *Lab) readGobgp(ctx context.Context, r Router, v *RouterView) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	conn, err := grpc.NewClient(fmt.Sprintf("passthrough:///127.0.0.1:%d", gobgpAPIPort),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return netns.Dial(ctx, r.NS, a) }))
+	conn, err := NSConn(r.NS, fmt.Sprintf("127.0.0.1:%d", gobgpAPIPort))
 	if err != nil {
 		return err
 	}
