@@ -11,19 +11,31 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-cluster probe-soak lab-scale bench bench-e2e soak soak-short cluster-chaos fuzz clean
+.PHONY: all build web-assets tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-cluster probe-soak lab-scale bench bench-e2e soak soak-short cluster-chaos fuzz clean
 
 all: build
 
-build:
+build: web-assets
 	@for b in $(BINS); do echo "$(GO) build -o bin/$$b ./cmd/$$b"; \
 	  $(GO) build -ldflags "$(LDFLAGS)" -o bin/$$b ./cmd/$$b || exit 1; done
 
 tools:
 	bash scripts/install-tools.sh
 
+# web-assets: the status page's chart library (uPlot, pinned in
+# sinks/web/package.json and its lock) from npm, into the folder the
+# binary embeds. Not in git: it is another project's code.
+WEB := sinks/web
+web-assets: $(WEB)/assets/vendor/uPlot.iife.min.js
+
+$(WEB)/assets/vendor/uPlot.iife.min.js: $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "web-assets: npm is missing (make tools installs it)"; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p $(WEB)/assets/vendor
+	cp $(WEB)/node_modules/uplot/dist/uPlot.iife.min.js $(WEB)/node_modules/uplot/dist/uPlot.min.css $(WEB)/assets/vendor/
+
 # test: everything CI checks, in order of how fast it fails.
-test: tools check unit integration
+test: tools web-assets check unit integration
 
 check: generate-check
 	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^ygot/')); \

@@ -1,6 +1,12 @@
 package change
 
-import gpb "github.com/openconfig/gnmi/proto/gnmi"
+import (
+	"encoding/json"
+	"errors"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/openconfig/gnmi/value"
+)
 
 // Small constructors for typed values, so sources do not build protos by hand.
 
@@ -52,4 +58,23 @@ func StringList(ss []string) *gpb.TypedValue {
 		el[i] = String(s)
 	}
 	return &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: el}}}
+}
+
+// JSONValue is a typed value as a JSON value: a scalar (decimal64 as a
+// number, a leaf-list as an array), or a JSON value as it was sent.
+func JSONValue(tv *gpb.TypedValue) (any, error) {
+	switch v := tv.GetValue().(type) {
+	case *gpb.TypedValue_JsonIetfVal:
+		return rawJSON(v.JsonIetfVal)
+	case *gpb.TypedValue_JsonVal:
+		return rawJSON(v.JsonVal)
+	}
+	return value.ToScalar(tv)
+}
+
+func rawJSON(b []byte) (any, error) {
+	if !json.Valid(b) {
+		return nil, errors.New("value is not valid JSON")
+	}
+	return json.RawMessage(b), nil
 }

@@ -64,6 +64,7 @@ func TestLimitsDocumented(t *testing.T) {
 	var c Config
 	c.SetDefaults()
 	limits("merge", c.Merge)
+	limits("status-page", c.StatusPage)
 	if len(want) < 10 {
 		t.Fatalf("found only %d limit keys in the configs: %v", len(want), want)
 	}

@@ -3,12 +3,15 @@ package config
 import (
 	"github.com/meshd/meshd/sinks/gnmiserver"
 	"github.com/meshd/meshd/sinks/influx"
+	"github.com/meshd/meshd/sinks/web"
 )
 
 // sinkSections holds the sinks' sections.
 type sinkSections struct {
 	Influx     influx.Config     `yaml:"influxdb"`
 	GNMIServer gnmiserver.Config `yaml:"gnmi-server"`
+	// StatusPage is the page on the HTTP listener, on unless disabled.
+	StatusPage web.Config `yaml:"status-page"`
 
 	// Sinks and Sources hold the sections of the stages registered
 	// with package stage that have no typed section above (a new sink
@@ -31,6 +34,7 @@ func (s *sinkSections) setDefaults() {
 	if s.GNMIServerEnabled() {
 		s.GNMIServer.SetDefaults()
 	}
+	s.StatusPage.SetDefaults()
 }
 
 func (s *sinkSections) validate() []error {
@@ -41,5 +45,5 @@ func (s *sinkSections) validate() []error {
 	if s.GNMIServerEnabled() {
 		errs = append(errs, s.GNMIServer.Validate())
 	}
-	return errs
+	return append(errs, s.StatusPage.Validate())
 }

@@ -23,8 +23,8 @@ as_root() {
 # iproute2 (namespaces, veth, tc netem), tcpdump and tshark for captures,
 # e2fsprogs and mount for the spool tests' ext4 disk that turns read-only.
 # etcd-server is the cluster mode's coordination engine (issue 18), real in
-# its tests.
-debs=(frr iproute2 ethtool tcpdump tshark procps psmisc e2fsprogs mount etcd-server)
+# its tests. chromium is the headless browser the status page is tested in.
+debs=(frr iproute2 ethtool tcpdump tshark procps psmisc e2fsprogs mount etcd-server chromium)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,6 +41,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 	as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now etcd >/dev/null 2>&1 || true'
 else
 	log "Debian packages present: ${debs[*]}"
+fi
+
+# npm fetches the status page's chart library (make web-assets). Debian's
+# package is enough; where Node.js and npm came another way, they are used.
+if ! command -v npm >/dev/null; then
+	log "apt-get install npm"
+	as_root apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+else
+	log "npm $(npm --version) present"
 fi
 
 # BIRD 2, the lab's third BGP speaker, pinned to Debian 12's version: its
@@ -85,4 +95,5 @@ done
 [ -x /usr/lib/frr/bgpd ] || { echo "install-tools: /usr/lib/frr/bgpd missing after install" >&2; exit 1; }
 [ -x /usr/sbin/bird ] && [ -x /usr/sbin/birdc ] || { echo "install-tools: bird or birdc missing after install" >&2; exit 1; }
 [ -x /usr/bin/etcd ] || { echo "install-tools: etcd missing after install" >&2; exit 1; }
+[ -x /usr/bin/chromium ] || { echo "install-tools: chromium missing after install" >&2; exit 1; }
 log "ready: influxd gobgpd gobgp gnmi_cli in $GOBIN; FRR in /usr/lib/frr; BIRD in /usr/sbin; etcd in /usr/bin"

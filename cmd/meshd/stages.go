@@ -22,6 +22,7 @@ import (
 	_ "github.com/meshd/meshd/sinks/gnmiserver"
 	_ "github.com/meshd/meshd/sinks/influx"
 	_ "github.com/meshd/meshd/sinks/jsonl"
+	_ "github.com/meshd/meshd/sinks/web"
 )
 
 // decoder gives the stages their config sections (stage.Env.Decode): a

@@ -138,7 +138,7 @@ sinks:
     url: nats://127.0.0.1:4222
 `, testenv.FreePort(t)))
 	err := run(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "sinks.nats: no such sink (known: gnmi-server, influx, jsonl)") {
+	if err == nil || !strings.Contains(err.Error(), "sinks.nats: no such sink (known: gnmi-server, influx, jsonl, status-page)") {
 		t.Fatalf("run = %v, want sinks.nats refused", err)
 	}
 }

@@ -29,6 +29,8 @@ type Row struct {
 	Transitions     uint64  `json:"established_transitions,omitempty"`
 	RTTus           float64 `json:"rtt_us,omitempty"`
 	RTTMinUS        float64 `json:"rtt_min_us,omitempty"`
+	RTTP50US        float64 `json:"rtt_p50_us,omitempty"`
+	RTTP99US        float64 `json:"rtt_p99_us,omitempty"`
 	JitterUS        float64 `json:"jitter_us,omitempty"`
 	Hops            uint64  `json:"hops,omitempty"`
 	Losses          uint64  `json:"losses,omitempty"`
@@ -81,17 +83,13 @@ func Build(ups []change.Update) []Row {
 			row = &Row{Router: u.Router, NetworkInstance: ni, Neighbor: addr}
 			rows[k] = row
 		}
-		apply(row, rest, u.Value)
+		row.Apply(rest, u.Value)
 	}
 	out := make([]Row, 0, len(rows))
 	for _, r := range rows {
-		r.Prefixes, _ = total(r.AfiSafis, func(c PrefixCounts) *uint64 { return c.Received })
-		// A row with no session state, peer AS or probe data is not a
-		// session (BMP's Loc-RIB pseudo-peers, for one).
-		if r.State == "" && r.PeerAS == 0 && r.RTTus == 0 {
-			continue
+		if r.Session() {
+			out = append(out, *r)
 		}
-		out = append(out, *r)
 	}
 	sortRows(out)
 	return out
@@ -146,7 +144,20 @@ func micros(v *gnmi.TypedValue) float64 {
 	return math.Round(num(v)*1000) / 1000
 }
 
-func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
+// Session reports whether a row is a BGP session: one with no session
+// state, peer AS or probe data is not (BMP's Loc-RIB pseudo-peers, for
+// one).
+func (r *Row) Session() bool { return r.State != "" || r.PeerAS != 0 || r.RTTus != 0 }
+
+// Apply sets the row's field for one leaf below the neighbor (rest is
+// the path below it); a nil v clears it. Leaves no column shows are
+// ignored.
+func (r *Row) Apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) {
+	r.apply(rest, v)
+	r.Prefixes, _ = total(r.AfiSafis, func(c PrefixCounts) *uint64 { return c.Received })
+}
+
+func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 	switch p := names(rest); p {
 	case "state/peer-as":
 		r.PeerAS = uint64(num(v))
@@ -158,6 +169,10 @@ func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 		r.RTTus = micros(v)
 	case "probe/state/rtt-min":
 		r.RTTMinUS = micros(v)
+	case "probe/state/rtt-p50":
+		r.RTTP50US = micros(v)
+	case "probe/state/rtt-p99":
+		r.RTTP99US = micros(v)
 	case "probe/state/jitter":
 		r.JitterUS = micros(v)
 	case "probe/state/hops":
@@ -181,16 +196,20 @@ func apply(r *Row, rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 		}
 		afi := rest[1].GetKey()["afi-safi-name"]
 		c := r.AfiSafis[afi]
-		n := uint64(num(v))
+		var n *uint64
+		if v != nil {
+			x := uint64(num(v))
+			n = &x
+		}
 		switch p[len(pfx):] {
 		case "received":
-			c.Received = &n
+			c.Received = n
 		case "received-pre-policy":
-			c.ReceivedPrePolicy = &n
+			c.ReceivedPrePolicy = n
 		case "sent":
-			c.Sent = &n
+			c.Sent = n
 		case "installed":
-			c.Installed = &n
+			c.Installed = n
 		default:
 			return
 		}

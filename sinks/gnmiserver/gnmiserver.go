@@ -43,6 +43,7 @@ import (
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmitarget"
 	"github.com/meshd/meshd/schema"
+	"github.com/meshd/meshd/sinks/mirror"
 	"github.com/meshd/meshd/stage"
 	mygot "github.com/meshd/meshd/ygot"
 )
@@ -181,20 +182,10 @@ func (s *Sink) Run(ctx context.Context, sub stage.Feed) error {
 	}
 
 	// Serve what the core holds, then take batches as the core publishes
-	// them, in its sources' goroutines (see merge.Subscription.Deliver):
-	// a sink goroutine fed by a queue is starved by hundreds of collector
-	// goroutines during a fleet's sync and loses batches. A loss between
-	// the resync and the switch makes another resync.
-	a := &applier{s: s, sub: sub}
-	for {
-		a.resync()
-		if a.closed {
-			return nil
-		}
-		if sub.Deliver(a.cut0, a.deliver) {
-			break
-		}
-		s.log.Warn("gnmi server missed changes; resynchronising from the merged state", slog.Uint64("dropped", sub.Dropped()))
+	// them, in its sources' goroutines (package mirror).
+	m := mirror.Metrics{Resyncs: s.resyncs, Batches: s.batches}
+	if !mirror.Follow(sub, s.snap, storeCopy{s.srv}, m, s.log.With(slog.String("part", "gnmi-server"))) {
+		return nil
 	}
 	for {
 		select {
@@ -210,140 +201,9 @@ func (s *Sink) Run(ctx context.Context, sub stage.Feed) error {
 	}
 }
 
-// deliver applies one batch handed over by the core: the ones still
-// queued at the switch (through the resync's skipping, one at a time),
-// then the live ones, several at once for different routers.
-func (a *applier) deliver(b change.Batch) {
-	if b.Seq <= a.maxCut {
-		// Only batches queued before the switch are numbered this low:
-		// a publisher numbers and hands over a batch under the lock
-		// Deliver takes. They come one at a time, so a.buf is free.
-		a.add(b)
-		a.flush()
-		return
-	}
-	a.s.batches.Inc()
-	a.s.srv.UpdateMany(b.Updates)
-}
+// storeCopy is the served tree as the mirror writes it; events are no
+// part of it.
+type storeCopy struct{ *gnmitarget.Server }
 
-// maxWrite bounds the updates one write gathers while the resync drains
-// the queue: a write per thousands of leaves rather than one per batch.
-const maxWrite = 8192
-
-// applier brings the served tree level with the merge core before the
-// switch to synchronous delivery: a resync, router by router, and the
-// batches queued meanwhile.
-//
-// The resync must not undo itself. Batches wait in the queue, so those
-// queued before a router's snapshot was taken are older than it, and
-// applying them after it would take their leaves back in time (and show
-// subscribers old values with old timestamps). So it reads the
-// subscription's Seq before each router's snapshot; the router's batches
-// numbered up to it are in the snapshot and are skipped when they come.
-// Between two routers it applies what has queued meanwhile, so a resync
-// of a large fleet does not stop the queue for its whole length. (Before,
-// the sink read a queue for good: at 200 routers x 100 neighbors the
-// fleet's sync filled it, the whole-fleet resync that followed took
-// seconds and lost the batches that came meanwhile, and so on: every
-// update reached subscribers seconds late, and the queued batches behind
-// each resync took leaves back in time.)
-type applier struct {
-	s      *Sink
-	sub    stage.Feed
-	closed bool
-	buf    []change.Update
-	// cuts are the last resync's Seq per router; cut0 is the Seq read
-	// before it listed the routers, for routers it did not see (gone from
-	// the core, their queued batches are older than the snapshot).
-	cuts   map[string]uint64
-	cut0   uint64
-	maxCut uint64
-}
-
-// add queues b's updates for the next write, less those the resync
-// already holds.
-func (a *applier) add(b change.Batch) {
-	a.s.batches.Inc()
-	if b.Seq > a.maxCut {
-		a.buf = append(a.buf, b.Updates...)
-		return
-	}
-	for _, u := range b.Updates {
-		cut, ok := a.cuts[u.Router]
-		if !ok {
-			cut = a.cut0
-		}
-		if b.Seq > cut {
-			a.buf = append(a.buf, u)
-		}
-	}
-}
-
-// flush writes the gathered updates: every subscriber wakes once for them.
-func (a *applier) flush() {
-	if len(a.buf) == 0 {
-		return
-	}
-	a.s.srv.UpdateMany(a.buf)
-	clear(a.buf) // the values are the core's; do not keep them alive
-	a.buf = a.buf[:0]
-}
-
-// drain applies what is queued now, without waiting.
-func (a *applier) drain() {
-	for !a.closed {
-		select {
-		case b, ok := <-a.sub.C():
-			if !ok {
-				a.closed = true
-				break
-			}
-			a.add(b)
-			if len(a.buf) >= maxWrite {
-				a.flush()
-			}
-			continue
-		default:
-		}
-		break
-	}
-	a.flush()
-}
-
-// resync makes the served tree equal to the merge core's, router by
-// router, and repeats while batches it may not cover were lost meanwhile.
-func (a *applier) resync() {
-	for pass := 0; ; pass++ {
-		a.s.resyncs.Inc()
-		cut0 := a.sub.Seq()
-		names := a.s.snap.Routers()
-		seen := make(map[string]bool, len(names))
-		for _, n := range names {
-			seen[n] = true
-		}
-		// Targets served but no longer held are replaced by their (empty)
-		// snapshot, which removes them unless they came back meanwhile.
-		for _, t := range a.s.srv.Targets() {
-			if !seen[t] {
-				names = append(names, t)
-			}
-		}
-		cuts := make(map[string]uint64, len(names))
-		// The skipping must already use this pass's cuts, so that the
-		// batches drained between routers are judged by them.
-		a.cuts, a.cut0, a.maxCut = cuts, cut0, cut0
-		for _, n := range names {
-			cut := a.sub.Seq()
-			ups := a.s.snap.Snapshot(n)
-			cuts[n] = cut
-			a.maxCut = max(a.maxCut, cut)
-			a.s.srv.Replace(n, ups)
-			a.drain()
-		}
-		if a.closed || a.sub.LostSeq() <= cut0 {
-			return
-		}
-		a.s.log.Warn("gnmi server missed changes while resynchronising; again",
-			slog.Int("pass", pass+1), slog.Uint64("dropped", a.sub.Dropped()))
-	}
-}
+func (c storeCopy) Write(ups []change.Update, _ []change.Event) { c.UpdateMany(ups) }
+func (c storeCopy) Routers() []string                           { return c.Targets() }

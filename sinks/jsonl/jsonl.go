@@ -32,8 +32,6 @@ import (
 	"os"
 	"time"
 
-	gpb "github.com/openconfig/gnmi/proto/gnmi"
-	"github.com/openconfig/gnmi/value"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
@@ -179,7 +177,7 @@ func (s *Sink) write(enc *json.Encoder, b *change.Batch) {
 		l := line{Type: "update", Router: u.Router, Path: change.PathKey(u.Path), Time: &t, Source: u.Source.String()}
 		if u.Value == nil {
 			l.Type = "delete"
-		} else if v, err := scalar(u.Value); err != nil {
+		} else if v, err := change.JSONValue(u.Value); err != nil {
 			l.Error = err.Error()
 		} else {
 			l.Value = v
@@ -223,22 +221,4 @@ func (s *Sink) fail(err error) {
 		s.failed = true
 		s.log.Error("write failed; lines are dropped until writes succeed", slog.Any("error", err))
 	}
-}
-
-// scalar is a typed value as a JSON value.
-func scalar(tv *gpb.TypedValue) (any, error) {
-	switch v := tv.GetValue().(type) {
-	case *gpb.TypedValue_JsonIetfVal:
-		return rawJSON(v.JsonIetfVal)
-	case *gpb.TypedValue_JsonVal:
-		return rawJSON(v.JsonVal)
-	}
-	return value.ToScalar(tv)
-}
-
-func rawJSON(b []byte) (any, error) {
-	if !json.Valid(b) {
-		return nil, errors.New("value is not valid JSON")
-	}
-	return json.RawMessage(b), nil
 }

@@ -1,0 +1,87 @@
+//go:build integration
+
+package web
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/browser"
+)
+
+// TestPageInChromium loads the page in a real headless Chromium with
+// 1,000 sessions: every one is listed, a session going down turns its
+// row DOWN live, and its page plots the probe's samples.
+func TestPageInChromium(t *testing.T) {
+	core, _, base := start(t, Config{})
+	t0 := time.Now().Add(-time.Minute)
+	var cs []change.Change
+	for r := range 10 {
+		for n := range 100 {
+			c := sessionState("default", fmt.Sprintf("192.0.%d.%d", r, n+1), "ESTABLISHED", change.SourceGNMI, t0)
+			c.Router = fmt.Sprintf("r%02d", r)
+			cs = append(cs, c)
+		}
+	}
+	core.Apply(cs)
+	for i := range 30 {
+		at := t0.Add(time.Duration(i) * 2 * time.Second)
+		rtt, hops := probe("192.0.0.1", "rtt-last", 1000+float64(i*100), at), probe("192.0.0.1", "hops", 1, at)
+		rtt.Router, hops.Router = "r00", "r00"
+		hops.Value = change.Uint(1)
+		core.Apply([]change.Change{rtt, hops})
+	}
+
+	ctx, cancel, err := browser.New(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	ctx, stop := context.WithTimeout(ctx, 2*time.Minute)
+	defer stop()
+
+	count := `document.querySelectorAll("tr.session").length`
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, count+` === 1000`); err != nil {
+		n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](count))
+		t.Fatalf("the page lists %d sessions, want 1000: %v", n, err)
+	}
+
+	down := sessionState("default", "192.0.5.7", "IDLE", change.SourceGNMI, time.Now())
+	down.Router = "r05"
+	core.Apply([]change.Change{down})
+	row := `document.querySelector('tr[data-id="r05|default|192.0.5.7"]')`
+	if err := poll(ctx, row+`.classList.contains("DOWN")`); err != nil {
+		t.Fatalf("the row did not turn DOWN: %v", err)
+	}
+	counts, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("counts").textContent`))
+	if err != nil || counts != "10 routers1000 sessions999 healthy0 degraded1 down0 unknown" {
+		t.Errorf("counts %q (%v)", counts, err)
+	}
+
+	// The probed session's page: four plots of its 30 samples.
+	points := `(() => { const u = document.querySelectorAll("#p-rtt .uplot"); return u.length })()`
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/#/session/r00%7Cdefault%7C192.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, points+` === 1`); err != nil {
+		t.Fatalf("no RTT plot on the session's page: %v", err)
+	}
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`series.t.length`))
+	if err != nil || n != 30 {
+		t.Errorf("the plots hold %d points, want 30 (%v)", n, err)
+	}
+}
+
+// poll waits until the page's expression is true.
+func poll(ctx context.Context, expr string) error {
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(20*time.Millisecond)))
+	return err
+}
