@@ -14,12 +14,38 @@ import (
 	"time"
 
 	"github.com/meshd/meshd/config/yamlcheck"
+	"github.com/meshd/meshd/internal/ops"
 )
 
-// HTTP is the operator HTTP listener (/metrics, /healthz, /readyz).
+// HTTP is the operator HTTP listener: /metrics, /healthz, /readyz, Go's
+// profiles, the status page and its API, and /api/sessions.
 type HTTP struct {
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are PEM files of the server certificate and key:
+	// the whole listener speaks HTTPS. TLSCA, when set, is a PEM file of
+	// the CAs client certificates must chain to (mutual TLS).
+	TLSCert string `yaml:"tls-cert"`
+	TLSKey  string `yaml:"tls-key"`
+	TLSCA   string `yaml:"tls-ca"`
+	// Username and Password, when set, are asked (HTTP basic auth) of
+	// every request but /metrics, /healthz and /readyz, which Prometheus
+	// and a liveness probe must reach without them.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// AllowInsecure permits serving the status page and its API beyond
+	// loopback without TLS and credentials; without it such a
+	// configuration is refused, as the gNMI target's is.
+	AllowInsecure bool `yaml:"allow-insecure"`
 }
+
+// Loopback reports whether the listener only accepts local connections.
+func (h *HTTP) Loopback() bool {
+	host, _, err := net.SplitHostPort(h.Listen)
+	return err == nil && ops.Loopback(host)
+}
+
+// Secure reports whether the listener has both TLS and credentials.
+func (h *HTTP) Secure() bool { return h.TLSCert != "" && h.Username != "" }
 
 // Log sets logging.
 type Log struct {
@@ -51,10 +77,20 @@ func (h *HTTP) Validate() error {
 	if h.Listen == "" {
 		return nil
 	}
+	var errs []error
 	if _, _, err := net.SplitHostPort(h.Listen); err != nil {
-		return fieldErr("http.listen", "%q is not host:port: %v", h.Listen, err)
+		errs = append(errs, fieldErr("http.listen", "%q is not host:port: %v", h.Listen, err))
 	}
-	return nil
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		errs = append(errs, fieldErr("http.tls-cert", "set both http.tls-cert and http.tls-key, or neither"))
+	}
+	if h.TLSCA != "" && h.TLSCert == "" {
+		errs = append(errs, fieldErr("http.tls-ca", "client certificates need http.tls-cert and http.tls-key"))
+	}
+	if (h.Username == "") != (h.Password == "") {
+		errs = append(errs, fieldErr("http.username", "set both http.username and http.password, or neither"))
+	}
+	return errors.Join(errs...)
 }
 
 // Validate checks the section.

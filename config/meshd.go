@@ -5,6 +5,7 @@ import (
 	"github.com/meshd/meshd/bmpbridge"
 	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
+	"strings"
 )
 
 // Config is meshd's whole configuration. A part whose section is absent
@@ -77,5 +78,16 @@ func (c *Config) Validate() error {
 		errs = append(errs, fieldErr("memory-limit", "%v", err))
 	}
 	errs = append(errs, c.sinkSections.validate()...)
+	if h := &c.HTTP; !c.StatusPage.Disable && h.Validate() == nil && !h.Loopback() && !h.Secure() && !h.AllowInsecure {
+		var missing []string
+		if h.TLSCert == "" {
+			missing = append(missing, "tls-cert", "tls-key")
+		}
+		if h.Username == "" {
+			missing = append(missing, "username", "password")
+		}
+		errs = append(errs, fieldErr("http.listen", "%q serves the status page and its API beyond loopback without TLS and credentials: set http.%s, or http.allow-insecure: true to accept the risk, or status-page.disable: true",
+			h.Listen, strings.Join(missing, ", http.")))
+	}
 	return errors.Join(errs...)
 }

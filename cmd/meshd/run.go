@@ -73,6 +73,9 @@ func run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	opsSrv := ops.New(reg)
+	h := cfg.HTTP
+	sec := ops.Security{TLSCert: h.TLSCert, TLSKey: h.TLSKey, TLSCA: h.TLSCA, Username: h.Username, Password: h.Password}
+	opsSrv.Secure(sec)
 	if err := opsSrv.Listen(cfg.HTTP.Listen); err != nil {
 		return err
 	}
@@ -99,7 +102,11 @@ func run(ctx context.Context, cfg *config.Config) error {
 	if member != nil {
 		peers = member.HTTPPeers
 	}
-	opsSrv.Handle("/api/sessions", sessions.FleetHandler(core, peers, log))
+	client, scheme, err := sec.Client(sessions.PeerTimeout)
+	if err != nil {
+		return err
+	}
+	opsSrv.Handle("/api/sessions", sessions.FleetHandler(core, peers, client, scheme, log))
 
 	// Sources bind their listeners when built: one that fails to build
 	// releases those built before it (Run with a done context).

@@ -19,9 +19,9 @@ import (
 // sessions are missing from it because they did not answer in time.
 const UnreachableHeader = "Meshd-Unreachable"
 
-// peerTimeout bounds the wait for one member: a paused or cut replica
+// PeerTimeout bounds the wait for one member: a paused or cut replica
 // must not hold the table of the rest for longer than a refresh.
-const peerTimeout = 3 * time.Second
+const PeerTimeout = 3 * time.Second
 
 // FleetHandler serves the sessions of the whole fleet from any replica of
 // a cluster: this replica's own rows and, read with ?scope=local, those of
@@ -29,13 +29,21 @@ const peerTimeout = 3 * time.Second
 // with ?scope=local gets this replica's rows only. A member that does not
 // answer is named in the Meshd-Unreachable header and its routers are
 // missing: the operator still sees the rest of the fleet, and is told
-// which part is not shown. With peers nil it is Handler.
-func FleetHandler(s stage.Snapshotter, peers func() []string, log *slog.Logger) http.Handler {
+// which part is not shown. With peers nil it is Handler. client asks the
+// members, with scheme (http or https); nil is a plain client.
+func FleetHandler(s stage.Snapshotter, peers func() []string, client *http.Client, scheme string, log *slog.Logger) http.Handler {
 	local := Handler(s)
 	if peers == nil {
 		return local
 	}
-	client := &http.Client{Timeout: peerTimeout}
+	if client == nil {
+		client, scheme = &http.Client{}, "http"
+	}
+	if client.Timeout == 0 || client.Timeout > PeerTimeout {
+		c := *client
+		c.Timeout = PeerTimeout
+		client = &c
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		addrs := peers()
@@ -54,7 +62,7 @@ func FleetHandler(s stage.Snapshotter, peers func() []string, log *slog.Logger) 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				rows, err := peerRows(r.Context(), client, addr, router)
+				rows, err := peerRows(r.Context(), client, scheme, addr, router)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -75,12 +83,12 @@ func FleetHandler(s stage.Snapshotter, peers func() []string, log *slog.Logger) 
 	})
 }
 
-func peerRows(ctx context.Context, c *http.Client, addr, router string) ([]Row, error) {
+func peerRows(ctx context.Context, c *http.Client, scheme, addr, router string) ([]Row, error) {
 	q := url.Values{"scope": {"local"}}
 	if router != "" {
 		q.Set("router", router)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/sessions?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+"/api/sessions?"+q.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}

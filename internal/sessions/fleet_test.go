@@ -91,7 +91,7 @@ func TestFleetHandler(t *testing.T) {
 		{"a member down", []string{a, dead}, "", []string{"r1 bmp,probe", "r2 bmp,gnmi,probe"}, dead},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := FleetHandler(core, func() []string { return tc.peers }, log)
+			h := FleetHandler(core, func() []string { return tc.peers }, nil, "", log)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/sessions"+tc.query, nil))
 			if rec.Code != http.StatusOK {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/meshd/meshd/internal/ops"
 )
 
 // Config is the gnmi-server section of meshd's configuration.
@@ -115,7 +117,7 @@ func (c *Config) Validate() error {
 	if c.MinSampleInterval < 0 {
 		errs = append(errs, errors.New("gnmi-server.min-sample-interval: must be >= 0"))
 	}
-	if err == nil && !loopback(host) && !c.AllowInsecure {
+	if err == nil && !ops.Loopback(host) && !c.AllowInsecure {
 		var missing []string
 		if c.TLSCert == "" {
 			missing = append(missing, "tls-cert", "tls-key")
@@ -129,14 +131,4 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// loopback reports whether a listen host only accepts local connections.
-// An empty host, or 0.0.0.0 / ::, listens on every interface.
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
