@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,35 +11,12 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/meshd/meshd/internal/procstat"
 )
 
-// clockTick is USER_HZ, the unit of /proc's CPU times: 100 on every Linux
-// this runs on (sysconf(_SC_CLK_TCK) needs cgo to ask).
-const clockTick = 100
-
 // procCPU is the CPU time (user + system) process pid has used.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces and parentheses; the fields after
-	// its last ')' do not. utime and stime are fields 14 and 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no ')'", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	return time.Duration(ut+st) * time.Second / clockTick, nil
-}
+func procCPU(pid int) (time.Duration, error) { return procstat.CPU(pid) }
 
 // procMem is process pid's resident set now and at its peak, in bytes.
 func procMem(pid int) (rss, peak int64, err error) {
@@ -90,7 +66,7 @@ func machineCPU() (busy, steal time.Duration) {
 	}
 	tick := func(s string) time.Duration {
 		n, _ := strconv.ParseInt(s, 10, 64)
-		return time.Duration(n) * time.Second / clockTick
+		return time.Duration(n) * time.Second / procstat.ClockTick
 	}
 	// user nice system idle iowait irq softirq steal
 	busy = tick(f[1]) + tick(f[2]) + tick(f[3]) + tick(f[6]) + tick(f[7])

@@ -336,18 +336,31 @@ func TestLab(t *testing.T) {
 		}
 	}
 
+	// The status page, in a real Chromium, lists every session meshd's
+	// table has.
+	page := openPage(t, e)
+	nRows := len(e.rows())
+	page.waitPage(t, 30*time.Second, fmt.Sprintf("%d sessions listed", nRows),
+		fmt.Sprintf(`document.getElementById("sessions").dataset.sessions === "%d" && document.querySelectorAll("tr.session").length === %d`, nRows, nRows))
+	const r1r2ID = "r1|default|10.100.1.2"
+
+	// 30 s is three hold times; make lab-soak holds a lab quiet for 10
+	// minutes (MESHD_LAB_QUIET, as TestLabVerify's quiet period).
 	t.Run("quiet", func(t *testing.T) {
+		quiet := envDuration(t, "MESHD_LAB_QUIET", 30*time.Second)
 		start := time.Now()
-		time.Sleep(2 * time.Minute)
+		time.Sleep(quiet)
 		q := `SELECT count("n") FROM "bgp_session_event" WHERE ` + sinceQ(start.Add(time.Second))
 		if n := e.influxCount(q); n != 0 {
-			t.Errorf("a quiet lab produced %d session or path-change events in 2 minutes", n)
+			t.Errorf("a quiet lab produced %d session or path-change events in %v", n, quiet)
 		}
 	})
 
 	// When the reset subtest reset r1-r2: the delay's baseline leaves out
 	// the samples of the session's first seconds after it.
 	var resetAt time.Time
+	page.watchRow(t, r1r2ID)
+	meshdHealth := sampleHealth(e, r1r2)
 	t.Run("reset", func(t *testing.T) {
 		before := e.rows()[r1r2].Transitions
 		_, gBefore, ok := e.gnmiSession("r1", "10.100.1.2")
@@ -370,6 +383,24 @@ func TestLab(t *testing.T) {
 		})
 		q := `SELECT count("n") FROM "bgp_session_event" WHERE "router" = 'r1' AND "neighbor" = '10.100.1.2' AND "event" = 'peer_down' AND ` + sinceQ(start)
 		waitDetect(t, 3*time.Second, "reset r1 r2 as a peer_down in InfluxDB", start, applied, func() bool { return e.influxCount(q) > 0 })
+	})
+
+	// The page's row turned DOWN and back, each within 2 s of meshd's
+	// own table, and its timeline tells the reset.
+	t.Run("page reset", func(t *testing.T) {
+		defer func() { meshdHealth.stop(); <-meshdHealth.done }()
+		testenv.WaitFor(t, 90*time.Second, "r1 10.100.1.2 DOWN and back in meshd's table", func() bool {
+			_, back := downAndBack(meshdHealth.changes())
+			return !back.IsZero()
+		})
+		testenv.WaitFor(t, 30*time.Second, "r1 10.100.1.2 DOWN and back on the page", func() bool {
+			_, back := downAndBack(page.rowLog(t, r1r2ID))
+			return !back.IsZero()
+		})
+		checkDownAndBack(t, meshdHealth.changes(), page.rowLog(t, r1r2ID))
+		page.waitPage(t, 10*time.Second, "the reset in the event timeline",
+			`[...document.querySelectorAll("#timeline li.peer_down")].some((li) => li.textContent.includes("r1 10.100.1.2"))`)
+		page.shot(t, fleetShot)
 	})
 
 	t.Run("delay", func(t *testing.T) {
@@ -473,6 +504,21 @@ func TestLab(t *testing.T) {
 		if err := b.check(delayed); err != nil {
 			t.Error(err)
 		}
+	})
+
+	// The session's page plots the delay as a step in its RTT.
+	t.Run("page delay", func(t *testing.T) {
+		eval[bool](t, page, fmt.Sprintf(`(location.hash = "#/session/" + encodeURIComponent(%q), true)`, r1r2ID))
+		page.waitPage(t, 30*time.Second, "the session's RTT plot", `document.querySelectorAll("#p-rtt .uplot").length === 1`)
+		// Samples under 5 ms, then one over 15 ms: the 20 ms step.
+		page.waitPage(t, 30*time.Second, "a step of 20 ms in the plotted RTT", `(() => {
+			if (!series) return false;
+			const r = series.rtt.filter((v) => v !== null);
+			const i = r.findIndex((v) => v > 15);
+			return i > 0 && r.slice(0, i).some((v) => v < 5);
+		})()`)
+		page.shot(t, sessionShot)
+		eval[bool](t, page, `(location.hash = "#/", true)`)
 	})
 
 	t.Run("down", func(t *testing.T) {

@@ -179,12 +179,13 @@ func labBanner(topo *netlab.Topology, replicas int, dir string) string {
 	}
 	fmt.Fprintf(&b, `
 lab is up (%d routers). %s; from this host:
+  status page    http://127.0.0.1:%d/   (the fleet, each session's RTT plots, events; live)
   gNMI target    127.0.0.1:%d   (gnmic -a 127.0.0.1:%d --insecure get --path /network-instances)
   InfluxDB       http://127.0.0.1:%d  database "meshd"
   metrics        http://127.0.0.1:%d/metrics   sessions http://127.0.0.1:%d/api/sessions
   dashboards     dashboards/ (Grafana and Chronograf, InfluxQL)
   logs, configs  %s
-`, len(topo.Routers), where, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
+`, len(topo.Routers), where, netlab.HTTPPort, netlab.GNMIPort, netlab.GNMIPort, netlab.InfluxPort, netlab.HTTPPort, netlab.HTTPPort, dir)
 	lab := "meshd-lab"
 	if dir != netlab.DefaultDir {
 		lab += " --dir " + dir

@@ -5,11 +5,17 @@ package browser
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/chromedp"
+
+	"github.com/meshd/meshd/internal/procstat"
 )
 
 // Path is where Debian's chromium package puts the browser.
@@ -46,4 +52,34 @@ func New(ctx context.Context, dir string) (context.Context, context.CancelFunc, 
 		return nil, nil, fmt.Errorf("headless Chromium: start: %w", err)
 	}
 	return bctx, func() { cancelBrowser(); cancelAlloc() }, nil
+}
+
+// Metrics reads the page's run-time metrics (Performance.getMetrics):
+// TaskDuration and ScriptDuration are the seconds its main thread spent
+// on tasks and on script, LayoutDuration on layout, JSHeapUsedSize bytes.
+func Metrics() chromedp.Action[map[string]float64] {
+	return func(ctx context.Context, t *chromedp.Target) (map[string]float64, error) {
+		if _, err := cdp.Call(ctx, t, performance.Enable, performance.EnableParams{}); err != nil {
+			return nil, err
+		}
+		res, err := cdp.Call(ctx, t, performance.GetMetrics, cdp.Empty{})
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[string]float64, len(res.Metrics))
+		for _, m := range res.Metrics {
+			out[m.Name] = m.Value
+		}
+		return out, nil
+	}
+}
+
+// CPU is the CPU time the browser of ctx and all its processes (the
+// renderer, the GPU and network services) have used so far.
+func CPU(ctx context.Context) (time.Duration, error) {
+	c := chromedp.FromContext(ctx)
+	if c == nil || c.Browser == nil || c.Browser.Process() == nil {
+		return 0, errors.New("no browser process")
+	}
+	return procstat.TreeCPU(c.Browser.Process().Pid)
 }

@@ -150,14 +150,17 @@ func micros(v *gnmi.TypedValue) float64 {
 func (r *Row) Session() bool { return r.State != "" || r.PeerAS != 0 || r.RTTus != 0 }
 
 // Apply sets the row's field for one leaf below the neighbor (rest is
-// the path below it); a nil v clears it. Leaves no column shows are
-// ignored.
-func (r *Row) Apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) {
-	r.apply(rest, v)
+// the path below it); a nil v clears it. It reports whether the leaf is
+// one of the row's: the others (message counters, timers...) are ignored.
+func (r *Row) Apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) bool {
+	if !r.apply(rest, v) {
+		return false
+	}
 	r.Prefixes, _ = total(r.AfiSafis, func(c PrefixCounts) *uint64 { return c.Received })
+	return true
 }
 
-func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) {
+func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) bool {
 	switch p := names(rest); p {
 	case "state/peer-as":
 		r.PeerAS = uint64(num(v))
@@ -192,7 +195,7 @@ func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 	default:
 		const pfx = "afi-safis/afi-safi/state/prefixes/"
 		if !strings.HasPrefix(p, pfx) || len(rest) < 2 {
-			return
+			return false
 		}
 		afi := rest[1].GetKey()["afi-safi-name"]
 		c := r.AfiSafis[afi]
@@ -211,13 +214,14 @@ func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) {
 		case "installed":
 			c.Installed = n
 		default:
-			return
+			return false
 		}
 		if r.AfiSafis == nil {
 			r.AfiSafis = map[string]PrefixCounts{}
 		}
 		r.AfiSafis[afi] = c
 	}
+	return true
 }
 
 // Flaps is how many times the session left ESTABLISHED, from the

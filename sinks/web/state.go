@@ -168,7 +168,9 @@ func (s *state) Write(ups []change.Update, evs []change.Event) {
 			continue
 		}
 		was := e.row.State
-		e.row.Apply(rest, u.Value)
+		if !e.row.Apply(rest, u.Value) {
+			continue // no column of the row: the page is not told
+		}
 		s.dirty[k] = struct{}{}
 		if e.row.State != was && was != "" && u.Source == change.SourceGNMI {
 			s.events.add(Event{Time: u.Time, Router: u.Router, NetworkInstance: ni, Neighbor: nbr,
