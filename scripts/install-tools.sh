@@ -23,8 +23,9 @@ as_root() {
 # iproute2 (namespaces, veth, tc netem), tcpdump and tshark for captures,
 # e2fsprogs and mount for the spool tests' ext4 disk that turns read-only.
 # etcd-server is the cluster mode's coordination engine (issue 18), real in
-# its tests. chromium is the headless browser the status page is tested in.
-debs=(frr iproute2 ethtool tcpdump tshark procps psmisc e2fsprogs mount etcd-server chromium)
+# its tests. chromium is the headless browser the status page is tested in;
+# stayrtr the RPKI cache the RTR client is tested against.
+debs=(frr iproute2 ethtool tcpdump tshark procps psmisc e2fsprogs mount etcd-server chromium stayrtr)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,8 +38,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	# The frr service is not wanted: the lab and tests run their own bgpd.
 	as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now frr >/dev/null 2>&1 || true'
-	# Nor etcd's: the tests start their own on loopback ports.
+	# Nor etcd's: the tests start their own on loopback ports. Nor
+	# stayrtr's, which would fetch VRPs from the Internet.
 	as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now etcd >/dev/null 2>&1 || true'
+	as_root sh -c 'command -v systemctl >/dev/null && systemctl disable --now stayrtr >/dev/null 2>&1 || true'
 else
 	log "Debian packages present: ${debs[*]}"
 fi
@@ -96,4 +99,5 @@ done
 [ -x /usr/sbin/bird ] && [ -x /usr/sbin/birdc ] || { echo "install-tools: bird or birdc missing after install" >&2; exit 1; }
 [ -x /usr/bin/etcd ] || { echo "install-tools: etcd missing after install" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || { echo "install-tools: chromium missing after install" >&2; exit 1; }
+[ -x /usr/bin/stayrtr ] || { echo "install-tools: stayrtr missing after install" >&2; exit 1; }
 log "ready: influxd gobgpd gobgp gnmi_cli in $GOBIN; FRR in /usr/lib/frr; BIRD in /usr/sbin; etcd in /usr/bin"
