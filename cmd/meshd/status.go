@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -24,22 +27,36 @@ func jsonHandler(f func() any) http.Handler {
 }
 
 func newStatusCmd() *cobra.Command {
-	var addr string
+	var addr, caFile, user string
+	var useTLS bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what a running meshd sees: its gNMI targets' sessions and every BGP session",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := &http.Client{Timeout: 5 * time.Second}
+			c, scheme, err := statusClient(useTLS || caFile != "", caFile)
+			if err != nil {
+				return err
+			}
 			var unreachable string
 			get := func(path string, v any) error {
-				resp, err := c.Get("http://" + addr + path)
+				req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, scheme+"://"+addr+path, nil)
+				if err != nil {
+					return err
+				}
+				if user != "" {
+					req.SetBasicAuth(user, os.Getenv("MESHD_HTTP_PASSWORD"))
+				}
+				resp, err := c.Do(req)
 				if err != nil {
 					return fmt.Errorf("meshd at %s: %w", addr, err)
 				}
 				defer resp.Body.Close()
 				if resp.StatusCode == http.StatusNotFound {
 					return nil // that part is not configured
+				}
+				if resp.StatusCode == http.StatusUnauthorized {
+					return fmt.Errorf("meshd at %s%s asks for its account: --username, and the password in MESHD_HTTP_PASSWORD", addr, path)
 				}
 				if resp.StatusCode != http.StatusOK {
 					return fmt.Errorf("meshd at %s%s: HTTP %d", addr, path, resp.StatusCode)
@@ -76,5 +93,30 @@ func newStatusCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&addr, "http", "127.0.0.1:9100", "meshd's HTTP listener (http.listen in its config)")
+	cmd.Flags().BoolVar(&useTLS, "tls", false, "HTTPS (meshd's http.tls-cert is set), checked against the system's CAs")
+	cmd.Flags().StringVar(&caFile, "tls-ca", "", "HTTPS, checked against this CA's PEM file instead")
+	cmd.Flags().StringVar(&user, "username", "", "meshd's http.username; the password is read from MESHD_HTTP_PASSWORD")
 	return cmd
+}
+
+// statusClient asks meshd's listener over HTTPS when useTLS, trusting
+// caFile's CAs when it is set.
+func statusClient(useTLS bool, caFile string) (*http.Client, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	if !useTLS {
+		return c, "http", nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("--tls-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, "", fmt.Errorf("--tls-ca %s: no certificate", caFile)
+		}
+	}
+	c.Transport = &http.Transport{TLSClientConfig: tc}
+	return c, "https", nil
 }
