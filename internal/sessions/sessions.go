@@ -4,6 +4,7 @@
 package sessions
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -109,12 +110,26 @@ func sortRows(out []Row) {
 	})
 }
 
-func names(elems []*gnmi.PathElem) string {
-	s := make([]string, len(elems))
+// appendNames appends the elements' names joined by "/".
+func appendNames(dst []byte, elems []*gnmi.PathElem) []byte {
 	for i, e := range elems {
-		s[i] = e.GetName()
+		if i > 0 {
+			dst = append(dst, '/')
+		}
+		dst = append(dst, e.GetName()...)
 	}
-	return strings.Join(s, "/")
+	return dst
+}
+
+// Leaf reports whether a leaf's name (the last element of its path) is
+// one a row may show: a cheap test before the path is read whole.
+func Leaf(name string) bool { return rowLeaves[name] }
+
+var rowLeaves = map[string]bool{
+	"peer-as": true, "session-state": true, "established-transitions": true,
+	"rtt-last": true, "rtt-min": true, "rtt-p50": true, "rtt-p99": true, "jitter": true, "hops": true, "losses": true,
+	"health": true, "reason": true, "sources": true,
+	"received": true, "received-pre-policy": true, "sent": true, "installed": true,
 }
 
 func num(v *gnmi.TypedValue) float64 {
@@ -161,7 +176,10 @@ func (r *Row) Apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) bool {
 }
 
 func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) bool {
-	switch p := names(rest); p {
+	var buf [96]byte
+	b := appendNames(buf[:0], rest)
+	// A switch on string(b) compares without making the string.
+	switch string(b) {
 	case "state/peer-as":
 		r.PeerAS = uint64(num(v))
 	case "state/session-state":
@@ -194,7 +212,7 @@ func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) bool {
 		r.Sources = strings.Join(s, ",")
 	default:
 		const pfx = "afi-safis/afi-safi/state/prefixes/"
-		if !strings.HasPrefix(p, pfx) || len(rest) < 2 {
+		if !bytes.HasPrefix(b, []byte(pfx)) || len(rest) < 2 {
 			return false
 		}
 		afi := rest[1].GetKey()["afi-safi-name"]
@@ -204,7 +222,7 @@ func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) bool {
 			x := uint64(num(v))
 			n = &x
 		}
-		switch p[len(pfx):] {
+		switch string(b[len(pfx):]) {
 		case "received":
 			c.Received = n
 		case "received-pre-policy":

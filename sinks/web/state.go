@@ -147,12 +147,21 @@ func (s *state) Write(ups []change.Update, evs []change.Event) {
 	// The probe's leaves of one sample come in one batch: one point
 	// each session, at the last leaf's time.
 	var probed map[key]time.Time
+	// A batch's updates mostly belong to one neighbor: its entry is
+	// looked up once.
+	var last *entry
+	var lastKey key
 	for i := range ups {
 		u := &ups[i]
+		elems := u.Path.GetElem()
+		if u.Value != nil && (len(elems) == 0 || !sessions.Leaf(elems[len(elems)-1].GetName())) {
+			continue // no column of a row: counters, timers, routes' details
+		}
 		ni, nbr, rest, ok := change.NeighborOf(u.Path)
 		if !ok {
 			if u.Value == nil {
 				s.deleteAbove(u.Router, u.Path)
+				last = nil
 			}
 			continue
 		}
@@ -160,18 +169,24 @@ func (s *state) Write(ups []change.Update, evs []change.Event) {
 		if len(rest) == 0 {
 			if u.Value == nil {
 				s.remove(k)
+				last = nil
 			}
 			continue
 		}
-		e := s.get(k, u.Value != nil)
-		if e == nil {
-			continue
+		e := last
+		if e == nil || k != lastKey {
+			if e = s.get(k, u.Value != nil); e == nil {
+				continue
+			}
 		}
 		was := e.row.State
 		if !e.row.Apply(rest, u.Value) {
 			continue // no column of the row: the page is not told
 		}
-		s.dirty[k] = struct{}{}
+		if e != last || k != lastKey {
+			s.dirty[k] = struct{}{}
+			last, lastKey = e, k
+		}
 		if e.row.State != was && was != "" && u.Source == change.SourceGNMI {
 			s.events.add(Event{Time: u.Time, Router: u.Router, NetworkInstance: ni, Neighbor: nbr,
 				Kind: string(EventState), Source: u.Source.String(),
