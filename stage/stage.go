@@ -169,6 +169,13 @@ type Env struct {
 	// Ownership shares the fleet's targets among meshd replicas (the
 	// cluster: section); nil when this meshd owns every target.
 	Ownership Ownership
+	// HTTPPeers lists the other replicas' HTTP listeners (nil when
+	// this meshd is alone), and PeerHTTP asks them, over PeerScheme
+	// ("http" or "https") with this replica's TLS and account: a page
+	// that answers for the fleet reads the others' parts there.
+	HTTPPeers  func() []string
+	PeerHTTP   *http.Client
+	PeerScheme string
 }
 
 // Ownership is the cluster's side of sharing targets: a source that

@@ -107,6 +107,15 @@ func run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	opsSrv.Handle("/api/sessions", sessions.FleetHandler(core, peers, client, scheme, log))
+	if peers != nil {
+		// The status page's streams from the other replicas last: the
+		// same client without its timeout.
+		streams, _, err := sec.Client(0)
+		if err != nil {
+			return err
+		}
+		env.HTTPPeers, env.PeerHTTP, env.PeerScheme = peers, streams, scheme
+	}
 
 	// Sources bind their listeners when built: one that fails to build
 	// releases those built before it (Run with a done context).

@@ -9,10 +9,13 @@ import (
 	"github.com/meshd/meshd/change"
 )
 
-// Fleet is /api/status/fleet: every session and the last events.
+// Fleet is /api/status/fleet: every session and the last events, and
+// in cluster mode the replicas whose part is missing because they do not
+// answer (?scope=local: this replica's part alone).
 type Fleet struct {
-	Rows   []RowView `json:"rows"`
-	Events []Event   `json:"events"`
+	Rows        []RowView `json:"rows"`
+	Events      []Event   `json:"events"`
+	Unreachable []string  `json:"unreachable,omitempty"`
 }
 
 // Detail is /api/status/session: one session's row, its probe history,
@@ -48,11 +51,11 @@ func (s *Sink) fleet(w http.ResponseWriter, r *http.Request) {
 	if v, err := strconv.Atoi(r.URL.Query().Get("events")); err == nil && v >= 0 {
 		n = v
 	}
-	rows, events := s.st.fleet(n)
+	rows, events, unreachable := s.st.fleet(n, r.URL.Query().Get("scope") == "local")
 	if rows == nil {
 		rows = []RowView{}
 	}
-	writeJSON(w, Fleet{Rows: rows, Events: events})
+	writeJSON(w, Fleet{Rows: rows, Events: events, Unreachable: unreachable})
 }
 
 func (s *Sink) session(w http.ResponseWriter, r *http.Request) {
@@ -63,6 +66,15 @@ func (s *Sink) session(w http.ResponseWriter, r *http.Request) {
 	}
 	d, ok := s.st.detail(k, 500)
 	if !ok {
+		if s.rem != nil && r.URL.Query().Get("scope") != "local" {
+			s.st.mu.Lock()
+			row, remote := s.st.remoteRow(k.ID())
+			s.st.mu.Unlock()
+			if remote {
+				s.proxySession(w, r, row.Replica, k.ID())
+				return
+			}
+		}
 		http.Error(w, "no such session: "+k.ID(), http.StatusNotFound)
 		return
 	}
@@ -106,7 +118,7 @@ func (s *Sink) stream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
-	c := &client{ch: make(chan sse, clientQueue), done: make(chan struct{})}
+	c := &client{ch: make(chan sse, clientQueue), done: make(chan struct{}), local: r.URL.Query().Get("scope") == "local"}
 	if id := r.URL.Query().Get("session"); id != "" {
 		if c.watch, c.watching = parseID(id); !c.watching {
 			http.Error(w, "session: want router|network-instance|neighbor", http.StatusBadRequest)

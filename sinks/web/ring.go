@@ -137,6 +137,8 @@ type Event struct {
 	Kind            string         `json:"kind"`
 	Source          string         `json:"source"`
 	Fields          map[string]any `json:"fields,omitempty"`
+	// Replica is the replica whose event it is, when another one's.
+	Replica string `json:"replica,omitempty"`
 }
 
 // eventRing keeps the last max events, numbered.

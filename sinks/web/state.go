@@ -56,6 +56,13 @@ type state struct {
 	points map[key][]point
 	events eventRing
 	window time.Duration
+	// The other replicas' rows by replica and ID, the IDs of theirs that
+	// changed since the last tick, and the replicas whose streams failed
+	// (with why); see remote.go.
+	remote      map[string]map[string]RowView
+	remoteDirty map[string]struct{}
+	unreachable map[string]string
+	remoteSeq   map[string]uint64 // the last event taken from each replica, by its number
 	// wake is signalled (never blocking) when something changed.
 	wake chan struct{}
 }
@@ -68,6 +75,11 @@ func newState(window time.Duration, events int) *state {
 		events:  eventRing{buf: make([]Event, 0, min(events, 256)), max: events},
 		window:  window,
 		wake:    make(chan struct{}, 1),
+
+		remote:      map[string]map[string]RowView{},
+		remoteDirty: map[string]struct{}{},
+		unreachable: map[string]string{},
+		remoteSeq:   map[string]uint64{},
 	}
 }
 
@@ -287,13 +299,17 @@ func (s *state) deleteAbove(router string, p *gpb.Path) {
 	}
 }
 
-// delta is what changed since the last call: rows changed (sessions) and
-// rows removed (IDs), events added, and probe points added per session.
+// delta is what changed since the last call, for the pages that show
+// the fleet (every replica's rows) and for those that asked for this
+// replica's own (another replica's page): rows changed and IDs removed;
+// the events added (another replica's tagged with it), and the probe
+// points added per session.
 type delta struct {
-	rows    []RowView
-	removed []string
-	events  []Event
-	points  map[key][]point
+	rows, localRows       []RowView
+	removed, localRemoved []string
+	events                []Event
+	points                map[key][]point
+	unreachable           []string
 }
 
 // take hands over the changes since the last take; with build unset
@@ -303,6 +319,7 @@ func (s *state) take(lastEvent uint64, build bool) (d delta) {
 	defer s.mu.Unlock()
 	if !build {
 		clear(s.dirty)
+		clear(s.remoteDirty)
 		clear(s.points)
 		if n := len(s.events.buf); n > 0 {
 			d.events = []Event{*s.events.at(n - 1)}
@@ -311,22 +328,46 @@ func (s *state) take(lastEvent uint64, build bool) (d delta) {
 	}
 	for k := range s.dirty {
 		if e := s.routers[k.router][k]; e != nil && e.row.Session() {
-			d.rows = append(d.rows, view(k, &e.row))
+			v := view(k, &e.row)
+			d.localRows = append(d.localRows, v)
+			d.rows = append(d.rows, v)
+			continue
+		}
+		id := k.ID()
+		d.localRemoved = append(d.localRemoved, id)
+		// Another replica may hold the session now (it moved).
+		if r, ok := s.remoteRow(id); ok {
+			d.rows = append(d.rows, r)
 		} else {
-			d.removed = append(d.removed, k.ID())
+			d.removed = append(d.removed, id)
+		}
+	}
+	for id := range s.remoteDirty {
+		if k, ok := parseID(id); ok {
+			if e := s.routers[k.router][k]; e != nil && e.row.Session() {
+				continue // this replica's own row is the one shown
+			}
+		}
+		if r, ok := s.remoteRow(id); ok {
+			d.rows = append(d.rows, r)
+		} else {
+			d.removed = append(d.removed, id)
 		}
 	}
 	clear(s.dirty)
+	clear(s.remoteDirty)
 	d.events = s.events.since(lastEvent)
 	if len(s.points) > 0 {
 		d.points = s.points
 		s.points = map[key][]point{}
 	}
+	d.unreachable = s.unreachableList()
 	return d
 }
 
-// fleet returns every session's row, sorted, and the last events.
-func (s *state) fleet(events int) ([]RowView, []Event) {
+// fleet returns every session's row, sorted, and the last events: this
+// replica's alone with local, else the other replicas' too.
+func (s *state) fleet(events int, local bool) ([]RowView, []Event, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var rows []RowView
@@ -337,8 +378,23 @@ func (s *state) fleet(events int) ([]RowView, []Event) {
 			}
 		}
 	}
+	if !local {
+		mine := make(map[string]bool, len(rows))
+		for _, r := range rows {
+			mine[r.ID] = true
+		}
+		for _, held := range s.remote {
+			for id, r := range held {
+				if !mine[id] {
+					mine[id] = true
+					rows = append(rows, r)
+				}
+			}
+		}
+	}
 	slices.SortFunc(rows, func(a, b RowView) int { return strings.Compare(a.ID, b.ID) })
-	return rows, s.events.last(events, func(Event) bool { return true })
+	evs := s.events.last(events, func(e Event) bool { return !local || e.Replica == "" })
+	return rows, evs, s.unreachableList()
 }
 
 // detail is one session's page data held here; ok is false when the
@@ -360,11 +416,13 @@ func (s *state) detail(k key, events int) (d Detail, ok bool) {
 }
 
 // RowView is a session's row as the page gets it: the table's row with
-// its ID and its flaps.
+// its ID and its flaps, and the replica that collects it when that is
+// another one (cluster mode).
 type RowView struct {
 	ID string `json:"id"`
 	sessions.Row
-	Flaps uint64 `json:"flaps"`
+	Flaps   uint64 `json:"flaps"`
+	Replica string `json:"replica,omitempty"`
 }
 
 // view copies a row for use after the lock is let go: its AFI-SAFI map

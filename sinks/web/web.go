@@ -11,6 +11,10 @@
 // up is cut off and counted; the browser's EventSource reconnects and
 // starts again from the whole fleet.
 //
+// In cluster mode the page answers for the fleet from any replica, as
+// /api/sessions does: the sink follows the other replicas' own parts
+// over their streams (remote.go).
+//
 // Its copy of the fleet is written in the sources' goroutines, as the
 // gNMI target's is (package mirror), so it never falls behind and never
 // resynchronises after a fleet's sync. The history is held here, not in
@@ -24,6 +28,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,6 +98,10 @@ func newStageSink(env stage.Env) (stage.Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	if env.HTTPPeers != nil {
+		s.rem = &remotes{peers: env.HTTPPeers, client: env.PeerHTTP, scheme: env.PeerScheme, st: s.st,
+			log: s.log, running: map[string]context.CancelFunc{}}
+	}
 	s.Register(env.Ops)
 	if !hasCharts() {
 		s.log.Warn("the status page has no chart library in this build (make web-assets fetches it); its plots are off")
@@ -106,9 +116,12 @@ type Sink struct {
 	log  *slog.Logger
 	st   *state
 	hub  *hub
+	rem  *remotes // cluster mode: the other replicas' parts
 
 	resyncs, batches, cutOff prometheus.Counter
 	clients                  prometheus.Gauge
+
+	unreachable string // the replicas last said unreachable (Run's)
 }
 
 // New builds the page's sink; Register adds its endpoints, Run feeds it.
@@ -160,6 +173,11 @@ func (s *Sink) Run(ctx context.Context, feed stage.Feed) error {
 	}
 	close(s.hub.running)
 	defer close(s.hub.stopped)
+	if s.rem != nil {
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go s.rem.run(rctx)
+	}
 	closed := make(chan struct{})
 	go func() {
 		for range feed.C() {
@@ -209,14 +227,24 @@ func (s *Sink) send(last uint64) uint64 {
 	if !live {
 		return last
 	}
-	var msgs []sse
+	var fleet, local []sse
 	if len(d.rows) > 0 || len(d.removed) > 0 {
-		msgs = append(msgs, encode("rows", map[string]any{"rows": d.rows, "removed": d.removed}))
+		fleet = append(fleet, encode("rows", map[string]any{"rows": d.rows, "removed": d.removed}))
+	}
+	if len(d.localRows) > 0 || len(d.localRemoved) > 0 {
+		local = append(local, encode("rows", map[string]any{"rows": d.localRows, "removed": d.localRemoved}))
 	}
 	if len(d.events) > 0 {
-		msgs = append(msgs, encode("events", d.events))
+		fleet = append(fleet, encode("events", d.events))
+		if own := slices.DeleteFunc(slices.Clone(d.events), func(e Event) bool { return e.Replica != "" }); len(own) > 0 {
+			local = append(local, encode("events", own))
+		}
 	}
-	s.hub.broadcast(msgs, d.points, s.cutOff, s.clients)
+	if u := strings.Join(d.unreachable, ","); u != s.unreachable {
+		s.unreachable = u
+		fleet = append(fleet, encode("cluster", map[string]any{"unreachable": d.unreachable}))
+	}
+	s.hub.broadcast(fleet, local, d.points, s.cutOff, s.clients)
 	return last
 }
 
@@ -227,8 +255,11 @@ func (s *Sink) send(last uint64) uint64 {
 func (s *Sink) join(c *client, last uint64) uint64 {
 	// Changes made before the snapshot must not reach the page after it.
 	last = s.send(last)
-	rows, events := s.st.fleet(200)
+	rows, events, unreachable := s.st.fleet(200, c.local)
 	first := []sse{encode("fleet", map[string]any{"rows": rows, "events": events})}
+	if !c.local {
+		first = append(first, encode("cluster", map[string]any{"unreachable": unreachable}))
+	}
 	if c.watching {
 		if d, ok := s.st.detail(c.watch, 0); ok {
 			first = append(first, encode("points", map[string]any{"id": c.watch.ID(), "series": d.History}))
@@ -256,9 +287,11 @@ func encode(event string, v any) sse {
 	return append(out, "\n\n"...)
 }
 
-// client is one streaming page.
+// client is one streaming page: local when it asked for this replica's
+// own part only (another replica's page).
 type client struct {
 	ch       chan sse
+	local    bool
 	watching bool
 	watch    key
 	done     chan struct{} // closed when the hub cuts it off
@@ -305,11 +338,14 @@ func (h *hub) remove(c *client, gauge prometheus.Gauge) {
 	h.mu.Unlock()
 }
 
-func (h *hub) broadcast(msgs []sse, points map[key][]point, cutOff prometheus.Counter, gauge prometheus.Gauge) {
+func (h *hub) broadcast(fleet, local []sse, points map[key][]point, cutOff prometheus.Counter, gauge prometheus.Gauge) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.clients {
-		out := msgs
+		out := fleet
+		if c.local {
+			out = local
+		}
 		if pts := points[c.watch]; c.watching && len(pts) > 0 {
 			out = append(out[:len(out):len(out)], encode("points", map[string]any{"id": c.watch.ID(), "series": seriesOf(pts)}))
 		}

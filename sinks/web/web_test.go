@@ -254,7 +254,7 @@ func TestSlowClientCutOff(t *testing.T) {
 	h.add(slow, nil, gauge)
 	h.add(fast, nil, gauge)
 	for i := range 3 {
-		h.broadcast([]sse{encode("rows", i)}, nil, cut, gauge)
+		h.broadcast([]sse{encode("rows", i)}, nil, nil, cut, gauge)
 		<-fast.ch
 	}
 	select {

@@ -61,6 +61,13 @@ function connect() {
     addEvents(JSON.parse(e.data));
     schedule();
   });
+  es.addEventListener("cluster", (e) => {
+    const m = JSON.parse(e.data);
+    const b = $("cluster");
+    const u = m.unreachable || [];
+    b.hidden = u.length === 0;
+    b.textContent = u.length ? `Not shown: the sessions of the replicas at ${u.join(", ")}, which do not answer.` : "";
+  });
   es.addEventListener("points", (e) => {
     const m = JSON.parse(e.data);
     if (m.id !== watching) return;
@@ -197,7 +204,7 @@ function fillTr(tr, r) {
   cell(tr, 8, r.rtt_us || r.losses ? String(num(r.losses)) : "");
   cell(tr, 9, r.hops ? String(r.hops) : "");
   cell(tr, 10, prefixes(r));
-  cell(tr, 11, r.sources || "");
+  cell(tr, 11, r.sources || "", r.replica ? "collected by the replica at " + r.replica : "");
 }
 
 // prefixes shows post-policy received, with pre-policy after it when a
@@ -542,7 +549,10 @@ async function loadDetail() {
     if (!res.ok) { $("s-summary").textContent = await res.text(); return; }
     const d = await res.json();
     renderDetail(d);
-    if (!series) { series = d.history; drawPlots(); }
+    // Another replica's session: its plots follow this read, not the
+    // stream.
+    const remote = (fleet.get(id) || {}).replica;
+    if (!series || remote) { series = d.history; if (remote && plots.length === 4) updatePlots(); else drawPlots(); }
     schedule();
   } catch (e) {
     $("s-summary").textContent = "could not load the session: " + e;

@@ -1,0 +1,126 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/merge"
+)
+
+// replica runs a page's sink on its own merge core behind its own HTTP
+// server; peers, when set, are the other replicas it follows.
+func replica(t *testing.T, peers func() []string) (*merge.Core, *httptest.Server) {
+	t.Helper()
+	core, err := merge.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Interval: 50 * time.Millisecond}, core, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peers != nil {
+		s.rem = &remotes{peers: peers, client: http.DefaultClient, scheme: "http", st: s.st, log: s.log, running: map[string]context.CancelFunc{}}
+	}
+	m := mux{http.NewServeMux()}
+	s.Register(m)
+	srv := httptest.NewServer(m)
+	feed := core.Subscribe("status-page", 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, feed) }()
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		cancel()
+		<-done
+		feed.Close()
+	})
+	return core, srv
+}
+
+// TestReplicas: in cluster mode a replica's page answers for the fleet:
+// another replica's sessions and events come live, tagged with it, its
+// session pages are read from it, and when it goes its rows go and it is
+// named unreachable.
+func TestReplicas(t *testing.T) {
+	coreB, srvB := replica(t, nil)
+	peerB := strings.TrimPrefix(srvB.URL, "http://")
+	coreA, srvA := replica(t, func() []string { return []string{peerB} })
+	now := time.Now()
+	est := func(router, nbr string) change.Change {
+		c := sessionState("default", nbr, "ESTABLISHED", change.SourceGNMI, now)
+		c.Router = router
+		return c
+	}
+	coreA.Apply([]change.Change{est("a1", "192.0.2.1")})
+	coreB.Apply([]change.Change{est("b1", "192.0.2.2")})
+
+	st := openStream(t, srvA.URL, "")
+	fleet := map[string]RowView{}
+	apply := func(b []byte) {
+		for id, r := range rowsOf(t, b) {
+			if r.ID == "" {
+				delete(fleet, id)
+			} else {
+				fleet[id] = r
+			}
+		}
+	}
+	for range 100 {
+		ev, b := st.next()
+		if ev == "fleet" || ev == "rows" {
+			apply(b)
+		}
+		if fleet["b1|default|192.0.2.2"].Replica == peerB && fleet["a1|default|192.0.2.1"].ID != "" {
+			break
+		}
+	}
+	if r := fleet["b1|default|192.0.2.2"]; r.Replica != peerB || r.State != "ESTABLISHED" {
+		t.Fatalf("replica A's page: b1's session %+v, want it from %s", r, peerB)
+	}
+	if fleet["a1|default|192.0.2.1"].Replica != "" {
+		t.Errorf("A's own session is tagged with a replica")
+	}
+
+	// A change on B reaches A's page live.
+	down := est("b1", "192.0.2.2")
+	down.Value = change.String("IDLE")
+	coreB.Apply([]change.Change{down})
+	st.until("rows", func(b []byte) bool { return rowsOf(t, b)["b1|default|192.0.2.2"].State == "IDLE" })
+	st.until("events", func(b []byte) bool {
+		var evs []Event
+		_ = json.Unmarshal(b, &evs)
+		return len(evs) > 0 && evs[0].Replica == peerB && evs[0].Router == "b1"
+	})
+
+	// B's session page, through A.
+	res, err := http.Get(srvA.URL + "/api/status/session?id=" + url.QueryEscape("b1|default|192.0.2.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Detail
+	_ = json.NewDecoder(res.Body).Decode(&d)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || d.Row.State != "IDLE" {
+		t.Errorf("b1's session read through A: %s, row %+v", res.Status, d.Row)
+	}
+
+	// B goes: its rows leave A's page, and A names it.
+	srvB.CloseClientConnections()
+	srvB.Close()
+	st.until("rows", func(b []byte) bool {
+		r, ok := rowsOf(t, b)["b1|default|192.0.2.2"]
+		return ok && r.ID == ""
+	})
+	st.until("cluster", func(b []byte) bool { return strings.Contains(string(b), peerB) })
+}
