@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
 	"github.com/meshd/meshd/internal/testenv"
+	"github.com/meshd/meshd/sinks/web"
 )
 
 // TestLabReplicas: `meshd-lab up --replicas 3` shares the routers among
@@ -160,6 +162,19 @@ func TestLabReplicas(t *testing.T) {
 						return false
 					}
 				}
+				// And on every live replica's status page, the fleet's
+				// sessions, joined, each replica's tagged with it.
+				page, err := pageFleet(n)
+				if err != nil || len(page.Unreachable) > 0 || len(page.Rows) != len(rows) {
+					last += fmt.Sprintf("; %s's status page: %d rows of %d, unreachable %v, %v", netlab.ReplicaName(n), len(page.Rows), len(rows), page.Unreachable, err)
+					return false
+				}
+				for _, r := range page.Rows {
+					if r.Sources != "bmp,gnmi,probe" {
+						last += fmt.Sprintf("; %s's status page: %s %s joins %q", netlab.ReplicaName(n), r.Router, r.Neighbor, r.Sources)
+						return false
+					}
+				}
 			}
 			return true
 		})
@@ -261,6 +276,21 @@ func gnmiSources(n int) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// pageFleet reads replica n's status page's fleet.
+func pageFleet(n int) (web.Fleet, error) {
+	var f web.Fleet
+	c := netlab.NSHTTPClient(netlab.MgmtNS)
+	resp, err := c.Get(fmt.Sprintf("http://%s:%d/api/status/fleet", netlab.ReplicaAddr(n), netlab.HTTPPort))
+	if err != nil {
+		return f, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return f, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return f, json.NewDecoder(resp.Body).Decode(&f)
 }
 
 // collects lists the routers replica n has a gNMI session with, from its
