@@ -22,17 +22,15 @@ build: web-assets
 tools:
 	bash scripts/install-tools.sh
 
-# web-assets: the status page's chart library (uPlot, pinned in
-# sinks/web/package.json and its lock) from npm, into the folder the
-# binary embeds. Not in git: it is another project's code.
+# web-assets: the status page's chart library (uPlot, pinned with its
+# sha512 in sinks/web/package-lock.json) from the npm registry, into the
+# folder the binary embeds; no npm needed. Not in git: it is another
+# project's code.
 WEB := sinks/web
 web-assets: $(WEB)/assets/vendor/uPlot.iife.min.js
 
-$(WEB)/assets/vendor/uPlot.iife.min.js: $(WEB)/package.json $(WEB)/package-lock.json
-	@command -v npm >/dev/null || { echo "web-assets: npm is missing (make tools installs it)"; exit 1; }
-	cd $(WEB) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	mkdir -p $(WEB)/assets/vendor
-	cp $(WEB)/node_modules/uplot/dist/uPlot.iife.min.js $(WEB)/node_modules/uplot/dist/uPlot.min.css $(WEB)/assets/vendor/
+$(WEB)/assets/vendor/uPlot.iife.min.js: $(WEB)/package-lock.json
+	$(GO) run ./internal/tools/webassets -lock $(WEB)/package-lock.json -out $(WEB)/assets/vendor
 
 # test: everything CI checks, in order of how fast it fails.
 test: tools web-assets check unit integration

@@ -46,16 +46,6 @@ else
 	log "Debian packages present: ${debs[*]}"
 fi
 
-# npm fetches the status page's chart library (make web-assets). Debian's
-# package is enough; where Node.js and npm came another way, they are used.
-if ! command -v npm >/dev/null; then
-	log "apt-get install npm"
-	as_root apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
-else
-	log "npm $(npm --version) present"
-fi
-
 # BIRD 2, the lab's third BGP speaker, pinned to Debian 12's version: its
 # text output (birdc show protocols all) is what `meshd-lab verify` parses.
 BIRD2_VERSION=2.0.12-7

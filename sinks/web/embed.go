@@ -7,8 +7,9 @@ import (
 )
 
 // assets are the page's files. assets/vendor holds uPlot, the chart
-// library, which make fetches from npm at the version package.json pins
-// (`make web-assets`) rather than the repository carrying another
+// library, which make fetches from the npm registry at the version and
+// sha512 package-lock.json pins (`make web-assets`,
+// internal/tools/webassets) rather than the repository carrying another
 // project's code; a binary built without it serves the page without
 // plots, says so on the page, and logs it at start.
 //
