@@ -5,6 +5,7 @@ import (
 	"github.com/meshd/meshd/bmpbridge"
 	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
+	"github.com/meshd/meshd/rpki"
 	"strings"
 )
 
@@ -24,7 +25,10 @@ type Config struct {
 	BMP  bmpbridge.Config  `yaml:"bmp"`
 	// Cluster shares the gNMI targets among replicas through etcd; no
 	// endpoints: this meshd collects every target.
-	Cluster      cluster.Config `yaml:"cluster"`
+	Cluster cluster.Config `yaml:"cluster"`
+	// RPKI names the validator caches whose VRPs meshd follows over RTR;
+	// none: no origin validation.
+	RPKI         rpki.Config `yaml:"rpki"`
 	sinkSections `yaml:",inline"`
 }
 
@@ -70,7 +74,7 @@ func (c *Config) SetDefaults() {
 
 // Validate checks every section.
 func (c *Config) Validate() error {
-	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate(), c.Cluster.Validate()}
+	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate(), c.Cluster.Validate(), c.RPKI.Validate()}
 	if c.Merge.QueueDepth < 1 {
 		errs = append(errs, fieldErr("merge.queue-depth", "must be >= 1"))
 	}

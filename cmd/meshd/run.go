@@ -20,6 +20,7 @@ import (
 	"github.com/meshd/meshd/internal/ops"
 	"github.com/meshd/meshd/internal/sessions"
 	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/rpki"
 	"github.com/meshd/meshd/stage"
 )
 
@@ -162,6 +163,16 @@ func run(ctx context.Context, cfg *config.Config) error {
 		}})
 	}
 
+	if cfg.RPKI.Enabled() {
+		// The validator caches' VRPs, followed over RTR beside the
+		// sources (meshd_rpki_* metrics).
+		m, err := rpki.NewManager(cfg.RPKI, log, reg)
+		if err != nil {
+			release()
+			return err
+		}
+		sources = append(sources, component{"rpki", m.Run})
+	}
 	if member != nil {
 		// With the sources: it starts and stops their targets, and on
 		// the way out gives them up and revokes its lease, so the other
