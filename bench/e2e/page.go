@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,6 +48,9 @@ type PageResult struct {
 	// RowUpdates is the rows the stream changed on the page a second;
 	// Frames the renders a second.
 	RowUpdates, Frames float64
+	// LagP50, LagP99 and LagMax are from the merge core's publishing of
+	// a row's change to its arrival in the page, over the steady window.
+	LagP50, LagP99, LagMax time.Duration
 	// RenderMs is the page's own render time per frame (its JavaScript
 	// and the DOM writes it makes), ApplyMs the parse and apply of
 	// stream messages a second.
@@ -61,8 +65,8 @@ type PageResult struct {
 }
 
 func (r *PageResult) String() string {
-	return fmt.Sprintf("sessions %d, listed in %v; live: %.0f row updates/s in %.1f frames/s, %.2f ms a frame to render, %.1f ms/s to apply; renderer main thread %.3f s/s (script %.3f, style %.3f, layout %.3f), all Chromium %.3f CPU s/s, meshd %.3f CPU s/s; JS heap %.1f MB",
-		r.Sessions, r.FirstList.Round(time.Millisecond), r.RowUpdates, r.Frames, r.RenderMs, r.ApplyMsPerS, r.MainThread, r.Script, r.Style, r.Layout, r.BrowserCPU, r.MeshdCPU, r.HeapMB)
+	return fmt.Sprintf("sessions %d, listed in %v; live: %.0f row updates/s, lag from the merge core p50 %v p99 %v max %v, in %.1f frames/s, %.2f ms a frame to render, %.1f ms/s to apply; renderer main thread %.3f s/s (script %.3f, style %.3f, layout %.3f), all Chromium %.3f CPU s/s, meshd %.3f CPU s/s; JS heap %.1f MB",
+		r.Sessions, r.FirstList.Round(time.Millisecond), r.RowUpdates, r.LagP50, r.LagP99, r.LagMax, r.Frames, r.RenderMs, r.ApplyMsPerS, r.MainThread, r.Script, r.Style, r.Layout, r.BrowserCPU, r.MeshdCPU, r.HeapMB)
 }
 
 // pageCounters are the page's own counters (window.meshdPage).
@@ -151,6 +155,9 @@ func runPage(tb testing.TB, bins binaries, sc PageScenario) (*PageResult, error)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.meshdPage.lags.length = 0, true)`)); err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	time.Sleep(sc.Steady)
 	p1, met1, b1, m1, err := read()
@@ -158,6 +165,17 @@ func runPage(tb testing.TB, bins binaries, sc PageScenario) (*PageResult, error)
 		return nil, err
 	}
 	secs := time.Since(t0).Seconds()
+	lags, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`window.meshdPage.lags`))
+	if err != nil {
+		return nil, err
+	}
+	if len(lags) > 0 {
+		slices.Sort(lags)
+		q := func(f float64) time.Duration {
+			return time.Duration(lags[min(len(lags)-1, int(f*float64(len(lags))))] * float64(time.Millisecond))
+		}
+		res.LagP50, res.LagP99, res.LagMax = q(0.5), q(0.99), q(1)
+	}
 	res.RowUpdates = (p1.Updates - p0.Updates) / secs
 	res.Frames = (p1.Renders - p0.Renders) / secs
 	if f := p1.Renders - p0.Renders; f > 0 {

@@ -83,6 +83,11 @@ func TestPageInChromium(t *testing.T) {
 	if err := poll(ctx, row+`.classList.contains("DOWN")`); err != nil {
 		t.Fatalf("the row did not turn DOWN: %v", err)
 	}
+	// The change's lag from the merge core to the page was measured.
+	lags, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`window.meshdPage.lags`))
+	if err != nil || len(lags) == 0 || lags[len(lags)-1] < 0 || lags[len(lags)-1] > 60000 {
+		t.Errorf("the page's lags %v (%v): want the DOWN row's, from 0 to a minute", lags, err)
+	}
 	counts, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("counts").textContent`))
 	if err != nil || counts != "10 routers1000 sessions999 healthy0 degraded1 down0 unknown" {
 		t.Errorf("counts %q (%v)", counts, err)

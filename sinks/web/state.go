@@ -32,6 +32,9 @@ func parseID(id string) (key, bool) {
 type entry struct {
 	row  sessions.Row
 	ring ring
+	// changed is when the row last changed, as the merge core handed the
+	// batch over (Unix ms): the page measures its lag from it.
+	changed int64
 	// The last OPEN each way and the last NOTIFICATION, from BMP's
 	// verbose message events.
 	openSent, openRecv, notification *message
@@ -163,6 +166,7 @@ func (s *state) Write(ups []change.Update, evs []change.Event) {
 	// looked up once.
 	var last *entry
 	var lastKey key
+	var now int64 // when the merge core published the batch (Unix ms)
 	for i := range ups {
 		u := &ups[i]
 		elems := u.Path.GetElem()
@@ -198,6 +202,10 @@ func (s *state) Write(ups []change.Update, evs []change.Event) {
 		if e != last || k != lastKey {
 			s.dirty[k] = struct{}{}
 			last, lastKey = e, k
+			if now == 0 {
+				now = time.Now().UnixMilli()
+			}
+			e.changed = now
 		}
 		if e.row.State != was && was != "" && u.Source == change.SourceGNMI {
 			s.events.add(Event{Time: u.Time, Router: u.Router, NetworkInstance: ni, Neighbor: nbr,
@@ -328,7 +336,7 @@ func (s *state) take(lastEvent uint64, build bool) (d delta) {
 	}
 	for k := range s.dirty {
 		if e := s.routers[k.router][k]; e != nil && e.row.Session() {
-			v := view(k, &e.row)
+			v := view(k, e)
 			d.localRows = append(d.localRows, v)
 			d.rows = append(d.rows, v)
 			continue
@@ -374,7 +382,7 @@ func (s *state) fleet(events int, local bool) ([]RowView, []Event, []string) {
 	for _, r := range s.routers {
 		for k, e := range r {
 			if e.row.Session() {
-				rows = append(rows, view(k, &e.row))
+				rows = append(rows, view(k, e))
 			}
 		}
 	}
@@ -406,7 +414,7 @@ func (s *state) detail(k key, events int) (d Detail, ok bool) {
 	if e == nil {
 		return d, false
 	}
-	d.Row = view(k, &e.row)
+	d.Row = view(k, e)
 	d.History = seriesOf(e.ring.points())
 	d.OpenSent, d.OpenReceived, d.Notification = e.openSent, e.openRecv, e.notification
 	d.Events = s.events.last(events, func(ev Event) bool {
@@ -423,12 +431,16 @@ type RowView struct {
 	sessions.Row
 	Flaps   uint64 `json:"flaps"`
 	Replica string `json:"replica,omitempty"`
+	// Changed is when the merge core published the row's last change
+	// (Unix ms; 0 for a row read from a snapshot).
+	Changed int64 `json:"changed_ms,omitempty"`
 }
 
 // view copies a row for use after the lock is let go: its AFI-SAFI map
 // is written in place (the counters it points to are not).
-func view(k key, r *sessions.Row) RowView {
-	v := RowView{ID: k.ID(), Row: *r, Flaps: r.Flaps()}
+func view(k key, e *entry) RowView {
+	r := &e.row
+	v := RowView{ID: k.ID(), Row: *r, Flaps: r.Flaps(), Changed: e.changed}
 	v.AfiSafis = maps.Clone(r.AfiSafis)
 	return v
 }

@@ -23,7 +23,9 @@ let plots = [];
 let stream = null;
 let lastMessage = 0;
 
-window.meshdPage = { updates: 0, applyMs: 0, renderMs: 0, renders: 0, lastRender: 0 };
+// The page's own figures, for its benchmark: lags are the last row
+// updates' times from the merge core's publishing to their arrival here.
+window.meshdPage = { updates: 0, applyMs: 0, renderMs: 0, renders: 0, lastRender: 0, lags: [] };
 
 // ---- the live stream ----
 
@@ -51,7 +53,12 @@ function connect() {
   es.addEventListener("rows", (e) => {
     const t0 = performance.now();
     const m = JSON.parse(e.data);
-    for (const r of m.rows || []) fleet.set(r.id, r);
+    const now = Date.now(), lags = window.meshdPage.lags;
+    for (const r of m.rows || []) {
+      fleet.set(r.id, r);
+      if (r.changed_ms) lags.push(now - r.changed_ms);
+    }
+    if (lags.length > 5000) lags.splice(0, lags.length - 5000);
     for (const id of m.removed || []) fleet.delete(id);
     window.meshdPage.updates += (m.rows || []).length + (m.removed || []).length;
     stamp(t0);
