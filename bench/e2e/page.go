@@ -34,10 +34,12 @@ var pageScenarios = []PageScenario{
 // pageShort is what CI runs (TestPageShort): the same fleet, 10 s.
 var pageShort = PageScenario{Name: "short", Targets: 20, Neighbors: 50, Rate: 3000, Steady: 10 * time.Second}
 
-// Ports of the page's runs: below the soak's and the cluster's.
+// Ports of the page's runs: the fleet's from 24000 (20 routers) and
+// meshd's HTTP at 24090, apart from the benchmark's, the soak's and the
+// cluster's, and below testenv.FreePort's range (24100 up).
 const (
 	portPageFleet = 24000
-	portPageHTTP  = 24900
+	portPageHTTP  = 24090
 )
 
 // PageResult is one run's figures.
