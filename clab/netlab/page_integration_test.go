@@ -139,6 +139,8 @@ type healthChange struct {
 	health string
 }
 
+func (c healthChange) String() string { return c.at.Format("15:04:05.000") + " " + c.health }
+
 func (p *pageEnv) rowLog(t *testing.T, id string) []healthChange {
 	raw := eval[[][]any](t, p, fmt.Sprintf(`window.rowLog[%q]`, id))
 	var out []healthChange

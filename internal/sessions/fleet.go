@@ -125,7 +125,7 @@ func MergeRows(sets ...[]Row) []Row {
 				best[k] = row
 				continue
 			}
-			if sourceCount(row.Sources) > sourceCount(old.Sources) {
+			if SourceCount(row.Sources) > SourceCount(old.Sources) {
 				best[k] = row
 			}
 		}
@@ -138,7 +138,10 @@ func MergeRows(sets ...[]Row) []Row {
 	return out
 }
 
-func sourceCount(s string) int {
+// SourceCount is how many sources a row's Sources names: where two
+// replicas hold one session, the row joined from more of them is the
+// one to show.
+func SourceCount(s string) int {
 	if s == "" {
 		return 0
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshd/meshd/internal/sessions"
 )
 
 // Replicas: in cluster mode each replica collects part of the fleet, and
@@ -218,14 +220,43 @@ func (s *state) addRemoteEvents(peer string, evs []Event, first bool) {
 	s.poke()
 }
 
-// remoteRow finds another replica's row by ID.
+// remoteRow finds another replica's row by ID: of several (a session
+// moving between replicas), the one joined from more sources, as
+// /api/sessions picks, then the replica named first.
 func (s *state) remoteRow(id string) (RowView, bool) {
+	var best RowView
+	found := false
 	for _, rows := range s.remote {
-		if r, ok := rows[id]; ok {
-			return r, true
+		r, ok := rows[id]
+		if !ok {
+			continue
+		}
+		if !found || better(r, best) {
+			best, found = r, true
 		}
 	}
-	return RowView{}, false
+	return best, found
+}
+
+func better(a, b RowView) bool {
+	if ca, cb := sessions.SourceCount(a.Sources), sessions.SourceCount(b.Sources); ca != cb {
+		return ca > cb
+	}
+	return a.Replica < b.Replica
+}
+
+// fleetRow is the row the fleet's pages show for a session: this
+// replica's own, unless another replica's is joined from more sources.
+func (s *state) fleetRow(k key) (RowView, bool) {
+	remote, rok := s.remoteRow(k.ID())
+	if e := s.routers[k.router][k]; e != nil && e.row.Session() {
+		own := view(k, e)
+		if rok && sessions.SourceCount(remote.Sources) > sessions.SourceCount(own.Sources) {
+			return remote, true
+		}
+		return own, true
+	}
+	return remote, rok
 }
 
 // unreachableList is the replicas whose streams failed, sorted.

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/internal/sessions"
 	"github.com/meshd/meshd/merge"
 )
 
@@ -123,4 +124,35 @@ func TestReplicas(t *testing.T) {
 		return ok && r.ID == ""
 	})
 	st.until("cluster", func(b []byte) bool { return strings.Contains(string(b), peerB) })
+}
+
+// TestMovingSession: while a session moves between replicas, several
+// hold it; the fleet shows the row joined from more sources, as
+// /api/sessions does, whoever holds it.
+func TestMovingSession(t *testing.T) {
+	s := newState(time.Hour, 10)
+	const id = "r2|default|10.100.1.1"
+	row := func(sources string) RowView {
+		return RowView{ID: id, Row: sessions.Row{Router: "r2", NetworkInstance: "default", Neighbor: "10.100.1.1", State: "ESTABLISHED", Sources: sources}}
+	}
+	// This replica holds its BMP part only; meshd-2 too; meshd-1 all of it.
+	src := change.Update{Router: "r2", Path: change.NeighborPath("default", "10.100.1.1", "state", "session-state"), Value: change.String("ESTABLISHED"), Source: change.SourceBMP}
+	srcs := change.Update{Router: "r2", Path: change.MeshdNeighborPath("default", "10.100.1.1", "verdict", "state", "sources"), Value: change.StringList([]string{"bmp"}), Source: change.SourceMeshd}
+	s.Write([]change.Update{src, srcs}, nil)
+	s.setReplica("meshd-2:9100", []RowView{row("bmp")}, nil, true)
+	s.setReplica("meshd-1:9100", []RowView{row("bmp,gnmi,probe")}, nil, true)
+	rows, _, _ := s.fleet(0, false)
+	if len(rows) != 1 || rows[0].Sources != "bmp,gnmi,probe" || rows[0].Replica != "meshd-1:9100" {
+		t.Fatalf("fleet: %+v, want meshd-1's joined row once", rows)
+	}
+	d := s.take(0, true)
+	if len(d.rows) != 1 || d.rows[0].Replica != "meshd-1:9100" || len(d.localRows) != 1 || d.localRows[0].Sources != "bmp" {
+		t.Errorf("delta: fleet %+v, local %+v", d.rows, d.localRows)
+	}
+	// meshd-1 goes: meshd-2's and this replica's tie; this one's wins.
+	s.dropReplica("meshd-1:9100")
+	d = s.take(0, true)
+	if len(d.rows) != 1 || d.rows[0].Replica != "" {
+		t.Errorf("after meshd-1 went: %+v, want this replica's row", d.rows)
+	}
 }

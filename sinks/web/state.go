@@ -335,28 +335,27 @@ func (s *state) take(lastEvent uint64, build bool) (d delta) {
 		return d
 	}
 	for k := range s.dirty {
-		if e := s.routers[k.router][k]; e != nil && e.row.Session() {
-			v := view(k, e)
-			d.localRows = append(d.localRows, v)
-			d.rows = append(d.rows, v)
-			continue
-		}
 		id := k.ID()
-		d.localRemoved = append(d.localRemoved, id)
-		// Another replica may hold the session now (it moved).
-		if r, ok := s.remoteRow(id); ok {
+		if e := s.routers[k.router][k]; e != nil && e.row.Session() {
+			d.localRows = append(d.localRows, view(k, e))
+		} else {
+			d.localRemoved = append(d.localRemoved, id)
+		}
+		if r, ok := s.fleetRow(k); ok {
 			d.rows = append(d.rows, r)
 		} else {
 			d.removed = append(d.removed, id)
 		}
 	}
 	for id := range s.remoteDirty {
-		if k, ok := parseID(id); ok {
-			if e := s.routers[k.router][k]; e != nil && e.row.Session() {
-				continue // this replica's own row is the one shown
-			}
+		k, ok := parseID(id)
+		if !ok {
+			continue
 		}
-		if r, ok := s.remoteRow(id); ok {
+		if _, dup := s.dirty[k]; dup {
+			continue // told above
+		}
+		if r, ok := s.fleetRow(k); ok {
 			d.rows = append(d.rows, r)
 		} else {
 			d.removed = append(d.removed, id)
@@ -387,16 +386,24 @@ func (s *state) fleet(events int, local bool) ([]RowView, []Event, []string) {
 		}
 	}
 	if !local {
-		mine := make(map[string]bool, len(rows))
-		for _, r := range rows {
-			mine[r.ID] = true
+		// Each session once: the row fleetRow picks.
+		at := make(map[string]int, len(rows))
+		for i, r := range rows {
+			at[r.ID] = i
 		}
 		for _, held := range s.remote {
-			for id, r := range held {
-				if !mine[id] {
-					mine[id] = true
-					rows = append(rows, r)
+			for id := range held {
+				k, ok := parseID(id)
+				if !ok {
+					continue
 				}
+				r, _ := s.fleetRow(k)
+				if i, ok := at[id]; ok {
+					rows[i] = r
+					continue
+				}
+				at[id] = len(rows)
+				rows = append(rows, r)
 			}
 		}
 	}
