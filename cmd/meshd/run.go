@@ -103,19 +103,16 @@ func run(ctx context.Context, cfg *config.Config) error {
 	if member != nil {
 		peers = member.HTTPPeers
 	}
-	client, scheme, err := sec.Client(sessions.PeerTimeout)
+	// One client for the other replicas' listeners: FleetHandler bounds
+	// its own reads (sessions.PeerTimeout); the status page's streams
+	// last.
+	client, scheme, err := sec.Client(0)
 	if err != nil {
 		return err
 	}
 	opsSrv.Handle("/api/sessions", sessions.FleetHandler(core, peers, client, scheme, log))
 	if peers != nil {
-		// The status page's streams from the other replicas last: the
-		// same client without its timeout.
-		streams, _, err := sec.Client(0)
-		if err != nil {
-			return err
-		}
-		env.HTTPPeers, env.PeerHTTP, env.PeerScheme = peers, streams, scheme
+		env.HTTPPeers, env.PeerHTTP, env.PeerScheme = peers, client, scheme
 	}
 
 	// Sources bind their listeners when built: one that fails to build

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshd/meshd/gnmiclient"
+	"github.com/meshd/meshd/internal/ops"
 	"github.com/meshd/meshd/internal/sessions"
 )
 
@@ -108,14 +108,11 @@ func statusClient(useTLS bool, caFile string) (*http.Client, string, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := ops.CAPool(caFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("--tls-ca: %w", err)
 		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, "", fmt.Errorf("--tls-ca %s: no certificate", caFile)
-		}
+		tc.RootCAs = pool
 	}
 	c.Transport = &http.Transport{TLSClientConfig: tc}
 	return c, "https", nil

@@ -112,7 +112,7 @@ func (sec Security) TLSConfig() (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	if sec.TLSCA != "" {
-		pool, err := caPool(sec.TLSCA)
+		pool, err := CAPool(sec.TLSCA)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +121,8 @@ func (sec Security) TLSConfig() (*tls.Config, error) {
 	return tc, nil
 }
 
-func caPool(file string) (*x509.CertPool, error) {
+// CAPool reads a PEM file of CAs, for a client or a server to trust.
+func CAPool(file string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("http.tls-ca: %w", err)
@@ -143,7 +144,7 @@ func (sec Security) Client(timeout time.Duration) (*http.Client, string, error) 
 		scheme = "https"
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if sec.TLSCA != "" {
-			pool, err := caPool(sec.TLSCA)
+			pool, err := CAPool(sec.TLSCA)
 			if err != nil {
 				return nil, "", err
 			}
