@@ -11,8 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meshd/meshd/stage"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshd/meshd/rpki"
+	"github.com/meshd/meshd/stage"
 )
 
 // Option configures a Bridge.
@@ -66,6 +68,8 @@ type Bridge struct {
 	logs        *logLimiter // refusals and budget overflows, per source or router
 	initTimeout time.Duration
 	placement   stage.Placement // cluster mode: where each router's data is joined (relay.go)
+	rov         *rpki.Table     // nil: routes are not validated (rov.go)
+	rovm        *rovMetrics
 
 	mu      sync.Mutex
 	routers map[string]*routerState
@@ -98,7 +102,7 @@ func New(core stage.Applier, opts ...Option) (*Bridge, error) {
 		return nil, errors.New("bmpbridge: nil merge core")
 	}
 	b := &Bridge{core: core, log: slog.Default(), targets: map[string]bool{}, targetAddrs: map[string]string{}, alias: map[string]string{},
-		routers: map[string]*routerState{}, live: map[string]int{}, conns: map[net.Conn]*connEntry{}, m: newMetrics(), logs: newLogLimiter(logInterval), initTimeout: initiationTimeout}
+		routers: map[string]*routerState{}, live: map[string]int{}, conns: map[net.Conn]*connEntry{}, m: newMetrics(), rovm: newROVMetrics(), logs: newLogLimiter(logInterval), initTimeout: initiationTimeout}
 	for _, o := range opts {
 		o(b)
 	}
@@ -117,6 +121,11 @@ func New(core stage.Applier, opts ...Option) (*Bridge, error) {
 	}
 	if b.reg != nil {
 		b.m.register(b.reg)
+		if b.rov != nil {
+			for _, c := range b.rovm.collectors() {
+				b.reg.MustRegister(c)
+			}
+		}
 	}
 	b.log = b.log.With(slog.String("component", "bmp"))
 	return b, nil

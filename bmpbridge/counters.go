@@ -7,6 +7,7 @@ import (
 
 	"github.com/meshd/meshd/bmpbridge/decode"
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/rpki"
 )
 
 func (s *session) stats(m *decode.Message) {
@@ -78,6 +79,11 @@ func (s *session) counterChanges() {
 		if ps.pseudo {
 			for view, vs := range ps.views {
 				s.b.m.instanceRoutes.WithLabelValues(r.name, ps.ni, view).Set(float64(vs.t.Len()))
+				if s.b.rov != nil {
+					for st, n := range vs.t.States() {
+						s.b.rovm.instance.WithLabelValues(r.name, ps.ni, view, rpki.State(st).String()).Set(float64(n))
+					}
+				}
 			}
 			continue
 		}
@@ -96,6 +102,13 @@ func (s *session) counterChanges() {
 			s.set(rp("withdrawals"), change.Uint(vs.wd))
 			s.set(rp("duplicates"), change.Uint(vs.dup))
 			s.set(rp("origin-changes"), change.Uint(vs.origin))
+			if s.b.rov != nil {
+				st := vs.t.States()
+				s.set(rp("rpki-valid"), change.Uint(st[rpki.Valid]))
+				s.set(rp("rpki-invalid-origin"), change.Uint(st[rpki.InvalidOrigin]))
+				s.set(rp("rpki-invalid-length"), change.Uint(st[rpki.InvalidLength]))
+				s.set(rp("rpki-not-found"), change.Uint(st[rpki.NotFound]))
+			}
 			leaf := ""
 			switch view {
 			case "ADJ_RIB_IN_PRE":

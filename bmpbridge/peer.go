@@ -10,6 +10,7 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/packet/bmp"
 
 	"github.com/meshd/meshd/bmpbridge/decode"
+	"github.com/meshd/meshd/bmpbridge/rib"
 	"github.com/meshd/meshd/change"
 )
 
@@ -250,8 +251,10 @@ func (s *session) clearPeer(ps *peerState, reason string, ts time.Time) int {
 		k := vs.t.Len()
 		vs.wd += uint64(k)
 		n += k
-		vs.t.Each(func(nl *decode.NLRI, a *decode.Attrs) {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Withdraw, nl, view, a)})
+		vs.t.Each(func(nl *decode.NLRI, a *decode.Attrs, st rib.State) {
+			rt := s.route(ps, change.Withdraw, nl, view, a)
+			s.withState(rt, nl, st)
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: rt})
 		})
 		vs.t.Clear()
 	}

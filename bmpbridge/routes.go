@@ -7,6 +7,7 @@ import (
 	"github.com/meshd/meshd/bmpbridge/decode"
 	"github.com/meshd/meshd/bmpbridge/rib"
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/rpki"
 )
 
 // originCheckDelay is how long after a view's first route meshd starts
@@ -29,11 +30,23 @@ func (s *session) restateOwnRoutes(inst string) {
 			if !ps.pseudo && (view == "ADJ_RIB_IN_PRE" || view == "ADJ_RIB_IN_POST") {
 				continue
 			}
-			vs.t.Each(func(n *decode.NLRI, a *decode.Attrs) {
+			if s.b.rov != nil {
+				// Validated with no origin when they came.
+				ps.countsDirty = true
+				vs.t.Within(everything, func(n *decode.NLRI, a *decode.Attrs, st rib.State) rib.State {
+					if a == nil || a.OriginAS != 0 || a.ASPath != "" {
+						return st
+					}
+					return rib.State(s.b.rov.Validate(n.IP, s.r.originOf(ps, view, a)))
+				})
+			}
+			vs.t.Each(func(n *decode.NLRI, a *decode.Attrs, st rib.State) {
 				if a == nil || a.OriginAS != 0 || a.ASPath != "" {
 					return
 				}
-				s.event(change.Event{Time: s.now, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Announce, n, view, a)})
+				rt := s.route(ps, change.Announce, n, view, a)
+				s.withState(rt, n, st)
+				s.event(change.Event{Time: s.now, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: rt})
 			})
 		}
 	}
@@ -81,7 +94,7 @@ func (s *session) routes(m *decode.Message) {
 	pre := m.Peer.RIB == "ADJ_RIB_IN_PRE"
 	for i := range u.Withdraw {
 		n := &u.Withdraw[i]
-		o, old := vs.t.Withdraw(n)
+		o, old, st := vs.t.Withdraw(n)
 		if o == rib.Missing {
 			if pre && s.fabricatedWithdraw(ps, n) {
 				continue
@@ -92,7 +105,9 @@ func (s *session) routes(m *decode.Message) {
 		nWd++
 		s.r.held--
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Withdraw, n, m.Peer.RIB, old)})
+			rt := s.route(ps, change.Withdraw, n, m.Peer.RIB, old)
+			s.withState(rt, n, st)
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: rt})
 		}
 	}
 	for i := range u.Announce {
@@ -105,10 +120,16 @@ func (s *session) routes(m *decode.Message) {
 			vs.notePathID(n.PathID)
 		}
 		o, old := vs.t.Announce(n, u.Attrs)
-		switch o {
-		case rib.Duplicate:
+		if o == rib.Duplicate {
 			nDup++
 			continue
+		}
+		var st rpki.State
+		var validated bool
+		if s.b.rov != nil {
+			st, validated = s.validate(vs, n, s.r.originOf(ps, m.Peer.RIB, u.Attrs))
+		}
+		switch o {
 		case rib.Changed:
 			if was, now := s.r.originOf(ps, m.Peer.RIB, old), s.r.originOf(ps, m.Peer.RIB, u.Attrs); was != 0 && now != 0 && was != now {
 				nOrig++
@@ -135,7 +156,11 @@ func (s *session) routes(m *decode.Message) {
 		}
 		nAnn++
 		if withEvents {
-			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: s.route(ps, change.Announce, n, m.Peer.RIB, u.Attrs)})
+			rt := s.route(ps, change.Announce, n, m.Peer.RIB, u.Attrs)
+			if validated {
+				rt.RPKI = st.String()
+			}
+			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: rt})
 		}
 	}
 	vs.ann += uint64(nAnn)

@@ -121,7 +121,18 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 	}
 loop:
 	for {
+		// Only the applied session takes the router's VRP changes.
+		var rovWake chan struct{}
+		if s.r != nil && s.admitted && !s.standby {
+			rovWake = s.r.rovWake
+		}
 		select {
+		case <-rovWake:
+			s.r.mu.Lock()
+			s.now = time.Now()
+			s.revalidate()
+			s.flushLocked(true)
+			s.r.mu.Unlock()
 		case <-ownerCheck:
 			if s.r == nil || !s.admitted {
 				continue

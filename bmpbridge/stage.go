@@ -29,9 +29,15 @@ func newSource(env stage.Env) (stage.Source, error) {
 			opts = append(opts, WithTargetAddress(name, ip))
 		}
 	}
+	if env.RPKI != nil {
+		opts = append(opts, WithRPKI(env.RPKI.Table))
+	}
 	b, err := New(env.Applier, opts...)
 	if err != nil {
 		return nil, err
+	}
+	if env.RPKI != nil {
+		env.RPKI.Follow(b.Revalidate)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := b.Listen(ctx); err != nil {

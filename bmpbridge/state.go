@@ -68,6 +68,10 @@ type routerState struct {
 	localAS map[string]uint32
 	// covering is scratch for origin checks.
 	covering []*decode.Attrs
+	// rov is the VRP changes not yet applied to the RIBs; rovWake tells
+	// the router's applied session there are some (rov.go).
+	rov     rovQueue
+	rovWake chan struct{}
 }
 
 type peerState struct {
@@ -181,7 +185,7 @@ func (vs *viewState) notePathID(id uint32) {
 }
 
 func newRouterState(name string) *routerState {
-	return &routerState{name: name, in: rib.NewInterner(), peers: map[decode.PeerKey]*peerState{}, localAS: map[string]uint32{}}
+	return &routerState{name: name, in: rib.NewInterner(), peers: map[decode.PeerKey]*peerState{}, localAS: map[string]uint32{}, rovWake: make(chan struct{}, 1)}
 }
 
 func (r *routerState) peer(p *decode.Peer) *peerState {

@@ -109,6 +109,9 @@ const (
 	EventProbeSample  EventKind = "probe_sample"
 	EventRouterUp     EventKind = "router_up"   // a BMP session was initiated
 	EventRouterDown   EventKind = "router_down" // a BMP session terminated or was lost
+	// EventRPKIChange: a held route's RPKI validation state changed as
+	// the VRPs changed.
+	EventRPKIChange EventKind = "rpki_change"
 )
 
 // Event is a discrete happening attributed to a router and, where it has
@@ -176,4 +179,7 @@ type Route struct {
 	Communities      []string            `json:"communities,omitempty"`
 	ExtCommunities   map[string][]string `json:"ext_communities,omitempty"`
 	LargeCommunities []string            `json:"large_communities,omitempty"`
+	// RPKI is the route's origin validation state (valid, invalid-origin,
+	// invalid-length, not-found), set when meshd validates routes.
+	RPKI string `json:"rpki,omitempty"`
 }

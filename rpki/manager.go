@@ -40,14 +40,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Manager keeps the table from the caches: one RTR client each. OnChange,
-// set before Run, is called with each delta's VRPs that came into the
-// table or left it (the routes they cover are to validate again).
+// Manager keeps the table from the caches: one RTR client each.
 type Manager struct {
-	cfg      Config
-	log      *slog.Logger
-	Table    *Table
-	OnChange func(changed []rtr.VRP)
+	cfg   Config
+	log   *slog.Logger
+	Table *Table
+	// follow are called with each delta's VRPs that came into the table
+	// or left it (Follow).
+	follow []func(changed []rtr.VRP, reset bool)
 
 	mu      sync.Mutex
 	vrps    *prometheus.GaugeVec
@@ -87,6 +87,14 @@ func NewManager(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Manag
 	return m, nil
 }
 
+// Follow has f called, from the caches' goroutines, with each delta's
+// VRPs that came into the table or left it (the routes they cover are to
+// validate again); reset says the delta was a cache's full set. Call it
+// before Run.
+func (m *Manager) Follow(f func(changed []rtr.VRP, reset bool)) {
+	m.follow = append(m.follow, f)
+}
+
 // Run runs a client per cache until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -109,8 +117,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			} else {
 				m.synced.WithLabelValues(addr).Set(float64(time.Now().Unix()))
 			}
-			if len(changed) > 0 && m.OnChange != nil {
-				m.OnChange(changed)
+			if len(changed) > 0 {
+				for _, f := range m.follow {
+					f(changed, d.Reset)
+				}
 			}
 		})
 		wg.Add(1)

@@ -33,7 +33,7 @@ func TestManager(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var changed []rtr.VRP
-	m.OnChange = func(vs []rtr.VRP) { mu.Lock(); changed = append(changed, vs...); mu.Unlock() }
+	m.Follow(func(vs []rtr.VRP, _ bool) { mu.Lock(); changed = append(changed, vs...); mu.Unlock() })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = m.Run(ctx); close(done) }()

@@ -50,6 +50,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/rpki"
 )
 
 // Result says what became of the changes of one Apply call.
@@ -176,6 +177,9 @@ type Env struct {
 	HTTPPeers  func() []string
 	PeerHTTP   *http.Client
 	PeerScheme string
+	// RPKI is route origin validation (the rpki: section): its table,
+	// and the VRP changes to follow. nil when no cache is configured.
+	RPKI *rpki.Manager
 }
 
 // Ownership is the cluster's side of sharing targets: a source that

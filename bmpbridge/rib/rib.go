@@ -230,7 +230,13 @@ func (in *Interner) ref(a *decode.Attrs) uint32 {
 		id = in.free[n-1]
 		in.free = in.free[:n-1]
 	} else {
+		// IDs share a map value with a route's State (Table): 2^30 live
+		// sets would take far more memory than max-routes-per-router
+		// allows, so the bound is never reached by a router's input.
 		id = uint32(len(in.recs))
+		if id > idMask {
+			panic("rib: more than 2^30 attribute sets")
+		}
 		in.recs = append(in.recs, rec{})
 	}
 	r := rec{hash: h, n: uint32(len(a.Key)), refs: 1}
@@ -335,6 +341,13 @@ func ipFam(f bgp.Family) (uint8, bool) {
 	return 0, false
 }
 
+// IPRoute tells whether the table keeps a State for the route: IPv4 and
+// IPv6 unicast and labeled unicast.
+func IPRoute(n *decode.NLRI) bool {
+	_, ok := ipFam(n.Family)
+	return ok && n.IP.IsValid()
+}
+
 // Outcome says what a route did to a table.
 type Outcome uint8
 
@@ -359,7 +372,29 @@ type Table struct {
 	ipCount [numIPFams]uint64
 	count   map[bgp.Family]uint64 // other families
 	ipSeen  uint8                 // IP families that ever had a route
+	// states counts the IP routes by State.
+	states [numStates]uint64
+	// withPathID counts IP routes held under an ADD-PATH path ID: while
+	// any is, a search inside a prefix cannot list candidate keys and
+	// walks the table instead.
+	withPathID uint64
 }
+
+// State is a 2-bit tag the table keeps per IP route for its owner: the
+// bridge keeps a route's RPKI origin validation state in it. It is held
+// in the top bits of the attribute set's ID, so it costs no memory.
+type State uint8
+
+const (
+	numStates  = 4
+	stateShift = 30
+	idMask     = 1<<stateShift - 1
+)
+
+// split splits a map value into the attribute set's ID and the state.
+func split(v uint32) (id uint32, st State) { return v & idMask, State(v >> stateShift) }
+
+func join(id uint32, st State) uint32 { return id | uint32(st)<<stateShift }
 
 var ipFamilies = [numIPFams]bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC, bgp.RF_IPv4_MPLS, bgp.RF_IPv6_MPLS}
 
@@ -378,7 +413,7 @@ func v4KeyOf(p netip.Prefix, id uint32) v4Key {
 	return v4Key{addr: binary.BigEndian.Uint32(a[:]), id: id, bits: uint8(p.Bits())}
 }
 
-// lookup finds an IP route's attribute set ID.
+// lookup finds an IP route's map value (attribute set ID and State).
 func (t *Table) lookup(fam uint8, p netip.Prefix, id uint32) (uint32, bool) {
 	if fam == famV4 && p.Addr().Is4() {
 		cur, ok := t.v4[v4KeyOf(p, id)]
@@ -389,42 +424,50 @@ func (t *Table) lookup(fam uint8, p netip.Prefix, id uint32) (uint32, bool) {
 }
 
 // Announce records a route and reports what changed; old is the previous
-// attribute set for Changed and Duplicate.
+// attribute set for Changed and Duplicate. A new IP route's State is 0;
+// a changed one keeps its State until SetState.
 func (t *Table) Announce(n *decode.NLRI, a *decode.Attrs) (o Outcome, old *decode.Attrs) {
 	if fam, ok := ipFam(n.Family); ok && n.IP.IsValid() {
 		if fam == famV4 && n.IP.Addr().Is4() {
 			k := v4KeyOf(n.IP, n.PathID)
 			if cur, ok := t.v4[k]; ok {
-				return t.replace(cur, a, func(id uint32) { t.v4[k] = id })
+				return t.replace(cur, a, func(v uint32) { t.v4[k] = v })
 			}
 			t.v4[k] = t.in.ref(a)
-			t.lens[fam][k.bits]++
-			t.ipCount[fam]++
-			t.ipSeen |= 1 << fam
+			t.added(fam, n)
 			return Added, nil
 		}
 		k := keyOf(fam, n.IP, n.PathID)
 		if cur, ok := t.ip[k]; ok {
-			return t.replace(cur, a, func(id uint32) { t.ip[k] = id })
+			return t.replace(cur, a, func(v uint32) { t.ip[k] = v })
 		}
 		t.ip[k] = t.in.ref(a)
-		t.lens[fam][k.bits]++
-		t.ipCount[fam]++
-		t.ipSeen |= 1 << fam
+		t.added(fam, n)
 		return Added, nil
 	}
 	k := strKey{s: n.Prefix, id: n.PathID, fam: n.Family}
 	if cur, ok := t.other[k]; ok {
-		return t.replace(cur, a, func(id uint32) { t.other[k] = id })
+		return t.replace(cur, a, func(v uint32) { t.other[k] = v })
 	}
 	t.other[strKey{s: clone(n.Prefix), id: n.PathID, fam: n.Family}] = t.in.ref(a)
 	t.count[n.Family]++
 	return Added, nil
 }
 
+func (t *Table) added(fam uint8, n *decode.NLRI) {
+	t.lens[fam][n.IP.Bits()]++
+	t.ipCount[fam]++
+	t.ipSeen |= 1 << fam
+	t.states[0]++
+	if n.PathID != 0 {
+		t.withPathID++
+	}
+}
+
 func clone(s string) string { return string([]byte(s)) }
 
-func (t *Table) replace(cur uint32, a *decode.Attrs, set func(uint32)) (Outcome, *decode.Attrs) {
+func (t *Table) replace(v uint32, a *decode.Attrs, set func(uint32)) (Outcome, *decode.Attrs) {
+	cur, st := split(v)
 	if t.in.same(cur, a) {
 		if a != nil && a.FromKey() {
 			return Duplicate, a // the same set: no need to read it back
@@ -434,9 +477,44 @@ func (t *Table) replace(cur uint32, a *decode.Attrs, set func(uint32)) (Outcome,
 	old := t.in.get(cur)
 	id := t.in.ref(a)
 	t.in.unref(cur)
-	set(id)
+	set(join(id, st))
 	return Changed, old
 }
+
+// SetState sets an IP route's State and returns the one it had; ok is
+// false when the table does not hold the route (or it is not IP).
+func (t *Table) SetState(n *decode.NLRI, st State) (was State, ok bool) {
+	fam, isIP := ipFam(n.Family)
+	if !isIP || !n.IP.IsValid() {
+		return 0, false
+	}
+	if fam == famV4 && n.IP.Addr().Is4() {
+		k := v4KeyOf(n.IP, n.PathID)
+		v, ok := t.v4[k]
+		if !ok {
+			return 0, false
+		}
+		t.v4[k] = t.restate(v, st)
+		return State(v >> stateShift), true
+	}
+	k := keyOf(fam, n.IP, n.PathID)
+	v, ok := t.ip[k]
+	if !ok {
+		return 0, false
+	}
+	t.ip[k] = t.restate(v, st)
+	return State(v >> stateShift), true
+}
+
+func (t *Table) restate(v uint32, st State) uint32 {
+	id, was := split(v)
+	t.states[was]--
+	t.states[st&(numStates-1)]++
+	return join(id, st&(numStates-1))
+}
+
+// States returns how many IP routes the table holds in each State.
+func (t *Table) States() [numStates]uint64 { return t.states }
 
 // Has reports whether the table holds the route.
 func (t *Table) Has(n *decode.NLRI) bool {
@@ -448,14 +526,16 @@ func (t *Table) Has(n *decode.NLRI) bool {
 	return ok
 }
 
-// Withdraw removes a route; old is the attribute set it had.
-func (t *Table) Withdraw(n *decode.NLRI) (Outcome, *decode.Attrs) {
+// Withdraw removes a route; old is the attribute set it had and st its
+// State.
+func (t *Table) Withdraw(n *decode.NLRI) (o Outcome, old *decode.Attrs, st State) {
 	if fam, ok := ipFam(n.Family); ok && n.IP.IsValid() {
-		cur, ok := t.lookup(fam, n.IP, n.PathID)
+		v, ok := t.lookup(fam, n.IP, n.PathID)
 		if !ok {
-			return Missing, nil
+			return Missing, nil, 0
 		}
-		old := t.in.get(cur)
+		cur, st := split(v)
+		old = t.in.get(cur)
 		if fam == famV4 && n.IP.Addr().Is4() {
 			delete(t.v4, v4KeyOf(n.IP, n.PathID))
 		} else {
@@ -464,18 +544,22 @@ func (t *Table) Withdraw(n *decode.NLRI) (Outcome, *decode.Attrs) {
 		t.in.unref(cur)
 		t.lens[fam][n.IP.Bits()]--
 		t.ipCount[fam]--
-		return Removed, old
+		t.states[st]--
+		if n.PathID != 0 {
+			t.withPathID--
+		}
+		return Removed, old, st
 	}
 	k := strKey{s: n.Prefix, id: n.PathID, fam: n.Family}
 	cur, ok := t.other[k]
 	if !ok {
-		return Missing, nil
+		return Missing, nil, 0
 	}
-	old := t.in.get(cur)
+	old = t.in.get(cur)
 	delete(t.other, k)
 	t.in.unref(cur)
 	t.count[n.Family]--
-	return Removed, old
+	return Removed, old, 0
 }
 
 // LongestCovering finds the longest prefix in the table that covers the
@@ -503,15 +587,15 @@ func (t *Table) LongestCovering(n *decode.NLRI, ids []uint32, orEqual bool, minB
 			continue
 		}
 		found := false
-		if id, ok := t.lookup(fam, p, 0); ok {
-			out, found = append(out, t.in.get(id)), true
+		if v, ok := t.lookup(fam, p, 0); ok {
+			out, found = append(out, t.in.get(v&idMask)), true
 		}
 		for _, pid := range ids {
 			if pid == 0 {
 				continue
 			}
-			if id, ok := t.lookup(fam, p, pid); ok {
-				out, found = append(out, t.in.get(id)), true
+			if v, ok := t.lookup(fam, p, pid); ok {
+				out, found = append(out, t.in.get(v&idMask)), true
 			}
 		}
 		if found {
@@ -540,17 +624,18 @@ func (t *Table) Counts() map[bgp.Family]uint64 {
 }
 
 // Each calls f for every route in the table, in no particular order,
-// with the attribute set it holds. The table must not change meanwhile.
+// with the attribute set and State it holds (0 for a route not IP). The
+// table must not change meanwhile.
 // A Peer Down ends a peer's Adj-RIB-In, so the bridge walks it to write
 // each route's withdrawal; without that, a route store that keeps the
 // last action per route would show them announced for good.
-func (t *Table) Each(f func(n *decode.NLRI, a *decode.Attrs)) {
+func (t *Table) Each(f func(n *decode.NLRI, a *decode.Attrs, st State)) {
 	var n decode.NLRI
 	for k, id := range t.v4 {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], k.addr)
 		n = decode.NLRI{AfiSafi: decode.AfiSafiName(bgp.RF_IPv4_UC), Family: bgp.RF_IPv4_UC, PathID: k.id, IP: netip.PrefixFrom(netip.AddrFrom4(b), int(k.bits))}
-		f(&n, t.in.get(id))
+		f(&n, t.in.get(id&idMask), State(id>>stateShift))
 	}
 	for k, id := range t.ip {
 		fam := ipFamilies[k.fam]
@@ -562,21 +647,21 @@ func (t *Table) Each(f func(n *decode.NLRI, a *decode.Attrs)) {
 			addr = addr.Unmap()
 		}
 		n = decode.NLRI{AfiSafi: decode.AfiSafiName(fam), Family: fam, PathID: k.id, IP: netip.PrefixFrom(addr, int(k.bits))}
-		f(&n, t.in.get(id))
+		f(&n, t.in.get(id&idMask), State(id>>stateShift))
 	}
 	for k, id := range t.other {
 		n = decode.NLRI{AfiSafi: decode.AfiSafiName(k.fam), Family: k.fam, Prefix: k.s, PathID: k.id}
-		f(&n, t.in.get(id))
+		f(&n, t.in.get(id), 0)
 	}
 }
 
 // Clear drops every route, releasing its attributes.
 func (t *Table) Clear() {
-	for _, id := range t.v4 {
-		t.in.unref(id)
+	for _, v := range t.v4 {
+		t.in.unref(v & idMask)
 	}
-	for _, id := range t.ip {
-		t.in.unref(id)
+	for _, v := range t.ip {
+		t.in.unref(v & idMask)
 	}
 	for _, id := range t.other {
 		t.in.unref(id)
@@ -586,6 +671,8 @@ func (t *Table) Clear() {
 	clear(t.other)
 	t.lens = [numIPFams][129]uint32{}
 	t.ipCount = [numIPFams]uint64{}
+	t.states = [numStates]uint64{}
+	t.withPathID = 0
 	for f := range t.count {
 		t.count[f] = 0
 	}

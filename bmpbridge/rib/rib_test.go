@@ -44,9 +44,9 @@ func TestTableOutcomes(t *testing.T) {
 		{"change", func() (Outcome, *decode.Attrs) { return tb.Announce(nlri("10.0.0.0/8", 0), a2) }, Changed, a1},
 		{"v6", func() (Outcome, *decode.Attrs) { return tb.Announce(nlri("2001:db8::/32", 0), a2) }, Added, nil},
 		{"vpn", func() (Outcome, *decode.Attrs) { return tb.Announce(vpn, a1) }, Added, nil},
-		{"withdraw", func() (Outcome, *decode.Attrs) { return tb.Withdraw(nlri("10.0.0.0/8", 0)) }, Removed, a2},
-		{"withdraw again", func() (Outcome, *decode.Attrs) { return tb.Withdraw(nlri("10.0.0.0/8", 0)) }, Missing, nil},
-		{"withdraw vpn", func() (Outcome, *decode.Attrs) { return tb.Withdraw(vpn) }, Removed, a1},
+		{"withdraw", func() (Outcome, *decode.Attrs) { o, a, _ := tb.Withdraw(nlri("10.0.0.0/8", 0)); return o, a }, Removed, a2},
+		{"withdraw again", func() (Outcome, *decode.Attrs) { o, a, _ := tb.Withdraw(nlri("10.0.0.0/8", 0)); return o, a }, Missing, nil},
+		{"withdraw vpn", func() (Outcome, *decode.Attrs) { o, a, _ := tb.Withdraw(vpn); return o, a }, Removed, a1},
 	}
 	for _, s := range steps {
 		o, old := s.do()
@@ -170,7 +170,7 @@ func TestEach(t *testing.T) {
 		tb.Announce(n, a)
 	}
 	got := map[string]bool{}
-	tb.Each(func(n *decode.NLRI, at *decode.Attrs) {
+	tb.Each(func(n *decode.NLRI, at *decode.Attrs, _ State) {
 		if at != a {
 			t.Errorf("%s: attrs %v", n.Text(), at)
 		}
@@ -264,9 +264,9 @@ func TestInternerReadsBack(t *testing.T) {
 				j, _ := json.Marshal(at[order[0]])
 				want[nl[i].IP] = string(j)
 			}
-			tb.Each(func(n *decode.NLRI, a *decode.Attrs) { check("each", n, a) })
+			tb.Each(func(n *decode.NLRI, a *decode.Attrs, _ State) { check("each", n, a) })
 		}
-		o, old := tb.Withdraw(&nl[i])
+		o, old, _ := tb.Withdraw(&nl[i])
 		if o != Removed {
 			t.Fatalf("withdraw %s: %v", nl[i].IP, o)
 		}

@@ -115,6 +115,13 @@ func run(ctx context.Context, cfg *config.Config) error {
 		env.HTTPPeers, env.PeerHTTP, env.PeerScheme = peers, client, scheme
 	}
 
+	if cfg.RPKI.Enabled() {
+		// Built before the sources: the BMP source validates its routes
+		// against its table and follows its changes.
+		if env.RPKI, err = rpki.NewManager(cfg.RPKI, log, reg); err != nil {
+			return err
+		}
+	}
 	// Sources bind their listeners when built: one that fails to build
 	// releases those built before it (Run with a done context).
 	var sources, sinks []component
@@ -160,15 +167,10 @@ func run(ctx context.Context, cfg *config.Config) error {
 		}})
 	}
 
-	if cfg.RPKI.Enabled() {
+	if env.RPKI != nil {
 		// The validator caches' VRPs, followed over RTR beside the
 		// sources (meshd_rpki_* metrics).
-		m, err := rpki.NewManager(cfg.RPKI, log, reg)
-		if err != nil {
-			release()
-			return err
-		}
-		sources = append(sources, component{"rpki", m.Run})
+		sources = append(sources, component{"rpki", env.RPKI.Run})
 	}
 	if member != nil {
 		// With the sources: it starts and stops their targets, and on

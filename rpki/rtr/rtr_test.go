@@ -16,14 +16,17 @@ import (
 // fakeCache answers one Reset Query with one VRP and an End of Data of
 // version 1 giving the intervals, then closes and refuses every later
 // connection: a cache gone for good. (A unit test of the expiry logic;
-// the protocol is tested against stayrtr.)
-func fakeCache(t *testing.T, expire uint32) string {
+// the protocol is tested against stayrtr.) sent gets the time just
+// before the End of Data was written: the client cannot have synchronised
+// earlier.
+func fakeCache(t *testing.T, expire uint32) (addr string, sent <-chan time.Time) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	at := make(chan time.Time, 1)
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
@@ -48,15 +51,16 @@ func fakeCache(t *testing.T, expire uint32) string {
 		binary.BigEndian.PutUint32(eod[16:], 1)      // retry
 		binary.BigEndian.PutUint32(eod[20:], expire) // expire
 		out = append(out, eod...)
+		at <- time.Now()
 		_, _ = c.Write(out)
 	}()
-	return l.Addr().String()
+	return l.Addr().String(), at
 }
 
 // TestExpiry: with the cache gone, the VRPs held are dropped once the
 // expire interval the cache gave passes with no refresh, not before.
 func TestExpiry(t *testing.T) {
-	addr := fakeCache(t, 2)
+	addr, sent := fakeCache(t, 2)
 	deltas := make(chan Delta, 8)
 	c := New(Config{Addr: addr, Timeout: 5 * time.Second}, slog.Default(), func(d Delta) { deltas <- d })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -67,7 +71,9 @@ func TestExpiry(t *testing.T) {
 	var synced time.Time
 	select {
 	case d := <-deltas:
-		synced = time.Now()
+		// The bound is taken before the client could have synchronised,
+		// so however late this goroutine runs the check below is exact.
+		synced = <-sent
 		if !d.Reset || len(d.Announced) != 1 || d.Serial != 1 {
 			t.Fatalf("first delta %+v", d)
 		}

@@ -159,7 +159,7 @@ func bump(last *stamps, ts int64) int64 {
 // replaced the event already stored at it: routers stamp BMP messages
 // with a route's age (FRR does), so two origin changes a minute apart
 // could both carry one old time, and InfluxDB held only the second.
-var occurrences = map[string]bool{mSessionEvent: true, mMessage: true, mOrigin: true, mRouterEvent: true}
+var occurrences = map[string]bool{mSessionEvent: true, mMessage: true, mOrigin: true, mRouterEvent: true, mRPKIChange: true, mAlert: true}
 
 // bumpInOrder keeps a route timeline's timestamps in the order its points
 // come: ts, or 1 ns past the timeline's last when it is not later. The

@@ -542,6 +542,10 @@ func (m *mapper) event(dst []byte, ev *change.Event, now time.Time) ([]byte, int
 		p.meas = mOrigin
 		p.tags = append(p.tags, tag{"afi_safi", stripModule(str(ev.Fields["afi_safi"]))}, tag{"rib", str(ev.Fields["rib"])})
 		m.eventFields(p, ev.Fields, "afi_safi", "rib")
+	case change.EventRPKIChange:
+		p.meas = mRPKIChange
+		p.tags = append(p.tags, tag{"afi_safi", stripModule(str(ev.Fields["afi_safi"]))}, tag{"rib", str(ev.Fields["rib"])})
+		m.eventFields(p, ev.Fields, "afi_safi", "rib")
 	case change.EventStats:
 		p.meas = mBMPStats
 		p.tags = append(p.tags, tag{"rib", str(ev.Fields["rib"])})
@@ -716,6 +720,9 @@ func (m *mapper) appendRoute(dst []byte, ev *change.Event, ts int64) []byte {
 		num("path_id", int64(r.PathID))
 	}
 	str("prefix", r.Prefix)
+	if r.RPKI != "" {
+		str("rpki", r.RPKI)
+	}
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, ts, 10)
 	return append(dst, '\n')

@@ -25,6 +25,8 @@ const (
 	mBMPRoute     = "bmp_route"
 	mRouter       = "meshd_router"
 	mRouterEvent  = "bmp_router_event"
+	mRPKIChange   = "bgp_rpki_change"
+	mAlert        = "meshd_alert"
 )
 
 // fixedKinds pins the type of every field the schema names (see
@@ -71,13 +73,17 @@ var fixedKinds = map[string]map[string]kind{
 		"prefix": kString, "old_origin_as": kInt, "new_origin_as": kInt, "more_specific_of": kString,
 	},
 	mBMPStats: {"peer_type": kString},
+	mRPKIChange: {
+		"prefix": kString, "origin_as": kInt, "old_state": kString, "new_state": kString, "path_id": kInt,
+	},
 	mBMPRoute: {
 		"prefix": kString, "path_id": kInt, "origin_as": kInt, "as_path": kString, "next_hop": kString,
 		"med": kInt, "local_pref": kInt, "communities": kString, "ext_communities": kString,
-		"large_communities": kString,
+		"large_communities": kString, "rpki": kString,
 	},
 	mBMPRib: {
 		"announcements": kInt, "withdrawals": kInt, "duplicates": kInt, "prefixes": kInt, "origin_changes": kInt,
+		"rpki_valid": kInt, "rpki_invalid_origin": kInt, "rpki_invalid_length": kInt, "rpki_not_found": kInt,
 	},
 	mRouterEvent: {
 		"n": kInt, "reason": kString, "sys_name": kString, "sys_descr": kString, "address": kString,
