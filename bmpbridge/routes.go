@@ -47,6 +47,9 @@ func (s *session) restateOwnRoutes(inst string) {
 				rt := s.route(ps, change.Announce, n, view, a)
 				s.withState(rt, n, st)
 				s.event(change.Event{Time: s.now, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: rt})
+				if s.b.obs != nil {
+					s.observe(ps, view, change.Announce, n, a, st)
+				}
 			})
 		}
 	}
@@ -104,6 +107,9 @@ func (s *session) routes(m *decode.Message) {
 		}
 		nWd++
 		s.r.held--
+		if s.b.obs != nil {
+			s.observe(ps, m.Peer.RIB, change.Withdraw, n, old, st)
+		}
 		if withEvents {
 			rt := s.route(ps, change.Withdraw, n, m.Peer.RIB, old)
 			s.withState(rt, n, st)
@@ -155,6 +161,9 @@ func (s *session) routes(m *decode.Message) {
 			}
 		}
 		nAnn++
+		if s.b.obs != nil {
+			s.observe(ps, m.Peer.RIB, change.Announce, n, u.Attrs, rib.State(st))
+		}
 		if withEvents {
 			rt := s.route(ps, change.Announce, n, m.Peer.RIB, u.Attrs)
 			if validated {

@@ -11,6 +11,7 @@ import (
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/rpki"
 	"github.com/meshd/meshd/rpki/rtr"
+	"github.com/meshd/meshd/stage"
 )
 
 // Route origin validation (RFC 6811) of the routes the RIBs hold.
@@ -143,6 +144,9 @@ func (s *session) revalidate() {
 				}
 				changed = true
 				counts[now]++
+				if s.b.obs != nil {
+					s.observe(ps, view, change.Announce, n, a, rib.State(now))
+				}
 				if !q.reset || now.Invalid() || was.Invalid() {
 					s.event(change.Event{NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRPKIChange, Fields: map[string]any{
 						"afi_safi": n.AfiSafi, "rib": view, "prefix": n.IP.String(), "path_id": int64(n.PathID),
@@ -185,4 +189,23 @@ func (s *session) withState(rt *change.Route, n *decode.NLRI, st rib.State) {
 	if s.b.rov != nil && rib.IPRoute(n) {
 		rt.RPKI = rpki.State(st).String()
 	}
+}
+
+// WithObserver has o judge the routes (the monitor: section's alerts).
+func WithObserver(o stage.RouteObserver) Option { return func(b *Bridge) { b.obs = o } }
+
+// observe hands a route that came, changed or went to the route observer
+// when it watches it; a is the route's attribute set (the old one for a
+// withdrawal), st its state.
+func (s *session) observe(ps *peerState, view string, action change.RouteAction, n *decode.NLRI, a *decode.Attrs, st rib.State) {
+	if !rib.IPRoute(n) {
+		return
+	}
+	origin := s.r.originOf(ps, view, a)
+	if !s.b.obs.Watches(n.IP, origin) {
+		return
+	}
+	rt := s.route(ps, action, n, view, a)
+	s.withState(rt, n, st)
+	s.b.obs.Observe(s.r.name, ps.ni, ps.addr, rt)
 }

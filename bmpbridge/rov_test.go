@@ -1,10 +1,18 @@
 package bmpbridge
 
 import (
+	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/bmpbridge/bmpgen"
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/monitor"
+	"github.com/meshd/meshd/monitor/alerts"
 	"github.com/meshd/meshd/rpki"
 	"github.com/meshd/meshd/rpki/rtr"
 )
@@ -110,4 +118,85 @@ func (r *rig) eventsOf(kind change.EventKind) []change.Event {
 		}
 	}
 	return out
+}
+
+// TestAlertsFromBMP feeds a bridge that validates routes and hands them
+// to the alert service (on the rig's own merge core): a quiet table
+// raises nothing; a more-specific from another origin raises sub-prefix
+// and rpki-invalid alerts under the router's /meshd/alerts, which its
+// withdrawal clears; a VRP change that makes a held route invalid raises
+// rpki-invalid for it.
+func TestAlertsFromBMP(t *testing.T) {
+	const origin, hijacker = 4200000001, 64666
+	vrps := rpki.NewTable()
+	vrps.Apply("cache", rtr.Delta{Reset: true, Announced: []rtr.VRP{{Prefix: netip.MustParsePrefix("10.0.0.0/16"), MaxLen: 24, ASN: origin}}})
+	cfg := monitor.Config{Prefixes: []monitor.Watch{{Prefix: netip.MustParsePrefix("10.0.0.0/16"), ASN: []uint32{origin}, MaxLength: 24}}}
+	var svc *alerts.Service
+	r := newRig(t, Config{}, WithRPKI(vrps), func(b *Bridge) {
+		var err error
+		if svc, err = alerts.New(cfg, b.core, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		b.obs = svc
+	})
+	open := func() []string {
+		var ks []string
+		for _, a := range svc.Open() {
+			ks = append(ks, string(a.Kind)+" "+a.Prefix.String())
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	inTree := func(a string) bool {
+		for _, al := range svc.Open() {
+			if string(al.Kind)+" "+al.Prefix.String() == a {
+				v := r.val("edge1", alertPath(alerts.ID(al), "kind"))
+				return v != nil && v.GetStringVal() == string(al.Kind)
+			}
+		}
+		return false
+	}
+	hijack := &bmpgen.Route{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.5.0/25")}, ASPath: []uint32{42009012, hijacker}, NextHop: pAddr}
+	steps := []struct {
+		name   string
+		stream []byte
+		events int // route events by then
+		want   []string
+	}{
+		{"a quiet table", append(upStream("edge1"), table(256, origin)...), 256, nil},
+		{"a more-specific from another origin", bmpgen.AppendRouteMonitoring(nil, peer(), hijack), 257,
+			[]string{"rpki-invalid 10.0.5.0/25", "sub-prefix 10.0.5.0/25"}},
+		{"withdrawn", bmpgen.AppendRouteMonitoring(nil, peer(), &bmpgen.Route{Prefixes: hijack.Prefixes, Withdraw: true}), 258, nil},
+	}
+	c, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, s := range steps {
+		if _, err := c.Write(s.stream); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, s.name, func() bool { return r.count(change.EventRoute, nil) == s.events })
+		if got := open(); !slices.Equal(got, s.want) {
+			t.Errorf("%s: open alerts %v, want %v", s.name, got, s.want)
+		}
+		for _, a := range s.want {
+			if !inTree(a) {
+				t.Errorf("%s: %s not under /meshd/alerts", s.name, a)
+			}
+		}
+	}
+	// The VRP goes to another AS: every route of the table is invalid.
+	r.b.Revalidate(vrps.Apply("cache", rtr.Delta{Reset: true, Announced: []rtr.VRP{{Prefix: netip.MustParsePrefix("10.0.0.0/16"), MaxLen: 24, ASN: hijacker}}}), true)
+	waitFor(t, "256 rpki-invalid alerts", func() bool { return len(open()) == 256 })
+	for _, a := range open() {
+		if !strings.HasPrefix(a, "rpki-invalid ") {
+			t.Fatalf("alert %s after the VRP change", a)
+		}
+	}
+}
+
+func alertPath(id, leaf string) *gpb.Path {
+	return &gpb.Path{Elem: []*gpb.PathElem{{Name: "meshd"}, {Name: "alerts"}, {Name: "alert", Key: map[string]string{"id": id}}, {Name: "state"}, {Name: leaf}}}
 }

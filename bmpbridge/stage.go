@@ -32,6 +32,9 @@ func newSource(env stage.Env) (stage.Source, error) {
 	if env.RPKI != nil {
 		opts = append(opts, WithRPKI(env.RPKI.Table))
 	}
+	if env.Routes != nil {
+		opts = append(opts, WithObserver(env.Routes))
+	}
 	b, err := New(env.Applier, opts...)
 	if err != nil {
 		return nil, err

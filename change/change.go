@@ -112,6 +112,8 @@ const (
 	// EventRPKIChange: a held route's RPKI validation state changed as
 	// the VRPs changed.
 	EventRPKIChange EventKind = "rpki_change"
+	// EventAlert: a route alert (the monitor: section) opened or cleared.
+	EventAlert EventKind = "alert"
 )
 
 // Event is a discrete happening attributed to a router and, where it has

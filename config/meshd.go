@@ -5,6 +5,7 @@ import (
 	"github.com/meshd/meshd/bmpbridge"
 	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
+	"github.com/meshd/meshd/monitor"
 	"github.com/meshd/meshd/rpki"
 	"strings"
 )
@@ -28,7 +29,10 @@ type Config struct {
 	Cluster cluster.Config `yaml:"cluster"`
 	// RPKI names the validator caches whose VRPs meshd follows over RTR;
 	// none: no origin validation.
-	RPKI         rpki.Config `yaml:"rpki"`
+	RPKI rpki.Config `yaml:"rpki"`
+	// Monitor watches the operator's prefixes in the routes the routers'
+	// BMP RIBs hold, and raises alerts; none: no alerts.
+	Monitor      monitor.Config `yaml:"monitor"`
 	sinkSections `yaml:",inline"`
 }
 
@@ -74,7 +78,7 @@ func (c *Config) SetDefaults() {
 
 // Validate checks every section.
 func (c *Config) Validate() error {
-	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate(), c.Cluster.Validate(), c.RPKI.Validate()}
+	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate(), c.Cluster.Validate(), c.RPKI.Validate(), c.Monitor.Validate()}
 	if c.Merge.QueueDepth < 1 {
 		errs = append(errs, fieldErr("merge.queue-depth", "must be >= 1"))
 	}

@@ -23,9 +23,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Watch is one watched prefix.
@@ -53,7 +55,24 @@ type Config struct {
 	// VisibilityLoss is K: a watched prefix withdrawn at K or more of the
 	// places that announced it raises a visibility alert (default 1).
 	VisibilityLoss int `yaml:"visibility-loss"`
+	// Webhook, when its URL is set, is POSTed each alert opening or
+	// clearing as JSON.
+	Webhook Webhook `yaml:"webhook"`
 }
+
+// Webhook is where alerts are POSTed.
+type Webhook struct {
+	URL string `yaml:"url"`
+	// Timeout bounds one POST (default 5s); a failed POST is tried
+	// again twice, 1 s and 2 s later, then counted as failed.
+	Timeout time.Duration `yaml:"timeout"`
+	// Queue bounds the alerts waiting to be POSTed (default 1024); past
+	// it they are dropped, counted and logged.
+	Queue int `yaml:"queue"`
+}
+
+// Enabled reports whether anything is to be watched.
+func (c *Config) Enabled() bool { return len(c.Prefixes) > 0 || len(c.OwnASNs) > 0 }
 
 // Validate checks the section.
 func (c *Config) Validate() error {
@@ -75,6 +94,14 @@ func (c *Config) Validate() error {
 	}
 	if c.VisibilityLoss < 0 {
 		errs = append(errs, errors.New("monitor.visibility-loss: must be >= 0"))
+	}
+	if u := c.Webhook.URL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("monitor.webhook.url: %q is not an http(s) URL", u))
+		}
+	}
+	if c.Webhook.Timeout < 0 || c.Webhook.Queue < 0 {
+		errs = append(errs, errors.New("monitor.webhook: timeout and queue must be >= 0"))
 	}
 	return errors.Join(errs...)
 }
@@ -119,7 +146,8 @@ type Alert struct {
 	Detail      string
 }
 
-// Transition is an alert opening or clearing, with why.
+// Transition is an alert opening (its Detail says why) or clearing, with
+// the Reason it cleared.
 type Transition struct {
 	Alert
 	Open   bool
@@ -189,7 +217,7 @@ func (m *Monitor) set(out []Transition, on bool, a Alert, reason string) []Trans
 	switch {
 	case on && !was:
 		m.open[k] = a
-		return append(out, Transition{Alert: a, Open: true, Reason: reason})
+		return append(out, Transition{Alert: a, Open: true}) // Detail says why
 	case on:
 		m.open[k] = a // the latest detail
 	case was:

@@ -100,8 +100,10 @@ func TestObserve(t *testing.T) {
 						sign = "+"
 					}
 					got = append(got, sign+string(tr.Kind))
-					if tr.Reason == "" || tr.Detail == "" {
-						t.Errorf("step %d: %s with no reason or detail: %+v", i, got[len(got)-1], tr)
+					// An opening says why in its detail, a clearing in its
+					// reason.
+					if tr.Detail == "" || tr.Open != (tr.Reason == "") {
+						t.Errorf("step %d: %s: detail %q, reason %q", i, got[len(got)-1], tr.Detail, tr.Reason)
 					}
 				}
 				if !slices.Equal(got, s.want) {

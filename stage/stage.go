@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -180,6 +181,20 @@ type Env struct {
 	// RPKI is route origin validation (the rpki: section): its table,
 	// and the VRP changes to follow. nil when no cache is configured.
 	RPKI *rpki.Manager
+	// Routes judges the routes sources hold (the monitor: section's
+	// alerts); nil when nothing is watched.
+	Routes RouteObserver
+}
+
+// RouteObserver is told of the routes a source's RIBs take in or let go
+// (*alerts.Service). Watches is asked of every route and must be cheap;
+// Observe is called only for those it accepts. Both are safe for
+// concurrent use.
+type RouteObserver interface {
+	Watches(p netip.Prefix, origin uint32) bool
+	// Observe: router's route r (its action, RIB view, origin, state) as
+	// seen from neighbor in network instance ni.
+	Observe(router, ni, neighbor string, r *change.Route)
 }
 
 // Ownership is the cluster's side of sharing targets: a source that

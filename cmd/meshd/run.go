@@ -20,6 +20,7 @@ import (
 	"github.com/meshd/meshd/internal/ops"
 	"github.com/meshd/meshd/internal/sessions"
 	"github.com/meshd/meshd/merge"
+	"github.com/meshd/meshd/monitor/alerts"
 	"github.com/meshd/meshd/rpki"
 	"github.com/meshd/meshd/stage"
 )
@@ -122,6 +123,15 @@ func run(ctx context.Context, cfg *config.Config) error {
 			return err
 		}
 	}
+	var watch *alerts.Service
+	if cfg.Monitor.Enabled() {
+		// Built before the sources too: the BMP source hands it the
+		// routes under watched prefixes.
+		if watch, err = alerts.New(cfg.Monitor, core, log, reg); err != nil {
+			return err
+		}
+		env.Routes = watch
+	}
 	// Sources bind their listeners when built: one that fails to build
 	// releases those built before it (Run with a done context).
 	var sources, sinks []component
@@ -171,6 +181,9 @@ func run(ctx context.Context, cfg *config.Config) error {
 		// The validator caches' VRPs, followed over RTR beside the
 		// sources (meshd_rpki_* metrics).
 		sources = append(sources, component{"rpki", env.RPKI.Run})
+	}
+	if watch != nil {
+		sources = append(sources, component{"monitor", watch.Run})
 	}
 	if member != nil {
 		// With the sources: it starts and stops their targets, and on

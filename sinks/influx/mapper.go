@@ -542,6 +542,10 @@ func (m *mapper) event(dst []byte, ev *change.Event, now time.Time) ([]byte, int
 		p.meas = mOrigin
 		p.tags = append(p.tags, tag{"afi_safi", stripModule(str(ev.Fields["afi_safi"]))}, tag{"rib", str(ev.Fields["rib"])})
 		m.eventFields(p, ev.Fields, "afi_safi", "rib")
+	case change.EventAlert:
+		p.meas = mAlert
+		p.tags = append(p.tags, tag{"kind", str(ev.Fields["kind"])}, tag{"state", str(ev.Fields["state"])})
+		m.eventFields(p, ev.Fields, "kind", "state")
 	case change.EventRPKIChange:
 		p.meas = mRPKIChange
 		p.tags = append(p.tags, tag{"afi_safi", stripModule(str(ev.Fields["afi_safi"]))}, tag{"rib", str(ev.Fields["rib"])})

@@ -73,6 +73,10 @@ var fixedKinds = map[string]map[string]kind{
 		"prefix": kString, "old_origin_as": kInt, "new_origin_as": kInt, "more_specific_of": kString,
 	},
 	mBMPStats: {"peer_type": kString},
+	mAlert: {
+		"n": kInt, "id": kString, "prefix": kString, "watched_prefix": kString, "rib": kString, "origin_as": kInt,
+		"detail": kString, "reason": kString, "description": kString,
+	},
 	mRPKIChange: {
 		"prefix": kString, "origin_as": kInt, "old_state": kString, "new_state": kString, "path_id": kInt,
 	},

@@ -148,6 +148,9 @@ func (s *state) Replace(router string, ups []change.Update) {
 var timeline = map[change.EventKind]bool{
 	change.EventPeerUp: true, change.EventPeerDown: true, change.EventHopChange: true,
 	change.EventOriginChange: true, change.EventRouterUp: true, change.EventRouterDown: true,
+	// Alerts, not the RPKI state changes under them: a cache's first
+	// set can change thousands of routes' states at once.
+	change.EventAlert: true,
 }
 
 // EventState is the kind of the page's own events: a session's state

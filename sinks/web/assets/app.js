@@ -323,6 +323,7 @@ function describe(ev) {
     case "hop_change": return `hops ${f.old_hops} \u2192 ${f.new_hops}`;
     case "origin_change": return `${f.prefix} origin AS ${f.old_origin_as} \u2192 ${f.new_origin_as}${f.more_specific_of ? " (more specific of " + f.more_specific_of + ")" : ""}`;
     case "router_down": return f.reason || "";
+    case "alert": return f.state === "open" ? `${f.kind} opened: ${f.detail}` : `${f.kind} cleared on ${f.prefix}: ${f.reason}`;
     default: return "";
   }
 }
