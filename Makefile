@@ -54,7 +54,7 @@ integration: build
 	$(GO) test -tags integration -count=1 -p 1 -timeout 40m ./...
 
 lab: tools build
-	$(LAB) up
+	$(LAB) up $(LABFLAGS)
 
 lab-down: build
 	$(LAB) down

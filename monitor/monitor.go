@@ -10,7 +10,9 @@
 //     more-specific of it;
 //   - visibility: a watched prefix withdrawn at K (or more) of the places
 //     (router, peer, RIB view) that announced it;
-//   - upstream: the AS next to the origin is not the one first seen;
+//   - upstream: the AS next to the origin is not the one learned first (the
+//     last seen in the upstream-learn period after the route first came,
+//     so that the path hunting of BGP's convergence is not news);
 //   - unwatched: a prefix originated by one of the operator's own ASNs
 //     that no watch covers.
 //
@@ -55,6 +57,9 @@ type Config struct {
 	// VisibilityLoss is K: a watched prefix withdrawn at K or more of the
 	// places that announced it raises a visibility alert (default 1).
 	VisibilityLoss int `yaml:"visibility-loss"`
+	// UpstreamLearn is how long after a place first has a route its
+	// upstream is learned rather than judged (default 1m).
+	UpstreamLearn time.Duration `yaml:"upstream-learn"`
 	// Webhook, when its URL is set, is POSTed each alert opening or
 	// clearing as JSON.
 	Webhook Webhook `yaml:"webhook"`
@@ -95,6 +100,9 @@ func (c *Config) Validate() error {
 	if c.VisibilityLoss < 0 {
 		errs = append(errs, errors.New("monitor.visibility-loss: must be >= 0"))
 	}
+	if c.UpstreamLearn < 0 {
+		errs = append(errs, errors.New("monitor.upstream-learn: must be >= 0"))
+	}
 	if u := c.Webhook.URL; u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			errs = append(errs, fmt.Errorf("monitor.webhook.url: %q is not an http(s) URL", u))
@@ -133,6 +141,8 @@ type Route struct {
 	ASPath   string // as BMP decodes it: "64500 64501 {64502,64503}"
 	// Invalid is set when RPKI origin validation found the route invalid.
 	Invalid bool
+	// Time is when the route was seen (zero: learning periods are over).
+	Time time.Time
 }
 
 // Alert is one open alert.
@@ -160,6 +170,12 @@ type alertKey struct {
 	place           Place
 }
 
+// learned is an upstream learned, and when the route was first seen.
+type learned struct {
+	as    uint32
+	first time.Time
+}
+
 type routeKey struct {
 	place  Place
 	prefix netip.Prefix
@@ -169,7 +185,7 @@ type routeKey struct {
 type Monitor struct {
 	cfg    Config
 	open   map[alertKey]Alert
-	firstU map[routeKey]uint32 // the upstream first seen per place and prefix
+	firstU map[routeKey]learned // the upstream learned per place and prefix
 	// announced are the places that announced each watched prefix, and
 	// whether they hold it now.
 	announced map[netip.Prefix]map[Place]bool
@@ -183,9 +199,12 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.VisibilityLoss == 0 {
 		cfg.VisibilityLoss = 1
 	}
+	if cfg.UpstreamLearn == 0 {
+		cfg.UpstreamLearn = time.Minute
+	}
 	// The most specific watch first, so a route finds the nearest.
 	slices.SortFunc(cfg.Prefixes, func(a, b Watch) int { return b.Prefix.Bits() - a.Prefix.Bits() })
-	return &Monitor{cfg: cfg, open: map[alertKey]Alert{}, firstU: map[routeKey]uint32{}, announced: map[netip.Prefix]map[Place]bool{}}, nil
+	return &Monitor{cfg: cfg, open: map[alertKey]Alert{}, firstU: map[routeKey]learned{}, announced: map[netip.Prefix]map[Place]bool{}}, nil
 }
 
 // Open lists the open alerts.
@@ -289,10 +308,16 @@ func (m *Monitor) Observe(r Route) []Transition {
 	// Upstream: the AS next to the origin, against the first seen here.
 	if !r.Withdraw {
 		up := upstream(r.ASPath, r.Origin)
-		first, seen := m.firstU[rk]
-		if !seen && up != 0 {
-			m.firstU[rk], first = up, up
+		l, seen := m.firstU[rk]
+		switch {
+		case !seen && up != 0:
+			l = learned{up, r.Time}
+			m.firstU[rk] = l
+		case seen && up != 0 && !r.Time.IsZero() && r.Time.Sub(l.first) < m.cfg.UpstreamLearn:
+			l.as = up // still learning
+			m.firstU[rk] = l
 		}
+		first := l.as
 		a := base
 		a.Kind, a.Detail = Upstream, fmt.Sprintf("%s reaches AS%d through AS%d, first seen through AS%d", r.Prefix, r.Origin, up, first)
 		out = m.set(out, up != 0 && first != 0 && up != first, a, "back through the first upstream")

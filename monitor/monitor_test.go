@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var (
@@ -22,6 +23,12 @@ func wd(at Place, prefix string) Route {
 }
 
 func invalid(r Route) Route { r.Invalid = true; return r }
+
+// at stamps a route sec seconds after t0.
+func at(r Route, sec int) Route {
+	r.Time = time.Unix(1_700_000_000, 0).Add(time.Duration(sec) * time.Second)
+	return r
+}
 
 // step is a route and the transitions it must make: "+kind" opens,
 // "-kind" clears.
@@ -69,6 +76,12 @@ func TestObserve(t *testing.T) {
 			{ann(r1a, "192.0.2.0/24", 64500, "64510 64500 64500"), nil},
 			{ann(r1a, "192.0.2.0/24", 64500, "64999 64500"), []string{"+upstream"}},
 			{ann(r1a, "192.0.2.0/24", 64500, "64510 64500"), []string{"-upstream"}},
+		}},
+		{"upstream changes while learning are not news", []step{
+			{at(ann(r1a, "192.0.2.0/24", 64500, "64999 64500"), 0), nil},
+			{at(ann(r1a, "192.0.2.0/24", 64500, "64510 64500"), 30), nil},
+			{at(ann(r1a, "192.0.2.0/24", 64500, "64999 64500"), 61), []string{"+upstream"}},
+			{at(ann(r1a, "192.0.2.0/24", 64500, "64510 64500"), 62), []string{"-upstream"}},
 		}},
 		{"visibility: K=2 of the places", []step{
 			{ann(r1a, "192.0.2.0/24", 64500, "64510 64500"), nil},

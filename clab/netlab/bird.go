@@ -140,6 +140,32 @@ func (l *Lab) birdHijack(r Router, p netip.Prefix) error {
 	if err != nil {
 		return err
 	}
+	return l.birdConfigure(r)
+}
+
+// birdUnhijack removes p's static route from BIRD's hijack file and
+// reloads the config.
+func (l *Lab) birdUnhijack(r Router, p netip.Prefix) error {
+	f := "hijack4.conf"
+	if p.Addr().Is6() {
+		f = "hijack6.conf"
+	}
+	path := filepath.Join(l.BIRDDir(r), f)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("route %s blackhole;\n", p)
+	if !strings.Contains(string(b), line) {
+		return fmt.Errorf("%s does not originate %s", r.Name, p)
+	}
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), line, "")), 0o644); err != nil {
+		return err
+	}
+	return l.birdConfigure(r)
+}
+
+func (l *Lab) birdConfigure(r Router) error {
 	out, err := l.Birdc(r, "configure")
 	if err != nil {
 		return err

@@ -77,6 +77,9 @@ bmp:
   listen: ["%s:%d"]
 `, HTTPPort, MgmtAddr, BMPPort)
 	fmt.Fprint(&b, sinkConfig(MgmtAddr, InfluxPort, filepath.Join(l.State.Dir, "spool"), fmt.Sprintf("127.0.0.1:%d", GNMIPort)))
+	if l.State.RPKI {
+		b.WriteString(l.monitorConfig())
+	}
 	b.WriteString("targets:\n")
 	b.WriteString(l.targetsYAML("  "))
 	return b.String()

@@ -32,6 +32,8 @@ var FaultKinds = []FaultKind{
 	{"reroute", []string{"R1", "R2", "VIA"}, "send R1-R2 traffic through VIA, one hop more (VIA must be linked to both)"},
 	{"unroute", []string{"R1", "R2", "VIA"}, "undo reroute R1 R2 VIA"},
 	{"hijack", []string{"R", "PREFIX"}, "make router R originate PREFIX"},
+	{"invalid", []string{"R"}, "make router R originate the first /25 of its own /24, which its ROA makes RPKI-invalid (by length; labs with --rpki)"},
+	{"withdraw", []string{"R", "PREFIX"}, "make router R stop originating PREFIX (undoes hijack and invalid)"},
 	{"kill-replica", []string{"N"}, "kill meshd replica N (SIGKILL; labs with --replicas)"},
 	{"start-replica", []string{"N"}, "start killed replica N again"},
 	{"pause-replica", []string{"N", "DURATION"}, "stop replica N (SIGSTOP) for DURATION, then continue it (0: until resume-replica)"},
@@ -107,12 +109,15 @@ func ParseFault(args []string) (Fault, error) {
 		return parseReplicaFault(k, ops)
 	}
 	f := Fault{Kind: k.Name, A: ops[0]}
-	if k.Name == "hijack" {
+	switch k.Name {
+	case "hijack", "withdraw":
 		p, err := netip.ParsePrefix(ops[1])
 		if err != nil {
-			return Fault{}, fmt.Errorf("hijack %s %q: want a prefix such as 10.200.1.0/25", ops[0], ops[1])
+			return Fault{}, fmt.Errorf("%s %s %q: want a prefix such as 10.200.1.0/25", k.Name, ops[0], ops[1])
 		}
 		f.Prefix = p
+		return f, nil
+	case "invalid":
 		return f, nil
 	}
 	f.B = ops[1]
@@ -202,8 +207,10 @@ func (f Fault) String() string {
 		return fmt.Sprintf("%s %d", f.Kind, f.Replica)
 	}
 	switch f.Kind {
-	case "hijack":
-		return fmt.Sprintf("hijack %s %s", f.A, f.Prefix)
+	case "hijack", "withdraw":
+		return fmt.Sprintf("%s %s %s", f.Kind, f.A, f.Prefix)
+	case "invalid":
+		return "invalid " + f.A
 	case "delay":
 		return fmt.Sprintf("delay %s→%s %v", f.A, f.B, f.Delay)
 	case "loss":
@@ -232,7 +239,7 @@ func (t *Topology) Check(f Fault) error {
 			return fmt.Errorf("%s: no router %s (this lab has r1 to r%d)", f, n, len(t.Routers))
 		}
 	}
-	if f.Kind == "hijack" {
+	if routerFault(f.Kind) {
 		return nil
 	}
 	if _, ok := t.LinkBetween(f.A, f.B); !ok {
@@ -320,6 +327,13 @@ func (l *Lab) Apply(ctx context.Context, f Fault) (string, error) {
 	case "hijack":
 		err = l.hijack(f.A, f.Prefix)
 		done = fmt.Sprintf("%s originates %s", f.A, f.Prefix)
+	case "invalid":
+		r, _ := l.Topo.Router(f.A)
+		err = l.hijack(f.A, r.InvalidPrefix())
+		done = fmt.Sprintf("%s originates %s (undo: withdraw %s %s)", f.A, r.InvalidPrefix(), f.A, r.InvalidPrefix())
+	case "withdraw":
+		err = l.unhijack(f.A, f.Prefix)
+		done = fmt.Sprintf("%s no longer originates %s", f.A, f.Prefix)
 	case "reroute", "unroute":
 		err = l.reroute(f.A, f.B, f.Via, f.Kind == "unroute")
 		if f.Kind == "unroute" {
@@ -466,6 +480,30 @@ func (l *Lab) Hijack(name, prefix string) error {
 	}
 	_, err = l.Apply(context.Background(), f)
 	return err
+}
+
+// routerFault tells the faults that name one router, not a link.
+func routerFault(kind string) bool { return kind == "hijack" || kind == "invalid" || kind == "withdraw" }
+
+// unhijack makes router name stop originating p.
+func (l *Lab) unhijack(name string, p netip.Prefix) error {
+	r, _ := l.Topo.Router(name)
+	af := "ipv4"
+	if p.Addr().Is6() {
+		af = "ipv6"
+	}
+	switch r.Daemon {
+	case "bird":
+		return l.birdUnhijack(r, p)
+	case "frr":
+		return nsRun(r.NS, "vtysh", "--vty_socket", l.FRRDir(r), "-d", "bgpd", "-c", "configure terminal",
+			"-c", fmt.Sprintf("router bgp %d", r.ASN), "-c", "address-family "+af+" unicast", "-c", "no network "+p.String())
+	}
+	cli, err := l.bin("gobgp")
+	if err != nil {
+		return err
+	}
+	return nsRun(r.NS, cli, "-u", "127.0.0.1", "-p", fmt.Sprint(gobgpAPIPort), "global", "rib", "del", p.String(), "-a", af)
 }
 
 func (l *Lab) hijack(name string, p netip.Prefix) error {

@@ -25,9 +25,11 @@ func TestParseFault(t *testing.T) {
 		{args: "unroute r1 r3 r2", want: "unroute r1–r3 via r2"},
 		{args: "hijack r3 10.200.1.0/25", want: "hijack r3 10.200.1.0/25"},
 		{args: "hijack r3 2001:db8:1::/64", want: "hijack r3 2001:db8:1::/64"},
+		{args: "invalid r2", want: "invalid r2"},
+		{args: "withdraw r3 10.200.1.0/25", want: "withdraw r3 10.200.1.0/25"},
 
-		{args: "", wantErr: "name a fault: one of down, up, reset, delay, loss, clear, reroute, unroute, hijack, kill-replica, start-replica, pause-replica, resume-replica, partition-replica, heal-replica"},
-		{args: "flap r1 r2", wantErr: `unknown fault "flap": want one of down, up, reset, delay, loss, clear, reroute, unroute, hijack, kill-replica, start-replica, pause-replica, resume-replica, partition-replica, heal-replica`},
+		{args: "", wantErr: "name a fault: one of down, up, reset, delay, loss, clear, reroute, unroute, hijack, invalid, withdraw, kill-replica, start-replica, pause-replica, resume-replica, partition-replica, heal-replica"},
+		{args: "flap r1 r2", wantErr: `unknown fault "flap": want one of down, up, reset, delay, loss, clear, reroute, unroute, hijack, invalid, withdraw, kill-replica, start-replica, pause-replica, resume-replica, partition-replica, heal-replica`},
 		{args: "delay r1 r2 -5ms", wantErr: "delay -5ms: a delay cannot be negative"},
 		{args: "delay r1 r2 11s", wantErr: "delay 11s: at most 10s"},
 		{args: "delay r1 r2 fast", wantErr: `delay "fast": want a duration such as 20ms`},
@@ -40,6 +42,8 @@ func TestParseFault(t *testing.T) {
 		{args: "reroute r1 r3", wantErr: "fault reroute: got 2 operands, want 3 (reroute R1 R2 VIA)"},
 		{args: "reroute r1 r3 r3", wantErr: "go through a third router"},
 		{args: "hijack r3 10.200.1.0", wantErr: `hijack r3 "10.200.1.0": want a prefix`},
+		{args: "withdraw r3 r4", wantErr: `withdraw r3 "r4": want a prefix`},
+		{args: "invalid r3 10.200.3.0/25", wantErr: "fault invalid: got 2 operands, want 1 (invalid R)"},
 
 		{args: "kill-replica 2", want: "kill-replica 2"},
 		{args: "start-replica 2", want: "start-replica 2"},
@@ -82,8 +86,8 @@ func TestParseFault(t *testing.T) {
 // Every kind the parser takes is in the one table, and every kind in the
 // table parses: the error's list cannot fall behind again.
 func TestFaultKindsComplete(t *testing.T) {
-	if got := len(FaultKinds); got != 15 {
-		t.Errorf("%d fault kinds, want 15", got)
+	if got := len(FaultKinds); got != 17 {
+		t.Errorf("%d fault kinds, want 17", got)
 	}
 	for _, k := range FaultKinds {
 		args := []string{k.Name}
@@ -118,6 +122,9 @@ func TestCheckFault(t *testing.T) {
 		{4, "delay r1 r99 10ms", "no router r99 (this lab has r1 to r4)"},
 		{4, "delay r99 r1 10ms", "no router r99"},
 		{4, "hijack r9 10.200.1.0/25", "no router r9"},
+		{4, "invalid r2", ""},
+		{4, "invalid r9", "no router r9"},
+		{4, "withdraw r9 10.200.1.0/25", "no router r9"},
 		{5, "reroute r1 r3 r9", "no router r9"},
 		{4, "delay r1 r3 10ms", "no direct link between r1 and r3 (r1 is linked to r2, r4)"},
 		{4, "reroute r1 r3 r2", "no direct link between r1 and r3"},

@@ -28,7 +28,11 @@ type Options struct {
 	// etcd leases of LeaseTTL (0: meshd's default).
 	Replicas int
 	LeaseTTL time.Duration
-	Dir      string // state, configs and logs
+	// RPKI runs an RPKI cache (stayrtr) with VRPs for the routers'
+	// prefixes, and gives meshd the caches and a monitor: section
+	// watching every router's prefixes (rpki.go).
+	RPKI bool
+	Dir  string // state, configs and logs
 	// Meshd is the collector (meshd) run in the management namespace,
 	// Probe the agent (meshd-probe) run in each router's namespace, and
 	// Lab the binary with the lab's own daemons (meshd-lab: wire and
@@ -60,6 +64,8 @@ type State struct {
 	Replicas int               `json:"replicas,omitempty"`
 	LeaseTTL time.Duration     `json:"lease_ttl,omitempty"`
 	Faulted  map[string]string `json:"faulted,omitempty"`
+	// RPKI: the lab runs an RPKI cache and meshd watches its prefixes.
+	RPKI bool `json:"rpki,omitempty"`
 }
 
 // Lab is a running lab.
@@ -102,6 +108,9 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if o.Replicas < 0 || o.Replicas > MaxReplicas {
 		return nil, fmt.Errorf("replicas: %d: want 0 (one meshd, not clustered) to %d", o.Replicas, MaxReplicas)
 	}
+	if o.RPKI && o.Replicas > 0 {
+		return nil, errors.New("rpki: the lab's RPKI cache and alerts are for one meshd, not --replicas yet")
+	}
 	if o.Dir == "" {
 		o.Dir = DefaultDir
 	}
@@ -122,7 +131,7 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l = &Lab{Topo: topo, opts: o, State: State{Dir: o.Dir, Routers: o.Routers, Replicas: o.Replicas, LeaseTTL: o.LeaseTTL, PIDs: map[string]int{}, Addrs: map[string]string{}}}
+	l = &Lab{Topo: topo, opts: o, State: State{Dir: o.Dir, Routers: o.Routers, Replicas: o.Replicas, LeaseTTL: o.LeaseTTL, RPKI: o.RPKI, PIDs: map[string]int{}, Addrs: map[string]string{}}}
 	defer func() {
 		if err != nil {
 			_ = Down(o.Dir, o.Progress)
@@ -195,6 +204,12 @@ func Up(ctx context.Context, o Options) (l *Lab, err error) {
 			return l, err
 		}
 	} else {
+		if o.RPKI {
+			o.progress("starting an RPKI cache (stayrtr) in %s on 127.0.0.1:%d, with a VRP for each router's prefixes (%s)", MgmtNS, RTRPort, l.ROAFile())
+			if err := l.startRTR(); err != nil {
+				return l, err
+			}
+		}
 		o.progress("starting meshd in %s (BMP %s:%d, gNMI target :%d, HTTP :%d)", MgmtNS, MgmtAddr, BMPPort, GNMIPort, HTTPPort)
 		if err := l.startMeshd(); err != nil {
 			return l, err

@@ -23,6 +23,7 @@ func addLabCmds(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&dir, "dir", netlab.DefaultDir, "folder for the lab's state, configs and logs")
 
 	var routers, replicas int
+	var rpki bool
 	var watch time.Duration
 	up := &cobra.Command{
 		Use:   "up",
@@ -32,19 +33,20 @@ func addLabCmds(cmd *cobra.Command) {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()
-			l, err := netlab.Up(ctx, netlab.Options{Routers: routers, Replicas: replicas, Dir: dir, Bin: tools.Look, Progress: out})
+			l, err := netlab.Up(ctx, netlab.Options{Routers: routers, Replicas: replicas, RPKI: rpki, Dir: dir, Bin: tools.Look, Progress: out})
 			if err != nil {
 				return err
 			}
 			if err := l.StartForwarder(); err != nil {
 				return err
 			}
-			fmt.Fprint(out, labBanner(l.Topo, replicas, dir))
+			fmt.Fprint(out, labBanner(l.Topo, replicas, rpki, dir))
 			return watchTable(ctx, out, watch, 2*time.Second, labRows(dir), func() bool { return netlab.IsUp(dir) })
 		},
 	}
 	up.Flags().IntVar(&routers, "routers", 4, "number of routers (2 to 60)")
 	up.Flags().IntVar(&replicas, "replicas", 0, fmt.Sprintf("run etcd and this many meshd replicas sharing the routers (cluster mode, 2 to %d; 0: one meshd)", netlab.MaxReplicas))
+	up.Flags().BoolVar(&rpki, "rpki", false, "run an RPKI cache (stayrtr) with a VRP for each router's prefixes, and have meshd validate routes and watch the prefixes (alerts)")
 	up.Flags().DurationVar(&watch, "watch", 0, "show the table for this long and return (0: until Ctrl-C)")
 
 	down := &cobra.Command{
@@ -170,7 +172,7 @@ func labRows(dir string) func() ([]sessions.Row, string, error) {
 
 // labBanner says where everything is and which faults this lab's
 // topology takes (a reroute needs a router linked to both ends).
-func labBanner(topo *netlab.Topology, replicas int, dir string) string {
+func labBanner(topo *netlab.Topology, replicas int, rpki bool, dir string) string {
 	var b strings.Builder
 	where := "meshd runs in namespace " + netlab.MgmtNS
 	if replicas > 0 {
@@ -196,6 +198,15 @@ lab is up (%d routers). %s; from this host:
 			label = "faults"
 		}
 		fmt.Fprintf(&b, "  %-14s %s fault %s\n", label, lab, ex)
+	}
+	if rpki {
+		r := topo.Routers[min(2, len(topo.Routers))-1]
+		h := topo.Routers[min(3, len(topo.Routers))-1]
+		fmt.Fprintf(&b, "  %-14s %s fault invalid %s\n", "alerts", lab, r.Name)
+		fmt.Fprintf(&b, "  %-14s %s fault withdraw %s %s\n", "", lab, r.Name, r.InvalidPrefix())
+		fmt.Fprintf(&b, "  %-14s %s fault withdraw %s 10.200.1.0/25\n", "", lab, h.Name)
+		fmt.Fprintf(&b, "  %-14s (invalid: %s's %s, RPKI-invalid by length; the hijack: sub-prefix and rpki-invalid; withdraw clears them)\n", "", r.Name, r.InvalidPrefix())
+		fmt.Fprintf(&b, "  %-14s RPKI cache 127.0.0.1:%d in %s, serving %s/vrps.json (meshd follows edits)\n", "", netlab.RTRPort, netlab.MgmtNS, dir)
 	}
 	if _, _, _, ok := topo.RerouteExample(); !ok {
 		fmt.Fprintf(&b, "  %-14s (reroute needs a router linked to both ends: --routers 5 or more)\n", "")

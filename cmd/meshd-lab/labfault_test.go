@@ -67,7 +67,7 @@ func TestLabBannerFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		banner := labBanner(topo, 0, "/tmp/x")
+		banner := labBanner(topo, 0, n%2 == 0, "/tmp/x")
 		if !strings.Contains(banner, "meshd-lab --dir /tmp/x fault reset r1 r2") {
 			t.Errorf("%d routers: the banner's faults do not name the lab's folder:\n%s", n, banner)
 		}

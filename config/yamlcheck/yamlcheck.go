@@ -8,6 +8,7 @@ package yamlcheck
 
 import (
 	"cmp"
+	"encoding"
 	"errors"
 	"fmt"
 	"reflect"
@@ -152,6 +153,7 @@ var (
 	checkerType     = reflect.TypeFor[Checker]()
 	durationType    = reflect.TypeFor[time.Duration]()
 	timeType        = reflect.TypeFor[time.Time]()
+	textType        = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
 func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
@@ -184,6 +186,10 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 	}
 	switch {
 	case t == durationType || t == timeType:
+		c.scalar(n, t, path)
+	case t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(textType):
+		// A struct read from text (netip.Prefix, netip.Addr), as yaml.v3
+		// decodes it.
 		c.scalar(n, t, path)
 	case t.Kind() == reflect.Struct:
 		if !c.want(n, yaml.MappingNode, t, path) {
@@ -310,6 +316,8 @@ func describe(t reflect.Type) string {
 		return "a duration (like 10s, 1m30s)"
 	case t == timeType:
 		return "a time (RFC 3339)"
+	case t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(textType):
+		return "a " + t.Name() + " as text"
 	}
 	switch t.Kind() {
 	case reflect.String:

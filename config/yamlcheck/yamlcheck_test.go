@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -19,7 +20,8 @@ type inner struct {
 }
 
 type extra struct {
-	Port uint16 `yaml:"port"`
+	Port uint16         `yaml:"port"`
+	Nets []netip.Prefix `yaml:"nets"`
 }
 
 type doc struct {
@@ -51,12 +53,15 @@ func TestDecode(t *testing.T) {
 		{"inline struct", "prot: 1\n", false, `line 1: unknown key "prot"; did you mean "port"?`},
 		{"number too big", "port: 70000\n", false, `port: want a whole number, 0 or more, got the number 70000 (line 1)`},
 		{"negative unsigned", "port: -1\n", false, `port: want a whole number, 0 or more, got the number -1 (line 1)`},
+		{"prefixes", "nets: [10.0.0.0/8, \"2001:db8::/32\"]\n", false, ""},
+		{"not a prefix", "nets: [10.0.0.0]\n", false, `nets[0]: want a Prefix as text, got a string ("10.0.0.0") (line 1)`},
+		{"a prefix as a mapping", "nets: [{prefix: 10.0.0.0/8}]\n", false, `nets[0]: want a Prefix as text, got a mapping (line 1)`},
 		{"float", "ratio: half\n", false, `ratio: want a number, got a string ("half") (line 1)`},
 		{"map of lists", "nested: {a: [1, x]}\n", false, `nested.a[1]: want a whole number, got a string ("x") (line 1)`},
 		{"pointer bool", "by-name: {x: {on: maybe}}\n", false, `by-name.x.on: want true or false, got a string ("maybe") (line 1)`},
 		{"map not list", "items: {name: a}\n", false, `items: want a list of mappings, got a mapping (line 1)`},
 		{"list for a string", "rest: {a: [1]}\n", false, `rest.a: want a string, got a list (line 1)`},
-		{"anchors and merge keys", "base: &b {name: a, every: 2s}\nitems: [{<<: *b, on: false}]\n", false, `line 1: unknown key "base"; known keys: by-name, items, nested, port, ratio, rest`},
+		{"anchors and merge keys", "base: &b {name: a, every: 2s}\nitems: [{<<: *b, on: false}]\n", false, `line 1: unknown key "base"; known keys: by-name, items, nested, nets, port, ratio, rest`},
 		{"merge key with a bad value", "items: [{<<: {every: soon}, name: a}]\n", false, `items[0].every: want a duration (like 10s, 1m30s), got a string ("soon") (line 1)`},
 		{"foreign key skipped", "items: [{name: a, outputs: [x]}]\n", true, ""},
 		{"foreign near miss", "items: [{nam: a}]\n", true, `items[0]: unknown key "nam" (line 1); did you mean "name"?`},

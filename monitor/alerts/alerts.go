@@ -115,6 +115,7 @@ func (s *Service) Observe(router, ni, neighbor string, r *change.Route) {
 		Origin:   r.OriginAS,
 		ASPath:   r.ASPath,
 		Invalid:  strings.HasPrefix(r.RPKI, "invalid"),
+		Time:     time.Now(),
 	}
 	s.mu.Lock()
 	ts := s.m.Observe(rt)
