@@ -483,7 +483,9 @@ func (l *Lab) Hijack(name, prefix string) error {
 }
 
 // routerFault tells the faults that name one router, not a link.
-func routerFault(kind string) bool { return kind == "hijack" || kind == "invalid" || kind == "withdraw" }
+func routerFault(kind string) bool {
+	return kind == "hijack" || kind == "invalid" || kind == "withdraw"
+}
 
 // unhijack makes router name stop originating p.
 func (l *Lab) unhijack(name string, p netip.Prefix) error {

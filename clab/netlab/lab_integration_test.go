@@ -96,18 +96,28 @@ func upLab(t *testing.T, o netlab.Options, timeout time.Duration) *netlab.Lab {
 
 func startLab(t *testing.T) *labEnv {
 	t.Helper()
-	// Five routers: the ring plus a chord r1-r3, so r2 can be an extra hop.
-	return startLabN(t, 5)
+	// Five routers: the ring plus a chord r1-r3, so r2 can be an extra
+	// hop; with the RPKI cache, and meshd watching the routers' prefixes.
+	return startLabWith(t, 5, true)
 }
 
 func startLabN(t *testing.T, routers int) *labEnv {
 	t.Helper()
+	return startLabWith(t, routers, false)
+}
+
+func startLabWith(t *testing.T, routers int, rpki bool) *labEnv {
+	t.Helper()
 	testenv.RequireRoot(t)
-	for _, b := range []string{"gobgpd", "gobgp", "bgpd", "vtysh", "bird", "birdc", "influxd", "ethtool"} {
+	bins := []string{"gobgpd", "gobgp", "bgpd", "vtysh", "bird", "birdc", "influxd", "ethtool"}
+	if rpki {
+		bins = append(bins, "stayrtr")
+	}
+	for _, b := range bins {
 		testenv.Binary(t, b)
 	}
 	o := buildBins(t)
-	o.Routers = routers
+	o.Routers, o.RPKI = routers, rpki
 	l := upLab(t, o, 2*time.Minute+time.Duration(routers)*5*time.Second)
 	conn, err := netlab.NSConn(netlab.MgmtNS, fmt.Sprintf("127.0.0.1:%d", netlab.GNMIPort))
 	if err != nil {
@@ -354,6 +364,14 @@ func TestLab(t *testing.T) {
 		if n := e.influxCount(q); n != 0 {
 			t.Errorf("a quiet lab produced %d session or path-change events in %v", n, quiet)
 		}
+		// No alert, from the lab's start: every route is as its watch
+		// and its ROA expect.
+		if n := e.influxCount(`SELECT count("n") FROM "meshd_alert"`); n != 0 {
+			t.Errorf("a quiet lab produced %d alert events since it started", n)
+		}
+		if as, ok := e.gnmiAlerts(); !ok || len(as) != 0 {
+			t.Errorf("open alerts on the gNMI target of a quiet lab: %v (read: %v)", as, ok)
+		}
 	})
 
 	// When the reset subtest reset r1-r2: the delay's baseline leaves out
@@ -586,4 +604,6 @@ func TestLab(t *testing.T) {
 		q := `SELECT count("prefix") FROM "bgp_origin_change" WHERE "prefix" = '10.200.1.0/25'`
 		waitDetect(t, 2*time.Second, "a more-specific of r1's prefix from r3 as an origin change in InfluxDB", start, applied, func() bool { return e.influxCount(q) > 0 })
 	})
+
+	alertSteps(t, e)
 }
