@@ -22,6 +22,9 @@ type TableConfig struct {
 	// and BIRD's memory statistics show for a full table.
 	NewAttrShare float64
 	Seed         uint64
+	// OnRoute, when set, is told each route written: its peer, prefix
+	// and origin AS (a benchmark builds VRPs for the table from them).
+	OnRoute func(peer int, p netip.Prefix, origin uint32)
 }
 
 // MaxUpdate is the largest BGP message (RFC 4271 4), what a router packs
@@ -163,6 +166,13 @@ func (g *tableGen) peerTable(i, n int, v6 bool) error {
 		pending = pending[:0]
 		return g.emit()
 	}
+	// add puts a prefix in the UPDATE of the current set.
+	add := func(pf netip.Prefix) {
+		pending = append(pending, pf)
+		if g.c.OnRoute != nil {
+			g.c.OnRoute(i, pf, set.ASPath[len(set.ASPath)-1])
+		}
+	}
 	for k := 0; k < n; k++ {
 		pf := g.prefix(pfx, v6)
 		if k == 0 || rng.Float64() < g.c.NewAttrShare {
@@ -174,7 +184,7 @@ func (g *tableGen) peerTable(i, n int, v6 bool) error {
 			// An MP_REACH_NLRI past 255 bytes takes the extended length:
 			// count its extra byte from the start.
 			size = len(AppendUpdate(g.buf[:0], &set)) + 1
-			pending = append(pending, pf)
+			add(pf)
 			continue
 		}
 		l := 1 + (pf.Bits()+7)/8
@@ -184,11 +194,11 @@ func (g *tableGen) peerTable(i, n int, v6 bool) error {
 			}
 			set.Prefixes = []netip.Prefix{pf}
 			size = len(AppendUpdate(g.buf[:0], &set)) + 1
-			pending = append(pending, pf)
+			add(pf)
 			continue
 		}
 		size += l
-		pending = append(pending, pf)
+		add(pf)
 	}
 	if err := flush(); err != nil {
 		return err
