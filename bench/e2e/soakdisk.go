@@ -115,8 +115,8 @@ func diskFault(row *SoakRow, m *meshdProc, proxy *influxProxy, sim *simChild, q 
 	if _, err := os.Stat(spoolDir); err != nil {
 		failed = append(failed, fmt.Errorf("the spool directory was not made again: %v", err))
 	}
-	row.Note = fmt.Sprintf("disk %d MiB, %d MiB of it filled; spool errors %.0f while full, %.0f in all; points dropped for the spool: %.0f lost with a deleted segment, %.0f not written; the sink blocked %.1f s.",
-		soakDiskSize>>20, size>>20, fullErrors, sum(mfs, "meshd_influx_spool_errors_total"),
+	row.Note = fmt.Sprintf("disk %d MiB, %d MiB of it filled; spool errors %.0f while full, %.0f in all; %.0f points written to InfluxDB past the refused spool; points dropped for the spool: %.0f lost with a deleted segment, %.0f not written; the sink blocked %.1f s.",
+		soakDiskSize>>20, size>>20, fullErrors, sum(mfs, "meshd_influx_spool_errors_total"), sum(mfs, "meshd_influx_points_direct_total"),
 		sum(mfs, "meshd_influx_points_dropped_total", "reason", "spool_lost"), sum(mfs, "meshd_influx_points_dropped_total", "reason", "spool_error"),
 		sum(mfs, "meshd_influx_blocked_seconds_total"))
 	if err := errors.Join(failed...); err != nil {

@@ -4,6 +4,8 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	pointsSpooled prometheus.Counter
+	// pointsDirect are written to InfluxDB past a spool the disk refused.
+	pointsDirect  prometheus.Counter
 	pointsWritten prometheus.Counter
 	pointsDropped *prometheus.CounterVec // reason
 	batches       *prometheus.CounterVec // result
@@ -25,6 +27,8 @@ type metrics struct {
 func newMetrics(queue, bytes func() float64) *metrics {
 	return &metrics{
 		pointsSpooled: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_points_spooled_total", Help: "Points encoded and appended to the spool."}),
+		pointsDirect: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_points_direct_total",
+			Help: "Points written to InfluxDB straight from the sink's buffer because the disk refused the spool (full, read-only, gone), with InfluxDB up."}),
 		pointsWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_influx_points_written_total", Help: "Points InfluxDB acknowledged."}),
 		pointsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_influx_points_dropped_total", Help: "Points lost, by reason: spool_full (drop-oldest), rejected (HTTP 400 from InfluxDB), spool_error (the spool could not be written)."}, []string{"reason"}),
 		batches:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_influx_batches_total", Help: "Write requests by result: ok, retry (5xx, timeout, network), rejected (400, 422, a single point over the body limit), refused (401/403/404), split (413: written again in halves)."}, []string{"result"}),
@@ -45,7 +49,7 @@ func newMetrics(queue, bytes func() float64) *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.pointsSpooled, m.pointsWritten, m.pointsDropped, m.batches, m.retries,
+	for _, c := range []prometheus.Collector{m.pointsSpooled, m.pointsDirect, m.pointsWritten, m.pointsDropped, m.batches, m.retries,
 		m.latency, m.queuePoints, m.spoolBytes, m.lost, m.resyncs, m.snapshots, m.unmapped, m.overflows, m.typeConflicts, m.blocked, m.spoolErrors, m.up} {
 		if err := reg.Register(c); err != nil {
 			return err
