@@ -127,6 +127,24 @@ func ext4Disk(t *testing.T) (dir string, fail func()) {
 	}
 }
 
+// ext4Sink runs a sink writing to in with its spool on an ext4Disk whose
+// fail turns it read-only. Close tries the disk until its deadline: a
+// short one, as it may not succeed.
+func ext4Sink(t *testing.T, in *testenv.Influxd) (reg *prometheus.Registry, sub chanSub, stop func() (runErr, closeErr error), fail func()) {
+	t.Helper()
+	dir, fail := ext4Disk(t)
+	cfg := testConfig(t, in.URL, "meshd")
+	cfg.SpoolDir = filepath.Join(dir, "spool")
+	cfg.BatchSize = 500
+	reg = prometheus.NewRegistry()
+	s, err := New(cfg, WithRegisterer(reg), WithLogger(logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub = chanSub{make(chan change.Batch, 64)}
+	return reg, sub, runSinkClose(s, sub, 3*time.Second), fail
+}
+
 // TestSpoolReadOnly: the spool's disk turns read-only while meshd runs
 // (the kernel remounts it after an error) and InfluxDB is down. Appends
 // fail, each failure counted and logged; the points spooled before are
@@ -138,19 +156,7 @@ func TestSpoolReadOnly(t *testing.T) {
 	in := testenv.StartInfluxd(t)
 	in.CreateDB(t, "meshd")
 	in.Stop()
-	dir, fail := ext4Disk(t)
-	cfg := testConfig(t, in.URL, "meshd")
-	cfg.SpoolDir = filepath.Join(dir, "spool")
-	cfg.BatchSize = 500
-	reg := prometheus.NewRegistry()
-	s, err := New(cfg, WithRegisterer(reg), WithLogger(logger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := chanSub{make(chan change.Batch, 64)}
-	// Close tries the disk until its deadline: a short one, as it cannot
-	// succeed here.
-	stop := runSinkClose(s, sub, 3*time.Second)
+	reg, sub, stop, fail := ext4Sink(t, in)
 	base := time.Now().Add(-time.Hour)
 	sent := 0
 	// Sends as the merge core does: a batch the sink cannot take now is
@@ -208,17 +214,7 @@ func TestSpoolReadOnly(t *testing.T) {
 func TestSpoolRefusedInfluxUp(t *testing.T) {
 	in := testenv.StartInfluxd(t)
 	in.CreateDB(t, "meshd")
-	dir, fail := ext4Disk(t)
-	cfg := testConfig(t, in.URL, "meshd")
-	cfg.SpoolDir = filepath.Join(dir, "spool")
-	cfg.BatchSize = 500
-	reg := prometheus.NewRegistry()
-	s, err := New(cfg, WithRegisterer(reg), WithLogger(logger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub := chanSub{make(chan change.Batch, 64)}
-	stop := runSinkClose(s, sub, 3*time.Second)
+	reg, sub, stop, fail := ext4Sink(t, in)
 	base := time.Now().Add(-time.Hour)
 	const total = 6000
 	send := func(from, to int) {
