@@ -25,6 +25,10 @@ panels = [
   'SELECT "router", "neighbor", "event", "source", "reason", "reason_code", "notification_code", "notification_subcode" FROM "bgp_session_event" ' + W + ' ORDER BY time DESC LIMIT 100'),
  ("Recent origin-AS changes", "table",
   'SELECT "router", "neighbor", "afi_safi", "prefix", "old_origin_as", "new_origin_as" FROM "bgp_origin_change" ' + W + ' ORDER BY time DESC LIMIT 100'),
+ ("RPKI: invalid routes per RIB view", "timeseries",
+  'SELECT last("rpki_invalid_origin") AS "invalid_origin", last("rpki_invalid_length") AS "invalid_length" FROM "bmp_rib" ' + W + ' GROUP BY time($__interval), "router", "neighbor", "rib" fill(none)'),
+ ("Route alerts: opened and cleared", "table",
+  'SELECT "router", "neighbor", "kind", "state", "prefix", "watched_prefix", "origin_as", "rib", "detail", "reason" FROM "meshd_alert" ' + W + ' ORDER BY time DESC LIMIT 100'),
 ]
 tvars = [("router", 'SHOW TAG VALUES FROM "bgp_neighbor" WITH KEY = "router"', "bgp_neighbor"),
          ("neighbor", 'SHOW TAG VALUES FROM "bgp_neighbor" WITH KEY = "neighbor" WHERE "router" =~ /^$router$/', "bgp_neighbor")]
