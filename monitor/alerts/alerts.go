@@ -41,6 +41,39 @@ type Service struct {
 
 	hook *webhook
 	met  metrics
+	logs logBudget
+}
+
+// logBudget lets at most logBurst alert lines a logEvery into the log:
+// a ROA mistake can make thousands of routes invalid at once, each an
+// alert (every one is still an event, a metric and a POST). The lines
+// left out are counted in the next one let through.
+type logBudget struct {
+	mu      sync.Mutex
+	since   time.Time
+	n, held int
+}
+
+const (
+	logBurst = 20
+	logEvery = 10 * time.Second
+)
+
+// take reports whether a line may be logged now, and how many were held
+// back before it.
+func (b *logBudget) take(now time.Time) (ok bool, held int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.since) >= logEvery {
+		b.since, b.n = now, 0
+	}
+	if b.n >= logBurst {
+		b.held++
+		return false, 0
+	}
+	b.n++
+	held, b.held = b.held, 0
+	return true, held
 }
 
 type metrics struct {
@@ -205,14 +238,22 @@ func (s *Service) publish(ts []monitor.Transition, now time.Time) {
 			s.log.Warn("merge core refused an alert's leaves", slog.String("id", id), slog.Any("error", res.Err))
 		}
 		s.met.transitions.WithLabelValues(string(a.Kind), state).Inc()
+		attrs := []any{slog.String("kind", string(a.Kind)), slog.String("router", a.Router),
+			slog.String("neighbor", a.Neighbor), slog.String("rib", a.View), slog.String("prefix", a.Prefix.String())}
+		ok, held := s.logs.take(now)
+		if held > 0 {
+			attrs = append(attrs, slog.Int("alert_lines_held_back", held))
+		}
 		if t.Open {
 			s.met.open.WithLabelValues(string(a.Kind)).Inc()
-			s.log.Warn("alert opened", slog.String("kind", string(a.Kind)), slog.String("router", a.Router),
-				slog.String("neighbor", a.Neighbor), slog.String("rib", a.View), slog.String("prefix", a.Prefix.String()), slog.String("detail", a.Detail))
+			if ok {
+				s.log.Warn("alert opened", append(attrs, slog.String("detail", a.Detail))...)
+			}
 		} else {
 			s.met.open.WithLabelValues(string(a.Kind)).Dec()
-			s.log.Info("alert cleared", slog.String("kind", string(a.Kind)), slog.String("router", a.Router),
-				slog.String("neighbor", a.Neighbor), slog.String("rib", a.View), slog.String("prefix", a.Prefix.String()), slog.String("reason", t.Reason))
+			if ok {
+				s.log.Info("alert cleared", append(attrs, slog.String("reason", t.Reason))...)
+			}
 		}
 		if s.hook != nil {
 			s.hook.send(payload(t, id, now))

@@ -151,3 +151,21 @@ type gpbValue struct {
 	s string
 	u uint64
 }
+
+func TestLogBudget(t *testing.T) {
+	var b logBudget
+	t0 := time.Unix(1_700_000_000, 0)
+	logged := 0
+	for i := range 50 {
+		if ok, _ := b.take(t0.Add(time.Duration(i) * time.Millisecond)); ok {
+			logged++
+		}
+	}
+	if logged != logBurst {
+		t.Errorf("%d of 50 lines in a burst logged, want %d", logged, logBurst)
+	}
+	ok, held := b.take(t0.Add(logEvery))
+	if !ok || held != 50-logBurst {
+		t.Errorf("after the window: ok %v, held back %d, want %d", ok, held, 50-logBurst)
+	}
+}
