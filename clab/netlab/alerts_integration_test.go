@@ -206,7 +206,7 @@ func alertSteps(t *testing.T, e *labEnv) {
 		// no watch covers.
 		const p = "10.250.3.0/24"
 		start, applied := fault(t, "hijack", "r3", p)
-		waitDetect(t, 2*time.Second, "unwatched alerts for "+p, start, applied, has(p, []string{"unwatched"}, nil, "r3"))
+		waitDetect(t, 2*time.Second, "unwatched alerts for "+p, start, applied, has(p, []string{"unwatched"}, nil, ""))
 		start, applied = fault(t, "withdraw", "r3", p)
 		waitDetect(t, 2*time.Second, "the unwatched alerts cleared", start, applied, gone(p))
 		waitDetect(t, 2*time.Second, "the unwatched alerts cleared in InfluxDB", start, applied, cleared("unwatched", p))
