@@ -74,7 +74,7 @@ func newMetrics() *metrics {
 		ignoredDownsVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_peer_downs_ignored_total",
 			Help: "Peer Down messages for peers meshd does not hold up (never_up, already_down), which are no session going down: FRR sends one per failed connection attempt."}, []string{"reason"}),
 		quirksVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_sender_quirks_total",
-			Help: "Peers whose BMP feed showed a sender quirk, by quirk (local_as_prepended: Adj-RIB-In AS paths start with the router's own AS, dropped; pre_policy_without_adj_rib_in: the pre-policy feed is withdraws only, received-pre-policy not written)."}, []string{"quirk"}),
+			Help: "Peers whose BMP feed showed a sender quirk, by quirk (local_as_prepended: Adj-RIB-In AS paths start with the router's own AS, dropped; pre_policy_without_adj_rib_in: the pre-policy feed is withdraws only, received-pre-policy not written; loc_rib_path_ids: Loc-RIB routes under path IDs, a new best path sent without withdrawing the one it replaces, so the Loc-RIB is kept one route a prefix)."}, []string{"quirk"}),
 	}
 	m.resolve()
 	return m
@@ -89,7 +89,7 @@ func (m *metrics) resolve() {
 		m.ignoredDowns[r] = m.ignoredDownsVec.WithLabelValues(r)
 	}
 	m.quirks = map[string]prometheus.Counter{}
-	for _, q := range []string{"local_as_prepended", "pre_policy_without_adj_rib_in"} {
+	for _, q := range []string{"local_as_prepended", "pre_policy_without_adj_rib_in", "loc_rib_path_ids"} {
 		m.quirks[q] = m.quirksVec.WithLabelValues(q)
 	}
 	for i := range m.byType {

@@ -64,9 +64,35 @@ const (
 	// quirkNoPrePolicy: the pre-policy feed is withdraws only, as FRR's
 	// is for a neighbor without soft-reconfiguration inbound.
 	quirkNoPrePolicy
+	// quirkLocRIBPathIDs: Loc-RIB routes come under path IDs, and a new
+	// best path is sent under a new one without a withdraw of the path
+	// it replaces (gobgpd v4).
+	quirkLocRIBPathIDs
 )
 
-var quirkNames = map[quirk]string{quirkLocalASPrepended: "local_as_prepended", quirkNoPrePolicy: "pre_policy_without_adj_rib_in"}
+var quirkNames = map[quirk]string{quirkLocalASPrepended: "local_as_prepended", quirkNoPrePolicy: "pre_policy_without_adj_rib_in", quirkLocRIBPathIDs: "loc_rib_path_ids"}
+
+// oneLocRIBPath drops the path IDs of a Loc-RIB update: the Loc-RIB is
+// the router's best path per prefix (RFC 9069), so a route announced for
+// a prefix replaces the one held, whatever path ID each came under.
+// gobgpd v4 numbers its Loc-RIB paths and, when the best path changes,
+// sends the new one alone: kept by path ID, the replaced path stayed
+// held for good (a hijacked prefix the hijacker withdrew still showed
+// its origin in the Loc-RIB). A router that reports several Loc-RIB
+// paths of one prefix at once is counted a prefix at a time too.
+func (s *session) oneLocRIBPath(ps *peerState, u *decode.Update) {
+	seen := false
+	for _, nl := range [2][]decode.NLRI{u.Announce, u.Withdraw} {
+		for i := range nl {
+			if nl[i].PathID != 0 {
+				nl[i].PathID, seen = 0, true
+			}
+		}
+	}
+	if seen {
+		s.noteQuirk(ps, quirkLocRIBPathIDs)
+	}
+}
 
 // noteQuirk records a sender quirk once per peer: counted, logged once.
 func (s *session) noteQuirk(ps *peerState, q quirk) {

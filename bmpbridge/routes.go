@@ -74,6 +74,9 @@ func (s *session) routes(m *decode.Message) {
 	}
 	ps := s.r.peer(m.Peer)
 	vs := s.r.view(ps, m.Peer.RIB)
+	if m.Peer.RIB == "LOC_RIB" {
+		s.oneLocRIBPath(ps, u)
+	}
 	if vs.warmAt.IsZero() {
 		vs.warmAt = s.now.Add(originCheckDelay)
 	}
@@ -133,7 +136,7 @@ func (s *session) routes(m *decode.Message) {
 		var st rpki.State
 		var validated bool
 		if s.b.rov != nil {
-			st, validated = s.validate(vs, n, s.r.originOf(ps, m.Peer.RIB, u.Attrs))
+			st, validated = s.validate(vs, n, u.Attrs, s.r.originOf(ps, m.Peer.RIB, u.Attrs))
 		}
 		switch o {
 		case rib.Changed:

@@ -137,7 +137,10 @@ func (s *session) revalidate() {
 			changed := false
 			visited += vs.t.Within(set, func(n *decode.NLRI, a *decode.Attrs, st rib.State) rib.State {
 				origin := r.originOf(ps, view, a)
-				now := s.b.rov.Validate(n.IP, origin)
+				now := rpki.NotFound
+				if !unknownOrigin(a, origin) {
+					now = s.b.rov.Validate(n.IP, origin)
+				}
 				was := rpki.State(st)
 				if now == was {
 					return st
@@ -171,13 +174,24 @@ func (s *session) revalidate() {
 	s.b.rovm.seconds.Observe(time.Since(start).Seconds())
 }
 
+// unknownOrigin tells a route whose origin is the router's own AS before
+// meshd knows it (an empty AS_PATH before any Peer Up: FRR sends its own
+// networks first). It is neither validated (not-found) nor judged until
+// restateOwnRoutes gives it its origin; an AS_SET's 0 is an origin RFC
+// 6811 judges.
+func unknownOrigin(a *decode.Attrs, origin uint32) bool {
+	return origin == 0 && a != nil && a.ASPath == ""
+}
+
 // validate gives a route just announced (or changed) its state; ok is
 // false when meshd validates nothing or the route is not an IP route.
-func (s *session) validate(vs *viewState, n *decode.NLRI, origin uint32) (st rpki.State, ok bool) {
+func (s *session) validate(vs *viewState, n *decode.NLRI, a *decode.Attrs, origin uint32) (st rpki.State, ok bool) {
 	if s.b.rov == nil || !rib.IPRoute(n) {
 		return 0, false
 	}
-	st = s.b.rov.Validate(n.IP, origin)
+	if !unknownOrigin(a, origin) {
+		st = s.b.rov.Validate(n.IP, origin)
+	}
 	if _, ok = vs.t.SetState(n, rib.State(st)); !ok {
 		return 0, false
 	}
@@ -202,7 +216,7 @@ func (s *session) observe(ps *peerState, view string, action change.RouteAction,
 		return
 	}
 	origin := s.r.originOf(ps, view, a)
-	if !s.b.obs.Watches(n.IP, origin) {
+	if unknownOrigin(a, origin) || !s.b.obs.Watches(n.IP, origin) {
 		return
 	}
 	rt := s.route(ps, action, n, view, a)

