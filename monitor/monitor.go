@@ -9,7 +9,8 @@
 //   - rpki-invalid: an RPKI-invalid route for a watched prefix or a
 //     more-specific of it;
 //   - visibility: a watched prefix withdrawn at K (or more) of the places
-//     (router, peer, RIB view) that announced it;
+//     (router, peer, RIB view) that held it (for visibility-settle: a
+//     place that had it for seconds while paths were hunted is none);
 //   - upstream: the AS next to the origin is not the one learned first (the
 //     last seen in the upstream-learn period after the route first came,
 //     so that the path hunting of BGP's convergence is not news);
@@ -60,6 +61,10 @@ type Config struct {
 	// UpstreamLearn is how long after a place first has a route its
 	// upstream is learned rather than judged (default 1m).
 	UpstreamLearn time.Duration `yaml:"upstream-learn"`
+	// VisibilitySettle is how long a place must hold a watched prefix to
+	// count among the places that announced it (default 1m): path
+	// hunting hands a prefix to places for seconds.
+	VisibilitySettle time.Duration `yaml:"visibility-settle"`
 	// Webhook, when its URL is set, is POSTed each alert opening or
 	// clearing as JSON.
 	Webhook Webhook `yaml:"webhook"`
@@ -100,8 +105,8 @@ func (c *Config) Validate() error {
 	if c.VisibilityLoss < 0 {
 		errs = append(errs, errors.New("monitor.visibility-loss: must be >= 0"))
 	}
-	if c.UpstreamLearn < 0 {
-		errs = append(errs, errors.New("monitor.upstream-learn: must be >= 0"))
+	if c.UpstreamLearn < 0 || c.VisibilitySettle < 0 {
+		errs = append(errs, errors.New("monitor.upstream-learn, monitor.visibility-settle: must be >= 0"))
 	}
 	if u := c.Webhook.URL; u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
@@ -170,6 +175,14 @@ type alertKey struct {
 	place           Place
 }
 
+// seen is a place that announced a watched prefix: whether it holds it
+// now, since when it held it, and whether it counts (it held it for the
+// settle time).
+type seen struct {
+	holds, counted bool
+	since          time.Time
+}
+
 // learned is an upstream learned, and when the route was first seen.
 type learned struct {
 	as    uint32
@@ -186,9 +199,8 @@ type Monitor struct {
 	cfg    Config
 	open   map[alertKey]Alert
 	firstU map[routeKey]learned // the upstream learned per place and prefix
-	// announced are the places that announced each watched prefix, and
-	// whether they hold it now.
-	announced map[netip.Prefix]map[Place]bool
+	// announced are the places that announced each watched prefix.
+	announced map[netip.Prefix]map[Place]*seen
 }
 
 // New returns a monitor of cfg's watches.
@@ -202,9 +214,12 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.UpstreamLearn == 0 {
 		cfg.UpstreamLearn = time.Minute
 	}
+	if cfg.VisibilitySettle == 0 {
+		cfg.VisibilitySettle = time.Minute
+	}
 	// The most specific watch first, so a route finds the nearest.
 	slices.SortFunc(cfg.Prefixes, func(a, b Watch) int { return b.Prefix.Bits() - a.Prefix.Bits() })
-	return &Monitor{cfg: cfg, open: map[alertKey]Alert{}, firstU: map[routeKey]learned{}, announced: map[netip.Prefix]map[Place]bool{}}, nil
+	return &Monitor{cfg: cfg, open: map[alertKey]Alert{}, firstU: map[routeKey]learned{}, announced: map[netip.Prefix]map[Place]*seen{}}, nil
 }
 
 // Open lists the open alerts.
@@ -238,7 +253,12 @@ func (m *Monitor) set(out []Transition, on bool, a Alert, reason string) []Trans
 		m.open[k] = a
 		return append(out, Transition{Alert: a, Open: true}) // Detail says why
 	case on:
-		m.open[k] = a // the latest detail
+		// The latest detail, but where it opened: a visibility alert
+		// lives under the router that crossed the threshold, and is
+		// cleared there.
+		was := m.open[k]
+		was.Detail = a.Detail
+		m.open[k] = was
 	case was:
 		a = m.open[k]
 		delete(m.open, k)
@@ -331,25 +351,40 @@ func (m *Monitor) Observe(r Route) []Transition {
 	if exact {
 		places := m.announced[w.Prefix]
 		if places == nil {
-			places = map[Place]bool{}
+			places = map[Place]*seen{}
 			m.announced[w.Prefix] = places
 		}
-		if r.Withdraw {
-			if _, ok := places[r.Place]; ok {
-				places[r.Place] = false
+		// Places count once they have held the prefix for the settle
+		// time: BGP's path hunting after a change hands it to places
+		// for seconds, and their withdrawals are no loss of visibility.
+		for _, p := range places {
+			if p.holds && !p.counted && (r.Time.IsZero() || r.Time.Sub(p.since) >= m.cfg.VisibilitySettle) {
+				p.counted = true
 			}
-		} else {
-			places[r.Place] = true
 		}
-		gone := 0
-		for _, holds := range places {
-			if !holds {
-				gone++
+		p := places[r.Place]
+		switch {
+		case r.Withdraw && p != nil && !p.counted:
+			delete(places, r.Place)
+		case r.Withdraw && p != nil:
+			p.holds = false
+		case !r.Withdraw && p == nil:
+			places[r.Place] = &seen{holds: true, since: r.Time, counted: r.Time.IsZero()}
+		case !r.Withdraw && !p.holds:
+			p.holds = true // counted already: back where it was
+		}
+		gone, counted := 0, 0
+		for _, p := range places {
+			if p.counted {
+				counted++
+				if !p.holds {
+					gone++
+				}
 			}
 		}
 		a := Alert{Kind: Visibility, Watched: w.Prefix, Prefix: w.Prefix, Description: w.Description, Place: r.Place}
-		a.Detail = fmt.Sprintf("%s withdrawn at %d of the %d places that announced it (last: %s %s %s)", w.Prefix, gone, len(places), r.Router, r.Neighbor, r.View)
-		out = m.set(out, gone >= m.cfg.VisibilityLoss, a, fmt.Sprintf("withdrawn at %d of %d now, under %d", gone, len(places), m.cfg.VisibilityLoss))
+		a.Detail = fmt.Sprintf("%s withdrawn at %d of the %d places that held it (last: %s %s %s)", w.Prefix, gone, counted, r.Router, r.Neighbor, r.View)
+		out = m.set(out, gone >= m.cfg.VisibilityLoss, a, fmt.Sprintf("withdrawn at %d of %d now, under %d", gone, counted, m.cfg.VisibilityLoss))
 	}
 	return out
 }

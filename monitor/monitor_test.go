@@ -93,6 +93,15 @@ func TestObserve(t *testing.T) {
 			{ann(r1a, "192.0.2.0/24", 64500, "64510 64500"), nil},
 			{ann(r2a, "192.0.2.0/24", 64500, "64512 64500"), []string{"-visibility"}},
 		}},
+		{"visibility: places that held it for seconds do not count", []step{
+			{at(ann(r1a, "192.0.2.0/24", 64500, "64510 64500"), 0), nil},
+			{at(ann(r1b, "192.0.2.0/24", 64500, "64511 64500"), 0), nil},
+			{at(ann(r2a, "192.0.2.0/24", 64500, "64512 64500"), 100), nil},
+			{at(wd(r2a, "192.0.2.0/24"), 105), nil}, // path hunting: r2a had it 5 s
+			{at(wd(r1a, "192.0.2.0/24"), 106), nil},
+			{at(wd(r1b, "192.0.2.0/24"), 107), []string{"+visibility"}},
+			{at(ann(r1a, "192.0.2.0/24", 64500, "64510 64500"), 120), []string{"-visibility"}},
+		}},
 		{"own ASN, unwatched prefix", []step{
 			{ann(r1a, "203.0.113.0/24", 64500, "64510 64500"), []string{"+unwatched"}},
 			{ann(r1a, "203.0.113.0/24", 64500, "64510 64500"), nil},
@@ -124,6 +133,29 @@ func TestObserve(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVisibilityStaysWhereItOpened: a visibility alert is one per watched
+// prefix, attributed to the place whose withdrawal crossed K; later
+// withdrawals update its detail but not its place, so its clearing names
+// the router that holds it (the tree keeps it under that router).
+func TestVisibilityStaysWhereItOpened(t *testing.T) {
+	m, err := New(Config{Prefixes: []Watch{{Prefix: netip.MustParsePrefix("192.0.2.0/24"), ASN: []uint32{64500}}}, VisibilityLoss: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Observe(ann(r1a, "192.0.2.0/24", 64500, "64510 64500"))
+	m.Observe(ann(r2a, "192.0.2.0/24", 64500, "64512 64500"))
+	opened := m.Observe(wd(r1a, "192.0.2.0/24"))
+	m.Observe(wd(r2a, "192.0.2.0/24"))
+	m.Observe(ann(r2a, "192.0.2.0/24", 64500, "64512 64500"))
+	cleared := m.Observe(ann(r1a, "192.0.2.0/24", 64500, "64510 64500"))
+	if len(opened) != 1 || len(cleared) != 1 || !opened[0].Open || cleared[0].Open {
+		t.Fatalf("opened %+v, cleared %+v", opened, cleared)
+	}
+	if cleared[0].Place != opened[0].Place {
+		t.Errorf("cleared at %v, opened at %v", cleared[0].Place, opened[0].Place)
 	}
 }
 
