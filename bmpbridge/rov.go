@@ -172,6 +172,7 @@ func (s *session) revalidate() {
 		s.b.rovm.changes.WithLabelValues(st.String()).Add(float64(n))
 	}
 	s.b.rovm.seconds.Observe(time.Since(start).Seconds())
+	s.b.rovPasses.Add(1)
 }
 
 // unknownOrigin tells a route whose origin is the router's own AS before

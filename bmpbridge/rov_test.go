@@ -86,7 +86,11 @@ func TestRPKIStates(t *testing.T) {
 	events := 0
 	for _, s := range steps {
 		if d := s.delta; d.Reset || len(d.Announced)+len(d.Withdrawn) > 0 {
+			// One step at a time: a pass still queued would validate
+			// against the next step's table, with this step's reset flag.
+			passes := r.b.rovPasses.Load()
 			r.b.Revalidate(vrps.Apply("cache", d), d.Reset)
+			waitFor(t, s.name+": the pass", func() bool { return r.b.rovPasses.Load() > passes })
 		}
 		events += s.events
 		waitFor(t, s.name+": counts", func() bool { return counts() == s.counts })
