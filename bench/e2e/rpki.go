@@ -139,11 +139,14 @@ func runRPKI(tb testing.TB, bins binaries, sc RPKIScenario) (*RPKIResult, error)
 	}
 	defer m.stop()
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", portHTTP)
-	if err := waitFor(2*time.Minute, 100*time.Millisecond, func() (bool, error) {
+	held := 0
+	if err := waitFor(5*time.Minute, 100*time.Millisecond, func() (bool, error) {
 		mfs, err := scrape(metricsURL)
-		return err == nil && int(sum(mfs, "meshd_rpki_vrps")) == len(roas), m.exited()
+		held = int(sum(mfs, "meshd_rpki_vrps"))
+		return err == nil && held == len(roas), m.exited()
 	}); err != nil {
-		return nil, fmt.Errorf("meshd did not hold the cache's %d VRPs: %w", len(roas), err)
+		log, _ := os.ReadFile(m.logPath)
+		return nil, fmt.Errorf("meshd did not hold the cache's %d VRPs (%d): %w; meshd's log ends:\n%s", len(roas), held, err, tail(log, 3000))
 	}
 
 	cpu0, _ := procCPU(m.pid())

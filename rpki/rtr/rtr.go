@@ -94,6 +94,9 @@ type Client struct {
 	synced    bool // a session ID and serial are held
 	lastSync  time.Time
 	vrps      map[VRP]struct{}
+	// fails counts the sessions that ended since the last sync: the wait
+	// before the next grows from a second to the retry interval.
+	fails int
 }
 
 // New returns a client of the cache cfg names; Run runs it.
@@ -120,9 +123,11 @@ func (c *Client) Run(ctx context.Context) error {
 		if errors.Is(err, errAgain) {
 			continue // at once
 		}
-		c.log.Warn("rtr session ended; retrying", slog.Any("err", err), slog.Duration("retry", c.cfg.Retry))
+		c.fails++
+		wait := c.untilRetry()
+		c.log.Warn("rtr session ended; retrying", slog.Any("err", err), slog.Duration("retry", wait))
 		c.expire()
-		t := time.NewTimer(c.untilRetry())
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -133,10 +138,16 @@ func (c *Client) Run(ctx context.Context) error {
 	return nil
 }
 
-// untilRetry is the wait before reconnecting: the retry interval, or
-// less when the data expires before it (it is dropped then, at once).
+// untilRetry is the wait before reconnecting: 1 s after the first
+// failure since a sync, doubling up to the retry interval (a cache that
+// is still starting, or restarting, is asked again within seconds, not
+// the RFC's 10 minutes), or less when the data expires before it (it is
+// dropped then, at once).
 func (c *Client) untilRetry() time.Duration {
 	d := c.cfg.Retry
+	if c.fails > 0 && c.fails < 16 {
+		d = min(d, time.Second<<(c.fails-1))
+	}
 	if c.synced && len(c.vrps) > 0 {
 		if left := time.Until(c.lastSync.Add(c.cfg.Expire)); left > 0 && left < d {
 			d = left
@@ -371,7 +382,7 @@ func (c *Client) finish(p *pending) {
 			d.Announced = append(d.Announced, v)
 		}
 	}
-	c.synced, c.lastSync = true, time.Now()
+	c.synced, c.lastSync, c.fails = true, time.Now(), 0
 	c.log.Info("rtr: synchronised", slog.Uint64("serial", uint64(c.serial)), slog.Int("vrps", len(c.vrps)),
 		slog.Int("announced", len(d.Announced)), slog.Int("withdrawn", len(d.Withdrawn)), slog.Bool("reset", d.Reset))
 	c.apply(d)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -90,5 +91,25 @@ func TestExpiry(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the VRPs never expired")
+	}
+}
+
+// TestRetryBackoff: a cache that does not answer is asked again after
+// 1 s, 2 s, 4 s... up to the retry interval, and the wait starts over
+// after a sync.
+func TestRetryBackoff(t *testing.T) {
+	c := New(Config{Addr: "127.0.0.1:1", Retry: 10 * time.Second}, slog.Default(), func(Delta) {})
+	var got []time.Duration
+	for range 6 {
+		c.fails++
+		got = append(got, c.untilRetry())
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("waits %v, want %v", got, want)
+	}
+	c.synced, c.lastSync, c.fails = true, time.Now(), 0
+	if c.fails = 1; c.untilRetry() != time.Second {
+		t.Errorf("after a sync: %v, want 1s", c.untilRetry())
 	}
 }
