@@ -60,7 +60,7 @@ type RPKIPass struct {
 // RPKIResult is one run's figures.
 type RPKIResult struct {
 	Routes, VRPs      int
-	Valid             int // routes with a VRP of their own origin
+	Valid             int           // routes with a VRP of their own origin
 	LoadTime, LoadCPU time.Duration // the table's ingest, validated as it comes
 	Passes            []RPKIPass
 	RSS, PeakRSS      int64
