@@ -70,7 +70,7 @@ type Bridge struct {
 	placement   stage.Placement // cluster mode: where each router's data is joined (relay.go)
 	rov         *rpki.Table     // nil: routes are not validated (rov.go)
 	rovm        *rovMetrics
-	rovPasses   atomic.Uint64 // RIB passes validating again, for tests
+	rovPasses   atomic.Uint64       // RIB passes validating again, for tests
 	obs         stage.RouteObserver // nil: routes are not judged
 
 	mu      sync.Mutex
