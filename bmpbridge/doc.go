@@ -102,7 +102,12 @@
 //   - Loc-RIB (RFC 9069) as one instance peer named "global" (VRF/Table
 //     Name TLV) with peer distinguisher 0, address 0.0.0.0 and the
 //     router's AS: meshd takes it as the default instance for origin
-//     checks; the router's own routes have an empty AS_PATH.
+//     checks; the router's own routes have an empty AS_PATH. Its routes
+//     carry path IDs, and when a prefix's best path changes gobgpd sends
+//     the new one under a new ID without withdrawing the one it
+//     replaces: meshd keeps a Loc-RIB one route a prefix, whatever the
+//     IDs ({quirk=loc_rib_path_ids}; before, a hijacker's withdrawn
+//     route stayed in the Loc-RIB for good).
 //   - No End-of-RIB over BMP: a view's initial table of a family is what
 //     arrives in the 30 s after its first route (originCheckDelay). Routes re-sent after a BMP
 //     reconnect may lack their ADD-PATH IDs (matched to held paths).
