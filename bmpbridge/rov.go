@@ -79,7 +79,7 @@ type rovQueue struct {
 
 // Revalidate queues the routes under changed VRPs to be validated again
 // on every router; reset says the changes came from a cache's full set.
-// It is safe to call from any goroutine (rpki.Manager's OnChange).
+// It is safe to call from any goroutine (rpki.Manager.Follow calls it).
 func (b *Bridge) Revalidate(changed []rtr.VRP, reset bool) {
 	if b.rov == nil || len(changed) == 0 {
 		return
