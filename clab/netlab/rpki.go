@@ -1,13 +1,13 @@
 package netlab
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/meshd/meshd/rpki/vrpfile"
 )
 
 // The lab's RPKI cache (--rpki): Debian's stayrtr in the management
@@ -17,12 +17,8 @@ const (
 	RTRMetricsPort = 8283
 )
 
-// ROA is one VRP of the cache's file (rpki-client's JSON format).
-type ROA struct {
-	Prefix    string `json:"prefix"`
-	MaxLength int    `json:"maxLength"`
-	ASN       uint32 `json:"asn"`
-}
+// ROA is one VRP of the cache's file.
+type ROA = vrpfile.ROA
 
 // OwnPrefixes are the prefixes router r originates: an IPv4 /24 and an
 // IPv6 /48.
@@ -85,20 +81,7 @@ func (l *Lab) ROAFile() string { return filepath.Join(l.State.Dir, "vrps.json") 
 
 // WriteROAs replaces the VRPs the cache serves; stayrtr reads the file
 // every second and tells meshd (Serial Notify).
-func (l *Lab) WriteROAs(roas []ROA) error {
-	b, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"buildtime": time.Now().UTC().Format(time.RFC3339)},
-		"roas":     roas,
-	})
-	if err != nil {
-		return err
-	}
-	tmp := l.ROAFile() + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, l.ROAFile())
-}
+func (l *Lab) WriteROAs(roas []ROA) error { return vrpfile.Write(l.ROAFile(), roas) }
 
 func (l *Lab) startRTR() error {
 	bin, err := l.bin("stayrtr")

@@ -1,15 +1,14 @@
 package testenv
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/meshd/meshd/rpki/vrpfile"
 )
 
 // StayRTR is a real RPKI cache: Debian's stayrtr serving the VRPs of a
@@ -29,11 +28,7 @@ type StayRTR struct {
 }
 
 // ROA is one entry of the VRP file.
-type ROA struct {
-	Prefix    string `json:"prefix"`
-	MaxLength int    `json:"maxLength"`
-	ASN       uint32 `json:"asn"`
-}
+type ROA = vrpfile.ROA
 
 // StartStayRTR writes roas and starts the cache speaking up to version
 // protocol (0, 1 or 2); it is stopped at test cleanup.
@@ -51,18 +46,7 @@ func StartStayRTR(t testing.TB, protocol int, roas []ROA) *StayRTR {
 // Write replaces the VRP file (atomically: stayrtr never reads half).
 func (s *StayRTR) Write(roas []ROA) {
 	s.t.Helper()
-	b, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"buildtime": time.Now().UTC().Format(time.RFC3339)},
-		"roas":     roas,
-	})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	tmp := s.File + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, s.File); err != nil {
+	if err := vrpfile.Write(s.File, roas); err != nil {
 		s.t.Fatal(err)
 	}
 }
