@@ -111,7 +111,7 @@ func (e *labEnv) influxAlerts(kind, prefix, state string) int {
 // within 2 s of the announcement (a link's, within its hold time and
 // 2 s), and clear when the fault is undone. The routers' feeds are
 // gobgpd's and FRR's BMP (BIRD, r5, exports none).
-func alertSteps(t *testing.T, e *labEnv) {
+func alertSteps(t *testing.T, e *labEnv, page *pageEnv) {
 	r1, _ := e.lab.Topo.Router("r1")
 	r2, _ := e.lab.Topo.Router("r2")
 	r3, _ := e.lab.Topo.Router("r3")
@@ -195,6 +195,16 @@ func alertSteps(t *testing.T, e *labEnv) {
 		return start, time.Now()
 	}
 
+	// onPage: the status page lists an open alert of kind on prefix (on
+	// router, unless empty); offPage: none on prefix.
+	onPage := func(kind, prefix, router string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll("#alerts-table tr.alert.%s")].some((tr) => tr.children[4].textContent === %q && (%q === "" || tr.dataset.router === %q))`, kind, prefix, router, router)
+	}
+	offPage := func(prefix string) string {
+		return fmt.Sprintf(`![...document.querySelectorAll("#alerts-table tr.alert")].some((tr) => tr.children[4].textContent === %q)`, prefix)
+	}
+	rpkiCount := `Number((document.querySelector("#count-rpki b") || {}).textContent || -1)`
+
 	t.Run("alerts: hijack", func(t *testing.T) {
 		// TestLab's hijack subtest has r3 originate r1's more-specific:
 		// sub-prefix (an origin r1's watch does not expect) and
@@ -212,8 +222,15 @@ func alertSteps(t *testing.T, e *labEnv) {
 				t.Errorf("alert %+v: origin-as %d, want r3's %d", a, a.origin, r3.ASN)
 			}
 		}
+		// The status page lists them, counts them, and counts the
+		// invalid route in r1's session with r3's side.
+		page.waitPage(t, 2*time.Second, "the hijack's alerts on r1 listed", onPage("sub-prefix", hijacked, "r1")+" && "+onPage("rpki-invalid", hijacked, "r1"))
+		page.waitPage(t, 2*time.Second, "open alerts and RPKI-invalid routes counted",
+			`Number(document.querySelector("#count-alerts b").textContent) >= 2 && `+rpkiCount+` > 0`)
+		page.shot(t, alertsShot)
 		start, applied := fault(t, "withdraw", "r3", hijacked)
 		waitGone(t, 2*time.Second, "the hijack's alerts cleared on the gNMI target", start, applied, hijacked)
+		page.waitPage(t, 2*time.Second, "the hijack's alerts gone from the page", offPage(hijacked))
 		waitDetect(t, 2*time.Second, "the hijack's alerts cleared in InfluxDB", start, applied, func() bool {
 			return cleared("sub-prefix", hijacked)() && cleared("rpki-invalid", hijacked)()
 		})
@@ -225,8 +242,10 @@ func alertSteps(t *testing.T, e *labEnv) {
 		// r2's own origin, a length its watch allows: rpki-invalid only.
 		waitDetect(t, 2*time.Second, "an rpki-invalid alert for "+p+" on the gNMI target", start, applied, has(p, []string{"rpki-invalid"}, []string{"sub-prefix", "origin"}, ""))
 		waitDetect(t, 2*time.Second, "the alert in InfluxDB", start, applied, func() bool { return e.influxAlerts("rpki-invalid", p, "open") > 0 })
+		page.waitPage(t, 2*time.Second, "the rpki-invalid alert listed and the invalid routes counted", onPage("rpki-invalid", p, "")+" && "+rpkiCount+" > 0")
 		start, applied = fault(t, "withdraw", "r2", p)
 		waitGone(t, 2*time.Second, "the alert cleared on the gNMI target", start, applied, p)
+		page.waitPage(t, 2*time.Second, "the alert gone from the page and no RPKI-invalid route counted", offPage(p)+" && "+rpkiCount+" === 0")
 		waitDetect(t, 2*time.Second, "the alert cleared in InfluxDB", start, applied, cleared("rpki-invalid", p))
 	})
 

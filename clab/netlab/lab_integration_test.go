@@ -605,5 +605,5 @@ func TestLab(t *testing.T) {
 		waitDetect(t, 2*time.Second, "a more-specific of r1's prefix from r3 as an origin change in InfluxDB", start, applied, func() bool { return e.influxCount(q) > 0 })
 	})
 
-	alertSteps(t, e)
+	alertSteps(t, e, page)
 }

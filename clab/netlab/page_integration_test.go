@@ -32,6 +32,7 @@ type pageEnv struct {
 const (
 	fleetShot   = "../../docs/status-page.png"
 	sessionShot = "../../docs/status-page-session.png"
+	alertsShot  = "../../docs/status-page-alerts.png"
 )
 
 func openPage(t *testing.T, e *labEnv) *pageEnv {

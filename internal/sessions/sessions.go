@@ -45,6 +45,16 @@ type Row struct {
 	Health   string                  `json:"health,omitempty"`
 	Reason   string                  `json:"reason,omitempty"`
 	Sources  string                  `json:"sources,omitempty"`
+	// RPKIInvalid counts the session's routes RPKI finds invalid (by
+	// origin or by length) in the post-policy Adj-RIB-In BMP reports, or
+	// in the pre-policy one for a router that sends no post-policy view:
+	// one view, never the two added. RPKIInvalidPre is the pre-policy
+	// view's. Nil when meshd validates no routes of the session.
+	RPKIInvalid    *uint64 `json:"rpki_invalid,omitempty"`
+	RPKIInvalidPre *uint64 `json:"rpki_invalid_pre_policy,omitempty"`
+	// rpki holds the counts behind them: [pre, post][origin, length].
+	rpki    [2][2]uint64
+	rpkiHas [2]bool
 }
 
 // PrefixCounts are one AFI-SAFI's OpenConfig prefix counters. Received
@@ -130,6 +140,7 @@ var rowLeaves = map[string]bool{
 	"rtt-last": true, "rtt-min": true, "rtt-p50": true, "rtt-p99": true, "jitter": true, "hops": true, "losses": true,
 	"health": true, "reason": true, "sources": true,
 	"received": true, "received-pre-policy": true, "sent": true, "installed": true,
+	"rpki-invalid-origin": true, "rpki-invalid-length": true,
 }
 
 func num(v *gnmi.TypedValue) float64 {
@@ -210,6 +221,8 @@ func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) bool {
 			s = append(s, e.GetStringVal())
 		}
 		r.Sources = strings.Join(s, ",")
+	case "bmp/ribs/rib/state/rpki-invalid-origin", "bmp/ribs/rib/state/rpki-invalid-length":
+		return r.applyRPKI(rest, v)
 	default:
 		const pfx = "afi-safis/afi-safi/state/prefixes/"
 		if !bytes.HasPrefix(b, []byte(pfx)) || len(rest) < 2 {
@@ -238,6 +251,44 @@ func (r *Row) apply(rest []*gnmi.PathElem, v *gnmi.TypedValue) bool {
 			r.AfiSafis = map[string]PrefixCounts{}
 		}
 		r.AfiSafis[afi] = c
+	}
+	return true
+}
+
+// applyRPKI takes one RIB view's count of invalid routes; views other
+// than the Adj-RIB-In's are not the session's routes received.
+func (r *Row) applyRPKI(rest []*gnmi.PathElem, v *gnmi.TypedValue) bool {
+	var i int
+	switch rest[2].GetKey()["view"] {
+	case "ADJ_RIB_IN_PRE":
+		i = 0
+	case "ADJ_RIB_IN_POST":
+		i = 1
+	default:
+		return false
+	}
+	j := 0
+	if rest[len(rest)-1].GetName() == "rpki-invalid-length" {
+		j = 1
+	}
+	if v == nil {
+		r.rpki[i][j] = 0
+	} else {
+		r.rpki[i][j] = uint64(num(v))
+		r.rpkiHas[i] = true
+	}
+	// New pointers each time: a copy of the row handed out before keeps
+	// the counts it was made with.
+	count := func(i int) *uint64 {
+		if !r.rpkiHas[i] {
+			return nil
+		}
+		n := r.rpki[i][0] + r.rpki[i][1]
+		return &n
+	}
+	r.RPKIInvalidPre = count(0)
+	if r.RPKIInvalid = count(1); r.RPKIInvalid == nil {
+		r.RPKIInvalid = count(0)
 	}
 	return true
 }

@@ -3,6 +3,7 @@ package sessions
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -206,5 +207,72 @@ func TestRTTJSONNoNoise(t *testing.T) {
 		if i := bytes.IndexByte(b, '.'); i >= 0 && len(b)-i-1 > 3 {
 			t.Fatalf("decimal64 %d/1000 prints as %s", d, b)
 		}
+	}
+}
+
+// A session's RPKI-invalid routes are one Adj-RIB-In view's: the
+// post-policy one where BMP sends it, else the pre-policy one.
+func TestRPKIInvalidCounts(t *testing.T) {
+	type leaf struct {
+		view, name string
+		n          uint64
+	}
+	u := func(n uint64) *uint64 { return &n }
+	tests := []struct {
+		name      string
+		leaves    []leaf
+		want, pre *uint64
+	}{
+		{
+			name: "post-policy, not pre added to post",
+			leaves: []leaf{
+				{"ADJ_RIB_IN_PRE", "rpki-invalid-origin", 3}, {"ADJ_RIB_IN_PRE", "rpki-invalid-length", 2},
+				{"ADJ_RIB_IN_POST", "rpki-invalid-origin", 1}, {"ADJ_RIB_IN_POST", "rpki-invalid-length", 0},
+			},
+			want: u(1), pre: u(5),
+		},
+		{
+			name:   "pre-policy where no post-policy view is sent",
+			leaves: []leaf{{"ADJ_RIB_IN_PRE", "rpki-invalid-origin", 4}, {"ADJ_RIB_IN_PRE", "rpki-invalid-length", 1}},
+			want:   u(5), pre: u(5),
+		},
+		{
+			name:   "a zero is a zero",
+			leaves: []leaf{{"ADJ_RIB_IN_POST", "rpki-invalid-origin", 0}},
+			want:   u(0),
+		},
+		{
+			name:   "other views are not the session's routes received",
+			leaves: []leaf{{"ADJ_RIB_OUT_POST", "rpki-invalid-origin", 7}, {"LOC_RIB", "rpki-invalid-length", 7}},
+		},
+		{name: "no validation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ups := []change.Update{{Router: "r1", Path: change.NeighborPath("default", "10.100.1.2", "state", "session-state"), Value: change.String("ESTABLISHED")}}
+			for _, l := range tt.leaves {
+				p := change.MeshdNeighborPath("default", "10.100.1.2", "bmp", "ribs", "rib", "state", l.name)
+				for _, e := range p.Elem {
+					if e.Name == "rib" {
+						e.Key = map[string]string{"view": l.view}
+					}
+				}
+				ups = append(ups, change.Update{Router: "r1", Path: p, Value: change.Uint(l.n)})
+			}
+			rows := Build(ups)
+			if len(rows) != 1 {
+				t.Fatalf("rows = %+v", rows)
+			}
+			str := func(p *uint64) string {
+				if p == nil {
+					return "none"
+				}
+				return fmt.Sprint(*p)
+			}
+			r := rows[0]
+			if str(r.RPKIInvalid) != str(tt.want) || str(r.RPKIInvalidPre) != str(tt.pre) {
+				t.Errorf("invalid = %s (pre-policy %s), want %s (%s)", str(r.RPKIInvalid), str(r.RPKIInvalidPre), str(tt.want), str(tt.pre))
+			}
+		})
 	}
 }

@@ -16,6 +16,10 @@ type Fleet struct {
 	Rows        []RowView `json:"rows"`
 	Events      []Event   `json:"events"`
 	Unreachable []string  `json:"unreachable,omitempty"`
+	// Alerts are the open route alerts, newest first (at most 500);
+	// OpenAlerts counts them all.
+	Alerts     []Alert `json:"alerts"`
+	OpenAlerts int     `json:"open_alerts"`
 }
 
 // Detail is /api/status/session: one session's row, its probe history,
@@ -51,11 +55,11 @@ func (s *Sink) fleet(w http.ResponseWriter, r *http.Request) {
 	if v, err := strconv.Atoi(r.URL.Query().Get("events")); err == nil && v >= 0 {
 		n = v
 	}
-	rows, events, unreachable := s.st.fleet(n, r.URL.Query().Get("scope") == "local")
+	rows, events, alerts, unreachable := s.st.fleet(n, r.URL.Query().Get("scope") == "local")
 	if rows == nil {
 		rows = []RowView{}
 	}
-	writeJSON(w, Fleet{Rows: rows, Events: events, Unreachable: unreachable})
+	writeJSON(w, Fleet{Rows: rows, Events: events, Unreachable: unreachable, Alerts: alerts.Alerts, OpenAlerts: alerts.Open})
 }
 
 func (s *Sink) session(w http.ResponseWriter, r *http.Request) {

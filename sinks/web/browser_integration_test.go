@@ -5,10 +5,12 @@ package web
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/browser"
@@ -89,8 +91,36 @@ func TestPageInChromium(t *testing.T) {
 		t.Errorf("the page's lags %v (%v): want the DOWN row's, from 0 to a minute", lags, err)
 	}
 	counts, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("counts").textContent`))
-	if err != nil || counts != "10 routers1000 sessions999 healthy0 degraded1 down0 unknown" {
+	if err != nil || counts != "10 routers1000 sessions999 healthy0 degraded1 down0 unknown0 open alerts" {
 		t.Errorf("counts %q (%v)", counts, err)
+	}
+
+	// A route alert opens under r05 and RPKI finds routes of one of its
+	// sessions invalid: the page lists the alert, counts it and the
+	// invalid routes (post-policy's, not pre added to post), then the
+	// alert clears.
+	id := "origin 10.0.5.0/24 10.0.5.0/24 default 192.0.5.9 ADJ_RIB_IN_POST"
+	core.Apply(alertChanges("r05", id, "origin", "192.0.5.9", time.Now()))
+	core.Apply(ribInvalid("r05", "192.0.5.9", map[string]uint64{"ADJ_RIB_IN_PRE": 4, "ADJ_RIB_IN_POST": 3}))
+	alertRow := `document.querySelector('#alerts-table tr.alert[data-router="r05"]')`
+	if err := poll(ctx, alertRow+` !== null && !document.getElementById("alerts").hidden`); err != nil {
+		t.Fatalf("the page does not list the open alert: %v", err)
+	}
+	if text, err := chromedp.Run(ctx, chromedp.Evaluate[string](alertRow+`.textContent`)); err != nil ||
+		!strings.Contains(text, "origin") || !strings.Contains(text, "10.0.5.0/24") || !strings.Contains(text, "65666") {
+		t.Errorf("the alert's row reads %q (%v): want its kind, prefix and origin", text, err)
+	}
+	if err := poll(ctx, `document.getElementById("counts").textContent.endsWith("1 open alerts3 RPKI-invalid routes")`); err != nil {
+		counts, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("counts").textContent`))
+		t.Errorf("counts %q: want 1 open alert and 3 RPKI-invalid routes: %v", counts, err)
+	}
+	cell := `document.querySelector('tr[data-id="r05|default|192.0.5.9"]').children[11]`
+	if text, err := chromedp.Run(ctx, chromedp.Evaluate[string](cell+`.textContent + " " + `+cell+`.title`)); err != nil || text != "3 pre-policy: 4" {
+		t.Errorf("the session's RPKI invalid cell reads %q (%v), want 3 with pre-policy 4 in its title", text, err)
+	}
+	core.Apply([]change.Change{{Router: "r05", Path: alertPath(id), Time: time.Now(), Source: change.SourceMeshd}})
+	if err := poll(ctx, `document.getElementById("alerts").hidden && `+alertRow+` === null`); err != nil {
+		t.Errorf("the alert stayed on the page after it cleared: %v", err)
 	}
 
 	// The probed session's page: four plots of its 30 samples.
@@ -111,4 +141,54 @@ func TestPageInChromium(t *testing.T) {
 func poll(ctx context.Context, expr string) error {
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(20*time.Millisecond)))
 	return err
+}
+
+func alertPath(id string, leaf ...string) *gpb.Path {
+	p := &gpb.Path{Elem: []*gpb.PathElem{{Name: "meshd"}, {Name: "alerts"}, {Name: "alert", Key: map[string]string{"id": id}}}}
+	for _, l := range leaf {
+		p.Elem = append(p.Elem, &gpb.PathElem{Name: l})
+	}
+	return p
+}
+
+// alertChanges are an alert's opening leaves as monitor/alerts writes
+// them.
+func alertChanges(router, id, kind, neighbor string, at time.Time) []change.Change {
+	var cs []change.Change
+	set := func(leaf string, v *gpb.TypedValue) {
+		cs = append(cs, change.Change{Router: router, Path: alertPath(id, "state", leaf), Value: v, Time: at, Source: change.SourceMeshd})
+	}
+	set("id", change.String(id))
+	set("kind", change.String(kind))
+	set("watched-prefix", change.String("10.0.5.0/24"))
+	set("prefix", change.String("10.0.5.0/24"))
+	set("network-instance", change.String("default"))
+	set("neighbor", change.String(neighbor))
+	set("rib", change.String("ADJ_RIB_IN_POST"))
+	set("origin-as", change.Uint(65666))
+	set("detail", change.String("10.0.5.0/24 from AS 65666, want AS 65005"))
+	set("opened", change.Uint(uint64(at.UnixNano())))
+	return cs
+}
+
+// ribInvalid sets a session's RIB views' counts of invalid routes, all
+// of them invalid by origin.
+func ribInvalid(router, neighbor string, views map[string]uint64) []change.Change {
+	var cs []change.Change
+	for view, n := range views {
+		for leaf, v := range map[string]uint64{"view": 0, "rpki-invalid-origin": n, "rpki-invalid-length": 0} {
+			p := change.MeshdNeighborPath("default", neighbor, "bmp", "ribs", "rib", "state", leaf)
+			for _, e := range p.Elem {
+				if e.Name == "rib" {
+					e.Key = map[string]string{"view": view}
+				}
+			}
+			val := change.Uint(v)
+			if leaf == "view" {
+				val = change.String(view)
+			}
+			cs = append(cs, change.Change{Router: router, Path: p, Value: val, Time: time.Now(), Source: change.SourceBMP})
+		}
+	}
+	return cs
 }

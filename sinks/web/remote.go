@@ -148,6 +148,12 @@ func (r *remotes) take(peer, event string, data []byte) error {
 			return err
 		}
 		r.st.addRemoteEvents(peer, evs, false)
+	case "alerts":
+		var m alertsMsg
+		if err := json.Unmarshal(data, &m); err != nil {
+			return err
+		}
+		r.st.setRemoteAlerts(peer, m.Alerts)
 	}
 	return nil
 }
@@ -188,6 +194,10 @@ func (s *state) dropReplica(peer string) {
 	}
 	delete(s.remote, peer)
 	delete(s.unreachable, peer)
+	if _, ok := s.remoteAlerts[peer]; ok {
+		delete(s.remoteAlerts, peer)
+		s.alertsDirty = true
+	}
 	s.poke()
 }
 

@@ -141,7 +141,7 @@ func TestMovingSession(t *testing.T) {
 	s.Write([]change.Update{src, srcs}, nil)
 	s.setReplica("meshd-2:9100", []RowView{row("bmp")}, nil, true)
 	s.setReplica("meshd-1:9100", []RowView{row("bmp,gnmi,probe")}, nil, true)
-	rows, _, _ := s.fleet(0, false)
+	rows, _, _, _ := s.fleet(0, false)
 	if len(rows) != 1 || rows[0].Sources != "bmp,gnmi,probe" || rows[0].Replica != "meshd-1:9100" {
 		t.Fatalf("fleet: %+v, want meshd-1's joined row once", rows)
 	}

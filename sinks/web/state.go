@@ -66,6 +66,11 @@ type state struct {
 	remoteDirty map[string]struct{}
 	unreachable map[string]string
 	remoteSeq   map[string]uint64 // the last event taken from each replica, by its number
+	// The open route alerts by router and ID, the other replicas'
+	// (see alerts.go), and whether they changed since the last tick.
+	alerts       map[string]map[string]*Alert
+	remoteAlerts map[string][]Alert
+	alertsDirty  bool
 	// wake is signalled (never blocking) when something changed.
 	wake chan struct{}
 }
@@ -83,6 +88,9 @@ func newState(window time.Duration, events int) *state {
 		remoteDirty: map[string]struct{}{},
 		unreachable: map[string]string{},
 		remoteSeq:   map[string]uint64{},
+
+		alerts:       map[string]map[string]*Alert{},
+		remoteAlerts: map[string][]Alert{},
 	}
 }
 
@@ -111,8 +119,14 @@ func (s *state) Replace(router string, ups []change.Update) {
 	defer s.mu.Unlock()
 	old := s.routers[router]
 	fresh := map[key]*entry{}
+	delete(s.alerts, router)
+	s.alertsDirty = true
 	for i := range ups {
 		u := &ups[i]
+		if id, below, ok := alertOf(u.Path); ok {
+			s.applyAlert(router, u, id, below)
+			continue
+		}
 		ni, nbr, rest, ok := change.NeighborOf(u.Path)
 		if !ok || len(rest) == 0 || u.Value == nil {
 			continue
@@ -172,6 +186,10 @@ func (s *state) Write(ups []change.Update, evs []change.Event) {
 	var now int64 // when the merge core published the batch (Unix ms)
 	for i := range ups {
 		u := &ups[i]
+		if id, below, ok := alertOf(u.Path); ok {
+			s.applyAlert(u.Router, u, id, below)
+			continue
+		}
 		elems := u.Path.GetElem()
 		if u.Value != nil && (len(elems) == 0 || !sessions.Leaf(elems[len(elems)-1].GetName())) {
 			continue // no column of a row: counters, timers, routes' details
@@ -291,6 +309,10 @@ func (s *state) remove(k key) {
 // deleteAbove removes the sessions below a deleted path above the
 // neighbors: the router's whole state, or one network instance's.
 func (s *state) deleteAbove(router string, p *gpb.Path) {
+	if el := p.GetElem(); (len(el) == 0 || len(el) == 1 && el[0].GetName() == "meshd") && s.alerts[router] != nil {
+		delete(s.alerts, router)
+		s.alertsDirty = true
+	}
 	ni, all := "", true
 	for _, e := range p.GetElem() {
 		switch e.GetName() {
@@ -321,6 +343,8 @@ type delta struct {
 	events                []Event
 	points                map[key][]point
 	unreachable           []string
+	// alerts and localAlerts are set when the open alerts changed.
+	alerts, localAlerts *alertsMsg
 }
 
 // take hands over the changes since the last take; with build unset
@@ -332,6 +356,7 @@ func (s *state) take(lastEvent uint64, build bool) (d delta) {
 		clear(s.dirty)
 		clear(s.remoteDirty)
 		clear(s.points)
+		s.alertsDirty = false
 		if n := len(s.events.buf); n > 0 {
 			d.events = []Event{*s.events.at(n - 1)}
 		}
@@ -366,6 +391,11 @@ func (s *state) take(lastEvent uint64, build bool) (d delta) {
 	}
 	clear(s.dirty)
 	clear(s.remoteDirty)
+	if s.alertsDirty {
+		s.alertsDirty = false
+		all, own := s.alertsMsg(false), s.alertsMsg(true)
+		d.alerts, d.localAlerts = &all, &own
+	}
 	d.events = s.events.since(lastEvent)
 	if len(s.points) > 0 {
 		d.points = s.points
@@ -375,9 +405,10 @@ func (s *state) take(lastEvent uint64, build bool) (d delta) {
 	return d
 }
 
-// fleet returns every session's row, sorted, and the last events: this
-// replica's alone with local, else the other replicas' too.
-func (s *state) fleet(events int, local bool) ([]RowView, []Event, []string) {
+// fleet returns every session's row, sorted, the last events and the
+// open alerts: this replica's alone with local, else the other
+// replicas' too.
+func (s *state) fleet(events int, local bool) ([]RowView, []Event, alertsMsg, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var rows []RowView
@@ -412,7 +443,7 @@ func (s *state) fleet(events int, local bool) ([]RowView, []Event, []string) {
 	}
 	slices.SortFunc(rows, func(a, b RowView) int { return strings.Compare(a.ID, b.ID) })
 	evs := s.events.last(events, func(e Event) bool { return !local || e.Replica == "" })
-	return rows, evs, s.unreachableList()
+	return rows, evs, s.alertsMsg(local), s.unreachableList()
 }
 
 // detail is one session's page data held here; ok is false when the

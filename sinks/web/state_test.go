@@ -20,7 +20,7 @@ func established(router, ni, nbr string) change.Update {
 
 // ids lists the sessions the page shows.
 func ids(s *state) []string {
-	rows, _, _ := s.fleet(0, false)
+	rows, _, _, _ := s.fleet(0, false)
 	var out []string
 	for _, r := range rows {
 		out = append(out, r.ID)
@@ -112,7 +112,7 @@ func TestTimeline(t *testing.T) {
 	// the page's own.
 	s.Write([]change.Update{established("r1", "default", "192.0.2.1")}, nil)
 	s.Write([]change.Update{up("r1", change.NeighborPath("default", "192.0.2.1", "state", "session-state"), change.String("IDLE"), change.SourceBMP)}, nil)
-	_, evs, _ := s.fleet(10, false)
+	_, evs, _, _ := s.fleet(10, false)
 	var kinds []string
 	for _, e := range evs {
 		kinds = append(kinds, e.Kind)

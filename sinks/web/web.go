@@ -240,6 +240,10 @@ func (s *Sink) send(last uint64) uint64 {
 			local = append(local, encode("events", own))
 		}
 	}
+	if d.alerts != nil {
+		fleet = append(fleet, encode("alerts", d.alerts))
+		local = append(local, encode("alerts", d.localAlerts))
+	}
 	if u := strings.Join(d.unreachable, ","); u != s.unreachable {
 		s.unreachable = u
 		fleet = append(fleet, encode("cluster", map[string]any{"unreachable": d.unreachable}))
@@ -255,8 +259,8 @@ func (s *Sink) send(last uint64) uint64 {
 func (s *Sink) join(c *client, last uint64) uint64 {
 	// Changes made before the snapshot must not reach the page after it.
 	last = s.send(last)
-	rows, events, unreachable := s.st.fleet(200, c.local)
-	first := []sse{encode("fleet", map[string]any{"rows": rows, "events": events})}
+	rows, events, alerts, unreachable := s.st.fleet(200, c.local)
+	first := []sse{encode("fleet", map[string]any{"rows": rows, "events": events}), encode("alerts", alerts)}
 	if !c.local {
 		first = append(first, encode("cluster", map[string]any{"unreachable": unreachable}))
 	}

@@ -12,9 +12,10 @@ const $ = (id) => document.getElementById(id);
 const fleet = new Map(); // id -> row
 const trs = new Map(); // id -> <tr>
 let events = []; // newest last
+let alerts = { alerts: [], open: 0 }; // the open route alerts, newest first
 let lastSeq = 0;
 let sortKey = "router", sortDesc = false;
-let dirty = false, eventsDirty = false;
+let dirty = false, eventsDirty = false, alertsDirty = false;
 let rowH = 26; // a row's height in pixels, measured once rows are shown
 const collator = new Intl.Collator(undefined, { numeric: true });
 let watching = null; // the session shown, or null
@@ -62,6 +63,11 @@ function connect() {
     for (const id of m.removed || []) fleet.delete(id);
     window.meshdPage.updates += (m.rows || []).length + (m.removed || []).length;
     stamp(t0);
+    schedule();
+  });
+  es.addEventListener("alerts", (e) => {
+    alerts = JSON.parse(e.data);
+    alertsDirty = true;
     schedule();
   });
   es.addEventListener("events", (e) => {
@@ -116,6 +122,7 @@ function render() {
   if (watching) renderSessionRow();
   else renderFleet();
   if (eventsDirty) renderEvents();
+  if (alertsDirty && !watching) renderAlerts();
   eventsDirty = false;
   dirty = false;
   const p = window.meshdPage;
@@ -169,7 +176,15 @@ function renderCounts() {
   const parts = [`<span class="count" data-health=""><b>${routers.size}</b> routers</span>`,
     `<span class="count" data-health=""><b>${fleet.size}</b> sessions</span>`];
   for (const h of HEALTHS) parts.push(`<span class="count ${h}" data-health="${h}"><b>${c[h]}</b> ${h.toLowerCase()}</span>`);
-  $("counts").innerHTML = parts.join("");
+  // Fleet-wide figures of routing security: the open alerts, and the
+  // RPKI-invalid routes summed over sessions (a route two sessions
+  // carry counts twice), where meshd validates routes.
+  parts.push(`<span class="count alerts${alerts.open ? " open" : ""}" id="count-alerts"><b>${alerts.open}</b> open alerts</span>`);
+  let invalid = null;
+  for (const r of fleet.values()) if (r.rpki_invalid !== undefined) invalid = (invalid || 0) + r.rpki_invalid;
+  if (invalid !== null) parts.push(`<span class="count rpki${invalid ? " open" : ""}" id="count-rpki"><b>${invalid}</b> RPKI-invalid routes</span>`);
+  const html = parts.join("");
+  if ($("counts").innerHTML !== html) $("counts").innerHTML = html;
 }
 
 function cell(tr, i, text, title) {
@@ -182,9 +197,9 @@ function makeTr(id) {
   const tr = document.createElement("tr");
   tr.className = "session";
   tr.dataset.id = id;
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 13; i++) {
     const td = document.createElement("td");
-    if ([2, 5, 6, 7, 8, 9, 10].includes(i)) td.className = "num";
+    if ([2, 5, 6, 7, 8, 9, 10, 11].includes(i)) td.className = "num";
     tr.appendChild(td);
   }
   const b = document.createElement("span");
@@ -211,7 +226,9 @@ function fillTr(tr, r) {
   cell(tr, 8, r.rtt_us || r.losses ? String(num(r.losses)) : "");
   cell(tr, 9, r.hops ? String(r.hops) : "");
   cell(tr, 10, prefixes(r));
-  cell(tr, 11, r.sources || "", r.replica ? "collected by the replica at " + r.replica : "");
+  cell(tr, 11, r.rpki_invalid === undefined ? "" : String(r.rpki_invalid),
+    r.rpki_invalid_pre_policy === undefined ? "" : `pre-policy: ${r.rpki_invalid_pre_policy}`);
+  cell(tr, 12, r.sources || "", r.replica ? "collected by the replica at " + r.replica : "");
 }
 
 // prefixes shows post-policy received, with pre-policy after it when a
@@ -237,7 +254,7 @@ function makeSpacer() {
   const tr = document.createElement("tr");
   tr.className = "spacer";
   const td = document.createElement("td");
-  td.colSpan = 12;
+  td.colSpan = 13;
   tr.appendChild(td);
   return tr;
 }
@@ -300,12 +317,49 @@ function routerHead(name) {
     tr = document.createElement("tr");
     tr.className = "router-head";
     const td = document.createElement("td");
-    td.colSpan = 12;
+    td.colSpan = 13;
     td.textContent = name;
     tr.appendChild(td);
     heads.set(name, tr);
   }
   return tr;
+}
+
+// ---- alerts ----
+
+function renderAlerts() {
+  alertsDirty = false;
+  const box = $("alerts");
+  box.hidden = alerts.open === 0;
+  $("alerts-count").textContent = alerts.open > alerts.alerts.length ? `(${alerts.alerts.length} newest of ${alerts.open})` : `(${alerts.open})`;
+  const tbl = $("alerts-table");
+  const head = ["opened", "kind", "router", "seen from", "prefix", "watched", "origin AS", "detail"];
+  const trs = alerts.alerts.map((a) => {
+    const tr = document.createElement("tr");
+    tr.className = "alert " + a.kind;
+    tr.dataset.id = a.id;
+    tr.dataset.router = a.router;
+    const opened = a.opened_ms ? new Date(a.opened_ms) : null;
+    const from = a.neighbor ? `${a.network_instance && a.network_instance !== "default" ? a.network_instance + "/" : ""}${a.neighbor}${a.rib ? " " + a.rib : ""}` : "";
+    const cells = [opened ? opened.toLocaleTimeString() : "", a.kind, a.router + (a.replica ? ` (${a.replica})` : ""), from,
+      a.prefix || "", a.watched_prefix || "", a.origin_as ? String(a.origin_as) : "", a.detail || ""];
+    for (const c of cells) {
+      const td = document.createElement("td");
+      td.textContent = c;
+      tr.appendChild(td);
+    }
+    if (opened) tr.children[0].title = opened.toString();
+    if (a.description) tr.children[5].title = a.description;
+    if (a.neighbor) {
+      const id = [a.router, a.network_instance || "default", a.neighbor].join("|");
+      tr.addEventListener("click", () => { location.hash = "#/session/" + encodeURIComponent(id); });
+    }
+    return tr;
+  });
+  const hr = document.createElement("tr");
+  for (const h of head) { const th = document.createElement("th"); th.textContent = h; hr.appendChild(th); }
+  tbl.replaceChildren(hr, ...trs);
+  tbl.dataset.alerts = String(alerts.open);
 }
 
 // ---- events ----
@@ -599,6 +653,13 @@ $("filters").addEventListener("submit", (e) => e.preventDefault());
 $("counts").addEventListener("click", (e) => {
   const c = e.target.closest(".count");
   if (!c) return;
+  if (c.id === "count-alerts" || c.id === "count-rpki") {
+    if (c.id === "count-rpki") { sortKey = "rpki_invalid"; sortDesc = true; }
+    if (watching) location.hash = "#/";
+    else if (c.id === "count-alerts") $("alerts").scrollIntoView();
+    schedule();
+    return;
+  }
   $("f-health").value = c.dataset.health;
   schedule();
 });
