@@ -2,6 +2,7 @@ package gnmitarget
 
 import (
 	"sync"
+	"unsafe"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/encoding"
@@ -20,6 +21,9 @@ type chunk struct {
 	evs   []event
 	runs  []run
 	runOf []int32 // index into runs of the run each event belongs to
+	// size estimates the memory the chunk keeps alive: its events with
+	// their paths and values, and one encoding of them.
+	size int64
 }
 
 type run struct {
@@ -46,6 +50,7 @@ func encSlot(e gpb.Encoding) int {
 
 func newChunk(evs []event) *chunk {
 	c := &chunk{evs: evs, runOf: make([]int32, len(evs))}
+	c.size = chunkBytes(evs)
 	for i := range evs {
 		if i == 0 || !sameNotification(&evs[c.runs[len(c.runs)-1].start], &evs[i], i-c.runs[len(c.runs)-1].start) {
 			c.runs = append(c.runs, run{start: i})
@@ -137,4 +142,47 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 		return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
 	}
 	return c.CodecV2.Marshal(v)
+}
+
+// Rough sizes of the structures an event holds, on 64-bit Go with
+// protobuf-go's message state: they make chunkBytes an estimate within
+// a small factor, which is what a memory bound needs, at the cost of a
+// few additions per event.
+const (
+	eventBytes   = int64(unsafe.Sizeof(event{})) + 4 // and its runOf entry
+	pathBytes    = 64
+	elemBytes    = 80 + 8  // a PathElem and its pointer in the path
+	keyMapBytes  = 200     // a small map's buckets
+	keyBytes     = 32      // a key's two string headers
+	valueBytes   = 64 + 16 // a TypedValue and its oneof wrapper
+	encodedShare = 2       // one encoding of the leaf, per byte of its strings
+)
+
+// chunkBytes estimates the memory a chunk of evs holds.
+func chunkBytes(evs []event) int64 {
+	n := int64(len(evs)) * eventBytes
+	var last *gpb.Path
+	for i := range evs {
+		ev := &evs[i]
+		strs := int64(len(ev.key))
+		if p := ev.path; p != nil && p != last {
+			last = p
+			n += pathBytes
+			for _, e := range p.GetElem() {
+				n += elemBytes + int64(len(e.GetName()))
+				if k := e.GetKey(); len(k) > 0 {
+					n += keyMapBytes
+					for kk, kv := range k {
+						n += keyBytes + int64(len(kk)+len(kv))
+					}
+				}
+			}
+		}
+		if v := ev.val; v != nil {
+			n += valueBytes
+			strs += int64(len(v.GetStringVal()) + len(v.GetJsonIetfVal()) + len(v.GetJsonVal()) + len(v.GetBytesVal()))
+		}
+		n += strs * encodedShare
+	}
+	return n
 }

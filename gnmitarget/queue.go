@@ -22,10 +22,46 @@ type queue struct {
 	resync bool            // overflowed: resynchronise from the store on the next drain
 	dirty  map[string]bool // targets that lost leaves while overflowed
 	ready  chan struct{}   // signalled (capacity 1) when there is something to drain
+	// A queued entry keeps its whole chunk alive, shared or not: a
+	// subscriber that stops reading ends up holding one chunk per leaf it
+	// has queued, each the size of a whole write. pinned counts the
+	// entries per chunk, bytes the chunks' estimated size, and the queue
+	// overflows past maxBytes as it does past max leaves (0: no bound).
+	pinned   map[*chunk]int32
+	bytes    int64
+	maxBytes int64
 }
 
-func newQueue(max int) *queue {
-	return &queue{max: max, idx: map[qkey]int{}, ready: make(chan struct{}, 1)}
+func newQueue(max int, maxBytes int64) *queue {
+	return &queue{max: max, maxBytes: maxBytes, idx: map[qkey]int{}, pinned: map[*chunk]int32{}, ready: make(chan struct{}, 1)}
+}
+
+// unpin lets go of one entry's hold on its chunk; q.mu is held.
+func (q *queue) unpin(c *chunk) {
+	if n := q.pinned[c] - 1; n > 0 {
+		q.pinned[c] = n
+		return
+	}
+	delete(q.pinned, c)
+	q.bytes -= c.size
+}
+
+// overflow empties the queue into a resynchronisation, remembering the
+// targets whose deletes it loses; q.mu is held.
+func (q *queue) overflow() (dropped int) {
+	for _, e := range q.order {
+		if e.ev().val == nil {
+			q.markDirty(e.ev().target)
+		}
+	}
+	dropped = len(q.order)
+	clear(q.idx)
+	clear(q.order)
+	q.order = q.order[:0]
+	clear(q.pinned)
+	q.bytes = 0
+	q.resync = true
+	return dropped
 }
 
 // push queues the events of a chunk that keep passes. It returns how many
@@ -35,6 +71,7 @@ func (q *queue) push(c *chunk, keep func(*event) bool) (coalesced, dropped int) 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	added := false
+	var refs int32 // entries of c queued
 	for i := range c.evs {
 		ev := &c.evs[i]
 		if keep != nil && !keep(ev) {
@@ -53,28 +90,34 @@ func (q *queue) push(c *chunk, keep func(*event) bool) (coalesced, dropped int) 
 		k := qkey{ev.target, ev.key}
 		if at, ok := q.idx[k]; ok {
 			// The newer value takes the older one's place.
+			if old := q.order[at].src; old != c {
+				q.unpin(old)
+				refs++
+			}
 			q.order[at] = qent{c, i}
 			coalesced++
 			continue
 		}
 		if len(q.order) >= q.max {
-			dropped += len(q.order) + 1
-			for _, e := range q.order {
-				if e.ev().val == nil {
-					q.markDirty(e.ev().target)
-				}
-			}
 			if ev.val == nil {
 				q.markDirty(ev.target)
 			}
-			clear(q.idx)
-			clear(q.order)
-			q.order = q.order[:0]
-			q.resync = true
+			dropped += q.overflow() + 1
+			refs = 0
 			continue
 		}
 		q.idx[k] = len(q.order)
 		q.order = append(q.order, qent{c, i})
+		refs++
+	}
+	if refs > 0 {
+		if q.pinned[c] == 0 {
+			q.bytes += c.size
+		}
+		q.pinned[c] += refs
+		if q.maxBytes > 0 && q.bytes > q.maxBytes {
+			dropped += q.overflow()
+		}
 	}
 	if added {
 		select {
@@ -101,6 +144,8 @@ func (q *queue) drain(buf []qent) (out []qent, resync bool, dirty []string) {
 	clear(q.order)
 	q.order = q.order[:0]
 	clear(q.idx)
+	clear(q.pinned)
+	q.bytes = 0
 	resync = q.resync
 	q.resync = false
 	for t := range q.dirty {

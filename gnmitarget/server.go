@@ -52,6 +52,7 @@ type options struct {
 	maxSubsTotal              int
 	maxRecvMsg, maxSendMsg    int
 	queueSize                 int
+	queueBytes                int64
 	minSample                 time.Duration
 	cluster                   Cluster
 }
@@ -131,6 +132,13 @@ func WithMaxSendMsgSize(n int) Option { return func(o *options) { o.maxSendMsg =
 // before it overflows into a resynchronisation (default 65536).
 func WithQueueSize(n int) Option { return func(o *options) { o.queueSize = n } }
 
+// WithQueueBytes bounds the memory a subscriber's queue keeps alive, by
+// an estimate of the changes' size (default 16 MiB; 0: no bound): past
+// it the queue overflows into a resynchronisation as past WithQueueSize.
+// A queued leaf keeps the whole write it came in alive, so a subscriber
+// that stopped reading would otherwise hold up to a queue of writes.
+func WithQueueBytes(n int64) Option { return func(o *options) { o.queueBytes = n } }
+
 // WithMinSampleInterval sets the shortest SAMPLE interval served (default
 // 1s); shorter requests, and 0, are served at this interval.
 func WithMinSampleInterval(d time.Duration) Option { return func(o *options) { o.minSample = d } }
@@ -169,12 +177,15 @@ type Server struct {
 
 // New returns a server; it loads the TLS files given with WithTLS.
 func New(opts ...Option) (*Server, error) {
-	o := options{queueSize: 1 << 16, minSample: time.Second, log: slog.Default()}
+	o := options{queueSize: 1 << 16, queueBytes: 16 << 20, minSample: time.Second, log: slog.Default()}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.queueSize < 1 {
 		return nil, errors.New("gnmitarget: queue size must be > 0")
+	}
+	if o.queueBytes < 0 {
+		return nil, errors.New("gnmitarget: queue bytes must be >= 0")
 	}
 	if (o.user == "") != (o.pass == "") {
 		return nil, errors.New("gnmitarget: credentials need both a username and a password")

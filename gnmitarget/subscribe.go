@@ -93,7 +93,7 @@ func (s *Server) newSubscription(sl *gpb.SubscriptionList) (*subscription, error
 		return nil, status.Error(codes.InvalidArgument, "subscription list has no subscription")
 	}
 	pre := sl.GetPrefix()
-	sub := &subscription{target: pre.GetTarget(), enc: enc, q: newQueue(s.o.queueSize)}
+	sub := &subscription{target: pre.GetTarget(), enc: enc, q: newQueue(s.o.queueSize, s.o.queueBytes)}
 	sub.keepFn = sub.keep
 	for _, sp := range sl.GetSubscription() {
 		if len(sp.GetPath().GetElement()) > 0 {

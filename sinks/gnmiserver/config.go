@@ -49,6 +49,11 @@ type Config struct {
 	// QueueSize is how many distinct leaves a subscriber's queue holds
 	// before it is resynchronised instead.
 	QueueSize int `yaml:"queue-size"`
+	// QueueBytes bounds the memory a subscriber's queue keeps alive (an
+	// estimate of the queued changes' writes; default 16 MiB, -1: no
+	// bound); past it the subscriber is resynchronised too. A subscriber
+	// that stops reading holds at most this much.
+	QueueBytes int64 `yaml:"queue-bytes"`
 	// MinSampleInterval is the shortest SAMPLE interval served.
 	MinSampleInterval time.Duration `yaml:"min-sample-interval"`
 }
@@ -76,6 +81,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = 1 << 16
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = 16 << 20
 	}
 	if c.MinSampleInterval == 0 {
 		c.MinSampleInterval = time.Second
@@ -110,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSendMsgSize < 0 {
 		errs = append(errs, errors.New("gnmi-server.max-send-msg-size: must be >= 0"))
+	}
+	if c.QueueBytes < -1 {
+		errs = append(errs, errors.New("gnmi-server.queue-bytes: must be > 0, or -1 for no bound"))
 	}
 	if c.QueueSize < 0 {
 		errs = append(errs, errors.New("gnmi-server.queue-size: must be > 0"))

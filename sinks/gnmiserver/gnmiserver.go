@@ -122,6 +122,7 @@ func New(cfg Config, snap stage.Snapshotter, opts ...Option) (*Sink, error) {
 		gnmitarget.WithMaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		gnmitarget.WithMaxSendMsgSize(cfg.MaxSendMsgSize),
 		gnmitarget.WithQueueSize(cfg.QueueSize),
+		gnmitarget.WithQueueBytes(max(cfg.QueueBytes, 0)),
 		gnmitarget.WithMinSampleInterval(cfg.MinSampleInterval),
 	}
 	if trees, ok := snap.(stage.Trees); ok {
