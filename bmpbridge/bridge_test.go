@@ -694,3 +694,42 @@ func TestEndOfRIBPerFamily(t *testing.T) {
 		t.Errorf("no origin_change for 2001:db8:2::/48")
 	}
 }
+
+// TestPeerNotUp: Route Monitoring and Stats for a BGP peer with no Peer
+// Up (RFC 7854 3.3 has the Up first) are skipped, counted and logged;
+// they make no neighbor and no RIB. The router's own pseudo-peer is
+// exempt (FRR sends its Loc-RIB first), and the same peer's routes are
+// taken once it is up, and refused again after its Peer Down.
+func TestPeerNotUp(t *testing.T) {
+	r := newRig(t, Config{})
+	stranger := &bmpgen.Peer{Addr: netip.MustParseAddr("198.51.100.9"), AS: 64999, BGPID: netip.MustParseAddr("10.255.9.9"), Time: t0}
+	loc := &bmpgen.Peer{Type: 3, AS: 65001, BGPID: rID, Time: t0}
+	notUp := func() float64 { return testutil.ToFloat64(r.b.m.errors.WithLabelValues("peer_not_up")) }
+	stream := upStream("edge1")
+	stream = append(stream, routesFor(stranger, 4, 9)...)
+	stream = append(stream, bmpgen.AppendStats(nil, stranger, []bmpgen.Stat{{Type: 7, Value: 1}})...)
+	stream = append(stream, routesFor(loc, 2, 8)...)
+	stream = append(stream, table(3, 65000)...)
+	c := r.send(t, stream)
+	defer c.Close()
+	waitFor(t, "the up peer's 3 routes and the Loc-RIB's 2", func() bool {
+		return r.b.RouteCount("edge1", "default", "192.0.2.2", "") == 3 && notUp() == 5
+	})
+	if neighborsIn(r, "edge1")["198.51.100.9"] {
+		t.Error("a peer with no Peer Up became a neighbor")
+	}
+	waitFor(t, "bmp-errors 5", func() bool { return r.val("edge1", change.MeshdRouterPath("bmp-errors")).GetUintVal() == 5 })
+	// Up, its routes are taken.
+	if _, err := c.Write(append(peerUpFor(stranger, ""), routesFor(stranger, 4, 9)...)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stranger's 4 routes once up", func() bool { return r.b.RouteCount("edge1", "default", "198.51.100.9", "") == 4 })
+	// Down, refused again.
+	if _, err := c.Write(append(bmpgen.AppendPeerDown(nil, stranger, 3, 6, 2, nil, 0), routesFor(stranger, 1, 7)...)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a route after the Peer Down refused", func() bool { return notUp() == 6 })
+	if n := r.b.RouteCount("edge1", "default", "198.51.100.9", ""); n != 0 {
+		t.Errorf("%d routes held for a peer that went down", n)
+	}
+}

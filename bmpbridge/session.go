@@ -3,6 +3,7 @@ package bmpbridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -291,6 +292,7 @@ func (s *session) handle(m *decode.Message, err error) bool {
 		s.peerUp(m)
 	case m.PeerDown != nil:
 		s.peerDown(m)
+	case (m.Update != nil || m.Stats != nil) && s.peerNotUp(m):
 	case m.Update != nil:
 		if m.AddPathAbsent {
 			s.b.m.errors.WithLabelValues("add_path_absent").Inc()
@@ -473,6 +475,31 @@ func keyed(p *gpb.Path, elem, key, val string) *gpb.Path {
 		}
 	}
 	return p
+}
+
+// errPeerNotUp is a Route Monitoring or Stats Report message for a BGP
+// peer the router has sent no Peer Up for (RFC 7854 3.3: a router sends
+// the Peer Up of each peer before its routes).
+var errPeerNotUp = errors.New("message for a peer with no Peer Up")
+
+// peerNotUp skips, counts and logs a message of a peer that is not up;
+// the router's own pseudo-peers are exempt (FRR sends its Loc-RIB
+// before that peer's Up). Keeping such a peer would let a router, or
+// bytes gone wrong in a peer header, make a peer of every message, each
+// with its RIB views, tree leaves and series, and every route's origin
+// check would scan them all.
+func (s *session) peerNotUp(m *decode.Message) bool {
+	if isPseudo(m.Peer) {
+		return false
+	}
+	if ps := s.r.peers[m.Peer.Key]; ps != nil && ps.up {
+		return false
+	}
+	s.r.errors++
+	s.bad++
+	s.b.m.errors.WithLabelValues("peer_not_up").Inc()
+	s.malformed(s.r.name, m, fmt.Errorf("%w: peer %s (distinguisher %d)", errPeerNotUp, m.Peer.Address, m.Peer.Key.RD))
+	return true
 }
 
 // malformed logs a malformed message: the first badLogLimit of a session

@@ -57,7 +57,13 @@ var soakRows = []soakRow{
 	}},
 	{"bmp-fuzz", func(tb testing.TB, bins binaries, full bool, _ time.Duration) (*SoakRow, error) {
 		if full {
-			return runBMPFuzz(tb, bins, fuzzFull)
+			fz := fuzzFull
+			// MESHD_SOAK_FUZZ sets the fuzzed messages, to profile a
+			// shorter run.
+			if n, err := strconv.Atoi(os.Getenv("MESHD_SOAK_FUZZ")); err == nil && n > 0 {
+				fz.Messages = n
+			}
+			return runBMPFuzz(tb, bins, fz)
 		}
 		return runBMPFuzz(tb, bins, fuzzShort)
 	}},

@@ -450,7 +450,10 @@ func runBMPFuzz(tb testing.TB, bins binaries, fz BMPFuzz) (*SoakRow, error) {
 		st.framed, st.conns, st.mutated, c.msgs-c0.msgs, want, c.malformed-c0.malformed, c.framing-c0.framing, st.breakers, c.other-c0.other, logged, summed, st.closed)
 	row.Note += fmt.Sprintf("; meshd retried %.0f writes", retries())
 	if c.framing-c0.framing != float64(st.breakers) {
-		row.Failed += fmt.Sprintf("framing errors %.0f, breakers sent %d; ", c.framing-c0.framing, st.breakers)
+		// meshd's log goes with the row's directory: its framing lines
+		// say where each was.
+		lines := framingLog.FindAll(log, 40)
+		row.Failed += fmt.Sprintf("framing errors %.0f, breakers sent %d; meshd's framing lines:\n%s\n", c.framing-c0.framing, st.breakers, bytes.Join(lines, []byte("\n")))
 	}
 	if c.malformed-c0.malformed > 0 && logged == 0 {
 		row.Failed += "malformed messages counted but none logged with router and offset; "
@@ -462,6 +465,7 @@ func runBMPFuzz(tb testing.TB, bins binaries, fz BMPFuzz) (*SoakRow, error) {
 }
 
 var (
+	framingLog       = regexp.MustCompile(`(?m)^.*closing BMP session: stream cannot be framed.*$`)
 	malformedLog     = regexp.MustCompile(`(?m)^.*malformed BMP message skipped.*router=fuzz-\d+.*offset=\d+.*$`)
 	malformedSummary = regexp.MustCompile(`(?m)^.*malformed BMP messages skipped.*router=fuzz-\d+.*since_last_warning=(\d+).*$`)
 )
