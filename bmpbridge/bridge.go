@@ -196,22 +196,46 @@ func (b *Bridge) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		b.pending++
-		sctx, cancel := context.WithCancel(ctx)
-		b.conns[c] = &connEntry{cancel: cancel}
-		b.wg.Add(1)
-		b.mu.Unlock()
+		b.spawn(ctx, c)
 		b.m.accepted.WithLabelValues("accepted").Inc()
-		b.m.sessions.Inc()
-		go func() {
-			defer b.wg.Done()
-			b.serveConn(sctx, c)
-			cancel()
-			b.mu.Lock()
-			delete(b.conns, c)
-			b.mu.Unlock()
-			b.m.sessions.Dec()
-		}()
 	}
+}
+
+// spawn serves c as a BMP session in its own goroutine; b.mu is held and
+// is let go.
+func (b *Bridge) spawn(ctx context.Context, c net.Conn) {
+	sctx, cancel := context.WithCancel(ctx)
+	b.conns[c] = &connEntry{cancel: cancel}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	b.m.sessions.Inc()
+	go func() {
+		defer b.wg.Done()
+		b.serveConn(sctx, c)
+		cancel()
+		b.mu.Lock()
+		delete(b.conns, c)
+		b.mu.Unlock()
+		b.m.sessions.Dec()
+	}()
+}
+
+// Attach serves c, a BMP stream made inside meshd (the peering source's
+// BGP sessions), as a router's session: the same reading, RIBs, events
+// and checks as a connection from a router, without the listener's
+// allow-list (the source admits its own peers). It returns at once;
+// net.ErrClosed when the bridge is closed.
+func (b *Bridge) Attach(ctx context.Context, c net.Conn) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		c.Close()
+		return net.ErrClosed
+	}
+	b.pending++
+	b.spawn(ctx, c)
+	b.m.accepted.WithLabelValues("attached").Inc()
+	return nil
 }
 
 func hostOf(a net.Addr) string {

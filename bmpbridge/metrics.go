@@ -46,7 +46,7 @@ func newMetrics() *metrics {
 		relays: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_relays_total",
 			Help: "BMP sessions of routers another replica owns (cluster mode), by result: relayed to the owner; failed (the owner could not be reached: served here); refused (the owner ended the relay at once: the router's sessions are served here for a minute); handed_over (a session served here ended because its router is now owned elsewhere: the router connects again and is relayed)."}, []string{"result"}),
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_sessions_total",
-			Help: "BMP connections by outcome (accepted: taken at TCP accept; rejected: refused at accept or at their Initiation, by reason in meshd_bmp_refused_total)."}, []string{"result"}),
+			Help: "BMP connections by outcome (accepted: taken at TCP accept; attached: made inside meshd by the peering source; rejected: refused at accept or at their Initiation, by reason in meshd_bmp_refused_total)."}, []string{"result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_refused_total",
 			Help: "BMP connections refused, by reason (not_allowed: source outside bmp.allow; max_routers: a new router over bmp.max-routers, or twice bmp.max-routers connections already waiting for their Initiation; fenced: at accept or during the session, as this replica lost its cluster lease; starting: at accept, before this replica knows which replica owns each router)."}, []string{"reason"}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_throttled_seconds_total",

@@ -6,6 +6,7 @@ import (
 	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
 	"github.com/meshd/meshd/monitor"
+	"github.com/meshd/meshd/peering"
 	"github.com/meshd/meshd/rpki"
 	"strings"
 )
@@ -32,7 +33,10 @@ type Config struct {
 	RPKI rpki.Config `yaml:"rpki"`
 	// Monitor watches the operator's prefixes in the routes the routers'
 	// BMP RIBs hold, and raises alerts; none: no alerts.
-	Monitor      monitor.Config `yaml:"monitor"`
+	Monitor monitor.Config `yaml:"monitor"`
+	// Peering lists the routers meshd peers with over BGP as a route
+	// collector (routers without BMP); their routes join the BMP RIBs.
+	Peering      peering.Config `yaml:"peering"`
 	sinkSections `yaml:",inline"`
 }
 
@@ -73,12 +77,13 @@ func (c *Config) SetDefaults() {
 	c.GNMI.SetDefaults()
 	c.BMP.SetDefaults()
 	c.Cluster.SetDefaults()
+	c.Peering.SetDefaults()
 	c.sinkSections.setDefaults()
 }
 
 // Validate checks every section.
 func (c *Config) Validate() error {
-	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate(), c.Cluster.Validate(), c.RPKI.Validate(), c.Monitor.Validate()}
+	errs := []error{c.Log.Validate(), c.HTTP.Validate(), c.GNMI.Validate(), c.BMP.Validate(), c.Cluster.Validate(), c.RPKI.Validate(), c.Monitor.Validate(), c.Peering.Validate()}
 	if c.Merge.QueueDepth < 1 {
 		errs = append(errs, fieldErr("merge.queue-depth", "must be >= 1"))
 	}

@@ -1,5 +1,6 @@
 // Package bmpgen writes BMP messages (RFC 7854, 8671, 9069) byte by byte,
-// for meshd's tests, fuzz seeds and the replay benchmark.
+// for meshd's tests, fuzz seeds and the replay benchmark, and for the
+// peering source, which hands its BGP sessions to the bridge as BMP.
 package bmpgen
 
 import (
@@ -209,6 +210,39 @@ func AppendPeerUp(b []byte, p *Peer, local netip.Addr, lport, rport uint16, sent
 	if tableName != "" {
 		b = tlv(b, 3, []byte(tableName))
 	}
+	return finish(b, s)
+}
+
+// AppendPeerUpMsgs appends a Peer Up Notification carrying the OPEN
+// messages as they went over the wire (whole BGP messages, header
+// included): sent is the monitored router's, recv its peer's.
+func AppendPeerUpMsgs(b []byte, p *Peer, local netip.Addr, lport, rport uint16, sent, recv []byte) []byte {
+	s := len(b)
+	b = header(b, PeerUp)
+	b = p.append(b)
+	var a [16]byte
+	if local.Is6() && !local.Is4In6() {
+		a = local.As16()
+	} else if local.IsValid() {
+		v4 := local.As4()
+		copy(a[12:], v4[:])
+	}
+	b = append(b, a[:]...)
+	b = binary.BigEndian.AppendUint16(b, lport)
+	b = binary.BigEndian.AppendUint16(b, rport)
+	b = append(b, sent...)
+	b = append(b, recv...)
+	return finish(b, s)
+}
+
+// AppendPeerDownMsg appends a Peer Down Notification for reason 1 or 3
+// carrying notification, a whole BGP NOTIFICATION message.
+func AppendPeerDownMsg(b []byte, p *Peer, reason uint8, notification []byte) []byte {
+	s := len(b)
+	b = header(b, PeerDown)
+	b = p.append(b)
+	b = append(b, reason)
+	b = append(b, notification...)
 	return finish(b, s)
 }
 
