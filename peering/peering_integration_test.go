@@ -3,10 +3,15 @@
 package peering_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,4 +191,200 @@ func TestGobgpdPeering(t *testing.T) {
 	if got := r.leaf(name, state); got == "ESTABLISHED" {
 		t.Errorf("session-state %q after the Cease", got)
 	}
+}
+
+// frrPaths counts the paths FRR's own table holds for prefixes under
+// 10.91/16 (show bgp json), which ADD-PATH sends meshd every one of.
+func frrPaths(t *testing.T, d *testenv.Daemon) (prefixes, paths int) {
+	out := d.Vtysh(t, "show bgp ipv4 unicast json")
+	var m struct {
+		Routes map[string][]json.RawMessage `json:"routes"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("show bgp json: %v", err)
+	}
+	for p, ps := range m.Routes {
+		if strings.HasPrefix(p, "10.91.") {
+			prefixes++
+			paths += len(ps)
+		}
+	}
+	return prefixes, paths
+}
+
+// TestFRRPeeringAddPath: FRR peers with meshd and sends it every path
+// (addpath-tx-all-paths) of prefixes two upstream gobgpd announce: the
+// paths meshd holds are the paths FRR's own table holds (show bgp
+// json), and when one upstream goes, its paths go from both.
+func TestFRRPeeringAddPath(t *testing.T) {
+	frr := testenv.NewNetns(t, "pfrr")
+	u1, u2 := testenv.NewNetns(t, "pup1"), testenv.NewNetns(t, "pup2")
+	testenv.Veth(t, frr, u1, []string{"10.0.11.1/30"}, []string{"10.0.11.2/30"})
+	testenv.Veth(t, frr, u2, []string{"10.0.12.1/30"}, []string{"10.0.12.2/30"})
+	const name = "frr-peer"
+	r := newRig(t, frr, 4200000003, name)
+	d := testenv.StartFRR(t, frr, fmt.Sprintf(`frr defaults traditional
+hostname frr-peer
+!
+router bgp 4200000003
+ bgp router-id 10.0.11.1
+ no bgp ebgp-requires-policy
+ bgp bestpath as-path multipath-relax
+ neighbor 10.0.11.2 remote-as 4200000011
+ neighbor 10.0.12.2 remote-as 4200000012
+ neighbor %s remote-as 65000
+ neighbor %s port %d
+ neighbor %s update-source %s
+ neighbor 10.0.11.2 timers 3 9
+ neighbor 10.0.12.2 timers 3 9
+ neighbor %s timers 3 9
+ neighbor 10.0.11.2 timers connect 1
+ neighbor 10.0.12.2 timers connect 1
+ neighbor %s timers connect 1
+ address-family ipv4 unicast
+  neighbor %s addpath-tx-all-paths
+ exit-address-family
+!
+`, r.meshd, r.meshd, r.port, r.meshd, r.router, r.meshd, r.meshd, r.meshd))
+	up1 := testenv.StartGobgpd(t, u1, upstreamConf(4200000011, "10.0.11.2", "10.0.11.1"))
+	up2 := testenv.StartGobgpd(t, u2, upstreamConf(4200000012, "10.0.12.2", "10.0.12.1"))
+	for i := range 10 {
+		up1.Gobgp(t, "global", "rib", "add", fmt.Sprintf("10.91.%d.0/24", i), "-a", "ipv4")
+		up2.Gobgp(t, "global", "rib", "add", fmt.Sprintf("10.91.%d.0/24", i), "-a", "ipv4")
+	}
+	up2.Gobgp(t, "global", "rib", "add", "10.91.100.0/24", "-a", "ipv4")
+	held := func() int { return r.bridge.RouteCount(name, "default", r.meshd, "ADJ_RIB_OUT_POST") }
+	// 10 prefixes with two paths each and one with one, beside FRR's own
+	// routes (none here): 21 paths.
+	testenv.WaitFor(t, 60*time.Second, "FRR's 21 paths of 11 prefixes in meshd's RIB", func() bool {
+		p, n := frrPaths(t, d)
+		return p == 11 && n == 21 && held() == 21
+	})
+	up1.Gobgp(t, "neighbor", "10.0.11.1", "disable")
+	testenv.WaitFor(t, 30*time.Second, "the first upstream's paths gone from FRR and from meshd", func() bool {
+		p, n := frrPaths(t, d)
+		return p == 11 && n == 11 && held() == 11
+	})
+}
+
+func upstreamConf(as uint32, id, peer string) string {
+	return fmt.Sprintf(`[global.config]
+  as = %d
+  router-id = %q
+  port = -1
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = %q
+    peer-as = 4200000003
+  [neighbors.transport.config]
+    local-address = %q
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 9
+    keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+`, as, id, peer, id)
+}
+
+// startBIRD runs BIRD 2 in ns with conf until the test ends, and returns
+// a function running birdc commands against it.
+func startBIRD(t *testing.T, ns *testenv.Netns, conf string) func(cmd ...string) string {
+	t.Helper()
+	bin, birdc := testenv.Binary(t, "bird"), testenv.Binary(t, "birdc")
+	dir := t.TempDir()
+	path, sock := dir+"/bird.conf", dir+"/bird.ctl"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := ns.Command(bin, "-f", "-c", path, "-s", sock, "-P", dir+"/bird.pid")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("BIRD's log:\n%s", log.String())
+		}
+	})
+	run := func(args ...string) string {
+		out, err := exec.Command(birdc, append([]string{"-s", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("birdc %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	testenv.WaitFor(t, 20*time.Second, "BIRD answering birdc", func() bool {
+		err := exec.Command(birdc, "-s", sock, "show", "status").Run()
+		return err == nil
+	})
+	return run
+}
+
+var birdCount = regexp.MustCompile(`(\d+) of \d+ routes`)
+
+// TestBIRDPeering: BIRD 2, which has no BMP, peers with meshd. The routes
+// meshd holds are those BIRD says it exports to meshd (show route export
+// count), through a new static route and its removal; BIRD's protocol
+// disabled is a Cease (administrative shutdown) in meshd's peer_down.
+func TestBIRDPeering(t *testing.T) {
+	ns := testenv.NewNetns(t, "pbird")
+	const name = "bird1"
+	r := newRig(t, ns, 4200000005, name)
+	dir := t.TempDir()
+	extra := dir + "/extra.conf"
+	if err := os.WriteFile(extra, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	birdc := startBIRD(t, ns, fmt.Sprintf(`log stderr { warning, error, fatal };
+router id %s;
+protocol device { scan time 10; }
+protocol static own4 {
+  ipv4 { import all; };
+  route 10.92.0.0/24 blackhole;
+  route 10.92.1.0/24 blackhole;
+  route 10.92.2.0/24 blackhole;
+  include %q;
+}
+protocol bgp meshd {
+  local %s as 4200000005;
+  neighbor %s port %d as 65000;
+  hold time 9;
+  keepalive time 3;
+  connect retry time 1;
+  ipv4 { import none; export all; };
+}
+`, r.router, extra, r.router, r.meshd, r.port))
+	state := "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=" + r.meshd + "]/state/session-state"
+	testenv.WaitFor(t, 30*time.Second, "BIRD's session ESTABLISHED in meshd's record", func() bool { return r.leaf(name, state) == "ESTABLISHED" })
+	held := func() int { return r.bridge.RouteCount(name, "default", r.meshd, "ADJ_RIB_OUT_POST") }
+	exported := func() int {
+		m := birdCount.FindStringSubmatch(birdc("show", "route", "export", "meshd", "count"))
+		if m == nil {
+			return -1
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	testenv.WaitFor(t, 15*time.Second, "meshd holding what BIRD exports (3 routes)", func() bool { return exported() == 3 && held() == 3 })
+	if err := os.WriteFile(extra, []byte("route 10.92.9.0/24 blackhole;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	birdc("configure")
+	testenv.WaitFor(t, 15*time.Second, "the new route exported and held", func() bool { return exported() == 4 && held() == 4 })
+	if err := os.WriteFile(extra, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	birdc("configure")
+	testenv.WaitFor(t, 15*time.Second, "its withdrawal", func() bool { return exported() == 3 && held() == 3 })
+	birdc("disable", "meshd")
+	testenv.WaitFor(t, 15*time.Second, "a peer_down with BIRD's Cease", func() bool {
+		return r.count(change.EventPeerDown, func(e change.Event) bool { return fmt.Sprint(e.Fields["notification_code"]) == "6" }) == 1
+	})
+	testenv.WaitFor(t, 15*time.Second, "the routes gone with the session", func() bool { return held() == 0 })
 }
