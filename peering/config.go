@@ -28,9 +28,10 @@ type Peer struct {
 	Address string `yaml:"address"`
 	// AS is the router's AS.
 	AS uint32 `yaml:"as"`
-	// Name names the router as BMP's sysName does (bmp.aliases apply);
-	// default: its address. Several sessions of one router (IPv4 and
-	// IPv6) share a name.
+	// Name names the router as BMP's sysName does (bmp.aliases apply).
+	// Without one the router is named as a BMP router without a sysName
+	// is: the gNMI target at its address, else the address. Several
+	// sessions of one router (IPv4 and IPv6) share its name.
 	Name string `yaml:"name"`
 	// Active makes meshd connect to the router (to Port, default 179);
 	// by default meshd waits for the router to connect.
@@ -47,9 +48,6 @@ func (c *Config) SetDefaults() {
 	}
 	for i := range c.Peers {
 		p := &c.Peers[i]
-		if p.Name == "" {
-			p.Name = p.Address
-		}
 		if p.Active && p.Port == 0 {
 			p.Port = 179
 		}

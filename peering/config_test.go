@@ -41,7 +41,7 @@ func TestConfigValidate(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	c := Config{Peers: []Peer{{Address: "192.0.2.1", AS: 1}, {Address: "192.0.2.2", AS: 1, Name: "edge2", Active: true}}}
 	c.SetDefaults()
-	if c.HoldTime != 90*time.Second || c.Peers[0].Name != "192.0.2.1" || c.Peers[1].Name != "edge2" || c.Peers[1].Port != 179 {
+	if c.HoldTime != 90*time.Second || c.Peers[0].Name != "" || c.Peers[1].Name != "edge2" || c.Peers[1].Port != 179 {
 		t.Errorf("defaults: %+v", c)
 	}
 }

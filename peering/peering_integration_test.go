@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -46,6 +47,12 @@ func newRig(t *testing.T, ns *testenv.Netns, routerAS uint32, name string) *rig 
 }
 
 func newRigMD5(t *testing.T, ns *testenv.Netns, routerAS uint32, name, password string) *rig {
+	return newRigWith(t, ns, routerAS, name, password, nil)
+}
+
+// newRigWith is newRig with a TCP MD5 key and bridge options made once
+// the addresses are known.
+func newRigWith(t *testing.T, ns *testenv.Netns, routerAS uint32, name, password string, opts func(r *rig) []bmpbridge.Option) *rig {
 	t.Helper()
 	b := 1 + int(netSeq.Add(1))%250
 	r := &rig{meshd: fmt.Sprintf("100.126.%d.1", b), router: fmt.Sprintf("100.126.%d.2", b), port: testenv.FreePort(t)}
@@ -54,7 +61,11 @@ func newRigMD5(t *testing.T, ns *testenv.Netns, routerAS uint32, name, password 
 	if err != nil {
 		t.Fatal(err)
 	}
-	br, err := bmpbridge.New(core, bmpbridge.WithRegisterer(prometheus.NewRegistry()))
+	bopts := []bmpbridge.Option{bmpbridge.WithRegisterer(prometheus.NewRegistry())}
+	if opts != nil {
+		bopts = append(bopts, opts(r)...)
+	}
+	br, err := bmpbridge.New(core, bopts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,4 +445,21 @@ protocol bgp meshd {
 			}
 		})
 	}
+}
+
+// TestPeeringNamedByTarget: a peer with no name is the router of the
+// gNMI target at its address, as a BMP router without a sysName is, so
+// its routes and session join that router's record.
+func TestPeeringNamedByTarget(t *testing.T) {
+	ns := testenv.NewNetns(t, "pname")
+	const target = "edge-gnmi"
+	r := newRigWith(t, ns, 65010, "", "", func(r *rig) []bmpbridge.Option {
+		ip, _ := netip.ParseAddr(r.router)
+		return []bmpbridge.Option{bmpbridge.WithTargets(target), bmpbridge.WithTargetAddress(target, ip)}
+	})
+	spk := testenv.StartGobgpd(t, ns, gobgpdConf(65010, r.router, r.meshd, r.port))
+	spk.Gobgp(t, "global", "rib", "add", "10.94.0.0/24", "-a", "ipv4")
+	testenv.WaitFor(t, 30*time.Second, "the route held under the target's name", func() bool {
+		return r.bridge.RouteCount(target, "default", r.meshd, "ADJ_RIB_OUT_POST") == 1
+	})
 }

@@ -172,16 +172,26 @@ type stream struct {
 	buf []byte
 }
 
-// send writes BMP messages to the router's stream, making it (with its
-// Initiation) when there is none or the bridge ended the last one. It
-// blocks while the bridge is behind: the router's TCP session then
+// streamKey is the stream a peer's messages go on: its router's name,
+// or without one its address.
+func (p Peer) streamKey() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.Address
+}
+
+// send writes BMP messages to the peer's router's stream, making it (with
+// its Initiation) when there is none or the bridge ended the last one.
+// It blocks while the bridge is behind: the router's TCP session then
 // slows down, as a BMP router's does.
-func (s *Source) send(router string, msgs []byte) error {
+func (s *Source) send(peer Peer, addr netip.Addr, msgs []byte) error {
+	key := peer.streamKey()
 	s.mu.Lock()
-	st := s.byRtr[router]
+	st := s.byRtr[key]
 	if st == nil {
 		st = &stream{}
-		s.byRtr[router] = st
+		s.byRtr[key] = st
 	}
 	ctx := s.ctx
 	s.mu.Unlock()
@@ -190,12 +200,14 @@ func (s *Source) send(router string, msgs []byte) error {
 	for try := 0; try < 2; try++ {
 		if st.c == nil {
 			ours, theirs := net.Pipe()
-			if err := s.att.Attach(ctx, &pipeConn{Conn: theirs, name: router}); err != nil {
+			// The bridge names the router as a BMP router's: by the
+			// sysName (the configured name), else by its address.
+			if err := s.att.Attach(ctx, &pipeConn{Conn: theirs, addr: &net.TCPAddr{IP: addr.AsSlice()}}); err != nil {
 				ours.Close()
 				return err
 			}
 			st.c = ours
-			init := bmpgen.AppendInitiation(nil, router, "meshd peering source (BGP session)")
+			init := bmpgen.AppendInitiation(nil, peer.Name, "meshd peering source (BGP session)")
 			if _, err := st.c.Write(init); err != nil {
 				st.c.Close()
 				st.c = nil
@@ -226,19 +238,14 @@ func (s *Source) closeStreams() {
 	}
 }
 
-// pipeConn is the bridge's end of a stream: its remote address names the
-// stream for the bridge's logs.
+// pipeConn is the bridge's end of a stream: its remote address is the
+// router's, as a BMP connection's is.
 type pipeConn struct {
 	net.Conn
-	name string
+	addr net.Addr
 }
 
-type pipeAddr string
-
-func (a pipeAddr) Network() string { return "peering" }
-func (a pipeAddr) String() string  { return string(a) }
-
-func (c *pipeConn) RemoteAddr() net.Addr { return pipeAddr("peering:" + c.name) }
+func (c *pipeConn) RemoteAddr() net.Addr { return c.addr }
 
 // plugin is one peer's CoreBGP plugin.
 type plugin struct {
@@ -306,14 +313,14 @@ func (p *plugin) OnEstablished(pc corebgp.PeerConfig, _ corebgp.UpdateMessageWri
 	bp := p.bmpPeer
 	p.mu.Unlock()
 	up := bmpgen.AppendPeerUpMsgs(nil, &bp, remote.Addr(), remote.Port(), local.Port(), routerOpen, meshdOpen)
-	if err := s.send(p.cfg.Name, up); err != nil {
-		s.log.Warn("peering: the bridge took no Peer Up", slog.String("router", p.cfg.Name), slog.Any("error", err))
+	if err := s.send(p.cfg, p.addr, up); err != nil {
+		s.log.Warn("peering: the bridge took no Peer Up", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
 	}
-	s.m.sessions.WithLabelValues(p.cfg.Name).Inc()
-	s.log.Info("peering session established", slog.String("router", p.cfg.Name), slog.String("address", p.addr.String()), slog.String("router_id", p.routerID.String()))
+	s.m.sessions.WithLabelValues(p.cfg.streamKey()).Inc()
+	s.log.Info("peering session established", slog.String("router", p.cfg.streamKey()), slog.String("address", p.addr.String()), slog.String("router_id", p.routerID.String()))
 	var buf []byte
 	return func(_ corebgp.PeerConfig, update []byte) *corebgp.Notification {
-		s.m.updates.WithLabelValues(p.cfg.Name).Inc()
+		s.m.updates.WithLabelValues(p.cfg.streamKey()).Inc()
 		// A Route Monitoring message carries the whole BGP message:
 		// CoreBGP hands over the body.
 		buf = buf[:0]
@@ -324,8 +331,8 @@ func (p *plugin) OnEstablished(pc corebgp.PeerConfig, _ corebgp.UpdateMessageWri
 		msg = append(msg, msgUpdate)
 		msg = append(msg, update...)
 		buf = bmpgen.AppendRouteMonitoringMsg(buf, &bp, msg)
-		if err := s.send(p.cfg.Name, buf); err != nil {
-			s.log.Warn("peering: the bridge took no UPDATE", slog.String("router", p.cfg.Name), slog.Any("error", err))
+		if err := s.send(p.cfg, p.addr, buf); err != nil {
+			s.log.Warn("peering: the bridge took no UPDATE", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
 		}
 		return nil
 	}
@@ -363,12 +370,12 @@ func (p *plugin) OnClose(corebgp.PeerConfig) {
 	if down == nil {
 		down = bmpgen.AppendPeerDown(nil, &bp, 4, 0, 0, nil, 0)
 	}
-	if err := s.send(p.cfg.Name, down); err != nil {
-		s.log.Warn("peering: the bridge took no Peer Down", slog.String("router", p.cfg.Name), slog.Any("error", err))
+	if err := s.send(p.cfg, p.addr, down); err != nil {
+		s.log.Warn("peering: the bridge took no Peer Down", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
 	}
-	s.m.sessions.WithLabelValues(p.cfg.Name).Dec()
-	s.m.closes.WithLabelValues(p.cfg.Name, by).Inc()
-	s.log.Info("peering session ended", slog.String("router", p.cfg.Name), slog.String("address", p.addr.String()), slog.String("by", by))
+	s.m.sessions.WithLabelValues(p.cfg.streamKey()).Dec()
+	s.m.closes.WithLabelValues(p.cfg.streamKey(), by).Inc()
+	s.log.Info("peering session ended", slog.String("router", p.cfg.streamKey()), slog.String("address", p.addr.String()), slog.String("by", by))
 }
 
 // openMsg builds an OPEN as CoreBGP's session had it, for a session with
