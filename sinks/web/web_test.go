@@ -51,11 +51,7 @@ func start(t *testing.T, cfg Config) (*merge.Core, *Sink, string) {
 	s.Register(m)
 	srv := httptest.NewServer(m)
 	t.Cleanup(srv.Close)
-	// meshd's own queue depth (merge.queue-depth): with 64, a burst of
-	// batches while the machine was busy overflowed it, and the page's
-	// resync kept the rows but not the probe points of the batches it
-	// missed (TestPageInChromium held 1 point of 30 in the 5/5 series).
-	feed := core.Subscribe("status-page", 4096)
+	feed := core.Subscribe("status-page", 64)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, feed) }()
@@ -66,6 +62,19 @@ func start(t *testing.T, cfg Config) (*merge.Core, *Sink, string) {
 		}
 		feed.Close()
 	})
+	// The page's copy starts from the core's snapshot, which holds the
+	// latest values and no history: a test's changes must come after it
+	// follows the core, or on a busy machine the probe samples applied
+	// first were only a snapshot's last value (TestPageInChromium held 1
+	// point of 30 in the 5/5 series).
+	select {
+	case <-s.hub.running:
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("the page's sink ended before it ran: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the page's sink did not start following the core in a minute")
+	}
 	return core, s, srv.URL
 }
 
