@@ -46,6 +46,16 @@ func replica(t *testing.T, peers func() []string) (*merge.Core, *httptest.Server
 		<-done
 		feed.Close()
 	})
+	// Events are no part of the core's snapshot the copy starts from: a
+	// test's changes come once it follows the core.
+	select {
+	case <-s.hub.running:
+	case err := <-done:
+		done <- err
+		t.Fatalf("the page's sink ended before it ran: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the page's sink did not start following the core in a minute")
+	}
 	return core, srv
 }
 
