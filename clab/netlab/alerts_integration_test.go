@@ -236,6 +236,25 @@ func alertSteps(t *testing.T, e *labEnv, page *pageEnv) {
 		})
 	})
 
+	t.Run("alerts: hijack from BIRD", func(t *testing.T) {
+		// BIRD has no BMP: its hijack reaches meshd over its peering
+		// session, and the alert is on the BIRD router itself.
+		var bird netlab.Router
+		for _, rt := range e.lab.Topo.Routers {
+			if rt.Daemon == "bird" {
+				bird = rt
+			}
+		}
+		if bird.Name == "" {
+			t.Fatal("the lab has no BIRD router: TestLab runs 5 routers")
+		}
+		start, applied := fault(t, "hijack", bird.Name, hijacked)
+		waitDetect(t, 2*time.Second, "a sub-prefix alert on "+bird.Name+" for "+hijacked, start, applied,
+			has(hijacked, []string{"sub-prefix"}, nil, bird.Name))
+		start, applied = fault(t, "withdraw", bird.Name, hijacked)
+		waitGone(t, 2*time.Second, "the BIRD hijack's alerts cleared", start, applied, hijacked)
+	})
+
 	t.Run("alerts: invalid", func(t *testing.T) {
 		p := r2.InvalidPrefix().String()
 		start, applied := fault(t, "invalid", "r2")

@@ -11,8 +11,10 @@ import (
 )
 
 // BIRD 2 is the lab's third BGP implementation. It has no BMP: meshd sees
-// its sessions through its neighbors' BMP feeds and through the probe in
-// its namespace (RTT, hops, loss), never from BIRD itself.
+// its sessions with the other routers through their BMP feeds and the
+// probe in its namespace (RTT, hops, loss), and its routes through a BGP
+// session of its own with meshd's peering source on the management
+// network (the lab with one meshd; replicas do not peer yet).
 
 // BIRDDir is where a lab router's BIRD keeps its config, hijack routes and
 // control socket.
@@ -61,6 +63,19 @@ protocol static own6 {
   multihop 255;
 }
 `, r.ASN)
+	if l.State.Replicas == 0 {
+		// meshd as route collector: it learns what BIRD exports and
+		// sends nothing.
+		fmt.Fprintf(&b, `protocol bgp meshd {
+  local %s as %d;
+  neighbor %s port %d as %d;
+  hold time 9;
+  keepalive time 3;
+  connect retry time 1;
+  ipv4 { import none; export where source ~ [ RTS_STATIC, RTS_BGP ]; };
+}
+`, r.Mgmt, r.ASN, MgmtAddr, PeeringPort, MeshdASN)
+	}
 	for _, p := range l.Topo.Peers(r) {
 		af := "ipv4"
 		if p.PeerAddr.Is6() {

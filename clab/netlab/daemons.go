@@ -77,11 +77,29 @@ bmp:
   listen: ["%s:%d"]
 `, HTTPPort, MgmtAddr, BMPPort)
 	fmt.Fprint(&b, sinkConfig(MgmtAddr, InfluxPort, filepath.Join(l.State.Dir, "spool"), fmt.Sprintf("127.0.0.1:%d", GNMIPort)))
+	b.WriteString(l.peeringConfig())
 	if l.State.RPKI {
 		b.WriteString(l.monitorConfig())
 	}
 	b.WriteString("targets:\n")
 	b.WriteString(l.targetsYAML("  "))
+	return b.String()
+}
+
+// peeringConfig is meshd's peering: section: the routers with no BMP
+// (BIRD) peer with it over BGP on the management network, as their
+// route collector.
+func (l *Lab) peeringConfig() string {
+	var b strings.Builder
+	for _, r := range l.Topo.Routers {
+		if r.Daemon != "bird" {
+			continue
+		}
+		if b.Len() == 0 {
+			fmt.Fprintf(&b, "peering:\n  listen: [\"%s:%d\"]\n  local-as: %d\n  router-id: %s\n  hold-time: 9s\n  peers:\n", MgmtAddr, PeeringPort, MeshdASN, MgmtAddr)
+		}
+		fmt.Fprintf(&b, "    - {address: %s, as: %d, name: %s}\n", r.Mgmt, r.ASN, r.Name)
+	}
 	return b.String()
 }
 

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -332,6 +334,11 @@ func TestLab(t *testing.T) {
 			sources := "bmp,gnmi,probe"
 			if rt, _ := e.lab.Topo.Router(r.Router); rt.Daemon == "bird" {
 				sources = "probe"
+				if r.Neighbor == netlab.MgmtAddr {
+					// Its session with meshd's peering source, told
+					// to the bridge as BMP.
+					sources = "bmp"
+				}
 			}
 			if r.Sources != sources {
 				partial = append(partial, k+" ("+r.Sources+")")
@@ -345,6 +352,41 @@ func TestLab(t *testing.T) {
 			t.Fatalf("sessions not seen by all of BMP, gNMI and the probe: %s", strings.Join(partial, "; "))
 		}
 	}
+
+	// BIRD has no BMP: its routes come over its BGP session with meshd's
+	// peering source, which joins its record as a session of its own.
+	t.Run("bird peering", func(t *testing.T) {
+		for _, rt := range e.lab.Topo.Routers {
+			if rt.Daemon != "bird" {
+				continue
+			}
+			key := rt.Name + " " + netlab.MgmtAddr
+			var exported, held int
+			testenv.WaitFor(t, 30*time.Second, key+": meshd holds what BIRD exports to it", func() bool {
+				row, ok := e.rows()[key]
+				if !ok || row.State != "ESTABLISHED" {
+					return false
+				}
+				out, err := e.lab.Birdc(rt, "show", "route", "export", "meshd", "count")
+				if err != nil {
+					return false
+				}
+				m := regexp.MustCompile(`(\d+) of \d+ routes`).FindSubmatch(out)
+				if m == nil {
+					return false
+				}
+				exported, _ = strconv.Atoi(string(m[1]))
+				held = 0
+				for _, c := range row.AfiSafis {
+					if c.Sent != nil {
+						held += int(*c.Sent)
+					}
+				}
+				return exported > 0 && held == exported
+			})
+			t.Logf("%s: BIRD exports %d routes to meshd, meshd holds %d", rt.Name, exported, held)
+		}
+	})
 
 	// The status page, in a real Chromium, lists every session meshd's
 	// table has.

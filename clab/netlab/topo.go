@@ -56,6 +56,10 @@ const (
 	ProbePort    = 57400
 	BaseASN      = 4200000000
 	gobgpAPIPort = 50051
+	// PeeringPort is where meshd takes BGP from the routers with no BMP
+	// (BIRD), as their route collector; MeshdASN is its AS there.
+	PeeringPort = 11179
+	MeshdASN    = BaseASN + 100
 )
 
 // Router is one lab router.
