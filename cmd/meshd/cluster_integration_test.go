@@ -39,6 +39,7 @@ import (
 type replica struct {
 	name string
 	cfg  string
+	log  string // its stdout and stderr
 	bin  string
 	http int
 	bmp  int
@@ -230,7 +231,8 @@ func startReplicas(t *testing.T, e *testenv.Etcd, sim *gnmisim.Sim, n int, w wit
 		if err := os.WriteFile(r.cfg, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		logf, err := os.Create(filepath.Join(dir, r.name+".log"))
+		r.log = filepath.Join(dir, r.name+".log")
+		logf, err := os.Create(r.log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +242,15 @@ func startReplicas(t *testing.T, e *testenv.Etcd, sim *gnmisim.Sim, n int, w wit
 			t.Fatal(err)
 		}
 		logf.Close()
-		t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
+		t.Cleanup(func() {
+			_ = r.cmd.Process.Kill()
+			_ = r.cmd.Wait()
+			// A failed test says what each replica logged last (its
+			// directory goes with the test).
+			if b, err := os.ReadFile(r.log); err == nil && t.Failed() {
+				t.Logf("%s's log ends:\n%s", r.name, b[max(0, len(b)-4000):])
+			}
+		})
 		rs = append(rs, r)
 	}
 	return rs
