@@ -118,8 +118,11 @@ func (r *rig) leaf(router, path string) string {
 	return fmt.Sprint(v.GetUintVal())
 }
 
-func gobgpdConf(as uint32, id, meshd string, port int) string {
-	return fmt.Sprintf(`[global.config]
+// gobgpdConf is a gobgpd that peers from id with peer (at port, 0:
+// BGP's own) for the families given, and listens for none.
+func gobgpdConf(as uint32, id, peer string, peerAS uint32, port int, families ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `[global.config]
   as = %d
   router-id = %q
   port = -1
@@ -127,21 +130,22 @@ func gobgpdConf(as uint32, id, meshd string, port int) string {
 [[neighbors]]
   [neighbors.config]
     neighbor-address = %q
-    peer-as = 65000
+    peer-as = %d
   [neighbors.transport.config]
-    remote-port = %d
     local-address = %q
-  [neighbors.timers.config]
+`, as, id, peer, peerAS, id)
+	if port != 0 {
+		fmt.Fprintf(&b, "    remote-port = %d\n", port)
+	}
+	b.WriteString(`  [neighbors.timers.config]
     connect-retry = 1
     hold-time = 9
     keepalive-interval = 3
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-`, as, id, meshd, port, id)
+`)
+	for _, f := range families {
+		fmt.Fprintf(&b, "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = %q\n", f)
+	}
+	return b.String()
 }
 
 // adjOut counts the routes gobgpd sends meshd, by its own API.
@@ -167,7 +171,7 @@ func TestGobgpdPeering(t *testing.T) {
 	ns := testenv.NewNetns(t, "peer")
 	const name = "nobmp1"
 	r := newRig(t, ns, 65010, name)
-	spk := testenv.StartGobgpd(t, ns, gobgpdConf(65010, r.router, r.meshd, r.port))
+	spk := testenv.StartGobgpd(t, ns, gobgpdConf(65010, r.router, r.meshd, 65000, r.port, "ipv4-unicast", "ipv6-unicast"))
 
 	state := "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=" + r.meshd + "]/state/session-state"
 	testenv.WaitFor(t, 30*time.Second, "the peering session ESTABLISHED in meshd's record", func() bool {
@@ -261,8 +265,8 @@ router bgp 4200000003
  exit-address-family
 !
 `, r.meshd, r.meshd, r.port, r.meshd, r.router, r.meshd, r.meshd, r.meshd))
-	up1 := testenv.StartGobgpd(t, u1, upstreamConf(4200000011, "10.0.11.2", "10.0.11.1"))
-	up2 := testenv.StartGobgpd(t, u2, upstreamConf(4200000012, "10.0.12.2", "10.0.12.1"))
+	up1 := testenv.StartGobgpd(t, u1, gobgpdConf(4200000011, "10.0.11.2", "10.0.11.1", 4200000003, 0, "ipv4-unicast"))
+	up2 := testenv.StartGobgpd(t, u2, gobgpdConf(4200000012, "10.0.12.2", "10.0.12.1", 4200000003, 0, "ipv4-unicast"))
 	for i := range 10 {
 		up1.Gobgp(t, "global", "rib", "add", fmt.Sprintf("10.91.%d.0/24", i), "-a", "ipv4")
 		up2.Gobgp(t, "global", "rib", "add", fmt.Sprintf("10.91.%d.0/24", i), "-a", "ipv4")
@@ -280,28 +284,6 @@ router bgp 4200000003
 		p, n := frrPaths(t, d)
 		return p == 11 && n == 11 && held() == 11
 	})
-}
-
-func upstreamConf(as uint32, id, peer string) string {
-	return fmt.Sprintf(`[global.config]
-  as = %d
-  router-id = %q
-  port = -1
-
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = %q
-    peer-as = 4200000003
-  [neighbors.transport.config]
-    local-address = %q
-  [neighbors.timers.config]
-    connect-retry = 1
-    hold-time = 9
-    keepalive-interval = 3
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-`, as, id, peer, id)
 }
 
 // startBIRD runs BIRD 2 in ns with conf until the test ends, and returns
@@ -457,7 +439,7 @@ func TestPeeringNamedByTarget(t *testing.T) {
 		ip, _ := netip.ParseAddr(r.router)
 		return []bmpbridge.Option{bmpbridge.WithTargets(target), bmpbridge.WithTargetAddress(target, ip)}
 	})
-	spk := testenv.StartGobgpd(t, ns, gobgpdConf(65010, r.router, r.meshd, r.port))
+	spk := testenv.StartGobgpd(t, ns, gobgpdConf(65010, r.router, r.meshd, 65000, r.port, "ipv4-unicast", "ipv6-unicast"))
 	spk.Gobgp(t, "global", "rib", "add", "10.94.0.0/24", "-a", "ipv4")
 	testenv.WaitFor(t, 30*time.Second, "the route held under the target's name", func() bool {
 		return r.bridge.RouteCount(target, "default", r.meshd, "ADJ_RIB_OUT_POST") == 1

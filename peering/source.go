@@ -167,9 +167,8 @@ func setMD5(c syscall.RawConn, addr netip.Addr, key string) error {
 // stream is one router's BMP stream to the bridge, shared by the
 // router's sessions with meshd.
 type stream struct {
-	mu  sync.Mutex
-	c   net.Conn
-	buf []byte
+	mu sync.Mutex
+	c  net.Conn
 }
 
 // streamKey is the stream a peer's messages go on: its router's name,
@@ -318,19 +317,19 @@ func (p *plugin) OnEstablished(pc corebgp.PeerConfig, _ corebgp.UpdateMessageWri
 	}
 	s.m.sessions.WithLabelValues(p.cfg.streamKey()).Inc()
 	s.log.Info("peering session established", slog.String("router", p.cfg.streamKey()), slog.String("address", p.addr.String()), slog.String("router_id", p.routerID.String()))
-	var buf []byte
+	var buf, msg []byte
+	updates := s.m.updates.WithLabelValues(p.cfg.streamKey())
 	return func(_ corebgp.PeerConfig, update []byte) *corebgp.Notification {
-		s.m.updates.WithLabelValues(p.cfg.streamKey()).Inc()
+		updates.Inc()
 		// A Route Monitoring message carries the whole BGP message:
-		// CoreBGP hands over the body.
-		buf = buf[:0]
+		// CoreBGP hands over the body. Both buffers are the session's,
+		// reused: send has written them before it returns.
 		bp.Time = time.Now()
-		msg := make([]byte, 0, bgpHeaderLen+len(update))
-		msg = append(msg, marker[:]...)
+		msg = append(msg[:0], marker[:]...)
 		msg = binary.BigEndian.AppendUint16(msg, uint16(bgpHeaderLen+len(update)))
 		msg = append(msg, msgUpdate)
 		msg = append(msg, update...)
-		buf = bmpgen.AppendRouteMonitoringMsg(buf, &bp, msg)
+		buf = bmpgen.AppendRouteMonitoringMsg(buf[:0], &bp, msg)
 		if err := s.send(p.cfg, p.addr, buf); err != nil {
 			s.log.Warn("peering: the bridge took no UPDATE", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
 		}

@@ -83,37 +83,32 @@ type tapConn struct {
 
 func (c *tapConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	t := c.t
-	t.mu.Lock()
-	t.in.feed(p[:n], func(typ byte, msg []byte) {
-		switch typ {
-		case msgOpen:
-			t.routerOpen = msg
-		case msgNotification:
-			t.routerNotif = msg
-		}
-	})
-	if err != nil && n == 0 {
-		t.routerClosed = true
-	}
-	t.mu.Unlock()
+	c.t.feed(&c.t.in, p[:n], &c.t.routerOpen, &c.t.routerNotif, err != nil && n == 0)
 	return n, err
 }
 
 func (c *tapConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	t := c.t
+	c.t.feed(&c.t.out, p[:n], &c.t.meshdOpen, &c.t.meshdNotif, false)
+	return n, err
+}
+
+// feed frames one direction's bytes, keeping its OPEN and NOTIFICATION;
+// closed marks the router's end closed.
+func (t *tap) feed(f *framer, p []byte, open, notif *[]byte, closed bool) {
 	t.mu.Lock()
-	t.out.feed(p[:n], func(typ byte, msg []byte) {
+	defer t.mu.Unlock()
+	f.feed(p, func(typ byte, msg []byte) {
 		switch typ {
 		case msgOpen:
-			t.meshdOpen = msg
+			*open = msg
 		case msgNotification:
-			t.meshdNotif = msg
+			*notif = msg
 		}
 	})
-	t.mu.Unlock()
-	return n, err
+	if closed {
+		t.routerClosed = true
+	}
 }
 
 // tapListener hands CoreBGP its connections through taps, kept by the

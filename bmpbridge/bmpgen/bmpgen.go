@@ -54,14 +54,7 @@ func finish(b []byte, start int) []byte {
 func (p *Peer) append(b []byte) []byte {
 	b = append(b, p.Type, p.Flags)
 	b = binary.BigEndian.AppendUint64(b, p.RD)
-	var a [16]byte
-	if p.Addr.Is6() && !p.Addr.Is4In6() {
-		a = p.Addr.As16()
-	} else if p.Addr.IsValid() {
-		v4 := p.Addr.As4()
-		copy(a[12:], v4[:])
-	}
-	b = append(b, a[:]...)
+	b = appendAddr16(b, p.Addr)
 	b = binary.BigEndian.AppendUint32(b, p.AS)
 	id := [4]byte{}
 	if p.BGPID.Is4() {
@@ -74,6 +67,19 @@ func (p *Peer) append(b []byte) []byte {
 	}
 	b = binary.BigEndian.AppendUint32(b, sec)
 	return binary.BigEndian.AppendUint32(b, usec)
+}
+
+// appendAddr16 appends an address in BMP's 16-byte form: IPv6 as is,
+// IPv4 in the last 4 bytes, none as zeros.
+func appendAddr16(b []byte, addr netip.Addr) []byte {
+	var a [16]byte
+	if addr.Is6() && !addr.Is4In6() {
+		a = addr.As16()
+	} else if addr.IsValid() {
+		v4 := addr.As4()
+		copy(a[12:], v4[:])
+	}
+	return append(b, a[:]...)
 }
 
 func tlv(b []byte, t uint16, v []byte) []byte {
@@ -192,46 +198,28 @@ func finishBGP(b []byte, start int) []byte {
 // AppendPeerUp appends a Peer Up Notification; tableName, if set, is the
 // RFC 9069 VRF/table name TLV.
 func AppendPeerUp(b []byte, p *Peer, local netip.Addr, lport, rport uint16, sent, recv Open, tableName string) []byte {
-	s := len(b)
-	b = header(b, PeerUp)
-	b = p.append(b)
-	var a [16]byte
-	if local.Is6() && !local.Is4In6() {
-		a = local.As16()
-	} else if local.IsValid() {
-		v4 := local.As4()
-		copy(a[12:], v4[:])
-	}
-	b = append(b, a[:]...)
-	b = binary.BigEndian.AppendUint16(b, lport)
-	b = binary.BigEndian.AppendUint16(b, rport)
-	b = AppendOpen(b, sent)
-	b = AppendOpen(b, recv)
-	if tableName != "" {
-		b = tlv(b, 3, []byte(tableName))
-	}
-	return finish(b, s)
+	return appendPeerUp(b, p, local, lport, rport, AppendOpen(nil, sent), AppendOpen(nil, recv), tableName)
 }
 
 // AppendPeerUpMsgs appends a Peer Up Notification carrying the OPEN
 // messages as they went over the wire (whole BGP messages, header
 // included): sent is the monitored router's, recv its peer's.
 func AppendPeerUpMsgs(b []byte, p *Peer, local netip.Addr, lport, rport uint16, sent, recv []byte) []byte {
+	return appendPeerUp(b, p, local, lport, rport, sent, recv, "")
+}
+
+func appendPeerUp(b []byte, p *Peer, local netip.Addr, lport, rport uint16, sent, recv []byte, tableName string) []byte {
 	s := len(b)
 	b = header(b, PeerUp)
 	b = p.append(b)
-	var a [16]byte
-	if local.Is6() && !local.Is4In6() {
-		a = local.As16()
-	} else if local.IsValid() {
-		v4 := local.As4()
-		copy(a[12:], v4[:])
-	}
-	b = append(b, a[:]...)
+	b = appendAddr16(b, local)
 	b = binary.BigEndian.AppendUint16(b, lport)
 	b = binary.BigEndian.AppendUint16(b, rport)
 	b = append(b, sent...)
 	b = append(b, recv...)
+	if tableName != "" {
+		b = tlv(b, 3, []byte(tableName))
+	}
 	return finish(b, s)
 }
 
