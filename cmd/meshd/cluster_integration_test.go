@@ -306,30 +306,26 @@ func TestClusterRelaysBMPToTheOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", other.bmp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write(buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("the owner %s counting the %d messages of %s", owner.name, msgs, router), func() bool {
+	// The replica that relays may learn of the owner's claim a settle
+	// period after the owner has synced the target: a session it took
+	// meanwhile it ends when it learns (handed_over), and the router
+	// connects again, as a BMP router does.
+	c, conns := bmpRouter(t, other.bmp, buf.Bytes(), 60*time.Second, fmt.Sprintf("the owner %s counting the %d messages of %s", owner.name, msgs, router), func() bool {
 		return metric(t, owner, "meshd_bmp_messages_total") >= float64(msgs)
 	})
-	if n := metric(t, other, `meshd_bmp_relays_total{result="relayed"}`); n != 1 {
-		t.Errorf("%s relayed %v sessions, want 1", other.name, n)
+	if n := metric(t, other, `meshd_bmp_relays_total{result="relayed"}`); n < 1 {
+		t.Errorf("%s relayed %v sessions, want at least 1", other.name, n)
 	}
-	if n := metric(t, other, "meshd_bmp_messages_total"); n != 0 {
+	if n := metric(t, other, "meshd_bmp_messages_total"); n != 0 && conns == 1 {
 		t.Errorf("%s took %v BMP messages itself, want 0: it should only relay", other.name, n)
 	}
 	testenv.WaitFor(t, 10*time.Second, "the owner holding every route", func() bool {
 		return metric(t, owner, "meshd_bmp_routes ") == float64(routes)
 	})
-	if n := metric(t, other, "meshd_bmp_routes "); n != 0 {
-		t.Errorf("%s holds %v routes of a router it relays, want 0", other.name, n)
-	}
-	t.Logf("%d messages (%d routes) of %s sent to %s, taken by its owner %s", msgs, routes, router, other.name, owner.name)
+	testenv.WaitFor(t, 10*time.Second, other.name+" holding none of the routes it relays", func() bool {
+		return metric(t, other, "meshd_bmp_routes ") == 0
+	})
+	t.Logf("%d messages (%d routes) of %s sent to %s in %d connections, taken by its owner %s", msgs, routes, router, other.name, conns, owner.name)
 
 	// The owner dies: the relay ends the router's session (a router then
 	// connects again), and the router's next session is served where
@@ -342,17 +338,48 @@ func TestClusterRelaysBMPToTheOwner(t *testing.T) {
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("the relay kept the router's session 30 s after its owner died")
 	}
-	c2, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", other.bmp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	if _, err := c2.Write(buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 30*time.Second, other.name+" taking the router's next session itself", func() bool {
+	bmpRouter(t, other.bmp, buf.Bytes(), 60*time.Second, other.name+" taking the router's next session itself", func() bool {
 		return metric(t, other, "meshd_bmp_routes ") == float64(routes)
 	})
+}
+
+// bmpRouter acts as a BMP router sending stream to a replica's BMP port
+// until done: when the replica ends the session (a replica still
+// settling, a session handed over to the owner), it connects again a
+// second later and sends the stream afresh. It returns the last
+// connection and how many it made.
+func bmpRouter(t *testing.T, port int, stream []byte, timeout time.Duration, what string, done func() bool) (net.Conn, int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	conns := 0
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns++
+		if _, err := c.Write(stream); err != nil {
+			t.Logf("connection %d: %v; connecting again", conns, err)
+			time.Sleep(time.Second)
+			continue
+		}
+		for time.Now().Before(deadline) {
+			if done() {
+				return c, conns
+			}
+			// A replica never sends a router data: a read ends with the
+			// session, or times out while it lasts.
+			_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Logf("connection %d ended by the replica (%v); connecting again", conns, err)
+				time.Sleep(time.Second)
+				break
+			}
+		}
+	}
+	t.Fatalf("timed out after %v waiting for %s (%d connections)", timeout, what, conns)
+	return nil, conns
 }
 
 // TestClusterGetAnswersForTheFleet: a Get on any replica's gNMI target
