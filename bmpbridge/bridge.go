@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshd/meshd/ribview"
 	"github.com/meshd/meshd/rpki"
 	"github.com/meshd/meshd/stage"
 )
@@ -72,6 +73,7 @@ type Bridge struct {
 	rovm        *rovMetrics
 	rovPasses   atomic.Uint64       // RIB passes validating again, for tests
 	obs         stage.RouteObserver // nil: routes are not judged
+	ribs        *ribview.Hub        // nil: the RIBs are not served (ribread.go)
 
 	mu      sync.Mutex
 	routers map[string]*routerState
@@ -111,6 +113,9 @@ func New(core stage.Applier, opts ...Option) (*Bridge, error) {
 	b.cfg.SetDefaults()
 	if err := b.cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if b.ribs != nil {
+		b.ribs.SetSource(b)
 	}
 	for _, a := range b.cfg.Allow {
 		p, _ := parseAllow(a) // Validate checked it

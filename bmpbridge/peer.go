@@ -255,6 +255,7 @@ func (s *session) clearPeer(ps *peerState, reason string, ts time.Time) int {
 			rt := s.route(ps, change.Withdraw, nl, view, a)
 			s.withState(rt, nl, st)
 			s.event(change.Event{Time: ts, NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventRoute, Route: rt})
+			s.publishRoute(ps, view, nl, nil, ts)
 			if s.b.obs != nil {
 				s.observe(ps, view, change.Withdraw, nl, a, st)
 			}

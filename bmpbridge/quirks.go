@@ -111,7 +111,16 @@ func (s *session) noteQuirk(ps *peerState, q quirk) {
 // the leading AS is dropped. Adj-RIB-Out paths are kept as they are:
 // there the prepend is what goes on the wire (RFC 8671).
 func (s *session) asPath(ps *peerState, view string, at *decode.Attrs) string {
-	p := at.ASPath
+	p := stripPrepended(ps, view, at.ASPath)
+	if len(p) != len(at.ASPath) {
+		s.noteQuirk(ps, quirkLocalASPrepended)
+	}
+	return p
+}
+
+// stripPrepended is asPath without noting the quirk (a reader of the
+// RIBs, which changes nothing).
+func stripPrepended(ps *peerState, view, p string) string {
 	if ps.prepended == "" || len(p) < len(ps.prepended) || p[:len(ps.prepended)] != ps.prepended ||
 		(len(p) > len(ps.prepended) && p[len(ps.prepended)] != ' ') {
 		return p
@@ -121,6 +130,5 @@ func (s *session) asPath(ps *peerState, view string, at *decode.Attrs) string {
 	default:
 		return p
 	}
-	s.noteQuirk(ps, quirkLocalASPrepended)
 	return p[strings.IndexByte(p, ' ')+1:]
 }

@@ -110,6 +110,7 @@ func (s *session) routes(m *decode.Message) {
 		}
 		nWd++
 		s.r.held--
+		s.publishRoute(ps, m.Peer.RIB, n, nil, ts)
 		if s.b.obs != nil {
 			s.observe(ps, m.Peer.RIB, change.Withdraw, n, old, st)
 		}
@@ -164,6 +165,7 @@ func (s *session) routes(m *decode.Message) {
 			}
 		}
 		nAnn++
+		s.publishRoute(ps, m.Peer.RIB, n, u.Attrs, ts)
 		if s.b.obs != nil {
 			s.observe(ps, m.Peer.RIB, change.Announce, n, u.Attrs, rib.State(st))
 		}

@@ -47,6 +47,9 @@ func newSource(env stage.Env) (stage.Source, error) {
 	if env.Routes != nil {
 		opts = append(opts, WithObserver(env.Routes))
 	}
+	if env.RIBs != nil {
+		opts = append(opts, WithRIBHub(env.RIBs))
+	}
 	b, err := New(env.Applier, opts...)
 	if err != nil {
 		return nil, err

@@ -114,14 +114,14 @@ func TestGnmicSubscribesToMeshd(t *testing.T) {
 // startGobgpPair runs two gobgpd speakers in namespaces with eBGP
 // between them; r1 exports BMP to meshd's listener in a collector
 // namespace.
-func startGobgpPair(t *testing.T, ctx context.Context, core *merge.Core) (r1d, r2d *testenv.Daemon) {
+func startGobgpPair(t *testing.T, ctx context.Context, core *merge.Core, opts ...bmpbridge.Option) (r1d, r2d *testenv.Daemon) {
 	t.Helper()
 	r1 := testenv.NewNetns(t, "r1")
 	r2 := testenv.NewNetns(t, "r2")
 	col := testenv.NewNetns(t, "col")
 	testenv.Veth(t, r1, r2, []string{"10.90.0.1/30"}, []string{"10.90.0.2/30"})
 	testenv.Veth(t, r1, col, []string{"10.91.0.1/30"}, []string{"10.91.0.2/30"})
-	br, err := bmpbridge.New(core, bmpbridge.WithRegisterer(prometheus.NewRegistry()))
+	br, err := bmpbridge.New(core, append([]bmpbridge.Option{bmpbridge.WithRegisterer(prometheus.NewRegistry())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,12 +16,12 @@ import (
 // with cfg, as `meshd run` wires it, until ctx ends or the test does; the
 // test's cleanup waits for it and reports its error. It returns once the
 // sink listens.
-func startSink(t *testing.T, ctx context.Context, core *merge.Core, cfg gnmiserver.Config, reg prometheus.Registerer) *gnmiserver.Sink {
+func startSink(t *testing.T, ctx context.Context, core *merge.Core, cfg gnmiserver.Config, reg prometheus.Registerer, opts ...gnmiserver.Option) *gnmiserver.Sink {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	sink, err := gnmiserver.New(cfg, core, gnmiserver.WithRegisterer(reg))
+	sink, err := gnmiserver.New(cfg, core, append([]gnmiserver.Option{gnmiserver.WithRegisterer(reg)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

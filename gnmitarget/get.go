@@ -65,6 +65,33 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (resp *gpb.GetRes
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 		found := false
+		if s.claims(elems) {
+			if req.GetType() == gpb.GetRequest_CONFIG {
+				continue // the RIBs are state
+			}
+			want := func(name string) bool {
+				if s.o.cluster != nil && s.o.cluster.Elsewhere(name) {
+					return false
+				}
+				return tname == "" || tname == "*" || tname == name
+			}
+			err := s.o.subtree.Walk(ctx, want, [][]*gpb.PathElem{elems}, false, func(n *gpb.Notification) error {
+				n, err := s.encodeNotification(n, enc)
+				if err != nil {
+					return err
+				}
+				resp.Notification = append(resp.Notification, n)
+				found = true
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			if !found && len(remote) == 0 {
+				return nil, status.Errorf(codes.NotFound, "no data at %s for target %q", change.PathKey(&gpb.Path{Elem: elems}), tname)
+			}
+			continue
+		}
 		for _, t := range targets {
 			n, err := s.getTarget(t, elems, enc, req.GetType(), keep)
 			if err != nil {

@@ -55,6 +55,7 @@ type options struct {
 	queueBytes                int64
 	minSample                 time.Duration
 	cluster                   Cluster
+	subtree                   Subtree
 }
 
 // WithTLS serves over TLS with the given certificate and key files; when

@@ -11,6 +11,8 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/meshd/meshd/change"
 )
 
 // maxPerNotification caps the updates packed into one notification.
@@ -38,9 +40,11 @@ type subscription struct {
 	// answers for.
 	elsewhere func(string) bool
 	paths     []*pathSub
-	enc       gpb.Encoding
-	q         *queue
-	keepFn    func(*event) bool
+	// rib are the paths a Subtree serves (WithSubtree).
+	rib    [][]*gpb.PathElem
+	enc    gpb.Encoding
+	q      *queue
+	keepFn func(*event) bool
 	// streaming is set for a STREAM subscription, whose SAMPLE paths are
 	// stamped with the sample time (see sendWalk).
 	streaming bool
@@ -102,6 +106,13 @@ func (s *Server) newSubscription(sl *gpb.SubscriptionList) (*subscription, error
 		elems := joinElems(pre, sp.GetPath())
 		if err := checkPattern(elems); err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		if s.claims(elems) {
+			if sl.GetMode() == gpb.SubscriptionList_STREAM && sp.GetMode() == gpb.SubscriptionMode_SAMPLE {
+				return nil, status.Errorf(codes.Unimplemented, "SAMPLE of %s is not supported: the RIB paths are served ON_CHANGE (and ONCE, POLL, Get)", change.PathKey(&gpb.Path{Elem: elems}))
+			}
+			sub.rib = append(sub.rib, elems)
+			continue
 		}
 		ps := &pathSub{
 			elems:     elems,
@@ -215,6 +226,9 @@ func (s *Server) Subscribe(stream gpb.GNMI_SubscribeServer) (err error) {
 			if err := s.sendWalk(stream, sub, sub.paths, nil); err != nil {
 				return err
 			}
+			if err := s.walkSubtree(ctx, stream, sub, false); err != nil {
+				return err
+			}
 		}
 		if err := sendSync(stream); err != nil || merged == nil {
 			return err
@@ -239,6 +253,9 @@ func (s *Server) poll(stream gpb.GNMI_SubscribeServer, sub *subscription, update
 		if err := s.sendWalk(stream, sub, sub.paths, nil); err != nil {
 			return err
 		}
+		if err := s.walkSubtree(stream.Context(), stream, sub, false); err != nil {
+			return err
+		}
 	}
 	if err := sendSync(stream); err != nil {
 		return err
@@ -257,10 +274,21 @@ func (s *Server) poll(stream gpb.GNMI_SubscribeServer, sub *subscription, update
 		if err := s.sendWalk(stream, sub, sub.paths, nil); err != nil {
 			return err
 		}
+		if err := s.walkSubtree(stream.Context(), stream, sub, false); err != nil {
+			return err
+		}
 		if err := sendSync(stream); err != nil {
 			return err
 		}
 	}
+}
+
+// walkSubtree sends the Subtree's part of a subscription.
+func (s *Server) walkSubtree(ctx context.Context, stream gpb.GNMI_SubscribeServer, sub *subscription, deleteFirst bool) error {
+	if len(sub.rib) == 0 {
+		return nil
+	}
+	return s.o.subtree.Walk(ctx, sub.wantsTarget, sub.rib, deleteFirst, s.subtreeSend(stream, sub.enc))
 }
 
 func (s *Server) register(sub *subscription) {
@@ -326,10 +354,22 @@ func (s *Server) stream(ctx context.Context, stream gpb.GNMI_SubscribeServer, su
 		}
 	}()
 
+	// The Subtree's watch, like the store's registration, starts before
+	// its walk.
+	var ribReady <-chan struct{}
+	var ribW SubtreeWatch
+	if len(sub.rib) > 0 {
+		ribW = s.o.subtree.Watch(sub.wantsTarget, sub.rib)
+		defer ribW.Close()
+		ribReady = ribW.Ready()
+	}
 	now := time.Now()
 	startSeq := s.seq.Load()
 	if !updatesOnly {
 		if err := s.sendWalk(stream, sub, sub.paths, nil); err != nil {
+			return err
+		}
+		if err := s.walkSubtree(ctx, stream, sub, false); err != nil {
 			return err
 		}
 	}
@@ -360,6 +400,8 @@ func (s *Server) stream(ctx context.Context, stream gpb.GNMI_SubscribeServer, su
 		}
 	}
 	var buf []qent
+	var ribBuf []*gpb.Notification
+	ribSend := s.subtreeSend(stream, sub.enc)
 	for {
 		if timer != nil {
 			resetTimer(timer, sub.paths)
@@ -392,6 +434,23 @@ func (s *Server) stream(ctx context.Context, stream gpb.GNMI_SubscribeServer, su
 			if err := s.tick(stream, sub, now); err != nil {
 				return err
 			}
+		case <-ribReady:
+			var lost bool
+			ribBuf, lost = ribW.Drain(ribBuf[:0])
+			if lost {
+				// Fell a whole queue behind: what it missed is unknown,
+				// so its RIB paths are deleted and walked again.
+				ribBuf = ribBuf[:0]
+				if err := s.walkSubtree(ctx, stream, sub, true); err != nil {
+					return err
+				}
+			}
+			for _, n := range ribBuf {
+				if err := ribSend(n); err != nil {
+					return err
+				}
+			}
+			clear(ribBuf)
 		}
 	}
 }

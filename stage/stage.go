@@ -51,6 +51,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/change"
+	"github.com/meshd/meshd/ribview"
 	"github.com/meshd/meshd/rpki"
 )
 
@@ -184,6 +185,9 @@ type Env struct {
 	// Routes judges the routes sources hold (the monitor: section's
 	// alerts); nil when nothing is watched.
 	Routes RouteObserver
+	// RIBs joins the source that holds routers' RIBs (bmp) to the sink
+	// that serves them (gnmi-server's RIB paths).
+	RIBs *ribview.Hub
 }
 
 // RouteObserver is told of the routes a source's RIBs take in or let go

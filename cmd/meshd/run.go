@@ -21,6 +21,7 @@ import (
 	"github.com/meshd/meshd/internal/sessions"
 	"github.com/meshd/meshd/merge"
 	"github.com/meshd/meshd/monitor/alerts"
+	"github.com/meshd/meshd/ribview"
 	"github.com/meshd/meshd/rpki"
 	"github.com/meshd/meshd/stage"
 )
@@ -86,7 +87,7 @@ func run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	env := stage.Env{Log: log, Registerer: reg, Ops: opsHooks{opsSrv}, Decode: decoder(cfg),
-		Applier: core, State: core, Targets: targetHosts(cfg)}
+		Applier: core, State: core, Targets: targetHosts(cfg), RIBs: ribview.NewHub(reg)}
 	var member *cluster.Member
 	if len(cfg.Cluster.Endpoints) > 0 {
 		if member, err = cluster.New(cfg.Cluster, log.With("part", "cluster")); err != nil {

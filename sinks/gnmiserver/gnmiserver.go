@@ -42,6 +42,7 @@ import (
 
 	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/gnmitarget"
+	"github.com/meshd/meshd/ribview"
 	"github.com/meshd/meshd/schema"
 	"github.com/meshd/meshd/sinks/mirror"
 	"github.com/meshd/meshd/stage"
@@ -65,6 +66,10 @@ type Option func(*Sink)
 // WithRegisterer registers the sink's and its target's metrics with reg.
 func WithRegisterer(reg prometheus.Registerer) Option { return func(s *Sink) { s.reg = reg } }
 
+// WithRIBs serves the routers' RIBs under their bgp/rib paths
+// (openconfig-rib-bgp) from h.
+func WithRIBs(h *ribview.Hub) Option { return func(s *Sink) { s.ribs = h } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
 
@@ -79,6 +84,7 @@ type Sink struct {
 	// (forward.go).
 	place stage.Placement
 	fwd   *forwarder
+	ribs  *ribview.Hub
 
 	resyncs prometheus.Counter
 	batches prometheus.Counter
@@ -134,6 +140,9 @@ func New(cfg Config, snap stage.Snapshotter, opts ...Option) (*Sink, error) {
 	}
 	if cfg.Username != "" {
 		topts = append(topts, gnmitarget.WithCredentials(cfg.Username, cfg.Password))
+	}
+	if s.ribs != nil {
+		topts = append(topts, gnmitarget.WithSubtree(ribSubtree{s.ribs}))
 	}
 	if s.place != nil {
 		s.fwd = &forwarder{place: s.place, cfg: cfg}

@@ -18,6 +18,9 @@ func newStageSink(env stage.Env) (stage.Sink, error) {
 	if p, ok := env.Ownership.(stage.Placement); ok {
 		opts = append(opts, WithPlacement(p))
 	}
+	if env.RIBs != nil {
+		opts = append(opts, WithRIBs(env.RIBs))
+	}
 	s, err := New(cfg, env.State, opts...)
 	if err != nil {
 		return nil, err
