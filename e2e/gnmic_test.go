@@ -14,6 +14,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"github.com/openconfig/gnmic/pkg/api"
+	"github.com/openconfig/gnmic/pkg/api/target"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/bmpbridge"
@@ -41,14 +42,7 @@ func TestGnmicSubscribesToMeshd(t *testing.T) {
 
 	// gnmic subscribes before any router exists, as an operator's
 	// gnmic would: the router appears under its own target name.
-	tg, err := api.NewTarget(api.Name("meshd"), api.Address(sink.Addr().String()), api.Insecure(true), api.Timeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.CreateGNMIClient(ctx); err != nil {
-		t.Fatalf("gnmic CreateGNMIClient: %v", err)
-	}
-	defer tg.Close()
+	tg := gnmicTarget(t, ctx, "meshd", sink.Addr().String())
 	const nbr = "/network-instances/network-instance[name=*]/protocols/protocol[identifier=*][name=*]/bgp/neighbors/neighbor[neighbor-address=*]/state"
 	req, err := api.NewSubscribeRequest(
 		api.Target("*"), api.SubscriptionListModeSTREAM(), api.EncodingPROTO(),
@@ -109,6 +103,21 @@ func TestGnmicSubscribesToMeshd(t *testing.T) {
 		t.Errorf("gnmic's subscription: %v", err)
 	}
 	t.Logf("gnmic saw %d notifications; r1's neighbor now %s", got.count(), got.leaf("r1", "10.90.0.2", "session-state"))
+}
+
+// gnmicTarget is gnmic's client (pkg/api) of meshd's gNMI target at
+// addr, named name in gnmic, closed with the test.
+func gnmicTarget(t *testing.T, ctx context.Context, name, addr string) *target.Target {
+	t.Helper()
+	tg, err := api.NewTarget(api.Name(name), api.Address(addr), api.Insecure(true), api.Timeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.CreateGNMIClient(ctx); err != nil {
+		t.Fatalf("gnmic CreateGNMIClient: %v", err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	return tg
 }
 
 // startGobgpPair runs two gobgpd speakers in namespaces with eBGP

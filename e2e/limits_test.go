@@ -53,17 +53,7 @@ func TestGnmicHitsTargetLimits(t *testing.T) {
 		t.Fatalf("core refused the changes: %v", res.Err)
 	}
 
-	newTarget := func(name string) *target.Target {
-		tg, err := api.NewTarget(api.Name(name), api.Address(sink.Addr().String()), api.Insecure(true), api.Timeout(10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tg.CreateGNMIClient(ctx); err != nil {
-			t.Fatalf("gnmic CreateGNMIClient: %v", err)
-		}
-		t.Cleanup(func() { tg.Close() })
-		return tg
-	}
+	newTarget := func(name string) *target.Target { return gnmicTarget(t, ctx, name, sink.Addr().String()) }
 	get := func(tg *target.Target, router, path string) error {
 		req, err := api.NewGetRequest(api.Target(router), api.Path(path), api.EncodingPROTO())
 		if err != nil {

@@ -51,14 +51,7 @@ func TestRIBOverGNMI(t *testing.T) {
 		return gobgpNeighbor(t, spk1, "10.90.0.2").state == "ESTABLISHED"
 	})
 
-	tg, err := api.NewTarget(api.Name("meshd"), api.Address(sink.Addr().String()), api.Insecure(true), api.Timeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.CreateGNMIClient(ctx); err != nil {
-		t.Fatalf("gnmic CreateGNMIClient: %v", err)
-	}
-	defer tg.Close()
+	tg := gnmicTarget(t, ctx, "meshd", sink.Addr().String())
 
 	// A client that watches only its own prefix, with the attributes.
 	const mine = "10.99.1.0/24"

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/change"
 )
 
 // The RIB views, by their BMP names (RFC 7854, 8671, 9069).
@@ -137,15 +139,11 @@ func routeElem(r *Route) *gpb.PathElem {
 	return pe("route", "prefix", r.Prefix.String(), "path-id", id)
 }
 
-func str(s string) *gpb.TypedValue {
-	return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: s}}
-}
-func uintv(n uint64) *gpb.TypedValue {
-	return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: n}}
-}
-func boolv(b bool) *gpb.TypedValue {
-	return &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: b}}
-}
+var (
+	str   = change.String
+	uintv = change.Uint
+	boolv = change.Bool
+)
 
 func leaf(entry *gpb.PathElem, name string, v *gpb.TypedValue) *gpb.Update {
 	return &gpb.Update{Path: &gpb.Path{Elem: []*gpb.PathElem{entry, pe("state"), pe(name)}}, Val: v}
