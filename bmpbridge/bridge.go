@@ -238,10 +238,15 @@ func (b *Bridge) Attach(ctx context.Context, c net.Conn) error {
 		return net.ErrClosed
 	}
 	b.pending++
-	b.spawn(ctx, c)
+	b.spawn(ctx, &attachedConn{c})
 	b.m.accepted.WithLabelValues("attached").Inc()
 	return nil
 }
+
+// attachedConn marks a stream made inside meshd (Attach): its session's
+// experimental Stats Report types are the peering source's message
+// counts (decode.StatUpdatesSent...).
+type attachedConn struct{ net.Conn }
 
 func hostOf(a net.Addr) string {
 	h, _, err := net.SplitHostPort(a.String())

@@ -52,8 +52,21 @@ func (s *session) stats(m *decode.Message) {
 		}
 		s.set(cp("value"), change.Uint(sums[t]))
 		s.set(cp("last-report"), change.Uint(uint64(s.now.UnixNano())))
+		if leaf := sessionMessages[t]; leaf != nil && s.attached {
+			s.set(change.NeighborPath(ps.ni, ps.addr, append([]string{"state", "messages"}, leaf...)...), change.Uint(sums[t]))
+		}
 	}
 	s.event(change.Event{NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventStats, Fields: fields})
+}
+
+// sessionMessages places the peering source's message counts (read from
+// in-process streams only) in OpenConfig's neighbor state: the router's
+// view of its session with meshd.
+var sessionMessages = map[uint16][]string{
+	decode.StatUpdatesSent:       {"sent", "UPDATE"},
+	decode.StatNotificationsSent: {"sent", "NOTIFICATION"},
+	decode.StatUpdatesRcvd:       {"received", "UPDATE"},
+	decode.StatNotificationsRcvd: {"received", "NOTIFICATION"},
 }
 
 // counterChanges writes the route counters of peers whose RIBs changed.

@@ -45,6 +45,8 @@ type session struct {
 	// (standby.go).
 	relay   string
 	standby bool
+	// attached: a stream made inside meshd (Bridge.Attach).
+	attached bool
 	// routeSlab hands out the Routes of route events: one allocation per
 	// maxEventBatch routes instead of one per route. Routes handed out
 	// are never touched again; the slab lives as long as any of them.
@@ -86,6 +88,7 @@ func (b *Bridge) serveConn(ctx context.Context, c net.Conn) {
 		}
 	}
 	s := &session{b: b, conn: c, addr: host, log: b.log.With(slog.String("address", host)), dec: decode.NewDecoder(b.cfg.VRFs)}
+	_, s.attached = c.(*attachedConn)
 	// Without route events the prefix text is needed only for the rare
 	// origin-change event.
 	s.dec.LazyPrefix = !*b.cfg.RouteEvents

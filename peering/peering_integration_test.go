@@ -199,6 +199,18 @@ func TestGobgpdPeering(t *testing.T) {
 		t.Error("no route event for 10.90.1.0/24 with origin AS 65010")
 	}
 
+	// The session's messages in the record: the UPDATEs gobgpd says it
+	// sent meshd (its own API), End-of-RIBs included.
+	nbr := strings.TrimSuffix(state, "session-state")
+	var sentUpd uint64
+	testenv.WaitFor(t, 15*time.Second, "messages/sent/UPDATE in meshd's record equal to gobgpd's count", func() bool {
+		sentUpd, _ = gobgpSent(t, spk, r.meshd)
+		return sentUpd > 0 && r.leaf(name, nbr+"messages/sent/UPDATE") == fmt.Sprint(sentUpd)
+	})
+	if got := r.leaf(name, nbr+"messages/received/UPDATE"); got != "0" {
+		t.Errorf("messages/received/UPDATE %q, want 0: meshd advertises nothing", got)
+	}
+
 	// An administrative shutdown: gobgpd sends a Cease.
 	spk.Gobgp(t, "neighbor", r.meshd, "disable")
 	testenv.WaitFor(t, 15*time.Second, "a peer_down with the router's Cease", func() bool {
@@ -210,6 +222,34 @@ func TestGobgpdPeering(t *testing.T) {
 	if got := r.leaf(name, state); got == "ESTABLISHED" {
 		t.Errorf("session-state %q after the Cease", got)
 	}
+	// gobgpd forgets a disabled neighbor's counters: the Cease it sent
+	// is the peer_down above.
+	if got := r.leaf(name, nbr+"messages/sent/NOTIFICATION"); got != "1" {
+		t.Errorf("messages/sent/NOTIFICATION %q in meshd's record after the router's Cease, want 1", got)
+	}
+	if got := r.leaf(name, nbr+"messages/sent/UPDATE"); got != fmt.Sprint(sentUpd) {
+		t.Errorf("messages/sent/UPDATE %q after the session, gobgpd said %d before its Cease", got, sentUpd)
+	}
+}
+
+// gobgpSent is what gobgpd says it sent peer: UPDATEs and NOTIFICATIONs.
+func gobgpSent(t *testing.T, d *testenv.Daemon, peer string) (updates, notifications uint64) {
+	t.Helper()
+	out := d.Gobgp(t, "neighbor", peer, "-j")
+	var n struct {
+		State struct {
+			Messages struct {
+				Sent struct {
+					Update       uint64 `json:"update"`
+					Notification uint64 `json:"notification"`
+				} `json:"sent"`
+			} `json:"messages"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(out), &n); err != nil {
+		t.Fatalf("gobgp neighbor %s -j: %v: %s", peer, err, out)
+	}
+	return n.State.Messages.Sent.Update, n.State.Messages.Sent.Notification
 }
 
 // frrPaths counts the paths FRR's own table holds for prefixes under

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshd/meshd/bmpbridge/bmpgen"
+	"github.com/meshd/meshd/bmpbridge/decode"
 )
 
 // Attacher takes a BMP stream made in process (bmpbridge.Bridge).
@@ -257,6 +259,50 @@ type plugin struct {
 	caps     []corebgp.Capability
 	up       bool
 	bmpPeer  bmpgen.Peer
+
+	// updates counts the UPDATEs of the current session; stop ends its
+	// reporter, which closes stopped.
+	updates       atomic.Uint64
+	stop, stopped chan struct{}
+}
+
+// reportEvery is how often a session's message counts go to the bridge
+// when they changed.
+const reportEvery = time.Second
+
+// stats is a Stats Report of the session's messages as the router
+// counts them (decode.StatUpdatesSent...): it sends UPDATEs to meshd and
+// receives none; a NOTIFICATION either way.
+func stats(bp *bmpgen.Peer, updates, notifSent, notifRcvd uint64) []byte {
+	bp.Time = time.Now()
+	return bmpgen.AppendStats(nil, bp, []bmpgen.Stat{
+		{Type: decode.StatUpdatesSent, Value: updates, Len: 8},
+		{Type: decode.StatNotificationsSent, Value: notifSent, Len: 8},
+		{Type: decode.StatUpdatesRcvd, Value: 0, Len: 8},
+		{Type: decode.StatNotificationsRcvd, Value: notifRcvd, Len: 8},
+	})
+}
+
+// report sends the session's message counts every reportEvery while
+// they change, until stop.
+func (p *plugin) report(bp bmpgen.Peer, stop <-chan struct{}, stopped chan<- struct{}) {
+	defer close(stopped)
+	t := time.NewTicker(reportEvery)
+	defer t.Stop()
+	last := uint64(0)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if n := p.updates.Load(); n != last {
+				last = n
+				if err := p.s.send(p.cfg, p.addr, stats(&bp, n, 0, 0)); err != nil {
+					p.s.log.Warn("peering: the bridge took no Stats Report", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
+				}
+			}
+		}
+	}
 }
 
 // families are the AFI/SAFIs meshd takes: those BMP's decoder reads.
@@ -310,17 +356,23 @@ func (p *plugin) OnEstablished(pc corebgp.PeerConfig, _ corebgp.UpdateMessageWri
 	p.bmpPeer = bmpgen.Peer{Flags: flags, Addr: meshdAddr, AS: s.cfg.LocalAS, BGPID: s.id, Time: now}
 	p.up = true
 	bp := p.bmpPeer
+	p.updates.Store(0)
+	p.stop, p.stopped = make(chan struct{}), make(chan struct{})
+	stop, stopped := p.stop, p.stopped
 	p.mu.Unlock()
 	up := bmpgen.AppendPeerUpMsgs(nil, &bp, remote.Addr(), remote.Port(), local.Port(), routerOpen, meshdOpen)
+	up = append(up, stats(&bp, 0, 0, 0)...)
 	if err := s.send(p.cfg, p.addr, up); err != nil {
 		s.log.Warn("peering: the bridge took no Peer Up", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
 	}
+	go p.report(bp, stop, stopped)
 	s.m.sessions.WithLabelValues(p.cfg.streamKey()).Inc()
 	s.log.Info("peering session established", slog.String("router", p.cfg.streamKey()), slog.String("address", p.addr.String()), slog.String("router_id", p.routerID.String()))
 	var buf, msg []byte
 	updates := s.m.updates.WithLabelValues(p.cfg.streamKey())
 	return func(_ corebgp.PeerConfig, update []byte) *corebgp.Notification {
 		updates.Inc()
+		p.updates.Add(1)
 		// A Route Monitoring message carries the whole BGP message:
 		// CoreBGP hands over the body. Both buffers are the session's,
 		// reused: send has written them before it returns.
@@ -348,19 +400,25 @@ func (p *plugin) OnClose(corebgp.PeerConfig) {
 	}
 	p.up = false
 	bp := p.bmpPeer
+	stop, stopped := p.stop, p.stopped
 	p.mu.Unlock()
+	// The reporter ends first: its last report must not follow the
+	// Peer Down.
+	close(stop)
+	<-stopped
 	bp.Time = time.Now()
 	// BMP's reasons are the monitored router's view: 1, it sent a
 	// NOTIFICATION; 3, its peer (meshd) did; 2, it closed without one.
 	var down []byte
+	var notifSent, notifRcvd uint64
 	by := "unknown"
 	if t := s.taps.get(p.addr); t != nil && !p.cfg.Active {
 		t.mu.Lock()
 		switch {
 		case t.routerNotif != nil:
-			down, by = bmpgen.AppendPeerDownMsg(nil, &bp, 1, t.routerNotif), "router"
+			down, by, notifSent = bmpgen.AppendPeerDownMsg(nil, &bp, 1, t.routerNotif), "router", 1
 		case t.meshdNotif != nil:
-			down, by = bmpgen.AppendPeerDownMsg(nil, &bp, 3, t.meshdNotif), "meshd"
+			down, by, notifRcvd = bmpgen.AppendPeerDownMsg(nil, &bp, 3, t.meshdNotif), "meshd", 1
 		case t.routerClosed:
 			down, by = bmpgen.AppendPeerDown(nil, &bp, 2, 0, 0, nil, 0), "router"
 		}
@@ -369,6 +427,7 @@ func (p *plugin) OnClose(corebgp.PeerConfig) {
 	if down == nil {
 		down = bmpgen.AppendPeerDown(nil, &bp, 4, 0, 0, nil, 0)
 	}
+	down = append(stats(&bp, p.updates.Load(), notifSent, notifRcvd), down...)
 	if err := s.send(p.cfg, p.addr, down); err != nil {
 		s.log.Warn("peering: the bridge took no Peer Down", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
 	}

@@ -71,6 +71,18 @@ var statNames = map[uint16]string{
 	17: "adj-rib-out-post-policy-routes-per-afi-safi",
 }
 
+// Stats Report types meshd's peering source sends on its in-process
+// streams, in RFC 7854's experimental range (65531-65534): the messages
+// of the BGP session, as the monitored router counts them. Only an
+// in-process stream's are read so (a router may use the range for
+// anything); on a router's connection they are counters like any other.
+const (
+	StatUpdatesSent       = 65531 // UPDATEs the router sent on the session
+	StatNotificationsSent = 65532 // NOTIFICATIONs the router sent
+	StatUpdatesRcvd       = 65533 // UPDATEs the router received
+	StatNotificationsRcvd = 65534 // NOTIFICATIONs the router received
+)
+
 // StatName names a Stats Report type; unknown types are "type-N".
 func StatName(t uint16) string {
 	if s, ok := statNames[t]; ok {
