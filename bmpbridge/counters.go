@@ -54,7 +54,14 @@ func (s *session) stats(m *decode.Message) {
 		s.set(cp("last-report"), change.Uint(uint64(s.now.UnixNano())))
 		if leaf := sessionMessages[t]; leaf != nil && s.attached {
 			s.set(change.NeighborPath(ps.ni, ps.addr, append([]string{"state", "messages"}, leaf...)...), change.Uint(sums[t]))
+			if t == decode.StatUpdatesSent {
+				// meshd sends the router none.
+				s.set(change.NeighborPath(ps.ni, ps.addr, "state", "messages", "received", "UPDATE"), change.Uint(0))
+			}
 		}
+	}
+	if rt, ok := sums[decode.StatGracefulRestart]; ok && rt > 0 && s.attached {
+		s.gracefulRestart(ps, rt, s.now)
 	}
 	s.event(change.Event{NetworkInstance: ps.ni, Neighbor: ps.addr, Kind: change.EventStats, Fields: fields})
 }
@@ -65,7 +72,6 @@ func (s *session) stats(m *decode.Message) {
 var sessionMessages = map[uint16][]string{
 	decode.StatUpdatesSent:       {"sent", "UPDATE"},
 	decode.StatNotificationsSent: {"sent", "NOTIFICATION"},
-	decode.StatUpdatesRcvd:       {"received", "UPDATE"},
 	decode.StatNotificationsRcvd: {"received", "NOTIFICATION"},
 }
 

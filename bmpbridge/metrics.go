@@ -23,6 +23,7 @@ type metrics struct {
 	routes       prometheus.Gauge
 	invalid      prometheus.Counter
 	cleared      *prometheus.CounterVec
+	graceful     prometheus.Counter
 	// instanceRoutes holds the route counts of pseudo-peers (Loc-RIB
 	// instances, 0.0.0.0), which the model has no neighbor for.
 	instanceRoutes *prometheus.GaugeVec
@@ -68,7 +69,9 @@ func newMetrics() *metrics {
 		invalid: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_bmp_invalid_changes_total",
 			Help: "Changes the merge core refused as not fitting the schema."}),
 		cleared: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_routes_cleared_total",
-			Help: "Routes dropped without a withdraw, by reason (peer_down, stale: peer not re-announced after a BMP reconnect)."}, []string{"reason"}),
+			Help: "Routes dropped without a withdraw, by reason (peer_down, stale: peer not re-announced after a BMP reconnect; graceful_restart: stale after a peering session's graceful restart, not sent again)."}, []string{"reason"}),
+		graceful: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshd_bmp_graceful_restarts_total",
+			Help: "Peering sessions lost without a NOTIFICATION by routers that restart gracefully (RFC 4724): their routes were kept, marked stale."}),
 		instanceRoutes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meshd_bmp_instance_routes",
 			Help: "Routes held for a router's own RIB instances (Loc-RIB, peer 0.0.0.0/::), which are not BGP neighbors."}, []string{"router", "network_instance", "rib"}),
 		ignoredDownsVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshd_bmp_peer_downs_ignored_total",
@@ -98,7 +101,7 @@ func (m *metrics) resolve() {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.sessions, m.standby, m.accepted, m.relays, m.refused, m.throttled, m.overBudget, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.instanceRoutes, m.ignoredDownsVec, m.quirksVec)
+	reg.MustRegister(m.sessions, m.standby, m.accepted, m.relays, m.refused, m.throttled, m.overBudget, m.messages, m.errors, m.routeEvents, m.skipped, m.terminations, m.mirrored, m.routes, m.invalid, m.cleared, m.graceful, m.instanceRoutes, m.ignoredDownsVec, m.quirksVec)
 }
 
 // skippedLabel keeps the label set bounded: well-known names, else "other".

@@ -26,7 +26,7 @@ func (s *session) peerUp(m *decode.Message) {
 	// BGP session has a new ephemeral port).
 	resend := ps.up && (ps.upTime.Equal(m.Time) ||
 		(ps.upGen != r.gen && ps.localPort == u.LocalPort && ps.remotePort == u.RemotePort))
-	ps.up = true
+	ps.up, ps.restarting = true, false
 	ps.upTime = m.Time
 	ps.upGen = r.gen
 	ps.localPort, ps.remotePort = u.LocalPort, u.RemotePort
@@ -205,6 +205,10 @@ func (s *session) peerDown(m *decode.Message) {
 // had a state for gets the state the Peer Down implies, as the router
 // does know the neighbor is configured and not established.
 func (s *session) peerDownNotUp(m *decode.Message, ps *peerState) {
+	if ps.restarting {
+		s.restartExpired(ps, eventTime(m.Time, ps.upTime, s.now))
+		return
+	}
 	reason := "already_down"
 	if ps.upCount == 0 {
 		reason = "never_up"
@@ -261,6 +265,7 @@ func (s *session) clearPeer(ps *peerState, reason string, ts time.Time) int {
 			}
 		})
 		vs.t.Clear()
+		vs.stale = nil
 	}
 	s.r.held -= n
 	if n > 0 {

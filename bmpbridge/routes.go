@@ -61,7 +61,9 @@ func (s *session) routes(m *decode.Message) {
 		s.b.m.skipped.WithLabelValues(skippedLabel(sk.AfiSafi)).Inc()
 	}
 	if u.EndOfRIB != "" {
-		vs := s.r.view(s.r.peer(m.Peer), m.Peer.RIB)
+		ps := s.r.peer(m.Peer)
+		vs := s.r.view(ps, m.Peer.RIB)
+		s.endOfRIB(ps, m.Peer.RIB, vs, u.EndOfRIB, s.now)
 		if vs.warmAt.IsZero() || vs.warmAt.After(s.now) {
 			vs.warmAt = s.now
 		}
@@ -129,6 +131,7 @@ func (s *session) routes(m *decode.Message) {
 		if n.PathID != 0 {
 			vs.notePathID(n.PathID)
 		}
+		vs.fresh(n)
 		o, old := vs.t.Announce(n, u.Attrs)
 		if o == rib.Duplicate {
 			nDup++

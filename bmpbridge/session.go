@@ -451,6 +451,7 @@ func (s *session) flush(counters bool) {
 func (s *session) flushLocked(counters bool) {
 	if counters {
 		s.sweep()
+		s.expireStale()
 		s.counterChanges()
 	}
 	if len(s.changes) == 0 && len(s.events) == 0 {

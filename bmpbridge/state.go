@@ -104,6 +104,9 @@ type peerState struct {
 	localPort  uint16
 	remotePort uint16
 	up         bool
+	// restarting: a graceful restart holds the peer's routes, stale
+	// (graceful.go).
+	restarting bool
 	upTime     time.Time
 	upCount    uint64
 	downCount  uint64
@@ -132,6 +135,10 @@ type viewState struct {
 	// pathIDs are the ADD-PATH path IDs this view has carried (a few),
 	// to match routes a speaker re-sends without them.
 	pathIDs []uint32
+	// stale are the routes a graceful restart marked (graceful.go), nil
+	// when none; staleUntil is when they go without an End-of-RIB.
+	stale      map[rib.Key]struct{}
+	staleUntil time.Time
 }
 
 const maxPathIDs = 8

@@ -22,4 +22,21 @@
 // OPEN, and no NOTIFICATION). A session meshd dials itself (active) has
 // no tap: its OPENs are rebuilt from what CoreBGP reports, and its Peer
 // Down carries no NOTIFICATION.
+//
+// The session's messages join the record too (neighbor state/messages:
+// UPDATEs and NOTIFICATIONs as the router counts them), sent each second
+// they change as Stats Reports of RFC 7854's experimental types, which
+// the bridge reads so only on an in-process stream (decode.StatUpdatesSent
+// and the others).
+//
+// Graceful restart, as a helper (RFC 4724): meshd advertises the
+// capability with no family, and when a router that lists families in
+// its own loses its session without a NOTIFICATION (a tapped session
+// whose router closed it), its routes are kept, stale, for the restart
+// time it gave: the bridge is told (decode.StatGracefulRestart) and marks
+// them; the Peer Down follows only if the router is not back in time.
+// Back, the routes it sends again are fresh, and its End-of-RIB for a
+// family withdraws the stale ones it did not send (bmpbridge/graceful.go).
+// A session meshd dialed has no tap to tell a crash from a NOTIFICATION,
+// so its routes go at once.
 package peering

@@ -485,3 +485,93 @@ func TestPeeringNamedByTarget(t *testing.T) {
 		return r.bridge.RouteCount(target, "default", r.meshd, "ADJ_RIB_OUT_POST") == 1
 	})
 }
+
+// TestFRRPeeringGracefulRestart: FRR restarts gracefully (RFC 4724)
+// while peering with meshd, the helper. Killed, its routes stay in
+// meshd's RIB, the session not established; back with one network
+// fewer, the routes it sends again were never withdrawn, and its
+// End-of-RIB withdraws the one it no longer has: meshd holds what FRR
+// says it advertises (show bgp json). Killed again and not back within
+// its restart time, its routes go.
+func TestFRRPeeringGracefulRestart(t *testing.T) {
+	frr := testenv.NewNetns(t, "pgr")
+	const name = "frr-gr"
+	r := newRig(t, frr, 4200000004, name)
+	conf := func(without int) string {
+		var nets strings.Builder
+		for i := range 10 {
+			if i != without {
+				fmt.Fprintf(&nets, "  network 10.93.%d.0/24\n", i)
+			}
+		}
+		return fmt.Sprintf(`frr defaults traditional
+hostname frr-gr
+!
+router bgp 4200000004
+ bgp router-id %[1]s
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ bgp graceful-restart
+ bgp graceful-restart restart-time 20
+ neighbor %[2]s remote-as 65000
+ neighbor %[2]s port %[3]d
+ neighbor %[2]s update-source %[1]s
+ neighbor %[2]s timers 3 9
+ neighbor %[2]s timers connect 1
+ address-family ipv4 unicast
+%[4]s exit-address-family
+!
+`, r.router, r.meshd, r.port, nets.String())
+	}
+	d := testenv.StartFRR(t, frr, conf(-1))
+	held := func() int { return r.bridge.RouteCount(name, "default", r.meshd, "ADJ_RIB_OUT_POST") }
+	state := "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=" + r.meshd + "]/state/session-state"
+	testenv.WaitFor(t, 60*time.Second, "FRR's 10 networks in meshd's RIB", func() bool {
+		return held() == 10 && advertised(t, d, r.meshd) == 10
+	})
+	withdrawals := func() []string {
+		var out []string
+		r.count(change.EventRoute, func(e change.Event) bool {
+			if e.Route != nil && e.Route.Action == change.Withdraw && strings.HasPrefix(e.Route.Prefix, "10.93.") {
+				out = append(out, e.Route.Prefix)
+			}
+			return false
+		})
+		return out
+	}
+
+	d.Kill()
+	testenv.WaitFor(t, 30*time.Second, "the session no longer established in meshd's record", func() bool {
+		return r.leaf(name, state) == "ACTIVE"
+	})
+	if n, w := held(), withdrawals(); n != 10 || len(w) != 0 {
+		t.Fatalf("during the restart meshd holds %d routes and withdrew %v, want the 10 kept", n, w)
+	}
+
+	if err := os.WriteFile(d.Conf, []byte(conf(5)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	testenv.WaitFor(t, 60*time.Second, "FRR back, its End-of-RIB taking the network it no longer has", func() bool {
+		return r.leaf(name, state) == "ESTABLISHED" && held() == 9 && advertised(t, d, r.meshd) == 9
+	})
+	if w := withdrawals(); len(w) != 1 || w[0] != "10.93.5.0/24" {
+		t.Errorf("withdrawals over the restart %v, want 10.93.5.0/24 only", w)
+	}
+
+	d.Kill()
+	testenv.WaitFor(t, 60*time.Second, "the routes gone once FRR's restart time (20 s) passed", func() bool { return held() == 0 })
+}
+
+// advertised is how many routes FRR says it advertises to neighbor.
+func advertised(t *testing.T, d *testenv.Daemon, neighbor string) int {
+	t.Helper()
+	out := d.Vtysh(t, "show bgp ipv4 unicast neighbors "+neighbor+" advertised-routes json")
+	var m struct {
+		Total int `json:"totalPrefixCounter"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		return -1
+	}
+	return m.Total
+}

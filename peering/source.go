@@ -264,6 +264,29 @@ type plugin struct {
 	// reporter, which closes stopped.
 	updates       atomic.Uint64
 	stop, stopped chan struct{}
+
+	// grTime is the restart time the router's OPEN gave in its Graceful
+	// Restart capability (RFC 4724), 0 without one that names a family;
+	// restarting: its session ended without a NOTIFICATION and meshd
+	// holds its routes until it is back or grTimer fires.
+	grTime     time.Duration
+	restarting bool
+	grTimer    *time.Timer
+}
+
+// capGracefulRestart is RFC 4724's capability code.
+const capGracefulRestart = 64
+
+// restartTime reads a Graceful Restart capability: the restart time,
+// when the router lists a family whose routes it wants kept.
+func restartTime(caps []corebgp.Capability) time.Duration {
+	for _, c := range caps {
+		if c.Code != capGracefulRestart || len(c.Value) < 2+4 {
+			continue
+		}
+		return time.Duration(binary.BigEndian.Uint16(c.Value)&0x0fff) * time.Second
+	}
+	return 0
 }
 
 // reportEvery is how often a session's message counts go to the bridge
@@ -271,16 +294,19 @@ type plugin struct {
 const reportEvery = time.Second
 
 // stats is a Stats Report of the session's messages as the router
-// counts them (decode.StatUpdatesSent...): it sends UPDATEs to meshd and
-// receives none; a NOTIFICATION either way.
-func stats(bp *bmpgen.Peer, updates, notifSent, notifRcvd uint64) []byte {
+// counts them (decode.StatUpdatesSent...): it sends UPDATEs to meshd (and
+// receives none); a NOTIFICATION either way.
+func stats(bp *bmpgen.Peer, updates, notifSent, notifRcvd uint64, restart ...uint64) []byte {
 	bp.Time = time.Now()
-	return bmpgen.AppendStats(nil, bp, []bmpgen.Stat{
+	st := []bmpgen.Stat{
 		{Type: decode.StatUpdatesSent, Value: updates, Len: 8},
 		{Type: decode.StatNotificationsSent, Value: notifSent, Len: 8},
-		{Type: decode.StatUpdatesRcvd, Value: 0, Len: 8},
 		{Type: decode.StatNotificationsRcvd, Value: notifRcvd, Len: 8},
-	})
+	}
+	for _, rt := range restart {
+		st = append(st, bmpgen.Stat{Type: decode.StatGracefulRestart, Value: rt, Len: 8})
+	}
+	return bmpgen.AppendStats(nil, bp, st)
 }
 
 // report sends the session's message counts every reportEvery while
@@ -317,6 +343,9 @@ func (p *plugin) GetCapabilities(corebgp.PeerConfig) []corebgp.Capability {
 		caps = append(caps, corebgp.NewMPExtensionsCapability(f.afi, f.safi))
 	}
 	caps = append(caps, corebgp.Capability{Code: corebgp.CAP_ROUTE_REFRESH})
+	// Graceful Restart as a helper only: no family (meshd keeps no
+	// forwarding state), the restart time FRR defaults to.
+	caps = append(caps, corebgp.Capability{Code: capGracefulRestart, Value: binary.BigEndian.AppendUint16(nil, 120)})
 	caps = append(caps, corebgp.NewAddPathCapability([]corebgp.AddPathTuple{{AFI: 1, SAFI: 1, Rx: true}, {AFI: 2, SAFI: 1, Rx: true}}))
 	return caps
 }
@@ -324,6 +353,7 @@ func (p *plugin) GetCapabilities(corebgp.PeerConfig) []corebgp.Capability {
 func (p *plugin) OnOpenMessage(_ corebgp.PeerConfig, routerID netip.Addr, caps []corebgp.Capability) *corebgp.Notification {
 	p.mu.Lock()
 	p.routerID, p.caps = routerID, caps
+	p.grTime = restartTime(caps)
 	p.mu.Unlock()
 	return nil
 }
@@ -340,6 +370,11 @@ func (p *plugin) OnEstablished(pc corebgp.PeerConfig, _ corebgp.UpdateMessageWri
 		t.mu.Unlock()
 	}
 	p.mu.Lock()
+	if p.restarting {
+		p.restarting = false
+		p.grTimer.Stop()
+		s.log.Info("peering: the router is back within its restart time; its routes not sent again before End-of-RIB go", slog.String("router", p.cfg.streamKey()))
+	}
 	if routerOpen == nil {
 		routerOpen = openMsg(p.cfg.AS, uint16(s.cfg.HoldTime/time.Second), p.routerID, p.caps)
 	}
@@ -427,6 +462,15 @@ func (p *plugin) OnClose(corebgp.PeerConfig) {
 	if down == nil {
 		down = bmpgen.AppendPeerDown(nil, &bp, 4, 0, 0, nil, 0)
 	}
+	p.mu.Lock()
+	graceful := by == "router" && notifSent == 0 && p.grTime > 0
+	p.mu.Unlock()
+	if graceful {
+		p.holdForRestart(bp, down)
+		s.m.sessions.WithLabelValues(p.cfg.streamKey()).Dec()
+		s.m.closes.WithLabelValues(p.cfg.streamKey(), "graceful_restart").Inc()
+		return
+	}
 	down = append(stats(&bp, p.updates.Load(), notifSent, notifRcvd), down...)
 	if err := s.send(p.cfg, p.addr, down); err != nil {
 		s.log.Warn("peering: the bridge took no Peer Down", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
@@ -434,6 +478,37 @@ func (p *plugin) OnClose(corebgp.PeerConfig) {
 	s.m.sessions.WithLabelValues(p.cfg.streamKey()).Dec()
 	s.m.closes.WithLabelValues(p.cfg.streamKey(), by).Inc()
 	s.log.Info("peering session ended", slog.String("router", p.cfg.streamKey()), slog.String("address", p.addr.String()), slog.String("by", by))
+}
+
+// holdForRestart keeps a router's routes, stale, for its restart time
+// after its session ended without a NOTIFICATION (RFC 4724 4.2): the
+// bridge is told so (decode.StatGracefulRestart), and down, the Peer
+// Down, goes only if the router is not back by then.
+func (p *plugin) holdForRestart(bp bmpgen.Peer, down []byte) {
+	s := p.s
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rt := p.grTime
+	if err := s.send(p.cfg, p.addr, stats(&bp, p.updates.Load(), 0, 0, uint64(rt/time.Second))); err != nil {
+		s.log.Warn("peering: the bridge took no graceful restart", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
+	}
+	s.log.Info("peering session lost without a NOTIFICATION; the router restarts gracefully: its routes are kept, stale, for its restart time",
+		slog.String("router", p.cfg.streamKey()), slog.Duration("restart_time", rt))
+	p.restarting = true
+	p.grTimer = time.AfterFunc(rt, func() {
+		// Under p.mu, so that a session established meanwhile sends
+		// its Peer Up after this Peer Down, never before.
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.restarting {
+			return
+		}
+		p.restarting = false
+		if err := s.send(p.cfg, p.addr, down); err != nil {
+			s.log.Warn("peering: the bridge took no Peer Down", slog.String("router", p.cfg.streamKey()), slog.Any("error", err))
+		}
+		s.log.Info("peering: the router did not come back within its restart time; its routes go", slog.String("router", p.cfg.streamKey()))
+	})
 }
 
 // openMsg builds an OPEN as CoreBGP's session had it, for a session with

@@ -76,11 +76,16 @@ var statNames = map[uint16]string{
 // of the BGP session, as the monitored router counts them. Only an
 // in-process stream's are read so (a router may use the range for
 // anything); on a router's connection they are counters like any other.
+//
+// The router receives no UPDATE from meshd, so that count is not sent.
+// StatGracefulRestart says the session ended without a NOTIFICATION
+// and the router restarts gracefully (RFC 4724): its value is the
+// router's restart time in seconds (bmpbridge/graceful.go).
 const (
 	StatUpdatesSent       = 65531 // UPDATEs the router sent on the session
 	StatNotificationsSent = 65532 // NOTIFICATIONs the router sent
-	StatUpdatesRcvd       = 65533 // UPDATEs the router received
-	StatNotificationsRcvd = 65534 // NOTIFICATIONs the router received
+	StatNotificationsRcvd = 65533 // NOTIFICATIONs the router received
+	StatGracefulRestart   = 65534 // the router restarts: its restart time
 )
 
 // StatName names a Stats Report type; unknown types are "type-N".
