@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build web-assets tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-cluster probe-soak lab-scale bench bench-e2e bench-page bench-rpki soak soak-short cluster-chaos fuzz clean
+.PHONY: all build web-assets tools test check generate-check unit integration lab lab-down lab-verify lab-soak lab-cluster probe-soak lab-scale bench bench-e2e bench-page bench-rpki bench-rib soak soak-short cluster-chaos fuzz clean
 
 all: build
 
@@ -115,6 +115,12 @@ bench-page: tools build
 # VRP deltas and a whole set changed; COUNT repeats.
 bench-rpki: tools
 	flock /tmp/meshd-bench.lock $(GO) test -run '^$$' -bench 'RPKI' -benchtime 1x -count $(COUNT) -timeout 90m ./bench/e2e/
+
+# bench-rib: the RIBs served over gNMI on the real meshd (bench/e2e/rib.go):
+# a 1M-route BMP table streamed ON_CHANGE to a subscriber as it comes,
+# then read whole by a ONCE subscription; COUNT repeats.
+bench-rib: tools
+	flock /tmp/meshd-bench.lock $(GO) test -run '^$$' -bench 'RIB' -benchtime 1x -count $(COUNT) -timeout 90m ./bench/e2e/
 
 # soak: the soak and chaos harness (bench/e2e/soak.go): the real `meshd
 # run` at 20k points/s from a simulated gNMI fleet, each fault (InfluxDB
