@@ -145,27 +145,50 @@ func filter(ps [][]*gpb.PathElem, base []*gpb.PathElem, ups []*gpb.Update) []*gp
 	return out
 }
 
-// builder packs a walk's leaves into notifications a prefix at a time.
+// place is where a walk sends leaves: a routes list, or an instance's
+// rib for its sets; all says a pattern ends at or above it, so every leaf
+// below is wanted and none needs matching.
+type place struct {
+	base []*gpb.PathElem
+	all  bool
+}
+
+func newPlace(base []*gpb.PathElem, pats [][]*gpb.PathElem) *place {
+	pl := &place{base: base}
+	for _, pat := range pats {
+		if len(pat) <= len(base) && match(pat, base, nil) {
+			pl.all = true
+		}
+	}
+	return pl
+}
+
+// placeKey names a routes list.
+type placeKey struct {
+	ni, neighbor, view string
+	v6                 bool
+}
+
+// builder packs a walk's leaves into notifications a place at a time.
 type builder struct {
 	target string
 	send   func(*gpb.Notification) error
 	cur    *gpb.Notification
-	key    string
+	at     *place
 }
 
-func (b *builder) add(base []*gpb.PathElem, ups []*gpb.Update, ts int64) error {
+func (b *builder) add(pl *place, ups []*gpb.Update, ts int64) error {
 	if len(ups) == 0 {
 		return nil
 	}
-	k := pathString(base)
-	if b.cur != nil && (b.key != k || len(b.cur.Update)+len(ups) > maxPerNotification) {
+	if b.cur != nil && (b.at != pl || len(b.cur.Update)+len(ups) > maxPerNotification) {
 		if err := b.flush(); err != nil {
 			return err
 		}
 	}
 	if b.cur == nil {
-		b.cur = &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Target: b.target, Elem: base}}
-		b.key = k
+		b.cur = &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Target: b.target, Elem: pl.base}}
+		b.at = pl
 	}
 	b.cur.Update = append(b.cur.Update, ups...)
 	return nil
@@ -233,6 +256,8 @@ func (h *Hub) Walk(ctx context.Context, want func(string) bool, patterns [][]*gp
 		}
 		b := &builder{target: router, send: send}
 		sentAttrs := map[uint64]bool{}
+		routePlaces := map[placeKey]*place{}
+		ribPlaces := map[string]*place{}
 		var ups []*gpb.Update
 		err := src.WalkRIB(router, sel, func(batch []Route) error {
 			if err := ctx.Err(); err != nil {
@@ -244,25 +269,40 @@ func (h *Hub) Walk(ctx context.Context, want func(string) bool, patterns [][]*gp
 				if r.Attrs == nil {
 					continue
 				}
-				base := routesBase(r)
-				e := routeElem(r)
-				if !p.routeWanted(base, e) {
-					continue
+				pk := placeKey{r.NI, r.Neighbor, r.View, r.v6()}
+				pl := routePlaces[pk]
+				if pl == nil {
+					pl = newPlace(routesBase(r), p.routes)
+					routePlaces[pk] = pl
 				}
 				if len(p.routes) > 0 {
-					ups = filter(p.routes, base, routeLeaves(r, ups[:0]))
-					if err := b.add(base, ups, ts); err != nil {
-						return err
+					if pl.all {
+						ups = routeLeaves(r, ups[:0])
+					} else {
+						if !p.routeWanted(pl.base, routeElem(r)) {
+							continue
+						}
+						ups = filter(p.routes, pl.base, routeLeaves(r, ups[:0]))
 					}
-					if len(ups) == 0 && len(p.routes) > 0 {
+					if len(ups) == 0 {
 						continue // not a route the subscriber follows
+					}
+					if err := b.add(pl, ups, ts); err != nil {
+						return err
 					}
 				}
 				if len(p.extra) > 0 && !sentAttrs[r.Attrs.Index] {
 					sentAttrs[r.Attrs.Index] = true
-					rb := ribBase(r.NI)
-					ups = filter(p.extra, rb, communityLeaves(r.Attrs, attrLeaves(r.Attrs, ups[:0])))
-					if err := b.add(rb, ups, ts); err != nil {
+					rp := ribPlaces[r.NI]
+					if rp == nil {
+						rp = newPlace(ribBase(r.NI), p.extra)
+						ribPlaces[r.NI] = rp
+					}
+					ups = communityLeaves(r.Attrs, attrLeaves(r.Attrs, ups[:0]))
+					if !rp.all {
+						ups = filter(p.extra, rp.base, ups)
+					}
+					if err := b.add(rp, ups, ts); err != nil {
 						return err
 					}
 				}
