@@ -363,7 +363,9 @@ func startBIRD(t *testing.T, ns *testenv.Netns, conf string) func(cmd ...string)
 	return run
 }
 
-var birdCount = regexp.MustCompile(`(\d+) of \d+ routes`)
+// birdCount reads birdc's "count": a protocol with channels in two
+// tables ends with their total.
+var birdCount = regexp.MustCompile(`(?:^|\n)(?:Total: )?(\d+) of \d+ routes[^\n]*\s*$`)
 
 // TestBIRDPeering: BIRD 2, which has no BMP, peers with meshd. The routes
 // meshd holds are those BIRD says it exports to meshd (show route export
@@ -388,6 +390,11 @@ protocol static own4 {
   route 10.92.2.0/24 blackhole;
   include %q;
 }
+protocol static own6 {
+  ipv6 { import all; };
+  route 2001:db8:92::/48 blackhole;
+  route 2001:db8:93::/48 blackhole;
+}
 protocol bgp meshd {
   local %s as 4200000005;
   neighbor %s port %d as 65000;
@@ -395,6 +402,7 @@ protocol bgp meshd {
   keepalive time 3;
   connect retry time 1;
   ipv4 { import none; export all; };
+  ipv6 { import none; export all; next hop address 2001:db8:ffff::2; };
 }
 `, r.router, extra, r.router, r.meshd, r.port))
 	state := "/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/neighbors/neighbor[neighbor-address=" + r.meshd + "]/state/session-state"
@@ -408,17 +416,20 @@ protocol bgp meshd {
 		n, _ := strconv.Atoi(m[1])
 		return n
 	}
-	testenv.WaitFor(t, 15*time.Second, "meshd holding what BIRD exports (3 routes)", func() bool { return exported() == 3 && held() == 3 })
+	// Over an IPv4 session BIRD exports IPv6 routes only with an IPv6
+	// next hop (next hop address); without one it sends their
+	// withdrawal.
+	testenv.WaitFor(t, 15*time.Second, "meshd holding what BIRD exports (3 IPv4 and 2 IPv6 routes)", func() bool { return exported() == 5 && held() == 5 })
 	if err := os.WriteFile(extra, []byte("route 10.92.9.0/24 blackhole;\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	birdc("configure")
-	testenv.WaitFor(t, 15*time.Second, "the new route exported and held", func() bool { return exported() == 4 && held() == 4 })
+	testenv.WaitFor(t, 15*time.Second, "the new route exported and held", func() bool { return exported() == 6 && held() == 6 })
 	if err := os.WriteFile(extra, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	birdc("configure")
-	testenv.WaitFor(t, 15*time.Second, "its withdrawal", func() bool { return exported() == 3 && held() == 3 })
+	testenv.WaitFor(t, 15*time.Second, "its withdrawal", func() bool { return exported() == 5 && held() == 5 })
 	birdc("disable", "meshd")
 	testenv.WaitFor(t, 15*time.Second, "a peer_down with BIRD's Cease", func() bool {
 		return r.count(change.EventPeerDown, func(e change.Event) bool { return fmt.Sprint(e.Fields["notification_code"]) == "6" }) == 1
