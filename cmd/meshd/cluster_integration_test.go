@@ -30,6 +30,7 @@ import (
 
 	"github.com/meshd/meshd/bench/gnmisim"
 	"github.com/meshd/meshd/bmpbridge/bmpgen"
+	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/cluster"
 	"github.com/meshd/meshd/gnmiclient"
 	"github.com/meshd/meshd/internal/testenv"
@@ -289,18 +290,7 @@ func TestClusterRelaysBMPToTheOwner(t *testing.T) {
 	e := testenv.StartEtcd(t)
 	sim := startFleet(t, 4)
 	rs := startReplicas(t, e, sim, 2, with{bmp: true})
-	var owner, other *replica
-	var router string
-	testenv.WaitFor(t, 30*time.Second, "both replicas owning targets", func() bool {
-		a, b := rs[0].synced(t), rs[1].synced(t)
-		if len(a)+len(b) != 4 || len(a) == 0 || len(b) == 0 {
-			return false
-		}
-		for name := range b {
-			owner, other, router = rs[1], rs[0], name
-		}
-		return true
-	})
+	owner, other, router := splitPair(t, rs)
 	var buf bytes.Buffer
 	msgs, routes, err := bmpgen.WriteTable(&buf, bmpgen.TableConfig{SysName: router, Peers: 2, Routes: 500, NewAttrShare: 0.35, Seed: 1})
 	if err != nil {
@@ -341,6 +331,37 @@ func TestClusterRelaysBMPToTheOwner(t *testing.T) {
 	bmpRouter(t, other.bmp, buf.Bytes(), 60*time.Second, other.name+" taking the router's next session itself", func() bool {
 		return metric(t, other, "meshd_bmp_routes ") == float64(routes)
 	})
+}
+
+// subscribeAll sends sl (for every router, in PROTO) on a new Subscribe.
+func subscribeAll(t *testing.T, ctx context.Context, cc *grpc.ClientConn, sl *gpb.SubscriptionList) gpb.GNMI_SubscribeClient {
+	t.Helper()
+	st, err := gpb.NewGNMIClient(cc).Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.Prefix, sl.Encoding = &gpb.Path{Target: "*"}, gpb.Encoding_PROTO
+	if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: sl}}); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// splitPair waits until both of two replicas own some of a 4-router
+// fleet, and returns one router, its owner and the other replica.
+func splitPair(t *testing.T, rs []*replica) (owner, other *replica, router string) {
+	t.Helper()
+	testenv.WaitFor(t, 30*time.Second, "both replicas owning targets", func() bool {
+		a, b := rs[0].synced(t), rs[1].synced(t)
+		if len(a)+len(b) != 4 || len(a) == 0 || len(b) == 0 {
+			return false
+		}
+		for name := range b {
+			owner, other, router = rs[1], rs[0], name
+		}
+		return true
+	})
+	return owner, other, router
 }
 
 // bmpRouter acts as a BMP router sending stream to a replica's BMP port
@@ -508,15 +529,8 @@ func TestClusterGetAnswersForTheFleet(t *testing.T) {
 	// Unavailable, so that its client subscribes again.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := gpb.NewGNMIClient(cc).Subscribe(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: &gpb.SubscriptionList{
-		Prefix: &gpb.Path{Target: "*"}, Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO, UpdatesOnly: true,
-		Subscription: []*gpb.Subscription{{Path: path, Mode: gpb.SubscriptionMode_ON_CHANGE}}}}}); err != nil {
-		t.Fatal(err)
-	}
+	st := subscribeAll(t, ctx, cc, &gpb.SubscriptionList{Mode: gpb.SubscriptionList_STREAM, UpdatesOnly: true,
+		Subscription: []*gpb.Subscription{{Path: path, Mode: gpb.SubscriptionMode_ON_CHANGE}}})
 	if _, err := st.Recv(); err != nil {
 		t.Fatal(err)
 	}
@@ -566,4 +580,86 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(built.dir)
 	}
 	os.Exit(code)
+}
+
+// TestClusterServesRIBs: a router's BMP, relayed to its owner, is in that
+// replica's RIBs; the other replica's gNMI target serves them all the
+// same: a Get for the router, and a ONCE of every router's RIB, hold its
+// routes, each once.
+func TestClusterServesRIBs(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	sim := startFleet(t, 4)
+	rs := startReplicas(t, e, sim, 2, with{bmp: true, gnmi: true})
+	owner, other, router := splitPair(t, rs)
+	var buf bytes.Buffer
+	_, routes, err := bmpgen.WriteTable(&buf, bmpgen.TableConfig{SysName: router, Peers: 2, Routes: 300, NewAttrShare: 0.35, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bmpRouter(t, other.bmp, buf.Bytes(), 60*time.Second, fmt.Sprintf("the owner %s holding the %d routes of %s", owner.name, routes, router), func() bool {
+		return metric(t, owner, "meshd_bmp_routes ") == float64(routes)
+	})
+	testenv.WaitFor(t, 10*time.Second, other.name+" holding none of the routes: they are its peer's to serve", func() bool {
+		return metric(t, other, "meshd_bmp_routes ") == 0
+	})
+	cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", other.gnmi), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ribPath, err := change.ParsePath("/network-instances/network-instance[name=*]/protocols/protocol[identifier=BGP][name=BGP]/bgp/rib/afi-safis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// countRoutes counts the route entries of target's notifications.
+	countRoutes := func(ns []*gpb.Notification) map[string]int {
+		seen := map[string]map[string]bool{}
+		for _, n := range ns {
+			tg := n.GetPrefix().GetTarget()
+			if seen[tg] == nil {
+				seen[tg] = map[string]bool{}
+			}
+			for _, u := range n.GetUpdate() {
+				if el := u.GetPath().GetElem(); len(el) > 0 && el[0].GetName() == "route" {
+					seen[tg][change.PathKey(&gpb.Path{Elem: append(append([]*gpb.PathElem{}, n.GetPrefix().GetElem()...), el[0])})] = true
+				}
+			}
+		}
+		out := map[string]int{}
+		for tg, rs := range seen {
+			out[tg] = len(rs)
+		}
+		return out
+	}
+	resp, err := gpb.NewGNMIClient(cc).Get(context.Background(), &gpb.GetRequest{Prefix: &gpb.Path{Target: router}, Path: []*gpb.Path{ribPath}, Encoding: gpb.Encoding_PROTO})
+	if err != nil {
+		t.Fatalf("Get of %s's RIB on %s: %v", router, other.name, err)
+	}
+	if got := countRoutes(resp.GetNotification()); got[router] != routes || len(got) != 1 {
+		t.Errorf("Get of %s's RIB on %s: routes by router %v, want %d of %s", router, other.name, got, routes, router)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st := subscribeAll(t, ctx, cc, &gpb.SubscriptionList{Mode: gpb.SubscriptionList_ONCE, Subscription: []*gpb.Subscription{{Path: ribPath}}})
+	var ns []*gpb.Notification
+	syncs := 0
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetSyncResponse() {
+			syncs++
+		}
+		if n := r.GetUpdate(); n != nil {
+			ns = append(ns, n)
+		}
+	}
+	if got := countRoutes(ns); got[router] != routes || len(got) != 1 || syncs != 1 {
+		t.Errorf("ONCE of every router's RIB on %s: routes by router %v and %d sync_responses, want %d of %s and one", other.name, got, syncs, routes, router)
+	}
 }
