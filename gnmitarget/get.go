@@ -66,14 +66,14 @@ func (s *Server) Get(ctx context.Context, req *gpb.GetRequest) (resp *gpb.GetRes
 		}
 		found := false
 		if s.claims(elems) {
-			if req.GetType() == gpb.GetRequest_CONFIG {
-				continue // the RIBs are state
-			}
 			want := func(name string) bool {
 				if s.o.cluster != nil && s.o.cluster.Elsewhere(name) {
 					return false
 				}
 				return tname == "" || tname == "*" || tname == name
+			}
+			if req.GetType() == gpb.GetRequest_CONFIG {
+				want = func(string) bool { return false } // the RIBs are state
 			}
 			err := s.o.subtree.Walk(ctx, want, [][]*gpb.PathElem{elems}, false, func(n *gpb.Notification) error {
 				n, err := s.encodeNotification(n, enc)
