@@ -55,6 +55,13 @@
 // POLL and ON_CHANGE (heartbeats included) send that. SAMPLE notifications
 // carry the time the sample was taken (§3.5.2.3, see sendWalk).
 //
+// WithSubtree serves a part of the tree the store does not hold, read from
+// its source when asked (meshd's RIBs: ribview): a path the Subtree claims
+// goes to it alone, in Get, ONCE, POLL and STREAM (its own bounded watch,
+// drained in the subscription's goroutine beside the store's queue; a
+// watch that overflowed deletes the subscription's claimed paths and
+// walks them again). SAMPLE of a claimed path is refused (Unimplemented).
+//
 // Limits, each a ResourceExhausted status and a count in
 // meshd_gnmitarget_limit_refusals_total{limit}:
 //
