@@ -523,7 +523,7 @@ router bgp 4200000004
  no bgp ebgp-requires-policy
  no bgp network import-check
  bgp graceful-restart
- bgp graceful-restart restart-time 20
+ bgp graceful-restart restart-time 30
  neighbor %[2]s remote-as 65000
  neighbor %[2]s port %[3]d
  neighbor %[2]s update-source %[1]s
@@ -571,7 +571,7 @@ router bgp 4200000004
 	}
 
 	d.Kill()
-	testenv.WaitFor(t, 60*time.Second, "the routes gone once FRR's restart time (20 s) passed", func() bool { return held() == 0 })
+	testenv.WaitFor(t, 90*time.Second, "the routes gone once FRR's restart time (30 s) passed", func() bool { return held() == 0 })
 }
 
 // advertised is how many routes FRR says it advertises to neighbor.
