@@ -566,6 +566,9 @@ router bgp 4200000004
 	testenv.WaitFor(t, 60*time.Second, "FRR back, its End-of-RIB taking the network it no longer has", func() bool {
 		return r.leaf(name, state) == "ESTABLISHED" && held() == 9 && advertised(t, d, r.meshd) == 9
 	})
+	// The RIB changes at once; its events reach the core's subscribers
+	// a batch later.
+	testenv.WaitFor(t, 10*time.Second, "the withdrawal's route event", func() bool { return len(withdrawals()) > 0 })
 	if w := withdrawals(); len(w) != 1 || w[0] != "10.93.5.0/24" {
 		t.Errorf("withdrawals over the restart %v, want 10.93.5.0/24 only", w)
 	}
