@@ -205,7 +205,7 @@ func nkey(target, ni, addr string, elems ...string) string {
 	return target + "|" + pathString(change.NeighborPath(ni, addr, elems...).GetElem())
 }
 
-func mustPath(t *testing.T, s string) *gpb.Path {
+func mustPath(t testing.TB, s string) *gpb.Path {
 	t.Helper()
 	p, err := change.ParsePath(s)
 	if err != nil {

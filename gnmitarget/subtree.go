@@ -51,6 +51,9 @@ func (s *Server) subtreeSend(stream gpb.GNMI_SubscribeServer, enc gpb.Encoding) 
 			return err
 		}
 		s.m.sent.Add(float64(len(n.GetUpdate()) + len(n.GetDelete())))
+		if b, ok := encodeResponse(n); ok {
+			return stream.SendMsg(&preEncoded{b})
+		}
 		return stream.Send(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
 	}
 }

@@ -175,18 +175,49 @@ func leaf(entry *gpb.PathElem, name string, v *gpb.TypedValue) *gpb.Update {
 // routeLeaves are an announced route's state leaves, relative to
 // routesBase.
 func routeLeaves(r *Route, out []*gpb.Update) []*gpb.Update {
-	e := routeElem(r)
-	out = append(out, leaf(e, "prefix", str(r.Prefix.String())))
-	if r.View == LocRIB {
-		out = append(out, leaf(e, "origin", str("BGP")))
+	// A route's leaves are made together, each kind of object in one
+	// allocation: one each was 25 of a walk's 62 allocations a route.
+	var slab struct {
+		ups   [6]gpb.Update
+		paths [6]gpb.Path
+		elems [18]*gpb.PathElem
+		vals  [6]gpb.TypedValue
+		strs  [2]gpb.TypedValue_StringVal
+		uints [3]gpb.TypedValue_UintVal
 	}
-	out = append(out, leaf(e, "path-id", uintv(uint64(r.PathID))),
-		leaf(e, "attr-index", uintv(r.Attrs.Index)), leaf(e, "valid-route", boolv(true)))
+	e := routeElem(r)
+	n, nu := 0, 0
+	leaf := func(name string) *gpb.TypedValue {
+		el := slab.elems[3*n : 3*n+3 : 3*n+3]
+		el[0], el[1], el[2] = e, elState, named(name)
+		slab.paths[n].Elem = el
+		slab.ups[n].Path, slab.ups[n].Val = &slab.paths[n], &slab.vals[n]
+		out = append(out, &slab.ups[n])
+		n++
+		return &slab.vals[n-1]
+	}
+	uint := func(u uint64) *gpb.TypedValue_UintVal {
+		slab.uints[nu].UintVal = u
+		nu++
+		return &slab.uints[nu-1]
+	}
+	slab.strs[0].StringVal = r.Prefix.String()
+	leaf("prefix").Value = &slab.strs[0]
+	if r.View == LocRIB {
+		slab.strs[1].StringVal = "BGP"
+		leaf("origin").Value = &slab.strs[1]
+	}
+	leaf("path-id").Value = uint(uint64(r.PathID))
+	leaf("attr-index").Value = uint(r.Attrs.Index)
+	leaf("valid-route").Value = validRoute
 	if len(r.Attrs.Communities) > 0 {
-		out = append(out, leaf(e, "community-index", uintv(r.Attrs.Index)))
+		leaf("community-index").Value = uint(r.Attrs.Index)
 	}
 	return out
 }
+
+// validRoute is every held route's valid-route, shared.
+var validRoute = &gpb.TypedValue_BoolVal{BoolVal: true}
 
 // attrSetElem is an attribute set's list entry, relative to ribBase.
 func attrSetElems(a *Attrs) []*gpb.PathElem {
