@@ -61,6 +61,10 @@
 // drained in the subscription's goroutine beside the store's queue; a
 // watch that overflowed deletes the subscription's claimed paths and
 // walks them again). SAMPLE of a claimed path is refused (Unimplemented).
+// Its notifications are marshalled by meshd's own encoder (wire.go), not
+// protobuf-go, whose reflection over PathElem key maps was half the
+// allocations of a RIB walk: BenchmarkSubtreeEncode, 11-16 µs a route by
+// protobuf-go against 6-7 µs, 57 allocations against 0.7.
 //
 // Limits, each a ResourceExhausted status and a count in
 // meshd_gnmitarget_limit_refusals_total{limit}:
