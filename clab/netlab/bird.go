@@ -65,7 +65,8 @@ protocol static own6 {
 `, r.ASN)
 	if l.State.Replicas == 0 {
 		// meshd as route collector: it learns what BIRD exports and
-		// sends nothing.
+		// sends nothing. Over this IPv4 session BIRD exports IPv6 routes
+		// only with an IPv6 next hop: an address of its own /48.
 		fmt.Fprintf(&b, `protocol bgp meshd {
   local %s as %d;
   neighbor %s port %d as %d;
@@ -73,8 +74,9 @@ protocol static own6 {
   keepalive time 3;
   connect retry time 1;
   ipv4 { import none; export where source ~ [ RTS_STATIC, RTS_BGP ]; };
+  ipv6 { import none; export where source ~ [ RTS_STATIC, RTS_BGP ]; next hop address 2001:db8:%x::1; };
 }
-`, r.Mgmt, r.ASN, MgmtAddr, PeeringPort, MeshdASN)
+`, r.Mgmt, r.ASN, MgmtAddr, PeeringPort, MeshdASN, r.Index)
 	}
 	for _, p := range l.Topo.Peers(r) {
 		af := "ipv4"

@@ -82,6 +82,11 @@ func buildBins(t *testing.T) netlab.Options {
 func upLab(t *testing.T, o netlab.Options, timeout time.Duration) *netlab.Lab {
 	t.Helper()
 	o.Dir = t.TempDir()
+	if d := os.Getenv("MESHD_LAB_KEEP"); d != "" {
+		// The lab's files (meshd's log among them) kept for a look after.
+		o.Dir = filepath.Join(d, t.Name())
+		_ = os.RemoveAll(o.Dir)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	l, err := netlab.Up(ctx, o)
@@ -371,7 +376,8 @@ func TestLab(t *testing.T) {
 				if err != nil {
 					return false
 				}
-				m := regexp.MustCompile(`(\d+) of \d+ routes`).FindSubmatch(out)
+				// Two channels (IPv4, IPv6): the last line is their total.
+				m := regexp.MustCompile(`(?:^|\n)(?:Total: )?(\d+) of \d+ routes[^\n]*\s*$`).FindSubmatch(out)
 				if m == nil {
 					return false
 				}
