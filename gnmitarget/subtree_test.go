@@ -127,10 +127,9 @@ func TestSubtreeStream(t *testing.T) {
 func TestSubtreeRefusesSample(t *testing.T) {
 	_, c := ribServer(t)
 	r := subscribe(t, c, streamList("r1", gpb.SubscriptionMode_SAMPLE, ribPath))
-	_, err := r.stream.Recv()
-	for err == nil {
-		_, err = r.stream.Recv()
+	for range r.ch { // the reader's: it ends with the stream
 	}
+	err := <-r.err
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "SAMPLE") {
 		t.Errorf("SAMPLE of a RIB path: %v, want Unimplemented naming SAMPLE", err)
 	}
