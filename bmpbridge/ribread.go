@@ -34,10 +34,11 @@ func (b *Bridge) RIBRouters() []string {
 
 // ribTable is one table a walk reads, and the keys it had.
 type ribTable struct {
-	ps   *peerState
-	view string
-	vs   *viewState
-	keys []rib.Key
+	ps     *peerState
+	view   string
+	vs     *viewState
+	ni, nb string // its place in the model (ribPlace)
+	keys   []rib.Key
 }
 
 // WalkRIB reads router's unicast routes that sel selects (ribview.Source):
@@ -65,14 +66,13 @@ func (b *Bridge) WalkRIB(router string, sel *ribview.Select, fn func([]ribview.R
 			if !ok || !sel.WantsTable(ni, nb, view) {
 				continue
 			}
-			tabs = append(tabs, ribTable{ps: ps, view: view, vs: vs, keys: vs.t.AppendKeys(nil, v4, v6, p)})
+			tabs = append(tabs, ribTable{ps: ps, view: view, vs: vs, ni: ni, nb: nb, keys: vs.t.AppendKeys(nil, v4, v6, p)})
 		}
 	}
 	r.mu.Unlock()
 	batch := make([]ribview.Route, 0, ribBatch)
 	attrs := map[uint32]*ribview.Attrs{} // a batch's sets, each converted once
 	for _, tab := range tabs {
-		ni, nb, _ := ribPlace(tab.ps, tab.view)
 		for len(tab.keys) > 0 {
 			n := min(len(tab.keys), ribBatch)
 			batch = batch[:0]
@@ -88,7 +88,7 @@ func (b *Bridge) WalkRIB(router string, sel *ribview.Select, fn func([]ribview.R
 					ra = ribAttrs(tab.ps, tab.view, a, id)
 					attrs[id] = ra
 				}
-				batch = append(batch, ribview.Route{NI: ni, Neighbor: nb, View: tab.view, Prefix: k.Prefix, PathID: k.PathID, Attrs: ra})
+				batch = append(batch, ribview.Route{NI: tab.ni, Neighbor: tab.nb, View: tab.view, Prefix: k.Prefix, PathID: k.PathID, Attrs: ra})
 			}
 			r.mu.Unlock()
 			tab.keys = tab.keys[n:]

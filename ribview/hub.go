@@ -203,27 +203,6 @@ func (b *builder) flush() error {
 	return b.send(n)
 }
 
-func pathString(es []*gpb.PathElem) string {
-	var sb []byte
-	for _, e := range es {
-		sb = append(sb, '/')
-		sb = append(sb, e.GetName()...)
-		ks := make([]string, 0, len(e.GetKey()))
-		for k := range e.GetKey() {
-			ks = append(ks, k)
-		}
-		slices.Sort(ks)
-		for _, k := range ks {
-			sb = append(sb, '[')
-			sb = append(sb, k...)
-			sb = append(sb, '=')
-			sb = append(sb, e.GetKey()[k]...)
-			sb = append(sb, ']')
-		}
-	}
-	return string(sb)
-}
-
 // Walk sends the current routes (and attribute sets) under patterns of
 // every router want accepts, in notifications of at most 512 updates,
 // each router's batches read under its lock and sent without it. With

@@ -8,29 +8,16 @@ import (
 	"testing"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/meshd/meshd/change"
 )
 
-// parse reads "a/b[k=v][k2=v2]/c" (no escapes: the tests' keys have no
-// "/" but in prefixes, written with "|" for "/").
+// parse reads a path in gnmic's syntax; "|" stands for "/" in keys.
 func parse(s string) []*gpb.PathElem {
-	var out []*gpb.PathElem
-	for _, part := range strings.Split(strings.Trim(s, "/"), "/") {
-		e := &gpb.PathElem{}
-		name, rest, _ := strings.Cut(part, "[")
-		e.Name = name
-		for rest != "" {
-			kv, next, _ := strings.Cut(rest, "]")
-			k, v, _ := strings.Cut(kv, "=")
-			if e.Key == nil {
-				e.Key = map[string]string{}
-			}
-			e.Key[k] = strings.ReplaceAll(v, "|", "/")
-			rest = strings.TrimPrefix(next, "[")
-		}
-		out = append(out, e)
-	}
-	return out
+	return change.MustPath("/" + strings.ReplaceAll(s, "|", "/")).GetElem()
 }
+
+func pathString(es []*gpb.PathElem) string { return change.PathKey(&gpb.Path{Elem: es}) }
 
 const rib = "network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/rib"
 

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshd/meshd/bmpbridge/bmpgen"
+	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/internal/testenv"
 )
 
@@ -39,7 +40,7 @@ var ribScenarios = []RIBScenario{{Name: "1M", Routes: 1_000_000, Peers: 1}}
 var ribShort = RIBScenario{Name: "short", Routes: 20_000, Peers: 1}
 
 // ribAll is every RIB path of every instance.
-const ribAll = "network-instances/network-instance[name=*]/protocols/protocol[identifier=BGP][name=BGP]/bgp/rib"
+const ribAll = "/network-instances/network-instance[name=*]/protocols/protocol[identifier=BGP][name=BGP]/bgp/rib"
 
 // RIBResult is one run's figures.
 type RIBResult struct {
@@ -114,21 +115,10 @@ func ribSubscribe(ctx context.Context, addr string, mode gpb.SubscriptionList_Mo
 		cc.Close()
 		return nil, err
 	}
-	elems := strings.Split(ribAll, "/")
-	p := &gpb.Path{}
-	for _, e := range elems {
-		name, keys, _ := strings.Cut(e, "[")
-		pe := &gpb.PathElem{Name: name}
-		for keys != "" {
-			kv, rest, _ := strings.Cut(keys, "]")
-			k, v, _ := strings.Cut(kv, "=")
-			if pe.Key == nil {
-				pe.Key = map[string]string{}
-			}
-			pe.Key[k] = v
-			keys = strings.TrimPrefix(rest, "[")
-		}
-		p.Elem = append(p.Elem, pe)
+	p, err := change.ParsePath(ribAll)
+	if err != nil {
+		cc.Close()
+		return nil, err
 	}
 	sl := &gpb.SubscriptionList{Prefix: &gpb.Path{Target: "*"}, Mode: mode, Encoding: gpb.Encoding_PROTO,
 		Subscription: []*gpb.Subscription{{Path: p, Mode: gpb.SubscriptionMode_ON_CHANGE}}}
