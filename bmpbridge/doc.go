@@ -54,6 +54,13 @@
 //     drops then equal FRR's connectionsEstablished/connectionsDropped
 //     (TestFRRPeerDownFlood). FRR sends no reason 1 (local NOTIFICATION):
 //     its own resets show as reason 2.
+//   - A Peer Up sent as a session establishes carries the peer's
+//     previous state change too (the Peer Down's time, or the boot):
+//     peer_up events and last-established take the receive time when
+//     the stamp is not after the peer's last down (upStamp); the Peer
+//     Ups of a BMP session's start carry the true times and keep them
+//     (TestFRRPeerDownFlood holds them to FRR's
+//     bgpTimerUpEstablishedEpoch).
 //   - Route Monitoring attributes are encoded by FRR's outbound
 //     serializer (bmp_update calls bgp_packet_attribute), which prepends
 //     FRR's AS for an eBGP neighbor, pre- and post-policy (FRR PR 21815).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -460,6 +461,61 @@ func TestPeerDownImplausibleTime(t *testing.T) {
 			got := time.Unix(0, int64(r.val("edge1", ld).GetUintVal()))
 			if got.Before(before) || got.After(time.Now()) {
 				t.Errorf("last-down = %v, want the receive time (after %v)", got, before)
+			}
+		})
+	}
+}
+
+// TestPeerUpTime: FRR stamps a Peer Up sent as the session establishes
+// with the peer's previous state change (its Peer Down's time, or the
+// router's boot for a first establishment); meshd then takes the receive
+// time. Peer Ups stamped after the peer's last down, or sent at a BMP
+// session's start with no down before them, keep the router's time.
+func TestPeerUpTime(t *testing.T) {
+	boot := t0.Add(-40 * time.Minute)
+	down := t0.Add(10 * time.Second)
+	at := func(ts time.Time) *bmpgen.Peer {
+		p := peer()
+		p.Time = ts
+		return p
+	}
+	fams := []uint32{1<<8 | 1}
+	sent := bmpgen.Open{AS: 65001, HoldTime: 90, ID: rID, Families: fams, FourOctet: true}
+	recv := bmpgen.Open{AS: 42009012, HoldTime: 30, ID: pID, Families: fams, FourOctet: true}
+	up := func(b []byte, ts time.Time, port uint16) []byte {
+		return bmpgen.AppendPeerUp(b, at(ts), netip.MustParseAddr("192.0.2.1"), 179, port, sent, recv, "")
+	}
+	init := bmpgen.AppendInitiation(nil, "edge1", "unit test")
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		ups    int
+		want   time.Time // zero: the receive time
+	}{
+		{"at the BMP session's start, up for a while", up(init, boot, 50000), 1, boot},
+		{"first establishment after a down at the start, stamped with the boot (FRR)",
+			up(bmpgen.AppendPeerDown(init, at(boot), 3, 0, 0, nil, 0), boot, 50000), 1, time.Time{}},
+		{"again after a down, stamped with the down's time (FRR)",
+			up(bmpgen.AppendPeerDown(up(init, t0, 50000), at(down), 3, 0, 0, nil, 0), down, 50001), 2, time.Time{}},
+		{"again after a down, stamped when it established (gobgpd)",
+			up(bmpgen.AppendPeerDown(up(init, t0, 50000), at(down), 3, 0, 0, nil, 0), down.Add(time.Second), 50001), 2, down.Add(time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Config{})
+			before := time.Now()
+			c := r.send(t, tc.stream)
+			defer c.Close()
+			waitFor(t, fmt.Sprintf("%d peer_up events", tc.ups), func() bool { return r.count(change.EventPeerUp, nil) == tc.ups })
+			evs := r.eventsOf(change.EventPeerUp)
+			got := evs[len(evs)-1].Time
+			le := time.Unix(0, int64(r.val("edge1", change.NeighborPath("default", pAddr.String(), "state", "last-established")).GetUintVal()))
+			switch {
+			case tc.want.IsZero() && (got.Before(before) || got.After(time.Now())):
+				t.Errorf("peer_up event at %v, want the receive time (after %v)", got, before)
+			case !tc.want.IsZero() && !got.Equal(tc.want):
+				t.Errorf("peer_up event at %v, want the router's %v", got, tc.want)
+			case !le.Equal(got):
+				t.Errorf("last-established %v, want the peer_up event's %v", le, got)
 			}
 		})
 	}

@@ -44,10 +44,7 @@ func (s *session) peerUp(m *decode.Message) {
 		r.localAS[ps.inst] = p.AS // RFC 9069 4.1
 		s.restateOwnRoutes(ps.inst)
 	}
-	ts := m.Time
-	if ts.IsZero() {
-		ts = s.now
-	}
+	ts := upStamp(m.Time, ps.downAt, s.now)
 	if !resend {
 		ps.upCount++
 	}
@@ -119,6 +116,25 @@ func (s *session) peerUp(m *decode.Message) {
 // before meshd takes its own receive time instead.
 const maxClockSkew = time.Minute
 
+// upStamp is the time meshd stamps on a Peer Up a router stamped ts and
+// meshd received at now, downAt being when meshd last knew the peer
+// down. FRR stamps the Peer Up it sends as a session establishes with the
+// peer's previous state change (bgp_bmp.c reads peer->uptime before bgpd
+// resets it): the Peer Down before it, or the router's boot for a first
+// establishment. In the lab a session up for 22 s had its peer_up event
+// at the host's boot, 15 h before, and a re-established one at the time
+// it went down. A Peer Up stamped no later than that down is such a stamp
+// and takes the receive time; FRR reports a neighbor not established at
+// a BMP session's start down, so its first Peer Up is caught too. The
+// Peer Ups at a BMP session's start carry true times (the sessions are
+// established, their uptime reset) and are kept, as are other routers'.
+func upStamp(ts, downAt, now time.Time) time.Time {
+	if !downAt.IsZero() && !ts.After(downAt) {
+		return now
+	}
+	return eventTime(ts, time.Time{}, now)
+}
+
 // eventTime is the time meshd stamps on something a router reports at
 // ts: ts itself when it is plausible, else the receive time. A time is
 // implausible when it is zero, later than now by more than maxClockSkew,
@@ -144,6 +160,7 @@ func (s *session) peerDown(m *decode.Message) {
 	ps.up = false
 	ps.downCount++
 	ts := eventTime(m.Time, ps.upTime, s.now)
+	ps.downAt = ts
 	// The peer's routes are gone with the session: counted as
 	// withdrawals, one withdraw route event each, and their number on
 	// the peer_down event.
@@ -205,6 +222,11 @@ func (s *session) peerDown(m *decode.Message) {
 // had a state for gets the state the Peer Down implies, as the router
 // does know the neighbor is configured and not established.
 func (s *session) peerDownNotUp(m *decode.Message, ps *peerState) {
+	if ps.downAt.Before(s.now) {
+		// Its stamp may be the router's boot (FRR): the receive time is
+		// when meshd knew it down.
+		ps.downAt = s.now
+	}
 	if ps.restarting {
 		s.restartExpired(ps, eventTime(m.Time, ps.upTime, s.now))
 		return

@@ -107,9 +107,12 @@ type peerState struct {
 	// restarting: a graceful restart holds the peer's routes, stale
 	// (graceful.go).
 	restarting bool
-	upTime     time.Time
-	upCount    uint64
-	downCount  uint64
+	// upTime is the last Peer Up's timestamp as the router sent it;
+	// downAt is when meshd last knew the peer down (upStamp).
+	upTime    time.Time
+	downAt    time.Time
+	upCount   uint64
+	downCount uint64
 	// stateKnown: meshd has written a session state for the peer.
 	stateKnown  bool
 	histSeq     uint64

@@ -34,6 +34,8 @@ type frrNeighbor struct {
 	Established uint64 `json:"connectionsEstablished"`
 	Dropped     uint64 `json:"connectionsDropped"`
 	RemoteAS    uint64 `json:"remoteAs"`
+	// UpEpoch is when the session last established, in whole seconds.
+	UpEpoch int64 `json:"bgpTimerUpEstablishedEpoch"`
 }
 
 func frrNeighborJSON(t *testing.T, d *testenv.Daemon, addr string) frrNeighbor {
@@ -112,6 +114,8 @@ router bgp 4200000003
 	const router, addr = "frr-flood", "10.0.3.2"
 	state := func() string { return h.value(router, nbr("default", addr, "state/session-state")) }
 	testenv.WaitFor(t, 40*time.Second, "FRR's neighbor ESTABLISHED in the core", func() bool { return state() == "ESTABLISHED" })
+	// When FRR says each establishment happened, for the peer_up events.
+	ups := []int64{frrNeighborJSON(t, spkA, addr).UpEpoch}
 
 	const resets = 2
 	for i := 1; i <= resets; i++ {
@@ -129,6 +133,7 @@ router bgp 4200000003
 		testenv.WaitFor(t, 40*time.Second, "FRR's session back up", func() bool {
 			return frrNeighborJSON(t, spkA, addr).State == "Established" && state() == "ESTABLISHED"
 		})
+		ups = append(ups, frrNeighborJSON(t, spkA, addr).UpEpoch)
 	}
 
 	frr := frrNeighborJSON(t, spkA, addr)
@@ -157,6 +162,31 @@ router bgp 4200000003
 	for _, e := range h.allEvents() {
 		if e.Kind == change.EventPeerDown && time.Since(e.Time) > 5*time.Minute {
 			t.Errorf("peer_down stamped %v", e.Time)
+		}
+	}
+
+	// Every peer_up is stamped when FRR says the session established.
+	// FRR stamps the Peer Up with the peer's previous state change (the
+	// boot for the first, the down for the others); its epoch is whole
+	// seconds, and the Peer Up reaches meshd within milliseconds on
+	// loopback, so 2 s is one second of rounding and one of slack.
+	var upTimes []time.Time
+	for _, e := range h.allEvents() {
+		if e.Kind == change.EventPeerUp && e.Neighbor == addr {
+			upTimes = append(upTimes, e.Time)
+		}
+	}
+	if len(upTimes) != len(ups) {
+		t.Errorf("%d peer_up events, FRR established %d times", len(upTimes), len(ups))
+	}
+	for i := range min(len(upTimes), len(ups)) {
+		if d := upTimes[i].Sub(time.Unix(ups[i], 0)); d < -2*time.Second || d > 2*time.Second {
+			t.Errorf("peer_up %d at %v, FRR's bgpTimerUpEstablishedEpoch %v (%v apart)", i+1, upTimes[i].UTC(), time.Unix(ups[i], 0).UTC(), d)
+		}
+	}
+	if len(upTimes) > 0 {
+		if got, want := h.value(router, nbr("default", addr, "state/last-established")), strconv.FormatInt(upTimes[len(upTimes)-1].UnixNano(), 10); got != want {
+			t.Errorf("last-established %s, want the last peer_up's %s", got, want)
 		}
 	}
 

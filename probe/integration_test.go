@@ -97,7 +97,7 @@ func newDelayLab(t *testing.T, cfg func(*Config)) *lab {
 	dump := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".pcap")
 	tcpdump(t, a, dump)
 	startGoBGP(t, a, 65001, "10.71.0.1", []neighbor{{addr: "10.71.0.2", local: "10.71.0.1", as: 65002}, {addr: "fd71::2", local: "fd71::1", as: 65002}})
-	startGoBGP(t, b, 65002, "10.71.0.2", []neighbor{{addr: "10.71.0.1", local: "10.71.0.2", as: 65001}, {addr: "fd71::1", local: "fd71::2", as: 65001}})
+	startGoBGP(t, b, 65002, "10.71.0.2", []neighbor{{addr: "10.71.0.1", local: "10.71.0.2", as: 65001, passive: true}, {addr: "fd71::1", local: "fd71::2", as: 65001, passive: true}})
 	pc := Config{Router: "pa", Netns: a.Name, Window: 5}
 	if cfg != nil {
 		cfg(&pc)

@@ -19,6 +19,11 @@ type neighbor struct {
 	addr, local string
 	as          int
 	password    string
+	// passive waits for the neighbor to connect. Two gobgpd dialing each
+	// other every second can go on colliding: a CI run's IPv4 session never
+	// came up in 36 s while its IPv6 twin took 6.5 s. One side passive
+	// leaves one connection to make, and the probe watches it the same.
+	passive bool
 }
 
 // startGoBGP runs gobgpd in ns with the given neighbors, hold 9 s and
@@ -33,6 +38,9 @@ func startGoBGP(t *testing.T, ns *testenv.Netns, as int, routerID string, nbrs [
 			fmt.Fprintf(&b, "    auth-password = %q\n", n.password)
 		}
 		fmt.Fprintf(&b, "  [neighbors.transport.config]\n    local-address = %q\n", n.local)
+		if n.passive {
+			b.WriteString("    passive-mode = true\n")
+		}
 		b.WriteString("  [neighbors.timers.config]\n    hold-time = 9\n    keepalive-interval = 3\n    connect-retry = 1\n")
 		if strings.Contains(n.addr, ":") {
 			b.WriteString("  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv6-unicast\"\n")

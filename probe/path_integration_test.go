@@ -37,7 +37,7 @@ func TestPathChange(t *testing.T) {
 	r.Run(t, "ip", "route", "add", "10.255.72.2/32", "via", "10.72.3.2")
 
 	startGoBGP(t, a, 65000, "10.255.72.1", []neighbor{{addr: "10.255.72.2", local: "10.255.72.1", as: 65000}})
-	startGoBGP(t, b, 65000, "10.255.72.2", []neighbor{{addr: "10.255.72.1", local: "10.255.72.2", as: 65000}})
+	startGoBGP(t, b, 65000, "10.255.72.2", []neighbor{{addr: "10.255.72.1", local: "10.255.72.2", as: 65000, passive: true}})
 	pr := startProbe(t, Config{Router: "ha", Netns: a.Name})
 	peer := netip.MustParseAddr("10.255.72.2")
 

@@ -3,15 +3,22 @@
 package netlab_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/encoding/prototext"
+
+	"github.com/meshd/meshd/change"
 	"github.com/meshd/meshd/clab/netlab"
 	"github.com/meshd/meshd/internal/testenv"
 )
@@ -45,7 +52,7 @@ func (e *labEnv) verify(t *testing.T, after string, wait time.Duration) {
 	case err != nil:
 		t.Errorf("verify after %s: %v (%v)\n%s", after, err, took, b.String())
 	case len(rep.Mismatches) > 0:
-		t.Errorf("verify after %s: meshd disagrees with the routers after %v:\n%s", after, took, b.String())
+		t.Errorf("verify after %s: meshd disagrees with the routers after %v:\n%s%s", after, took, b.String(), e.trail(rep.Mismatches))
 	default:
 		t.Logf("verify after %s: agreed in round %d (%v): %d sessions, %d routes, %d checks", after, rep.Round, took, rep.Sessions, rep.Routes, rep.Checks)
 	}
@@ -170,4 +177,90 @@ func TestLabVerify(t *testing.T) {
 		}
 	}
 	e.verify(t, fmt.Sprintf("a quiet %v", quiet), wait)
+}
+
+// trail is what meshd has of the first few mismatched routes, for a
+// failure to be diagnosed from the test's output alone (a CI run's lab is
+// gone by the time anyone looks): every bmp_route point of the route in
+// InfluxDB, the route in meshd's own RIB (its gNMI target), the session's
+// events, and meshd's warnings about the router.
+func (e *labEnv) trail(ms []netlab.Mismatch) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, m := range ms {
+		if m.Prefix == "" || len(seen) == 3 {
+			continue
+		}
+		// A route's AFISAFI is "IPV4_UNICAST ADJ_RIB_IN_POST".
+		af, rib, _ := strings.Cut(m.AFISAFI, " ")
+		k := m.Router + " " + m.Neighbor + " " + m.Prefix
+		if seen[k] || rib == "" {
+			continue
+		}
+		seen[k] = true
+		fmt.Fprintf(&b, "trail of %s %s %s:\n", k, af, rib)
+		rows, _ := e.influxRows(fmt.Sprintf(`SELECT "action", "rib", "origin_as", "as_path" FROM "bmp_route" WHERE "router" = '%s' AND "neighbor" = '%s' AND "prefix" = '%s'`, m.Router, m.Neighbor, m.Prefix))
+		for _, r := range rows {
+			fmt.Fprintf(&b, "  bmp_route %v\n", r)
+		}
+		afi := strings.ToLower(strings.TrimSuffix(af, "_UNICAST"))
+		table := fmt.Sprintf("neighbors/neighbor[neighbor-address=%s]/%s", m.Neighbor, strings.ReplaceAll(strings.ToLower(rib), "_", "-"))
+		if rib == "LOC_RIB" {
+			table = "loc-rib"
+		}
+		p := fmt.Sprintf("/network-instances/network-instance[name=default]/protocols/protocol[identifier=BGP][name=BGP]/bgp/rib/afi-safis/afi-safi[afi-safi-name=%s]/%s-unicast/%s/routes/route[prefix=%s]",
+			af, afi, table, m.Prefix)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := e.gc.Get(ctx, &gpb.GetRequest{Prefix: &gpb.Path{Target: m.Router}, Path: []*gpb.Path{change.MustPath(p)}, Encoding: gpb.Encoding_JSON_IETF})
+		cancel()
+		switch {
+		case err != nil:
+			fmt.Fprintf(&b, "  meshd's RIB: %v\n", err)
+		case len(resp.GetNotification()) == 0 || len(resp.Notification[0].Update) == 0:
+			fmt.Fprintf(&b, "  meshd's RIB: not held\n")
+		default:
+			var leaves []string
+			for _, u := range resp.Notification[0].Update {
+				el := u.Path.GetElem()
+				leaves = append(leaves, el[len(el)-1].GetName()+"="+prototext.MarshalOptions{}.Format(u.Val))
+			}
+			fmt.Fprintf(&b, "  meshd's RIB: held, %s\n", strings.Join(leaves, " "))
+		}
+	}
+	if len(seen) == 0 {
+		return ""
+	}
+	done := map[string]bool{}
+	for _, m := range ms {
+		k := m.Router + " " + m.Neighbor
+		if m.Prefix == "" || done[k] {
+			continue
+		}
+		done[k] = true
+		rows, _ := e.influxRows(fmt.Sprintf(`SELECT "n", "event", "source", "reason" FROM "bgp_session_event" WHERE "router" = '%s' AND "neighbor" = '%s'`, m.Router, m.Neighbor))
+		fmt.Fprintf(&b, "session events of %s:\n", k)
+		for _, r := range rows {
+			fmt.Fprintf(&b, "  %v\n", r)
+		}
+		f, err := os.Open(filepath.Join(e.lab.State.Dir, "meshd.log"))
+		if err != nil {
+			fmt.Fprintf(&b, "meshd's log: %v\n", err)
+			continue
+		}
+		var lines []string
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			l := sc.Text()
+			if strings.Contains(l, "router="+m.Router) && !strings.Contains(l, "level=INFO") && !strings.Contains(l, "alert ") {
+				lines = append(lines, l)
+			}
+		}
+		f.Close()
+		if len(lines) > 20 {
+			lines = lines[len(lines)-20:]
+		}
+		fmt.Fprintf(&b, "meshd's warnings about %s (last %d):\n  %s\n", m.Router, len(lines), strings.Join(lines, "\n  "))
+	}
+	return b.String()
 }
