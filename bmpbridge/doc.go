@@ -57,7 +57,7 @@
 //   - A Peer Up sent as a session establishes carries the peer's
 //     previous state change too (the Peer Down's time, or the boot):
 //     peer_up events and last-established take the receive time when
-//     the stamp is not after the peer's last down (upStamp); the Peer
+//     the stamp is not after the peer's last down; the Peer
 //     Ups of a BMP session's start carry the true times and keep them
 //     (TestFRRPeerDownFlood holds them to FRR's
 //     bgpTimerUpEstablishedEpoch).

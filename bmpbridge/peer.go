@@ -44,7 +44,18 @@ func (s *session) peerUp(m *decode.Message) {
 		r.localAS[ps.inst] = p.AS // RFC 9069 4.1
 		s.restateOwnRoutes(ps.inst)
 	}
-	ts := upStamp(m.Time, ps.downAt, s.now)
+	// FRR stamps the Peer Up it sends as a session establishes with the
+	// peer's previous state change (bgp_bmp.c reads peer->uptime before
+	// bgpd resets it): the Peer Down before it, or the router's boot for
+	// a first establishment. In the lab a session up for 22 s had its
+	// peer_up event at the host's boot, 15 h before, and a re-established
+	// one at the time it went down. So a Peer Up stamped no later than
+	// the peer's last down takes the receive time; FRR reports a neighbor
+	// not established at a BMP session's start down, so its first Peer Up
+	// is caught too. The Peer Ups at a BMP session's start carry true
+	// times (the sessions are established, their uptime reset) and keep
+	// them, as do other routers'.
+	ts := eventTime(m.Time, ps.downAt.Add(time.Nanosecond), s.now)
 	if !resend {
 		ps.upCount++
 	}
@@ -115,25 +126,6 @@ func (s *session) peerUp(m *decode.Message) {
 // maxClockSkew is how far in the future a router's timestamp may be
 // before meshd takes its own receive time instead.
 const maxClockSkew = time.Minute
-
-// upStamp is the time meshd stamps on a Peer Up a router stamped ts and
-// meshd received at now, downAt being when meshd last knew the peer
-// down. FRR stamps the Peer Up it sends as a session establishes with the
-// peer's previous state change (bgp_bmp.c reads peer->uptime before bgpd
-// resets it): the Peer Down before it, or the router's boot for a first
-// establishment. In the lab a session up for 22 s had its peer_up event
-// at the host's boot, 15 h before, and a re-established one at the time
-// it went down. A Peer Up stamped no later than that down is such a stamp
-// and takes the receive time; FRR reports a neighbor not established at
-// a BMP session's start down, so its first Peer Up is caught too. The
-// Peer Ups at a BMP session's start carry true times (the sessions are
-// established, their uptime reset) and are kept, as are other routers'.
-func upStamp(ts, downAt, now time.Time) time.Time {
-	if !downAt.IsZero() && !ts.After(downAt) {
-		return now
-	}
-	return eventTime(ts, time.Time{}, now)
-}
 
 // eventTime is the time meshd stamps on something a router reports at
 // ts: ts itself when it is plausible, else the receive time. A time is

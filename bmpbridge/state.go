@@ -108,7 +108,7 @@ type peerState struct {
 	// (graceful.go).
 	restarting bool
 	// upTime is the last Peer Up's timestamp as the router sent it;
-	// downAt is when meshd last knew the peer down (upStamp).
+	// downAt is when meshd last knew the peer down (peerUp).
 	upTime    time.Time
 	downAt    time.Time
 	upCount   uint64

@@ -230,37 +230,46 @@ func (e *labEnv) trail(ms []netlab.Mismatch) string {
 	if len(seen) == 0 {
 		return ""
 	}
-	done := map[string]bool{}
+	done, routers := map[string]bool{}, map[string]bool{}
 	for _, m := range ms {
 		k := m.Router + " " + m.Neighbor
 		if m.Prefix == "" || done[k] {
 			continue
 		}
-		done[k] = true
+		done[k], routers[m.Router] = true, true
 		rows, _ := e.influxRows(fmt.Sprintf(`SELECT "n", "event", "source", "reason" FROM "bgp_session_event" WHERE "router" = '%s' AND "neighbor" = '%s'`, m.Router, m.Neighbor))
 		fmt.Fprintf(&b, "session events of %s:\n", k)
 		for _, r := range rows {
 			fmt.Fprintf(&b, "  %v\n", r)
 		}
-		f, err := os.Open(filepath.Join(e.lab.State.Dir, "meshd.log"))
-		if err != nil {
-			fmt.Fprintf(&b, "meshd's log: %v\n", err)
+	}
+	// meshd's log, read once: the warnings about each router concerned.
+	f, err := os.Open(filepath.Join(e.lab.State.Dir, "meshd.log"))
+	if err != nil {
+		fmt.Fprintf(&b, "meshd's log: %v\n", err)
+		return b.String()
+	}
+	defer f.Close()
+	warn := map[string][]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.Contains(l, "level=INFO") || strings.Contains(l, "alert ") {
 			continue
 		}
-		var lines []string
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-		for sc.Scan() {
-			l := sc.Text()
-			if strings.Contains(l, "router="+m.Router) && !strings.Contains(l, "level=INFO") && !strings.Contains(l, "alert ") {
-				lines = append(lines, l)
+		for r := range routers {
+			if strings.Contains(l+" ", "router="+r+" ") {
+				warn[r] = append(warn[r], l)
 			}
 		}
-		f.Close()
+	}
+	for r := range routers {
+		lines := warn[r]
 		if len(lines) > 20 {
 			lines = lines[len(lines)-20:]
 		}
-		fmt.Fprintf(&b, "meshd's warnings about %s (last %d):\n  %s\n", m.Router, len(lines), strings.Join(lines, "\n  "))
+		fmt.Fprintf(&b, "meshd's warnings about %s (last %d):\n  %s\n", r, len(lines), strings.Join(lines, "\n  "))
 	}
 	return b.String()
 }
